@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The TC datapath shared by both directions. Order of checks:
+ *   endpoint -> quarantine -> parse -> anti-spoof -> fragments -> conntrack -> policy.
+ * Quarantine comes before conntrack so it cuts established connections too.
+ */
+#ifndef BH_LIB_DATAPATH_H
+#define BH_LIB_DATAPATH_H
+
+#include "common.h"
+#include "maps.h"
+#include "stats.h"
+#include "parse.h"
+#include "identity.h"
+#include "policy.h"
+#include "conntrack.h"
+#include "flow.h"
+
+#define BH_REPORT_INTERVAL_DEFAULT_S 10
+
+struct bh_verdict_out {
+	__u32 rule_id;
+	__u16 reason;
+	__u8 verdict;
+	__u8 _pad;
+};
+
+static __always_inline int bh_finish(__u8 verdict, __u16 reason)
+{
+	if (verdict == BH_VERDICT_DROPPED) {
+		bh_stat_drop(reason);
+		return BH_TC_DROP;
+	}
+	bh_stat_inc(verdict == BH_VERDICT_AUDIT ? BH_STAT_PKTS_AUDIT : BH_STAT_PKTS_FORWARDED);
+	return BH_TC_PASS;
+}
+
+/* Drops a packet that never reached policy (quarantine, malformed, spoofed), with a rate-limited event. */
+static __always_inline int bh_drop_early(const struct bh_endpoint *ep, const struct bh_pkt *p, __u32 ifindex,
+					 __u8 dir, __u16 reason, __u64 now)
+{
+	struct bh_ct_key tuple = {};
+	bh_ct_key_fwd(&tuple, p, ep->endpoint_id, dir);
+	if (bh_deny_event_due(&tuple, now)) {
+		struct bh_event_ctx ev = {
+			.tuple = &tuple,
+			.ifindex = ifindex,
+			.local_identity = ep->identity,
+			.remote_identity = BH_ID_UNKNOWN,
+			.reason = reason,
+			.type = BH_EV_DENIED,
+			.verdict = BH_VERDICT_DROPPED,
+			.family = p->family,
+			.tcp_flags = p->tcp_flags,
+		};
+		bh_emit(&ev);
+	}
+	return bh_finish(BH_VERDICT_DROPPED, reason);
+}
+
+/* In learn and audit mode a problem is reported but forwarded; only enforce drops. */
+static __always_inline int bh_problem(const struct bh_endpoint *ep, const struct bh_pkt *p, __u32 ifindex,
+				      __u8 dir, __u16 reason, __u64 now)
+{
+	if (ep->mode[dir & 1] == BH_MODE_ENFORCE)
+		return bh_drop_early(ep, p, ifindex, dir, reason, now);
+	return bh_finish(BH_VERDICT_AUDIT, reason);
+}
+
+static __always_inline int bh_source_is_own(const struct bh_endpoint *ep, const struct bh_pkt *p)
+{
+	if (p->family == 4) {
+		if (!(ep->flags & BH_EP_F_HAS_IPV4))
+			return 1;
+		return *(__u32 *)&p->saddr[12] == *(__u32 *)ep->ipv4;
+	}
+	/* Link-local and unspecified sources are needed for neighbour discovery and DAD. */
+	if (p->saddr[0] == 0xfe && (p->saddr[1] & 0xc0) == 0x80)
+		return 1;
+	if (*(__u64 *)&p->saddr[0] == 0 && *(__u64 *)&p->saddr[8] == 0)
+		return 1;
+	if (!(ep->flags & BH_EP_F_HAS_IPV6))
+		return 1;
+	return bh_addr_eq(p->saddr, ep->ipv6);
+}
+
+static __always_inline void bh_frag_key_of(struct bh_frag_key *k, const struct bh_pkt *p, __u32 ep, __u8 dir)
+{
+	__builtin_memcpy(k->saddr, p->saddr, 16);
+	__builtin_memcpy(k->daddr, p->daddr, 16);
+	k->id = p->frag_id;
+	k->endpoint_id = ep;
+	k->direction = dir;
+	k->protocol = p->proto;
+}
+
+static __always_inline void bh_frag_remember(const struct bh_pkt *p, __u32 ep, __u8 dir, __u8 verdict,
+					     __u16 reason, __u32 rule_id)
+{
+	if (p->frag != BH_FRAG_FIRST)
+		return;
+	struct bh_frag_key k = {};
+	bh_frag_key_of(&k, p, ep, dir);
+	struct bh_frag_value v = {
+		.verdict = verdict,
+		.reason = reason,
+		.rule_id = rule_id,
+		.sport = p->sport,
+		.dport = p->dport,
+	};
+	bpf_map_update_elem(&bh_fragments, &k, &v, BPF_ANY);
+}
+
+/* Emits the periodic counter export at most once per interval per connection. */
+static __always_inline int bh_report_due(struct bh_ct_value *ct, __u64 now)
+{
+	struct bh_config *cfg = bh_get_config();
+	__u64 interval = (cfg && cfg->report_interval_s ? cfg->report_interval_s : BH_REPORT_INTERVAL_DEFAULT_S) *
+			 BH_NS_PER_SEC;
+	__u64 last = ct->last_report_ns;
+	if (now - last < interval)
+		return 0;
+	return __sync_val_compare_and_swap(&ct->last_report_ns, last, now) == last;
+}
+
+static __always_inline int bh_handle(void *data, void *data_end, __u32 pkt_len, __u32 ifindex, __u8 dir)
+{
+	struct bh_endpoint *ep = bpf_map_lookup_elem(&bh_endpoints, &ifindex);
+	if (!ep) {
+		bh_stat_inc(BH_STAT_NO_ENDPOINT);
+		return BH_TC_PASS;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	__u32 eid = ep->endpoint_id;
+	__u8 mode = ep->mode[dir & 1];
+
+	struct bh_pkt p = {};
+	int parsed = bh_parse(&p, data, data_end, pkt_len);
+
+	if (bpf_map_lookup_elem(&bh_quarantine, &eid))
+		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_QUARANTINE, now);
+
+	if (parsed == BH_PARSE_ARP)
+		return bh_finish(BH_VERDICT_FORWARDED, BH_REASON_NONE);
+	if (parsed == BH_PARSE_UNSUPPORTED_L3)
+		return bh_problem(ep, &p, ifindex, dir, BH_REASON_UNSUPPORTED_L3, now);
+	if (parsed != BH_PARSE_OK)
+		return bh_problem(ep, &p, ifindex, dir, BH_REASON_MALFORMED, now);
+
+	if (dir == BH_DIR_EGRESS && !bh_source_is_own(ep, &p))
+		return bh_problem(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now);
+
+	if (p.proto == BH_IPPROTO_ICMPV6 && p.frag == BH_FRAG_NONE && p.icmp_type >= BH_ICMP6_NDP_FIRST &&
+	    p.icmp_type <= BH_ICMP6_NDP_LAST)
+		return bh_finish(BH_VERDICT_FORWARDED, BH_REASON_NEIGHBOR_DISCOVERY);
+
+	if (p.frag == BH_FRAG_LATER) {
+		bh_stat_inc(BH_STAT_FRAGMENTS);
+		struct bh_frag_key fk = {};
+		bh_frag_key_of(&fk, &p, eid, dir);
+		struct bh_frag_value *fv = bpf_map_lookup_elem(&bh_fragments, &fk);
+		if (!fv) {
+			if (mode == BH_MODE_ENFORCE)
+				return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_FRAG_UNKNOWN, now);
+			return bh_finish(mode == BH_MODE_AUDIT ? BH_VERDICT_AUDIT : BH_VERDICT_FORWARDED,
+					 BH_REASON_FRAG_UNKNOWN);
+		}
+		if (fv->verdict == BH_VERDICT_DROPPED)
+			return bh_finish(BH_VERDICT_DROPPED, BH_REASON_FRAG_DENIED);
+		return bh_finish(fv->verdict, BH_REASON_FRAG_FOLLOWS_FIRST);
+	}
+	if (p.frag == BH_FRAG_FIRST)
+		bh_stat_inc(BH_STAT_FRAGMENTS);
+
+	int track = bh_ct_trackable(&p);
+	struct bh_ct_key key = {};
+	if (track) {
+		bh_ct_key_fwd(&key, &p, eid, dir);
+		struct bh_ct_value *ct = bpf_map_lookup_elem(&bh_conntrack, &key);
+		int reply = 0;
+		if (!ct) {
+			struct bh_ct_key rkey = {};
+			bh_ct_key_rev(&rkey, &p, eid, dir);
+			ct = bpf_map_lookup_elem(&bh_conntrack, &rkey);
+			if (ct) {
+				reply = 1;
+				key = rkey;
+			}
+		}
+		/* A stale entry, or a fresh SYN on a closed tuple, is a new connection: decide again. */
+		if (ct && !bh_ct_expired(ct, p.proto, now) &&
+		    !(!reply && (ct->state & BH_CT_F_CLOSED) && bh_tcp_is_syn(&p))) {
+			int closed = bh_ct_account(ct, &p, pkt_len, reply, now);
+			if (closed || bh_report_due(ct, now)) {
+				struct bh_event_ctx ev = {
+					.tuple = &key,
+					.ct = ct,
+					.ifindex = ifindex,
+					.local_identity = ep->identity,
+					.remote_identity = ct->remote_identity,
+					.rule_id = ct->rule_id,
+					.reason = ct->reason,
+					.type = closed ? BH_EV_CLOSED : BH_EV_COUNTERS,
+					.verdict = ct->verdict,
+					.family = p.family,
+					.is_reply = reply,
+				};
+				bh_emit(&ev);
+			}
+			bh_frag_remember(&p, eid, dir, ct->verdict, BH_REASON_ESTABLISHED, ct->rule_id);
+			return bh_finish(ct->verdict, BH_REASON_ESTABLISHED);
+		}
+		if (reply)
+			bh_ct_key_fwd(&key, &p, eid, dir);
+	} else {
+		bh_ct_key_fwd(&key, &p, eid, dir);
+	}
+
+	/* First packet of a connection (or an untracked packet): decide. */
+	__u32 remote_id = bh_identity_of(dir == BH_DIR_EGRESS ? p.daddr : p.saddr);
+	__u8 verdict;
+	__u16 reason;
+	__u32 rule_id = 0;
+	if (mode == BH_MODE_LEARN) {
+		verdict = BH_VERDICT_FORWARDED;
+		reason = BH_REASON_LEARN_MODE;
+	} else {
+		struct bh_decision d = bh_policy_decide(ep, remote_id, dir, p.proto, p.dport);
+		rule_id = d.rule_id;
+		reason = d.reason;
+		if (d.allowed)
+			verdict = BH_VERDICT_FORWARDED;
+		else if (mode == BH_MODE_AUDIT)
+			verdict = BH_VERDICT_AUDIT;
+		else
+			verdict = BH_VERDICT_DROPPED;
+	}
+	bh_frag_remember(&p, eid, dir, verdict, reason, rule_id);
+
+	struct bh_event_ctx ev = {
+		.tuple = &key,
+		.ifindex = ifindex,
+		.local_identity = ep->identity,
+		.remote_identity = remote_id,
+		.rule_id = rule_id,
+		.reason = reason,
+		.type = BH_EV_NEW,
+		.verdict = verdict,
+		.family = p.family,
+		.tcp_flags = p.tcp_flags,
+	};
+
+	if (verdict == BH_VERDICT_DROPPED) {
+		if (bh_deny_event_due(&key, now)) {
+			ev.type = BH_EV_DENIED;
+			bh_emit(&ev);
+		}
+		return bh_finish(verdict, reason);
+	}
+
+	if (track) {
+		struct bh_ct_value nct = {
+			.created_ns = now,
+			.last_seen_ns = now,
+			.last_report_ns = now,
+			.packets_fwd = 1,
+			.bytes_fwd = pkt_len,
+			.rule_id = rule_id,
+			.remote_identity = remote_id,
+			.verdict = verdict,
+			.tcp_flags_fwd = p.tcp_flags,
+			.reason = reason,
+		};
+		bpf_map_update_elem(&bh_conntrack, &key, &nct, BPF_ANY);
+		bh_stat_inc(BH_STAT_CT_NEW);
+		ev.ct = &nct;
+		bh_emit(&ev);
+	} else if (bh_deny_event_due(&key, now)) {
+		/* Untracked forwarded packets (ICMP errors, other protocols): rate-limited like denials. */
+		bh_emit(&ev);
+	}
+	return bh_finish(verdict, reason);
+}
+
+#endif

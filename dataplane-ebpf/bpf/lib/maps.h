@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every map of the dataplane. All are pinned by name, so each program object
+ * and every agent restart shares the same instances under the agent's pin path.
+ * Names are bh_<noun>, with a _v<N> suffix once their layout has changed.
+ */
+#ifndef BH_LIB_MAPS_H
+#define BH_LIB_MAPS_H
+
+#include "common.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BH_MAX_ENDPOINTS);
+	__type(key, __u32); /* host-side ifindex */
+	__type(value, struct bh_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, BH_MAX_IPCACHE);
+	__type(key, struct bh_ipcache_key);
+	__type(value, struct bh_ipcache_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BH_MAX_POLICY);
+	__type(key, struct bh_policy_key);
+	__type(value, struct bh_policy_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BH_MAX_POLICY_RANGES);
+	__type(key, struct bh_range_key);
+	__type(value, struct bh_range_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_policy_ranges SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BH_MAX_CONNTRACK);
+	__type(key, struct bh_ct_key);
+	__type(value, struct bh_ct_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BH_MAX_FRAGMENTS);
+	__type(key, struct bh_frag_key);
+	__type(value, struct bh_frag_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_fragments SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BH_MAX_ENDPOINTS);
+	__type(key, __u32); /* endpoint_id */
+	__type(value, struct bh_quarantine);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_quarantine SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BH_MAX_DENY_RATELIMIT);
+	__type(key, struct bh_ct_key);
+	__type(value, __u64); /* last event time */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_deny_ratelimit SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BH_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bh_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BH_FLOW_RING_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_flows SEC(".maps");
+
+#endif

@@ -1,0 +1,202 @@
+//! Decoding flow events from the ring buffer into typed records.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime};
+
+use aya::maps::{Map, MapData, RingBuf};
+use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+
+use crate::abi::bh_flow_event;
+use crate::error::DataplaneError;
+use crate::model::{Direction, EventType, Reason, Verdict};
+use crate::pins::PinLayout;
+
+/// One decoded event, addresses in the connection's original direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowEvent {
+    pub time: SystemTime,
+    pub event: EventType,
+    pub ifindex: u32,
+    pub endpoint_id: u32,
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub protocol: u8,
+    pub src_identity: u32,
+    pub dst_identity: u32,
+    pub direction: Direction,
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub rule_id: u32,
+    pub packets_fwd: u64,
+    pub bytes_fwd: u64,
+    pub packets_rev: u64,
+    pub bytes_rev: u64,
+    pub tcp_flags: u8,
+    pub is_reply: bool,
+}
+
+fn addr(bytes: [u8; 16], family: u8) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    match (family, v6.to_ipv4_mapped()) {
+        (4, Some(v4)) => IpAddr::V4(v4),
+        _ => IpAddr::V6(v6),
+    }
+}
+
+/// Converts the kernel's CLOCK_MONOTONIC stamps to wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall_at_zero: SystemTime,
+}
+
+impl Clock {
+    /// Samples both clocks now.
+    pub fn new() -> Self {
+        let mono = monotonic_ns();
+        Self {
+            wall_at_zero: SystemTime::now() - Duration::from_nanos(mono),
+        }
+    }
+    /// Wall time of a monotonic stamp.
+    pub fn wall(&self, mono_ns: u64) -> SystemTime {
+        self.wall_at_zero + Duration::from_nanos(mono_ns)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC, the clock `bpf_ktime_get_ns` reads.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+impl FlowEvent {
+    /// Decodes one ring record. Unknown codes are errors, not guesses.
+    pub fn decode(raw: &[u8], clock: &Clock) -> Result<Self, DataplaneError> {
+        if raw.len() < std::mem::size_of::<bh_flow_event>() {
+            return Err(DataplaneError::UnknownCode {
+                kind: "flow event length",
+                code: raw.len() as u32,
+            });
+        }
+        let mut ev = bh_flow_event::default();
+        let dst = aya_pod_bytes(&mut ev);
+        dst.copy_from_slice(&raw[..dst.len()]);
+        Self::from_abi(&ev, clock)
+    }
+
+    /// Builds the typed record from the ABI struct.
+    pub fn from_abi(ev: &bh_flow_event, clock: &Clock) -> Result<Self, DataplaneError> {
+        Ok(Self {
+            time: clock.wall(ev.ts_ns),
+            event: EventType::try_from(ev.type_)?,
+            ifindex: ev.ifindex,
+            endpoint_id: ev.endpoint_id,
+            src_ip: addr(ev.saddr, ev.family),
+            dst_ip: addr(ev.daddr, ev.family),
+            src_port: ev.sport,
+            dst_port: ev.dport,
+            protocol: ev.protocol,
+            src_identity: ev.src_identity,
+            dst_identity: ev.dst_identity,
+            direction: Direction::try_from(ev.direction)?,
+            verdict: Verdict::try_from(ev.verdict)?,
+            reason: Reason::try_from(ev.reason)?,
+            rule_id: ev.rule_id,
+            packets_fwd: ev.packets_fwd,
+            bytes_fwd: ev.bytes_fwd,
+            packets_rev: ev.packets_rev,
+            bytes_rev: ev.bytes_rev,
+            tcp_flags: ev.tcp_flags,
+            is_reply: ev.is_reply != 0,
+        })
+    }
+}
+
+fn aya_pod_bytes(ev: &mut bh_flow_event) -> &mut [u8] {
+    crate::abi::as_bytes_mut(ev)
+}
+
+/// Reads the pinned flow ring. Only one reader per node should exist: the agent.
+pub struct FlowReader {
+    ring: AsyncFd<RingBuf<MapData>>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for FlowReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowReader").finish_non_exhaustive()
+    }
+}
+
+impl FlowReader {
+    /// Opens the node's pinned ring.
+    pub fn open(pins: &PinLayout) -> Result<Self, DataplaneError> {
+        let path = pins.map("bh_flows");
+        let map = MapData::from_pin(&path)
+            .and_then(Map::from_map_data)
+            .map_err(|e| DataplaneError::OpenMap {
+                path: path.clone(),
+                source: Box::new(e),
+            })?;
+        let ring = RingBuf::try_from(map).map_err(|e| DataplaneError::OpenMap {
+            path,
+            source: Box::new(e),
+        })?;
+        let _ = ring.as_raw_fd();
+        #[allow(deprecated)]
+        let ring = AsyncFd::new(ring).map_err(DataplaneError::Ring)?;
+        Ok(Self {
+            ring,
+            clock: Clock::new(),
+        })
+    }
+
+    /// Waits for events and returns every one available (at least one).
+    /// Records that fail to decode are counted in the second value.
+    pub async fn next_batch(&mut self) -> Result<(Vec<FlowEvent>, u64), DataplaneError> {
+        loop {
+            let mut guard = self
+                .ring
+                .readable_mut()
+                .await
+                .map_err(DataplaneError::Ring)?;
+            let ring = guard.get_inner_mut();
+            let mut out = Vec::new();
+            let mut bad = 0;
+            while let Some(item) = ring.next() {
+                match FlowEvent::decode(&item, &self.clock) {
+                    Ok(ev) => out.push(ev),
+                    Err(_) => bad += 1,
+                }
+            }
+            guard.clear_ready();
+            if !out.is_empty() || bad > 0 {
+                return Ok((out, bad));
+            }
+        }
+    }
+
+    /// Drains whatever is in the ring now without waiting.
+    pub fn drain(&mut self) -> Vec<FlowEvent> {
+        let clock = self.clock;
+        let ring = self.ring.get_mut();
+        let mut out = Vec::new();
+        while let Some(item) = ring.next() {
+            if let Ok(ev) = FlowEvent::decode(&item, &clock) {
+                out.push(ev);
+            }
+        }
+        out
+    }
+}

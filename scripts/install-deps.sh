@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every system tool Bulkhead's build, lab, tests and benchmarks need.
+# Idempotent: packages already present are skipped, so a warm machine pays ~1 s.
+set -euo pipefail
+
+packages=(
+  clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool linux-libc-dev
+  iproute2 containernetworking-plugins nftables iptables
+  protobuf-compiler pkg-config
+  iperf3 sockperf python3-scapy procps psmisc curl jq
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# bpffs is where Bulkhead pins programs and maps; mount it if the host has not.
+if ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf
+fi
+
+for tool in clang-19 bpftool ip nft iperf3 protoc; do
+  command -v "$tool" >/dev/null || { echo "install-deps: $tool still missing" >&2; exit 1; }
+done
+[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/ptp && -x /usr/lib/cni/host-local ]] \
+  || { echo "install-deps: CNI plugins missing under /usr/lib/cni" >&2; exit 1; }
