@@ -13,6 +13,7 @@ pub mod flow;
 pub mod loader;
 pub mod maps;
 pub mod model;
+pub mod packet;
 pub mod pins;
 pub mod table;
 pub mod testrun;

@@ -5,16 +5,17 @@
 //!   - nothing denied by both the old and the new state is ever allowed, and
 //!   - an established connection is never touched (conntrack keeps it).
 //!
-//! 1. Write every new key with the merge of its old and new value (deny wins).
-//! 2. Raise isolation to old OR new, and range flags to old OR new.
-//! 3. Write every new key with its new value.
-//! 4. Remove old-only allows (range sets shrink to their denies).
-//! 5. Remove old-only denies and old-only range sets.
-//! 6. Write endpoints as desired (isolation, modes), remove vanished ones.
+//! A. Add the new denies to the old table; raise isolation to old OR new.
+//! B. Add the new allows.
+//! C. Remove the old allows (allows are now exactly the new ones).
+//! D. Remove the old denies (every key takes its new value).
+//! E. Write the endpoints as desired (isolation, modes); remove vanished ones.
 //!
-//! The argument: while an old-only deny survives, so does isolation of either
-//! state; allows only ever come from the new state or from an old key whose old
-//! denies are still present. The property test below replays every prefix.
+//! The argument: through A and B the allows are old ones (whose old denies are
+//! all present) or new ones (whose new denies are all present); through C and D
+//! the allows are new ones only, and denies only shrink once no old allow is
+//! left. Isolation stays at the union until E. The property test below replays
+//! every prefix of random plans against the reference decision.
 
 use std::collections::BTreeMap;
 
@@ -65,79 +66,100 @@ fn merged_ranges(old: Option<&RangeSet>, new: &RangeSet) -> Result<RangeSet, Dat
 /// The ordered writes that take the kernel from `old` to `new`.
 pub fn plan(old: &KernelState, new: &KernelState) -> Result<Vec<Op>, DataplaneError> {
     let mut ops = Vec::new();
+    let (oe, ne) = (&old.table.exact, &new.table.exact);
+    let (or, nr) = (&old.table.ranges, &new.table.ranges);
 
-    // 1. new keys, merged with old values
-    for (k, r) in &new.table.exact {
-        let v = old.table.exact.get(k).map_or(*r, |o| o.merge(*r));
-        ops.push(Op::PutExact(*k, v));
+    // A. add new denies on top of the old table, then raise isolation
+    for (k, r) in ne {
+        let v = oe.get(k).map_or(*r, |o| o.merge(*r));
+        if r.action == Action::Deny && oe.get(k) != Some(&v) {
+            ops.push(Op::PutExact(*k, v));
+        }
     }
-    for (k, set) in &new.table.ranges {
-        ops.push(Op::PutRanges(
-            *k,
-            merged_ranges(old.table.ranges.get(k), set)?,
-        ));
+    for (k, set) in nr {
+        let denies = set.denies();
+        if !denies.0.is_empty() {
+            ops.push(Op::PutRanges(*k, merged_ranges(or.get(k), &denies)?));
+        }
     }
-
-    // 2. isolation and range flags raised to the union
     for (ifindex, n) in &new.endpoints {
-        let mut e = n.clone();
         if let Some(o) = old
             .endpoints
             .get(ifindex)
             .filter(|o| o.endpoint_id == n.endpoint_id)
         {
+            let mut e = o.clone();
             e.isolated = [
                 o.isolated[0] || n.isolated[0],
                 o.isolated[1] || n.isolated[1],
             ];
             e.has_ranges = o.has_ranges || n.has_ranges;
-            e.mode = o.mode;
-            ops.push(Op::PutEndpoint(e));
-        }
-    }
-
-    // 3. new values
-    for (k, r) in &new.table.exact {
-        if old.table.exact.get(k).is_some_and(|o| o.merge(*r) != *r) {
-            ops.push(Op::PutExact(*k, *r));
-        }
-    }
-    for (k, set) in &new.table.ranges {
-        if old.table.ranges.contains_key(k) {
-            ops.push(Op::PutRanges(*k, set.clone()));
-        }
-    }
-
-    // 4. old-only allows
-    for (k, r) in &old.table.exact {
-        if !new.table.exact.contains_key(k) && r.action == Action::Allow {
-            ops.push(Op::RemoveExact(*k));
-        }
-    }
-    for (k, set) in &old.table.ranges {
-        if !new.table.ranges.contains_key(k) {
-            let denies = set.denies();
-            if denies.0.is_empty() {
-                ops.push(Op::RemoveRanges(*k));
-            } else if denies != *set {
-                ops.push(Op::PutRanges(*k, denies));
+            if e != *o {
+                ops.push(Op::PutEndpoint(e));
             }
         }
     }
 
-    // 5. old-only denies
-    for (k, r) in &old.table.exact {
-        if !new.table.exact.contains_key(k) && r.action == Action::Deny {
+    // B. add new allows (an old deny on the same key still wins)
+    for (k, r) in ne {
+        if r.action == Action::Allow && !oe.contains_key(k) {
+            ops.push(Op::PutExact(*k, *r));
+        }
+    }
+    for (k, set) in nr {
+        if set.denies() != *set {
+            ops.push(Op::PutRanges(*k, merged_ranges(or.get(k), set)?));
+        }
+    }
+
+    // C. remove old allows
+    for (k, r) in oe {
+        if r.action == Action::Allow && !ne.contains_key(k) {
             ops.push(Op::RemoveExact(*k));
         }
     }
-    for (k, set) in &old.table.ranges {
-        if !new.table.ranges.contains_key(k) && !set.denies().0.is_empty() {
+    for (k, set) in or {
+        let denies = set.denies();
+        if denies == *set {
+            continue;
+        }
+        match nr.get(k) {
+            Some(n) => {
+                let mut keep = n.clone();
+                keep.0.extend(denies.0);
+                ops.push(Op::PutRanges(*k, keep));
+            }
+            None if denies.0.is_empty() => ops.push(Op::RemoveRanges(*k)),
+            None => ops.push(Op::PutRanges(*k, denies)),
+        }
+    }
+
+    // D. remove old denies: every key now takes its new value
+    for (k, r) in ne {
+        if oe.get(k).is_some_and(|o| o != r) {
+            ops.push(Op::PutExact(*k, *r));
+        }
+    }
+    for (k, set) in nr {
+        if or
+            .get(k)
+            .is_some_and(|o| o.denies().0.iter().any(|d| !set.0.contains(d)))
+        {
+            ops.push(Op::PutRanges(*k, set.clone()));
+        }
+    }
+    for (k, r) in oe {
+        if r.action == Action::Deny && !ne.contains_key(k) {
+            ops.push(Op::RemoveExact(*k));
+        }
+    }
+    for (k, set) in or {
+        if !nr.contains_key(k) && !set.denies().0.is_empty() {
             ops.push(Op::RemoveRanges(*k));
         }
     }
 
-    // 6. endpoints as desired
+    // E. endpoints as desired: isolation, modes; vanished ones go
     for (ifindex, n) in &new.endpoints {
         if old.endpoints.get(ifindex) != Some(n) {
             ops.push(Op::PutEndpoint(n.clone()));
