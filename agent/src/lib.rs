@@ -1,1 +1,21 @@
+//! The Bulkhead node agent.
+//!
+//! One per node. It loads (or adopts) the pinned dataplane, attaches it to
+//! every pod on the node, applies the desired state it is given over gRPC
+//! without ever opening a window, streams decoded flows and serves metrics.
 
+pub mod audit;
+pub mod config;
+pub mod desired;
+pub mod endpoints;
+pub mod error;
+pub mod flows;
+pub mod metrics;
+pub mod node;
+pub mod run;
+pub mod service;
+pub mod sweep;
+
+pub use config::AgentConfig;
+pub use error::AgentError;
+pub use run::run;

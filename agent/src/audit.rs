@@ -1,0 +1,52 @@
+//! Append-only audit log of every enforcement change: who, what, when.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::error::AgentError;
+
+/// One audited action.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord<'a> {
+    pub time_unix_ms: u128,
+    /// Who the caller says it is.
+    pub actor: &'a str,
+    /// Who the kernel says the caller is (Unix socket peer credentials).
+    pub peer_uid: Option<u32>,
+    pub peer_pid: Option<i32>,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub detail: &'a str,
+}
+
+/// The log file (JSON lines).
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+}
+
+impl AuditLog {
+    /// Log at `path`; created on first write.
+    pub fn new(path: &Path) -> Self {
+        Self { path: path.to_path_buf() }
+    }
+
+    /// Appends and flushes one record before the caller reports success.
+    pub fn record(&self, mut rec: AuditRecord<'_>) -> Result<(), AgentError> {
+        rec.time_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let io = |source| AgentError::Io { action: "writing audit log", path: self.path.clone(), source };
+        let mut line = serde_json::to_vec(&rec).map_err(|source| AgentError::StateFile { path: self.path.clone(), source })?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
+        f.write_all(&line).map_err(io)?;
+        f.sync_data().map_err(io)
+    }
+
+    /// Where the log lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

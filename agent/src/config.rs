@@ -1,0 +1,42 @@
+//! Agent configuration: where it pins, listens and keeps its state.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bulkhead_dataplane::PinLayout;
+
+/// How one agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Node name; names the pin directory and appears in every flow.
+    pub node: String,
+    /// bpffs directory for this node's programs, maps and links.
+    pub pins: PinLayout,
+    /// gRPC Unix socket (root-only).
+    pub socket: PathBuf,
+    /// Prometheus `/metrics` listener, if any.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Directory for the last applied state and the audit log.
+    pub state_dir: PathBuf,
+    /// How many recent flows to keep for non-following clients.
+    pub flow_history: usize,
+    /// Periodic counter export interval for long connections, seconds.
+    pub report_interval_s: u32,
+}
+
+impl AgentConfig {
+    /// Defaults for a node: pins under /sys/fs/bpf/bulkhead/<node>, socket
+    /// and state under /run/bulkhead/<node>.
+    pub fn for_node(node: &str) -> Self {
+        let run_dir = PathBuf::from("/run/bulkhead").join(node);
+        Self {
+            node: node.to_string(),
+            pins: PinLayout::for_node(node),
+            socket: run_dir.join("agent.sock"),
+            metrics_addr: None,
+            state_dir: run_dir,
+            flow_history: 20_000,
+            report_interval_s: 10,
+        }
+    }
+}

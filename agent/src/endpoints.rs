@@ -1,0 +1,41 @@
+//! Finding each pod's host-side interface and keeping the programs attached.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use bulkhead_cni::{HostInterface, PodNetwork};
+
+use crate::desired::EndpointSpec;
+
+/// Where an endpoint is attached, or why it could not be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attachment {
+    Attached { ifindex: u32, ifname: String },
+    Failed { error: String },
+}
+
+/// Finds the host interface of `spec` through the CNI adapters.
+pub fn resolve(spec: &EndpointSpec) -> Result<HostInterface, String> {
+    let pod = PodNetwork { netns: spec.netns.clone(), ip: spec.ips.first().copied(), pod_ifname: spec.pod_ifname.clone() };
+    bulkhead_cni::resolve_auto(&pod).map_err(|e| e.to_string())
+}
+
+/// Interfaces of the current network namespace, by index.
+pub fn interfaces() -> BTreeMap<u32, String> {
+    nix::net::if_::if_nameindex()
+        .map(|list| list.iter().map(|i| (i.index(), i.name().to_string_lossy().into_owned())).collect())
+        .unwrap_or_default()
+}
+
+/// The first IPv4 and IPv6 address of an endpoint, for anti-spoofing.
+pub fn first_addrs(ips: &[IpAddr]) -> (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>) {
+    let v4 = ips.iter().find_map(|ip| match ip {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    });
+    let v6 = ips.iter().find_map(|ip| match ip {
+        IpAddr::V6(a) => Some(*a),
+        IpAddr::V4(_) => None,
+    });
+    (v4, v6)
+}

@@ -1,0 +1,167 @@
+//! From kernel events to enriched, Hubble-style flow records, fanned out to
+//! every client. Nothing is dropped silently: kernel ring losses and slow
+//! clients are both counted and reported in each batch.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+use bulkhead_api::agent::v1 as pb;
+use bulkhead_dataplane::model::{Direction, proto};
+use bulkhead_dataplane::FlowEvent;
+use ipnetwork::IpNetwork;
+use tokio::sync::broadcast;
+
+use crate::desired::DesiredState;
+
+/// Lookup tables that name the workloads in a flow, rebuilt on every apply.
+#[derive(Debug, Default)]
+pub struct Enricher {
+    node: String,
+    identities: BTreeMap<u32, (String, BTreeMap<String, String>)>,
+    pods: BTreeMap<IpAddr, (String, String)>,
+    nets: Vec<(IpNetwork, u32)>,
+    endpoints: BTreeMap<u32, (String, String)>,
+    rules: BTreeMap<u32, String>,
+}
+
+impl Enricher {
+    /// Tables for `state` on `node`.
+    pub fn new(node: &str, state: &DesiredState) -> Self {
+        let mut pods = BTreeMap::new();
+        for i in &state.ipcache {
+            if !i.pod.is_empty() && (i.net.prefix() == 32 || i.net.prefix() == 128) {
+                pods.insert(i.net.ip(), (i.namespace.clone(), i.pod.clone()));
+            }
+        }
+        for e in &state.endpoints {
+            for ip in &e.ips {
+                pods.insert(*ip, (e.namespace.clone(), e.pod.clone()));
+            }
+        }
+        Self {
+            node: node.to_string(),
+            identities: state.identities.iter().map(|(id, i)| (*id, (i.namespace.clone(), i.labels.clone()))).collect(),
+            pods,
+            nets: state.ipcache.iter().map(|i| (i.net, i.identity)).collect(),
+            endpoints: state.endpoints.iter().map(|e| (e.endpoint_id, (e.namespace.clone(), e.pod.clone()))).collect(),
+            rules: state.rule_names.clone(),
+        }
+    }
+
+    fn workload(&self, identity: u32, ip: IpAddr, local_endpoint: Option<u32>) -> pb::Workload {
+        let (namespace, pod) = local_endpoint
+            .and_then(|id| self.endpoints.get(&id))
+            .or_else(|| self.pods.get(&ip))
+            .cloned()
+            .unwrap_or_default();
+        let (ns_from_id, labels) = self.identities.get(&identity).cloned().unwrap_or_default();
+        pb::Workload {
+            identity,
+            namespace: if namespace.is_empty() { ns_from_id } else { namespace },
+            pod,
+            labels: labels.into_iter().collect(),
+        }
+    }
+
+    /// Builds the wire record of one event.
+    pub fn flow(&self, ev: &FlowEvent) -> pb::Flow {
+        let local = Some(ev.endpoint_id);
+        let (src_local, dst_local) = match ev.direction {
+            Direction::Egress => (local, None),
+            Direction::Ingress => (None, local),
+        };
+        pb::Flow {
+            time_unix_nanos: ev.time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0),
+            node: self.node.clone(),
+            event: ev.event.as_str().into(),
+            src_ip: ev.src_ip.to_string(),
+            src_port: u32::from(ev.src_port),
+            dst_ip: ev.dst_ip.to_string(),
+            dst_port: u32::from(ev.dst_port),
+            protocol: proto::name(ev.protocol),
+            source: Some(self.workload(ev.src_identity, ev.src_ip, src_local)),
+            destination: Some(self.workload(ev.dst_identity, ev.dst_ip, dst_local)),
+            direction: ev.direction.as_str().into(),
+            verdict: ev.verdict.as_str().into(),
+            drop_reason: if matches!(ev.verdict, bulkhead_dataplane::Verdict::Forwarded) {
+                String::new()
+            } else {
+                ev.reason.as_str().into()
+            },
+            rule_id: ev.rule_id,
+            rule_name: self.rules.get(&ev.rule_id).cloned().unwrap_or_default(),
+            packets_fwd: ev.packets_fwd,
+            bytes_fwd: ev.bytes_fwd,
+            packets_rev: ev.packets_rev,
+            bytes_rev: ev.bytes_rev,
+            tcp_flags: u32::from(ev.tcp_flags),
+            is_reply: ev.is_reply,
+            ifindex: ev.ifindex,
+        }
+    }
+
+    /// Identity of an address by longest prefix (used for userspace-made events).
+    pub fn identity_of(&self, ip: IpAddr) -> u32 {
+        self.nets
+            .iter()
+            .filter(|(n, _)| n.contains(ip))
+            .max_by_key(|(n, _)| n.prefix())
+            .map(|(_, id)| *id)
+            .unwrap_or(bulkhead_dataplane::abi::BH_ID_WORLD)
+    }
+}
+
+/// Recent flows plus a live fan-out.
+#[derive(Debug)]
+pub struct FlowHub {
+    recent: Mutex<VecDeque<Arc<pb::Flow>>>,
+    capacity: usize,
+    tx: broadcast::Sender<Arc<pb::Flow>>,
+    /// Flows a slow client missed.
+    pub client_lost: AtomicU64,
+    /// Records the agent could not decode.
+    pub undecodable: AtomicU64,
+    /// Flows published since start.
+    pub published: AtomicU64,
+}
+
+impl FlowHub {
+    /// A hub keeping `capacity` recent flows.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(65_536);
+        Self {
+            recent: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))),
+            capacity,
+            tx,
+            client_lost: AtomicU64::new(0),
+            undecodable: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+        }
+    }
+
+    /// Publishes one flow.
+    pub fn publish(&self, flow: pb::Flow) {
+        let flow = Arc::new(flow);
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() >= self.capacity {
+                r.pop_front();
+            }
+            r.push_back(flow.clone());
+        }
+        self.published.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tx.send(flow);
+    }
+
+    /// The recent flows, oldest first.
+    pub fn recent(&self) -> Vec<Arc<pb::Flow>> {
+        self.recent.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// A live subscription.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<pb::Flow>> {
+        self.tx.subscribe()
+    }
+}

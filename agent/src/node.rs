@@ -1,0 +1,416 @@
+//! The node: loaded programs, their maps, and what they should enforce.
+//!
+//! All enforcement changes go through here, under one lock, so the order
+//! guarantees of `transition` hold across concurrent callers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulkhead_api::agent::v1 as pb;
+use bulkhead_dataplane::abi;
+use bulkhead_dataplane::flow::monotonic_ns;
+use bulkhead_dataplane::maps::EndpointEntry;
+use bulkhead_dataplane::table::PolicyTable;
+use bulkhead_dataplane::transition::{self, KernelState};
+use bulkhead_dataplane::{Dataplane, Maps};
+use ipnetwork::IpNetwork;
+use prost::Message;
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::config::AgentConfig;
+use crate::desired::DesiredState;
+use crate::endpoints::{self, Attachment};
+use crate::error::AgentError;
+use crate::flows::Enricher;
+
+/// What an apply did.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    pub generation: u64,
+    pub attached: u32,
+    pub problems: Vec<(u32, String, String)>,
+    pub map_writes: u32,
+    pub took: Duration,
+}
+
+/// Who is asking for an enforcement change.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub actor: String,
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+}
+
+/// One node's dataplane and state.
+pub struct Node {
+    cfg: AgentConfig,
+    dataplane: Dataplane,
+    maps: Maps,
+    desired: DesiredState,
+    attachments: BTreeMap<u32, Attachment>,
+    rpc_quarantined: BTreeSet<u32>,
+    audit: AuditLog,
+    enricher: Arc<Enricher>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("node", &self.cfg.node).finish_non_exhaustive()
+    }
+}
+
+fn state_path(cfg: &AgentConfig) -> PathBuf {
+    cfg.state_dir.join("desired.pb")
+}
+
+impl Node {
+    /// Loads or adopts the node's dataplane. Pinned links are swapped to the
+    /// new programs atomically; enforcement never stops.
+    pub fn start(cfg: AgentConfig) -> Result<Self, AgentError> {
+        std::fs::create_dir_all(&cfg.state_dir)
+            .map_err(|source| AgentError::Io { action: "creating state dir", path: cfg.state_dir.clone(), source })?;
+        let adopted = cfg.pins.exists();
+        let mut dataplane = Dataplane::load(&cfg.pins)?;
+        let mut maps = Maps::open(&cfg.pins)?;
+        let mut config = maps.config()?;
+        config.report_interval_s = cfg.report_interval_s;
+        maps.set_config(config)?;
+
+        let desired = match std::fs::read(state_path(&cfg)) {
+            Ok(bytes) => pb::DesiredState::decode(bytes.as_slice())
+                .ok()
+                .and_then(|s| DesiredState::try_from(s).ok())
+                .unwrap_or_default(),
+            Err(_) => DesiredState::default(),
+        };
+
+        // Re-adopt every pinned link: swap in the freshly loaded programs, or drop pins of vanished interfaces.
+        let ifaces = endpoints::interfaces();
+        let kernel_eps: BTreeMap<u32, EndpointEntry> =
+            maps.endpoints()?.into_iter().map(|e| (e.ifindex, e)).collect();
+        let mut attachments = BTreeMap::new();
+        for ifindex in dataplane.attached_ifindexes()? {
+            match ifaces.get(&ifindex) {
+                Some(name) => {
+                    dataplane.attach(name, ifindex)?;
+                    if let Some(e) = kernel_eps.get(&ifindex) {
+                        attachments.insert(e.endpoint_id, Attachment::Attached { ifindex, ifname: name.clone() });
+                    }
+                }
+                None => {
+                    dataplane.detach(ifindex)?;
+                    maps.remove_endpoint(ifindex)?;
+                }
+            }
+        }
+        let quarantined: BTreeSet<u32> = maps.quarantined()?.into_iter().collect();
+        let rpc_quarantined = quarantined.difference(&desired.quarantined).copied().collect();
+        let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
+        tracing::info!(node = %cfg.node, adopted, endpoints = attachments.len(), "dataplane ready");
+        let enricher = Arc::new(Enricher::new(&cfg.node, &desired));
+        Ok(Self { cfg, dataplane, maps, desired, attachments, rpc_quarantined, audit, enricher })
+    }
+
+    /// The enrichment tables for the current state.
+    pub fn enricher(&self) -> Arc<Enricher> {
+        self.enricher.clone()
+    }
+
+    /// The maps (sweeps and metrics read them).
+    pub fn maps(&self) -> &Maps {
+        &self.maps
+    }
+
+    /// Mutable maps, for the conntrack sweep.
+    pub fn maps_mut(&mut self) -> &mut Maps {
+        &mut self.maps
+    }
+
+    /// Node name.
+    pub fn name(&self) -> &str {
+        &self.cfg.node
+    }
+
+    /// Validates and applies a whole desired state. On error nothing changed,
+    /// except attachments of new pods, which pass traffic until their entry exists.
+    pub fn apply(&mut self, wire: pb::DesiredState) -> Result<ApplyReport, AgentError> {
+        let started = Instant::now();
+        let new = DesiredState::try_from(wire.clone())?;
+        if new.generation < self.desired.generation {
+            return Err(AgentError::StaleGeneration { got: new.generation, applied: self.desired.generation });
+        }
+        let table = PolicyTable::build(&new.policy)?;
+        let ranges = table.endpoints_with_ranges();
+        let mut report = ApplyReport { generation: new.generation, ..Default::default() };
+
+        // Find and attach every pod first: an attached interface without an endpoint entry passes traffic.
+        let mut attachments = BTreeMap::new();
+        let mut wanted = KernelState { table, ..Default::default() };
+        let mut used_ifindex = BTreeSet::new();
+        for spec in &new.endpoints {
+            let attachment = match endpoints::resolve(spec) {
+                Ok(h) if !used_ifindex.insert(h.ifindex) => {
+                    Attachment::Failed { error: format!("interface {} already belongs to another endpoint", h.ifname) }
+                }
+                Ok(h) => match self.dataplane.attach(&h.ifname, h.ifindex) {
+                    Ok(()) => Attachment::Attached { ifindex: h.ifindex, ifname: h.ifname },
+                    Err(e) => Attachment::Failed { error: e.to_string() },
+                },
+                Err(e) => Attachment::Failed { error: e },
+            };
+            match &attachment {
+                Attachment::Attached { ifindex, .. } => {
+                    report.attached += 1;
+                    let (ipv4, ipv6) = endpoints::first_addrs(&spec.ips);
+                    wanted.endpoints.insert(
+                        *ifindex,
+                        EndpointEntry {
+                            ifindex: *ifindex,
+                            endpoint_id: spec.endpoint_id,
+                            identity: spec.identity,
+                            mode: spec.mode,
+                            isolated: spec.isolated,
+                            ipv4,
+                            ipv6,
+                            has_ranges: ranges.contains(&spec.endpoint_id),
+                        },
+                    );
+                }
+                Attachment::Failed { error } => {
+                    tracing::warn!(pod = %spec.name(), %error, "endpoint NOT protected");
+                    report.problems.push((spec.endpoint_id, spec.name(), error.clone()));
+                }
+            }
+            attachments.insert(spec.endpoint_id, attachment);
+        }
+
+        let current = KernelState {
+            endpoints: self.maps.endpoints()?.into_iter().map(|e| (e.ifindex, e)).collect(),
+            table: self.maps.policy()?,
+        };
+        let ops = transition::plan(&current, &wanted)?;
+
+        // Quarantines first: they only ever cut.
+        let quarantine: BTreeSet<u32> = new.quarantined.union(&self.rpc_quarantined).copied().collect();
+        let already: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
+        for id in quarantine.difference(&already) {
+            self.maps.quarantine(*id, monotonic_ns())?;
+            report.map_writes += 1;
+        }
+
+        let old_nets: BTreeMap<IpNetwork, u32> = self.maps.ipcache()?.into_iter().collect();
+        let new_nets: BTreeMap<IpNetwork, u32> = new.ipcache.iter().map(|i| (i.net, i.identity)).collect();
+        for (net, id) in &new_nets {
+            if old_nets.get(net) != Some(id) {
+                self.maps.put_ipcache(net, *id)?;
+                report.map_writes += 1;
+            }
+        }
+        for op in &ops {
+            transition::apply(&mut self.maps, op)?;
+            report.map_writes += 1;
+        }
+        for net in old_nets.keys().filter(|n| !new_nets.contains_key(n)) {
+            self.maps.remove_ipcache(net)?;
+            report.map_writes += 1;
+        }
+        for id in already.difference(&quarantine) {
+            self.maps.release(*id)?;
+            report.map_writes += 1;
+        }
+
+        // Interfaces no pod owns any more.
+        for (ifindex, _) in current.endpoints.iter().filter(|(i, _)| !wanted.endpoints.contains_key(i)) {
+            self.dataplane.detach(*ifindex)?;
+        }
+        self.sync_xdp(&attachments, &quarantine);
+
+        self.desired = new;
+        self.attachments = attachments;
+        self.enricher = Arc::new(Enricher::new(&self.cfg.node, &self.desired));
+        let path = state_path(&self.cfg);
+        std::fs::write(&path, wire.encode_to_vec())
+            .map_err(|source| AgentError::Io { action: "saving desired state", path, source })?;
+        report.took = started.elapsed();
+        tracing::info!(generation = report.generation, attached = report.attached, problems = report.problems.len(),
+            writes = report.map_writes, took_us = report.took.as_micros() as u64, "desired state applied");
+        Ok(report)
+    }
+
+    /// XDP fast drop is attached exactly while an endpoint is quarantined.
+    fn sync_xdp(&mut self, attachments: &BTreeMap<u32, Attachment>, quarantined: &BTreeSet<u32>) {
+        for (id, a) in attachments {
+            if let Attachment::Attached { ifindex, .. } = a {
+                let r = if quarantined.contains(id) {
+                    self.dataplane.attach_xdp(*ifindex)
+                } else {
+                    self.dataplane.detach_xdp(*ifindex)
+                };
+                if let Err(e) = r {
+                    tracing::warn!(endpoint = id, error = %e, "XDP fast drop not changed; TC still enforces the quarantine");
+                }
+            }
+        }
+    }
+
+    fn find(&self, endpoint_id: u32, pod: &str) -> Result<u32, AgentError> {
+        if endpoint_id != 0 {
+            return self
+                .desired
+                .endpoints
+                .iter()
+                .any(|e| e.endpoint_id == endpoint_id)
+                .then_some(endpoint_id)
+                .ok_or_else(|| AgentError::UnknownEndpoint(endpoint_id.to_string()));
+        }
+        self.desired
+            .endpoints
+            .iter()
+            .find(|e| e.name() == pod)
+            .map(|e| e.endpoint_id)
+            .ok_or_else(|| AgentError::UnknownEndpoint(pod.to_string()))
+    }
+
+    /// Cuts an endpoint off both ways. The map write is the enforcement; it is
+    /// audited before the caller hears of success.
+    pub fn quarantine(&mut self, endpoint_id: u32, pod: &str, reason: &str, caller: &Caller) -> Result<(u32, Duration), AgentError> {
+        let id = self.find(endpoint_id, pod)?;
+        let started = Instant::now();
+        self.maps.quarantine(id, monotonic_ns())?;
+        let took = started.elapsed();
+        self.rpc_quarantined.insert(id);
+        let q: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
+        let attachments = self.attachments.clone();
+        self.sync_xdp(&attachments, &q);
+        self.audit_action(caller, "quarantine", id, reason)?;
+        Ok((id, took))
+    }
+
+    /// Lifts a quarantine (unless the desired state itself quarantines the endpoint).
+    pub fn release(&mut self, endpoint_id: u32, pod: &str, reason: &str, caller: &Caller) -> Result<(u32, bool), AgentError> {
+        let id = self.find(endpoint_id, pod)?;
+        self.rpc_quarantined.remove(&id);
+        let still = self.desired.quarantined.contains(&id);
+        if !still {
+            self.maps.release(id)?;
+        }
+        let q: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
+        let attachments = self.attachments.clone();
+        self.sync_xdp(&attachments, &q);
+        self.audit_action(caller, "release", id, reason)?;
+        Ok((id, still))
+    }
+
+    fn audit_action(&self, caller: &Caller, action: &str, id: u32, reason: &str) -> Result<(), AgentError> {
+        let target = self
+            .desired
+            .endpoints
+            .iter()
+            .find(|e| e.endpoint_id == id)
+            .map(|e| format!("{} (endpoint {id})", e.name()))
+            .unwrap_or_else(|| format!("endpoint {id}"));
+        self.audit.record(AuditRecord {
+            time_unix_ms: 0,
+            actor: &caller.actor,
+            peer_uid: caller.uid,
+            peer_pid: caller.pid,
+            action,
+            target: &target,
+            detail: reason,
+        })
+    }
+
+    /// Everything the status RPC reports.
+    pub fn status(&self) -> Result<pb::AgentStatus, AgentError> {
+        let stats = self.maps.stats()?;
+        let quarantined: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
+        let mut counters = BTreeMap::new();
+        let names = [
+            (abi::BH_STAT_PKTS_FORWARDED, "packets_forwarded"),
+            (abi::BH_STAT_PKTS_DROPPED, "packets_dropped"),
+            (abi::BH_STAT_PKTS_AUDIT, "packets_audit"),
+            (abi::BH_STAT_CT_NEW, "connections_new"),
+            (abi::BH_STAT_EVENTS_SENT, "events_sent"),
+            (abi::BH_STAT_EVENTS_LOST, "events_lost"),
+            (abi::BH_STAT_FRAGMENTS, "fragments"),
+            (abi::BH_STAT_XDP_QUARANTINE_DROPS, "xdp_quarantine_drops"),
+        ];
+        for (idx, name) in names {
+            counters.insert(name.to_string(), stats.get(idx));
+        }
+        for reason in bulkhead_dataplane::Reason::ALL {
+            let n = stats.drops_for(*reason);
+            if n > 0 {
+                counters.insert(format!("drops_{}", reason.as_str()), n);
+            }
+        }
+        let endpoints = self
+            .desired
+            .endpoints
+            .iter()
+            .map(|e| {
+                let (ifname, ifindex, attached, error) = match self.attachments.get(&e.endpoint_id) {
+                    Some(Attachment::Attached { ifindex, ifname }) => (ifname.clone(), *ifindex, true, String::new()),
+                    Some(Attachment::Failed { error }) => (String::new(), 0, false, error.clone()),
+                    None => (String::new(), 0, false, "not attached yet".into()),
+                };
+                pb::EndpointStatus {
+                    endpoint_id: e.endpoint_id,
+                    pod: e.name(),
+                    ifname,
+                    ifindex,
+                    attached,
+                    quarantined: quarantined.contains(&e.endpoint_id),
+                    error,
+                }
+            })
+            .collect();
+        let policy = self.maps.policy()?;
+        Ok(pb::AgentStatus {
+            node: self.cfg.node.clone(),
+            generation: self.desired.generation,
+            endpoints,
+            events_lost: stats.get(abi::BH_STAT_EVENTS_LOST),
+            counters: counters.into_iter().collect(),
+            flows_lost: 0,
+            policy_entries: policy.len() as u32,
+            ipcache_entries: self.maps.ipcache()?.len() as u32,
+        })
+    }
+
+    /// Forgets endpoints whose interface vanished (the pod was deleted): their
+    /// links died with the interface; the pins and map entries go too.
+    pub fn reap_vanished(&mut self) -> Result<Vec<u32>, AgentError> {
+        let ifaces = endpoints::interfaces();
+        let mut gone = Vec::new();
+        for (id, a) in &mut self.attachments {
+            if let Attachment::Attached { ifindex, ifname } = a {
+                if ifaces.get(ifindex) != Some(ifname) {
+                    self.dataplane.detach(*ifindex)?;
+                    self.maps.remove_endpoint(*ifindex)?;
+                    tracing::info!(endpoint = id, ifname = %ifname, "interface gone; detached");
+                    gone.push(*id);
+                    *a = Attachment::Failed { error: format!("interface {ifname} disappeared (pod deleted?)") };
+                }
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Endpoint ids currently in the kernel.
+    pub fn live_endpoint_ids(&self) -> BTreeSet<u32> {
+        self.attachments
+            .iter()
+            .filter(|(_, a)| matches!(a, Attachment::Attached { .. }))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Pod IPs this node protects (for tests and status).
+    pub fn endpoint_ips(&self) -> Vec<IpAddr> {
+        self.desired.endpoints.iter().flat_map(|e| e.ips.iter().copied()).collect()
+    }
+}

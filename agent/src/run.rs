@@ -1,0 +1,91 @@
+//! Wiring: node, flow pump, sweep, metrics and the gRPC socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bulkhead_api::agent::v1::agent_server::AgentServer;
+use bulkhead_dataplane::FlowReader;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::config::AgentConfig;
+use crate::error::AgentError;
+use crate::flows::FlowHub;
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::service::AgentService;
+
+/// Runs the agent until SIGINT/SIGTERM. Exiting leaves enforcement in place (fail static).
+pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
+    let socket = cfg.socket.clone();
+    let metrics_addr = cfg.metrics_addr;
+    let history = cfg.flow_history;
+    let pins = cfg.pins.clone();
+    let node = Arc::new(Mutex::new(tokio::task::spawn_blocking(move || Node::start(cfg)).await.map_err(|e| {
+        AgentError::Serve { what: "startup", message: e.to_string() }
+    })??));
+    let hub = Arc::new(FlowHub::new(history));
+    let metrics = Arc::new(Metrics::new());
+
+    let mut reader = FlowReader::open(&pins)?;
+    {
+        let (node, hub) = (node.clone(), hub.clone());
+        tokio::spawn(async move {
+            loop {
+                match reader.next_batch().await {
+                    Ok((events, bad)) => {
+                        let enricher = match node.lock() {
+                            Ok(n) => n.enricher(),
+                            Err(_) => return,
+                        };
+                        for ev in &events {
+                            hub.publish(enricher.flow(ev));
+                        }
+                        hub.undecodable.fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "flow ring");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(crate::sweep::run(node.clone(), hub.clone(), Duration::from_secs(2)));
+    if let Some(addr) = metrics_addr {
+        let (node, hub, metrics) = (node.clone(), hub.clone(), metrics.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, node, hub, metrics).await {
+                tracing::error!(%addr, error = %e, "metrics listener");
+            }
+        });
+    }
+
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| AgentError::Io { action: "creating socket dir", path: dir.to_path_buf(), source })?;
+    }
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .map_err(|source| AgentError::Io { action: "binding gRPC socket", path: socket.clone(), source })?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| AgentError::Io { action: "restricting gRPC socket", path: socket.clone(), source })?;
+    tracing::info!(socket = %socket.display(), "agent serving");
+
+    let service = AgentService { node, hub, metrics, allowed_uids: Vec::new() };
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutting down; enforcement stays pinned");
+    };
+    tonic::transport::Server::builder()
+        .add_service(AgentServer::new(service).max_decoding_message_size(256 * 1024 * 1024))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| AgentError::Serve { what: "gRPC", message: e.to_string() })
+}

@@ -1,0 +1,10 @@
+//! Generates the gRPC types and stubs from the versioned .proto files.
+
+fn main() -> anyhow::Result<()> {
+    println!("cargo:rerun-if-changed=proto");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_protos(&["proto/bulkhead/agent/v1/agent.proto"], &["proto"])?;
+    Ok(())
+}
