@@ -75,7 +75,10 @@ fn mode(m: i32, field: String) -> Result<Mode, AgentError> {
         Ok(pb::Mode::Learn) => Ok(Mode::Learn),
         Ok(pb::Mode::Audit) => Ok(Mode::Audit),
         Ok(pb::Mode::Enforce) => Ok(Mode::Enforce),
-        _ => Err(AgentError::invalid(field, format!("mode must be learn, audit or enforce (got {m})"))),
+        _ => Err(AgentError::invalid(
+            field,
+            format!("mode must be learn, audit or enforce (got {m})"),
+        )),
     }
 }
 
@@ -87,61 +90,120 @@ impl TryFrom<pb::DesiredState> for DesiredState {
     type Error = AgentError;
 
     fn try_from(s: pb::DesiredState) -> Result<Self, AgentError> {
-        let mut out = DesiredState { generation: s.generation, ..Default::default() };
+        let mut out = DesiredState {
+            generation: s.generation,
+            ..Default::default()
+        };
 
         for (i, id) in s.identities.into_iter().enumerate() {
             let f = |x: &str| format!("identities[{i}].{x}");
             if id.id < abi::BH_ID_FIRST_ALLOCATED {
-                return Err(AgentError::invalid(f("id"), format!("{} is reserved (allocated identities start at 256)", id.id)));
+                return Err(AgentError::invalid(
+                    f("id"),
+                    format!("{} is reserved (allocated identities start at 256)", id.id),
+                ));
             }
             if id.labels.len() > MAX_LABELS {
-                return Err(AgentError::invalid(f("labels"), format!("{} labels, at most {MAX_LABELS}", id.labels.len())));
+                return Err(AgentError::invalid(
+                    f("labels"),
+                    format!("{} labels, at most {MAX_LABELS}", id.labels.len()),
+                ));
             }
-            if let Some((k, v)) = id.labels.iter().find(|(k, v)| k.len() > MAX_LABEL_LEN || v.len() > MAX_LABEL_LEN || k.is_empty()) {
-                return Err(AgentError::invalid(f("labels"), format!("label {k:?}={v:?} is empty or longer than {MAX_LABEL_LEN} bytes")));
+            if let Some((k, v)) = id
+                .labels
+                .iter()
+                .find(|(k, v)| k.len() > MAX_LABEL_LEN || v.len() > MAX_LABEL_LEN || k.is_empty())
+            {
+                return Err(AgentError::invalid(
+                    f("labels"),
+                    format!("label {k:?}={v:?} is empty or longer than {MAX_LABEL_LEN} bytes"),
+                ));
             }
-            let info = IdentityInfo { cluster: id.cluster, namespace: id.namespace, labels: id.labels.into_iter().collect() };
+            let info = IdentityInfo {
+                cluster: id.cluster,
+                namespace: id.namespace,
+                labels: id.labels.into_iter().collect(),
+            };
             if out.identities.insert(id.id, info).is_some() {
-                return Err(AgentError::invalid(f("id"), format!("identity {} listed twice", id.id)));
+                return Err(AgentError::invalid(
+                    f("id"),
+                    format!("identity {} listed twice", id.id),
+                ));
             }
         }
 
         let mut seen_nets = BTreeSet::new();
         for (i, e) in s.ipcache.into_iter().enumerate() {
             let field = format!("ipcache[{i}].cidr");
-            let net: IpNetwork = e.cidr.parse().map_err(|err| AgentError::invalid(&field, format!("invalid CIDR {:?}: {err}", e.cidr)))?;
+            let net: IpNetwork = e.cidr.parse().map_err(|err| {
+                AgentError::invalid(&field, format!("invalid CIDR {:?}: {err}", e.cidr))
+            })?;
             if net.network() != net.ip() {
-                return Err(AgentError::invalid(&field, format!("{} has host bits set; did you mean {}/{}?", e.cidr, net.network(), net.prefix())));
+                return Err(AgentError::invalid(
+                    &field,
+                    format!(
+                        "{} has host bits set; did you mean {}/{}?",
+                        e.cidr,
+                        net.network(),
+                        net.prefix()
+                    ),
+                ));
             }
             if e.identity == abi::BH_ID_ANY {
-                return Err(AgentError::invalid(format!("ipcache[{i}].identity"), "identity 0 is the policy wildcard, not an identity"));
+                return Err(AgentError::invalid(
+                    format!("ipcache[{i}].identity"),
+                    "identity 0 is the policy wildcard, not an identity",
+                ));
             }
             if !seen_nets.insert(net) {
                 return Err(AgentError::invalid(field, format!("{net} listed twice")));
             }
-            out.ipcache.push(IpcacheItem { net, identity: e.identity, namespace: e.namespace, pod: e.pod });
+            out.ipcache.push(IpcacheItem {
+                net,
+                identity: e.identity,
+                namespace: e.namespace,
+                pod: e.pod,
+            });
         }
 
         let mut ids = BTreeSet::new();
         for (i, e) in s.endpoints.into_iter().enumerate() {
             let f = |x: &str| format!("endpoints[{i}].{x}");
             if e.endpoint_id == 0 || !ids.insert(e.endpoint_id) {
-                return Err(AgentError::invalid(f("endpoint_id"), format!("{} is zero or duplicated", e.endpoint_id)));
+                return Err(AgentError::invalid(
+                    f("endpoint_id"),
+                    format!("{} is zero or duplicated", e.endpoint_id),
+                ));
             }
             let mut ips = Vec::new();
             for (j, ip) in e.ips.iter().enumerate() {
-                ips.push(ip.parse().map_err(|err| AgentError::invalid(format!("endpoints[{i}].ips[{j}]"), format!("invalid IP {ip:?}: {err}")))?);
+                ips.push(ip.parse().map_err(|err| {
+                    AgentError::invalid(
+                        format!("endpoints[{i}].ips[{j}]"),
+                        format!("invalid IP {ip:?}: {err}"),
+                    )
+                })?);
             }
             if ips.is_empty() && e.netns.is_empty() {
-                return Err(AgentError::invalid(f("netns"), "an endpoint needs its netns path or an IP to find its interface"));
+                return Err(AgentError::invalid(
+                    f("netns"),
+                    "an endpoint needs its netns path or an IP to find its interface",
+                ));
             }
             out.endpoints.push(EndpointSpec {
                 endpoint_id: e.endpoint_id,
                 identity: e.identity,
-                mode: [mode(e.ingress_mode, f("ingress_mode"))?, mode(e.egress_mode, f("egress_mode"))?],
+                mode: [
+                    mode(e.ingress_mode, f("ingress_mode"))?,
+                    mode(e.egress_mode, f("egress_mode"))?,
+                ],
                 isolated: [e.ingress_isolated, e.egress_isolated],
                 netns: (!e.netns.is_empty()).then(|| PathBuf::from(e.netns)),
-                pod_ifname: if e.pod_ifname.is_empty() { "eth0".into() } else { e.pod_ifname },
+                pod_ifname: if e.pod_ifname.is_empty() {
+                    "eth0".into()
+                } else {
+                    e.pod_ifname
+                },
                 namespace: e.namespace,
                 pod: e.pod,
                 ips,
@@ -151,29 +213,48 @@ impl TryFrom<pb::DesiredState> for DesiredState {
         for (i, p) in s.policy.into_iter().enumerate() {
             let f = |x: &str| format!("policy[{i}].{x}");
             if !ids.contains(&p.endpoint_id) {
-                return Err(AgentError::invalid(f("endpoint_id"), format!("endpoint {} is not in this state", p.endpoint_id)));
+                return Err(AgentError::invalid(
+                    f("endpoint_id"),
+                    format!("endpoint {} is not in this state", p.endpoint_id),
+                ));
             }
             let direction = match pb::Direction::try_from(p.direction) {
                 Ok(pb::Direction::Ingress) => Direction::Ingress,
                 Ok(pb::Direction::Egress) => Direction::Egress,
-                _ => return Err(AgentError::invalid(f("direction"), "must be ingress or egress")),
+                _ => {
+                    return Err(AgentError::invalid(
+                        f("direction"),
+                        "must be ingress or egress",
+                    ));
+                }
             };
             let action = match pb::Action::try_from(p.action) {
                 Ok(pb::Action::Allow) => Action::Allow,
                 Ok(pb::Action::Deny) => Action::Deny,
                 _ => return Err(AgentError::invalid(f("action"), "must be allow or deny")),
             };
-            let protocol = u8::try_from(p.protocol).map_err(|_| AgentError::invalid(f("protocol"), format!("{} is not an IP protocol number", p.protocol)))?;
+            let protocol = u8::try_from(p.protocol).map_err(|_| {
+                AgentError::invalid(
+                    f("protocol"),
+                    format!("{} is not an IP protocol number", p.protocol),
+                )
+            })?;
             let lo = port(p.port, f("port"))?;
             let hi = port(p.end_port, f("end_port"))?;
             if protocol == 0 && (lo != 0 || hi != 0) {
                 return Err(AgentError::invalid(f("port"), "a port needs a protocol"));
             }
             if hi != 0 && (lo == 0 || hi < lo) {
-                return Err(AgentError::invalid(f("end_port"), format!("end_port {hi} needs a port at or below it (port {lo})")));
+                return Err(AgentError::invalid(
+                    f("end_port"),
+                    format!("end_port {hi} needs a port at or below it (port {lo})"),
+                ));
             }
             if p.rule_id == 0 {
-                return Err(AgentError::invalid(f("rule_id"), "rule ids start at 1 (0 means no rule in flows)"));
+                return Err(AgentError::invalid(
+                    f("rule_id"),
+                    "rule ids start at 1 (0 means no rule in flows)",
+                ));
             }
             if !p.rule_name.is_empty() {
                 out.rule_names.insert(p.rule_id, p.rule_name);
@@ -192,7 +273,10 @@ impl TryFrom<pb::DesiredState> for DesiredState {
 
         for q in s.quarantined_endpoints {
             if !ids.contains(&q) {
-                return Err(AgentError::invalid("quarantined_endpoints", format!("endpoint {q} is not in this state")));
+                return Err(AgentError::invalid(
+                    "quarantined_endpoints",
+                    format!("endpoint {q} is not in this state"),
+                ));
             }
             out.quarantined.insert(q);
         }
@@ -222,7 +306,10 @@ mod tests {
     }
 
     fn err(s: pb::DesiredState) -> String {
-        DesiredState::try_from(s).err().map(|e| e.to_string()).unwrap_or_default()
+        DesiredState::try_from(s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -234,23 +321,54 @@ mod tests {
     #[test]
     fn bad_input_is_rejected_with_the_field_named() {
         let mut s = base();
-        s.ipcache.push(pb::IpcacheEntry { cidr: "10.0.0.0/33".into(), identity: 300, ..Default::default() });
+        s.ipcache.push(pb::IpcacheEntry {
+            cidr: "10.0.0.0/33".into(),
+            identity: 300,
+            ..Default::default()
+        });
         assert!(err(s).contains("ipcache[0].cidr"));
 
         let mut s = base();
-        s.ipcache.push(pb::IpcacheEntry { cidr: "10.0.0.1/24".into(), identity: 300, ..Default::default() });
+        s.ipcache.push(pb::IpcacheEntry {
+            cidr: "10.0.0.1/24".into(),
+            identity: 300,
+            ..Default::default()
+        });
         assert!(err(s).contains("host bits"));
 
         let mut s = base();
-        s.policy.push(pb::PolicyEntry { endpoint_id: 1, direction: 1, action: 1, protocol: 6, port: 70000, rule_id: 1, ..Default::default() });
+        s.policy.push(pb::PolicyEntry {
+            endpoint_id: 1,
+            direction: 1,
+            action: 1,
+            protocol: 6,
+            port: 70000,
+            rule_id: 1,
+            ..Default::default()
+        });
         assert!(err(s).contains("policy[0].port"));
 
         let mut s = base();
-        s.policy.push(pb::PolicyEntry { endpoint_id: 1, direction: 1, action: 1, protocol: 6, port: 90, end_port: 80, rule_id: 1, ..Default::default() });
+        s.policy.push(pb::PolicyEntry {
+            endpoint_id: 1,
+            direction: 1,
+            action: 1,
+            protocol: 6,
+            port: 90,
+            end_port: 80,
+            rule_id: 1,
+            ..Default::default()
+        });
         assert!(err(s).contains("policy[0].end_port"));
 
         let mut s = base();
-        s.policy.push(pb::PolicyEntry { endpoint_id: 9, direction: 1, action: 1, rule_id: 1, ..Default::default() });
+        s.policy.push(pb::PolicyEntry {
+            endpoint_id: 9,
+            direction: 1,
+            action: 1,
+            rule_id: 1,
+            ..Default::default()
+        });
         assert!(err(s).contains("endpoint 9"));
 
         let mut s = base();
@@ -258,11 +376,18 @@ mod tests {
         assert!(err(s).contains("endpoints[0].ingress_mode"));
 
         let mut s = base();
-        s.identities.push(pb::Identity { id: 400, labels: (0..100).map(|i| (format!("k{i}"), "v".into())).collect(), ..Default::default() });
+        s.identities.push(pb::Identity {
+            id: 400,
+            labels: (0..100).map(|i| (format!("k{i}"), "v".into())).collect(),
+            ..Default::default()
+        });
         assert!(err(s).contains("identities[0].labels"));
 
         let mut s = base();
-        s.identities.push(pb::Identity { id: 2, ..Default::default() });
+        s.identities.push(pb::Identity {
+            id: 2,
+            ..Default::default()
+        });
         assert!(err(s).contains("reserved"));
     }
 }

@@ -16,14 +16,22 @@ pub enum Attachment {
 
 /// Finds the host interface of `spec` through the CNI adapters.
 pub fn resolve(spec: &EndpointSpec) -> Result<HostInterface, String> {
-    let pod = PodNetwork { netns: spec.netns.clone(), ip: spec.ips.first().copied(), pod_ifname: spec.pod_ifname.clone() };
+    let pod = PodNetwork {
+        netns: spec.netns.clone(),
+        ip: spec.ips.first().copied(),
+        pod_ifname: spec.pod_ifname.clone(),
+    };
     bulkhead_cni::resolve_auto(&pod).map_err(|e| e.to_string())
 }
 
 /// Interfaces of the current network namespace, by index.
 pub fn interfaces() -> BTreeMap<u32, String> {
     nix::net::if_::if_nameindex()
-        .map(|list| list.iter().map(|i| (i.index(), i.name().to_string_lossy().into_owned())).collect())
+        .map(|list| {
+            list.iter()
+                .map(|i| (i.index(), i.name().to_string_lossy().into_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use bulkhead_api::agent::v1 as pb;
-use bulkhead_dataplane::model::{Direction, proto};
 use bulkhead_dataplane::FlowEvent;
+use bulkhead_dataplane::model::{Direction, proto};
 use ipnetwork::IpNetwork;
 use tokio::sync::broadcast;
 
@@ -43,10 +43,18 @@ impl Enricher {
         }
         Self {
             node: node.to_string(),
-            identities: state.identities.iter().map(|(id, i)| (*id, (i.namespace.clone(), i.labels.clone()))).collect(),
+            identities: state
+                .identities
+                .iter()
+                .map(|(id, i)| (*id, (i.namespace.clone(), i.labels.clone())))
+                .collect(),
             pods,
             nets: state.ipcache.iter().map(|i| (i.net, i.identity)).collect(),
-            endpoints: state.endpoints.iter().map(|e| (e.endpoint_id, (e.namespace.clone(), e.pod.clone()))).collect(),
+            endpoints: state
+                .endpoints
+                .iter()
+                .map(|e| (e.endpoint_id, (e.namespace.clone(), e.pod.clone())))
+                .collect(),
             rules: state.rule_names.clone(),
         }
     }
@@ -60,7 +68,11 @@ impl Enricher {
         let (ns_from_id, labels) = self.identities.get(&identity).cloned().unwrap_or_default();
         pb::Workload {
             identity,
-            namespace: if namespace.is_empty() { ns_from_id } else { namespace },
+            namespace: if namespace.is_empty() {
+                ns_from_id
+            } else {
+                namespace
+            },
             pod,
             labels: labels.into_iter().collect(),
         }
@@ -74,7 +86,11 @@ impl Enricher {
             Direction::Ingress => (None, local),
         };
         pb::Flow {
-            time_unix_nanos: ev.time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0),
+            time_unix_nanos: ev
+                .time
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0),
             node: self.node.clone(),
             event: ev.event.as_str().into(),
             src_ip: ev.src_ip.to_string(),
@@ -157,7 +173,10 @@ impl FlowHub {
 
     /// The recent flows, oldest first.
     pub fn recent(&self) -> Vec<Arc<pb::Flow>> {
-        self.recent.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default()
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// A live subscription.

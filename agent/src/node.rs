@@ -58,7 +58,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("node", &self.cfg.node).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("node", &self.cfg.node)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,8 +72,11 @@ impl Node {
     /// Loads or adopts the node's dataplane. Pinned links are swapped to the
     /// new programs atomically; enforcement never stops.
     pub fn start(cfg: AgentConfig) -> Result<Self, AgentError> {
-        std::fs::create_dir_all(&cfg.state_dir)
-            .map_err(|source| AgentError::Io { action: "creating state dir", path: cfg.state_dir.clone(), source })?;
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::Io {
+            action: "creating state dir",
+            path: cfg.state_dir.clone(),
+            source,
+        })?;
         let adopted = cfg.pins.exists();
         let mut dataplane = Dataplane::load(&cfg.pins)?;
         let mut maps = Maps::open(&cfg.pins)?;
@@ -89,15 +94,24 @@ impl Node {
 
         // Re-adopt every pinned link: swap in the freshly loaded programs, or drop pins of vanished interfaces.
         let ifaces = endpoints::interfaces();
-        let kernel_eps: BTreeMap<u32, EndpointEntry> =
-            maps.endpoints()?.into_iter().map(|e| (e.ifindex, e)).collect();
+        let kernel_eps: BTreeMap<u32, EndpointEntry> = maps
+            .endpoints()?
+            .into_iter()
+            .map(|e| (e.ifindex, e))
+            .collect();
         let mut attachments = BTreeMap::new();
         for ifindex in dataplane.attached_ifindexes()? {
             match ifaces.get(&ifindex) {
                 Some(name) => {
                     dataplane.attach(name, ifindex)?;
                     if let Some(e) = kernel_eps.get(&ifindex) {
-                        attachments.insert(e.endpoint_id, Attachment::Attached { ifindex, ifname: name.clone() });
+                        attachments.insert(
+                            e.endpoint_id,
+                            Attachment::Attached {
+                                ifindex,
+                                ifname: name.clone(),
+                            },
+                        );
                     }
                 }
                 None => {
@@ -107,11 +121,23 @@ impl Node {
             }
         }
         let quarantined: BTreeSet<u32> = maps.quarantined()?.into_iter().collect();
-        let rpc_quarantined = quarantined.difference(&desired.quarantined).copied().collect();
+        let rpc_quarantined = quarantined
+            .difference(&desired.quarantined)
+            .copied()
+            .collect();
         let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
         tracing::info!(node = %cfg.node, adopted, endpoints = attachments.len(), "dataplane ready");
         let enricher = Arc::new(Enricher::new(&cfg.node, &desired));
-        Ok(Self { cfg, dataplane, maps, desired, attachments, rpc_quarantined, audit, enricher })
+        Ok(Self {
+            cfg,
+            dataplane,
+            maps,
+            desired,
+            attachments,
+            rpc_quarantined,
+            audit,
+            enricher,
+        })
     }
 
     /// The enrichment tables for the current state.
@@ -140,24 +166,38 @@ impl Node {
         let started = Instant::now();
         let new = DesiredState::try_from(wire.clone())?;
         if new.generation < self.desired.generation {
-            return Err(AgentError::StaleGeneration { got: new.generation, applied: self.desired.generation });
+            return Err(AgentError::StaleGeneration {
+                got: new.generation,
+                applied: self.desired.generation,
+            });
         }
         let table = PolicyTable::build(&new.policy)?;
         let ranges = table.endpoints_with_ranges();
-        let mut report = ApplyReport { generation: new.generation, ..Default::default() };
+        let mut report = ApplyReport {
+            generation: new.generation,
+            ..Default::default()
+        };
 
         // Find and attach every pod first: an attached interface without an endpoint entry passes traffic.
         let mut attachments = BTreeMap::new();
-        let mut wanted = KernelState { table, ..Default::default() };
+        let mut wanted = KernelState {
+            table,
+            ..Default::default()
+        };
         let mut used_ifindex = BTreeSet::new();
         for spec in &new.endpoints {
             let attachment = match endpoints::resolve(spec) {
-                Ok(h) if !used_ifindex.insert(h.ifindex) => {
-                    Attachment::Failed { error: format!("interface {} already belongs to another endpoint", h.ifname) }
-                }
+                Ok(h) if !used_ifindex.insert(h.ifindex) => Attachment::Failed {
+                    error: format!("interface {} already belongs to another endpoint", h.ifname),
+                },
                 Ok(h) => match self.dataplane.attach(&h.ifname, h.ifindex) {
-                    Ok(()) => Attachment::Attached { ifindex: h.ifindex, ifname: h.ifname },
-                    Err(e) => Attachment::Failed { error: e.to_string() },
+                    Ok(()) => Attachment::Attached {
+                        ifindex: h.ifindex,
+                        ifname: h.ifname,
+                    },
+                    Err(e) => Attachment::Failed {
+                        error: e.to_string(),
+                    },
                 },
                 Err(e) => Attachment::Failed { error: e },
             };
@@ -181,20 +221,31 @@ impl Node {
                 }
                 Attachment::Failed { error } => {
                     tracing::warn!(pod = %spec.name(), %error, "endpoint NOT protected");
-                    report.problems.push((spec.endpoint_id, spec.name(), error.clone()));
+                    report
+                        .problems
+                        .push((spec.endpoint_id, spec.name(), error.clone()));
                 }
             }
             attachments.insert(spec.endpoint_id, attachment);
         }
 
         let current = KernelState {
-            endpoints: self.maps.endpoints()?.into_iter().map(|e| (e.ifindex, e)).collect(),
+            endpoints: self
+                .maps
+                .endpoints()?
+                .into_iter()
+                .map(|e| (e.ifindex, e))
+                .collect(),
             table: self.maps.policy()?,
         };
         let ops = transition::plan(&current, &wanted)?;
 
         // Quarantines first: they only ever cut.
-        let quarantine: BTreeSet<u32> = new.quarantined.union(&self.rpc_quarantined).copied().collect();
+        let quarantine: BTreeSet<u32> = new
+            .quarantined
+            .union(&self.rpc_quarantined)
+            .copied()
+            .collect();
         let already: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
         for id in quarantine.difference(&already) {
             self.maps.quarantine(*id, monotonic_ns())?;
@@ -202,7 +253,8 @@ impl Node {
         }
 
         let old_nets: BTreeMap<IpNetwork, u32> = self.maps.ipcache()?.into_iter().collect();
-        let new_nets: BTreeMap<IpNetwork, u32> = new.ipcache.iter().map(|i| (i.net, i.identity)).collect();
+        let new_nets: BTreeMap<IpNetwork, u32> =
+            new.ipcache.iter().map(|i| (i.net, i.identity)).collect();
         for (net, id) in &new_nets {
             if old_nets.get(net) != Some(id) {
                 self.maps.put_ipcache(net, *id)?;
@@ -223,7 +275,11 @@ impl Node {
         }
 
         // Interfaces no pod owns any more.
-        for (ifindex, _) in current.endpoints.iter().filter(|(i, _)| !wanted.endpoints.contains_key(i)) {
+        for (ifindex, _) in current
+            .endpoints
+            .iter()
+            .filter(|(i, _)| !wanted.endpoints.contains_key(i))
+        {
             self.dataplane.detach(*ifindex)?;
         }
         self.sync_xdp(&attachments, &quarantine);
@@ -232,11 +288,20 @@ impl Node {
         self.attachments = attachments;
         self.enricher = Arc::new(Enricher::new(&self.cfg.node, &self.desired));
         let path = state_path(&self.cfg);
-        std::fs::write(&path, wire.encode_to_vec())
-            .map_err(|source| AgentError::Io { action: "saving desired state", path, source })?;
+        std::fs::write(&path, wire.encode_to_vec()).map_err(|source| AgentError::Io {
+            action: "saving desired state",
+            path,
+            source,
+        })?;
         report.took = started.elapsed();
-        tracing::info!(generation = report.generation, attached = report.attached, problems = report.problems.len(),
-            writes = report.map_writes, took_us = report.took.as_micros() as u64, "desired state applied");
+        tracing::info!(
+            generation = report.generation,
+            attached = report.attached,
+            problems = report.problems.len(),
+            writes = report.map_writes,
+            took_us = report.took.as_micros() as u64,
+            "desired state applied"
+        );
         Ok(report)
     }
 
@@ -276,7 +341,13 @@ impl Node {
 
     /// Cuts an endpoint off both ways. The map write is the enforcement; it is
     /// audited before the caller hears of success.
-    pub fn quarantine(&mut self, endpoint_id: u32, pod: &str, reason: &str, caller: &Caller) -> Result<(u32, Duration), AgentError> {
+    pub fn quarantine(
+        &mut self,
+        endpoint_id: u32,
+        pod: &str,
+        reason: &str,
+        caller: &Caller,
+    ) -> Result<(u32, Duration), AgentError> {
         let id = self.find(endpoint_id, pod)?;
         let started = Instant::now();
         self.maps.quarantine(id, monotonic_ns())?;
@@ -290,7 +361,13 @@ impl Node {
     }
 
     /// Lifts a quarantine (unless the desired state itself quarantines the endpoint).
-    pub fn release(&mut self, endpoint_id: u32, pod: &str, reason: &str, caller: &Caller) -> Result<(u32, bool), AgentError> {
+    pub fn release(
+        &mut self,
+        endpoint_id: u32,
+        pod: &str,
+        reason: &str,
+        caller: &Caller,
+    ) -> Result<(u32, bool), AgentError> {
         let id = self.find(endpoint_id, pod)?;
         self.rpc_quarantined.remove(&id);
         let still = self.desired.quarantined.contains(&id);
@@ -304,7 +381,13 @@ impl Node {
         Ok((id, still))
     }
 
-    fn audit_action(&self, caller: &Caller, action: &str, id: u32, reason: &str) -> Result<(), AgentError> {
+    fn audit_action(
+        &self,
+        caller: &Caller,
+        action: &str,
+        id: u32,
+        reason: &str,
+    ) -> Result<(), AgentError> {
         let target = self
             .desired
             .endpoints
@@ -352,8 +435,11 @@ impl Node {
             .endpoints
             .iter()
             .map(|e| {
-                let (ifname, ifindex, attached, error) = match self.attachments.get(&e.endpoint_id) {
-                    Some(Attachment::Attached { ifindex, ifname }) => (ifname.clone(), *ifindex, true, String::new()),
+                let (ifname, ifindex, attached, error) = match self.attachments.get(&e.endpoint_id)
+                {
+                    Some(Attachment::Attached { ifindex, ifname }) => {
+                        (ifname.clone(), *ifindex, true, String::new())
+                    }
                     Some(Attachment::Failed { error }) => (String::new(), 0, false, error.clone()),
                     None => (String::new(), 0, false, "not attached yet".into()),
                 };
@@ -393,7 +479,9 @@ impl Node {
                     self.maps.remove_endpoint(*ifindex)?;
                     tracing::info!(endpoint = id, ifname = %ifname, "interface gone; detached");
                     gone.push(*id);
-                    *a = Attachment::Failed { error: format!("interface {ifname} disappeared (pod deleted?)") };
+                    *a = Attachment::Failed {
+                        error: format!("interface {ifname} disappeared (pod deleted?)"),
+                    };
                 }
             }
         }
@@ -411,6 +499,10 @@ impl Node {
 
     /// Pod IPs this node protects (for tests and status).
     pub fn endpoint_ips(&self) -> Vec<IpAddr> {
-        self.desired.endpoints.iter().flat_map(|e| e.ips.iter().copied()).collect()
+        self.desired
+            .endpoints
+            .iter()
+            .flat_map(|e| e.ips.iter().copied())
+            .collect()
     }
 }

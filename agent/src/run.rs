@@ -21,9 +21,14 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let metrics_addr = cfg.metrics_addr;
     let history = cfg.flow_history;
     let pins = cfg.pins.clone();
-    let node = Arc::new(Mutex::new(tokio::task::spawn_blocking(move || Node::start(cfg)).await.map_err(|e| {
-        AgentError::Serve { what: "startup", message: e.to_string() }
-    })??));
+    let node = Arc::new(Mutex::new(
+        tokio::task::spawn_blocking(move || Node::start(cfg))
+            .await
+            .map_err(|e| AgentError::Serve {
+                what: "startup",
+                message: e.to_string(),
+            })??,
+    ));
     let hub = Arc::new(FlowHub::new(history));
     let metrics = Arc::new(Metrics::new());
 
@@ -41,7 +46,8 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                         for ev in &events {
                             hub.publish(enricher.flow(ev));
                         }
-                        hub.undecodable.fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
+                        hub.undecodable
+                            .fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "flow ring");
@@ -51,7 +57,11 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
             }
         });
     }
-    tokio::spawn(crate::sweep::run(node.clone(), hub.clone(), Duration::from_secs(2)));
+    tokio::spawn(crate::sweep::run(
+        node.clone(),
+        hub.clone(),
+        Duration::from_secs(2),
+    ));
     if let Some(addr) = metrics_addr {
         let (node, hub, metrics) = (node.clone(), hub.clone(), metrics.clone());
         tokio::spawn(async move {
@@ -62,21 +72,39 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     }
 
     if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| AgentError::Io { action: "creating socket dir", path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
+            action: "creating socket dir",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket)
-        .map_err(|source| AgentError::Io { action: "binding gRPC socket", path: socket.clone(), source })?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| AgentError::Io { action: "restricting gRPC socket", path: socket.clone(), source })?;
+    let listener = tokio::net::UnixListener::bind(&socket).map_err(|source| AgentError::Io {
+        action: "binding gRPC socket",
+        path: socket.clone(),
+        source,
+    })?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(
+        |source| AgentError::Io {
+            action: "restricting gRPC socket",
+            path: socket.clone(),
+            source,
+        },
+    )?;
     tracing::info!(socket = %socket.display(), "agent serving");
 
-    let service = AgentService { node, hub, metrics, allowed_uids: Vec::new() };
+    let service = AgentService {
+        node,
+        hub,
+        metrics,
+        allowed_uids: Vec::new(),
+    };
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -87,5 +115,8 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         .add_service(AgentServer::new(service).max_decoding_message_size(256 * 1024 * 1024))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| AgentError::Serve { what: "gRPC", message: e.to_string() })
+        .map_err(|e| AgentError::Serve {
+            what: "gRPC",
+            message: e.to_string(),
+        })
 }

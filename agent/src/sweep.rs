@@ -19,7 +19,11 @@ fn timeout_ns(v: &abi::bh_ct_value, protocol: u8) -> u64 {
     if v.state & abi::BH_CT_F_CLOSED as u8 != 0 {
         10 * NS
     } else if protocol == 6 {
-        if v.state & abi::BH_CT_F_SEEN_REPLY as u8 != 0 { 6 * 3600 * NS } else { 60 * NS }
+        if v.state & abi::BH_CT_F_SEEN_REPLY as u8 != 0 {
+            6 * 3600 * NS
+        } else {
+            60 * NS
+        }
     } else if protocol == 1 || protocol == 58 {
         30 * NS
     } else {
@@ -29,7 +33,9 @@ fn timeout_ns(v: &abi::bh_ct_value, protocol: u8) -> u64 {
 
 fn addr(b: [u8; 16]) -> std::net::IpAddr {
     let v6 = std::net::Ipv6Addr::from(b);
-    v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(std::net::IpAddr::V6(v6))
+    v6.to_ipv4_mapped()
+        .map(std::net::IpAddr::V4)
+        .unwrap_or(std::net::IpAddr::V6(v6))
 }
 
 /// One pass: returns how many entries were expired.
@@ -64,9 +70,11 @@ pub fn sweep_once(node: &Mutex<Node>, hub: &FlowHub, clock: &Clock) -> usize {
         if v.state & abi::BH_CT_F_CLOSED as u8 != 0 {
             continue; // its close event was emitted by the kernel
         }
-        let (Ok(direction), Ok(verdict), Ok(reason)) =
-            (Direction::try_from(k.direction), Verdict::try_from(v.verdict), Reason::try_from(v.reason))
-        else {
+        let (Ok(direction), Ok(verdict), Ok(reason)) = (
+            Direction::try_from(k.direction),
+            Verdict::try_from(v.verdict),
+            Reason::try_from(v.reason),
+        ) else {
             continue;
         };
         let (src, dst) = (addr(k.saddr), addr(k.daddr));

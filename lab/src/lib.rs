@@ -1,1 +1,17 @@
+//! `bulkhead lab`: a small cluster on one host, without an API server.
+//! Nodes and pods are network namespaces; pods are wired by the real CNI
+//! reference plugins; every node runs a real agent.
 
+pub mod desired;
+pub mod error;
+pub mod lifecycle;
+pub mod manifest;
+pub mod netns;
+pub mod probe;
+pub mod server;
+pub mod shell;
+pub mod state;
+
+pub use error::LabError;
+pub use lifecycle::{UpOptions, down, up};
+pub use state::LabState;

@@ -1,0 +1,130 @@
+//! `bulkhead flows`: merged flows from every agent of a lab.
+
+use anyhow::{Context, Result};
+use bulkhead_api::agent::v1 as pb;
+use bulkhead_lab::LabState;
+use tokio_stream::StreamExt;
+
+fn workload(w: &Option<pb::Workload>, ip: &str, port: u32) -> String {
+    match w {
+        Some(w) if !w.pod.is_empty() => format!("{}/{}:{port}", w.namespace, w.pod),
+        Some(w) if w.identity == 1 => format!("host({ip}):{port}"),
+        _ => format!("{ip}:{port}"),
+    }
+}
+
+fn human(f: &pb::Flow) -> String {
+    let t = time_of(f.time_unix_nanos);
+    let verdict = match f.verdict.as_str() {
+        "dropped" => "DROPPED",
+        "audit" => "AUDIT(would drop)",
+        _ => "FORWARDED",
+    };
+    let why = if f.rule_name.is_empty() {
+        f.drop_reason.clone()
+    } else {
+        format!("rule {}", f.rule_name)
+    };
+    format!(
+        "{t} {:<10} {:<9} {:<17} {} -> {} {} {} pkts {}/{} bytes {}/{} {}",
+        f.node,
+        f.event,
+        verdict,
+        workload(&f.source, &f.src_ip, f.src_port),
+        workload(&f.destination, &f.dst_ip, f.dst_port),
+        f.protocol,
+        f.direction,
+        f.packets_fwd,
+        f.packets_rev,
+        f.bytes_fwd,
+        f.bytes_rev,
+        why
+    )
+}
+
+fn time_of(nanos: i64) -> String {
+    let secs = nanos.div_euclid(1_000_000_000);
+    let ms = nanos.rem_euclid(1_000_000_000) / 1_000_000;
+    let day = secs.rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}.{ms:03}",
+        day / 3600,
+        (day / 60) % 60,
+        day % 60
+    )
+}
+
+/// Prints recent flows of every node, then (with follow) live ones.
+pub async fn show(lab: &str, follow: bool, json: bool) -> Result<()> {
+    let state = LabState::load(lab)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<pb::FlowBatch>(64);
+    for node in &state.nodes {
+        let mut client = bulkhead_api::connect_unix(&node.socket)
+            .await
+            .with_context(|| format!("agent of {}", node.name))?;
+        let mut stream = client
+            .stream_flows(pb::FlowFilter { follow })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(batch)) = stream.next().await {
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut all = Vec::new();
+    while let Some(batch) = rx.recv().await {
+        if batch.lost > 0 {
+            eprintln!(
+                "lost {} flows (client too slow or kernel ring full)",
+                batch.lost
+            );
+        }
+        if follow {
+            for f in &batch.flows {
+                println!(
+                    "{}",
+                    if json {
+                        serde_json::to_string(&flow_json(f))?
+                    } else {
+                        human(f)
+                    }
+                );
+            }
+        } else {
+            all.extend(batch.flows);
+        }
+    }
+    all.sort_by_key(|f| f.time_unix_nanos);
+    for f in &all {
+        println!(
+            "{}",
+            if json {
+                serde_json::to_string(&flow_json(f))?
+            } else {
+                human(f)
+            }
+        );
+    }
+    Ok(())
+}
+
+fn flow_json(f: &pb::Flow) -> serde_json::Value {
+    let w = |w: &Option<pb::Workload>| {
+        w.as_ref().map(|w| serde_json::json!({"identity": w.identity, "namespace": w.namespace, "pod": w.pod, "labels": w.labels}))
+    };
+    serde_json::json!({
+        "time_unix_nanos": f.time_unix_nanos, "node": f.node, "event": f.event,
+        "src_ip": f.src_ip, "src_port": f.src_port, "dst_ip": f.dst_ip, "dst_port": f.dst_port,
+        "protocol": f.protocol, "source": w(&f.source), "destination": w(&f.destination),
+        "direction": f.direction, "verdict": f.verdict, "drop_reason": f.drop_reason,
+        "rule_id": f.rule_id, "rule_name": f.rule_name,
+        "packets_fwd": f.packets_fwd, "bytes_fwd": f.bytes_fwd, "packets_rev": f.packets_rev, "bytes_rev": f.bytes_rev,
+        "tcp_flags": f.tcp_flags, "is_reply": f.is_reply,
+    })
+}

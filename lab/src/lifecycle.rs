@@ -1,0 +1,668 @@
+//! `lab up` and `lab down`.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulkhead_api::agent::v1 as pb;
+
+use crate::error::LabError;
+use crate::manifest::{self, valid_name};
+use crate::shell::{in_ns, run, run_with};
+use crate::state::{self, LabState, NodeState, PodState};
+
+/// Options of `lab up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub name: String,
+    pub files: Vec<PathBuf>,
+    /// "bridge" or "ptp".
+    pub cni: String,
+    pub nodes: usize,
+    /// Mode of pods no rule selects: learn, audit or enforce.
+    pub default_mode: String,
+    /// The bulkhead binary to run agents and pod servers with.
+    pub exe: PathBuf,
+}
+
+const CNI_DIR: &str = "/usr/lib/cni";
+
+fn ns_prefix(lab: &str) -> String {
+    format!("bh_{lab}_")
+}
+
+fn node_ip(i: usize) -> IpAddr {
+    IpAddr::from([172, 30, 0, i as u8])
+}
+
+fn progress(msg: &str) {
+    eprintln!("lab: {msg}");
+}
+
+fn check_tools(cni: &str) -> Result<(), LabError> {
+    for tool in [cni, "host-local"] {
+        let p = Path::new(CNI_DIR).join(tool);
+        if !p.exists() {
+            return Err(LabError::Invalid(format!(
+                "CNI plugin {} is missing: run scripts/install-deps.sh (Debian package containernetworking-plugins)",
+                p.display()
+            )));
+        }
+    }
+    run("ip", &["-V"]).map(|_| ())
+}
+
+fn build_node(lab: &str, fabric: &str, i: usize, nodes: usize) -> Result<NodeState, LabError> {
+    let ns = format!("{}n{i}", ns_prefix(lab));
+    if !crate::netns::exists(&ns) {
+        run("ip", &["netns", "add", &ns])?;
+    }
+    in_ns(
+        &ns,
+        &[
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.all.accept_dad=0",
+        ],
+    )?;
+    run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+    let peer = format!("n{i}");
+    if run("ip", &["-n", fabric, "link", "show", &peer]).is_err() {
+        run(
+            "ip",
+            &[
+                "-n", fabric, "link", "add", &peer, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ],
+        )?;
+        run(
+            "ip",
+            &["-n", fabric, "link", "set", &peer, "master", "fab0", "up"],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("172.30.0.{i}/24"),
+                "dev",
+                "eth0",
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("fd00:172:30::{i}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        )?;
+        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        for j in (1..=nodes).filter(|j| *j != i) {
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &ns,
+                    "route",
+                    "add",
+                    &format!("10.244.{j}.0/24"),
+                    "via",
+                    &format!("172.30.0.{j}"),
+                ],
+            )?;
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &ns,
+                    "-6",
+                    "route",
+                    "add",
+                    &format!("fd00:10:244:{j}::/64"),
+                    "via",
+                    &format!("fd00:172:30::{j}"),
+                ],
+            )?;
+        }
+    }
+    Ok(NodeState {
+        index: i,
+        name: format!("{lab}_n{i}"),
+        netns: ns,
+        agent_pid: None,
+        socket: state::dir(lab).join(format!("n{i}.sock")),
+        pod_cidr_v4: format!("10.244.{i}.0/24"),
+        pod_cidr_v6: format!("fd00:10:244:{i}::/64"),
+        node_ip: node_ip(i),
+    })
+}
+
+fn cni_config(lab: &str, cni: &str, node: &NodeState) -> String {
+    let ipam = serde_json::json!({
+        "type": "host-local",
+        "ranges": [[{"subnet": node.pod_cidr_v4}], [{"subnet": node.pod_cidr_v6}]],
+        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+        "dataDir": state::dir(lab).join("ipam").to_string_lossy(),
+    });
+    let mut conf = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": format!("bh-{lab}-n{}", node.index),
+        "type": cni,
+        "ipMasq": false,
+        "ipam": ipam,
+    });
+    if cni == "bridge" {
+        conf["bridge"] = "cni0".into();
+        conf["isGateway"] = true.into();
+        conf["hairpinMode"] = true.into();
+    }
+    conf.to_string()
+}
+
+fn cni(
+    cmd: &str,
+    lab: &str,
+    cni: &str,
+    node: &NodeState,
+    pod_ns: &str,
+    container: &str,
+    fixed: Option<IpAddr>,
+) -> Result<String, LabError> {
+    let mut env = vec![
+        ("CNI_COMMAND", cmd.to_string()),
+        ("CNI_CONTAINERID", container.to_string()),
+        (
+            "CNI_NETNS",
+            crate::netns::path(pod_ns).to_string_lossy().into_owned(),
+        ),
+        ("CNI_IFNAME", "eth0".to_string()),
+        ("CNI_PATH", CNI_DIR.to_string()),
+    ];
+    if let Some(ip) = fixed {
+        env.push(("CNI_ARGS", format!("IgnoreUnknown=1;IP={ip}")));
+    }
+    let plugin = format!("{CNI_DIR}/{cni}");
+    run_with(
+        "ip",
+        &["netns", "exec", &node.netns, &plugin],
+        &env,
+        Some(&cni_config(lab, cni, node)),
+    )
+}
+
+fn spawn(exe: &Path, args: &[&str], netns: Option<&str>, log: &Path) -> Result<i32, LabError> {
+    let file = std::fs::File::create(log).map_err(|source| LabError::Io {
+        action: "creating log",
+        path: log.to_path_buf(),
+        source,
+    })?;
+    let err = file.try_clone().map_err(|source| LabError::Io {
+        action: "creating log",
+        path: log.to_path_buf(),
+        source,
+    })?;
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .process_group(0);
+    let child = cmd.spawn().map_err(|e| LabError::Command {
+        command: format!("{} {}", exe.display(), args.join(" ")),
+        message: e.to_string(),
+    })?;
+    Ok(child.id() as i32)
+}
+
+fn alive(pid: Option<i32>) -> bool {
+    pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+}
+
+fn build_pod(
+    lab: &str,
+    cni_name: &str,
+    node: &NodeState,
+    spec: &manifest::PodSpec,
+    opts: &UpOptions,
+) -> Result<PodState, LabError> {
+    let netns = format!("{}p_{}_{}", ns_prefix(lab), spec.namespace, spec.name);
+    let container = format!("bh-{lab}-{}-{}", spec.namespace, spec.name);
+    run("ip", &["netns", "add", &netns])?;
+    in_ns(
+        &netns,
+        &[
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ],
+    )?;
+    run("ip", &["-n", &netns, "link", "set", "lo", "up"])?;
+    let result = cni(
+        "ADD",
+        lab,
+        cni_name,
+        node,
+        &netns,
+        &container,
+        spec.fixed_ip,
+    )?;
+    let parsed: serde_json::Value = serde_json::from_str(&result)
+        .map_err(|e| LabError::Invalid(format!("CNI result for {}: {e}", spec.name)))?;
+    let mut ips: Vec<IpAddr> = parsed["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str())
+        .filter_map(|a| a.split('/').next().and_then(|ip| ip.parse().ok()))
+        .collect();
+    ips.sort_by_key(|ip| ip.is_ipv6());
+    if ips.is_empty() {
+        return Err(LabError::Invalid(format!(
+            "CNI {cni_name} returned no address for {}/{}",
+            spec.namespace, spec.name
+        )));
+    }
+    let key = format!("{}/{}", spec.namespace, spec.name);
+    let mut server_pid = None;
+    if !spec.ports.is_empty() {
+        let tcp: Vec<String> = spec
+            .ports
+            .iter()
+            .filter(|p| !p.udp)
+            .map(|p| p.port.to_string())
+            .collect();
+        let udp: Vec<String> = spec
+            .ports
+            .iter()
+            .filter(|p| p.udp)
+            .map(|p| p.port.to_string())
+            .collect();
+        let ns_path = crate::netns::path(&netns).to_string_lossy().into_owned();
+        let log = state::dir(lab).join(format!("pod-{}-{}.log", spec.namespace, spec.name));
+        let (t, u) = (tcp.join(","), udp.join(","));
+        let mut args = vec!["lab", "serve", "--netns", &ns_path, "--name", &key];
+        if !t.is_empty() {
+            args.extend(["--tcp", &t]);
+        }
+        if !u.is_empty() {
+            args.extend(["--udp", &u]);
+        }
+        server_pid = Some(spawn(&opts.exe, &args, None, &log)?);
+    }
+    Ok(PodState {
+        namespace: spec.namespace.clone(),
+        name: spec.name.clone(),
+        labels: spec.labels.clone(),
+        node: node.index,
+        netns,
+        ips,
+        ports: spec.ports.clone(),
+        server_pid,
+        container_id: container,
+    })
+}
+
+fn start_agent(lab: &LabState, node: &mut NodeState, exe: &Path) -> Result<(), LabError> {
+    if alive(node.agent_pid) {
+        return Ok(());
+    }
+    let dir = state::dir(&lab.name);
+    let state_dir = dir.join(format!("agent-n{}", node.index));
+    let log = dir.join(format!("agent-n{}.log", node.index));
+    let (sock, sd) = (
+        node.socket.to_string_lossy().into_owned(),
+        state_dir.to_string_lossy().into_owned(),
+    );
+    let ns = crate::netns::path(&node.netns)
+        .to_string_lossy()
+        .into_owned();
+    let args = [
+        "agent",
+        "--node",
+        &node.name,
+        "--netns",
+        &ns,
+        "--socket",
+        &sock,
+        "--state-dir",
+        &sd,
+        "--metrics-addr",
+        "127.0.0.1:9965",
+    ];
+    node.agent_pid = Some(spawn(exe, &args, None, &log)?);
+    Ok(())
+}
+
+async fn wait_agent(
+    node: &NodeState,
+) -> Result<bulkhead_api::agent::v1::agent_client::AgentClient<tonic::transport::Channel>, LabError>
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match bulkhead_api::connect_unix(&node.socket).await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() > deadline => {
+                return Err(LabError::Agent {
+                    node: node.name.clone(),
+                    message: format!(
+                        "did not come up within 30 s: {e} (see agent-n{}.log)",
+                        node.index
+                    ),
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Pushes each node's desired state; any pod left unprotected is an error.
+pub async fn push(lab: &LabState) -> Result<(), LabError> {
+    for node in &lab.nodes {
+        let mut client = wait_agent(node).await?;
+        let desired = crate::desired::for_node(lab, node.index);
+        let r = client
+            .apply_state(desired)
+            .await
+            .map_err(|s| LabError::Agent {
+                node: node.name.clone(),
+                message: s.message().to_string(),
+            })?
+            .into_inner();
+        if !r.problems.is_empty() {
+            let list: Vec<String> = r
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.pod, p.error))
+                .collect();
+            return Err(LabError::Agent {
+                node: node.name.clone(),
+                message: format!("pods left unprotected: {}", list.join("; ")),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Connects to the agent of the node hosting `pod`.
+pub async fn agent_for(
+    lab: &LabState,
+    pod: &str,
+) -> Result<
+    (
+        pb::agent_client::AgentClient<tonic::transport::Channel>,
+        u32,
+    ),
+    LabError,
+> {
+    let idx = lab
+        .pods
+        .iter()
+        .position(|p| p.key() == pod || p.name == pod)
+        .ok_or_else(|| LabError::UnknownPod(pod.into()))?;
+    let node = lab
+        .nodes
+        .iter()
+        .find(|n| n.index == lab.pods[idx].node)
+        .ok_or_else(|| LabError::UnknownPod(pod.into()))?;
+    Ok((wait_agent(node).await?, idx as u32 + 1))
+}
+
+/// Builds (or completes) the lab and returns its state once every agent enforces.
+pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
+    if !valid_name(&opts.name) || opts.name.len() > 20 {
+        return Err(LabError::Invalid(format!(
+            "lab name {:?}: use up to 20 lowercase letters, digits and dashes",
+            opts.name
+        )));
+    }
+    if !["bridge", "ptp"].contains(&opts.cni.as_str()) {
+        return Err(LabError::Invalid(format!(
+            "--cni {}: the lab supports bridge and ptp",
+            opts.cni
+        )));
+    }
+    if opts.nodes == 0 || opts.nodes > 16 {
+        return Err(LabError::Invalid("--nodes must be 1..16".into()));
+    }
+    check_tools(&opts.cni)?;
+    let manifests = manifest::load(&opts.files)?;
+    let existing = LabState::load(&opts.name).ok();
+    if let Some(s) = &existing {
+        if s.cni != opts.cni || s.nodes.len() != opts.nodes {
+            return Err(LabError::Invalid(format!(
+                "lab {} is up with --cni {} --nodes {}; run `bulkhead lab down` first",
+                s.name,
+                s.cni,
+                s.nodes.len()
+            )));
+        }
+    }
+    let dir = state::dir(&opts.name);
+    std::fs::create_dir_all(dir.join("ipam")).map_err(|source| LabError::Io {
+        action: "creating lab dir",
+        path: dir.clone(),
+        source,
+    })?;
+
+    let fabric = format!("{}fab", ns_prefix(&opts.name));
+    if !crate::netns::exists(&fabric) {
+        run("ip", &["netns", "add", &fabric])?;
+        run(
+            "ip",
+            &["-n", &fabric, "link", "add", "fab0", "type", "bridge"],
+        )?;
+        run("ip", &["-n", &fabric, "link", "set", "fab0", "up"])?;
+    }
+    let mut lab = LabState {
+        name: opts.name.clone(),
+        cni: opts.cni.clone(),
+        nodes: Vec::new(),
+        pods: Vec::new(),
+        namespaces: manifests
+            .namespaces
+            .values()
+            .map(|n| (n.name.clone(), n.labels.clone()))
+            .collect(),
+        rules: manifests.rules.clone(),
+        default_mode: opts.default_mode.clone(),
+        generation: existing.as_ref().map_or(1, |s| s.generation + 1),
+    };
+    for i in 1..=opts.nodes {
+        progress(&format!("node {i}/{}", opts.nodes));
+        let mut n = build_node(&opts.name, &fabric, i, opts.nodes)?;
+        if let Some(old) = existing
+            .as_ref()
+            .and_then(|s| s.nodes.iter().find(|o| o.index == i))
+        {
+            n.agent_pid = old.agent_pid;
+        }
+        lab.nodes.push(n);
+    }
+    // Agents first, so every pod is protected from the moment the state is pushed.
+    let shell = LabState {
+        nodes: Vec::new(),
+        ..lab.clone()
+    };
+    for n in &mut lab.nodes {
+        start_agent(&shell, n, &opts.exe)?;
+    }
+    lab.save()?;
+
+    let wanted: BTreeSet<String> = manifests
+        .pods
+        .iter()
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
+    if let Some(old) = &existing {
+        for p in old.pods.iter().filter(|p| !wanted.contains(&p.key())) {
+            progress(&format!("removing pod {}", p.key()));
+            remove_pod(old, p);
+        }
+    }
+    let total = manifests.pods.len();
+    for (i, spec) in manifests.pods.iter().enumerate() {
+        let key = format!("{}/{}", spec.namespace, spec.name);
+        let prior = existing
+            .as_ref()
+            .and_then(|s| s.pods.iter().find(|p| p.key() == key));
+        if let Some(p) = prior.filter(|p| {
+            crate::netns::exists(&p.netns) && p.labels == spec.labels && p.ports == spec.ports
+        }) {
+            let mut p = p.clone();
+            if !p.ports.is_empty() && !alive(p.server_pid) {
+                remove_pod(existing.as_ref().unwrap_or(&lab), &p);
+            } else {
+                p.labels = spec.labels.clone();
+                lab.pods.push(p);
+                continue;
+            }
+        } else if let Some(p) = prior {
+            remove_pod(existing.as_ref().unwrap_or(&lab), p);
+        }
+        let node_idx = match spec.fixed_ip {
+            Some(IpAddr::V4(ip))
+                if ip.octets()[0] == 10
+                    && ip.octets()[1] == 244
+                    && (1..=opts.nodes).contains(&(ip.octets()[2] as usize)) =>
+            {
+                ip.octets()[2] as usize
+            }
+            Some(ip) => {
+                return Err(LabError::Invalid(format!(
+                    "pod {key}: status.podIP {ip} is outside every node's pod CIDR (10.244.N.0/24)"
+                )));
+            }
+            None => i % opts.nodes + 1,
+        };
+        let node = lab
+            .nodes
+            .iter()
+            .find(|n| n.index == node_idx)
+            .cloned()
+            .ok_or_else(|| LabError::Invalid(format!("no node {node_idx}")))?;
+        progress(&format!("pod {}/{total} {key} on node {node_idx}", i + 1));
+        let pod = build_pod(&opts.name, &opts.cni, &node, spec, opts)?;
+        lab.pods.push(pod);
+        lab.save()?;
+    }
+    progress("pushing desired state to the agents");
+    push(&lab).await?;
+    lab.save()?;
+    progress(&format!(
+        "up: {} nodes, {} pods, {} rules",
+        lab.nodes.len(),
+        lab.pods.len(),
+        lab.rules.len()
+    ));
+    Ok(lab)
+}
+
+fn remove_pod(lab: &LabState, p: &PodState) {
+    if let Some(pid) = p.server_pid {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    if let Some(node) = lab.nodes.iter().find(|n| n.index == p.node) {
+        let _ = cni(
+            "DEL",
+            &lab.name,
+            &lab.cni,
+            node,
+            &p.netns,
+            &p.container_id,
+            None,
+        );
+    }
+    let _ = run("ip", &["netns", "del", &p.netns]);
+}
+
+fn kill_netns_processes(ns: &str) {
+    if let Ok(out) = run("ip", &["netns", "pids", ns]) {
+        for pid in out.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Removes everything the lab made, with or without its state file (after a crash).
+pub fn down(lab: &str) -> Result<usize, LabError> {
+    if !valid_name(lab) {
+        return Err(LabError::Invalid(format!("lab name {lab:?}")));
+    }
+    let mut removed = 0;
+    if let Ok(s) = LabState::load(lab) {
+        for pid in s
+            .nodes
+            .iter()
+            .filter_map(|n| n.agent_pid)
+            .chain(s.pods.iter().filter_map(|p| p.server_pid))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let prefix = ns_prefix(lab);
+    let namespaces = crate::netns::list(&prefix);
+    for ns in &namespaces {
+        kill_netns_processes(ns);
+    }
+    for ns in &namespaces {
+        if run("ip", &["netns", "del", ns]).is_ok() {
+            removed += 1;
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/bpf/bulkhead") {
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("{lab}_n")) {
+                std::fs::remove_dir_all(e.path()).map_err(|source| LabError::Io {
+                    action: "removing pins",
+                    path: e.path(),
+                    source,
+                })?;
+            }
+        }
+    }
+    let dir = state::dir(lab);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(LabError::Io {
+                action: "removing lab dir",
+                path: dir,
+                source,
+            });
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,44 @@
+//! Entering a network namespace on the current thread.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{CloneFlags, setns};
+
+use crate::error::LabError;
+
+/// Path of a named namespace.
+pub fn path(name: &str) -> PathBuf {
+    Path::new("/var/run/netns").join(name)
+}
+
+/// Moves the calling thread into the namespace at `path`. Sockets created
+/// afterwards on this thread live there.
+pub fn enter(path: &Path) -> Result<(), LabError> {
+    let file = std::fs::File::open(path).map_err(|source| LabError::Io {
+        action: "opening netns",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Netns {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Whether a named namespace exists.
+pub fn exists(name: &str) -> bool {
+    path(name).exists()
+}
+
+/// Names of every namespace whose name starts with `prefix`.
+pub fn list(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/var/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,166 @@
+//! Probing connectivity from inside pods. Each source pod gets a thread that
+//! enters its namespace; all its probes run concurrently with a short timeout,
+//! so a full matrix takes about one timeout, not one per probe.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::LabError;
+use crate::state::LabState;
+
+/// One probe to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub from: String,
+    pub to: String,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub udp: bool,
+}
+
+/// One probe's outcome, in the JSON shape `lab probe -o json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeResult {
+    pub from: String,
+    pub to: String,
+    pub port: u16,
+    pub protocol: &'static str,
+    pub connected: bool,
+}
+
+async fn one(p: &Probe, timeout: Duration) -> bool {
+    let addr = SocketAddr::new(p.ip, p.port);
+    if p.udp {
+        let bind: SocketAddr = if p.ip.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap_or(addr)
+        } else {
+            "[::]:0".parse().unwrap_or(addr)
+        };
+        let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
+            return false;
+        };
+        if sock.connect(addr).await.is_err() || sock.send(b"bulkhead-probe").await.is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(timeout, sock.recv(&mut buf)).await, Ok(Ok(n)) if n > 0)
+    } else {
+        use tokio::io::AsyncReadExt;
+        let Ok(Ok(mut s)) =
+            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
+        else {
+            return false;
+        };
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(timeout, s.read(&mut buf)).await, Ok(Ok(n)) if n > 0)
+    }
+}
+
+/// Runs every probe; results come back in input order.
+pub fn run(
+    lab: &LabState,
+    probes: &[Probe],
+    timeout: Duration,
+) -> Result<Vec<ProbeResult>, LabError> {
+    let mut by_source: BTreeMap<String, Vec<(usize, Probe)>> = BTreeMap::new();
+    for (i, p) in probes.iter().enumerate() {
+        by_source
+            .entry(p.from.clone())
+            .or_default()
+            .push((i, p.clone()));
+    }
+    let mut handles = Vec::new();
+    for (from, list) in by_source {
+        let netns = crate::netns::path(&lab.pod(&from)?.netns);
+        handles.push(std::thread::spawn(
+            move || -> Result<Vec<(usize, bool)>, LabError> {
+                crate::netns::enter(&netns)?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|source| LabError::Io {
+                        action: "starting probe runtime",
+                        path: netns.clone(),
+                        source,
+                    })?;
+                Ok(rt.block_on(async {
+                    let futs = list
+                        .iter()
+                        .map(|(i, p)| async move { (*i, one(p, timeout).await) });
+                    futures::future::join_all(futs).await
+                }))
+            },
+        ));
+    }
+    let mut out: Vec<Option<bool>> = vec![None; probes.len()];
+    for h in handles {
+        let results = h
+            .join()
+            .map_err(|_| LabError::Invalid("a probe thread panicked".into()))??;
+        for (i, ok) in results {
+            out[i] = Some(ok);
+        }
+    }
+    Ok(probes
+        .iter()
+        .zip(out)
+        .map(|(p, ok)| ProbeResult {
+            from: p.from.clone(),
+            to: p.to.clone(),
+            port: p.port,
+            protocol: if p.udp { "UDP" } else { "TCP" },
+            connected: ok.unwrap_or(false),
+        })
+        .collect())
+}
+
+/// Resolves "ns/pod" (or an IP) to the address to probe, preferring IPv4 unless `v6`.
+pub fn target_ip(lab: &LabState, to: &str, v6: bool) -> Result<(String, IpAddr), LabError> {
+    if let Ok(ip) = to.parse::<IpAddr>() {
+        return Ok((to.to_string(), ip));
+    }
+    let pod = lab.pod(to)?;
+    let ip = pod
+        .ips
+        .iter()
+        .find(|ip| ip.is_ipv6() == v6)
+        .copied()
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "pod {} has no IPv{} address",
+                pod.key(),
+                if v6 { 6 } else { 4 }
+            ))
+        })?;
+    Ok((pod.key(), ip))
+}
+
+/// Every ordered pod pair × ports × protocols.
+pub fn matrix(
+    lab: &LabState,
+    ports: &[u16],
+    udp: &[bool],
+    v6: bool,
+) -> Result<Vec<Probe>, LabError> {
+    let mut out = Vec::new();
+    for from in &lab.pods {
+        for to in &lab.pods {
+            let (to_key, ip) = target_ip(lab, &to.key(), v6)?;
+            for port in ports {
+                for u in udp {
+                    out.push(Probe {
+                        from: from.key(),
+                        to: to_key.clone(),
+                        ip,
+                        port: *port,
+                        udp: *u,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
