@@ -236,7 +236,21 @@ fn spawn(exe: &Path, args: &[&str], netns: Option<&str>, log: &Path) -> Result<i
 }
 
 fn alive(pid: Option<i32>) -> bool {
-    pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+    pid.is_some_and(process_alive)
+}
+
+/// Whether `pid` is a running (not zombie) bulkhead process. Lab processes are
+/// not our children once `lab up` exits, so a killed one may linger as a zombie.
+pub fn process_alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("X");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    !matches!(state, "Z" | "X") && String::from_utf8_lossy(&cmdline).contains("bulkhead")
 }
 
 fn build_pod(

@@ -1,0 +1,15 @@
+//! End-to-end tests on the real kernel: labs of network namespaces wired by
+//! the real CNI plugins, real agents, real traffic. Every test builds its own
+//! uniquely named lab and tears it down on drop, even when it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod e2e {
+    mod lifecycle;
+    mod malformed;
+    mod policy;
+    mod quarantine;
+    mod restart;
+}

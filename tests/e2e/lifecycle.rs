@@ -1,0 +1,91 @@
+//! `lab up` is idempotent; `lab down` leaves nothing behind, even after a crash.
+
+use crate::support::Lab;
+
+const PODS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: z, labels: {tier: gold}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: z}
+spec:
+  replicas: 3
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: fixed, namespace: z, labels: {app: fixed}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.244.1.77}
+"#;
+
+#[test]
+fn up_is_idempotent_and_down_removes_everything() {
+    let mut lab = Lab::up("life", "ptp", 2, PODS);
+    assert_eq!(lab.state.pods.len(), 4);
+    assert_eq!(lab.ip("z/fixed", false).to_string(), "10.244.1.77");
+    assert_eq!(
+        lab.state.namespaces["z"]
+            .get("kubernetes.io/metadata.name")
+            .map(String::as_str),
+        Some("z")
+    );
+    let before = lab.state.pods.clone();
+    lab.reup("ptp", 2);
+    assert_eq!(lab.state.pods, before, "a second up changes nothing");
+    assert!(
+        lab.probe("z/web-0", "z/web-1", 80, false, false),
+        "cross-node pod to pod"
+    );
+
+    // simulate a crash: lose the state file, then down must still find everything
+    let name = lab.name.clone();
+    std::fs::remove_file(bulkhead_lab::state::dir(&name).join("state.json")).unwrap();
+    lab.bulkhead(&["lab", "down", "--name", &name]);
+    assert!(
+        bulkhead_lab::netns::list(&format!("bh_{name}_")).is_empty(),
+        "namespaces left"
+    );
+    let pins = std::fs::read_dir("/sys/fs/bpf/bulkhead")
+        .map(|d| {
+            d.filter_map(|e| e.ok()).any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{name}_n"))
+            })
+        })
+        .unwrap_or(false);
+    assert!(!pins, "pins left");
+    for n in &lab.state.nodes {
+        let alive = bulkhead_lab::lifecycle::process_alive(n.agent_pid.unwrap());
+        assert!(!alive, "agent of {} still running", n.name);
+    }
+}
+
+#[test]
+fn malformed_manifests_are_rejected_with_file_and_field() {
+    let bad = std::env::temp_dir().join(format!("bulkhead-bad-{}.yaml", std::process::id()));
+    std::fs::write(&bad, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, ports: [{containerPort: 70000}]}]}\n").unwrap();
+    let out = std::process::Command::new(crate::support::BIN)
+        .args([
+            "lab",
+            "up",
+            "--name",
+            &format!("bad{}", std::process::id() % 10000),
+            "-f",
+            &bad.to_string_lossy(),
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("document 0") && err.contains("containerPort"),
+        "{err}"
+    );
+}

@@ -1,0 +1,130 @@
+//! `kill -9` of the agents under continuous traffic opens no gap: allowed
+//! connections keep flowing, denied ones stay denied, and the restarted
+//! agents adopt the pinned state.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bulkhead_lab::probe::{self, Probe};
+
+use crate::support::{Conn, Lab};
+
+const PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {app: a}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: x, labels: {app: b}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: c, namespace: y, labels: {app: c}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+---
+apiVersion: lab.bulkhead.dev/v1alpha1
+kind: DataplaneRule
+metadata: {name: b-from-a}
+spec:
+  selector: {namespace: x, matchLabels: {app: b}}
+  direction: ingress
+  peers: [{namespace: x, matchLabels: {app: a}}]
+  ports: [{protocol: TCP, port: 80}]
+"#;
+
+#[test]
+fn kill_9_of_the_agents_breaks_nothing_and_opens_nothing() {
+    let mut lab = Lab::up("kill9", "bridge", 2, PODS);
+    let b = SocketAddr::new(lab.ip("x/b", false), 80);
+    let mut conns: Vec<Conn> = (0..3).map(|_| Conn::open(lab.netns("x/a"), b)).collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let traffic = {
+        let (state, stop, ok, bad) = (lab.state.clone(), stop.clone(), ok.clone(), bad.clone());
+        std::thread::spawn(move || {
+            let allowed = Probe {
+                from: "x/a".into(),
+                to: "x/b".into(),
+                ip: b.ip(),
+                port: 80,
+                udp: false,
+            };
+            let denied = [
+                Probe {
+                    from: "y/c".into(),
+                    to: "x/b".into(),
+                    ip: b.ip(),
+                    port: 80,
+                    udp: false,
+                },
+                Probe {
+                    from: "x/a".into(),
+                    to: "x/b".into(),
+                    ip: b.ip(),
+                    port: 81,
+                    udp: false,
+                },
+            ];
+            while !stop.load(Ordering::Relaxed) {
+                let mut all = vec![allowed.clone()];
+                all.extend(denied.iter().cloned());
+                let r = probe::run(&state, &all, Duration::from_millis(500)).unwrap();
+                if r[0].connected && !r[1].connected && !r[2].connected {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("violation: {r:?}");
+                }
+            }
+        })
+    };
+
+    std::thread::sleep(Duration::from_millis(500));
+    for n in &lab.state.nodes {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(n.agent_pid.unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    // no agent at all: the pinned programs keep enforcing
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        for c in &mut conns {
+            assert!(
+                c.echo(),
+                "established connection broke while the agents were dead"
+            );
+        }
+    }
+    // restart (lab up restarts dead agents and re-pushes the same state)
+    let cni = lab.state.cni.clone();
+    lab.reup(&cni, 2);
+    for c in &mut conns {
+        assert!(
+            c.echo(),
+            "established connection broke across the agent restart"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    traffic.join().unwrap();
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "some allowed probe failed or some denied probe passed"
+    );
+    assert!(ok.load(Ordering::Relaxed) >= 3, "too few probe rounds ran");
+    let log =
+        std::fs::read_to_string(bulkhead_lab::state::dir(&lab.name).join("agent-n1.log")).unwrap();
+    assert!(
+        log.contains("adopted") && log.contains("true"),
+        "the new agent must adopt the pinned state:\n{log}"
+    );
+}

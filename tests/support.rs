@@ -1,0 +1,232 @@
+//! A lab per test, torn down on drop, plus probing and inspection helpers.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bulkhead_api::agent::v1 as pb;
+use bulkhead_lab::LabState;
+use bulkhead_lab::probe::{self, Probe};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A running lab; `lab down` on drop.
+pub struct Lab {
+    pub name: String,
+    pub state: LabState,
+    manifest: PathBuf,
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run bulkhead")
+}
+
+fn check(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Lab {
+    /// Brings up a lab named after `tag` from `manifests` (YAML text).
+    pub fn up(tag: &str, cni: &str, nodes: usize, manifests: &str) -> Lab {
+        let name = format!(
+            "t{}{}-{tag}",
+            std::process::id() % 100_000,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        assert!(name.len() <= 20, "lab name {name} too long");
+        let manifest = std::env::temp_dir().join(format!("bulkhead-{name}.yaml"));
+        std::fs::write(&manifest, manifests).unwrap();
+        // Constructed before `up` so a failing `up` is still torn down.
+        let mut lab = Lab {
+            name: name.clone(),
+            state: placeholder(&name),
+            manifest,
+        };
+        lab.reup(cni, nodes);
+        lab
+    }
+
+    /// Runs `lab up` again (idempotent; restarts dead agents).
+    pub fn reup(&mut self, cni: &str, nodes: usize) {
+        let m = self.manifest.to_string_lossy().into_owned();
+        let n = nodes.to_string();
+        check(
+            run(&[
+                "lab", "up", "--name", &self.name, "--cni", cni, "--nodes", &n, "-f", &m,
+            ]),
+            "lab up",
+        );
+        self.state = LabState::load(&self.name).unwrap();
+    }
+
+    /// `bulkhead ARGS… --lab NAME` style commands.
+    pub fn bulkhead(&self, args: &[&str]) -> String {
+        check(run(args), &args.join(" "))
+    }
+
+    /// Probes one TCP or UDP port, IPv4 unless `v6`.
+    pub fn probe(&self, from: &str, to: &str, port: u16, udp: bool, v6: bool) -> bool {
+        let (to_key, ip) = probe::target_ip(&self.state, to, v6).unwrap();
+        let p = Probe {
+            from: self.state.pod(from).unwrap().key(),
+            to: to_key,
+            ip,
+            port,
+            udp,
+        };
+        probe::run(&self.state, &[p], Duration::from_millis(800)).unwrap()[0].connected
+    }
+
+    pub fn ip(&self, pod: &str, v6: bool) -> IpAddr {
+        probe::target_ip(&self.state, pod, v6).unwrap().1
+    }
+
+    pub fn netns(&self, pod: &str) -> PathBuf {
+        bulkhead_lab::netns::path(&self.state.pod(pod).unwrap().netns)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Status of every node's agent.
+    pub fn status(&self) -> Vec<pb::AgentStatus> {
+        Self::rt().block_on(async {
+            let mut out = Vec::new();
+            for n in &self.state.nodes {
+                let mut c = bulkhead_api::connect_unix(&n.socket).await.unwrap();
+                out.push(
+                    c.get_status(pb::StatusRequest {})
+                        .await
+                        .unwrap()
+                        .into_inner(),
+                );
+            }
+            out
+        })
+    }
+
+    /// A counter summed over nodes.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.status()
+            .iter()
+            .map(|s| s.counters.get(name).copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// Recent flows of every node.
+    pub fn flows(&self) -> Vec<pb::Flow> {
+        Self::rt().block_on(async {
+            use tokio_stream::StreamExt;
+            let mut out = Vec::new();
+            for n in &self.state.nodes {
+                let mut c = bulkhead_api::connect_unix(&n.socket).await.unwrap();
+                let mut s = c
+                    .stream_flows(pb::FlowFilter { follow: false })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                while let Some(b) = s.next().await {
+                    out.extend(b.unwrap().flows);
+                }
+            }
+            out
+        })
+    }
+
+    /// Waits until a flow matching `pred` shows up (events are asynchronous).
+    pub fn wait_flow(&self, what: &str, pred: impl Fn(&pb::Flow) -> bool) -> pb::Flow {
+        for _ in 0..50 {
+            if let Some(f) = self.flows().into_iter().find(|f| pred(f)) {
+                return f;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no flow {what} among:\n{:#?}", self.flows());
+    }
+}
+
+fn placeholder(name: &str) -> LabState {
+    LabState {
+        name: name.into(),
+        cni: String::new(),
+        nodes: vec![],
+        pods: vec![],
+        namespaces: Default::default(),
+        rules: vec![],
+        default_mode: String::new(),
+        generation: 0,
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = run(&["lab", "down", "--name", &self.name]);
+        let _ = std::fs::remove_file(&self.manifest);
+        if !out.status.success() {
+            eprintln!(
+                "lab down {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            bulkhead_lab::netns::list(&format!("bh_{}_", self.name)).is_empty()
+                || std::thread::panicking()
+        );
+    }
+}
+
+/// An echo connection held open from inside a pod's namespace.
+pub struct Conn {
+    stream: TcpStream,
+}
+
+impl Conn {
+    /// Connects from `netns` to `addr` and reads the server's banner.
+    pub fn open(netns: PathBuf, addr: SocketAddr) -> Conn {
+        let stream = std::thread::spawn(move || {
+            bulkhead_lab::netns::enter(&netns).unwrap();
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap()
+        })
+        .join()
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        let mut c = Conn { stream };
+        let mut banner = [0u8; 128];
+        let n = c.stream.read(&mut banner).unwrap();
+        assert!(n > 0);
+        c
+    }
+
+    /// Sends a few bytes and expects them echoed.
+    pub fn echo(&mut self) -> bool {
+        if self.stream.write_all(b"ping").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 4];
+        self.stream.read_exact(&mut buf).is_ok() && &buf == b"ping"
+    }
+}
+
+/// Runs a command inside a pod's namespace.
+pub fn exec(lab: &Lab, pod: &str, cmd: &[&str]) -> Output {
+    let mut args = vec!["lab", "exec", "--name", &lab.name, pod, "--"];
+    args.extend_from_slice(cmd);
+    run(&args)
+}
