@@ -473,16 +473,16 @@ impl Node {
         let ifaces = endpoints::interfaces();
         let mut gone = Vec::new();
         for (id, a) in &mut self.attachments {
-            if let Attachment::Attached { ifindex, ifname } = a {
-                if ifaces.get(ifindex) != Some(ifname) {
-                    self.dataplane.detach(*ifindex)?;
-                    self.maps.remove_endpoint(*ifindex)?;
-                    tracing::info!(endpoint = id, ifname = %ifname, "interface gone; detached");
-                    gone.push(*id);
-                    *a = Attachment::Failed {
-                        error: format!("interface {ifname} disappeared (pod deleted?)"),
-                    };
-                }
+            if let Attachment::Attached { ifindex, ifname } = a
+                && ifaces.get(ifindex) != Some(ifname)
+            {
+                self.dataplane.detach(*ifindex)?;
+                self.maps.remove_endpoint(*ifindex)?;
+                tracing::info!(endpoint = id, ifname = %ifname, "interface gone; detached");
+                gone.push(*id);
+                *a = Attachment::Failed {
+                    error: format!("interface {ifname} disappeared (pod deleted?)"),
+                };
             }
         }
         Ok(gone)

@@ -109,10 +109,10 @@ pub fn ipcache_key(net: &IpNetwork) -> LpmKey<[u8; 16]> {
 
 fn ipcache_net(prefixlen: u32, addr: [u8; 16]) -> Option<IpNetwork> {
     let v6 = Ipv6Addr::from(addr);
-    if prefixlen >= 96 {
-        if let Some(v4) = v6.to_ipv4_mapped() {
-            return IpNetwork::new(IpAddr::V4(v4), (prefixlen - 96) as u8).ok();
-        }
+    if prefixlen >= 96
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        return IpNetwork::new(IpAddr::V4(v4), (prefixlen - 96) as u8).ok();
     }
     IpNetwork::new(IpAddr::V6(v6), prefixlen as u8).ok()
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Unit tests of the C programs: crafted packets through BPF_PROG_TEST_RUN on
 //! the real verifier-checked programs, each test with its own pinned maps.
 

@@ -463,15 +463,15 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     check_tools(&opts.cni)?;
     let manifests = manifest::load(&opts.files)?;
     let existing = LabState::load(&opts.name).ok();
-    if let Some(s) = &existing {
-        if s.cni != opts.cni || s.nodes.len() != opts.nodes {
-            return Err(LabError::Invalid(format!(
-                "lab {} is up with --cni {} --nodes {}; run `bulkhead lab down` first",
-                s.name,
-                s.cni,
-                s.nodes.len()
-            )));
-        }
+    if let Some(s) = &existing
+        && (s.cni != opts.cni || s.nodes.len() != opts.nodes)
+    {
+        return Err(LabError::Invalid(format!(
+            "lab {} is up with --cni {} --nodes {}; run `bulkhead lab down` first",
+            s.name,
+            s.cni,
+            s.nodes.len()
+        )));
     }
     let dir = state::dir(&opts.name);
     std::fs::create_dir_all(dir.join("ipam")).map_err(|source| LabError::Io {
