@@ -1,0 +1,22 @@
+# The two commands that work on a fresh machine (as root):
+#   make demo   installs what is missing, builds, and runs the lab demo
+#   make test   installs what is missing and runs every test
+.PHONY: demo test deps build bench clean-labs
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	cargo build --release
+
+demo: build
+	bash scripts/demo.sh
+
+test: deps
+	bash scripts/test.sh
+
+bench: build
+	bash bench/run.sh
+
+clean-labs:
+	bash scripts/clean-labs.sh

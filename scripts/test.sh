@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: unit, BPF_PROG_TEST_RUN, real CNI plugins, and end-to-end
+# labs. Needs root (namespaces, BPF). Fails loudly when the machine lacks something.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[[ $(id -u) -eq 0 ]] || { echo "test: the tests need root (network namespaces, BPF)" >&2; exit 1; }
+[[ -d /sys/kernel/btf ]] || { echo "test: kernel BTF missing (/sys/kernel/btf)" >&2; exit 1; }
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/bulkhead-test.log
