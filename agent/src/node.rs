@@ -120,7 +120,11 @@ impl Node {
                 }
             }
         }
-        let quarantined: BTreeSet<u32> = maps.quarantined()?.into_iter().collect();
+        let candidates = kernel_eps
+            .values()
+            .map(|e| e.endpoint_id)
+            .chain(desired.endpoints.iter().map(|e| e.endpoint_id));
+        let quarantined: BTreeSet<u32> = maps.quarantined(candidates)?.into_iter().collect();
         let rpc_quarantined = quarantined
             .difference(&desired.quarantined)
             .copied()
@@ -246,7 +250,11 @@ impl Node {
             .union(&self.rpc_quarantined)
             .copied()
             .collect();
-        let already: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
+        let candidates = self
+            .known_ids()
+            .into_iter()
+            .chain(new.endpoints.iter().map(|e| e.endpoint_id));
+        let already: BTreeSet<u32> = self.maps.quarantined(candidates)?.into_iter().collect();
         for id in quarantine.difference(&already) {
             self.maps.quarantine(*id, monotonic_ns())?;
             report.map_writes += 1;
@@ -321,6 +329,19 @@ impl Node {
         }
     }
 
+    /// Every endpoint id this node knows of (desired, attached, or quarantined by API).
+    fn known_ids(&self) -> BTreeSet<u32> {
+        let mut ids: BTreeSet<u32> = self
+            .desired
+            .endpoints
+            .iter()
+            .map(|e| e.endpoint_id)
+            .collect();
+        ids.extend(self.attachments.keys());
+        ids.extend(&self.rpc_quarantined);
+        ids
+    }
+
     fn find(&self, endpoint_id: u32, pod: &str) -> Result<u32, AgentError> {
         if endpoint_id != 0 {
             return self
@@ -353,7 +374,11 @@ impl Node {
         self.maps.quarantine(id, monotonic_ns())?;
         let took = started.elapsed();
         self.rpc_quarantined.insert(id);
-        let q: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
+        let q: BTreeSet<u32> = self
+            .maps
+            .quarantined(self.known_ids())?
+            .into_iter()
+            .collect();
         let attachments = self.attachments.clone();
         self.sync_xdp(&attachments, &q);
         self.audit_action(caller, "quarantine", id, reason)?;
@@ -374,7 +399,11 @@ impl Node {
         if !still {
             self.maps.release(id)?;
         }
-        let q: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
+        let q: BTreeSet<u32> = self
+            .maps
+            .quarantined(self.known_ids())?
+            .into_iter()
+            .collect();
         let attachments = self.attachments.clone();
         self.sync_xdp(&attachments, &q);
         self.audit_action(caller, "release", id, reason)?;
@@ -409,7 +438,11 @@ impl Node {
     /// Everything the status RPC reports.
     pub fn status(&self) -> Result<pb::AgentStatus, AgentError> {
         let stats = self.maps.stats()?;
-        let quarantined: BTreeSet<u32> = self.maps.quarantined()?.into_iter().collect();
+        let quarantined: BTreeSet<u32> = self
+            .maps
+            .quarantined(self.known_ids())?
+            .into_iter()
+            .collect();
         let mut counters = BTreeMap::new();
         let names = [
             (abi::BH_STAT_PKTS_FORWARDED, "packets_forwarded"),

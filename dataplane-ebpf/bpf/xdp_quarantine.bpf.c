@@ -17,7 +17,7 @@ int bh_xdp_quarantine(struct xdp_md *ctx)
 	if (!ep)
 		return XDP_PASS;
 	__u32 eid = ep->endpoint_id;
-	if (!bpf_map_lookup_elem(&bh_quarantine, &eid))
+	if (!bh_quarantined(eid))
 		return XDP_PASS;
 	bh_stat_inc(BH_STAT_XDP_QUARANTINE_DROPS);
 	bh_stat_drop(BH_REASON_QUARANTINE);

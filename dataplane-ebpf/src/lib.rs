@@ -32,6 +32,8 @@ pub mod objects {
     pub const TC_FROM_POD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tc_from_pod.bpf.o"));
     /// TC egress on the host-side veth: traffic to the pod (pod ingress policy).
     pub const TC_TO_POD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tc_to_pod.bpf.o"));
+    /// One hash lookup and pass: the floor the per-packet benchmark compares against.
+    pub const BENCH_FLOOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bench_floor.bpf.o"));
     /// XDP on the host-side veth: fast drop for quarantined pods.
     pub const XDP_QUARANTINE: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/xdp_quarantine.bpf.o"));

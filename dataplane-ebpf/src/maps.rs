@@ -124,7 +124,7 @@ pub struct Maps {
     policy: HashMap<MapData, abi::bh_policy_key, abi::bh_policy_value>,
     ranges: HashMap<MapData, abi::bh_range_key, abi::bh_range_value>,
     conntrack: HashMap<MapData, bh_ct_key, bh_ct_value>,
-    quarantine: HashMap<MapData, u32, bh_quarantine>,
+    quarantine: Array<MapData, bh_quarantine>,
     stats: PerCpuArray<MapData, u64>,
     config: Array<MapData, bh_config>,
 }
@@ -163,7 +163,7 @@ impl Maps {
             policy: typed!(pins, "bh_policy", HashMap<MapData, abi::bh_policy_key, abi::bh_policy_value>),
             ranges: typed!(pins, "bh_policy_ranges", HashMap<MapData, abi::bh_range_key, abi::bh_range_value>),
             conntrack: typed!(pins, "bh_conntrack", HashMap<MapData, bh_ct_key, bh_ct_value>),
-            quarantine: typed!(pins, "bh_quarantine", HashMap<MapData, u32, bh_quarantine>),
+            quarantine: typed!(pins, "bh_quarantine_v2", Array<MapData, bh_quarantine>),
             stats: typed!(pins, "bh_stats", PerCpuArray<MapData, u64>),
             config: typed!(pins, "bh_config", Array<MapData, bh_config>),
         })
@@ -271,28 +271,45 @@ impl Maps {
 
     /// Quarantines an endpoint: from now on every packet to or from it drops.
     pub fn quarantine(&mut self, endpoint_id: u32, since_ns: u64) -> Result<(), DataplaneError> {
+        check_endpoint_id(endpoint_id)?;
         let v = bh_quarantine {
             since_ns,
-            flags: 0,
+            flags: abi::BH_Q_F_ACTIVE,
             _pad: 0,
         };
         self.quarantine
-            .insert(endpoint_id, v, 0)
-            .map_err(DataplaneError::map_op("insert", "bh_quarantine"))
+            .set(endpoint_id, v, 0)
+            .map_err(DataplaneError::map_op("write", "bh_quarantine_v2"))
     }
 
     /// Lifts a quarantine.
     pub fn release(&mut self, endpoint_id: u32) -> Result<(), DataplaneError> {
-        ignore_missing(self.quarantine.remove(&endpoint_id), "bh_quarantine")
+        check_endpoint_id(endpoint_id)?;
+        self.quarantine
+            .set(endpoint_id, bh_quarantine::default(), 0)
+            .map_err(DataplaneError::map_op("write", "bh_quarantine_v2"))
     }
 
-    /// Quarantined endpoint ids.
-    pub fn quarantined(&self) -> Result<Vec<u32>, DataplaneError> {
+    /// Which of `ids` are quarantined.
+    pub fn quarantined(
+        &self,
+        ids: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<u32>, DataplaneError> {
         let mut out = Vec::new();
-        for k in self.quarantine.keys() {
-            out.push(k.map_err(DataplaneError::map_op("iterate", "bh_quarantine"))?);
+        for id in ids {
+            if id >= abi::BH_MAX_ENDPOINT_ID {
+                continue;
+            }
+            let q = self
+                .quarantine
+                .get(&id, 0)
+                .map_err(DataplaneError::map_op("read", "bh_quarantine_v2"))?;
+            if q.flags & abi::BH_Q_F_ACTIVE != 0 {
+                out.push(id);
+            }
         }
         out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
@@ -341,6 +358,17 @@ impl Maps {
             .get(&0, 0)
             .map_err(DataplaneError::map_op("read", "bh_config"))
     }
+}
+
+/// Endpoint ids index the quarantine array.
+pub fn check_endpoint_id(id: u32) -> Result<(), DataplaneError> {
+    if id == 0 || id >= abi::BH_MAX_ENDPOINT_ID {
+        return Err(DataplaneError::Capacity {
+            what: "endpoint ids (1..65535)",
+            capacity: abi::BH_MAX_ENDPOINT_ID as usize - 1,
+        });
+    }
+    Ok(())
 }
 
 fn ignore_missing(

@@ -29,6 +29,8 @@ typedef uint64_t __u64;
 
 /* Capacity of each map. Chosen for a node with ~250 pods and a large cluster. */
 #define BH_MAX_ENDPOINTS 4096
+/* Endpoint ids are 1..BH_MAX_ENDPOINT_ID-1; they index the quarantine array. */
+#define BH_MAX_ENDPOINT_ID 65536
 #define BH_MAX_IPCACHE 262144
 #define BH_MAX_POLICY 262144
 #define BH_MAX_POLICY_RANGES 65536
@@ -242,7 +244,9 @@ struct bh_frag_value {
 	__u16 dport;
 };
 
-/* bh_quarantine: endpoint_id -> quarantine record. Presence means quarantined. */
+/* bh_quarantine: array indexed by endpoint_id; BH_Q_F_ACTIVE set means quarantined. */
+#define BH_Q_F_ACTIVE (1U << 0)
+
 struct bh_quarantine {
 	__u64 since_ns;
 	__u32 flags;

@@ -130,14 +130,15 @@ static __always_inline int bh_handle(void *data, void *data_end, __u32 pkt_len, 
 		bh_stat_inc(BH_STAT_NO_ENDPOINT);
 		return BH_TC_PASS;
 	}
-	__u64 now = bpf_ktime_get_ns();
+	/* Coarse time (jiffies) is plenty for timeouts and rate limits and much cheaper. */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u32 eid = ep->endpoint_id;
 	__u8 mode = ep->mode[dir & 1];
 
 	struct bh_pkt p = {};
 	int parsed = bh_parse(&p, data, data_end, pkt_len);
 
-	if (bpf_map_lookup_elem(&bh_quarantine, &eid))
+	if (bh_quarantined(eid))
 		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_QUARANTINE, now);
 
 	if (parsed == BH_PARSE_ARP)

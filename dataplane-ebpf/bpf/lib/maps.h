@@ -58,13 +58,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bh_fragments SEC(".maps");
 
+/* An array, not a hash: the verifier inlines the lookup, so the check costs
+ * next to nothing on every packet. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, BH_MAX_ENDPOINTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BH_MAX_ENDPOINT_ID);
 	__type(key, __u32); /* endpoint_id */
 	__type(value, struct bh_quarantine);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} bh_quarantine SEC(".maps");
+} bh_quarantine_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -95,5 +97,13 @@ struct {
 	__uint(max_entries, BH_FLOW_RING_BYTES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bh_flows SEC(".maps");
+
+
+/* Whether an endpoint is quarantined. */
+static __always_inline int bh_quarantined(__u32 endpoint_id)
+{
+	struct bh_quarantine *q = bpf_map_lookup_elem(&bh_quarantine_v2, &endpoint_id);
+	return q && (q->flags & BH_Q_F_ACTIVE);
+}
 
 #endif
