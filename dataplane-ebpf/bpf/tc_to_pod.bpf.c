@@ -8,10 +8,7 @@
 SEC("classifier")
 int bh_tc_to_pod(struct __sk_buff *skb)
 {
-	if (skb->data_end - skb->data < 128 && skb->len > skb->data_end - skb->data)
-		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
-	return bh_handle((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, skb->ifindex,
-			 BH_DIR_INGRESS);
+	return bh_handle(skb, BH_DIR_INGRESS);
 }
 
 char _license[] SEC("license") = "GPL";

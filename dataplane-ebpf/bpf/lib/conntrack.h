@@ -80,7 +80,9 @@ static __always_inline int bh_tcp_is_syn(const struct bh_pkt *p)
 static __always_inline int bh_ct_account(struct bh_ct_value *ct, const struct bh_pkt *p, __u32 len,
 					 int reply, __u64 now)
 {
-	ct->last_seen_ns = now;
+	/* Avoid dirtying the shared cache line on every packet: refresh at most every 100 ms. */
+	if (now - ct->last_seen_ns > BH_NS_PER_SEC / 10)
+		ct->last_seen_ns = now;
 	if (reply) {
 		__sync_fetch_and_add(&ct->packets_rev, 1);
 		__sync_fetch_and_add(&ct->bytes_rev, len);
@@ -92,10 +94,12 @@ static __always_inline int bh_ct_account(struct bh_ct_value *ct, const struct bh
 	}
 	if (p->proto != BH_IPPROTO_TCP)
 		return 0;
-	if (reply)
-		ct->tcp_flags_rev |= p->tcp_flags;
-	else
+	if (reply) {
+		if ((ct->tcp_flags_rev | p->tcp_flags) != ct->tcp_flags_rev)
+			ct->tcp_flags_rev |= p->tcp_flags;
+	} else if ((ct->tcp_flags_fwd | p->tcp_flags) != ct->tcp_flags_fwd) {
 		ct->tcp_flags_fwd |= p->tcp_flags;
+	}
 	if (ct->state & BH_CT_F_CLOSED)
 		return 0;
 	__u8 state = ct->state;

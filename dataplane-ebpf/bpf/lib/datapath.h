@@ -123,8 +123,18 @@ static __always_inline int bh_report_due(struct bh_ct_value *ct, __u64 now)
 	return __sync_val_compare_and_swap(&ct->last_report_ns, last, now) == last;
 }
 
-static __always_inline int bh_handle(void *data, void *data_end, __u32 pkt_len, __u32 ifindex, __u8 dir)
+/*
+ * TC entry point for both directions. Headers are read in place. Only when a
+ * header does not fit in the linear part of the skb is it pulled in: the pull
+ * makes a cloned skb (every TCP transmit) writable, which copies it, so doing
+ * it up front on every packet would cost more than the whole policy decision.
+ */
+static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 {
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 pkt_len = skb->len;
+	__u32 ifindex = skb->ifindex;
 	struct bh_endpoint *ep = bpf_map_lookup_elem(&bh_endpoints, &ifindex);
 	if (!ep) {
 		bh_stat_inc(BH_STAT_NO_ENDPOINT);
@@ -137,6 +147,13 @@ static __always_inline int bh_handle(void *data, void *data_end, __u32 pkt_len, 
 
 	struct bh_pkt p = {};
 	int parsed = bh_parse(&p, data, data_end, pkt_len);
+	if (parsed == BH_PARSE_MALFORMED && pkt_len > (__u32)(data_end - data)) {
+		bpf_skb_pull_data(skb, pkt_len < 256 ? pkt_len : 256);
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		__builtin_memset(&p, 0, sizeof(p));
+		parsed = bh_parse(&p, data, data_end, pkt_len);
+	}
 
 	if (bh_quarantined(eid))
 		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_QUARANTINE, now);
