@@ -4,6 +4,8 @@
 #   none      no program attached (the limit)
 #   bulkhead  Bulkhead enforcing N policy entries on the server's ingress
 #   iptables  the same N rules as iptables rules in the server's namespace
+#   floor     a one-lookup TC program on the same hooks (what any TC-based
+#             dataplane pays before doing anything), for reference
 # Request/response: sockperf ping-pong (TCP). Bulk: iperf3 (TCP).
 # Prints one JSON document on stdout; progress on stderr.
 # Medians over ROUNDS (default 3) rounds, the order rotated each round.
@@ -16,6 +18,8 @@ ROUNDS=${ROUNDS:-3}
 shift || true
 [[ $# -gt 0 ]] && SIZES=("$@") || SIZES=(10 1000 10000)
 LAB=bench$$
+FLOOR=$(ls -t target/*/build/bulkhead-dataplane-*/out/bench_floor.bpf.o 2>/dev/null | head -1)
+[[ -n $FLOOR ]] || { echo "bench/netns: build first (cargo build --release)" >&2; exit 1; }
 PY=/usr/bin/python3
 work=$(mktemp -d)
 cleanup() { "$B" lab down --name $LAB >/dev/null 2>&1 || true; rm -rf "$work"; }
@@ -85,6 +89,8 @@ for n in "${SIZES[@]}"; do
   "$B" lab up --name $LAB --nodes 1 --mode enforce -f "$work/m.yaml" >/dev/null 2>"$work/up.log" || { cat "$work/up.log" >&2; exit 1; }
   SRV=$("$B" lab probe --name $LAB bench/cli bench/srv:80 >/dev/null; jq -r '.pods[] | select(.name=="srv") | .ips[0]' /run/bulkhead/labs/$LAB/state.json)
   SRVNS=$(jq -r '.pods[] | select(.name=="srv") | .netns' /run/bulkhead/labs/$LAB/state.json)
+  NODENS=$(jq -r '.nodes[0].netns' /run/bulkhead/labs/$LAB/state.json)
+  HOSTDEVS=$("$B" lab status --name $LAB | awk '/attached/ {print $3}')
   ip netns exec "$SRVNS" sockperf sr --tcp -i 0.0.0.0 -p 11111 >/dev/null 2>&1 &
   ip netns exec "$SRVNS" iperf3 -s -D >/dev/null 2>&1
   sleep 1
@@ -92,15 +98,23 @@ for n in "${SIZES[@]}"; do
   for ((round = 0; round < ROUNDS; round++)); do
     # rotate the order each round so warm-up and drift do not favour one setup
     case $((round % 3)) in
-      0) order=(bulkhead iptables none) ;;
-      1) order=(none bulkhead iptables) ;;
-      2) order=(iptables none bulkhead) ;;
+      0) order=(bulkhead iptables none floor) ;;
+      1) order=(none floor bulkhead iptables) ;;
+      2) order=(iptables none floor bulkhead) ;;
     esac
     for setup in "${order[@]}"; do
       log "N=$n round $((round + 1))/$ROUNDS: $setup"
       ip netns exec "$SRVNS" iptables -P INPUT ACCEPT
       ip netns exec "$SRVNS" iptables -F
+      for dev in $HOSTDEVS; do ip -n "$NODENS" link show "$dev" >/dev/null 2>&1 && tc -n "$NODENS" qdisc del dev "$dev" clsact 2>/dev/null || true; done
       case $setup in
+        floor)
+          rm -f /sys/fs/bpf/bulkhead/${LAB}_n1/links/*
+          for dev in $HOSTDEVS; do
+            tc -n "$NODENS" qdisc add dev "$dev" clsact
+            tc -n "$NODENS" filter add dev "$dev" ingress bpf da obj "$FLOOR" sec classifier
+            tc -n "$NODENS" filter add dev "$dev" egress bpf da obj "$FLOOR" sec classifier
+          done ;;
         bulkhead)
           # re-attach: a new generation makes the agent attach again
           "$B" lab up --name $LAB --nodes 1 --mode enforce -f "$work/m.yaml" >/dev/null 2>"$work/up.log" || { cat "$work/up.log" >&2; exit 1; } ;;
@@ -124,7 +138,7 @@ for n in sorted({r["n"] for r in rows}):
     def med(setup,key):
         v=sorted(r[key] for r in rows if r["n"]==n and r["setup"]==setup)
         return v[len(v)//2]
-    by={s:{"rr_per_sec":med(s,"rr_per_sec"),"bulk_gbps":med(s,"bulk_gbps"),"latency_us":med(s,"latency_us")} for s in ("none","bulkhead","iptables")}
+    by={s:{"rr_per_sec":med(s,"rr_per_sec"),"bulk_gbps":med(s,"bulk_gbps"),"latency_us":med(s,"latency_us")} for s in ("none","bulkhead","iptables","floor")}
     none=by["none"]
     out["ratios"].append({
         "n": n,
@@ -133,6 +147,8 @@ for n in sorted({r["n"] for r in rows}):
         "bulkhead_bulk_vs_none": by["bulkhead"]["bulk_gbps"]/none["bulk_gbps"],
         "iptables_rr_vs_none": by["iptables"]["rr_per_sec"]/none["rr_per_sec"],
         "iptables_bulk_vs_none": by["iptables"]["bulk_gbps"]/none["bulk_gbps"],
+        "floor_rr_vs_none": by["floor"]["rr_per_sec"]/none["rr_per_sec"],
+        "floor_bulk_vs_none": by["floor"]["bulk_gbps"]/none["bulk_gbps"],
     })
 out["target"]="bulkhead within 5% of none (ratio >= 0.95) at every N"
 print(json.dumps(out, indent=2))'

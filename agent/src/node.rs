@@ -189,16 +189,38 @@ impl Node {
             ..Default::default()
         };
         let mut used_ifindex = BTreeSet::new();
+        let ifaces = endpoints::interfaces();
         for spec in &new.endpoints {
-            let attachment = match endpoints::resolve(spec) {
-                Ok(h) if !used_ifindex.insert(h.ifindex) => Attachment::Failed {
-                    error: format!("interface {} already belongs to another endpoint", h.ifname),
+            // Unchanged pod whose interface is still there: nothing to find or attach again.
+            let known = self
+                .desired
+                .endpoints
+                .iter()
+                .find(|e| e.endpoint_id == spec.endpoint_id);
+            let unchanged = known.is_some_and(|k| {
+                k.netns == spec.netns && k.ips == spec.ips && k.pod_ifname == spec.pod_ifname
+            });
+            let reuse = match self.attachments.get(&spec.endpoint_id) {
+                Some(Attachment::Attached { ifindex, ifname })
+                    if unchanged
+                        && ifaces.get(ifindex) == Some(ifname)
+                        && self.dataplane.is_attached(*ifindex) =>
+                {
+                    Some((*ifindex, ifname.clone()))
+                }
+                _ => None,
+            };
+            let found = match reuse {
+                Some((ifindex, ifname)) => Ok((ifindex, ifname, false)),
+                None => endpoints::resolve(spec).map(|h| (h.ifindex, h.ifname, true)),
+            };
+            let attachment = match found {
+                Ok((ifindex, ifname, _)) if !used_ifindex.insert(ifindex) => Attachment::Failed {
+                    error: format!("interface {ifname} already belongs to another endpoint"),
                 },
-                Ok(h) => match self.dataplane.attach(&h.ifname, h.ifindex) {
-                    Ok(()) => Attachment::Attached {
-                        ifindex: h.ifindex,
-                        ifname: h.ifname,
-                    },
+                Ok((ifindex, ifname, false)) => Attachment::Attached { ifindex, ifname },
+                Ok((ifindex, ifname, true)) => match self.dataplane.attach(&ifname, ifindex) {
+                    Ok(()) => Attachment::Attached { ifindex, ifname },
                     Err(e) => Attachment::Failed {
                         error: e.to_string(),
                     },
