@@ -28,15 +28,7 @@ fn compile(clang: &str, bpf_dir: &Path, out: &Path, prog: &str) -> Result<()> {
     let src = bpf_dir.join(format!("{prog}.bpf.c"));
     let obj = out.join(format!("{prog}.bpf.o"));
     let status = Command::new(clang)
-        .args([
-            "-target",
-            "bpf",
-            "-D__TARGET_ARCH_x86",
-            "-O2",
-            "-g",
-            "-Wall",
-            "-Werror",
-        ])
+        .args(["-target", "bpf", "-D__TARGET_ARCH_x86", "-O2", "-g", "-Wall", "-Werror"])
         .arg("-I")
         .arg(bpf_dir.join("include"))
         .arg("-I")
@@ -49,9 +41,7 @@ fn compile(clang: &str, bpf_dir: &Path, out: &Path, prog: &str) -> Result<()> {
         .arg(&obj)
         .status()
         .with_context(|| {
-            format!(
-                "running {clang}: install it with scripts/install-deps.sh (Debian package clang-19)"
-            )
+            format!("running {clang}: install it with scripts/install-deps.sh (Debian package clang-19)")
         })?;
     if !status.success() {
         bail!("{clang} failed to compile {}", src.display());
@@ -65,11 +55,7 @@ fn generate_abi(bpf_dir: &Path, out: &Path) -> Result<()> {
         .header(header.to_string_lossy())
         // Lay the types out exactly as the BPF target sees them; bindgen then
         // asserts at compile time that the Rust structs match field by field.
-        .clang_args([
-            "--target=bpf",
-            "-D__BPF__",
-            "-I/usr/include/x86_64-linux-gnu",
-        ])
+        .clang_args(["--target=bpf", "-D__BPF__", "-I/usr/include/x86_64-linux-gnu"])
         .allowlist_type("bh_.*")
         .allowlist_var("BH_.*")
         .derive_default(true)
@@ -82,8 +68,6 @@ fn generate_abi(bpf_dir: &Path, out: &Path) -> Result<()> {
         .layout_tests(true)
         .generate()
         .context("bindgen could not process bulkhead_abi.h")?;
-    bindings
-        .write_to_file(out.join("abi.rs"))
-        .context("writing generated abi.rs")?;
+    bindings.write_to_file(out.join("abi.rs")).context("writing generated abi.rs")?;
     Ok(())
 }

@@ -38,20 +38,12 @@ fn check(out: Output, what: &str) -> String {
 impl Lab {
     /// Brings up a lab named after `tag` from `manifests` (YAML text).
     pub fn up(tag: &str, cni: &str, nodes: usize, manifests: &str) -> Lab {
-        let name = format!(
-            "t{}{}-{tag}",
-            std::process::id() % 100_000,
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("t{}{}-{tag}", std::process::id() % 100_000, SEQ.fetch_add(1, Ordering::Relaxed));
         assert!(name.len() <= 20, "lab name {name} too long");
         let manifest = std::env::temp_dir().join(format!("bulkhead-{name}.yaml"));
         std::fs::write(&manifest, manifests).unwrap();
         // Constructed before `up` so a failing `up` is still torn down.
-        let mut lab = Lab {
-            name: name.clone(),
-            state: placeholder(&name),
-            manifest,
-        };
+        let mut lab = Lab { name: name.clone(), state: placeholder(&name), manifest };
         lab.reup(cni, nodes);
         lab
     }
@@ -60,13 +52,15 @@ impl Lab {
     pub fn reup(&mut self, cni: &str, nodes: usize) {
         let m = self.manifest.to_string_lossy().into_owned();
         let n = nodes.to_string();
-        check(
-            run(&[
-                "lab", "up", "--name", &self.name, "--cni", cni, "--nodes", &n, "-f", &m,
-            ]),
-            "lab up",
-        );
+        check(run(&["lab", "up", "--name", &self.name, "--cni", cni, "--nodes", &n, "-f", &m]), "lab up");
         self.state = LabState::load(&self.name).unwrap();
+    }
+
+    /// Replaces the manifests and runs `lab up` again.
+    pub fn apply(&mut self, manifests: &str) {
+        std::fs::write(&self.manifest, manifests).unwrap();
+        let (cni, nodes) = (self.state.cni.clone(), self.state.nodes.len());
+        self.reup(&cni, nodes);
     }
 
     /// `bulkhead ARGS… --lab NAME` style commands.
@@ -77,14 +71,8 @@ impl Lab {
     /// Probes one TCP or UDP port, IPv4 unless `v6`.
     pub fn probe(&self, from: &str, to: &str, port: u16, udp: bool, v6: bool) -> bool {
         let (to_key, ip) = probe::target_ip(&self.state, to, v6).unwrap();
-        let p = Probe {
-            from: self.state.pod(from).unwrap().key(),
-            to: to_key,
-            ip,
-            port,
-            udp,
-        };
-        probe::run(&self.state, &[p], Duration::from_millis(800)).unwrap()[0].connected
+        let p = Probe { from: self.state.pod(from).unwrap().key(), to: to_key, ip, port, udp };
+        probe::run(&self.state, &[p], Duration::from_millis(1000)).unwrap()[0].connected
     }
 
     pub fn ip(&self, pod: &str, v6: bool) -> IpAddr {
@@ -96,10 +84,7 @@ impl Lab {
     }
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
     }
 
     /// Status of every node's agent.
@@ -108,12 +93,7 @@ impl Lab {
             let mut out = Vec::new();
             for n in &self.state.nodes {
                 let mut c = bulkhead_api::connect_unix(&n.socket).await.unwrap();
-                out.push(
-                    c.get_status(pb::StatusRequest {})
-                        .await
-                        .unwrap()
-                        .into_inner(),
-                );
+                out.push(c.get_status(pb::StatusRequest {}).await.unwrap().into_inner());
             }
             out
         })
@@ -121,10 +101,7 @@ impl Lab {
 
     /// A counter summed over nodes.
     pub fn counter(&self, name: &str) -> u64 {
-        self.status()
-            .iter()
-            .map(|s| s.counters.get(name).copied().unwrap_or(0))
-            .sum()
+        self.status().iter().map(|s| s.counters.get(name).copied().unwrap_or(0)).sum()
     }
 
     /// Recent flows of every node.
@@ -134,11 +111,7 @@ impl Lab {
             let mut out = Vec::new();
             for n in &self.state.nodes {
                 let mut c = bulkhead_api::connect_unix(&n.socket).await.unwrap();
-                let mut s = c
-                    .stream_flows(pb::FlowFilter { follow: false })
-                    .await
-                    .unwrap()
-                    .into_inner();
+                let mut s = c.stream_flows(pb::FlowFilter { follow: false }).await.unwrap().into_inner();
                 while let Some(b) = s.next().await {
                     out.extend(b.unwrap().flows);
                 }
@@ -169,6 +142,7 @@ fn placeholder(name: &str) -> LabState {
         rules: vec![],
         default_mode: String::new(),
         generation: 0,
+        last_endpoint_id: 0,
     }
 }
 
@@ -177,16 +151,9 @@ impl Drop for Lab {
         let out = run(&["lab", "down", "--name", &self.name]);
         let _ = std::fs::remove_file(&self.manifest);
         if !out.status.success() {
-            eprintln!(
-                "lab down {}: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            eprintln!("lab down {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
         }
-        assert!(
-            bulkhead_lab::netns::list(&format!("bh_{}_", self.name)).is_empty()
-                || std::thread::panicking()
-        );
+        assert!(bulkhead_lab::netns::list(&format!("bh_{}_", self.name)).is_empty() || std::thread::panicking());
     }
 }
 
@@ -204,9 +171,7 @@ impl Conn {
         })
         .join()
         .unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_millis(700)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(2000))).unwrap();
         let mut c = Conn { stream };
         let mut banner = [0u8; 128];
         let n = c.stream.read(&mut banner).unwrap();

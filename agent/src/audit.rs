@@ -31,32 +31,17 @@ pub struct AuditLog {
 impl AuditLog {
     /// Log at `path`; created on first write.
     pub fn new(path: &Path) -> Self {
-        Self {
-            path: path.to_path_buf(),
-        }
+        Self { path: path.to_path_buf() }
     }
 
     /// Appends and flushes one record before the caller reports success.
     pub fn record(&self, mut rec: AuditRecord<'_>) -> Result<(), AgentError> {
-        rec.time_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        let io = |source| AgentError::Io {
-            action: "writing audit log",
-            path: self.path.clone(),
-            source,
-        };
-        let mut line = serde_json::to_vec(&rec).map_err(|source| AgentError::StateFile {
-            path: self.path.clone(),
-            source,
-        })?;
+        rec.time_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let io = |source| AgentError::Io { action: "writing audit log", path: self.path.clone(), source };
+        let mut line =
+            serde_json::to_vec(&rec).map_err(|source| AgentError::StateFile { path: self.path.clone(), source })?;
         line.push(b'\n');
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
         f.write_all(&line).map_err(io)?;
         f.sync_data().map_err(io)
     }

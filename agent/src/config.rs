@@ -26,15 +26,15 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     /// Defaults for a node: pins under /sys/fs/bpf/bulkhead/<node>, socket
-    /// and state under /run/bulkhead/<node>.
+    /// under /run/bulkhead/<node>, state and audit log under /var/lib/bulkhead/<node>.
     pub fn for_node(node: &str) -> Self {
-        let run_dir = PathBuf::from("/run/bulkhead").join(node);
         Self {
             node: node.to_string(),
             pins: PinLayout::for_node(node),
-            socket: run_dir.join("agent.sock"),
+            socket: PathBuf::from("/run/bulkhead").join(node).join("agent.sock"),
             metrics_addr: None,
-            state_dir: run_dir,
+            // Persistent: the audit log must survive a reboot.
+            state_dir: PathBuf::from("/var/lib/bulkhead").join(node),
             flow_history: 20_000,
             report_interval_s: 10,
         }

@@ -75,10 +75,7 @@ fn mode(m: i32, field: String) -> Result<Mode, AgentError> {
         Ok(pb::Mode::Learn) => Ok(Mode::Learn),
         Ok(pb::Mode::Audit) => Ok(Mode::Audit),
         Ok(pb::Mode::Enforce) => Ok(Mode::Enforce),
-        _ => Err(AgentError::invalid(
-            field,
-            format!("mode must be learn, audit or enforce (got {m})"),
-        )),
+        _ => Err(AgentError::invalid(field, format!("mode must be learn, audit or enforce (got {m})"))),
     }
 }
 
@@ -90,10 +87,7 @@ impl TryFrom<pb::DesiredState> for DesiredState {
     type Error = AgentError;
 
     fn try_from(s: pb::DesiredState) -> Result<Self, AgentError> {
-        let mut out = DesiredState {
-            generation: s.generation,
-            ..Default::default()
-        };
+        let mut out = DesiredState { generation: s.generation, ..Default::default() };
 
         for (i, id) in s.identities.into_iter().enumerate() {
             let f = |x: &str| format!("identities[{i}].{x}");
@@ -109,44 +103,32 @@ impl TryFrom<pb::DesiredState> for DesiredState {
                     format!("{} labels, at most {MAX_LABELS}", id.labels.len()),
                 ));
             }
-            if let Some((k, v)) = id
-                .labels
-                .iter()
-                .find(|(k, v)| k.len() > MAX_LABEL_LEN || v.len() > MAX_LABEL_LEN || k.is_empty())
+            if let Some((k, v)) =
+                id.labels.iter().find(|(k, v)| k.len() > MAX_LABEL_LEN || v.len() > MAX_LABEL_LEN || k.is_empty())
             {
                 return Err(AgentError::invalid(
                     f("labels"),
                     format!("label {k:?}={v:?} is empty or longer than {MAX_LABEL_LEN} bytes"),
                 ));
             }
-            let info = IdentityInfo {
-                cluster: id.cluster,
-                namespace: id.namespace,
-                labels: id.labels.into_iter().collect(),
-            };
+            let info =
+                IdentityInfo { cluster: id.cluster, namespace: id.namespace, labels: id.labels.into_iter().collect() };
             if out.identities.insert(id.id, info).is_some() {
-                return Err(AgentError::invalid(
-                    f("id"),
-                    format!("identity {} listed twice", id.id),
-                ));
+                return Err(AgentError::invalid(f("id"), format!("identity {} listed twice", id.id)));
             }
         }
 
         let mut seen_nets = BTreeSet::new();
         for (i, e) in s.ipcache.into_iter().enumerate() {
             let field = format!("ipcache[{i}].cidr");
-            let net: IpNetwork = e.cidr.parse().map_err(|err| {
-                AgentError::invalid(&field, format!("invalid CIDR {:?}: {err}", e.cidr))
-            })?;
+            let net: IpNetwork = e
+                .cidr
+                .parse()
+                .map_err(|err| AgentError::invalid(&field, format!("invalid CIDR {:?}: {err}", e.cidr)))?;
             if net.network() != net.ip() {
                 return Err(AgentError::invalid(
                     &field,
-                    format!(
-                        "{} has host bits set; did you mean {}/{}?",
-                        e.cidr,
-                        net.network(),
-                        net.prefix()
-                    ),
+                    format!("{} has host bits set; did you mean {}/{}?", e.cidr, net.network(), net.prefix()),
                 ));
             }
             if e.identity == abi::BH_ID_ANY {
@@ -158,30 +140,19 @@ impl TryFrom<pb::DesiredState> for DesiredState {
             if !seen_nets.insert(net) {
                 return Err(AgentError::invalid(field, format!("{net} listed twice")));
             }
-            out.ipcache.push(IpcacheItem {
-                net,
-                identity: e.identity,
-                namespace: e.namespace,
-                pod: e.pod,
-            });
+            out.ipcache.push(IpcacheItem { net, identity: e.identity, namespace: e.namespace, pod: e.pod });
         }
 
         let mut ids = BTreeSet::new();
         for (i, e) in s.endpoints.into_iter().enumerate() {
             let f = |x: &str| format!("endpoints[{i}].{x}");
             if e.endpoint_id == 0 || !ids.insert(e.endpoint_id) {
-                return Err(AgentError::invalid(
-                    f("endpoint_id"),
-                    format!("{} is zero or duplicated", e.endpoint_id),
-                ));
+                return Err(AgentError::invalid(f("endpoint_id"), format!("{} is zero or duplicated", e.endpoint_id)));
             }
             let mut ips = Vec::new();
             for (j, ip) in e.ips.iter().enumerate() {
                 ips.push(ip.parse().map_err(|err| {
-                    AgentError::invalid(
-                        format!("endpoints[{i}].ips[{j}]"),
-                        format!("invalid IP {ip:?}: {err}"),
-                    )
+                    AgentError::invalid(format!("endpoints[{i}].ips[{j}]"), format!("invalid IP {ip:?}: {err}"))
                 })?);
             }
             if ips.is_empty() && e.netns.is_empty() {
@@ -193,17 +164,10 @@ impl TryFrom<pb::DesiredState> for DesiredState {
             out.endpoints.push(EndpointSpec {
                 endpoint_id: e.endpoint_id,
                 identity: e.identity,
-                mode: [
-                    mode(e.ingress_mode, f("ingress_mode"))?,
-                    mode(e.egress_mode, f("egress_mode"))?,
-                ],
+                mode: [mode(e.ingress_mode, f("ingress_mode"))?, mode(e.egress_mode, f("egress_mode"))?],
                 isolated: [e.ingress_isolated, e.egress_isolated],
                 netns: (!e.netns.is_empty()).then(|| PathBuf::from(e.netns)),
-                pod_ifname: if e.pod_ifname.is_empty() {
-                    "eth0".into()
-                } else {
-                    e.pod_ifname
-                },
+                pod_ifname: if e.pod_ifname.is_empty() { "eth0".into() } else { e.pod_ifname },
                 namespace: e.namespace,
                 pod: e.pod,
                 ips,
@@ -222,10 +186,7 @@ impl TryFrom<pb::DesiredState> for DesiredState {
                 Ok(pb::Direction::Ingress) => Direction::Ingress,
                 Ok(pb::Direction::Egress) => Direction::Egress,
                 _ => {
-                    return Err(AgentError::invalid(
-                        f("direction"),
-                        "must be ingress or egress",
-                    ));
+                    return Err(AgentError::invalid(f("direction"), "must be ingress or egress"));
                 }
             };
             let action = match pb::Action::try_from(p.action) {
@@ -234,10 +195,7 @@ impl TryFrom<pb::DesiredState> for DesiredState {
                 _ => return Err(AgentError::invalid(f("action"), "must be allow or deny")),
             };
             let protocol = u8::try_from(p.protocol).map_err(|_| {
-                AgentError::invalid(
-                    f("protocol"),
-                    format!("{} is not an IP protocol number", p.protocol),
-                )
+                AgentError::invalid(f("protocol"), format!("{} is not an IP protocol number", p.protocol))
             })?;
             let lo = port(p.port, f("port"))?;
             let hi = port(p.end_port, f("end_port"))?;
@@ -251,10 +209,7 @@ impl TryFrom<pb::DesiredState> for DesiredState {
                 ));
             }
             if p.rule_id == 0 {
-                return Err(AgentError::invalid(
-                    f("rule_id"),
-                    "rule ids start at 1 (0 means no rule in flows)",
-                ));
+                return Err(AgentError::invalid(f("rule_id"), "rule ids start at 1 (0 means no rule in flows)"));
             }
             if !p.rule_name.is_empty() {
                 out.rule_names.insert(p.rule_id, p.rule_name);
@@ -273,10 +228,7 @@ impl TryFrom<pb::DesiredState> for DesiredState {
 
         for q in s.quarantined_endpoints {
             if !ids.contains(&q) {
-                return Err(AgentError::invalid(
-                    "quarantined_endpoints",
-                    format!("endpoint {q} is not in this state"),
-                ));
+                return Err(AgentError::invalid("quarantined_endpoints", format!("endpoint {q} is not in this state")));
             }
             out.quarantined.insert(q);
         }
@@ -306,10 +258,7 @@ mod tests {
     }
 
     fn err(s: pb::DesiredState) -> String {
-        DesiredState::try_from(s)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
+        DesiredState::try_from(s).err().map(|e| e.to_string()).unwrap_or_default()
     }
 
     #[test]
@@ -321,19 +270,11 @@ mod tests {
     #[test]
     fn bad_input_is_rejected_with_the_field_named() {
         let mut s = base();
-        s.ipcache.push(pb::IpcacheEntry {
-            cidr: "10.0.0.0/33".into(),
-            identity: 300,
-            ..Default::default()
-        });
+        s.ipcache.push(pb::IpcacheEntry { cidr: "10.0.0.0/33".into(), identity: 300, ..Default::default() });
         assert!(err(s).contains("ipcache[0].cidr"));
 
         let mut s = base();
-        s.ipcache.push(pb::IpcacheEntry {
-            cidr: "10.0.0.1/24".into(),
-            identity: 300,
-            ..Default::default()
-        });
+        s.ipcache.push(pb::IpcacheEntry { cidr: "10.0.0.1/24".into(), identity: 300, ..Default::default() });
         assert!(err(s).contains("host bits"));
 
         let mut s = base();
@@ -362,13 +303,7 @@ mod tests {
         assert!(err(s).contains("policy[0].end_port"));
 
         let mut s = base();
-        s.policy.push(pb::PolicyEntry {
-            endpoint_id: 9,
-            direction: 1,
-            action: 1,
-            rule_id: 1,
-            ..Default::default()
-        });
+        s.policy.push(pb::PolicyEntry { endpoint_id: 9, direction: 1, action: 1, rule_id: 1, ..Default::default() });
         assert!(err(s).contains("endpoint 9"));
 
         let mut s = base();
@@ -384,10 +319,7 @@ mod tests {
         assert!(err(s).contains("identities[0].labels"));
 
         let mut s = base();
-        s.identities.push(pb::Identity {
-            id: 2,
-            ..Default::default()
-        });
+        s.identities.push(pb::Identity { id: 2, ..Default::default() });
         assert!(err(s).contains("reserved"));
     }
 }

@@ -16,23 +16,18 @@ pub enum Attachment {
 
 /// Finds the host interface of `spec` through the CNI adapters.
 pub fn resolve(spec: &EndpointSpec) -> Result<HostInterface, String> {
-    let pod = PodNetwork {
-        netns: spec.netns.clone(),
-        ip: spec.ips.first().copied(),
-        pod_ifname: spec.pod_ifname.clone(),
-    };
+    let pod =
+        PodNetwork { netns: spec.netns.clone(), ip: spec.ips.first().copied(), pod_ifname: spec.pod_ifname.clone() };
     bulkhead_cni::resolve_auto(&pod).map_err(|e| e.to_string())
 }
 
-/// Interfaces of the current network namespace, by index.
-pub fn interfaces() -> BTreeMap<u32, String> {
+/// Interfaces of the current network namespace, by index. An error is
+/// returned, never an empty list: callers must not mistake a failed lookup
+/// for "every pod is gone".
+pub fn interfaces() -> Result<BTreeMap<u32, String>, std::io::Error> {
     nix::net::if_::if_nameindex()
-        .map(|list| {
-            list.iter()
-                .map(|i| (i.index(), i.name().to_string_lossy().into_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
+        .map(|list| list.iter().map(|i| (i.index(), i.name().to_string_lossy().into_owned())).collect())
+        .map_err(std::io::Error::from)
 }
 
 /// The first IPv4 and IPv6 address of an endpoint, for anti-spoofing.

@@ -43,18 +43,10 @@ impl Enricher {
         }
         Self {
             node: node.to_string(),
-            identities: state
-                .identities
-                .iter()
-                .map(|(id, i)| (*id, (i.namespace.clone(), i.labels.clone())))
-                .collect(),
+            identities: state.identities.iter().map(|(id, i)| (*id, (i.namespace.clone(), i.labels.clone()))).collect(),
             pods,
             nets: state.ipcache.iter().map(|i| (i.net, i.identity)).collect(),
-            endpoints: state
-                .endpoints
-                .iter()
-                .map(|e| (e.endpoint_id, (e.namespace.clone(), e.pod.clone())))
-                .collect(),
+            endpoints: state.endpoints.iter().map(|e| (e.endpoint_id, (e.namespace.clone(), e.pod.clone()))).collect(),
             rules: state.rule_names.clone(),
         }
     }
@@ -68,11 +60,7 @@ impl Enricher {
         let (ns_from_id, labels) = self.identities.get(&identity).cloned().unwrap_or_default();
         pb::Workload {
             identity,
-            namespace: if namespace.is_empty() {
-                ns_from_id
-            } else {
-                namespace
-            },
+            namespace: if namespace.is_empty() { ns_from_id } else { namespace },
             pod,
             labels: labels.into_iter().collect(),
         }
@@ -86,11 +74,7 @@ impl Enricher {
             Direction::Ingress => (None, local),
         };
         pb::Flow {
-            time_unix_nanos: ev
-                .time
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0),
+            time_unix_nanos: ev.time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0),
             node: self.node.clone(),
             event: ev.event.as_str().into(),
             src_ip: ev.src_ip.to_string(),
@@ -138,6 +122,8 @@ pub struct FlowHub {
     tx: broadcast::Sender<Arc<pb::Flow>>,
     /// Flows a slow client missed.
     pub client_lost: AtomicU64,
+    /// Kernel events lost to a full ring (mirrors `BH_STAT_EVENTS_LOST`).
+    pub kernel_lost: AtomicU64,
     /// Records the agent could not decode.
     pub undecodable: AtomicU64,
     /// Flows published since start.
@@ -153,6 +139,7 @@ impl FlowHub {
             capacity,
             tx,
             client_lost: AtomicU64::new(0),
+            kernel_lost: AtomicU64::new(0),
             undecodable: AtomicU64::new(0),
             published: AtomicU64::new(0),
         }
@@ -173,10 +160,7 @@ impl FlowHub {
 
     /// The recent flows, oldest first.
     pub fn recent(&self) -> Vec<Arc<pb::Flow>> {
-        self.recent
-            .lock()
-            .map(|r| r.iter().cloned().collect())
-            .unwrap_or_default()
+        self.recent.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// A live subscription.

@@ -41,21 +41,9 @@ impl Metrics {
         let mut registry = Registry::with_prefix("bulkhead");
         let apply = Family::<Vec<(String, String)>, Counter>::default();
         let quarantines = Counter::default();
-        registry.register(
-            "state_apply",
-            "Desired-state applies by result (error label on failure)",
-            apply.clone(),
-        );
-        registry.register(
-            "quarantine",
-            "Quarantines performed through the API",
-            quarantines.clone(),
-        );
-        Self {
-            registry,
-            apply,
-            quarantines,
-        }
+        registry.register("state_apply", "Desired-state applies by result (error label on failure)", apply.clone());
+        registry.register("quarantine", "Quarantines performed through the API", quarantines.clone());
+        Self { registry, apply, quarantines }
     }
 
     /// Counts one apply; `Err` carries the error's metric label.
@@ -64,9 +52,7 @@ impl Metrics {
             Ok(()) => "ok",
             Err(l) => l,
         };
-        self.apply
-            .get_or_create(&vec![("result".into(), label.into())])
-            .inc();
+        self.apply.get_or_create(&vec![("result".into(), label.into())]).inc();
     }
 
     /// The whole exposition text.
@@ -127,11 +113,8 @@ impl Metrics {
                 out,
                 "# HELP bulkhead_connections_new Connections admitted to conntrack.\n# TYPE bulkhead_connections_new counter"
             );
-            let _ = writeln!(
-                out,
-                "bulkhead_connections_new_total{{node=\"{name}\"}} {}",
-                stats.get(abi::BH_STAT_CT_NEW)
-            );
+            let _ =
+                writeln!(out, "bulkhead_connections_new_total{{node=\"{name}\"}} {}", stats.get(abi::BH_STAT_CT_NEW));
         }
         let _ = writeln!(
             out,
@@ -155,11 +138,7 @@ impl Metrics {
             out,
             "# HELP bulkhead_endpoints Endpoints attached on this node.\n# TYPE bulkhead_endpoints gauge"
         );
-        let _ = writeln!(
-            out,
-            "bulkhead_endpoints{{node=\"{name}\"}} {}",
-            node.live_endpoint_ids().len()
-        );
+        let _ = writeln!(out, "bulkhead_endpoints{{node=\"{name}\"}} {}", node.live_endpoint_ids().len());
         out.push_str("# EOF\n");
         out
     }
@@ -177,16 +156,8 @@ pub async fn serve(
         axum::routing::get(move || {
             let (node, hub, metrics) = (node.clone(), hub.clone(), metrics.clone());
             async move {
-                let body = tokio::task::spawn_blocking(move || metrics.render(&node, &hub))
-                    .await
-                    .unwrap_or_default();
-                (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    body,
-                )
+                let body = tokio::task::spawn_blocking(move || metrics.render(&node, &hub)).await.unwrap_or_default();
+                ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
             }
         }),
     );

@@ -4,7 +4,7 @@
 //! guarantees of `transition` hold across concurrent callers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use bulkhead_dataplane::maps::EndpointEntry;
 use bulkhead_dataplane::table::PolicyTable;
 use bulkhead_dataplane::transition::{self, KernelState};
 use bulkhead_dataplane::{Dataplane, Maps};
-use ipnetwork::IpNetwork;
+use ipnetwork::{IpNetwork, Ipv4Network};
 use prost::Message;
 
 use crate::audit::{AuditLog, AuditRecord};
@@ -58,9 +58,7 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
-            .field("node", &self.cfg.node)
-            .finish_non_exhaustive()
+        f.debug_struct("Node").field("node", &self.cfg.node).finish_non_exhaustive()
     }
 }
 
@@ -85,33 +83,35 @@ impl Node {
         maps.set_config(config)?;
 
         let desired = match std::fs::read(state_path(&cfg)) {
-            Ok(bytes) => pb::DesiredState::decode(bytes.as_slice())
-                .ok()
-                .and_then(|s| DesiredState::try_from(s).ok())
-                .unwrap_or_default(),
+            Ok(bytes) => match pb::DesiredState::decode(bytes.as_slice()).map(DesiredState::try_from) {
+                Ok(Ok(s)) => s,
+                _ => {
+                    let path = state_path(&cfg);
+                    tracing::warn!(path = %path.display(), "saved desired state unreadable; enforcement continues from the maps until a new state arrives");
+                    DesiredState::default()
+                }
+            },
             Err(_) => DesiredState::default(),
         };
 
         // Re-adopt every pinned link: swap in the freshly loaded programs, or drop pins of vanished interfaces.
-        let ifaces = endpoints::interfaces();
-        let kernel_eps: BTreeMap<u32, EndpointEntry> = maps
-            .endpoints()?
-            .into_iter()
-            .map(|e| (e.ifindex, e))
-            .collect();
+        let ifaces = endpoints::interfaces().map_err(|source| AgentError::Io {
+            action: "listing interfaces",
+            path: "/proc/self/ns/net".into(),
+            source,
+        })?;
+        let kernel_eps: BTreeMap<u32, EndpointEntry> = maps.endpoints()?.into_iter().map(|e| (e.ifindex, e)).collect();
         let mut attachments = BTreeMap::new();
         for ifindex in dataplane.attached_ifindexes()? {
             match ifaces.get(&ifindex) {
                 Some(name) => {
-                    dataplane.attach(name, ifindex)?;
+                    // One bad interface must not keep the agent (and quarantine) down:
+                    // its pinned link keeps enforcing with the previous program.
+                    if let Err(e) = dataplane.attach(name, ifindex) {
+                        tracing::error!(ifname = %name, error = %e, "could not adopt pinned link; previous program stays");
+                    }
                     if let Some(e) = kernel_eps.get(&ifindex) {
-                        attachments.insert(
-                            e.endpoint_id,
-                            Attachment::Attached {
-                                ifindex,
-                                ifname: name.clone(),
-                            },
-                        );
+                        attachments.insert(e.endpoint_id, Attachment::Attached { ifindex, ifname: name.clone() });
                     }
                 }
                 None => {
@@ -120,28 +120,14 @@ impl Node {
                 }
             }
         }
-        let candidates = kernel_eps
-            .values()
-            .map(|e| e.endpoint_id)
-            .chain(desired.endpoints.iter().map(|e| e.endpoint_id));
+        let candidates =
+            kernel_eps.values().map(|e| e.endpoint_id).chain(desired.endpoints.iter().map(|e| e.endpoint_id));
         let quarantined: BTreeSet<u32> = maps.quarantined(candidates)?.into_iter().collect();
-        let rpc_quarantined = quarantined
-            .difference(&desired.quarantined)
-            .copied()
-            .collect();
+        let rpc_quarantined = quarantined.difference(&desired.quarantined).copied().collect();
         let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
         tracing::info!(node = %cfg.node, adopted, endpoints = attachments.len(), "dataplane ready");
         let enricher = Arc::new(Enricher::new(&cfg.node, &desired));
-        Ok(Self {
-            cfg,
-            dataplane,
-            maps,
-            desired,
-            attachments,
-            rpc_quarantined,
-            audit,
-            enricher,
-        })
+        Ok(Self { cfg, dataplane, maps, desired, attachments, rpc_quarantined, audit, enricher })
     }
 
     /// The enrichment tables for the current state.
@@ -170,41 +156,29 @@ impl Node {
         let started = Instant::now();
         let new = DesiredState::try_from(wire.clone())?;
         if new.generation < self.desired.generation {
-            return Err(AgentError::StaleGeneration {
-                got: new.generation,
-                applied: self.desired.generation,
-            });
+            return Err(AgentError::StaleGeneration { got: new.generation, applied: self.desired.generation });
         }
         let table = PolicyTable::build(&new.policy)?;
         let ranges = table.endpoints_with_ranges();
-        let mut report = ApplyReport {
-            generation: new.generation,
-            ..Default::default()
-        };
+        let mut report = ApplyReport { generation: new.generation, ..Default::default() };
 
         // Find and attach every pod first: an attached interface without an endpoint entry passes traffic.
         let mut attachments = BTreeMap::new();
-        let mut wanted = KernelState {
-            table,
-            ..Default::default()
-        };
+        let mut wanted = KernelState { table, ..Default::default() };
         let mut used_ifindex = BTreeSet::new();
-        let ifaces = endpoints::interfaces();
+        let ifaces = endpoints::interfaces().map_err(|source| AgentError::Io {
+            action: "listing interfaces",
+            path: "/proc/self/ns/net".into(),
+            source,
+        })?;
         for spec in &new.endpoints {
             // Unchanged pod whose interface is still there: nothing to find or attach again.
-            let known = self
-                .desired
-                .endpoints
-                .iter()
-                .find(|e| e.endpoint_id == spec.endpoint_id);
-            let unchanged = known.is_some_and(|k| {
-                k.netns == spec.netns && k.ips == spec.ips && k.pod_ifname == spec.pod_ifname
-            });
+            let known = self.desired.endpoints.iter().find(|e| e.endpoint_id == spec.endpoint_id);
+            let unchanged =
+                known.is_some_and(|k| k.netns == spec.netns && k.ips == spec.ips && k.pod_ifname == spec.pod_ifname);
             let reuse = match self.attachments.get(&spec.endpoint_id) {
                 Some(Attachment::Attached { ifindex, ifname })
-                    if unchanged
-                        && ifaces.get(ifindex) == Some(ifname)
-                        && self.dataplane.is_attached(*ifindex) =>
+                    if unchanged && ifaces.get(ifindex) == Some(ifname) && self.dataplane.is_attached(*ifindex) =>
                 {
                     Some((*ifindex, ifname.clone()))
                 }
@@ -215,17 +189,25 @@ impl Node {
                 None => endpoints::resolve(spec).map(|h| (h.ifindex, h.ifname, true)),
             };
             let attachment = match found {
-                Ok((ifindex, ifname, _)) if !used_ifindex.insert(ifindex) => Attachment::Failed {
-                    error: format!("interface {ifname} already belongs to another endpoint"),
-                },
+                Ok((ifindex, ifname, _)) if !used_ifindex.insert(ifindex) => {
+                    Attachment::Failed { error: format!("interface {ifname} already belongs to another endpoint") }
+                }
                 Ok((ifindex, ifname, false)) => Attachment::Attached { ifindex, ifname },
                 Ok((ifindex, ifname, true)) => match self.dataplane.attach(&ifname, ifindex) {
                     Ok(()) => Attachment::Attached { ifindex, ifname },
-                    Err(e) => Attachment::Failed {
-                        error: e.to_string(),
-                    },
+                    Err(e) => Attachment::Failed { error: e.to_string() },
                 },
-                Err(e) => Attachment::Failed { error: e },
+                // A pod that was protected stays protected while its interface is still there.
+                Err(e) => match self.attachments.get(&spec.endpoint_id) {
+                    Some(Attachment::Attached { ifindex, ifname })
+                        if ifaces.get(ifindex) == Some(ifname) && used_ifindex.insert(*ifindex) =>
+                    {
+                        let kept = format!("{e}; kept the previous interface {ifname}");
+                        report.problems.push((spec.endpoint_id, spec.name(), kept));
+                        Attachment::Attached { ifindex: *ifindex, ifname: ifname.clone() }
+                    }
+                    _ => Attachment::Failed { error: e },
+                },
             };
             match &attachment {
                 Attachment::Attached { ifindex, .. } => {
@@ -247,35 +229,21 @@ impl Node {
                 }
                 Attachment::Failed { error } => {
                     tracing::warn!(pod = %spec.name(), %error, "endpoint NOT protected");
-                    report
-                        .problems
-                        .push((spec.endpoint_id, spec.name(), error.clone()));
+                    report.problems.push((spec.endpoint_id, spec.name(), error.clone()));
                 }
             }
             attachments.insert(spec.endpoint_id, attachment);
         }
 
         let current = KernelState {
-            endpoints: self
-                .maps
-                .endpoints()?
-                .into_iter()
-                .map(|e| (e.ifindex, e))
-                .collect(),
+            endpoints: self.maps.endpoints()?.into_iter().map(|e| (e.ifindex, e)).collect(),
             table: self.maps.policy()?,
         };
         let ops = transition::plan(&current, &wanted)?;
 
         // Quarantines first: they only ever cut.
-        let quarantine: BTreeSet<u32> = new
-            .quarantined
-            .union(&self.rpc_quarantined)
-            .copied()
-            .collect();
-        let candidates = self
-            .known_ids()
-            .into_iter()
-            .chain(new.endpoints.iter().map(|e| e.endpoint_id));
+        let quarantine: BTreeSet<u32> = new.quarantined.union(&self.rpc_quarantined).copied().collect();
+        let candidates = self.known_ids().into_iter().chain(new.endpoints.iter().map(|e| e.endpoint_id));
         let already: BTreeSet<u32> = self.maps.quarantined(candidates)?.into_iter().collect();
         for id in quarantine.difference(&already) {
             self.maps.quarantine(*id, monotonic_ns())?;
@@ -283,8 +251,10 @@ impl Node {
         }
 
         let old_nets: BTreeMap<IpNetwork, u32> = self.maps.ipcache()?.into_iter().collect();
-        let new_nets: BTreeMap<IpNetwork, u32> =
-            new.ipcache.iter().map(|i| (i.net, i.identity)).collect();
+        let mut new_nets: BTreeMap<IpNetwork, u32> = new.ipcache.iter().map(|i| (i.net, i.identity)).collect();
+        // IPv4 lives at ::ffff:0:0/96 in the trie: without this guard an IPv6
+        // prefix such as ::/0 would also give its identity to every IPv4 address.
+        new_nets.entry(IpNetwork::V4(Ipv4Network::from(Ipv4Addr::UNSPECIFIED))).or_insert(abi::BH_ID_WORLD);
         for (net, id) in &new_nets {
             if old_nets.get(net) != Some(id) {
                 self.maps.put_ipcache(net, *id)?;
@@ -305,11 +275,7 @@ impl Node {
         }
 
         // Interfaces no pod owns any more.
-        for (ifindex, _) in current
-            .endpoints
-            .iter()
-            .filter(|(i, _)| !wanted.endpoints.contains_key(i))
-        {
+        for (ifindex, _) in current.endpoints.iter().filter(|(i, _)| !wanted.endpoints.contains_key(i)) {
             self.dataplane.detach(*ifindex)?;
         }
         self.sync_xdp(&attachments, &quarantine);
@@ -318,11 +284,10 @@ impl Node {
         self.attachments = attachments;
         self.enricher = Arc::new(Enricher::new(&self.cfg.node, &self.desired));
         let path = state_path(&self.cfg);
-        std::fs::write(&path, wire.encode_to_vec()).map_err(|source| AgentError::Io {
-            action: "saving desired state",
-            path,
-            source,
-        })?;
+        let tmp = path.with_extension("pb.tmp");
+        std::fs::write(&tmp, wire.encode_to_vec())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| AgentError::Io { action: "saving desired state", path, source })?;
         report.took = started.elapsed();
         tracing::info!(
             generation = report.generation,
@@ -353,12 +318,7 @@ impl Node {
 
     /// Every endpoint id this node knows of (desired, attached, or quarantined by API).
     fn known_ids(&self) -> BTreeSet<u32> {
-        let mut ids: BTreeSet<u32> = self
-            .desired
-            .endpoints
-            .iter()
-            .map(|e| e.endpoint_id)
-            .collect();
+        let mut ids: BTreeSet<u32> = self.desired.endpoints.iter().map(|e| e.endpoint_id).collect();
         ids.extend(self.attachments.keys());
         ids.extend(&self.rpc_quarantined);
         ids
@@ -396,11 +356,7 @@ impl Node {
         self.maps.quarantine(id, monotonic_ns())?;
         let took = started.elapsed();
         self.rpc_quarantined.insert(id);
-        let q: BTreeSet<u32> = self
-            .maps
-            .quarantined(self.known_ids())?
-            .into_iter()
-            .collect();
+        let q: BTreeSet<u32> = self.maps.quarantined(self.known_ids())?.into_iter().collect();
         let attachments = self.attachments.clone();
         self.sync_xdp(&attachments, &q);
         self.audit_action(caller, "quarantine", id, reason)?;
@@ -416,29 +372,40 @@ impl Node {
         caller: &Caller,
     ) -> Result<(u32, bool), AgentError> {
         let id = self.find(endpoint_id, pod)?;
+        // Loosening: the record is written before anything changes.
+        self.audit_action(caller, "release", id, reason)?;
         self.rpc_quarantined.remove(&id);
         let still = self.desired.quarantined.contains(&id);
         if !still {
             self.maps.release(id)?;
         }
-        let q: BTreeSet<u32> = self
-            .maps
-            .quarantined(self.known_ids())?
-            .into_iter()
-            .collect();
+        let q: BTreeSet<u32> = self.maps.quarantined(self.known_ids())?.into_iter().collect();
         let attachments = self.attachments.clone();
         self.sync_xdp(&attachments, &q);
-        self.audit_action(caller, "release", id, reason)?;
         Ok((id, still))
     }
 
-    fn audit_action(
-        &self,
-        caller: &Caller,
-        action: &str,
-        id: u32,
-        reason: &str,
-    ) -> Result<(), AgentError> {
+    /// Records an apply of the desired state: who pushed which generation.
+    pub fn audit_apply(&self, caller: &Caller, report: &ApplyReport) -> Result<(), AgentError> {
+        let detail = format!(
+            "generation {}: {} endpoints attached, {} problems, {} map writes",
+            report.generation,
+            report.attached,
+            report.problems.len(),
+            report.map_writes
+        );
+        self.audit.record(AuditRecord {
+            time_unix_ms: 0,
+            actor: &caller.actor,
+            peer_uid: caller.uid,
+            peer_pid: caller.pid,
+            action: "apply",
+            target: &self.cfg.node,
+            detail: &detail,
+        })
+    }
+
+    fn audit_action(&self, caller: &Caller, action: &str, id: u32, reason: &str) -> Result<(), AgentError> {
         let target = self
             .desired
             .endpoints
@@ -460,11 +427,7 @@ impl Node {
     /// Everything the status RPC reports.
     pub fn status(&self) -> Result<pb::AgentStatus, AgentError> {
         let stats = self.maps.stats()?;
-        let quarantined: BTreeSet<u32> = self
-            .maps
-            .quarantined(self.known_ids())?
-            .into_iter()
-            .collect();
+        let quarantined: BTreeSet<u32> = self.maps.quarantined(self.known_ids())?.into_iter().collect();
         let mut counters = BTreeMap::new();
         let names = [
             (abi::BH_STAT_PKTS_FORWARDED, "packets_forwarded"),
@@ -490,11 +453,8 @@ impl Node {
             .endpoints
             .iter()
             .map(|e| {
-                let (ifname, ifindex, attached, error) = match self.attachments.get(&e.endpoint_id)
-                {
-                    Some(Attachment::Attached { ifindex, ifname }) => {
-                        (ifname.clone(), *ifindex, true, String::new())
-                    }
+                let (ifname, ifindex, attached, error) = match self.attachments.get(&e.endpoint_id) {
+                    Some(Attachment::Attached { ifindex, ifname }) => (ifname.clone(), *ifindex, true, String::new()),
                     Some(Attachment::Failed { error }) => (String::new(), 0, false, error.clone()),
                     None => (String::new(), 0, false, "not attached yet".into()),
                 };
@@ -525,7 +485,11 @@ impl Node {
     /// Forgets endpoints whose interface vanished (the pod was deleted): their
     /// links died with the interface; the pins and map entries go too.
     pub fn reap_vanished(&mut self) -> Result<Vec<u32>, AgentError> {
-        let ifaces = endpoints::interfaces();
+        let ifaces = endpoints::interfaces().map_err(|source| AgentError::Io {
+            action: "listing interfaces",
+            path: "/proc/self/ns/net".into(),
+            source,
+        })?;
         let mut gone = Vec::new();
         for (id, a) in &mut self.attachments {
             if let Attachment::Attached { ifindex, ifname } = a
@@ -535,9 +499,7 @@ impl Node {
                 self.maps.remove_endpoint(*ifindex)?;
                 tracing::info!(endpoint = id, ifname = %ifname, "interface gone; detached");
                 gone.push(*id);
-                *a = Attachment::Failed {
-                    error: format!("interface {ifname} disappeared (pod deleted?)"),
-                };
+                *a = Attachment::Failed { error: format!("interface {ifname} disappeared (pod deleted?)") };
             }
         }
         Ok(gone)
@@ -545,19 +507,11 @@ impl Node {
 
     /// Endpoint ids currently in the kernel.
     pub fn live_endpoint_ids(&self) -> BTreeSet<u32> {
-        self.attachments
-            .iter()
-            .filter(|(_, a)| matches!(a, Attachment::Attached { .. }))
-            .map(|(id, _)| *id)
-            .collect()
+        self.attachments.iter().filter(|(_, a)| matches!(a, Attachment::Attached { .. })).map(|(id, _)| *id).collect()
     }
 
     /// Pod IPs this node protects (for tests and status).
     pub fn endpoint_ips(&self) -> Vec<IpAddr> {
-        self.desired
-            .endpoints
-            .iter()
-            .flat_map(|e| e.ips.iter().copied())
-            .collect()
+        self.desired.endpoints.iter().flat_map(|e| e.ips.iter().copied()).collect()
     }
 }

@@ -24,10 +24,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let node = Arc::new(Mutex::new(
         tokio::task::spawn_blocking(move || Node::start(cfg))
             .await
-            .map_err(|e| AgentError::Serve {
-                what: "startup",
-                message: e.to_string(),
-            })??,
+            .map_err(|e| AgentError::Serve { what: "startup", message: e.to_string() })??,
     ));
     let hub = Arc::new(FlowHub::new(history));
     let metrics = Arc::new(Metrics::new());
@@ -46,8 +43,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
                         for ev in &events {
                             hub.publish(enricher.flow(ev));
                         }
-                        hub.undecodable
-                            .fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
+                        hub.undecodable.fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "flow ring");
@@ -57,11 +53,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
             }
         });
     }
-    tokio::spawn(crate::sweep::run(
-        node.clone(),
-        hub.clone(),
-        Duration::from_secs(2),
-    ));
+    tokio::spawn(crate::sweep::run(node.clone(), hub.clone(), Duration::from_secs(2)));
     if let Some(addr) = metrics_addr {
         let (node, hub, metrics) = (node.clone(), hub.clone(), metrics.clone());
         tokio::spawn(async move {
@@ -84,27 +76,19 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         path: socket.clone(),
         source,
     })?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(
-        |source| AgentError::Io {
-            action: "restricting gRPC socket",
-            path: socket.clone(),
-            source,
-        },
-    )?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(|source| AgentError::Io {
+        action: "restricting gRPC socket",
+        path: socket.clone(),
+        source,
+    })?;
     tracing::info!(socket = %socket.display(), "agent serving");
 
-    let service = AgentService {
-        node,
-        hub,
-        metrics,
-        allowed_uids: Vec::new(),
-    };
+    let service = AgentService { node, hub, metrics, allowed_uids: Vec::new() };
     let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -115,8 +99,5 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         .add_service(AgentServer::new(service).max_decoding_message_size(256 * 1024 * 1024))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| AgentError::Serve {
-            what: "gRPC",
-            message: e.to_string(),
-        })
+        .map_err(|e| AgentError::Serve { what: "gRPC", message: e.to_string() })
 }

@@ -33,44 +33,25 @@ impl std::fmt::Debug for AgentService {
 }
 
 fn caller<T>(req: &Request<T>, actor: &str, allowed: &[u32]) -> Result<Caller, Status> {
-    let cred = req
-        .extensions()
-        .get::<tonic::transport::server::UdsConnectInfo>()
-        .and_then(|i| i.peer_cred);
+    let cred = req.extensions().get::<tonic::transport::server::UdsConnectInfo>().and_then(|i| i.peer_cred);
     let Some(cred) = cred else {
-        return Err(Status::unauthenticated(
-            "enforcement changes are accepted only over the agent's Unix socket",
-        ));
+        return Err(Status::unauthenticated("enforcement changes are accepted only over the agent's Unix socket"));
     };
     if cred.uid() != 0 && !allowed.contains(&cred.uid()) {
-        return Err(Status::permission_denied(format!(
-            "uid {} may not change enforcement",
-            cred.uid()
-        )));
+        return Err(Status::permission_denied(format!("uid {} may not change enforcement", cred.uid())));
     }
     if actor.trim().is_empty() {
-        return Err(Status::invalid_argument(
-            "actor: say who is asking (it goes to the audit log)",
-        ));
+        return Err(Status::invalid_argument("actor: say who is asking (it goes to the audit log)"));
     }
-    Ok(Caller {
-        actor: actor.to_string(),
-        uid: Some(cred.uid()),
-        pid: cred.pid(),
-    })
+    Ok(Caller { actor: actor.to_string(), uid: Some(cred.uid()), pid: cred.pid() })
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("worker failed: {e}")))?
 }
 
 fn lock(node: &Mutex<Node>) -> Result<std::sync::MutexGuard<'_, Node>, Status> {
-    node.lock()
-        .map_err(|_| Status::internal("node state lock poisoned by an earlier panic"))
+    node.lock().map_err(|_| Status::internal("node state lock poisoned by an earlier panic"))
 }
 
 type FlowStream = Pin<Box<dyn Stream<Item = Result<pb::FlowBatch, Status>> + Send>>;
@@ -78,18 +59,17 @@ type FlowStream = Pin<Box<dyn Stream<Item = Result<pb::FlowBatch, Status>> + Sen
 #[tonic::async_trait]
 impl Agent for AgentService {
     #[tracing::instrument(skip_all, fields(generation = req.get_ref().generation))]
-    async fn apply_state(
-        &self,
-        req: Request<pb::DesiredState>,
-    ) -> Result<Response<pb::ApplyStateResponse>, Status> {
-        caller(&req, "apply", &self.allowed_uids)?;
+    async fn apply_state(&self, req: Request<pb::DesiredState>) -> Result<Response<pb::ApplyStateResponse>, Status> {
+        let who = caller(&req, "apply", &self.allowed_uids)?;
         let (node, metrics) = (self.node.clone(), self.metrics.clone());
         let state = req.into_inner();
         let report = blocking(move || {
             let mut n = lock(&node)?;
             let r = n.apply(state);
             metrics.record_apply(r.as_ref().map(|_| ()).map_err(|e| e.label()));
-            r.map_err(Status::from)
+            let report = r.map_err(Status::from)?;
+            n.audit_apply(&who, &report).map_err(Status::from)?;
+            Ok(report)
         })
         .await?;
         Ok(Response::new(pb::ApplyStateResponse {
@@ -98,11 +78,7 @@ impl Agent for AgentService {
             problems: report
                 .problems
                 .into_iter()
-                .map(|(endpoint_id, pod, error)| pb::EndpointProblem {
-                    endpoint_id,
-                    pod,
-                    error,
-                })
+                .map(|(endpoint_id, pod, error)| pb::EndpointProblem { endpoint_id, pod, error })
                 .collect(),
             map_writes: report.map_writes,
             took_micros: report.took.as_micros() as u64,
@@ -116,18 +92,11 @@ impl Agent for AgentService {
         let who = caller(&req, &req.get_ref().actor, &self.allowed_uids)?;
         let (node, metrics) = (self.node.clone(), self.metrics.clone());
         let r = req.into_inner();
-        let (id, took) = blocking(move || {
-            lock(&node)?
-                .quarantine(r.endpoint_id, &r.pod, &r.reason, &who)
-                .map_err(Status::from)
-        })
-        .await?;
+        let (id, took) =
+            blocking(move || lock(&node)?.quarantine(r.endpoint_id, &r.pod, &r.reason, &who).map_err(Status::from))
+                .await?;
         metrics.quarantines.inc();
-        tracing::warn!(
-            endpoint = id,
-            took_us = took.as_micros() as u64,
-            "endpoint quarantined"
-        );
+        tracing::warn!(endpoint = id, took_us = took.as_micros() as u64, "endpoint quarantined");
         Ok(Response::new(pb::QuarantineResponse {
             endpoint_id: id,
             quarantined: true,
@@ -135,70 +104,39 @@ impl Agent for AgentService {
         }))
     }
 
-    async fn release(
-        &self,
-        req: Request<pb::QuarantineRequest>,
-    ) -> Result<Response<pb::QuarantineResponse>, Status> {
+    async fn release(&self, req: Request<pb::QuarantineRequest>) -> Result<Response<pb::QuarantineResponse>, Status> {
         let who = caller(&req, &req.get_ref().actor, &self.allowed_uids)?;
         let node = self.node.clone();
         let r = req.into_inner();
-        let (id, still) = blocking(move || {
-            lock(&node)?
-                .release(r.endpoint_id, &r.pod, &r.reason, &who)
-                .map_err(Status::from)
-        })
-        .await?;
-        Ok(Response::new(pb::QuarantineResponse {
-            endpoint_id: id,
-            quarantined: still,
-            took_micros: 0,
-        }))
+        let (id, still) =
+            blocking(move || lock(&node)?.release(r.endpoint_id, &r.pod, &r.reason, &who).map_err(Status::from))
+                .await?;
+        Ok(Response::new(pb::QuarantineResponse { endpoint_id: id, quarantined: still, took_micros: 0 }))
     }
 
-    async fn get_status(
-        &self,
-        _req: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::AgentStatus>, Status> {
+    async fn get_status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::AgentStatus>, Status> {
         let node = self.node.clone();
         let mut status = blocking(move || lock(&node)?.status().map_err(Status::from)).await?;
-        status.flows_lost = self
-            .hub
-            .client_lost
-            .load(std::sync::atomic::Ordering::Relaxed);
+        status.flows_lost = self.hub.client_lost.load(std::sync::atomic::Ordering::Relaxed);
         Ok(Response::new(status))
     }
 
     type StreamFlowsStream = FlowStream;
 
-    async fn stream_flows(
-        &self,
-        req: Request<pb::FlowFilter>,
-    ) -> Result<Response<FlowStream>, Status> {
+    async fn stream_flows(&self, req: Request<pb::FlowFilter>) -> Result<Response<FlowStream>, Status> {
         let follow = req.get_ref().follow;
         // Subscribe before copying history so nothing falls between the two.
         let mut rx = self.hub.subscribe();
-        let recent: Vec<pb::Flow> = self
-            .hub
-            .recent()
-            .into_iter()
-            .map(|f| (*f).clone())
-            .collect();
+        let recent: Vec<pb::Flow> = self.hub.recent().into_iter().map(|f| (*f).clone()).collect();
         let hub = self.hub.clone();
         let history = tokio_stream::iter(
-            recent
-                .chunks(512)
-                .map(|c| {
-                    Ok(pb::FlowBatch {
-                        flows: c.to_vec(),
-                        lost: 0,
-                    })
-                })
-                .collect::<Vec<_>>(),
+            recent.chunks(512).map(|c| Ok(pb::FlowBatch { flows: c.to_vec(), lost: 0 })).collect::<Vec<_>>(),
         );
         if !follow {
             return Ok(Response::new(Box::pin(history)));
         }
         let live = async_stream(move |tx| async move {
+            let mut kernel_seen = hub.kernel_lost.load(std::sync::atomic::Ordering::Relaxed);
             loop {
                 let mut batch = Vec::new();
                 let mut lost = 0u64;
@@ -215,14 +153,13 @@ impl Agent for AgentService {
                     }
                 }
                 if lost > 0 {
-                    hub.client_lost
-                        .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+                    hub.client_lost.fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
                 }
-                if tx
-                    .send(Ok(pb::FlowBatch { flows: batch, lost }))
-                    .await
-                    .is_err()
-                {
+                // Events the kernel could not even put in the ring count too.
+                let kernel_now = hub.kernel_lost.load(std::sync::atomic::Ordering::Relaxed);
+                lost += kernel_now.saturating_sub(kernel_seen);
+                kernel_seen = kernel_now;
+                if tx.send(Ok(pb::FlowBatch { flows: batch, lost })).await.is_err() {
                     return;
                 }
             }

@@ -19,11 +19,7 @@ fn timeout_ns(v: &abi::bh_ct_value, protocol: u8) -> u64 {
     if v.state & abi::BH_CT_F_CLOSED as u8 != 0 {
         10 * NS
     } else if protocol == 6 {
-        if v.state & abi::BH_CT_F_SEEN_REPLY as u8 != 0 {
-            6 * 3600 * NS
-        } else {
-            60 * NS
-        }
+        if v.state & abi::BH_CT_F_SEEN_REPLY as u8 != 0 { 6 * 3600 * NS } else { 60 * NS }
     } else if protocol == 1 || protocol == 58 {
         30 * NS
     } else {
@@ -33,14 +29,15 @@ fn timeout_ns(v: &abi::bh_ct_value, protocol: u8) -> u64 {
 
 fn addr(b: [u8; 16]) -> std::net::IpAddr {
     let v6 = std::net::Ipv6Addr::from(b);
-    v6.to_ipv4_mapped()
-        .map(std::net::IpAddr::V4)
-        .unwrap_or(std::net::IpAddr::V6(v6))
+    v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(std::net::IpAddr::V6(v6))
 }
 
 /// One pass: returns how many entries were expired.
 pub fn sweep_once(node: &Mutex<Node>, hub: &FlowHub, clock: &Clock) -> usize {
     let Ok(mut node) = node.lock() else { return 0 };
+    if let Ok(stats) = node.maps().stats() {
+        hub.kernel_lost.store(stats.get(abi::BH_STAT_EVENTS_LOST), std::sync::atomic::Ordering::Relaxed);
+    }
     if let Err(e) = node.reap_vanished() {
         tracing::warn!(error = %e, "reaping vanished interfaces");
     }
@@ -62,6 +59,10 @@ pub fn sweep_once(node: &Mutex<Node>, hub: &FlowHub, clock: &Clock) -> usize {
         if idle <= timeout_ns(&v, k.protocol) && !orphan {
             continue;
         }
+        // The snapshot may be stale: a packet may have revived the entry since.
+        if !orphan && node.maps().conntrack_entry(&k).is_some_and(|now_v| now_v.last_seen_ns != v.last_seen_ns) {
+            continue;
+        }
         if let Err(err) = node.maps_mut().remove_conntrack(&k) {
             tracing::warn!(error = %err, "removing expired conntrack entry");
             continue;
@@ -70,11 +71,9 @@ pub fn sweep_once(node: &Mutex<Node>, hub: &FlowHub, clock: &Clock) -> usize {
         if v.state & abi::BH_CT_F_CLOSED as u8 != 0 {
             continue; // its close event was emitted by the kernel
         }
-        let (Ok(direction), Ok(verdict), Ok(reason)) = (
-            Direction::try_from(k.direction),
-            Verdict::try_from(v.verdict),
-            Reason::try_from(v.reason),
-        ) else {
+        let (Ok(direction), Ok(verdict), Ok(reason)) =
+            (Direction::try_from(k.direction), Verdict::try_from(v.verdict), Reason::try_from(v.reason))
+        else {
             continue;
         };
         let (src, dst) = (addr(k.saddr), addr(k.daddr));

@@ -34,17 +34,10 @@ pub async fn connect_unix(path: &Path) -> Result<AgentClient<Channel>, ConnectEr
     let channel = Endpoint::from_static("http://agent.invalid")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let socket = socket.clone();
-            async move {
-                tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map(TokioIo::new)
-            }
+            async move { tokio::net::UnixStream::connect(socket).await.map(TokioIo::new) }
         }))
         .await
-        .map_err(|source| ConnectError::Socket {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| ConnectError::Socket { path: path.to_path_buf(), source })?;
     Ok(AgentClient::new(channel)
         .max_decoding_message_size(256 * 1024 * 1024)
         .max_encoding_message_size(256 * 1024 * 1024))

@@ -37,17 +37,8 @@ impl Drop for Cleanup {
 }
 
 fn ip_batch(cmds: &str) {
-    let mut child = Command::new("ip")
-        .args(["-force", "-batch", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(cmds.as_bytes())
-        .unwrap();
+    let mut child = Command::new("ip").args(["-force", "-batch", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(cmds.as_bytes()).unwrap();
     let _ = child.wait();
 }
 
@@ -67,11 +58,7 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 async fn main() {
     let tag = format!("bhrss{}", std::process::id());
     let node = format!("{tag}_node");
-    let mut guard = Cleanup {
-        prefix: format!("{tag}_"),
-        node: node.clone(),
-        agent: None,
-    };
+    let mut guard = Cleanup { prefix: format!("{tag}_"), node: node.clone(), agent: None };
     let started = Instant::now();
     let mut batch = format!("netns add {node}\n");
     for i in 0..PODS {
@@ -80,9 +67,7 @@ async fn main() {
     ip_batch(&batch);
     let mut batch = String::new();
     for i in 0..PODS {
-        batch.push_str(&format!(
-            "link add h{i} netns {node} type veth peer name eth0 netns {tag}_p{i}\n"
-        ));
+        batch.push_str(&format!("link add h{i} netns {node} type veth peer name eth0 netns {tag}_p{i}\n"));
     }
     ip_batch(&batch);
     eprintln!("agent_rss: {PODS} pods wired in {:?}", started.elapsed());
@@ -90,15 +75,7 @@ async fn main() {
     let bin = std::env::var("BULKHEAD_BIN").unwrap_or_else(|_| "target/release/bulkhead".into());
     let socket = format!("/run/bulkhead/{node}/agent.sock");
     let agent = Command::new(&bin)
-        .args([
-            "agent",
-            "--node",
-            &node,
-            "--netns",
-            &format!("/var/run/netns/{node}"),
-            "--socket",
-            &socket,
-        ])
+        .args(["agent", "--node", &node, "--netns", &format!("/var/run/netns/{node}"), "--socket", &socket])
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("start the agent (build with cargo build --release)");
@@ -113,10 +90,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = rss_kib(pid);
 
-    let mut state = pb::DesiredState {
-        generation: 1,
-        ..Default::default()
-    };
+    let mut state = pb::DesiredState { generation: 1, ..Default::default() };
     for i in 0..PODS {
         let ip = format!("10.200.{}.{}", i / 250, i % 250 + 1);
         let identity = 256 + i % 100;
@@ -160,22 +134,13 @@ async fn main() {
         }
     }
     let t = Instant::now();
-    let r = client
-        .apply_state(state.clone())
-        .await
-        .expect("apply")
-        .into_inner();
+    let r = client.apply_state(state.clone()).await.expect("apply").into_inner();
     let apply = t.elapsed();
     state.generation = 2;
     let t = Instant::now();
     client.apply_state(state).await.expect("re-apply");
     let reapply = t.elapsed();
-    assert_eq!(
-        r.endpoints_attached,
-        PODS,
-        "problems: {:?}",
-        r.problems.iter().take(3).collect::<Vec<_>>()
-    );
+    assert_eq!(r.endpoints_attached, PODS, "problems: {:?}", r.problems.iter().take(3).collect::<Vec<_>>());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let loaded = rss_kib(pid);
     let out = serde_json::json!({

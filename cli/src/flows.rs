@@ -20,11 +20,7 @@ fn human(f: &pb::Flow) -> String {
         "audit" => "AUDIT(would drop)",
         _ => "FORWARDED",
     };
-    let why = if f.rule_name.is_empty() {
-        f.drop_reason.clone()
-    } else {
-        format!("rule {}", f.rule_name)
-    };
+    let why = if f.rule_name.is_empty() { f.drop_reason.clone() } else { format!("rule {}", f.rule_name) };
     format!(
         "{t} {:<10} {:<9} {:<17} {} -> {} {} {} pkts {}/{} bytes {}/{} {}",
         f.node,
@@ -46,12 +42,7 @@ fn time_of(nanos: i64) -> String {
     let secs = nanos.div_euclid(1_000_000_000);
     let ms = nanos.rem_euclid(1_000_000_000) / 1_000_000;
     let day = secs.rem_euclid(86_400);
-    format!(
-        "{:02}:{:02}:{:02}.{ms:03}",
-        day / 3600,
-        (day / 60) % 60,
-        day % 60
-    )
+    format!("{:02}:{:02}:{:02}.{ms:03}", day / 3600, (day / 60) % 60, day % 60)
 }
 
 /// Prints recent flows of every node, then (with follow) live ones.
@@ -59,9 +50,8 @@ pub async fn show(lab: &str, follow: bool, json: bool) -> Result<()> {
     let state = LabState::load(lab)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<pb::FlowBatch>(64);
     for node in &state.nodes {
-        let mut client = bulkhead_api::connect_unix(&node.socket)
-            .await
-            .with_context(|| format!("agent of {}", node.name))?;
+        let mut client =
+            bulkhead_api::connect_unix(&node.socket).await.with_context(|| format!("agent of {}", node.name))?;
         let mut stream = client
             .stream_flows(pb::FlowFilter { follow })
             .await
@@ -80,21 +70,11 @@ pub async fn show(lab: &str, follow: bool, json: bool) -> Result<()> {
     let mut all = Vec::new();
     while let Some(batch) = rx.recv().await {
         if batch.lost > 0 {
-            eprintln!(
-                "lost {} flows (client too slow or kernel ring full)",
-                batch.lost
-            );
+            eprintln!("lost {} flows (client too slow or kernel ring full)", batch.lost);
         }
         if follow {
             for f in &batch.flows {
-                println!(
-                    "{}",
-                    if json {
-                        serde_json::to_string(&flow_json(f))?
-                    } else {
-                        human(f)
-                    }
-                );
+                println!("{}", if json { serde_json::to_string(&flow_json(f))? } else { human(f) });
             }
         } else {
             all.extend(batch.flows);
@@ -102,21 +82,16 @@ pub async fn show(lab: &str, follow: bool, json: bool) -> Result<()> {
     }
     all.sort_by_key(|f| f.time_unix_nanos);
     for f in &all {
-        println!(
-            "{}",
-            if json {
-                serde_json::to_string(&flow_json(f))?
-            } else {
-                human(f)
-            }
-        );
+        println!("{}", if json { serde_json::to_string(&flow_json(f))? } else { human(f) });
     }
     Ok(())
 }
 
 fn flow_json(f: &pb::Flow) -> serde_json::Value {
     let w = |w: &Option<pb::Workload>| {
-        w.as_ref().map(|w| serde_json::json!({"identity": w.identity, "namespace": w.namespace, "pod": w.pod, "labels": w.labels}))
+        w.as_ref().map(
+            |w| serde_json::json!({"identity": w.identity, "namespace": w.namespace, "pod": w.pod, "labels": w.labels}),
+        )
     };
     serde_json::json!({
         "time_unix_nanos": f.time_unix_nanos, "node": f.node, "event": f.event,

@@ -155,10 +155,7 @@ enum LabCommand {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
 fn main() -> Result<()> {
@@ -172,34 +169,18 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         // These two enter a namespace: they must run before any other thread exists.
-        Command::Lab {
-            command:
-                LabCommand::Serve {
-                    netns,
-                    tcp,
-                    udp,
-                    name,
-                },
-        } => {
+        Command::Lab { command: LabCommand::Serve { netns, tcp, udp, name } } => {
             bulkhead_lab::server::serve(&netns, &tcp, &udp, &name)?;
             Ok(())
         }
-        Command::Lab {
-            command: LabCommand::Exec { pod, name, command },
-        } => {
+        Command::Lab { command: LabCommand::Exec { pod, name, command } } => {
             let lab = LabState::load(&name)?;
             let p = lab.pod(&pod)?;
             bulkhead_lab::netns::enter(&bulkhead_lab::netns::path(&p.netns))?;
             let err = exec(&command);
             bail!("running {:?} in {}: {err}", command, p.key())
         }
-        Command::Agent {
-            node,
-            socket,
-            state_dir,
-            metrics_addr,
-            netns,
-        } => {
+        Command::Agent { node, socket, state_dir, metrics_addr, netns } => {
             if let Some(ns) = &netns {
                 bulkhead_lab::netns::enter(ns)?;
             }
@@ -215,17 +196,11 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Lab { command } => runtime()?.block_on(lab(command)),
-        Command::Flows {
-            lab,
-            follow,
-            output,
-        } => runtime()?.block_on(flows::show(&lab, follow, output == Output::Json)),
-        Command::Quarantine { pod, lab, reason } => {
-            runtime()?.block_on(quarantine(&lab, &pod, &reason, true))
+        Command::Flows { lab, follow, output } => {
+            runtime()?.block_on(flows::show(&lab, follow, output == Output::Json))
         }
-        Command::Release { pod, lab, reason } => {
-            runtime()?.block_on(quarantine(&lab, &pod, &reason, false))
-        }
+        Command::Quarantine { pod, lab, reason } => runtime()?.block_on(quarantine(&lab, &pod, &reason, true)),
+        Command::Release { pod, lab, reason } => runtime()?.block_on(quarantine(&lab, &pod, &reason, false)),
     }
 }
 
@@ -238,29 +213,18 @@ fn exec(command: &[String]) -> std::io::Error {
 }
 
 fn actor() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "root".into())
+    std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "root".into())
 }
 
 async fn quarantine(lab: &str, pod: &str, reason: &str, on: bool) -> Result<()> {
     let state = LabState::load(lab)?;
     let key = state.pod(pod)?.key();
     let (mut client, _) = bulkhead_lab::lifecycle::agent_for(&state, &key).await?;
-    let req = pb::QuarantineRequest {
-        pod: key.clone(),
-        actor: actor(),
-        reason: reason.into(),
-        ..Default::default()
-    };
+    let req = pb::QuarantineRequest { pod: key.clone(), actor: actor(), reason: reason.into(), ..Default::default() };
     let started = Instant::now();
-    let r = if on {
-        client.quarantine(req).await
-    } else {
-        client.release(req).await
-    }
-    .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-    .into_inner();
+    let r = if on { client.quarantine(req).await } else { client.release(req).await }
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
     if on {
         println!(
             "{key} quarantined (endpoint {}): enforced in {} µs, round trip {} ms",
@@ -282,33 +246,16 @@ fn parse_target(to: &str) -> Result<(String, u16, bool)> {
         Some((r, p)) if p.eq_ignore_ascii_case("tcp") => (r, false),
         _ => (to, false),
     };
-    let (target, port) = rest
-        .rsplit_once(':')
-        .with_context(|| format!("{to:?}: expected TARGET:PORT[/PROTO]"))?;
-    let port: u16 = port
-        .parse()
-        .with_context(|| format!("{to:?}: port {port:?} is not a number"))?;
+    let (target, port) = rest.rsplit_once(':').with_context(|| format!("{to:?}: expected TARGET:PORT[/PROTO]"))?;
+    let port: u16 = port.parse().with_context(|| format!("{to:?}: port {port:?} is not a number"))?;
     Ok((target.to_string(), port, udp))
 }
 
 async fn lab(command: LabCommand) -> Result<()> {
     match command {
-        LabCommand::Up {
-            files,
-            cni,
-            nodes,
-            name,
-            mode,
-        } => {
+        LabCommand::Up { files, cni, nodes, name, mode } => {
             let exe = std::env::current_exe().context("locating the bulkhead binary")?;
-            let opts = bulkhead_lab::UpOptions {
-                name,
-                files,
-                cni,
-                nodes,
-                default_mode: mode,
-                exe,
-            };
+            let opts = bulkhead_lab::UpOptions { name, files, cni, nodes, default_mode: mode, exe };
             let lab = bulkhead_lab::up(&opts).await?;
             for p in &lab.pods {
                 let ips: Vec<String> = p.ips.iter().map(|i| i.to_string()).collect();
@@ -347,17 +294,7 @@ async fn lab(command: LabCommand) -> Result<()> {
             }
             Ok(())
         }
-        LabCommand::Probe {
-            from,
-            to,
-            matrix,
-            ports,
-            protocols,
-            ipv6,
-            timeout_ms,
-            name,
-            output,
-        } => {
+        LabCommand::Probe { from, to, matrix, ports, protocols, ipv6, timeout_ms, name, output } => {
             let lab = LabState::load(&name)?;
             let timeout = Duration::from_millis(timeout_ms);
             let probes = if matrix {
@@ -376,16 +313,9 @@ async fn lab(command: LabCommand) -> Result<()> {
                 };
                 let (target, port, udp) = parse_target(&to)?;
                 let (to_key, ip) = probe::target_ip(&lab, &target, ipv6)?;
-                vec![Probe {
-                    from: lab.pod(&from)?.key(),
-                    to: to_key,
-                    ip,
-                    port,
-                    udp,
-                }]
+                vec![Probe { from: lab.pod(&from)?.key(), to: to_key, ip, port, udp }]
             };
-            let results =
-                tokio::task::spawn_blocking(move || probe::run(&lab, &probes, timeout)).await??;
+            let results = tokio::task::spawn_blocking(move || probe::run(&lab, &probes, timeout)).await??;
             for r in &results {
                 match output {
                     Output::Json => println!("{}", serde_json::to_string(r)?),

@@ -1,9 +1,7 @@
 //! The CNI `bridge` plugin (and flannel, kubenet): host veths on a Linux bridge.
 
 use crate::veth::require_kind;
-use crate::{
-    CniError, HostInterface, HostInterfaceKind, HostInterfaceResolver, PodNetwork, VethPeerResolver,
-};
+use crate::{CniError, HostInterface, HostInterfaceKind, HostInterfaceResolver, PodNetwork, VethPeerResolver};
 
 /// Resolves pods wired as a veth enslaved to a bridge, and nothing else.
 ///

@@ -5,9 +5,7 @@ use std::path::Path;
 use netlink_packet_route::link::InfoKind;
 
 use crate::netlink::link::Link;
-use crate::{
-    CniError, HostInterface, HostInterfaceResolver, PodNetwork, PtpResolver, VethPeerResolver,
-};
+use crate::{CniError, HostInterface, HostInterfaceResolver, PodNetwork, PtpResolver, VethPeerResolver};
 
 /// Why macvlan/ipvlan pods cannot be handled by a per-interface attach.
 const NO_HOST_VETH: &str = "no host-side veth; needs the cgroup attach mode";

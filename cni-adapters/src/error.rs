@@ -60,9 +60,7 @@ pub enum CniError {
     },
 
     /// The pod interface name cannot be a Linux interface name.
-    #[error(
-        "invalid pod interface name {ifname:?}: must be 1 to 15 bytes without '/' or whitespace"
-    )]
+    #[error("invalid pod interface name {ifname:?}: must be 1 to 15 bytes without '/' or whitespace")]
     InvalidInterfaceName {
         /// The rejected name.
         ifname: String,
@@ -159,9 +157,7 @@ pub enum CniError {
     },
 
     /// A resolver that only understands one wiring found another one.
-    #[error(
-        "resolver {resolver} expects a {expected} host interface, but {ifname} (ifindex {ifindex}) is {found}"
-    )]
+    #[error("resolver {resolver} expects a {expected} host interface, but {ifname} (ifindex {ifindex}) is {found}")]
     WrongKind {
         /// Resolver that was asked.
         resolver: &'static str,
@@ -183,9 +179,7 @@ pub enum CniError {
     },
 
     /// The host route to the pod IP leaves through something that is not a veth.
-    #[error(
-        "host route to pod IP {ip} goes through {ifname} (ifindex {ifindex}), a {kind} link, not a veth"
-    )]
+    #[error("host route to pod IP {ip} goes through {ifname} (ifindex {ifindex}), a {kind} link, not a veth")]
     HostRouteNotVeth {
         /// Pod IP.
         ip: IpAddr,
@@ -239,10 +233,7 @@ impl std::fmt::Display for PeerMismatch {
                 write!(f, "its peer is ifindex {found}")
             }
             Self::PeerIndex { found: None } => write!(f, "it reports no peer ifindex"),
-            Self::Namespace {
-                link_nsid,
-                pod_nsid,
-            } => {
+            Self::Namespace { link_nsid, pod_nsid } => {
                 match link_nsid {
                     Some(id) => write!(f, "its peer is in the netns with nsid {id}")?,
                     None => write!(f, "its peer is in the node netns itself")?,

@@ -46,11 +46,7 @@ impl Default for PodNetwork {
     /// An empty description with the conventional `eth0`, so callers can fill
     /// in only what they know with struct update syntax.
     fn default() -> Self {
-        Self {
-            netns: None,
-            ip: None,
-            pod_ifname: "eth0".to_owned(),
-        }
+        Self { netns: None, ip: None, pod_ifname: "eth0".to_owned() }
     }
 }
 

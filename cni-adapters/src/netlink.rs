@@ -11,9 +11,7 @@ pub(crate) mod route;
 
 use std::io;
 
-use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-};
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use nix::libc::{MSG_PEEK, MSG_TRUNC};
@@ -43,11 +41,7 @@ impl RtSocket {
             netns: netns.clone(),
             source,
         })?;
-        Ok(Self {
-            socket,
-            seq: 0,
-            netns,
-        })
+        Ok(Self { socket, seq: 0, netns })
     }
 
     fn connect() -> io::Result<Socket> {
@@ -59,27 +53,19 @@ impl RtSocket {
 
     /// Wraps an I/O level failure with the operation and namespace it belongs to.
     pub(crate) fn error(&self, op: impl Into<String>, source: io::Error) -> CniError {
-        CniError::Netlink {
-            op: op.into(),
-            netns: self.netns.clone(),
-            source,
-        }
+        CniError::Netlink { op: op.into(), netns: self.netns.clone(), source }
     }
 
     /// Sends a single-object request (e.g. get link by index) and returns the
     /// reply; kernel errors come back as `io::Error` with the raw errno so
     /// callers can tell "does not exist" from real failures.
     pub(crate) fn get(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
-        self.exchange(msg, NLM_F_REQUEST)
-            .map(|(replies, _)| replies)
+        self.exchange(msg, NLM_F_REQUEST).map(|(replies, _)| replies)
     }
 
     /// Dumps a whole table, retrying while the kernel reports the dump as
     /// inconsistent.
-    pub(crate) fn dump(
-        &mut self,
-        msg: &RouteNetlinkMessage,
-    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+    pub(crate) fn dump(&mut self, msg: &RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
         let mut attempt = 1;
         loop {
             let (replies, interrupted) = self.exchange(msg.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
@@ -97,11 +83,7 @@ impl RtSocket {
         }
     }
 
-    fn exchange(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> io::Result<(Vec<RouteNetlinkMessage>, bool)> {
+    fn exchange(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<(Vec<RouteNetlinkMessage>, bool)> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut header = NetlinkHeader::default();
@@ -120,15 +102,11 @@ impl RtSocket {
             let datagram = self.recv_datagram()?;
             let mut offset = 0;
             while offset < datagram.len() {
-                let msg: NetlinkMessage<RouteNetlinkMessage> =
-                    NetlinkMessage::deserialize(&datagram[offset..])
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let msg: NetlinkMessage<RouteNetlinkMessage> = NetlinkMessage::deserialize(&datagram[offset..])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 let len = usize::try_from(msg.header.length).unwrap_or(usize::MAX);
                 if len == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "netlink message with zero length",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "netlink message with zero length"));
                 }
                 offset = offset.saturating_add(nlmsg_align(len));
                 if msg.header.sequence_number != seq {

@@ -11,10 +11,7 @@ use crate::CniError;
 /// from the node side (nsid lookup), without racing against the pod being
 /// deleted between the two uses.
 pub(crate) fn open(netns: &Path) -> Result<File, CniError> {
-    File::open(netns).map_err(|source| CniError::NetnsOpen {
-        netns: netns.to_path_buf(),
-        source,
-    })
+    File::open(netns).map_err(|source| CniError::NetnsOpen { netns: netns.to_path_buf(), source })
 }
 
 /// Runs `work` inside the network namespace `ns_file` (opened from `netns`).
@@ -33,22 +30,11 @@ where
         let handle = std::thread::Builder::new()
             .name("bulkhead-netns".to_owned())
             .spawn_scoped(scope, || {
-                setns(ns_file, CloneFlags::CLONE_NEWNET).map_err(|source| {
-                    CniError::NetnsEnter {
-                        netns: netns.to_path_buf(),
-                        source,
-                    }
-                })?;
+                setns(ns_file, CloneFlags::CLONE_NEWNET)
+                    .map_err(|source| CniError::NetnsEnter { netns: netns.to_path_buf(), source })?;
                 work()
             })
-            .map_err(|source| CniError::NetnsThreadSpawn {
-                netns: netns.to_path_buf(),
-                source,
-            })?;
-        handle
-            .join()
-            .map_err(|_panic| CniError::NetnsThreadPanicked {
-                netns: netns.to_path_buf(),
-            })?
+            .map_err(|source| CniError::NetnsThreadSpawn { netns: netns.to_path_buf(), source })?;
+        handle.join().map_err(|_panic| CniError::NetnsThreadPanicked { netns: netns.to_path_buf() })?
     })
 }

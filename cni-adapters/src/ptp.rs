@@ -5,9 +5,7 @@ use std::net::IpAddr;
 use crate::netlink::RtSocket;
 use crate::netlink::{link, route};
 use crate::veth::{NODE_NETNS, require_kind};
-use crate::{
-    CniError, HostInterface, HostInterfaceKind, HostInterfaceResolver, PodNetwork, VethPeerResolver,
-};
+use crate::{CniError, HostInterface, HostInterfaceKind, HostInterfaceResolver, PodNetwork, VethPeerResolver};
 
 /// Resolves pods wired as a routed veth, and nothing else.
 ///
@@ -83,9 +81,6 @@ fn resolve_by_host_route(ip: IpAddr) -> Result<HostInterface, CniError> {
             }),
             None => Err(CniError::NoHostRoute { ip }),
         },
-        _ => Err(CniError::AmbiguousHostRoute {
-            ip,
-            interfaces: veths.into_iter().map(|link| link.name).collect(),
-        }),
+        _ => Err(CniError::AmbiguousHostRoute { ip, interfaces: veths.into_iter().map(|link| link.name).collect() }),
     }
 }

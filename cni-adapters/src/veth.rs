@@ -11,8 +11,7 @@ use crate::netlink::RtSocket;
 use crate::netlink::link::{self, Link};
 use crate::netlink::{addr, nsid, route};
 use crate::{
-    CniError, HostInterface, HostInterfaceKind, HostInterfaceResolver, PeerMismatch, PodNetwork,
-    detect, netns,
+    CniError, HostInterface, HostInterfaceKind, HostInterfaceResolver, PeerMismatch, PodNetwork, detect, netns,
 };
 
 /// Label of the caller's namespace in error messages.
@@ -32,15 +31,12 @@ impl HostInterfaceResolver for VethPeerResolver {
     }
 
     fn resolve(&self, pod: &PodNetwork) -> Result<HostInterface, CniError> {
-        let netns = pod
-            .netns
-            .as_deref()
-            .ok_or_else(|| CniError::MissingPodInfo {
-                resolver: self.name(),
-                needed: "the pod netns path",
-                netns: None,
-                ip: pod.ip,
-            })?;
+        let netns = pod.netns.as_deref().ok_or_else(|| CniError::MissingPodInfo {
+            resolver: self.name(),
+            needed: "the pod netns path",
+            netns: None,
+            ip: pod.ip,
+        })?;
         resolve_pair(netns, &pod.pod_ifname, pod.ip)
     }
 }
@@ -56,13 +52,7 @@ pub(crate) fn require_kind(
     if iface.kind == expected {
         Ok(iface)
     } else {
-        Err(CniError::WrongKind {
-            resolver,
-            expected,
-            found: iface.kind,
-            ifname: iface.ifname,
-            ifindex: iface.ifindex,
-        })
+        Err(CniError::WrongKind { resolver, expected, found: iface.kind, ifname: iface.ifname, ifindex: iface.ifindex })
     }
 }
 
@@ -85,10 +75,10 @@ fn resolve_pair(netns: &Path, ifname: &str, ip: Option<IpAddr>) -> Result<HostIn
             kind: pod.link.kind_name(),
         });
     }
-    let peer_index = pod.link.peer_index.ok_or_else(|| CniError::NoPeerIndex {
-        ifname: ifname.to_owned(),
-        netns: netns.to_path_buf(),
-    })?;
+    let peer_index = pod
+        .link
+        .peer_index
+        .ok_or_else(|| CniError::NoPeerIndex { ifname: ifname.to_owned(), netns: netns.to_path_buf() })?;
 
     let mut sock = RtSocket::open(NODE_NETNS)?;
     let host = link::by_index(&mut sock, peer_index)?.ok_or_else(|| CniError::PeerNotFound {
@@ -117,12 +107,7 @@ fn resolve_pair(netns: &Path, ifname: &str, ip: Option<IpAddr>) -> Result<HostIn
         %kind,
         "resolved pod host interface"
     );
-    Ok(HostInterface {
-        ifname: host.name,
-        ifindex: host.index,
-        kind,
-        pod_ifindex: Some(pod.link.index),
-    })
+    Ok(HostInterface { ifname: host.name, ifindex: host.index, kind, pod_ifindex: Some(pod.link.index) })
 }
 
 /// Rejects names the kernel could never have given an interface, before we
@@ -132,74 +117,38 @@ fn validate_ifname(ifname: &str) -> Result<(), CniError> {
         && ifname.len() <= 15
         && ifname != "."
         && ifname != ".."
-        && !ifname
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if valid {
-        Ok(())
-    } else {
-        Err(CniError::InvalidInterfaceName {
-            ifname: ifname.to_owned(),
-        })
-    }
+        && !ifname.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if valid { Ok(()) } else { Err(CniError::InvalidInterfaceName { ifname: ifname.to_owned() }) }
 }
 
-fn inspect_pod_link(
-    netns: &Path,
-    ns_file: &File,
-    ifname: &str,
-    want_addrs: bool,
-) -> Result<PodLink, CniError> {
+fn inspect_pod_link(netns: &Path, ns_file: &File, ifname: &str, want_addrs: bool) -> Result<PodLink, CniError> {
     netns::run_in(netns, ns_file, || {
         let mut sock = RtSocket::open(format!("pod netns {}", netns.display()))?;
-        let link =
-            link::by_name(&mut sock, ifname)?.ok_or_else(|| CniError::InterfaceNotFound {
-                ifname: ifname.to_owned(),
-                netns: netns.to_path_buf(),
-            })?;
-        let addrs = if want_addrs {
-            addr::routable_on_link(&mut sock, link.index)?
-        } else {
-            Vec::new()
-        };
+        let link = link::by_name(&mut sock, ifname)?
+            .ok_or_else(|| CniError::InterfaceNotFound { ifname: ifname.to_owned(), netns: netns.to_path_buf() })?;
+        let addrs = if want_addrs { addr::routable_on_link(&mut sock, link.index)? } else { Vec::new() };
         Ok(PodLink { link, addrs })
     })
 }
 
 /// Checks that `host` really is the other end of `pod`; returns the first
 /// check that failed, if any.
-fn verify_pair(
-    sock: &mut RtSocket,
-    ns_file: &File,
-    pod: &Link,
-    host: &Link,
-) -> Result<Option<PeerMismatch>, CniError> {
+fn verify_pair(sock: &mut RtSocket, ns_file: &File, pod: &Link, host: &Link) -> Result<Option<PeerMismatch>, CniError> {
     if !host.is_veth() {
-        return Ok(Some(PeerMismatch::NotVeth {
-            kind: host.kind_name(),
-        }));
+        return Ok(Some(PeerMismatch::NotVeth { kind: host.kind_name() }));
     }
     if host.peer_index != Some(pod.index) {
-        return Ok(Some(PeerMismatch::PeerIndex {
-            found: host.peer_index,
-        }));
+        return Ok(Some(PeerMismatch::PeerIndex { found: host.peer_index }));
     }
     let pod_nsid = nsid::of_fd(sock, ns_file.as_fd())?;
     if host.link_nsid.is_none() || host.link_nsid != pod_nsid {
-        return Ok(Some(PeerMismatch::Namespace {
-            link_nsid: host.link_nsid,
-            pod_nsid,
-        }));
+        return Ok(Some(PeerMismatch::Namespace { link_nsid: host.link_nsid, pod_nsid }));
     }
     Ok(None)
 }
 
 /// Tells bridge ports, routed veths and anything else apart.
-fn classify(
-    sock: &mut RtSocket,
-    host: &Link,
-    pod_ips: &[IpAddr],
-) -> Result<HostInterfaceKind, CniError> {
+fn classify(sock: &mut RtSocket, host: &Link, pod_ips: &[IpAddr]) -> Result<HostInterfaceKind, CniError> {
     if let Some(master) = host.master
         && let Some(master) = link::by_index(sock, master)?
         && master.kind == Some(InfoKind::Bridge)
@@ -207,9 +156,9 @@ fn classify(
         return Ok(HostInterfaceKind::VethOnBridge);
     }
     for &ip in pod_ips {
-        let routed = route::unicast_routes_for(sock, ip)?.iter().any(|route| {
-            route.prefix_len > 0 && route.oifs.contains(&host.index) && route.contains(ip)
-        });
+        let routed = route::unicast_routes_for(sock, ip)?
+            .iter()
+            .any(|route| route.prefix_len > 0 && route.oifs.contains(&host.index) && route.contains(ip));
         if routed {
             return Ok(HostInterfaceKind::RoutedVeth);
         }
@@ -243,9 +192,6 @@ mod tests {
         };
         let err = require_kind("bridge", HostInterfaceKind::VethOnBridge, iface).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("veth1234") && msg.contains("veth-on-bridge"),
-            "{msg}"
-        );
+        assert!(msg.contains("veth1234") && msg.contains("veth-on-bridge"), "{msg}");
     }
 }

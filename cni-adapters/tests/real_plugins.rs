@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use bulkhead_cni::{
-    BridgeResolver, CniError, HostInterface, HostInterfaceKind, PeerMismatch, PodNetwork,
-    PtpResolver, VethPeerResolver,
+    BridgeResolver, CniError, HostInterface, HostInterfaceKind, PeerMismatch, PodNetwork, PtpResolver, VethPeerResolver,
 };
 use lab::{Lab, ip};
 
@@ -32,62 +31,27 @@ fn bridge_plugin_is_veth_on_bridge() {
         pod_ifindex: Some(lab.pod_ifindex()),
     };
 
-    assert_eq!(
-        lab.resolve(&VethPeerResolver, &lab.by_netns()).unwrap(),
-        expected
-    );
-    assert_eq!(
-        lab.resolve(&BridgeResolver, &lab.by_netns()).unwrap(),
-        expected
-    );
+    assert_eq!(lab.resolve(&VethPeerResolver, &lab.by_netns()).unwrap(), expected);
+    assert_eq!(lab.resolve(&BridgeResolver, &lab.by_netns()).unwrap(), expected);
     assert_eq!(lab.auto(&lab.by_netns()).unwrap(), expected);
     let pod_ip = lab.pod_ip();
-    let with_ip = PodNetwork {
-        ip: Some(pod_ip),
-        ..lab.by_netns()
-    };
+    let with_ip = PodNetwork { ip: Some(pod_ip), ..lab.by_netns() };
     assert_eq!(lab.auto(&with_ip).unwrap(), expected);
 
     // The ptp resolver must refuse a bridge port rather than return it.
     let err = lab.resolve(&PtpResolver, &lab.by_netns()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CniError::WrongKind {
-                found: HostInterfaceKind::VethOnBridge,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, CniError::WrongKind { found: HostInterfaceKind::VethOnBridge, .. }), "{err:?}");
     assert!(err.to_string().contains(&veth), "{err}");
 
     // A bridge port has no host route: IP-only lookups fail and say so.
     let err = lab.resolve(&PtpResolver, &lab.by_ip(pod_ip)).unwrap_err();
-    assert!(
-        matches!(err, CniError::NoHostRoute { ip } if ip == pod_ip),
-        "{err:?}"
-    );
+    assert!(matches!(err, CniError::NoHostRoute { ip } if ip == pod_ip), "{err:?}");
     assert!(err.to_string().contains(&pod_ip.to_string()), "{err}");
-    let err = lab
-        .resolve(&BridgeResolver, &lab.by_ip(pod_ip))
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CniError::MissingPodInfo {
-                resolver: "bridge",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = lab.resolve(&BridgeResolver, &lab.by_ip(pod_ip)).unwrap_err();
+    assert!(matches!(err, CniError::MissingPodInfo { resolver: "bridge", .. }), "{err:?}");
 
     // A wrong pod interface name is reported with the name and the netns.
-    let wrong = PodNetwork {
-        pod_ifname: "eth9".to_owned(),
-        ..lab.by_netns()
-    };
+    let wrong = PodNetwork { pod_ifname: "eth9".to_owned(), ..lab.by_netns() };
     let err = lab.auto(&wrong).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, CniError::InterfaceNotFound { .. }), "{err:?}");
@@ -108,49 +72,25 @@ fn ptp_plugin_is_routed_veth_by_netns_and_by_ip() {
     let pod_ip = lab.pod_ip();
 
     // Without an IP the pod's own addresses are used to find the route.
-    assert_eq!(
-        lab.resolve(&VethPeerResolver, &lab.by_netns()).unwrap(),
-        expected
-    );
-    assert_eq!(
-        lab.resolve(&PtpResolver, &lab.by_netns()).unwrap(),
-        expected
-    );
+    assert_eq!(lab.resolve(&VethPeerResolver, &lab.by_netns()).unwrap(), expected);
+    assert_eq!(lab.resolve(&PtpResolver, &lab.by_netns()).unwrap(), expected);
     assert_eq!(lab.auto(&lab.by_netns()).unwrap(), expected);
 
     // IP only: follow the node's /32 route.
-    assert_eq!(
-        lab.resolve(&PtpResolver, &lab.by_ip(pod_ip)).unwrap(),
-        expected
-    );
+    assert_eq!(lab.resolve(&PtpResolver, &lab.by_ip(pod_ip)).unwrap(), expected);
     assert_eq!(lab.auto(&lab.by_ip(pod_ip)).unwrap(), expected);
 
     // Both: still the same answer.
-    let both = PodNetwork {
-        ip: Some(pod_ip),
-        ..lab.by_netns()
-    };
+    let both = PodNetwork { ip: Some(pod_ip), ..lab.by_netns() };
     assert_eq!(lab.resolve(&PtpResolver, &both).unwrap(), expected);
 
     let err = lab.resolve(&BridgeResolver, &lab.by_netns()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CniError::WrongKind {
-                found: HostInterfaceKind::RoutedVeth,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, CniError::WrongKind { found: HostInterfaceKind::RoutedVeth, .. }), "{err:?}");
 
     // An IP nobody routes gives a clear error naming the IP.
     let stray: IpAddr = format!("10.250.{}.199", lab.n % 250).parse().unwrap();
     let err = lab.resolve(&PtpResolver, &lab.by_ip(stray)).unwrap_err();
-    assert!(
-        err.to_string().contains("10.250.") && err.to_string().contains(".199"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("10.250.") && err.to_string().contains(".199"), "{err}");
 }
 
 #[test]
@@ -158,23 +98,9 @@ fn macvlan_plugin_is_unsupported() {
     let mut lab = Lab::new();
     // macvlan needs an Ethernet parent. A dummy is the natural choice, but
     // some kernels (CONFIG_DUMMY=n) lack it; one end of a veth pair works too.
-    let dummy = Command::new("ip")
-        .args(["-n", lab.node(), "link", "add", "dummy0", "type", "dummy"])
-        .output()
-        .unwrap();
+    let dummy = Command::new("ip").args(["-n", lab.node(), "link", "add", "dummy0", "type", "dummy"]).output().unwrap();
     if !dummy.status.success() {
-        ip(&[
-            "-n",
-            lab.node(),
-            "link",
-            "add",
-            "dummy0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "dummy0p",
-        ]);
+        ip(&["-n", lab.node(), "link", "add", "dummy0", "type", "veth", "peer", "name", "dummy0p"]);
         ip(&["-n", lab.node(), "link", "set", "dummy0p", "up"]);
     }
     ip(&["-n", lab.node(), "link", "set", "dummy0", "up"]);
@@ -182,51 +108,17 @@ fn macvlan_plugin_is_unsupported() {
 
     let err = lab.auto(&lab.by_netns()).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        matches!(
-            err,
-            CniError::Unsupported {
-                kind: "macvlan",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(
-        msg.contains("cgroup") && msg.contains(lab.pod()) && msg.contains("eth0"),
-        "{msg}"
-    );
+    assert!(matches!(err, CniError::Unsupported { kind: "macvlan", .. }), "{err:?}");
+    assert!(msg.contains("cgroup") && msg.contains(lab.pod()) && msg.contains("eth0"), "{msg}");
 
     let err = lab.resolve(&VethPeerResolver, &lab.by_netns()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CniError::Unsupported {
-                kind: "macvlan",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, CniError::Unsupported { kind: "macvlan", .. }), "{err:?}");
 }
 
 #[test]
 fn plain_veth_without_bridge_or_route_is_veth() {
     let lab = Lab::new();
-    ip(&[
-        "-n",
-        lab.node(),
-        "link",
-        "add",
-        "bhv0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        lab.pod(),
-    ]);
+    ip(&["-n", lab.node(), "link", "add", "bhv0", "type", "veth", "peer", "name", "eth0", "netns", lab.pod()]);
     let (veth, veth_index) = lab.node_veth();
     assert_eq!(veth, "bhv0");
 
@@ -242,10 +134,7 @@ fn plain_veth_without_bridge_or_route_is_veth() {
     );
     assert!(matches!(
         lab.resolve(&PtpResolver, &lab.by_netns()),
-        Err(CniError::WrongKind {
-            found: HostInterfaceKind::Veth,
-            ..
-        })
+        Err(CniError::WrongKind { found: HostInterfaceKind::Veth, .. })
     ));
 }
 
@@ -307,26 +196,14 @@ fn veth_whose_peer_is_elsewhere_is_not_taken_for_the_pod() {
 fn missing_or_bogus_netns_paths_are_clear_errors() {
     let lab = Lab::new();
     let missing = PathBuf::from(format!("/var/run/netns/{}-does-not-exist", lab.id));
-    let pod = PodNetwork {
-        netns: Some(missing.clone()),
-        ..PodNetwork::default()
-    };
+    let pod = PodNetwork { netns: Some(missing.clone()), ..PodNetwork::default() };
     let err = lab.auto(&pod).unwrap_err();
-    assert!(
-        matches!(&err, CniError::NetnsOpen { netns, .. } if *netns == missing),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().contains(&missing.display().to_string()),
-        "{err}"
-    );
+    assert!(matches!(&err, CniError::NetnsOpen { netns, .. } if *netns == missing), "{err:?}");
+    assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
 
     // A file that exists but is not a network namespace.
     let bogus = PathBuf::from("/proc/version");
-    let pod = PodNetwork {
-        netns: Some(bogus),
-        ..PodNetwork::default()
-    };
+    let pod = PodNetwork { netns: Some(bogus), ..PodNetwork::default() };
     let err = lab.auto(&pod).unwrap_err();
     assert!(matches!(err, CniError::NetnsEnter { .. }), "{err:?}");
     assert!(err.to_string().contains("/proc/version"), "{err}");

@@ -35,22 +35,11 @@ fn setup(entries: usize) -> TestBed {
     // 100 000 ipcache entries: /32s across 10.1.0.0/16 .. plus the pods
     for i in 0..100_000u32 {
         let a = Ipv4Addr::from(0x0a01_0000 + i);
-        bed.maps
-            .put_ipcache(
-                &ipnetwork::IpNetwork::new(IpAddr::V4(a), 32).unwrap(),
-                1000 + (i % 5000),
-            )
-            .unwrap();
+        bed.maps.put_ipcache(&ipnetwork::IpNetwork::new(IpAddr::V4(a), 32).unwrap(), 1000 + (i % 5000)).unwrap();
     }
-    bed.maps
-        .put_ipcache(&"10.0.0.1/32".parse().unwrap(), 300)
-        .unwrap();
-    bed.maps
-        .put_ipcache(&"10.0.0.2/32".parse().unwrap(), 301)
-        .unwrap();
-    bed.maps
-        .put_ipcache(&"10.0.0.3/32".parse().unwrap(), 302)
-        .unwrap();
+    bed.maps.put_ipcache(&"10.0.0.1/32".parse().unwrap(), 300).unwrap();
+    bed.maps.put_ipcache(&"10.0.0.2/32".parse().unwrap(), 301).unwrap();
+    bed.maps.put_ipcache(&"10.0.0.3/32".parse().unwrap(), 302).unwrap();
     // `entries` policy entries: the one that matters plus filler on other endpoints, peers and ports
     let mut rules = vec![PolicyEntry {
         endpoint_id: EP,
@@ -66,11 +55,7 @@ fn setup(entries: usize) -> TestBed {
         rules.push(PolicyEntry {
             endpoint_id: 2 + i % 1000,
             identity: 1000 + (i / 1000) % 5000,
-            direction: if i % 2 == 0 {
-                Direction::Egress
-            } else {
-                Direction::Ingress
-            },
+            direction: if i % 2 == 0 { Direction::Egress } else { Direction::Ingress },
             protocol: proto::TCP,
             port: 1 + (i % 60000) as u16,
             end_port: 0,
@@ -79,10 +64,7 @@ fn setup(entries: usize) -> TestBed {
         });
     }
     let table = PolicyTable::build(&rules).unwrap();
-    let mut new = KernelState {
-        table,
-        ..Default::default()
-    };
+    let mut new = KernelState { table, ..Default::default() };
     new.endpoints.insert(
         TEST_IFINDEX,
         EndpointEntry {
@@ -112,16 +94,7 @@ fn measure(entries: usize) -> serde_json::Value {
     let mut bed = setup(entries);
     let (pod, peer, stranger) = (IpAddr::V4(POD), IpAddr::V4(PEER), IpAddr::V4(STRANGER));
     // establish one connection, then time its packets
-    assert_eq!(
-        bed.run(
-            Hook::FromPod,
-            &packet::tcp(pod, peer, 40000, 80, tcp::SYN),
-            1
-        )
-        .unwrap()
-        .retval,
-        TC_PASS
-    );
+    assert_eq!(bed.run(Hook::FromPod, &packet::tcp(pod, peer, 40000, 80, tcp::SYN), 1).unwrap().retval, TC_PASS);
     let ack = packet::tcp(pod, peer, 40000, 80, tcp::ACK);
     let syn_denied = packet::tcp(pod, stranger, 40000, 80, tcp::SYN);
     if std::env::var("BENCH_PAUSE").is_ok() {
@@ -139,11 +112,7 @@ fn measure(entries: usize) -> serde_json::Value {
     let mut total = 0.0;
     for i in 0..n {
         let syn = packet::tcp(pod, peer, 1024 + (i % 60000) as u16, 80, tcp::SYN);
-        let syn = if i >= 60000 {
-            packet::tcp(pod, peer, 1024 + (i % 60000) as u16, 80, tcp::SYN)
-        } else {
-            syn
-        };
+        let syn = if i >= 60000 { packet::tcp(pod, peer, 1024 + (i % 60000) as u16, 80, tcp::SYN) } else { syn };
         total += ns(&mut bed, &syn, TC_PASS, 1);
     }
     est.sort_by(f64::total_cmp);
@@ -161,11 +130,7 @@ fn measure(entries: usize) -> serde_json::Value {
 fn floor_ns() -> f64 {
     use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
     let mut ebpf = aya::Ebpf::load(bulkhead_dataplane::objects::BENCH_FLOOR).unwrap();
-    let prog: &mut SchedClassifier = ebpf
-        .program_mut("bh_bench_floor_prog")
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let prog: &mut SchedClassifier = ebpf.program_mut("bh_bench_floor_prog").unwrap().try_into().unwrap();
     prog.load().unwrap();
     let pkt = packet::tcp(IpAddr::V4(POD), IpAddr::V4(PEER), 40000, 80, tcp::ACK);
     let mut runs: Vec<f64> = (0..5)

@@ -21,11 +21,7 @@ pub enum DataplaneError {
         source: Box<aya::programs::ProgramError>,
     },
     #[error("{action} link {path}: {message}")]
-    Link {
-        action: &'static str,
-        path: PathBuf,
-        message: String,
-    },
+    Link { action: &'static str, path: PathBuf, message: String },
     #[error("opening pinned map {path}: {source}")]
     OpenMap {
         path: PathBuf,
@@ -63,14 +59,7 @@ pub enum DataplaneError {
 }
 
 impl DataplaneError {
-    pub(crate) fn map_op(
-        op: &'static str,
-        map: &'static str,
-    ) -> impl FnOnce(aya::maps::MapError) -> Self {
-        move |e| Self::MapOp {
-            op,
-            map,
-            source: Box::new(e),
-        }
+    pub(crate) fn map_op(op: &'static str, map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Self {
+        move |e| Self::MapOp { op, map, source: Box::new(e) }
     }
 }

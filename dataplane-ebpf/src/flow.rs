@@ -57,9 +57,7 @@ impl Clock {
     /// Samples both clocks now.
     pub fn new() -> Self {
         let mono = monotonic_ns();
-        Self {
-            wall_at_zero: SystemTime::now() - Duration::from_nanos(mono),
-        }
+        Self { wall_at_zero: SystemTime::now() - Duration::from_nanos(mono) }
     }
     /// Wall time of a monotonic stamp.
     pub fn wall(&self, mono_ns: u64) -> SystemTime {
@@ -84,10 +82,7 @@ impl FlowEvent {
     /// Decodes one ring record. Unknown codes are errors, not guesses.
     pub fn decode(raw: &[u8], clock: &Clock) -> Result<Self, DataplaneError> {
         if raw.len() < std::mem::size_of::<bh_flow_event>() {
-            return Err(DataplaneError::UnknownCode {
-                kind: "flow event length",
-                code: raw.len() as u32,
-            });
+            return Err(DataplaneError::UnknownCode { kind: "flow event length", code: raw.len() as u32 });
         }
         let mut ev = bh_flow_event::default();
         let dst = aya_pod_bytes(&mut ev);
@@ -145,32 +140,19 @@ impl FlowReader {
         let path = pins.map("bh_flows");
         let map = MapData::from_pin(&path)
             .and_then(Map::from_map_data)
-            .map_err(|e| DataplaneError::OpenMap {
-                path: path.clone(),
-                source: Box::new(e),
-            })?;
-        let ring = RingBuf::try_from(map).map_err(|e| DataplaneError::OpenMap {
-            path,
-            source: Box::new(e),
-        })?;
+            .map_err(|e| DataplaneError::OpenMap { path: path.clone(), source: Box::new(e) })?;
+        let ring = RingBuf::try_from(map).map_err(|e| DataplaneError::OpenMap { path, source: Box::new(e) })?;
         let _ = ring.as_raw_fd();
         #[allow(deprecated)]
         let ring = AsyncFd::new(ring).map_err(DataplaneError::Ring)?;
-        Ok(Self {
-            ring,
-            clock: Clock::new(),
-        })
+        Ok(Self { ring, clock: Clock::new() })
     }
 
     /// Waits for events and returns every one available (at least one).
     /// Records that fail to decode are counted in the second value.
     pub async fn next_batch(&mut self) -> Result<(Vec<FlowEvent>, u64), DataplaneError> {
         loop {
-            let mut guard = self
-                .ring
-                .readable_mut()
-                .await
-                .map_err(DataplaneError::Ring)?;
+            let mut guard = self.ring.readable_mut().await.map_err(DataplaneError::Ring)?;
             let ring = guard.get_inner_mut();
             let mut out = Vec::new();
             let mut bad = 0;

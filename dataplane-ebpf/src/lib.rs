@@ -35,6 +35,5 @@ pub mod objects {
     /// One hash lookup and pass: the floor the per-packet benchmark compares against.
     pub const BENCH_FLOOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bench_floor.bpf.o"));
     /// XDP on the host-side veth: fast drop for quarantined pods.
-    pub const XDP_QUARANTINE: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/xdp_quarantine.bpf.o"));
+    pub const XDP_QUARANTINE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xdp_quarantine.bpf.o"));
 }

@@ -39,9 +39,7 @@ pub struct Dataplane {
 
 impl std::fmt::Debug for Dataplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dataplane")
-            .field("pins", &self.pins)
-            .finish_non_exhaustive()
+        f.debug_struct("Dataplane").field("pins", &self.pins).finish_non_exhaustive()
     }
 }
 
@@ -49,41 +47,23 @@ fn load_object(name: &'static str, bytes: &[u8], pins: &PinLayout) -> Result<Ebp
     EbpfLoader::new()
         .default_map_pin_directory(pins.maps())
         .load(bytes)
-        .map_err(|e| DataplaneError::Load {
-            object: name,
-            source: Box::new(e),
-        })
+        .map_err(|e| DataplaneError::Load { object: name, source: Box::new(e) })
 }
 
-fn prog_err(
-    action: &'static str,
-    program: &'static str,
-) -> impl FnOnce(aya::programs::ProgramError) -> DataplaneError {
-    move |e| DataplaneError::Program {
-        action,
-        program,
-        source: Box::new(e),
-    }
+fn prog_err(action: &'static str, program: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> DataplaneError {
+    move |e| DataplaneError::Program { action, program, source: Box::new(e) }
 }
 
 fn link_err(action: &'static str, path: &Path) -> impl FnOnce(String) -> DataplaneError + use<> {
     let path = path.to_path_buf();
-    move |message| DataplaneError::Link {
-        action,
-        path,
-        message,
-    }
+    move |message| DataplaneError::Link { action, path, message }
 }
 
 fn remove_pin(path: &Path) -> Result<(), DataplaneError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(DataplaneError::Io {
-            action: "removing pin",
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(DataplaneError::Io { action: "removing pin", path: path.to_path_buf(), source }),
     }
 }
 
@@ -108,21 +88,14 @@ impl Dataplane {
             prog.load().map_err(prog_err("loading", name))?;
             let path = pins.progs().join(name);
             remove_pin(&path)?;
-            prog.pin(&path)
-                .map_err(|e| link_err("pinning program", &path)(e.to_string()))?;
+            prog.pin(&path).map_err(|e| link_err("pinning program", &path)(e.to_string()))?;
         }
         let prog = xdp_prog(&mut xdp)?;
         prog.load().map_err(prog_err("loading", PROG_XDP))?;
         let path = pins.progs().join(PROG_XDP);
         remove_pin(&path)?;
-        prog.pin(&path)
-            .map_err(|e| link_err("pinning program", &path)(e.to_string()))?;
-        Ok(Self {
-            pins: pins.clone(),
-            from_pod,
-            to_pod,
-            xdp,
-        })
+        prog.pin(&path).map_err(|e| link_err("pinning program", &path)(e.to_string()))?;
+        Ok(Self { pins: pins.clone(), from_pod, to_pod, xdp })
     }
 
     /// The node's pin layout.
@@ -134,30 +107,13 @@ impl Dataplane {
     /// program inside already-pinned links. Idempotent.
     pub fn attach(&mut self, ifname: &str, ifindex: u32) -> Result<(), DataplaneError> {
         let pins = self.pins.clone();
-        attach_tc(
-            &mut self.from_pod,
-            PROG_FROM_POD,
-            &pins,
-            ifname,
-            ifindex,
-            TcAttachType::Ingress,
-            HOOK_FROM_POD,
-        )?;
-        attach_tc(
-            &mut self.to_pod,
-            PROG_TO_POD,
-            &pins,
-            ifname,
-            ifindex,
-            TcAttachType::Egress,
-            HOOK_TO_POD,
-        )
+        attach_tc(&mut self.from_pod, PROG_FROM_POD, &pins, ifname, ifindex, TcAttachType::Ingress, HOOK_FROM_POD)?;
+        attach_tc(&mut self.to_pod, PROG_TO_POD, &pins, ifname, ifindex, TcAttachType::Egress, HOOK_TO_POD)
     }
 
     /// Whether both TC links of `ifindex` are pinned.
     pub fn is_attached(&self, ifindex: u32) -> bool {
-        self.pins.link(ifindex, HOOK_FROM_POD).exists()
-            && self.pins.link(ifindex, HOOK_TO_POD).exists()
+        self.pins.link(ifindex, HOOK_FROM_POD).exists() && self.pins.link(ifindex, HOOK_TO_POD).exists()
     }
 
     /// Detaches everything from `ifindex` by dropping the pins (the links die with their last reference).
@@ -178,12 +134,7 @@ impl Dataplane {
         })?;
         let mut out: Vec<u32> = entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.split('-').next())
-                    .and_then(|n| n.parse().ok())
-            })
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.split('-').next()).and_then(|n| n.parse().ok()))
             .collect();
         out.sort_unstable();
         out.dedup();
@@ -196,30 +147,21 @@ impl Dataplane {
         let prog = xdp_prog(&mut self.xdp)?;
         let id = match pinned_link(&path)? {
             Some(fd) => {
-                let link = XdpLink::try_from(fd)
-                    .map_err(|e| link_err("adopting", &path)(e.to_string()))?;
+                let link = XdpLink::try_from(fd).map_err(|e| link_err("adopting", &path)(e.to_string()))?;
                 match prog.attach_to_link(link) {
                     Ok(id) => id,
                     Err(_) => {
                         remove_pin(&path)?;
-                        prog.attach_to_if_index(ifindex, XdpMode::default())
-                            .map_err(prog_err("attaching", PROG_XDP))?
+                        prog.attach_to_if_index(ifindex, XdpMode::default()).map_err(prog_err("attaching", PROG_XDP))?
                     }
                 }
             }
-            None => prog
-                .attach_to_if_index(ifindex, XdpMode::default())
-                .map_err(prog_err("attaching", PROG_XDP))?,
+            None => prog.attach_to_if_index(ifindex, XdpMode::default()).map_err(prog_err("attaching", PROG_XDP))?,
         };
-        let link = prog
-            .take_link(id)
-            .map_err(prog_err("taking link of", PROG_XDP))?;
-        let fd: FdLink = link
-            .try_into()
-            .map_err(|e: LinkError| link_err("converting", &path)(e.to_string()))?;
+        let link = prog.take_link(id).map_err(prog_err("taking link of", PROG_XDP))?;
+        let fd: FdLink = link.try_into().map_err(|e: LinkError| link_err("converting", &path)(e.to_string()))?;
         remove_pin(&path)?;
-        fd.pin(&path)
-            .map_err(|e| link_err("pinning", &path)(e.to_string()))?;
+        fd.pin(&path).map_err(|e| link_err("pinning", &path)(e.to_string()))?;
         Ok(())
     }
 
@@ -230,11 +172,7 @@ impl Dataplane {
 
     /// The loaded TC program for `from_pod` or `to_pod` (tests and benches run it directly).
     pub fn tc_program(&mut self, from_pod: bool) -> Result<&mut SchedClassifier, DataplaneError> {
-        if from_pod {
-            tc_prog(&mut self.from_pod, PROG_FROM_POD)
-        } else {
-            tc_prog(&mut self.to_pod, PROG_TO_POD)
-        }
+        if from_pod { tc_prog(&mut self.from_pod, PROG_FROM_POD) } else { tc_prog(&mut self.to_pod, PROG_TO_POD) }
     }
 
     /// The loaded XDP program.
@@ -243,10 +181,7 @@ impl Dataplane {
     }
 }
 
-fn tc_prog<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut SchedClassifier, DataplaneError> {
+fn tc_prog<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier, DataplaneError> {
     ebpf.program_mut(name)
         .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
         .ok_or(DataplaneError::MissingProgram { program: name })
@@ -270,17 +205,12 @@ fn attach_tc(
     let path = pins.link(ifindex, hook);
     let prog = tc_prog(ebpf, name)?;
     let fresh = |prog: &mut SchedClassifier| {
-        prog.attach_with_options(
-            ifname,
-            attach_type,
-            TcAttachOptions::TcxOrder(LinkOrder::first()),
-        )
-        .map_err(prog_err("attaching", name))
+        prog.attach_with_options(ifname, attach_type, TcAttachOptions::TcxOrder(LinkOrder::first()))
+            .map_err(prog_err("attaching", name))
     };
     let id = match pinned_link(&path)? {
         Some(fd) => {
-            let link = SchedClassifierLink::try_from(fd)
-                .map_err(|e| link_err("adopting", &path)(e.to_string()))?;
+            let link = SchedClassifierLink::try_from(fd).map_err(|e| link_err("adopting", &path)(e.to_string()))?;
             match prog.attach_to_link(link) {
                 Ok(id) => id,
                 // The interface behind a stale pin is gone (ifindex reused): start over.
@@ -292,15 +222,10 @@ fn attach_tc(
         }
         None => fresh(prog)?,
     };
-    let link = prog
-        .take_link(id)
-        .map_err(prog_err("taking link of", name))?;
-    let fd: FdLink = link
-        .try_into()
-        .map_err(|e: LinkError| link_err("converting", &path)(e.to_string()))?;
+    let link = prog.take_link(id).map_err(prog_err("taking link of", name))?;
+    let fd: FdLink = link.try_into().map_err(|e: LinkError| link_err("converting", &path)(e.to_string()))?;
     // Our fd holds the link while the old pin is replaced.
     remove_pin(&path)?;
-    fd.pin(&path)
-        .map_err(|e| link_err("pinning", &path)(e.to_string()))?;
+    fd.pin(&path).map_err(|e| link_err("pinning", &path)(e.to_string()))?;
     Ok(())
 }

@@ -7,9 +7,7 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use ipnetwork::IpNetwork;
 
-use crate::abi::{
-    self, bh_config, bh_ct_key, bh_ct_value, bh_endpoint, bh_ipcache_value, bh_quarantine,
-};
+use crate::abi::{self, bh_config, bh_ct_key, bh_ct_value, bh_endpoint, bh_ipcache_value, bh_quarantine};
 use crate::error::DataplaneError;
 use crate::model::Mode;
 use crate::pins::PinLayout;
@@ -99,10 +97,7 @@ pub struct CtEntry {
 /// IPv4 goes into the trie IPv4-mapped, so one trie serves both families.
 pub fn ipcache_key(net: &IpNetwork) -> LpmKey<[u8; 16]> {
     match net {
-        IpNetwork::V4(n) => LpmKey::new(
-            96 + u32::from(n.prefix()),
-            n.network().to_ipv6_mapped().octets(),
-        ),
+        IpNetwork::V4(n) => LpmKey::new(96 + u32::from(n.prefix()), n.network().to_ipv6_mapped().octets()),
         IpNetwork::V6(n) => LpmKey::new(u32::from(n.prefix()), n.network().octets()),
     }
 }
@@ -139,18 +134,13 @@ fn open(pins: &PinLayout, name: &str) -> Result<Map, DataplaneError> {
     let path = pins.map(name);
     MapData::from_pin(&path)
         .and_then(Map::from_map_data)
-        .map_err(|e| DataplaneError::OpenMap {
-            path,
-            source: Box::new(e),
-        })
+        .map_err(|e| DataplaneError::OpenMap { path, source: Box::new(e) })
 }
 
 macro_rules! typed {
     ($pins:expr, $name:literal, $ty:ty) => {
-        <$ty>::try_from(open($pins, $name)?).map_err(|e| DataplaneError::OpenMap {
-            path: $pins.map($name),
-            source: Box::new(e),
-        })?
+        <$ty>::try_from(open($pins, $name)?)
+            .map_err(|e| DataplaneError::OpenMap { path: $pins.map($name), source: Box::new(e) })?
     };
 }
 
@@ -171,9 +161,7 @@ impl Maps {
 
     /// Creates or replaces an endpoint.
     pub fn put_endpoint(&mut self, e: &EndpointEntry) -> Result<(), DataplaneError> {
-        self.endpoints
-            .insert(e.ifindex, e.to_abi(), 0)
-            .map_err(DataplaneError::map_op("insert", "bh_endpoints"))
+        self.endpoints.insert(e.ifindex, e.to_abi(), 0).map_err(DataplaneError::map_op("insert", "bh_endpoints"))
     }
 
     /// Forgets an endpoint; its traffic is then passed unmanaged (the interface is usually gone).
@@ -195,9 +183,7 @@ impl Maps {
     /// Maps `net` to `identity`.
     pub fn put_ipcache(&mut self, net: &IpNetwork, identity: u32) -> Result<(), DataplaneError> {
         let v = bh_ipcache_value { identity, flags: 0 };
-        self.ipcache
-            .insert(&ipcache_key(net), v, 0)
-            .map_err(DataplaneError::map_op("insert", "bh_ipcache"))
+        self.ipcache.insert(&ipcache_key(net), v, 0).map_err(DataplaneError::map_op("insert", "bh_ipcache"))
     }
 
     /// Removes a prefix.
@@ -222,30 +208,18 @@ impl Maps {
         let mut t = PolicyTable::default();
         for item in self.policy.iter() {
             let (k, v) = item.map_err(DataplaneError::map_op("iterate", "bh_policy"))?;
-            t.exact.insert(
-                ExactKey::from_abi(&k),
-                crate::table::Rule::from_abi(v.action, v.rule_id)?,
-            );
+            t.exact.insert(ExactKey::from_abi(&k), crate::table::Rule::from_abi(v.action, v.rule_id)?);
         }
         for item in self.ranges.iter() {
             let (k, v) = item.map_err(DataplaneError::map_op("iterate", "bh_policy_ranges"))?;
-            t.ranges.insert(
-                RangeKey::from_abi(&k),
-                crate::table::RangeSet::from_abi(&v)?,
-            );
+            t.ranges.insert(RangeKey::from_abi(&k), crate::table::RangeSet::from_abi(&v)?);
         }
         Ok(t)
     }
 
     /// Writes one exact entry.
-    pub fn put_exact(
-        &mut self,
-        k: &ExactKey,
-        r: &crate::table::Rule,
-    ) -> Result<(), DataplaneError> {
-        self.policy
-            .insert(k.to_abi(), r.to_abi(), 0)
-            .map_err(DataplaneError::map_op("insert", "bh_policy"))
+    pub fn put_exact(&mut self, k: &ExactKey, r: &crate::table::Rule) -> Result<(), DataplaneError> {
+        self.policy.insert(k.to_abi(), r.to_abi(), 0).map_err(DataplaneError::map_op("insert", "bh_policy"))
     }
 
     /// Removes one exact entry.
@@ -254,14 +228,8 @@ impl Maps {
     }
 
     /// Writes one range set.
-    pub fn put_ranges(
-        &mut self,
-        k: &RangeKey,
-        r: &crate::table::RangeSet,
-    ) -> Result<(), DataplaneError> {
-        self.ranges
-            .insert(k.to_abi(), r.to_abi()?, 0)
-            .map_err(DataplaneError::map_op("insert", "bh_policy_ranges"))
+    pub fn put_ranges(&mut self, k: &RangeKey, r: &crate::table::RangeSet) -> Result<(), DataplaneError> {
+        self.ranges.insert(k.to_abi(), r.to_abi()?, 0).map_err(DataplaneError::map_op("insert", "bh_policy_ranges"))
     }
 
     /// Removes one range set.
@@ -272,14 +240,8 @@ impl Maps {
     /// Quarantines an endpoint: from now on every packet to or from it drops.
     pub fn quarantine(&mut self, endpoint_id: u32, since_ns: u64) -> Result<(), DataplaneError> {
         check_endpoint_id(endpoint_id)?;
-        let v = bh_quarantine {
-            since_ns,
-            flags: abi::BH_Q_F_ACTIVE,
-            _pad: 0,
-        };
-        self.quarantine
-            .set(endpoint_id, v, 0)
-            .map_err(DataplaneError::map_op("write", "bh_quarantine_v2"))
+        let v = bh_quarantine { since_ns, flags: abi::BH_Q_F_ACTIVE, _pad: 0 };
+        self.quarantine.set(endpoint_id, v, 0).map_err(DataplaneError::map_op("write", "bh_quarantine_v2"))
     }
 
     /// Lifts a quarantine.
@@ -291,19 +253,13 @@ impl Maps {
     }
 
     /// Which of `ids` are quarantined.
-    pub fn quarantined(
-        &self,
-        ids: impl IntoIterator<Item = u32>,
-    ) -> Result<Vec<u32>, DataplaneError> {
+    pub fn quarantined(&self, ids: impl IntoIterator<Item = u32>) -> Result<Vec<u32>, DataplaneError> {
         let mut out = Vec::new();
         for id in ids {
             if id >= abi::BH_MAX_ENDPOINT_ID {
                 continue;
             }
-            let q = self
-                .quarantine
-                .get(&id, 0)
-                .map_err(DataplaneError::map_op("read", "bh_quarantine_v2"))?;
+            let q = self.quarantine.get(&id, 0).map_err(DataplaneError::map_op("read", "bh_quarantine_v2"))?;
             if q.flags & abi::BH_Q_F_ACTIVE != 0 {
                 out.push(id);
             }
@@ -327,6 +283,11 @@ impl Maps {
         Ok(out)
     }
 
+    /// One conntrack entry, if present.
+    pub fn conntrack_entry(&self, key: &bh_ct_key) -> Option<bh_ct_value> {
+        self.conntrack.get(key, 0).ok()
+    }
+
     /// Deletes a conntrack entry (expired, or its endpoint is gone).
     pub fn remove_conntrack(&mut self, key: &bh_ct_key) -> Result<(), DataplaneError> {
         ignore_missing(self.conntrack.remove(key), "bh_conntrack")
@@ -336,10 +297,7 @@ impl Maps {
     pub fn stats(&self) -> Result<Stats, DataplaneError> {
         let mut out = vec![0u64; abi::BH_STAT_MAX as usize];
         for (i, slot) in out.iter_mut().enumerate() {
-            let per_cpu = self
-                .stats
-                .get(&(i as u32), 0)
-                .map_err(DataplaneError::map_op("read", "bh_stats"))?;
+            let per_cpu = self.stats.get(&(i as u32), 0).map_err(DataplaneError::map_op("read", "bh_stats"))?;
             *slot = per_cpu.iter().sum();
         }
         Ok(Stats(out))
@@ -347,16 +305,12 @@ impl Maps {
 
     /// Writes the runtime configuration.
     pub fn set_config(&mut self, cfg: bh_config) -> Result<(), DataplaneError> {
-        self.config
-            .set(0, cfg, 0)
-            .map_err(DataplaneError::map_op("write", "bh_config"))
+        self.config.set(0, cfg, 0).map_err(DataplaneError::map_op("write", "bh_config"))
     }
 
     /// Reads the runtime configuration.
     pub fn config(&self) -> Result<bh_config, DataplaneError> {
-        self.config
-            .get(&0, 0)
-            .map_err(DataplaneError::map_op("read", "bh_config"))
+        self.config.get(&0, 0).map_err(DataplaneError::map_op("read", "bh_config"))
     }
 }
 
@@ -371,10 +325,7 @@ pub fn check_endpoint_id(id: u32) -> Result<(), DataplaneError> {
     Ok(())
 }
 
-fn ignore_missing(
-    r: Result<(), aya::maps::MapError>,
-    map: &'static str,
-) -> Result<(), DataplaneError> {
+fn ignore_missing(r: Result<(), aya::maps::MapError>, map: &'static str) -> Result<(), DataplaneError> {
     match r {
         Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
         Err(e) => Err(DataplaneError::map_op("remove", map)(e)),

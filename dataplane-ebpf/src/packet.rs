@@ -37,11 +37,7 @@ pub enum Frag {
 
 fn l4_bytes(l4: L4, v6: bool, payload: usize) -> (u8, Vec<u8>) {
     match l4 {
-        L4::Tcp {
-            sport,
-            dport,
-            flags,
-        } => {
+        L4::Tcp { sport, dport, flags } => {
             let mut h = vec![0u8; 20 + payload];
             h[0..2].copy_from_slice(&sport.to_be_bytes());
             h[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -91,9 +87,7 @@ pub fn frame(src: IpAddr, dst: IpAddr, l4: L4, frag: Frag, payload: usize) -> Ve
             let (id, off) = match frag {
                 Frag::None => (0u16, 0u16),
                 Frag::First { id } => (id as u16, 0x2000),
-                Frag::Later { id, offset, more } => {
-                    (id as u16, (offset / 8) | if more { 0x2000 } else { 0 })
-                }
+                Frag::Later { id, offset, more } => (id as u16, (offset / 8) | if more { 0x2000 } else { 0 }),
             };
             ip[4..6].copy_from_slice(&id.to_be_bytes());
             ip[6..8].copy_from_slice(&off.to_be_bytes());
@@ -139,17 +133,7 @@ pub fn frame(src: IpAddr, dst: IpAddr, l4: L4, frag: Frag, payload: usize) -> Ve
 
 /// A plain (unfragmented) TCP frame.
 pub fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    frame(
-        src,
-        dst,
-        L4::Tcp {
-            sport,
-            dport,
-            flags,
-        },
-        Frag::None,
-        0,
-    )
+    frame(src, dst, L4::Tcp { sport, dport, flags }, Frag::None, 0)
 }
 
 /// A plain UDP frame with `payload` bytes.

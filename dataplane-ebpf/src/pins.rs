@@ -81,11 +81,7 @@ impl PinLayout {
         match std::fs::remove_dir_all(&self.root) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(DataplaneError::Io {
-                action: "removing pins",
-                path: self.root.clone(),
-                source,
-            }),
+            Err(source) => Err(DataplaneError::Io { action: "removing pins", path: self.root.clone(), source }),
         }
     }
 }

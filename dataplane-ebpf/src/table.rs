@@ -74,12 +74,7 @@ impl RangeKey {
         }
     }
     pub(crate) fn from_abi(k: &abi::bh_range_key) -> Self {
-        Self {
-            endpoint_id: k.endpoint_id,
-            identity: k.identity,
-            direction: k.direction,
-            protocol: k.protocol,
-        }
+        Self { endpoint_id: k.endpoint_id, identity: k.identity, direction: k.direction, protocol: k.protocol }
     }
 }
 
@@ -101,17 +96,10 @@ impl Rule {
         }
     }
     pub(crate) fn to_abi(self) -> abi::bh_policy_value {
-        abi::bh_policy_value {
-            rule_id: self.rule_id,
-            action: self.action.code(),
-            _pad: [0; 3],
-        }
+        abi::bh_policy_value { rule_id: self.rule_id, action: self.action.code(), _pad: [0; 3] }
     }
     pub(crate) fn from_abi(action: u8, rule_id: u32) -> Result<Self, DataplaneError> {
-        Ok(Self {
-            action: Action::try_from(action)?,
-            rule_id,
-        })
+        Ok(Self { action: Action::try_from(action)?, rule_id })
     }
 }
 
@@ -133,15 +121,9 @@ pub const MAX_RANGES_PER_KEY: usize = abi::BH_MAX_RANGES_PER_KEY as usize;
 impl RangeSet {
     pub(crate) fn to_abi(&self) -> Result<abi::bh_range_value, DataplaneError> {
         if self.0.len() > MAX_RANGES_PER_KEY {
-            return Err(DataplaneError::Capacity {
-                what: "port ranges for one peer",
-                capacity: MAX_RANGES_PER_KEY,
-            });
+            return Err(DataplaneError::Capacity { what: "port ranges for one peer", capacity: MAX_RANGES_PER_KEY });
         }
-        let mut v = abi::bh_range_value {
-            count: self.0.len() as u32,
-            ..Default::default()
-        };
+        let mut v = abi::bh_range_value { count: self.0.len() as u32, ..Default::default() };
         for (slot, r) in v.ranges.iter_mut().zip(self.0.iter()) {
             *slot = abi::bh_port_range {
                 lo: r.lo,
@@ -155,28 +137,14 @@ impl RangeSet {
     }
     pub(crate) fn from_abi(v: &abi::bh_range_value) -> Result<Self, DataplaneError> {
         let mut set = BTreeSet::new();
-        for r in v
-            .ranges
-            .iter()
-            .take((v.count as usize).min(MAX_RANGES_PER_KEY))
-        {
-            set.insert(PortRange {
-                lo: r.lo,
-                hi: r.hi,
-                rule: Rule::from_abi(r.action, r.rule_id)?,
-            });
+        for r in v.ranges.iter().take((v.count as usize).min(MAX_RANGES_PER_KEY)) {
+            set.insert(PortRange { lo: r.lo, hi: r.hi, rule: Rule::from_abi(r.action, r.rule_id)? });
         }
         Ok(Self(set))
     }
     /// The deny ranges only.
     pub fn denies(&self) -> RangeSet {
-        RangeSet(
-            self.0
-                .iter()
-                .filter(|r| r.rule.action == Action::Deny)
-                .copied()
-                .collect(),
-        )
+        RangeSet(self.0.iter().filter(|r| r.rule.action == Action::Deny).copied().collect())
     }
 }
 
@@ -193,23 +161,12 @@ impl PolicyTable {
     pub fn build(entries: &[PolicyEntry]) -> Result<Self, DataplaneError> {
         let mut t = PolicyTable::default();
         for e in entries {
-            let rule = Rule {
-                action: e.action,
-                rule_id: e.rule_id,
-            };
+            let rule = Rule { action: e.action, rule_id: e.rule_id };
             let dir = e.direction.code();
             if e.end_port > e.port && e.port != 0 {
-                let key = RangeKey {
-                    endpoint_id: e.endpoint_id,
-                    identity: e.identity,
-                    direction: dir,
-                    protocol: e.protocol,
-                };
-                t.ranges.entry(key).or_default().0.insert(PortRange {
-                    lo: e.port,
-                    hi: e.end_port,
-                    rule,
-                });
+                let key =
+                    RangeKey { endpoint_id: e.endpoint_id, identity: e.identity, direction: dir, protocol: e.protocol };
+                t.ranges.entry(key).or_default().0.insert(PortRange { lo: e.port, hi: e.end_port, rule });
             } else {
                 let key = ExactKey {
                     endpoint_id: e.endpoint_id,
@@ -218,17 +175,11 @@ impl PolicyTable {
                     protocol: e.protocol,
                     port: e.port,
                 };
-                t.exact
-                    .entry(key)
-                    .and_modify(|r| *r = r.merge(rule))
-                    .or_insert(rule);
+                t.exact.entry(key).and_modify(|r| *r = r.merge(rule)).or_insert(rule);
             }
         }
         if t.ranges.values().any(|s| s.0.len() > MAX_RANGES_PER_KEY) {
-            return Err(DataplaneError::Capacity {
-                what: "port ranges for one peer",
-                capacity: MAX_RANGES_PER_KEY,
-            });
+            return Err(DataplaneError::Capacity { what: "port ranges for one peer", capacity: MAX_RANGES_PER_KEY });
         }
         Ok(t)
     }
@@ -251,51 +202,25 @@ impl PolicyTable {
     /// The reference decision, mirroring `bh_policy_decide` in `lib/policy.h`:
     /// `Some(rule)` when an entry matched, deny winning; `None` to fall back to
     /// the direction's isolation.
-    pub fn decide(
-        &self,
-        endpoint_id: u32,
-        remote: u32,
-        dir: Direction,
-        protocol: u8,
-        port: u16,
-    ) -> Option<Rule> {
+    pub fn decide(&self, endpoint_id: u32, remote: u32, dir: Direction, protocol: u8, port: u16) -> Option<Rule> {
         let has_ports = matches!(protocol, proto::TCP | proto::UDP | proto::SCTP);
         let mut allow: Option<Rule> = None;
         let mut deny: Option<Rule> = None;
         let mut note = |r: Rule| {
-            let slot = if r.action == Action::Deny {
-                &mut deny
-            } else {
-                &mut allow
-            };
+            let slot = if r.action == Action::Deny { &mut deny } else { &mut allow };
             if slot.is_none() {
                 *slot = Some(r);
             }
         };
-        let peers: &[u32] = if remote == abi::BH_ID_ANY {
-            &[0]
-        } else {
-            &[remote, 0]
-        };
+        let peers: &[u32] = if remote == abi::BH_ID_ANY { &[0] } else { &[remote, 0] };
         let d = dir.code();
         for &id in peers {
-            let exact = |p: u8, port: u16| ExactKey {
-                endpoint_id,
-                identity: id,
-                direction: d,
-                protocol: p,
-                port,
-            };
+            let exact = |p: u8, port: u16| ExactKey { endpoint_id, identity: id, direction: d, protocol: p, port };
             if has_ports && port != 0 {
                 if let Some(r) = self.exact.get(&exact(protocol, port)) {
                     note(*r);
                 }
-                let rk = RangeKey {
-                    endpoint_id,
-                    identity: id,
-                    direction: d,
-                    protocol,
-                };
+                let rk = RangeKey { endpoint_id, identity: id, direction: d, protocol };
                 if let Some(set) = self.ranges.get(&rk) {
                     for r in set.0.iter().filter(|r| port >= r.lo && port <= r.hi) {
                         note(r.rule);

@@ -59,9 +59,7 @@ pub struct TestBed {
 
 impl std::fmt::Debug for TestBed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestBed")
-            .field("pins", &self.pins)
-            .finish_non_exhaustive()
+        f.debug_struct("TestBed").field("pins", &self.pins).finish_non_exhaustive()
     }
 }
 
@@ -70,16 +68,8 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 impl TestBed {
     /// Loads the programs under a unique pin directory named after `label`.
     pub fn new(label: &str) -> Result<Self, DataplaneError> {
-        let unique = format!(
-            "{label}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let pins = PinLayout::at(
-            std::path::Path::new(crate::pins::DEFAULT_ROOT)
-                .join("test")
-                .join(unique),
-        );
+        let unique = format!("{label}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let pins = PinLayout::at(std::path::Path::new(crate::pins::DEFAULT_ROOT).join("test").join(unique));
         let dataplane = match Dataplane::load(&pins) {
             Ok(d) => d,
             Err(e) => {
@@ -91,52 +81,23 @@ impl TestBed {
         let path = pins.map("bh_flows");
         let map = MapData::from_pin(&path)
             .and_then(Map::from_map_data)
-            .map_err(|e| DataplaneError::OpenMap {
-                path: path.clone(),
-                source: Box::new(e),
-            })?;
-        let ring = RingBuf::try_from(map).map_err(|e| DataplaneError::OpenMap {
-            path,
-            source: Box::new(e),
-        })?;
-        Ok(Self {
-            pins,
-            dataplane,
-            maps,
-            ring,
-            clock: Clock::new(),
-        })
+            .map_err(|e| DataplaneError::OpenMap { path: path.clone(), source: Box::new(e) })?;
+        let ring = RingBuf::try_from(map).map_err(|e| DataplaneError::OpenMap { path, source: Box::new(e) })?;
+        Ok(Self { pins, dataplane, maps, ring, clock: Clock::new() })
     }
 
     /// Runs `hook` on `packet` `repeat` times.
-    pub fn run(
-        &mut self,
-        hook: Hook,
-        packet: &[u8],
-        repeat: u32,
-    ) -> Result<RunResult, DataplaneError> {
+    pub fn run(&mut self, hook: Hook, packet: &[u8], repeat: u32) -> Result<RunResult, DataplaneError> {
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(packet);
         opts.repeat = repeat.max(1);
         let (name, res) = match hook {
-            Hook::FromPod => (
-                PROG_FROM_POD,
-                self.dataplane.tc_program(true)?.test_run(opts),
-            ),
-            Hook::ToPod => (
-                PROG_TO_POD,
-                self.dataplane.tc_program(false)?.test_run(opts),
-            ),
+            Hook::FromPod => (PROG_FROM_POD, self.dataplane.tc_program(true)?.test_run(opts)),
+            Hook::ToPod => (PROG_TO_POD, self.dataplane.tc_program(false)?.test_run(opts)),
             Hook::Xdp => (PROG_XDP, self.dataplane.xdp_program()?.test_run(opts)),
         };
-        let r = res.map_err(|e| DataplaneError::TestRun {
-            program: name,
-            source: Box::new(e),
-        })?;
-        Ok(RunResult {
-            retval: r.return_value,
-            per_run: r.duration,
-        })
+        let r = res.map_err(|e| DataplaneError::TestRun { program: name, source: Box::new(e) })?;
+        Ok(RunResult { retval: r.return_value, per_run: r.duration })
     }
 
     /// Every flow event emitted so far (drains the ring).

@@ -83,16 +83,9 @@ pub fn plan(old: &KernelState, new: &KernelState) -> Result<Vec<Op>, DataplaneEr
         }
     }
     for (ifindex, n) in &new.endpoints {
-        if let Some(o) = old
-            .endpoints
-            .get(ifindex)
-            .filter(|o| o.endpoint_id == n.endpoint_id)
-        {
+        if let Some(o) = old.endpoints.get(ifindex).filter(|o| o.endpoint_id == n.endpoint_id) {
             let mut e = o.clone();
-            e.isolated = [
-                o.isolated[0] || n.isolated[0],
-                o.isolated[1] || n.isolated[1],
-            ];
+            e.isolated = [o.isolated[0] || n.isolated[0], o.isolated[1] || n.isolated[1]];
             e.has_ranges = o.has_ranges || n.has_ranges;
             if e != *o {
                 ops.push(Op::PutEndpoint(e));
@@ -141,10 +134,7 @@ pub fn plan(old: &KernelState, new: &KernelState) -> Result<Vec<Op>, DataplaneEr
         }
     }
     for (k, set) in nr {
-        if or
-            .get(k)
-            .is_some_and(|o| o.denies().0.iter().any(|d| !set.0.contains(d)))
-        {
+        if or.get(k).is_some_and(|o| o.denies().0.iter().any(|d| !set.0.contains(d))) {
             ops.push(Op::PutRanges(*k, set.clone()));
         }
     }
@@ -250,37 +240,20 @@ mod tests {
             prop_oneof![Just(Action::Allow), Just(Action::Deny)],
             1u32..50,
         )
-            .prop_map(
-                |(identity, direction, protocol, port, span, action, rule_id)| {
-                    let (port, end_port) = if protocol == 0 {
-                        (0, 0)
-                    } else {
-                        (port, if port == 0 { 0 } else { port + span })
-                    };
-                    PolicyEntry {
-                        endpoint_id: 1,
-                        identity,
-                        direction,
-                        protocol,
-                        port,
-                        end_port,
-                        action,
-                        rule_id,
-                    }
-                },
-            )
+            .prop_map(|(identity, direction, protocol, port, span, action, rule_id)| {
+                let (port, end_port) =
+                    if protocol == 0 { (0, 0) } else { (port, if port == 0 { 0 } else { port + span }) };
+                PolicyEntry { endpoint_id: 1, identity, direction, protocol, port, end_port, action, rule_id }
+            })
     }
 
     fn state() -> impl Strategy<Value = KernelState> {
-        (proptest::collection::vec(entry(), 0..8), any::<[bool; 2]>()).prop_filter_map(
-            "capacity",
-            |(es, iso)| {
-                let table = PolicyTable::build(&es).ok()?;
-                let mut endpoints = BTreeMap::new();
-                endpoints.insert(7, endpoint(iso));
-                Some(KernelState { endpoints, table })
-            },
-        )
+        (proptest::collection::vec(entry(), 0..8), any::<[bool; 2]>()).prop_filter_map("capacity", |(es, iso)| {
+            let table = PolicyTable::build(&es).ok()?;
+            let mut endpoints = BTreeMap::new();
+            endpoints.insert(7, endpoint(iso));
+            Some(KernelState { endpoints, table })
+        })
     }
 
     proptest! {

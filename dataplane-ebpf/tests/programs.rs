@@ -8,9 +8,7 @@ use bulkhead_dataplane::maps::EndpointEntry;
 use bulkhead_dataplane::model::{Action, Direction, EventType, Mode, Reason, Verdict, proto};
 use bulkhead_dataplane::packet::{self, Frag, L4, tcp};
 use bulkhead_dataplane::table::{PolicyEntry, PolicyTable};
-use bulkhead_dataplane::testrun::{
-    Hook, TC_DROP, TC_PASS, TEST_IFINDEX, TestBed, XDP_DROP, XDP_PASS,
-};
+use bulkhead_dataplane::testrun::{Hook, TC_DROP, TC_PASS, TEST_IFINDEX, TestBed, XDP_DROP, XDP_PASS};
 use bulkhead_dataplane::transition::{self, KernelState};
 
 const POD: Ipv4Addr = Ipv4Addr::new(10, 244, 1, 10);
@@ -75,28 +73,11 @@ fn rule(
     action: Action,
     rule_id: u32,
 ) -> PolicyEntry {
-    PolicyEntry {
-        endpoint_id: EP,
-        identity,
-        direction,
-        protocol,
-        port,
-        end_port,
-        action,
-        rule_id,
-    }
+    PolicyEntry { endpoint_id: EP, identity, direction, protocol, port, end_port, action, rule_id }
 }
 
 fn allow_egress_tcp(identity: u32, port: u16, rule_id: u32) -> PolicyEntry {
-    rule(
-        identity,
-        Direction::Egress,
-        proto::TCP,
-        port,
-        0,
-        Action::Allow,
-        rule_id,
-    )
+    rule(identity, Direction::Egress, proto::TCP, port, 0, Action::Allow, rule_id)
 }
 
 fn run(bed: &mut TestBed, hook: Hook, pkt: &[u8]) -> u32 {
@@ -122,10 +103,7 @@ fn isolated_endpoint_drops_by_default_and_reports_it() {
     assert_eq!(f.event, EventType::Denied);
     assert_eq!(f.verdict, Verdict::Dropped);
     assert_eq!(f.reason, Reason::DefaultDeny);
-    assert_eq!(
-        (f.src_ip, f.dst_ip, f.src_port, f.dst_port),
-        (v4(POD), v4(PEER), 40000, 80)
-    );
+    assert_eq!((f.src_ip, f.dst_ip, f.src_port, f.dst_port), (v4(POD), v4(PEER), 40000, 80));
     assert_eq!((f.src_identity, f.dst_identity), (ID_POD, ID_PEER));
     assert_eq!(f.direction, Direction::Egress);
     // a second attempt within the rate-limit interval drops silently
@@ -135,11 +113,7 @@ fn isolated_endpoint_drops_by_default_and_reports_it() {
 
 #[test]
 fn allow_by_identity_and_port_with_conntrack_replies() {
-    let mut bed = bed(
-        "allow-id-port",
-        Mode::Enforce,
-        &[allow_egress_tcp(ID_PEER, 80, 7)],
-    );
+    let mut bed = bed("allow-id-port", Mode::Enforce, &[allow_egress_tcp(ID_PEER, 80, 7)]);
     let syn = tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::SYN);
     assert_eq!(run(&mut bed, Hook::FromPod, &syn), TC_PASS);
     let f = bed.flows();
@@ -150,34 +124,14 @@ fn allow_by_identity_and_port_with_conntrack_replies() {
     );
 
     // the reply comes back through the to-pod hook: ingress is isolated with no rule, conntrack lets it in
-    let synack = tcp(
-        v4(PEER),
-        v4(POD),
-        80,
-        40000,
-        packet::tcp::SYN | packet::tcp::ACK,
-    );
+    let synack = tcp(v4(PEER), v4(POD), 80, 40000, packet::tcp::SYN | packet::tcp::ACK);
     assert_eq!(run(&mut bed, Hook::ToPod, &synack), TC_PASS);
     // an unsolicited packet from the peer is not a reply and is dropped
     let unsolicited = tcp(v4(PEER), v4(POD), 81, 40000, packet::tcp::SYN);
     assert_eq!(run(&mut bed, Hook::ToPod, &unsolicited), TC_DROP);
     // another port, or another peer, is not allowed
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &tcp(v4(POD), v4(PEER), 40001, 81, packet::tcp::SYN)
-        ),
-        TC_DROP
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &tcp(v4(POD), v4(OTHER), 40002, 80, packet::tcp::SYN)
-        ),
-        TC_DROP
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40001, 81, packet::tcp::SYN)), TC_DROP);
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(OTHER), 40002, 80, packet::tcp::SYN)), TC_DROP);
     // no per-packet events for the established connection
     let ack = tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::ACK);
     for _ in 0..10 {
@@ -188,26 +142,9 @@ fn allow_by_identity_and_port_with_conntrack_replies() {
 
 #[test]
 fn port_ranges_allow_inside_and_drop_outside() {
-    let mut bed = bed(
-        "port-range",
-        Mode::Enforce,
-        &[rule(
-            ID_PEER,
-            Direction::Egress,
-            proto::TCP,
-            8000,
-            8080,
-            Action::Allow,
-            9,
-        )],
-    );
-    for (port, want) in [
-        (7999, TC_DROP),
-        (8000, TC_PASS),
-        (8042, TC_PASS),
-        (8080, TC_PASS),
-        (8081, TC_DROP),
-    ] {
+    let mut bed =
+        bed("port-range", Mode::Enforce, &[rule(ID_PEER, Direction::Egress, proto::TCP, 8000, 8080, Action::Allow, 9)]);
+    for (port, want) in [(7999, TC_DROP), (8000, TC_PASS), (8042, TC_PASS), (8080, TC_PASS), (8081, TC_DROP)] {
         let pkt = tcp(v4(POD), v4(PEER), 40000 + port, port, packet::tcp::SYN);
         assert_eq!(run(&mut bed, Hook::FromPod, &pkt), want, "port {port}");
     }
@@ -216,30 +153,12 @@ fn port_ranges_allow_inside_and_drop_outside() {
 #[test]
 fn cidr_identity_from_ipcache_prefixes() {
     let mut bed = bed("cidr", Mode::Enforce, &[allow_egress_tcp(500, 443, 3)]);
-    bed.maps
-        .put_ipcache(&"192.0.2.0/24".parse().unwrap(), 500)
-        .unwrap();
-    let inside = tcp(
-        v4(POD),
-        "192.0.2.77".parse().unwrap(),
-        40000,
-        443,
-        packet::tcp::SYN,
-    );
-    let outside = tcp(
-        v4(POD),
-        "198.51.100.1".parse().unwrap(),
-        40000,
-        443,
-        packet::tcp::SYN,
-    );
+    bed.maps.put_ipcache(&"192.0.2.0/24".parse().unwrap(), 500).unwrap();
+    let inside = tcp(v4(POD), "192.0.2.77".parse().unwrap(), 40000, 443, packet::tcp::SYN);
+    let outside = tcp(v4(POD), "198.51.100.1".parse().unwrap(), 40000, 443, packet::tcp::SYN);
     assert_eq!(run(&mut bed, Hook::FromPod, &inside), TC_PASS);
     assert_eq!(run(&mut bed, Hook::FromPod, &outside), TC_DROP);
-    let denied = bed
-        .flows()
-        .into_iter()
-        .find(|f| f.event == EventType::Denied)
-        .unwrap();
+    let denied = bed.flows().into_iter().find(|f| f.event == EventType::Denied).unwrap();
     assert_eq!(denied.dst_identity, 2, "unknown addresses are world");
 }
 
@@ -247,103 +166,43 @@ fn cidr_identity_from_ipcache_prefixes() {
 fn deny_wins_over_any_allow() {
     let rules = [
         rule(0, Direction::Egress, 0, 0, 0, Action::Allow, 1),
-        rule(
-            ID_PEER,
-            Direction::Egress,
-            proto::TCP,
-            22,
-            0,
-            Action::Deny,
-            2,
-        ),
+        rule(ID_PEER, Direction::Egress, proto::TCP, 22, 0, Action::Deny, 2),
     ];
     let mut bed = bed("deny-wins", Mode::Enforce, &rules);
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::SYN)
-        ),
-        TC_PASS
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &tcp(v4(POD), v4(PEER), 40001, 22, packet::tcp::SYN)
-        ),
-        TC_DROP
-    );
-    let denied = bed
-        .flows()
-        .into_iter()
-        .find(|f| f.event == EventType::Denied)
-        .unwrap();
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::SYN)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40001, 22, packet::tcp::SYN)), TC_DROP);
+    let denied = bed.flows().into_iter().find(|f| f.event == EventType::Denied).unwrap();
     assert_eq!((denied.reason, denied.rule_id), (Reason::PolicyDeny, 2));
 }
 
 #[test]
 fn audit_mode_forwards_and_reports_would_drop() {
     let mut bed = bed("audit", Mode::Audit, &[]);
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::SYN)
-        ),
-        TC_PASS
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::SYN)), TC_PASS);
     let f = bed.flows();
     assert_eq!(f.len(), 1);
-    assert_eq!(
-        (f[0].event, f[0].verdict, f[0].reason),
-        (EventType::New, Verdict::Audit, Reason::DefaultDeny)
-    );
+    assert_eq!((f[0].event, f[0].verdict, f[0].reason), (EventType::New, Verdict::Audit, Reason::DefaultDeny));
 }
 
 #[test]
 fn learn_mode_observes_only() {
     let mut bed = bed("learn", Mode::Learn, &[]);
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::ToPod,
-            &tcp(v4(OTHER), v4(POD), 40000, 80, packet::tcp::SYN)
-        ),
-        TC_PASS
-    );
+    assert_eq!(run(&mut bed, Hook::ToPod, &tcp(v4(OTHER), v4(POD), 40000, 80, packet::tcp::SYN)), TC_PASS);
     let f = bed.flows();
-    assert_eq!(
-        (f[0].verdict, f[0].reason),
-        (Verdict::Forwarded, Reason::LearnMode)
-    );
-    assert_eq!(
-        (f[0].src_identity, f[0].dst_identity, f[0].direction),
-        (ID_OTHER, ID_POD, Direction::Ingress)
-    );
+    assert_eq!((f[0].verdict, f[0].reason), (Verdict::Forwarded, Reason::LearnMode));
+    assert_eq!((f[0].src_identity, f[0].dst_identity, f[0].direction), (ID_OTHER, ID_POD, Direction::Ingress));
 }
 
 #[test]
 fn quarantine_cuts_established_connections_both_ways_and_xdp_drops() {
-    let mut bed = bed(
-        "quarantine",
-        Mode::Enforce,
-        &[allow_egress_tcp(ID_PEER, 80, 7)],
-    );
+    let mut bed = bed("quarantine", Mode::Enforce, &[allow_egress_tcp(ID_PEER, 80, 7)]);
     let syn = tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::SYN);
     let reply = tcp(v4(PEER), v4(POD), 80, 40000, packet::tcp::ACK);
     assert_eq!(run(&mut bed, Hook::FromPod, &syn), TC_PASS);
     assert_eq!(run(&mut bed, Hook::ToPod, &reply), TC_PASS);
     assert_eq!(run(&mut bed, Hook::Xdp, &syn), XDP_PASS);
     bed.maps.quarantine(EP, 1).unwrap();
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::ACK)
-        ),
-        TC_DROP
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::ACK)), TC_DROP);
     assert_eq!(run(&mut bed, Hook::ToPod, &reply), TC_DROP);
     assert_eq!(run(&mut bed, Hook::Xdp, &syn), XDP_DROP);
     assert!(bed.flows().iter().any(|f| f.reason == Reason::Quarantine));
@@ -354,122 +213,23 @@ fn quarantine_cuts_established_connections_both_ways_and_xdp_drops() {
 
 #[test]
 fn fragments_follow_their_first_fragment() {
-    let rules = [rule(
-        ID_PEER,
-        Direction::Egress,
-        proto::UDP,
-        53,
-        0,
-        Action::Allow,
-        4,
-    )];
+    let rules = [rule(ID_PEER, Direction::Egress, proto::UDP, 53, 0, Action::Allow, 4)];
     let mut bed = bed("fragments", Mode::Enforce, &rules);
-    let udp =
-        |dport, frag| packet::frame(v4(POD), v4(PEER), L4::Udp { sport: 5000, dport }, frag, 64);
+    let udp = |dport, frag| packet::frame(v4(POD), v4(PEER), L4::Udp { sport: 5000, dport }, frag, 64);
     // allowed datagram: first and later fragments pass
-    assert_eq!(
-        run(&mut bed, Hook::FromPod, &udp(53, Frag::First { id: 77 })),
-        TC_PASS
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &udp(
-                53,
-                Frag::Later {
-                    id: 77,
-                    offset: 72,
-                    more: false
-                }
-            )
-        ),
-        TC_PASS
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp(53, Frag::First { id: 77 })), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp(53, Frag::Later { id: 77, offset: 72, more: false })), TC_PASS);
     // denied datagram: the later fragment stays dropped
-    assert_eq!(
-        run(&mut bed, Hook::FromPod, &udp(9999, Frag::First { id: 78 })),
-        TC_DROP
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &udp(
-                9999,
-                Frag::Later {
-                    id: 78,
-                    offset: 72,
-                    more: false
-                }
-            )
-        ),
-        TC_DROP
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp(9999, Frag::First { id: 78 })), TC_DROP);
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp(9999, Frag::Later { id: 78, offset: 72, more: false })), TC_DROP);
     // a later fragment whose first never came is dropped on an enforcing endpoint
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &udp(
-                53,
-                Frag::Later {
-                    id: 79,
-                    offset: 72,
-                    more: false
-                }
-            )
-        ),
-        TC_DROP
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp(53, Frag::Later { id: 79, offset: 72, more: false })), TC_DROP);
     // IPv6 fragment header, same rules
-    let udp6 = |dport, frag| {
-        packet::frame(
-            v6(POD6),
-            v6(PEER6),
-            L4::Udp { sport: 5000, dport },
-            frag,
-            64,
-        )
-    };
-    assert_eq!(
-        run(&mut bed, Hook::FromPod, &udp6(9999, Frag::First { id: 80 })),
-        TC_DROP
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &udp6(
-                9999,
-                Frag::Later {
-                    id: 80,
-                    offset: 72,
-                    more: false
-                }
-            )
-        ),
-        TC_DROP
-    );
-    assert_eq!(
-        run(&mut bed, Hook::FromPod, &udp6(53, Frag::First { id: 81 })),
-        TC_PASS
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &udp6(
-                53,
-                Frag::Later {
-                    id: 81,
-                    offset: 72,
-                    more: false
-                }
-            )
-        ),
-        TC_PASS
-    );
+    let udp6 = |dport, frag| packet::frame(v6(POD6), v6(PEER6), L4::Udp { sport: 5000, dport }, frag, 64);
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp6(9999, Frag::First { id: 80 })), TC_DROP);
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp6(9999, Frag::Later { id: 80, offset: 72, more: false })), TC_DROP);
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp6(53, Frag::First { id: 81 })), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &udp6(53, Frag::Later { id: 81, offset: 72, more: false })), TC_PASS);
     let stats = bed.maps.stats().unwrap();
     assert!(stats.drops_for(Reason::FragUnknown) >= 1);
     assert!(stats.drops_for(Reason::FragDenied) >= 2);
@@ -477,11 +237,7 @@ fn fragments_follow_their_first_fragment() {
 
 #[test]
 fn malformed_headers_never_pass_an_enforcing_endpoint() {
-    let mut bed = bed(
-        "malformed",
-        Mode::Enforce,
-        &[rule(0, Direction::Egress, 0, 0, 0, Action::Allow, 1)],
-    );
+    let mut bed = bed("malformed", Mode::Enforce, &[rule(0, Direction::Egress, 0, 0, 0, Action::Allow, 1)]);
     let good = tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::SYN);
     assert_eq!(run(&mut bed, Hook::FromPod, &good), TC_PASS);
 
@@ -501,16 +257,8 @@ fn malformed_headers_never_pass_an_enforcing_endpoint() {
     let mut tiny = packet::frame(
         v4(POD),
         v4(PEER),
-        L4::Tcp {
-            sport: 1,
-            dport: 80,
-            flags: 2,
-        },
-        Frag::Later {
-            id: 5,
-            offset: 8,
-            more: true,
-        },
+        L4::Tcp { sport: 1, dport: 80, flags: 2 },
+        Frag::Later { id: 5, offset: 8, more: true },
         0,
     );
     tiny[14 + 6..14 + 8].copy_from_slice(&0x2001u16.to_be_bytes());
@@ -523,11 +271,7 @@ fn malformed_headers_never_pass_an_enforcing_endpoint() {
     cases.push(("ipv6 tcp header cut", v6cut));
 
     for (name, pkt) in &cases {
-        assert_eq!(
-            run(&mut bed, Hook::FromPod, pkt),
-            TC_DROP,
-            "{name} must be dropped"
-        );
+        assert_eq!(run(&mut bed, Hook::FromPod, pkt), TC_DROP, "{name} must be dropped");
     }
     let stats = bed.maps.stats().unwrap();
     assert!(stats.drops_for(Reason::Malformed) >= 6, "{stats:?}");
@@ -538,122 +282,42 @@ fn malformed_headers_are_reported_but_forwarded_in_learn_mode() {
     let mut bed = bed("malformed-learn", Mode::Learn, &[]);
     let good = tcp(v4(POD), v4(PEER), 40000, 80, packet::tcp::SYN);
     assert_eq!(run(&mut bed, Hook::FromPod, &good[..14 + 20 + 8]), TC_PASS);
-    assert_eq!(
-        bed.maps
-            .stats()
-            .unwrap()
-            .get(bulkhead_dataplane::abi::BH_STAT_PKTS_AUDIT),
-        1
-    );
+    assert_eq!(bed.maps.stats().unwrap().get(bulkhead_dataplane::abi::BH_STAT_PKTS_AUDIT), 1);
 }
 
 #[test]
 fn ipv6_policy_and_conntrack() {
-    let mut bed = bed(
-        "ipv6",
-        Mode::Enforce,
-        &[rule(
-            ID_PEER,
-            Direction::Ingress,
-            proto::TCP,
-            80,
-            0,
-            Action::Allow,
-            5,
-        )],
-    );
+    let mut bed = bed("ipv6", Mode::Enforce, &[rule(ID_PEER, Direction::Ingress, proto::TCP, 80, 0, Action::Allow, 5)]);
     let syn = tcp(v6(PEER6), v6(POD6), 50000, 80, packet::tcp::SYN);
     assert_eq!(run(&mut bed, Hook::ToPod, &syn), TC_PASS);
-    let reply = tcp(
-        v6(POD6),
-        v6(PEER6),
-        80,
-        50000,
-        packet::tcp::SYN | packet::tcp::ACK,
-    );
+    let reply = tcp(v6(POD6), v6(PEER6), 80, 50000, packet::tcp::SYN | packet::tcp::ACK);
     assert_eq!(run(&mut bed, Hook::FromPod, &reply), TC_PASS);
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::ToPod,
-            &tcp(v6(PEER6), v6(POD6), 50001, 81, packet::tcp::SYN)
-        ),
-        TC_DROP
-    );
+    assert_eq!(run(&mut bed, Hook::ToPod, &tcp(v6(PEER6), v6(POD6), 50001, 81, packet::tcp::SYN)), TC_DROP);
     let f = bed.flows();
-    assert_eq!(
-        (f[0].src_ip, f[0].dst_ip, f[0].rule_id),
-        (v6(PEER6), v6(POD6), 5)
-    );
+    assert_eq!((f[0].src_ip, f[0].dst_ip, f[0].rule_id), (v6(PEER6), v6(POD6), 5));
     // neighbour discovery is never policed
-    let mut ns = packet::frame(
-        v6("fe80::1".parse().unwrap()),
-        v6(POD6),
-        L4::IcmpEcho {
-            id: 1,
-            reply: false,
-        },
-        Frag::None,
-        0,
-    );
+    let mut ns =
+        packet::frame(v6("fe80::1".parse().unwrap()), v6(POD6), L4::IcmpEcho { id: 1, reply: false }, Frag::None, 0);
     ns[14 + 40] = 135;
     assert_eq!(run(&mut bed, Hook::ToPod, &ns), TC_PASS);
 }
 
 #[test]
 fn icmp_echo_is_tracked_like_a_connection() {
-    let mut bed = bed(
-        "icmp",
-        Mode::Enforce,
-        &[rule(
-            ID_PEER,
-            Direction::Egress,
-            proto::ICMP,
-            0,
-            0,
-            Action::Allow,
-            6,
-        )],
-    );
-    let req = packet::frame(
-        v4(POD),
-        v4(PEER),
-        L4::IcmpEcho {
-            id: 9,
-            reply: false,
-        },
-        Frag::None,
-        16,
-    );
-    let rep = packet::frame(
-        v4(PEER),
-        v4(POD),
-        L4::IcmpEcho { id: 9, reply: true },
-        Frag::None,
-        16,
-    );
-    assert_eq!(
-        run(&mut bed, Hook::FromPod, &rep),
-        TC_DROP,
-        "an echo reply without request is not a reply"
-    );
+    let mut bed = bed("icmp", Mode::Enforce, &[rule(ID_PEER, Direction::Egress, proto::ICMP, 0, 0, Action::Allow, 6)]);
+    let req = packet::frame(v4(POD), v4(PEER), L4::IcmpEcho { id: 9, reply: false }, Frag::None, 16);
+    let rep = packet::frame(v4(PEER), v4(POD), L4::IcmpEcho { id: 9, reply: true }, Frag::None, 16);
+    assert_eq!(run(&mut bed, Hook::FromPod, &rep), TC_DROP, "an echo reply without request is not a reply");
     assert_eq!(run(&mut bed, Hook::FromPod, &req), TC_PASS);
     assert_eq!(run(&mut bed, Hook::ToPod, &rep), TC_PASS);
 }
 
 #[test]
 fn spoofed_sources_are_dropped() {
-    let mut bed = bed(
-        "spoof",
-        Mode::Enforce,
-        &[rule(0, Direction::Egress, 0, 0, 0, Action::Allow, 1)],
-    );
+    let mut bed = bed("spoof", Mode::Enforce, &[rule(0, Direction::Egress, 0, 0, 0, Action::Allow, 1)]);
     let spoofed = tcp(v4(OTHER), v4(PEER), 40000, 80, packet::tcp::SYN);
     assert_eq!(run(&mut bed, Hook::FromPod, &spoofed), TC_DROP);
-    assert_eq!(
-        bed.maps.stats().unwrap().drops_for(Reason::SpoofedSource),
-        1
-    );
+    assert_eq!(bed.maps.stats().unwrap().drops_for(Reason::SpoofedSource), 1);
 }
 
 #[test]
@@ -661,60 +325,21 @@ fn close_events_carry_counters_both_ways() {
     let mut bed = bed("close", Mode::Enforce, &[allow_egress_tcp(ID_PEER, 80, 7)]);
     let out = |flags| tcp(v4(POD), v4(PEER), 40000, 80, flags);
     let back = |flags| tcp(v4(PEER), v4(POD), 80, 40000, flags);
-    assert_eq!(
-        run(&mut bed, Hook::FromPod, &out(packet::tcp::SYN)),
-        TC_PASS
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::ToPod,
-            &back(packet::tcp::SYN | packet::tcp::ACK)
-        ),
-        TC_PASS
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &out(packet::tcp::FIN | packet::tcp::ACK)
-        ),
-        TC_PASS
-    );
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::ToPod,
-            &back(packet::tcp::FIN | packet::tcp::ACK)
-        ),
-        TC_PASS
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &out(packet::tcp::SYN)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::ToPod, &back(packet::tcp::SYN | packet::tcp::ACK)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &out(packet::tcp::FIN | packet::tcp::ACK)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::ToPod, &back(packet::tcp::FIN | packet::tcp::ACK)), TC_PASS);
     let flows = bed.flows();
-    let closed: Vec<_> = flows
-        .iter()
-        .filter(|f| f.event == EventType::Closed)
-        .collect();
+    let closed: Vec<_> = flows.iter().filter(|f| f.event == EventType::Closed).collect();
     assert_eq!(closed.len(), 1, "{flows:?}");
     let c = closed[0];
     assert_eq!((c.packets_fwd, c.packets_rev), (2, 2));
     assert!(c.is_reply);
     assert_eq!((c.src_ip, c.dst_ip, c.dst_port), (v4(POD), v4(PEER), 80));
-    assert_eq!(
-        c.tcp_flags & (packet::tcp::FIN | packet::tcp::SYN),
-        packet::tcp::FIN | packet::tcp::SYN
-    );
+    assert_eq!(c.tcp_flags & (packet::tcp::FIN | packet::tcp::SYN), packet::tcp::FIN | packet::tcp::SYN);
     // a new SYN on the closed tuple is decided again and is a new connection
-    assert_eq!(
-        run(&mut bed, Hook::FromPod, &out(packet::tcp::SYN)),
-        TC_PASS
-    );
-    assert_eq!(
-        bed.flows()
-            .iter()
-            .filter(|f| f.event == EventType::New)
-            .count(),
-        1
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &out(packet::tcp::SYN)), TC_PASS);
+    assert_eq!(bed.flows().iter().filter(|f| f.event == EventType::New).count(), 1);
 }
 
 #[test]
@@ -723,22 +348,9 @@ fn events_can_be_disabled_and_are_counted() {
     let mut cfg = bed.maps.config().unwrap();
     cfg.flags |= bulkhead_dataplane::abi::BH_CFG_F_EVENTS_DISABLED;
     bed.maps.set_config(cfg).unwrap();
-    assert_eq!(
-        run(
-            &mut bed,
-            Hook::FromPod,
-            &tcp(v4(POD), v4(PEER), 1, 80, packet::tcp::SYN)
-        ),
-        TC_DROP
-    );
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 1, 80, packet::tcp::SYN)), TC_DROP);
     assert!(bed.flows().is_empty());
-    assert_eq!(
-        bed.maps
-            .stats()
-            .unwrap()
-            .get(bulkhead_dataplane::abi::BH_STAT_EVENTS_SUPPRESSED),
-        1
-    );
+    assert_eq!(bed.maps.stats().unwrap().get(bulkhead_dataplane::abi::BH_STAT_EVENTS_SUPPRESSED), 1);
 }
 
 #[test]
@@ -747,13 +359,7 @@ fn a_full_ring_counts_every_lost_event() {
     // 4 MiB ring / 120 bytes per record: 40k new UDP flows overflow it
     let n: u32 = 40_000;
     for i in 0..n {
-        let pkt = packet::udp(
-            v4(POD),
-            v4(PEER),
-            (i % 60000) as u16 + 1,
-            (i / 60000) as u16 + 1000,
-            0,
-        );
+        let pkt = packet::udp(v4(POD), v4(PEER), (i % 60000) as u16 + 1, (i / 60000) as u16 + 1000, 0);
         run(&mut bed, Hook::FromPod, &pkt);
     }
     let stats = bed.maps.stats().unwrap();
@@ -762,4 +368,54 @@ fn a_full_ring_counts_every_lost_event() {
     assert!(lost > 0, "ring should have overflowed");
     assert_eq!(sent + lost, u64::from(n));
     assert_eq!(bed.flows().len() as u64, sent);
+}
+
+#[test]
+fn connections_admitted_in_audit_mode_are_decided_again_once_enforcing() {
+    let mut bed = bed("audit-then-enforce", Mode::Audit, &[allow_egress_tcp(ID_PEER, 80, 7)]);
+    // admitted by audit although no rule allows port 81; port 80 is allowed by rule 7
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40000, 81, packet::tcp::SYN)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40001, 80, packet::tcp::SYN)), TC_PASS);
+    let mut ep = bed.maps.endpoints().unwrap().remove(0);
+    ep.mode = [Mode::Enforce, Mode::Enforce];
+    bed.maps.put_endpoint(&ep).unwrap();
+    assert_eq!(
+        run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40000, 81, packet::tcp::ACK)),
+        TC_DROP,
+        "the would-drop connection is dropped once the endpoint enforces"
+    );
+    assert_eq!(
+        run(&mut bed, Hook::ToPod, &tcp(v4(PEER), v4(POD), 81, 40000, packet::tcp::ACK)),
+        TC_DROP,
+        "its replies too"
+    );
+    assert_eq!(
+        run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40001, 80, packet::tcp::ACK)),
+        TC_PASS,
+        "the allowed one goes on"
+    );
+}
+
+#[test]
+fn arp_from_a_pod_must_announce_its_own_address() {
+    let mut bed = bed("arp", Mode::Learn, &[]);
+    let arp = |spa: [u8; 4]| {
+        let mut f = vec![0xffu8; 6];
+        f.extend([2, 0, 0, 0, 0, 1]);
+        f.extend([0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+        f.extend([2, 0, 0, 0, 0, 1]);
+        f.extend(spa);
+        f.extend([0u8; 6]);
+        f.extend(PEER.octets());
+        f.resize(60, 0);
+        f
+    };
+    assert_eq!(run(&mut bed, Hook::FromPod, &arp(POD.octets())), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &arp([0, 0, 0, 0])), TC_PASS, "RFC 5227 probe");
+    assert_eq!(run(&mut bed, Hook::FromPod, &arp(OTHER.octets())), TC_DROP, "ARP poisoning");
+    assert_eq!(
+        run(&mut bed, Hook::FromPod, &tcp(v4(OTHER), v4(PEER), 1, 80, packet::tcp::SYN)),
+        TC_DROP,
+        "spoofed IP in learn mode"
+    );
 }

@@ -15,10 +15,7 @@ const HOST_IDENTITY: u32 = 1;
 
 fn matches(sel: &Selector, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
     sel.namespace.as_deref().is_none_or(|n| n == namespace)
-        && sel
-            .match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
+        && sel.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 fn mode(name: &str) -> pb::Mode {
@@ -39,29 +36,16 @@ fn strictness(m: pb::Mode) -> u8 {
 
 /// Identity of every pod: one per distinct (namespace, labels).
 pub fn identities(lab: &LabState) -> BTreeMap<(String, BTreeMap<String, String>), u32> {
-    let set: BTreeSet<_> = lab
-        .pods
-        .iter()
-        .map(|p| (p.namespace.clone(), p.labels.clone()))
-        .collect();
-    set.into_iter()
-        .enumerate()
-        .map(|(i, k)| (k, 256 + i as u32))
-        .collect()
+    let set: BTreeSet<_> = lab.pods.iter().map(|p| (p.namespace.clone(), p.labels.clone())).collect();
+    set.into_iter().enumerate().map(|(i, k)| (k, 256 + i as u32)).collect()
 }
 
 /// The desired state of node `index`.
 pub fn for_node(lab: &LabState, index: usize) -> pb::DesiredState {
     let ids = identities(lab);
-    let id_of = |ns: &str, labels: &BTreeMap<String, String>| {
-        ids.get(&(ns.to_string(), labels.clone()))
-            .copied()
-            .unwrap_or(3)
-    };
-    let mut state = pb::DesiredState {
-        generation: lab.generation,
-        ..Default::default()
-    };
+    let id_of =
+        |ns: &str, labels: &BTreeMap<String, String>| ids.get(&(ns.to_string(), labels.clone())).copied().unwrap_or(3);
+    let mut state = pb::DesiredState { generation: lab.generation, ..Default::default() };
     for ((ns, labels), id) in &ids {
         state.identities.push(pb::Identity {
             id: *id,
@@ -101,19 +85,15 @@ pub fn for_node(lab: &LabState, index: usize) -> pb::DesiredState {
     let taken: BTreeSet<String> = state.ipcache.iter().map(|e| e.cidr.clone()).collect();
     for (net, id) in &cidr_ids {
         if !taken.contains(&net.to_string()) {
-            state.ipcache.push(pb::IpcacheEntry {
-                cidr: net.to_string(),
-                identity: *id,
-                ..Default::default()
-            });
+            state.ipcache.push(pb::IpcacheEntry { cidr: net.to_string(), identity: *id, ..Default::default() });
         }
     }
 
-    for (ei, pod) in lab.pods.iter().enumerate() {
+    for pod in &lab.pods {
         if pod.node != index {
             continue;
         }
-        let endpoint_id = ei as u32 + 1;
+        let endpoint_id = pod.endpoint_id;
         let mut modes = [mode(&lab.default_mode), mode(&lab.default_mode)];
         let mut isolated = [false, false];
         let mut selected = [false, false];
@@ -137,42 +117,32 @@ pub fn for_node(lab: &LabState, index: usize) -> pb::DesiredState {
                         remotes.insert(0);
                     }
                     Peer::Cidr(net) => {
-                        remotes.extend(cidr_ids.get(net));
+                        // the CIDR's own identity and those of every narrower CIDR inside it
+                        remotes.extend(
+                            cidr_ids
+                                .iter()
+                                .filter(|(n, _)| n.prefix() >= net.prefix() && net.contains(n.network()))
+                                .map(|(_, id)| *id),
+                        );
                     }
                     Peer::Pods(sel) => {
-                        for q in lab
-                            .pods
-                            .iter()
-                            .filter(|q| matches(sel, &q.namespace, &q.labels))
-                        {
+                        for q in lab.pods.iter().filter(|q| matches(sel, &q.namespace, &q.labels)) {
                             remotes.insert(id_of(&q.namespace, &q.labels));
                         }
                     }
                 }
             }
-            let ports = if r.ports.is_empty() {
-                vec![(0u8, 0u16, 0u16)]
-            } else {
-                r.ports.clone()
-            };
+            let ports = if r.ports.is_empty() { vec![(0u8, 0u16, 0u16)] } else { r.ports.clone() };
             for remote in remotes {
                 for (protocol, port, end) in &ports {
                     state.policy.push(pb::PolicyEntry {
                         endpoint_id,
                         remote_identity: remote,
-                        direction: if r.ingress {
-                            pb::Direction::Ingress
-                        } else {
-                            pb::Direction::Egress
-                        } as i32,
+                        direction: if r.ingress { pb::Direction::Ingress } else { pb::Direction::Egress } as i32,
                         protocol: u32::from(*protocol),
                         port: u32::from(*port),
                         end_port: u32::from(*end),
-                        action: if r.deny {
-                            pb::Action::Deny
-                        } else {
-                            pb::Action::Allow
-                        } as i32,
+                        action: if r.deny { pb::Action::Deny } else { pb::Action::Allow } as i32,
                         rule_id: ri as u32 + 1,
                         rule_name: r.name.clone(),
                     });
@@ -184,9 +154,7 @@ pub fn for_node(lab: &LabState, index: usize) -> pb::DesiredState {
             identity: id_of(&pod.namespace, &pod.labels),
             namespace: pod.namespace.clone(),
             pod: pod.name.clone(),
-            netns: crate::netns::path(&pod.netns)
-                .to_string_lossy()
-                .into_owned(),
+            netns: crate::netns::path(&pod.netns).to_string_lossy().into_owned(),
             ips: pod.ips.iter().map(|i| i.to_string()).collect(),
             ingress_mode: modes[0] as i32,
             egress_mode: modes[1] as i32,

@@ -6,12 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error("{file} document {document}: {field}: {message}")]
-    Manifest {
-        file: PathBuf,
-        document: usize,
-        field: String,
-        message: String,
-    },
+    Manifest { file: PathBuf, document: usize, field: String, message: String },
     #[error("{0}")]
     Invalid(String),
     #[error("{action} {path}: {source}")]

@@ -74,56 +74,16 @@ fn build_node(lab: &str, fabric: &str, i: usize, nodes: usize) -> Result<NodeSta
     run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
     let peer = format!("n{i}");
     if run("ip", &["-n", fabric, "link", "show", &peer]).is_err() {
-        run(
-            "ip",
-            &[
-                "-n", fabric, "link", "add", &peer, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ],
-        )?;
-        run(
-            "ip",
-            &["-n", fabric, "link", "set", &peer, "master", "fab0", "up"],
-        )?;
-        run(
-            "ip",
-            &[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("172.30.0.{i}/24"),
-                "dev",
-                "eth0",
-            ],
-        )?;
-        run(
-            "ip",
-            &[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("fd00:172:30::{i}/64"),
-                "dev",
-                "eth0",
-                "nodad",
-            ],
-        )?;
-        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", fabric, "link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+    }
+    // Everything below is "replace", so a node half-built by a crashed `up` is completed.
+    run("ip", &["-n", fabric, "link", "set", &peer, "master", "fab0", "up"])?;
+    run("ip", &["-n", &ns, "addr", "replace", &format!("172.30.0.{i}/24"), "dev", "eth0"])?;
+    run("ip", &["-n", &ns, "addr", "replace", &format!("fd00:172:30::{i}/64"), "dev", "eth0", "nodad"])?;
+    run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+    {
         for j in (1..=nodes).filter(|j| *j != i) {
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &ns,
-                    "route",
-                    "add",
-                    &format!("10.244.{j}.0/24"),
-                    "via",
-                    &format!("172.30.0.{j}"),
-                ],
-            )?;
+            run("ip", &["-n", &ns, "route", "replace", &format!("10.244.{j}.0/24"), "via", &format!("172.30.0.{j}")])?;
             run(
                 "ip",
                 &[
@@ -131,7 +91,7 @@ fn build_node(lab: &str, fabric: &str, i: usize, nodes: usize) -> Result<NodeSta
                     &ns,
                     "-6",
                     "route",
-                    "add",
+                    "replace",
                     &format!("fd00:10:244:{j}::/64"),
                     "via",
                     &format!("fd00:172:30::{j}"),
@@ -185,10 +145,7 @@ fn cni(
     let mut env = vec![
         ("CNI_COMMAND", cmd.to_string()),
         ("CNI_CONTAINERID", container.to_string()),
-        (
-            "CNI_NETNS",
-            crate::netns::path(pod_ns).to_string_lossy().into_owned(),
-        ),
+        ("CNI_NETNS", crate::netns::path(pod_ns).to_string_lossy().into_owned()),
         ("CNI_IFNAME", "eth0".to_string()),
         ("CNI_PATH", CNI_DIR.to_string()),
     ];
@@ -196,12 +153,7 @@ fn cni(
         env.push(("CNI_ARGS", format!("IgnoreUnknown=1;IP={ip}")));
     }
     let plugin = format!("{CNI_DIR}/{cni}");
-    run_with(
-        "ip",
-        &["netns", "exec", &node.netns, &plugin],
-        &env,
-        Some(&cni_config(lab, cni, node)),
-    )
+    run_with("ip", &["netns", "exec", &node.netns, &plugin], &env, Some(&cni_config(lab, cni, node)))
 }
 
 fn spawn(exe: &Path, args: &[&str], netns: Option<&str>, log: &Path) -> Result<i32, LabError> {
@@ -210,11 +162,8 @@ fn spawn(exe: &Path, args: &[&str], netns: Option<&str>, log: &Path) -> Result<i
         path: log.to_path_buf(),
         source,
     })?;
-    let err = file.try_clone().map_err(|source| LabError::Io {
-        action: "creating log",
-        path: log.to_path_buf(),
-        source,
-    })?;
+    let err =
+        file.try_clone().map_err(|source| LabError::Io { action: "creating log", path: log.to_path_buf(), source })?;
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -223,11 +172,7 @@ fn spawn(exe: &Path, args: &[&str], netns: Option<&str>, log: &Path) -> Result<i
         }
         None => Command::new(exe),
     };
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .process_group(0);
+    cmd.args(args).stdin(Stdio::null()).stdout(file).stderr(err).process_group(0);
     let child = cmd.spawn().map_err(|e| LabError::Command {
         command: format!("{} {}", exe.display(), args.join(" ")),
         message: e.to_string(),
@@ -245,10 +190,7 @@ pub fn process_alive(pid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or("X");
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("X");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     !matches!(state, "Z" | "X") && String::from_utf8_lossy(&cmdline).contains("bulkhead")
 }
@@ -262,28 +204,18 @@ fn build_pod(
 ) -> Result<PodState, LabError> {
     let netns = format!("{}p_{}_{}", ns_prefix(lab), spec.namespace, spec.name);
     let container = format!("bh-{lab}-{}-{}", spec.namespace, spec.name);
+    if crate::netns::exists(&netns) {
+        // left over by a crashed `up`: start the pod afresh
+        kill_netns_processes(&netns);
+        let _ = cni("DEL", lab, cni_name, node, &netns, &container, None);
+        run("ip", &["netns", "del", &netns])?;
+    }
     run("ip", &["netns", "add", &netns])?;
-    in_ns(
-        &netns,
-        &[
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-        ],
-    )?;
+    in_ns(&netns, &["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])?;
     run("ip", &["-n", &netns, "link", "set", "lo", "up"])?;
-    let result = cni(
-        "ADD",
-        lab,
-        cni_name,
-        node,
-        &netns,
-        &container,
-        spec.fixed_ip,
-    )?;
-    let parsed: serde_json::Value = serde_json::from_str(&result)
-        .map_err(|e| LabError::Invalid(format!("CNI result for {}: {e}", spec.name)))?;
+    let result = cni("ADD", lab, cni_name, node, &netns, &container, spec.fixed_ip)?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(&result).map_err(|e| LabError::Invalid(format!("CNI result for {}: {e}", spec.name)))?;
     let mut ips: Vec<IpAddr> = parsed["ips"]
         .as_array()
         .into_iter()
@@ -301,18 +233,8 @@ fn build_pod(
     let key = format!("{}/{}", spec.namespace, spec.name);
     let mut server_pid = None;
     if !spec.ports.is_empty() {
-        let tcp: Vec<String> = spec
-            .ports
-            .iter()
-            .filter(|p| !p.udp)
-            .map(|p| p.port.to_string())
-            .collect();
-        let udp: Vec<String> = spec
-            .ports
-            .iter()
-            .filter(|p| p.udp)
-            .map(|p| p.port.to_string())
-            .collect();
+        let tcp: Vec<String> = spec.ports.iter().filter(|p| !p.udp).map(|p| p.port.to_string()).collect();
+        let udp: Vec<String> = spec.ports.iter().filter(|p| p.udp).map(|p| p.port.to_string()).collect();
         let ns_path = crate::netns::path(&netns).to_string_lossy().into_owned();
         let log = state::dir(lab).join(format!("pod-{}-{}.log", spec.namespace, spec.name));
         let (t, u) = (tcp.join(","), udp.join(","));
@@ -335,6 +257,7 @@ fn build_pod(
         ports: spec.ports.clone(),
         server_pid,
         container_id: container,
+        endpoint_id: 0,
     })
 }
 
@@ -345,13 +268,8 @@ fn start_agent(lab: &LabState, node: &mut NodeState, exe: &Path) -> Result<(), L
     let dir = state::dir(&lab.name);
     let state_dir = dir.join(format!("agent-n{}", node.index));
     let log = dir.join(format!("agent-n{}.log", node.index));
-    let (sock, sd) = (
-        node.socket.to_string_lossy().into_owned(),
-        state_dir.to_string_lossy().into_owned(),
-    );
-    let ns = crate::netns::path(&node.netns)
-        .to_string_lossy()
-        .into_owned();
+    let (sock, sd) = (node.socket.to_string_lossy().into_owned(), state_dir.to_string_lossy().into_owned());
+    let ns = crate::netns::path(&node.netns).to_string_lossy().into_owned();
     let args = [
         "agent",
         "--node",
@@ -371,8 +289,7 @@ fn start_agent(lab: &LabState, node: &mut NodeState, exe: &Path) -> Result<(), L
 
 async fn wait_agent(
     node: &NodeState,
-) -> Result<bulkhead_api::agent::v1::agent_client::AgentClient<tonic::transport::Channel>, LabError>
-{
+) -> Result<bulkhead_api::agent::v1::agent_client::AgentClient<tonic::transport::Channel>, LabError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match bulkhead_api::connect_unix(&node.socket).await {
@@ -380,10 +297,7 @@ async fn wait_agent(
             Err(e) if Instant::now() > deadline => {
                 return Err(LabError::Agent {
                     node: node.name.clone(),
-                    message: format!(
-                        "did not come up within 30 s: {e} (see agent-n{}.log)",
-                        node.index
-                    ),
+                    message: format!("did not come up within 30 s: {e} (see agent-n{}.log)", node.index),
                 });
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -399,17 +313,10 @@ pub async fn push(lab: &LabState) -> Result<(), LabError> {
         let r = client
             .apply_state(desired)
             .await
-            .map_err(|s| LabError::Agent {
-                node: node.name.clone(),
-                message: s.message().to_string(),
-            })?
+            .map_err(|s| LabError::Agent { node: node.name.clone(), message: s.message().to_string() })?
             .into_inner();
         if !r.problems.is_empty() {
-            let list: Vec<String> = r
-                .problems
-                .iter()
-                .map(|p| format!("{}: {}", p.pod, p.error))
-                .collect();
+            let list: Vec<String> = r.problems.iter().map(|p| format!("{}: {}", p.pod, p.error)).collect();
             return Err(LabError::Agent {
                 node: node.name.clone(),
                 message: format!("pods left unprotected: {}", list.join("; ")),
@@ -423,24 +330,10 @@ pub async fn push(lab: &LabState) -> Result<(), LabError> {
 pub async fn agent_for(
     lab: &LabState,
     pod: &str,
-) -> Result<
-    (
-        pb::agent_client::AgentClient<tonic::transport::Channel>,
-        u32,
-    ),
-    LabError,
-> {
-    let idx = lab
-        .pods
-        .iter()
-        .position(|p| p.key() == pod || p.name == pod)
-        .ok_or_else(|| LabError::UnknownPod(pod.into()))?;
-    let node = lab
-        .nodes
-        .iter()
-        .find(|n| n.index == lab.pods[idx].node)
-        .ok_or_else(|| LabError::UnknownPod(pod.into()))?;
-    Ok((wait_agent(node).await?, idx as u32 + 1))
+) -> Result<(pb::agent_client::AgentClient<tonic::transport::Channel>, u32), LabError> {
+    let p = lab.pod(pod)?;
+    let node = lab.nodes.iter().find(|n| n.index == p.node).ok_or_else(|| LabError::UnknownPod(pod.into()))?;
+    Ok((wait_agent(node).await?, p.endpoint_id))
 }
 
 /// Builds (or completes) the lab and returns its state once every agent enforces.
@@ -452,10 +345,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         )));
     }
     if !["bridge", "ptp"].contains(&opts.cni.as_str()) {
-        return Err(LabError::Invalid(format!(
-            "--cni {}: the lab supports bridge and ptp",
-            opts.cni
-        )));
+        return Err(LabError::Invalid(format!("--cni {}: the lab supports bridge and ptp", opts.cni)));
     }
     if opts.nodes == 0 || opts.nodes > 16 {
         return Err(LabError::Invalid("--nodes must be 1..16".into()));
@@ -483,10 +373,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     let fabric = format!("{}fab", ns_prefix(&opts.name));
     if !crate::netns::exists(&fabric) {
         run("ip", &["netns", "add", &fabric])?;
-        run(
-            "ip",
-            &["-n", &fabric, "link", "add", "fab0", "type", "bridge"],
-        )?;
+        run("ip", &["-n", &fabric, "link", "add", "fab0", "type", "bridge"])?;
         run("ip", &["-n", &fabric, "link", "set", "fab0", "up"])?;
     }
     let mut lab = LabState {
@@ -494,41 +381,28 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         cni: opts.cni.clone(),
         nodes: Vec::new(),
         pods: Vec::new(),
-        namespaces: manifests
-            .namespaces
-            .values()
-            .map(|n| (n.name.clone(), n.labels.clone()))
-            .collect(),
+        namespaces: manifests.namespaces.values().map(|n| (n.name.clone(), n.labels.clone())).collect(),
         rules: manifests.rules.clone(),
         default_mode: opts.default_mode.clone(),
         generation: existing.as_ref().map_or(1, |s| s.generation + 1),
+        last_endpoint_id: existing.as_ref().map_or(0, |s| s.last_endpoint_id),
     };
     for i in 1..=opts.nodes {
         progress(&format!("node {i}/{}", opts.nodes));
         let mut n = build_node(&opts.name, &fabric, i, opts.nodes)?;
-        if let Some(old) = existing
-            .as_ref()
-            .and_then(|s| s.nodes.iter().find(|o| o.index == i))
-        {
+        if let Some(old) = existing.as_ref().and_then(|s| s.nodes.iter().find(|o| o.index == i)) {
             n.agent_pid = old.agent_pid;
         }
         lab.nodes.push(n);
     }
     // Agents first, so every pod is protected from the moment the state is pushed.
-    let shell = LabState {
-        nodes: Vec::new(),
-        ..lab.clone()
-    };
+    let shell = LabState { nodes: Vec::new(), ..lab.clone() };
     for n in &mut lab.nodes {
         start_agent(&shell, n, &opts.exe)?;
     }
     lab.save()?;
 
-    let wanted: BTreeSet<String> = manifests
-        .pods
-        .iter()
-        .map(|p| format!("{}/{}", p.namespace, p.name))
-        .collect();
+    let wanted: BTreeSet<String> = manifests.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
     if let Some(old) = &existing {
         for p in old.pods.iter().filter(|p| !wanted.contains(&p.key())) {
             progress(&format!("removing pod {}", p.key()));
@@ -536,19 +410,24 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         }
     }
     let total = manifests.pods.len();
+    let mut next_endpoint_id = existing
+        .as_ref()
+        .map_or(0, |s| s.pods.iter().map(|p| p.endpoint_id).max().unwrap_or(0).max(s.last_endpoint_id));
     for (i, spec) in manifests.pods.iter().enumerate() {
         let key = format!("{}/{}", spec.namespace, spec.name);
-        let prior = existing
-            .as_ref()
-            .and_then(|s| s.pods.iter().find(|p| p.key() == key));
-        if let Some(p) = prior.filter(|p| {
-            crate::netns::exists(&p.netns) && p.labels == spec.labels && p.ports == spec.ports
-        }) {
+        let prior = existing.as_ref().and_then(|s| s.pods.iter().find(|p| p.key() == key));
+        if let Some(p) =
+            prior.filter(|p| crate::netns::exists(&p.netns) && p.labels == spec.labels && p.ports == spec.ports)
+        {
             let mut p = p.clone();
             if !p.ports.is_empty() && !alive(p.server_pid) {
                 remove_pod(existing.as_ref().unwrap_or(&lab), &p);
             } else {
                 p.labels = spec.labels.clone();
+                if p.endpoint_id == 0 {
+                    next_endpoint_id += 1;
+                    p.endpoint_id = next_endpoint_id;
+                }
                 lab.pods.push(p);
                 continue;
             }
@@ -577,39 +456,33 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
             .cloned()
             .ok_or_else(|| LabError::Invalid(format!("no node {node_idx}")))?;
         progress(&format!("pod {}/{total} {key} on node {node_idx}", i + 1));
-        let pod = build_pod(&opts.name, &opts.cni, &node, spec, opts)?;
+        let mut pod = build_pod(&opts.name, &opts.cni, &node, spec, opts)?;
+        next_endpoint_id += 1;
+        pod.endpoint_id = next_endpoint_id;
         lab.pods.push(pod);
+        lab.last_endpoint_id = next_endpoint_id;
         lab.save()?;
     }
     progress("pushing desired state to the agents");
     push(&lab).await?;
     lab.save()?;
-    progress(&format!(
-        "up: {} nodes, {} pods, {} rules",
-        lab.nodes.len(),
-        lab.pods.len(),
-        lab.rules.len()
-    ));
+    progress(&format!("up: {} nodes, {} pods, {} rules", lab.nodes.len(), lab.pods.len(), lab.rules.len()));
     Ok(lab)
+}
+
+/// Kills a recorded lab process, unless its pid now belongs to something else.
+fn kill_lab_process(pid: i32) {
+    if process_alive(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 fn remove_pod(lab: &LabState, p: &PodState) {
     if let Some(pid) = p.server_pid {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        kill_lab_process(pid);
     }
     if let Some(node) = lab.nodes.iter().find(|n| n.index == p.node) {
-        let _ = cni(
-            "DEL",
-            &lab.name,
-            &lab.cni,
-            node,
-            &p.netns,
-            &p.container_id,
-            None,
-        );
+        let _ = cni("DEL", &lab.name, &lab.cni, node, &p.netns, &p.container_id, None);
     }
     let _ = run("ip", &["netns", "del", &p.netns]);
 }
@@ -617,10 +490,7 @@ fn remove_pod(lab: &LabState, p: &PodState) {
 fn kill_netns_processes(ns: &str) {
     if let Ok(out) = run("ip", &["netns", "pids", ns]) {
         for pid in out.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
@@ -632,16 +502,8 @@ pub fn down(lab: &str) -> Result<usize, LabError> {
     }
     let mut removed = 0;
     if let Ok(s) = LabState::load(lab) {
-        for pid in s
-            .nodes
-            .iter()
-            .filter_map(|n| n.agent_pid)
-            .chain(s.pods.iter().filter_map(|p| p.server_pid))
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        for pid in s.nodes.iter().filter_map(|n| n.agent_pid).chain(s.pods.iter().filter_map(|p| p.server_pid)) {
+            kill_lab_process(pid);
         }
     }
     let prefix = ns_prefix(lab);
@@ -671,11 +533,7 @@ pub fn down(lab: &str) -> Result<usize, LabError> {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => {
-            return Err(LabError::Io {
-                action: "removing lab dir",
-                path: dir,
-                source,
-            });
+            return Err(LabError::Io { action: "removing lab dir", path: dir, source });
         }
     }
     Ok(removed)

@@ -11,9 +11,7 @@ use serde_yaml::Value;
 use crate::error::LabError;
 
 /// A container port a pod serves.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct PortSpec {
     pub port: u16,
     /// "TCP", "UDP" or "SCTP".
@@ -113,18 +111,13 @@ fn labels_of(v: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
     };
     let mut out = BTreeMap::new();
     for (k, v) in m {
-        let (Some(k), Some(v)) = (
-            k.as_str(),
-            v.as_str()
-                .map(str::to_string)
-                .or_else(|| v.as_bool().map(|b| b.to_string())),
-        ) else {
+        let (Some(k), Some(v)) =
+            (k.as_str(), v.as_str().map(str::to_string).or_else(|| v.as_bool().map(|b| b.to_string())))
+        else {
             return Err("label keys and values must be strings".into());
         };
         if k.is_empty() || k.len() > 317 || v.len() > 63 {
-            return Err(format!(
-                "label {k:?} has an empty or too long key, or a value over 63 characters"
-            ));
+            return Err(format!("label {k:?} has an empty or too long key, or a value over 63 characters"));
         }
         out.insert(k.to_string(), v);
     }
@@ -134,46 +127,27 @@ fn labels_of(v: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
     Ok(out)
 }
 
-fn ports_of(
-    doc: &Doc<'_>,
-    containers: Option<&Value>,
-    field: &str,
-) -> Result<Vec<PortSpec>, LabError> {
+fn ports_of(doc: &Doc<'_>, containers: Option<&Value>, field: &str) -> Result<Vec<PortSpec>, LabError> {
     let mut out = Vec::new();
-    for (ci, c) in containers
-        .and_then(Value::as_sequence)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for (pi, p) in c
-            .get("ports")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+    for (ci, c) in containers.and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+        for (pi, p) in c.get("ports").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
             let f = format!("{field}[{ci}].ports[{pi}]");
             let port = p
                 .get("containerPort")
                 .and_then(Value::as_u64)
                 .filter(|p| (1..=65535).contains(p))
                 .ok_or_else(|| doc.err(&format!("{f}.containerPort"), "must be 1..65535"))?;
-            let udp =
-                match p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") {
-                    "TCP" => false,
-                    "UDP" => true,
-                    other => return Err(doc.err(
+            let udp = match p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") {
+                "TCP" => false,
+                "UDP" => true,
+                other => {
+                    return Err(doc.err(
                         &format!("{f}.protocol"),
-                        format!(
-                            "{other:?} is not TCP or UDP (SCTP pods are not supported by the lab)"
-                        ),
-                    )),
-                };
-            out.push(PortSpec {
-                port: port as u16,
-                udp,
-            });
+                        format!("{other:?} is not TCP or UDP (SCTP pods are not supported by the lab)"),
+                    ));
+                }
+            };
+            out.push(PortSpec { port: port as u16, udp });
         }
     }
     out.sort();
@@ -193,10 +167,7 @@ fn protocol_number(name: &str) -> Option<u8> {
 
 fn selector_of(v: &Value) -> Selector {
     Selector {
-        namespace: v
-            .get("namespace")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        namespace: v.get("namespace").and_then(Value::as_str).map(str::to_string),
         match_labels: labels_of(v.get("matchLabels")).unwrap_or_default(),
     }
 }
@@ -204,50 +175,26 @@ fn selector_of(v: &Value) -> Selector {
 fn rule_of(doc: &Doc<'_>) -> Result<RuleSpec, LabError> {
     let name = doc.str("metadata.name")?;
     let spec = doc.get("spec").ok_or_else(|| doc.err("spec", "required"))?;
-    let selector = selector_of(
-        spec.get("selector")
-            .ok_or_else(|| doc.err("spec.selector", "required"))?,
-    );
+    let selector = selector_of(spec.get("selector").ok_or_else(|| doc.err("spec.selector", "required"))?);
     let ingress = match spec.get("direction").and_then(Value::as_str) {
         Some("ingress") => true,
         Some("egress") => false,
         _ => return Err(doc.err("spec.direction", "must be ingress or egress")),
     };
-    let deny = match spec
-        .get("action")
-        .and_then(Value::as_str)
-        .unwrap_or("allow")
-    {
+    let deny = match spec.get("action").and_then(Value::as_str).unwrap_or("allow") {
         "allow" => false,
         "deny" => true,
         other => return Err(doc.err("spec.action", format!("{other:?} is not allow or deny"))),
     };
-    let mode = spec
-        .get("mode")
-        .and_then(Value::as_str)
-        .unwrap_or("enforce")
-        .to_string();
+    let mode = spec.get("mode").and_then(Value::as_str).unwrap_or("enforce").to_string();
     if !["learn", "audit", "enforce"].contains(&mode.as_str()) {
-        return Err(doc.err(
-            "spec.mode",
-            format!("{mode:?} is not learn, audit or enforce"),
-        ));
+        return Err(doc.err("spec.mode", format!("{mode:?} is not learn, audit or enforce")));
     }
     let mut peers = Vec::new();
-    for (i, p) in spec
-        .get("peers")
-        .and_then(Value::as_sequence)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, p) in spec.get("peers").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
         if let Some(c) = p.get("cidr").and_then(Value::as_str) {
-            let net: ipnetwork::IpNetwork = c.parse().map_err(|e| {
-                doc.err(
-                    &format!("spec.peers[{i}].cidr"),
-                    format!("invalid CIDR {c:?}: {e}"),
-                )
-            })?;
+            let net: ipnetwork::IpNetwork =
+                c.parse().map_err(|e| doc.err(&format!("spec.peers[{i}].cidr"), format!("invalid CIDR {c:?}: {e}")))?;
             peers.push(Peer::Cidr(net));
         } else if p.get("any").and_then(Value::as_bool) == Some(true) {
             peers.push(Peer::Any);
@@ -259,56 +206,26 @@ fn rule_of(doc: &Doc<'_>) -> Result<RuleSpec, LabError> {
         peers.push(Peer::Any);
     }
     let mut ports = Vec::new();
-    for (i, p) in spec
-        .get("ports")
-        .and_then(Value::as_sequence)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, p) in spec.get("ports").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
         let f = format!("spec.ports[{i}]");
         let proto_name = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-        let proto = protocol_number(proto_name).ok_or_else(|| {
-            doc.err(
-                &format!("{f}.protocol"),
-                format!("unknown protocol {proto_name:?}"),
-            )
-        })?;
+        let proto = protocol_number(proto_name)
+            .ok_or_else(|| doc.err(&format!("{f}.protocol"), format!("unknown protocol {proto_name:?}")))?;
         let port = match p.get("port") {
             None => 0,
-            Some(v) => v
-                .as_u64()
-                .filter(|p| (1..=65535).contains(p))
-                .ok_or_else(|| {
-                    doc.err(
-                        &format!("{f}.port"),
-                        "must be a number 1..65535 (named ports come with NetworkPolicy support)",
-                    )
-                })?,
+            Some(v) => v.as_u64().filter(|p| (1..=65535).contains(p)).ok_or_else(|| {
+                doc.err(&format!("{f}.port"), "must be a number 1..65535 (named ports come with NetworkPolicy support)")
+            })?,
         } as u16;
         let end = match p.get("endPort") {
             None => 0,
-            Some(v) => v
-                .as_u64()
-                .filter(|e| *e <= 65535 && *e >= u64::from(port) && port != 0)
-                .ok_or_else(|| {
-                    doc.err(
-                        &format!("{f}.endPort"),
-                        "must be at least port, at most 65535, and needs a port",
-                    )
-                })?,
+            Some(v) => v.as_u64().filter(|e| *e <= 65535 && *e >= u64::from(port) && port != 0).ok_or_else(|| {
+                doc.err(&format!("{f}.endPort"), "must be at least port, at most 65535, and needs a port")
+            })?,
         } as u16;
         ports.push((proto, port, end));
     }
-    Ok(RuleSpec {
-        name,
-        selector,
-        ingress,
-        peers,
-        ports,
-        deny,
-        mode,
-    })
+    Ok(RuleSpec { name, selector, ingress, peers, ports, deny, mode })
 }
 
 /// Parses every file; all-or-nothing.
@@ -321,13 +238,12 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
             source,
         })?;
         for (index, de) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let v =
-                <Value as serde::Deserialize>::deserialize(de).map_err(|e| LabError::Manifest {
-                    file: file.clone(),
-                    document: index,
-                    field: "(yaml)".into(),
-                    message: e.to_string(),
-                })?;
+            let v = <Value as serde::Deserialize>::deserialize(de).map_err(|e| LabError::Manifest {
+                file: file.clone(),
+                document: index,
+                field: "(yaml)".into(),
+                message: e.to_string(),
+            })?;
             if v.is_null() {
                 continue;
             }
@@ -338,14 +254,13 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                     let name = doc.str("metadata.name")?;
                     let mut labels = doc.labels("metadata.labels")?;
                     labels.insert("kubernetes.io/metadata.name".into(), name.clone());
-                    m.namespaces
-                        .insert(name.clone(), NamespaceSpec { name, labels });
+                    m.namespaces.insert(name.clone(), NamespaceSpec { name, labels });
                 }
                 "Pod" => {
                     let ip = match doc.get("status.podIP").and_then(Value::as_str) {
-                        Some(s) => Some(s.parse().map_err(|e| {
-                            doc.err("status.podIP", format!("invalid IP {s:?}: {e}"))
-                        })?),
+                        Some(s) => {
+                            Some(s.parse().map_err(|e| doc.err("status.podIP", format!("invalid IP {s:?}: {e}")))?)
+                        }
                         None => None,
                     };
                     m.pods.push(PodSpec {
@@ -362,11 +277,8 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                 }
                 "Deployment" => {
                     let name = doc.str("metadata.name")?;
-                    let namespace = doc
-                        .get("metadata.namespace")
-                        .and_then(Value::as_str)
-                        .unwrap_or("default")
-                        .to_string();
+                    let namespace =
+                        doc.get("metadata.namespace").and_then(Value::as_str).unwrap_or("default").to_string();
                     let replicas = doc
                         .get("spec.replicas")
                         .map_or(Some(1), Value::as_u64)
@@ -375,11 +287,8 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                         return Err(doc.err("spec.replicas", "at most 256 replicas in the lab"));
                     }
                     let labels = doc.labels("spec.template.metadata.labels")?;
-                    let ports = ports_of(
-                        &doc,
-                        doc.get("spec.template.spec.containers"),
-                        "spec.template.spec.containers",
-                    )?;
+                    let ports =
+                        ports_of(&doc, doc.get("spec.template.spec.containers"), "spec.template.spec.containers")?;
                     for i in 0..replicas {
                         m.pods.push(PodSpec {
                             namespace: namespace.clone(),
@@ -399,33 +308,18 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
     }
     // Namespaces that pods use but no manifest declares exist implicitly, as in a cluster with defaults.
     for p in &m.pods {
-        m.namespaces
-            .entry(p.namespace.clone())
-            .or_insert_with(|| NamespaceSpec {
-                name: p.namespace.clone(),
-                labels: BTreeMap::from([(
-                    "kubernetes.io/metadata.name".to_string(),
-                    p.namespace.clone(),
-                )]),
-            });
-        if p.name.len() > 63
-            || p.namespace.len() > 63
-            || !valid_name(&p.name)
-            || !valid_name(&p.namespace)
-        {
-            return Err(LabError::Invalid(format!(
-                "pod {}/{}: names must be DNS labels",
-                p.namespace, p.name
-            )));
+        m.namespaces.entry(p.namespace.clone()).or_insert_with(|| NamespaceSpec {
+            name: p.namespace.clone(),
+            labels: BTreeMap::from([("kubernetes.io/metadata.name".to_string(), p.namespace.clone())]),
+        });
+        if p.name.len() > 63 || p.namespace.len() > 63 || !valid_name(&p.name) || !valid_name(&p.namespace) {
+            return Err(LabError::Invalid(format!("pod {}/{}: names must be DNS labels", p.namespace, p.name)));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
     for p in &m.pods {
         if !seen.insert((p.namespace.clone(), p.name.clone())) {
-            return Err(LabError::Invalid(format!(
-                "pod {}/{} is declared twice",
-                p.namespace, p.name
-            )));
+            return Err(LabError::Invalid(format!("pod {}/{} is declared twice", p.namespace, p.name)));
         }
     }
     Ok(m)
@@ -433,8 +327,5 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
 
 /// DNS-label names only: they become parts of netns names.
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && !s.starts_with('-')
 }

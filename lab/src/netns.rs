@@ -20,10 +20,7 @@ pub fn enter(path: &Path) -> Result<(), LabError> {
         path: path.to_path_buf(),
         source,
     })?;
-    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Netns {
-        path: path.to_path_buf(),
-        source,
-    })
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Netns { path: path.to_path_buf(), source })
 }
 
 /// Whether a named namespace exists.

@@ -34,11 +34,8 @@ pub struct ProbeResult {
 async fn one(p: &Probe, timeout: Duration) -> bool {
     let addr = SocketAddr::new(p.ip, p.port);
     if p.udp {
-        let bind: SocketAddr = if p.ip.is_ipv4() {
-            "0.0.0.0:0".parse().unwrap_or(addr)
-        } else {
-            "[::]:0".parse().unwrap_or(addr)
-        };
+        let bind: SocketAddr =
+            if p.ip.is_ipv4() { "0.0.0.0:0".parse().unwrap_or(addr) } else { "[::]:0".parse().unwrap_or(addr) };
         let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
             return false;
         };
@@ -49,9 +46,7 @@ async fn one(p: &Probe, timeout: Duration) -> bool {
         matches!(tokio::time::timeout(timeout, sock.recv(&mut buf)).await, Ok(Ok(n)) if n > 0)
     } else {
         use tokio::io::AsyncReadExt;
-        let Ok(Ok(mut s)) =
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
-        else {
+        let Ok(Ok(mut s)) = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await else {
             return false;
         };
         let mut buf = [0u8; 64];
@@ -60,46 +55,29 @@ async fn one(p: &Probe, timeout: Duration) -> bool {
 }
 
 /// Runs every probe; results come back in input order.
-pub fn run(
-    lab: &LabState,
-    probes: &[Probe],
-    timeout: Duration,
-) -> Result<Vec<ProbeResult>, LabError> {
+pub fn run(lab: &LabState, probes: &[Probe], timeout: Duration) -> Result<Vec<ProbeResult>, LabError> {
     let mut by_source: BTreeMap<String, Vec<(usize, Probe)>> = BTreeMap::new();
     for (i, p) in probes.iter().enumerate() {
-        by_source
-            .entry(p.from.clone())
-            .or_default()
-            .push((i, p.clone()));
+        by_source.entry(p.from.clone()).or_default().push((i, p.clone()));
     }
     let mut handles = Vec::new();
     for (from, list) in by_source {
         let netns = crate::netns::path(&lab.pod(&from)?.netns);
-        handles.push(std::thread::spawn(
-            move || -> Result<Vec<(usize, bool)>, LabError> {
-                crate::netns::enter(&netns)?;
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|source| LabError::Io {
-                        action: "starting probe runtime",
-                        path: netns.clone(),
-                        source,
-                    })?;
-                Ok(rt.block_on(async {
-                    let futs = list
-                        .iter()
-                        .map(|(i, p)| async move { (*i, one(p, timeout).await) });
-                    futures::future::join_all(futs).await
-                }))
-            },
-        ));
+        handles.push(std::thread::spawn(move || -> Result<Vec<(usize, bool)>, LabError> {
+            crate::netns::enter(&netns)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| LabError::Io { action: "starting probe runtime", path: netns.clone(), source })?;
+            Ok(rt.block_on(async {
+                let futs = list.iter().map(|(i, p)| async move { (*i, one(p, timeout).await) });
+                futures::future::join_all(futs).await
+            }))
+        }));
     }
     let mut out: Vec<Option<bool>> = vec![None; probes.len()];
     for h in handles {
-        let results = h
-            .join()
-            .map_err(|_| LabError::Invalid("a probe thread panicked".into()))??;
+        let results = h.join().map_err(|_| LabError::Invalid("a probe thread panicked".into()))??;
         for (i, ok) in results {
             out[i] = Some(ok);
         }
@@ -123,41 +101,22 @@ pub fn target_ip(lab: &LabState, to: &str, v6: bool) -> Result<(String, IpAddr),
         return Ok((to.to_string(), ip));
     }
     let pod = lab.pod(to)?;
-    let ip = pod
-        .ips
-        .iter()
-        .find(|ip| ip.is_ipv6() == v6)
-        .copied()
-        .ok_or_else(|| {
-            LabError::Invalid(format!(
-                "pod {} has no IPv{} address",
-                pod.key(),
-                if v6 { 6 } else { 4 }
-            ))
+    let ip =
+        pod.ips.iter().find(|ip| ip.is_ipv6() == v6).copied().ok_or_else(|| {
+            LabError::Invalid(format!("pod {} has no IPv{} address", pod.key(), if v6 { 6 } else { 4 }))
         })?;
     Ok((pod.key(), ip))
 }
 
 /// Every ordered pod pair × ports × protocols.
-pub fn matrix(
-    lab: &LabState,
-    ports: &[u16],
-    udp: &[bool],
-    v6: bool,
-) -> Result<Vec<Probe>, LabError> {
+pub fn matrix(lab: &LabState, ports: &[u16], udp: &[bool], v6: bool) -> Result<Vec<Probe>, LabError> {
     let mut out = Vec::new();
     for from in &lab.pods {
         for to in &lab.pods {
             let (to_key, ip) = target_ip(lab, &to.key(), v6)?;
             for port in ports {
                 for u in udp {
-                    out.push(Probe {
-                        from: from.key(),
-                        to: to_key.clone(),
-                        ip,
-                        port: *port,
-                        udp: *u,
-                    });
+                    out.push(Probe { from: from.key(), to: to_key.clone(), ip, port: *port, udp: *u });
                 }
             }
         }

@@ -8,25 +8,19 @@ use crate::error::LabError;
 /// Enters `netns` and serves forever. Call before any other thread exists.
 pub fn serve(netns: &Path, tcp: &[u16], udp: &[u16], name: &str) -> Result<(), LabError> {
     crate::netns::enter(netns)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| LabError::Io {
-            action: "starting runtime",
-            path: netns.to_path_buf(),
-            source,
-        })?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| LabError::Io {
+        action: "starting runtime",
+        path: netns.to_path_buf(),
+        source,
+    })?;
     rt.block_on(async move {
         let mut tasks = Vec::new();
         for port in tcp {
-            let listener =
-                tokio::net::TcpListener::bind(("::", *port))
-                    .await
-                    .map_err(|source| LabError::Io {
-                        action: "binding tcp port",
-                        path: format!("{name}:{port}").into(),
-                        source,
-                    })?;
+            let listener = tokio::net::TcpListener::bind(("::", *port)).await.map_err(|source| LabError::Io {
+                action: "binding tcp port",
+                path: format!("{name}:{port}").into(),
+                source,
+            })?;
             let banner = format!("{name}\n");
             tasks.push(tokio::spawn(async move {
                 loop {
@@ -48,13 +42,11 @@ pub fn serve(netns: &Path, tcp: &[u16], udp: &[u16], name: &str) -> Result<(), L
             }));
         }
         for port in udp {
-            let sock = tokio::net::UdpSocket::bind(("::", *port))
-                .await
-                .map_err(|source| LabError::Io {
-                    action: "binding udp port",
-                    path: format!("{name}:{port}").into(),
-                    source,
-                })?;
+            let sock = tokio::net::UdpSocket::bind(("::", *port)).await.map_err(|source| LabError::Io {
+                action: "binding udp port",
+                path: format!("{name}:{port}").into(),
+                source,
+            })?;
             tasks.push(tokio::spawn(async move {
                 let mut buf = [0u8; 65536];
                 loop {

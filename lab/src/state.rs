@@ -25,6 +25,10 @@ pub struct PodState {
     pub ports: Vec<PortSpec>,
     pub server_pid: Option<i32>,
     pub container_id: String,
+    /// Stable for the pod's lifetime and never reused in this lab, so a
+    /// quarantine can never move to another pod.
+    #[serde(default)]
+    pub endpoint_id: u32,
 }
 
 impl PodState {
@@ -58,6 +62,9 @@ pub struct LabState {
     pub rules: Vec<RuleSpec>,
     pub default_mode: String,
     pub generation: u64,
+    /// The last endpoint id handed out; ids are never reused.
+    #[serde(default)]
+    pub last_endpoint_id: u32,
 }
 
 /// The lab's runtime directory.
@@ -70,8 +77,7 @@ impl LabState {
     pub fn load(lab: &str) -> Result<Self, LabError> {
         let path = dir(lab).join("state.json");
         let text = std::fs::read_to_string(&path).map_err(|_| LabError::NotUp(lab.to_string()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| LabError::Invalid(format!("{}: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| LabError::Invalid(format!("{}: {e}", path.display())))
     }
 
     /// Saves atomically (write then rename).
@@ -83,8 +89,7 @@ impl LabState {
             source,
         })?;
         let tmp = d.join("state.json.tmp");
-        let text =
-            serde_json::to_string_pretty(self).map_err(|e| LabError::Invalid(e.to_string()))?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| LabError::Invalid(e.to_string()))?;
         std::fs::write(&tmp, text).map_err(|source| LabError::Io {
             action: "writing lab state",
             path: tmp.clone(),

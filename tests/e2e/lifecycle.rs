@@ -28,36 +28,19 @@ fn up_is_idempotent_and_down_removes_everything() {
     let mut lab = Lab::up("life", "ptp", 2, PODS);
     assert_eq!(lab.state.pods.len(), 4);
     assert_eq!(lab.ip("z/fixed", false).to_string(), "10.244.1.77");
-    assert_eq!(
-        lab.state.namespaces["z"]
-            .get("kubernetes.io/metadata.name")
-            .map(String::as_str),
-        Some("z")
-    );
+    assert_eq!(lab.state.namespaces["z"].get("kubernetes.io/metadata.name").map(String::as_str), Some("z"));
     let before = lab.state.pods.clone();
     lab.reup("ptp", 2);
     assert_eq!(lab.state.pods, before, "a second up changes nothing");
-    assert!(
-        lab.probe("z/web-0", "z/web-1", 80, false, false),
-        "cross-node pod to pod"
-    );
+    assert!(lab.probe("z/web-0", "z/web-1", 80, false, false), "cross-node pod to pod");
 
     // simulate a crash: lose the state file, then down must still find everything
     let name = lab.name.clone();
     std::fs::remove_file(bulkhead_lab::state::dir(&name).join("state.json")).unwrap();
     lab.bulkhead(&["lab", "down", "--name", &name]);
-    assert!(
-        bulkhead_lab::netns::list(&format!("bh_{name}_")).is_empty(),
-        "namespaces left"
-    );
+    assert!(bulkhead_lab::netns::list(&format!("bh_{name}_")).is_empty(), "namespaces left");
     let pins = std::fs::read_dir("/sys/fs/bpf/bulkhead")
-        .map(|d| {
-            d.filter_map(|e| e.ok()).any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("{name}_n"))
-            })
-        })
+        .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with(&format!("{name}_n"))))
         .unwrap_or(false);
     assert!(!pins, "pins left");
     for n in &lab.state.nodes {
@@ -71,21 +54,51 @@ fn malformed_manifests_are_rejected_with_file_and_field() {
     let bad = std::env::temp_dir().join(format!("bulkhead-bad-{}.yaml", std::process::id()));
     std::fs::write(&bad, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, ports: [{containerPort: 70000}]}]}\n").unwrap();
     let out = std::process::Command::new(crate::support::BIN)
-        .args([
-            "lab",
-            "up",
-            "--name",
-            &format!("bad{}", std::process::id() % 10000),
-            "-f",
-            &bad.to_string_lossy(),
-        ])
+        .args(["lab", "up", "--name", &format!("bad{}", std::process::id() % 10000), "-f", &bad.to_string_lossy()])
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&bad);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        err.contains("document 0") && err.contains("containerPort"),
-        "{err}"
-    );
+    assert!(err.contains("document 0") && err.contains("containerPort"), "{err}");
+}
+
+const TWO: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {app: a}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gone, namespace: x, labels: {app: gone}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+"#;
+
+#[test]
+fn a_deleted_pod_is_detached_and_its_pins_removed() {
+    let lab = Lab::up("reap", "bridge", 1, TWO);
+    let ep = lab.status()[0].endpoints.iter().find(|e| e.pod == "x/gone").cloned().unwrap();
+    assert!(ep.attached);
+    let links = std::path::PathBuf::from(format!("/sys/fs/bpf/bulkhead/{}_n1/links", lab.name));
+    let pin = links.join(format!("{}-tc-from-pod", ep.ifindex));
+    assert!(pin.exists());
+    // the pod goes away: its process, its namespace, and with them the veth pair
+    let pod = lab.state.pod("x/gone").unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pod.server_pid.unwrap()), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let out = std::process::Command::new("ip").args(["netns", "del", &pod.netns]).output().unwrap();
+    assert!(out.status.success());
+    let mut detached = false;
+    for _ in 0..50 {
+        let ep = lab.status()[0].endpoints.iter().find(|e| e.pod == "x/gone").cloned().unwrap();
+        if !ep.attached && !pin.exists() {
+            assert!(ep.error.contains("disappeared"), "{}", ep.error);
+            detached = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(detached, "the agent must notice the pod is gone and drop its links");
+    assert!(lab.probe("x/a", "x/a", 80, false, false));
 }

@@ -43,8 +43,7 @@ fn echoed(netns: PathBuf, to: SocketAddr, size: usize) -> bool {
         bulkhead_lab::netns::enter(&netns).unwrap();
         let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
         let s = UdpSocket::bind(bind).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(800)))
-            .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
         s.send_to(&vec![7u8; size], to).unwrap();
         let mut buf = vec![0u8; 65536];
         matches!(s.recv_from(&mut buf), Ok((n, _)) if n == size)
@@ -66,27 +65,15 @@ fn scapy(lab: &Lab, pod: &str, script: &str) {
 fn fragmented_datagrams_follow_their_first_fragment() {
     let lab = Lab::up("frag", "bridge", 1, PODS);
     let (b4, b6) = (lab.ip("x/b", false), lab.ip("x/b", true));
-    assert!(
-        echoed(lab.netns("x/a"), SocketAddr::new(b4, 9000), 200),
-        "small datagram to the allowed port"
-    );
+    assert!(echoed(lab.netns("x/a"), SocketAddr::new(b4, 9000), 200), "small datagram to the allowed port");
     assert!(
         echoed(lab.netns("x/a"), SocketAddr::new(b4, 9000), 4000),
         "fragmented datagram to the allowed port, and its fragmented echo"
     );
-    assert!(
-        echoed(lab.netns("x/a"), SocketAddr::new(b6, 9000), 4000),
-        "fragmented IPv6 datagram to the allowed port"
-    );
+    assert!(echoed(lab.netns("x/a"), SocketAddr::new(b6, 9000), 4000), "fragmented IPv6 datagram to the allowed port");
     let denied_before = lab.counter("drops_fragment_denied");
-    assert!(
-        !echoed(lab.netns("x/a"), SocketAddr::new(b4, 9001), 4000),
-        "fragmented datagram to a denied port"
-    );
-    assert!(
-        !echoed(lab.netns("x/a"), SocketAddr::new(b6, 9001), 4000),
-        "fragmented IPv6 datagram to a denied port"
-    );
+    assert!(!echoed(lab.netns("x/a"), SocketAddr::new(b4, 9001), 4000), "fragmented datagram to a denied port");
+    assert!(!echoed(lab.netns("x/a"), SocketAddr::new(b6, 9001), 4000), "fragmented IPv6 datagram to a denied port");
     assert!(
         lab.counter("drops_fragment_denied") >= denied_before + 4,
         "the later fragments were dropped as fragments of a denied datagram"
@@ -100,10 +87,7 @@ fn fragmented_datagrams_follow_their_first_fragment() {
     );
     scapy(&lab, "x/a", &script);
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        lab.counter("drops_fragment_unknown") >= before + 10,
-        "orphan fragments must be dropped"
-    );
+    assert!(lab.counter("drops_fragment_unknown") >= before + 10, "orphan fragments must be dropped");
 }
 
 #[test]
@@ -132,10 +116,34 @@ sendp(Ether()/IPv6(dst='{b6}')/(IPv6ExtHdrDestOpt()/IPv6ExtHdrDestOpt()/IPv6ExtH
     scapy(&lab, "x/a", &script);
     std::thread::sleep(Duration::from_millis(300));
     let dropped = lab.counter("drops_malformed") - before;
-    assert!(
-        dropped >= 7,
-        "expected the 7 crafted packets dropped as malformed, got {dropped}"
-    );
+    assert!(dropped >= 7, "expected the 7 crafted packets dropped as malformed, got {dropped}");
     // and the pod still works normally
     assert!(lab.probe("x/a", "x/b", 80, false, false));
+}
+
+#[test]
+fn a_pod_cannot_spoof_addresses_or_poison_neighbours_even_in_learn_mode() {
+    let lab = Lab::up("spoof", "bridge", 1, PODS);
+    let (a4, b4) = (lab.ip("x/a", false), lab.ip("x/b", false));
+    let b6 = lab.ip("x/b", true);
+    // b's egress is selected by no rule: learn mode. The checks protect a, not b.
+    let before = lab.counter("drops_spoofed_source");
+    let script = format!(
+        r#"from scapy.all import *
+conf.verb=0
+sendp(Ether()/IP(src='{a4}', dst='{a4}')/TCP(dport=80, flags='S'), iface='eth0')
+sendp(Ether(dst='ff:ff:ff:ff:ff:ff')/ARP(op=2, psrc='{a4}', pdst='{b4}', hwdst='ff:ff:ff:ff:ff:ff'), iface='eth0')
+sendp(Ether()/IPv6(src='fe80::1', dst='ff02::1')/ICMPv6ND_RA(), iface='eth0')
+sendp(Ether()/IPv6(src='{b6}', dst='ff02::1')/ICMPv6ND_NA(tgt='fd00:10:244:1::99', R=0, S=0, O=1), iface='eth0')
+"#
+    );
+    scapy(&lab, "x/b", &script);
+    std::thread::sleep(Duration::from_millis(300));
+    let dropped = lab.counter("drops_spoofed_source") - before;
+    assert!(
+        dropped >= 4,
+        "spoofed IP, ARP poisoning, router advertisement and foreign neighbour advertisement must drop; {dropped} did"
+    );
+    // b's own traffic still flows
+    assert!(lab.probe("x/b", "x/a", 80, false, false));
 }

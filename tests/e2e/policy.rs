@@ -80,18 +80,8 @@ fn identity_port_range_and_replies(cni: &str) {
     );
 
     // identity + port, port range, and the ports around it
-    for (port, want) in [
-        (80, true),
-        (81, false),
-        (8080, true),
-        (8081, true),
-        (8082, false),
-    ] {
-        assert_eq!(
-            lab.probe("x/a", b, port, false, false),
-            want,
-            "a -> b:{port}/TCP over {cni}"
-        );
+    for (port, want) in [(80, true), (81, false), (8080, true), (8081, true), (8082, false)] {
+        assert_eq!(lab.probe("x/a", b, port, false, false), want, "a -> b:{port}/TCP over {cni}");
     }
     // UDP by port
     assert!(lab.probe("x/a", b, 9000, true, false), "a -> b:9000/UDP");
@@ -100,14 +90,8 @@ fn identity_port_range_and_replies(cni: &str) {
     assert!(!lab.probe("y/c", b, 80, false, false), "c -> b:80");
     // a's egress is isolated to b, and its ingress admits nobody: the replies
     // above came back through conntrack, and c cannot reach a
-    assert!(
-        !lab.probe("x/a", "y/c", 80, false, false),
-        "a -> c:80 (egress isolated)"
-    );
-    assert!(
-        !lab.probe("y/c", "x/a", 80, false, false),
-        "c -> a:80 (ingress isolated)"
-    );
+    assert!(!lab.probe("x/a", "y/c", 80, false, false), "a -> c:80 (egress isolated)");
+    assert!(!lab.probe("y/c", "x/a", 80, false, false), "c -> a:80 (ingress isolated)");
     // IPv6, same rules
     assert!(lab.probe("x/a", b, 80, false, true), "a -> b:80 over IPv6");
     assert!(!lab.probe("x/a", b, 81, false, true), "a -> b:81 over IPv6");
@@ -115,33 +99,18 @@ fn identity_port_range_and_replies(cni: &str) {
 
     // every decision is a flow naming workloads, rule and reason
     let allowed = lab.wait_flow("a->b:8081 allowed at b", |f| {
-        f.dst_port == 8081
-            && f.verdict == "forwarded"
-            && f.direction == "ingress"
-            && f.event == "new"
+        f.dst_port == 8081 && f.verdict == "forwarded" && f.direction == "ingress" && f.event == "new"
     });
     assert_eq!(allowed.rule_name, "b-from-a");
     assert_eq!(allowed.source.as_ref().unwrap().pod, "a");
-    assert_eq!(
-        allowed
-            .destination
-            .as_ref()
-            .unwrap()
-            .labels
-            .get("app")
-            .map(String::as_str),
-        Some("b")
-    );
+    assert_eq!(allowed.destination.as_ref().unwrap().labels.get("app").map(String::as_str), Some("b"));
     let denied = lab.wait_flow("c->b denied", |f| {
-        f.dst_port == 80
-            && f.verdict == "dropped"
-            && f.source.as_ref().is_some_and(|s| s.pod == "c")
+        f.dst_port == 80 && f.verdict == "dropped" && f.source.as_ref().is_some_and(|s| s.pod == "c")
     });
     assert_eq!(denied.drop_reason, "default_deny");
     assert_eq!(denied.event, "denied");
-    let closed = lab.wait_flow("a->b:80 closed with counters", |f| {
-        f.event == "closed" && f.dst_port == 80 && f.packets_rev > 0
-    });
+    let closed =
+        lab.wait_flow("a->b:80 closed with counters", |f| f.event == "closed" && f.dst_port == 80 && f.packets_rev > 0);
     assert!(closed.bytes_fwd > 0 && closed.bytes_rev > 0);
 }
 
@@ -180,46 +149,18 @@ impl External {
     fn attach(lab: &Lab, last_octet: u8) -> External {
         let netns = format!("bh_{}_ext{last_octet}", lab.name);
         let fabric = format!("bh_{}_fab", lab.name);
-        let ext = External {
-            netns: netns.clone(),
-        };
+        let ext = External { netns: netns.clone() };
         let ip = |args: &[&str]| {
-            let out = std::process::Command::new("ip")
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = std::process::Command::new("ip").args(args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
         let port = format!("x{last_octet}");
         ip(&["netns", "add", &netns]);
-        ip(&[
-            "-n", &fabric, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-            &netns,
-        ]);
+        ip(&["-n", &fabric, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &netns]);
         ip(&["-n", &fabric, "link", "set", &port, "master", "fab0", "up"]);
-        ip(&[
-            "-n",
-            &netns,
-            "addr",
-            "add",
-            &format!("172.30.0.{last_octet}/24"),
-            "dev",
-            "eth0",
-        ]);
+        ip(&["-n", &netns, "addr", "add", &format!("172.30.0.{last_octet}/24"), "dev", "eth0"]);
         ip(&["-n", &netns, "link", "set", "eth0", "up"]);
-        ip(&[
-            "-n",
-            &netns,
-            "route",
-            "add",
-            "10.244.0.0/16",
-            "via",
-            "172.30.0.1",
-        ]);
+        ip(&["-n", &netns, "route", "add", "10.244.0.0/16", "via", "172.30.0.1"]);
         ext
     }
 
@@ -236,9 +177,7 @@ impl External {
 
 impl Drop for External {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .output();
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.netns]).output();
     }
 }
 
@@ -248,26 +187,13 @@ fn cidr_rules_match_addresses_outside_the_cluster() {
     let web = lab.ip("x/web", false);
     let partner = External::attach(&lab, 200);
     let stranger = External::attach(&lab, 100);
-    assert!(
-        partner.connects(SocketAddr::new(web, 80)),
-        "partner inside 172.30.0.192/26 -> web:80"
-    );
-    assert!(
-        !partner.connects(SocketAddr::new(web, 81)),
-        "partner -> web:81 (port not allowed)"
-    );
-    assert!(
-        !stranger.connects(SocketAddr::new(web, 80)),
-        "stranger outside the CIDR -> web:80"
-    );
-    let f = lab.wait_flow("partner flow", |f| {
-        f.src_ip == "172.30.0.200" && f.dst_port == 80 && f.verdict == "forwarded"
-    });
+    assert!(partner.connects(SocketAddr::new(web, 80)), "partner inside 172.30.0.192/26 -> web:80");
+    assert!(!partner.connects(SocketAddr::new(web, 81)), "partner -> web:81 (port not allowed)");
+    assert!(!stranger.connects(SocketAddr::new(web, 80)), "stranger outside the CIDR -> web:80");
+    let f =
+        lab.wait_flow("partner flow", |f| f.src_ip == "172.30.0.200" && f.dst_port == 80 && f.verdict == "forwarded");
     assert_eq!(f.rule_name, "web-from-partner");
-    assert!(
-        f.source.as_ref().unwrap().identity >= 1 << 24,
-        "a CIDR identity"
-    );
+    assert!(f.source.as_ref().unwrap().identity >= 1 << 24, "a CIDR identity");
 }
 
 const MODES: &str = r#"
@@ -299,19 +225,14 @@ spec:
 #[test]
 fn audit_mode_forwards_and_reports_would_drop_and_learn_mode_observes() {
     let lab = Lab::up("modes", "bridge", 1, MODES);
-    assert!(
-        lab.probe("x/a", "x/b", 80, false, false),
-        "audit mode forwards"
-    );
+    assert!(lab.probe("x/a", "x/b", 80, false, false), "audit mode forwards");
     let f = lab.wait_flow("audit flow", |f| f.verdict == "audit" && f.dst_port == 80);
     assert_eq!(f.drop_reason, "default_deny");
     assert_eq!(f.destination.as_ref().unwrap().pod, "b");
     // l is selected by nothing: learn mode, observed without a decision
     assert!(lab.probe("x/a", "x/l", 80, false, false));
     let f = lab.wait_flow("learn flow", |f| {
-        f.destination.as_ref().is_some_and(|d| d.pod == "l")
-            && f.direction == "ingress"
-            && f.event == "new"
+        f.destination.as_ref().is_some_and(|d| d.pod == "l") && f.direction == "ingress" && f.event == "new"
     });
     assert_eq!(f.verdict, "forwarded");
     assert!(lab.counter("packets_audit") > 0);
@@ -323,33 +244,47 @@ fn metrics_are_served_on_each_node() {
     assert!(lab.probe("x/a", "x/b", 80, false, false));
     let node = &lab.state.nodes[0].netns;
     let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            node,
-            "curl",
-            "-sf",
-            "http://127.0.0.1:9965/metrics",
-        ])
+        .args(["netns", "exec", node, "curl", "-sf", "http://127.0.0.1:9965/metrics"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("bulkhead_datapath_packets_total{"), "{text}");
-    assert!(
-        text.contains("bulkhead_flow_events_total{") && text.contains("outcome=\"lost\""),
-        "{text}"
-    );
-    assert!(
-        text.contains("bulkhead_state_apply_total{result=\"ok\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("bulkhead_endpoints{") && text.trim_end().ends_with("# EOF"),
-        "{text}"
-    );
+    assert!(text.contains("bulkhead_flow_events_total{") && text.contains("outcome=\"lost\""), "{text}");
+    assert!(text.contains("bulkhead_state_apply_total{result=\"ok\"} 1"), "{text}");
+    assert!(text.contains("bulkhead_endpoints{") && text.trim_end().ends_with("# EOF"), "{text}");
+}
+
+const CHANGE_BEFORE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {app: a}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: x, labels: {app: b}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}]}]}
+---
+apiVersion: lab.bulkhead.dev/v1alpha1
+kind: DataplaneRule
+metadata: {name: b-from-a}
+spec:
+  selector: {namespace: x, matchLabels: {app: b}}
+  direction: ingress
+  peers: [{namespace: x, matchLabels: {app: a}}]
+  ports: [{protocol: TCP, port: PORT}]
+"#;
+
+#[test]
+fn a_policy_change_keeps_established_connections_and_applies_to_new_ones() {
+    let mut lab = Lab::up("change", "bridge", 2, &CHANGE_BEFORE.replace("PORT", "80"));
+    let mut conn = crate::support::Conn::open(lab.netns("x/a"), SocketAddr::new(lab.ip("x/b", false), 80));
+    assert!(conn.echo());
+    assert!(!lab.probe("x/a", "x/b", 81, false, false));
+    lab.apply(&CHANGE_BEFORE.replace("PORT", "81"));
+    assert!(conn.echo(), "the connection admitted by the old policy keeps flowing");
+    assert!(!lab.probe("x/a", "x/b", 80, false, false), "new connections follow the new policy");
+    assert!(lab.probe("x/a", "x/b", 81, false, false), "new connections follow the new policy");
+    assert_eq!(lab.status().iter().map(|s| s.generation).max(), Some(2));
 }

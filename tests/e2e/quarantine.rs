@@ -20,52 +20,27 @@ spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
 #[test]
 fn quarantine_cuts_both_directions_including_established_connections() {
     let lab = Lab::up("quar", "bridge", 2, PODS);
-    let mut conn = Conn::open(
-        lab.netns("x/a"),
-        SocketAddr::new(lab.ip("x/victim", false), 80),
-    );
+    let mut conn = Conn::open(lab.netns("x/a"), SocketAddr::new(lab.ip("x/victim", false), 80));
     assert!(conn.echo(), "connection works before quarantine");
     assert!(lab.probe("x/victim", "x/a", 80, false, false));
 
-    let out = lab.bulkhead(&[
-        "quarantine",
-        "--lab",
-        &lab.name,
-        "x/victim",
-        "--reason",
-        "e2e: suspected compromise",
-    ]);
+    let out = lab.bulkhead(&["quarantine", "--lab", &lab.name, "x/victim", "--reason", "e2e: suspected compromise"]);
     assert!(out.contains("quarantined"), "{out}");
 
     assert!(!conn.echo(), "the established connection must be cut");
-    assert!(
-        !lab.probe("x/a", "x/victim", 80, false, false),
-        "nothing reaches the victim"
-    );
-    assert!(
-        !lab.probe("x/victim", "x/a", 80, false, false),
-        "the victim reaches nothing"
-    );
-    assert!(
-        !lab.probe("x/victim", "x/a", 80, false, true),
-        "not over IPv6 either"
-    );
+    assert!(!lab.probe("x/a", "x/victim", 80, false, false), "nothing reaches the victim");
+    assert!(!lab.probe("x/victim", "x/a", 80, false, false), "the victim reaches nothing");
+    assert!(!lab.probe("x/victim", "x/a", 80, false, true), "not over IPv6 either");
     let status = lab.status();
-    let ep = status
-        .iter()
-        .flat_map(|s| &s.endpoints)
-        .find(|e| e.pod == "x/victim")
-        .unwrap();
+    let ep = status.iter().flat_map(|s| &s.endpoints).find(|e| e.pod == "x/victim").unwrap();
     assert!(ep.quarantined);
     assert!(lab.counter("drops_quarantine") > 0);
     lab.wait_flow("quarantine drop", |f| f.drop_reason == "quarantine");
 
     // the audit log says who, what and when
     let node = lab.state.pod("x/victim").unwrap().node;
-    let log = std::fs::read_to_string(
-        bulkhead_lab::state::dir(&lab.name).join(format!("agent-n{node}/audit.log")),
-    )
-    .unwrap();
+    let log =
+        std::fs::read_to_string(bulkhead_lab::state::dir(&lab.name).join(format!("agent-n{node}/audit.log"))).unwrap();
     assert!(
         log.contains("\"action\":\"quarantine\"")
             && log.contains("x/victim")
@@ -74,14 +49,7 @@ fn quarantine_cuts_both_directions_including_established_connections() {
         "{log}"
     );
 
-    lab.bulkhead(&[
-        "release",
-        "--lab",
-        &lab.name,
-        "x/victim",
-        "--reason",
-        "e2e: cleared",
-    ]);
+    lab.bulkhead(&["release", "--lab", &lab.name, "x/victim", "--reason", "e2e: cleared"]);
     assert!(lab.probe("x/a", "x/victim", 80, false, false), "released");
     assert!(lab.probe("x/victim", "x/a", 80, false, false), "released");
 }

@@ -29,10 +29,7 @@ impl Link {
 
     /// Kernel name of the link kind, for error messages.
     pub(crate) fn kind_name(&self) -> String {
-        self.kind.as_ref().map_or_else(
-            || "unknown (no IFLA_INFO_KIND)".to_owned(),
-            ToString::to_string,
-        )
+        self.kind.as_ref().map_or_else(|| "unknown (no IFLA_INFO_KIND)".to_owned(), ToString::to_string)
     }
 
     fn from_message(msg: LinkMessage) -> Self {
@@ -77,11 +74,7 @@ pub(crate) fn by_index(sock: &mut RtSocket, index: u32) -> Result<Option<Link>, 
     get_one(sock, msg, || format!("get link by ifindex {index}"))
 }
 
-fn get_one(
-    sock: &mut RtSocket,
-    msg: LinkMessage,
-    op: impl Fn() -> String,
-) -> Result<Option<Link>, CniError> {
+fn get_one(sock: &mut RtSocket, msg: LinkMessage, op: impl Fn() -> String) -> Result<Option<Link>, CniError> {
     match sock.get(RouteNetlinkMessage::GetLink(msg)) {
         Ok(replies) => Ok(replies.into_iter().find_map(|reply| match reply {
             RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),

@@ -18,17 +18,11 @@ use crate::CniError;
 /// that a node veth really pairs with *this* pod.
 pub(crate) fn of_fd(sock: &mut RtSocket, ns_fd: BorrowedFd<'_>) -> Result<Option<i32>, CniError> {
     let op = "get nsid of pod netns";
-    let fd = u32::try_from(ns_fd.as_raw_fd()).map_err(|_| {
-        sock.error(
-            op,
-            io::Error::new(io::ErrorKind::InvalidInput, "negative fd"),
-        )
-    })?;
+    let fd = u32::try_from(ns_fd.as_raw_fd())
+        .map_err(|_| sock.error(op, io::Error::new(io::ErrorKind::InvalidInput, "negative fd")))?;
     let mut msg = NsidMessage::default();
     msg.attributes.push(NsidAttribute::Fd(fd));
-    let replies = sock
-        .get(RouteNetlinkMessage::GetNsId(msg))
-        .map_err(|err| sock.error(op, err))?;
+    let replies = sock.get(RouteNetlinkMessage::GetNsId(msg)).map_err(|err| sock.error(op, err))?;
     Ok(replies
         .into_iter()
         .filter_map(|reply| match reply {

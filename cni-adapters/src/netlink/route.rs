@@ -2,9 +2,7 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::RtSocket;
@@ -24,12 +22,8 @@ impl Route {
     /// Whether `ip` falls inside the route's destination prefix.
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.dst, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_match(&net.octets(), &ip.octets(), self.prefix_len)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_match(&net.octets(), &ip.octets(), self.prefix_len)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_match(&net.octets(), &ip.octets(), self.prefix_len),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_match(&net.octets(), &ip.octets(), self.prefix_len),
             _ => false,
         }
     }
@@ -108,11 +102,7 @@ fn from_message(msg: RouteMessage) -> Option<Route> {
         AddressFamily::Inet6 => Some(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
         _ => None,
     })?;
-    Some(Route {
-        dst,
-        prefix_len: msg.header.destination_prefix_length,
-        oifs,
-    })
+    Some(Route { dst, prefix_len: msg.header.destination_prefix_length, oifs })
 }
 
 #[cfg(test)]
@@ -121,11 +111,7 @@ mod tests {
     use super::*;
 
     fn route(dst: &str, prefix_len: u8) -> Route {
-        Route {
-            dst: dst.parse().unwrap(),
-            prefix_len,
-            oifs: vec![1],
-        }
+        Route { dst: dst.parse().unwrap(), prefix_len, oifs: vec![1] }
     }
 
     #[test]

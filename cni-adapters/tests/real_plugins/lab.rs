@@ -19,15 +19,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 static NETNS_LOCK: Mutex<()> = Mutex::new(());
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -103,16 +96,10 @@ impl Lab {
 
     /// Runs CNI ADD of `plugin` with the given type-specific config keys.
     pub fn cni_add(&mut self, plugin: &str, extra: &str) {
-        let config = format!(
-            r#"{{"cniVersion":"1.0.0","name":"{}","type":"{plugin}",{extra}"ipam":{}}}"#,
-            self.id,
-            self.ipam()
-        );
+        let config =
+            format!(r#"{{"cniVersion":"1.0.0","name":"{}","type":"{plugin}",{extra}"ipam":{}}}"#, self.id, self.ipam());
         // Recorded first: CNI DEL must also clean up after a failed ADD.
-        self.attachment = Some(Attachment {
-            plugin: plugin.to_owned(),
-            config: config.clone(),
-        });
+        self.attachment = Some(Attachment { plugin: plugin.to_owned(), config: config.clone() });
         let out = self.cni("ADD", plugin, &config);
         assert!(
             out.status.success(),
@@ -125,12 +112,7 @@ impl Lab {
 
     fn cni(&self, command: &str, plugin: &str, config: &str) -> Output {
         let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                self.node(),
-                &format!("{CNI_PATH}/{plugin}"),
-            ])
+            .args(["netns", "exec", self.node(), &format!("{CNI_PATH}/{plugin}")])
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", &self.id)
             .env("CNI_NETNS", self.pod_netns_path())
@@ -162,11 +144,7 @@ impl Lab {
         })
     }
 
-    pub fn resolve(
-        &self,
-        resolver: &dyn HostInterfaceResolver,
-        pod: &PodNetwork,
-    ) -> Result<HostInterface, CniError> {
+    pub fn resolve(&self, resolver: &dyn HostInterfaceResolver, pod: &PodNetwork) -> Result<HostInterface, CniError> {
         self.in_node(|| resolver.resolve(pod))
     }
 
@@ -175,38 +153,18 @@ impl Lab {
     }
 
     pub fn by_netns(&self) -> PodNetwork {
-        PodNetwork {
-            netns: Some(self.pod_netns_path()),
-            ip: None,
-            pod_ifname: "eth0".to_owned(),
-        }
+        PodNetwork { netns: Some(self.pod_netns_path()), ip: None, pod_ifname: "eth0".to_owned() }
     }
 
     pub fn by_ip(&self, ip: IpAddr) -> PodNetwork {
-        PodNetwork {
-            netns: None,
-            ip: Some(ip),
-            pod_ifname: "eth0".to_owned(),
-        }
+        PodNetwork { netns: None, ip: Some(ip), pod_ifname: "eth0".to_owned() }
     }
 
     /// Ground truth: the single veth of the node netns, from `ip -j` and
     /// cross-checked against sysfs.
     pub fn node_veth(&self) -> (String, u32) {
-        let links = parse_links(&ip(&[
-            "-n",
-            self.node(),
-            "-j",
-            "link",
-            "show",
-            "type",
-            "veth",
-        ]));
-        assert_eq!(
-            links.len(),
-            1,
-            "expected exactly one veth in node netns: {links:?}"
-        );
+        let links = parse_links(&ip(&["-n", self.node(), "-j", "link", "show", "type", "veth"]));
+        assert_eq!(links.len(), 1, "expected exactly one veth in node netns: {links:?}");
         let (index, name) = links.into_iter().next().unwrap();
         assert_eq!(sys_ifindex(self.node(), &name), index);
         (name, index)
@@ -228,12 +186,7 @@ impl Drop for Lab {
         if let Some(att) = self.attachment.take() {
             let out = self.cni("DEL", &att.plugin, &att.config);
             if !out.status.success() {
-                eprintln!(
-                    "{}: CNI DEL {} failed: {}",
-                    self.id,
-                    att.plugin,
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                eprintln!("{}: CNI DEL {} failed: {}", self.id, att.plugin, String::from_utf8_lossy(&out.stderr));
             }
         }
         for ns in self.namespaces.iter().rev() {
@@ -246,11 +199,7 @@ impl Drop for Lab {
 fn sys_ifindex(netns: &str, ifname: &str) -> u32 {
     let path = format!("/sys/class/net/{ifname}/ifindex");
     let out = run(Command::new("ip").args(["netns", "exec", netns, "cat", &path]));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
 }
 
 /// Tiny parser for `ip -j link show`: every link object starts with
@@ -267,10 +216,7 @@ fn parse_links(json: &str) -> Vec<(u32, String)> {
 
 /// The string value following `key` (which includes the colon).
 fn json_str_after(json: &str, key: &str) -> String {
-    let start = json
-        .find(key)
-        .unwrap_or_else(|| panic!("{key} not in {json}"))
-        + key.len();
+    let start = json.find(key).unwrap_or_else(|| panic!("{key} not in {json}")) + key.len();
     let rest = json[start..].trim_start().strip_prefix('"').unwrap();
     rest[..rest.find('"').unwrap()].to_owned()
 }

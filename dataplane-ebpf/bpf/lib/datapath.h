@@ -84,6 +84,40 @@ static __always_inline int bh_source_is_own(const struct bh_endpoint *ep, const 
 	return bh_addr_eq(p->saddr, ep->ipv6);
 }
 
+/* ARP from a pod must carry the pod's own IPv4 as sender protocol address. */
+static __always_inline int bh_arp_is_own(const struct bh_endpoint *ep, void *data, void *data_end)
+{
+	if (!(ep->flags & BH_EP_F_HAS_IPV4))
+		return 1;
+	/* ethernet (14) + htype, ptype, hlen, plen, oper (8) + sender MAC (6) = sender IP at 28 */
+	__u8 *spa = data + 28;
+	if ((void *)(spa + 4) > data_end)
+		return 0;
+	/* 0.0.0.0 is an RFC 5227 address probe, which claims nothing */
+	return *(__u32 *)spa == *(__u32 *)ep->ipv4 || *(__u32 *)spa == 0;
+}
+
+/*
+ * Neighbour discovery from a pod: solicitations are fine; advertisements must
+ * be for the pod's own address; router advertisements and redirects are
+ * never a pod's to send.
+ */
+static __always_inline int bh_ndp_from_pod_ok(const struct bh_endpoint *ep, const struct bh_pkt *p, void *data,
+					      void *data_end)
+{
+	if (p->icmp_type == 134 || p->icmp_type == 137)
+		return 0;
+	if (p->icmp_type != 136 || !(ep->flags & BH_EP_F_HAS_IPV6))
+		return 1;
+	/* target address follows the 8-byte ICMPv6 header; only plain IPv6 headers carry NDP */
+	__u8 *target = data + sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + 8;
+	if ((void *)(target + 16) > data_end)
+		return 0;
+	if (target[0] == 0xfe && (target[1] & 0xc0) == 0x80)
+		return 1;
+	return bh_addr_eq(target, ep->ipv6);
+}
+
 static __always_inline void bh_frag_key_of(struct bh_frag_key *k, const struct bh_pkt *p, __u32 ep, __u8 dir)
 {
 	__builtin_memcpy(k->saddr, p->saddr, 16);
@@ -158,19 +192,30 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 	if (bh_quarantined(eid))
 		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_QUARANTINE, now);
 
-	if (parsed == BH_PARSE_ARP)
+	if (parsed == BH_PARSE_ARP) {
+		/* A pod may only announce its own IPv4 address: no ARP poisoning. */
+		if (dir == BH_DIR_EGRESS && !bh_arp_is_own(ep, data, data_end))
+			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now);
 		return bh_finish(BH_VERDICT_FORWARDED, BH_REASON_NONE);
+	}
 	if (parsed == BH_PARSE_UNSUPPORTED_L3)
 		return bh_problem(ep, &p, ifindex, dir, BH_REASON_UNSUPPORTED_L3, now);
 	if (parsed != BH_PARSE_OK)
 		return bh_problem(ep, &p, ifindex, dir, BH_REASON_MALFORMED, now);
 
+	/*
+	 * Spoofed sources drop in every mode: the check protects the other pods,
+	 * whose ingress policy trusts the source address, not this one.
+	 */
 	if (dir == BH_DIR_EGRESS && !bh_source_is_own(ep, &p))
-		return bh_problem(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now);
+		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now);
 
 	if (p.proto == BH_IPPROTO_ICMPV6 && p.frag == BH_FRAG_NONE && p.icmp_type >= BH_ICMP6_NDP_FIRST &&
-	    p.icmp_type <= BH_ICMP6_NDP_LAST)
+	    p.icmp_type <= BH_ICMP6_NDP_LAST) {
+		if (dir == BH_DIR_EGRESS && !bh_ndp_from_pod_ok(ep, &p, data, data_end))
+			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now);
 		return bh_finish(BH_VERDICT_FORWARDED, BH_REASON_NEIGHBOR_DISCOVERY);
+	}
 
 	if (p.frag == BH_FRAG_LATER) {
 		bh_stat_inc(BH_STAT_FRAGMENTS);
@@ -208,6 +253,22 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 		/* A stale entry, or a fresh SYN on a closed tuple, is a new connection: decide again. */
 		if (ct && !bh_ct_expired(ct, p.proto, now) &&
 		    !(!reply && (ct->state & BH_CT_F_CLOSED) && bh_tcp_is_syn(&p))) {
+			/*
+			 * Admitted in learn or audit mode, and the endpoint enforces now:
+			 * decide the connection again, as its first packet would be.
+			 */
+			if ((ct->verdict != BH_VERDICT_FORWARDED || ct->reason == BH_REASON_LEARN_MODE) &&
+			    ep->mode[key.direction & 1] == BH_MODE_ENFORCE) {
+				struct bh_decision d =
+					bh_policy_decide(ep, ct->remote_identity, key.direction, key.protocol, key.dport);
+				if (!d.allowed) {
+					bpf_map_delete_elem(&bh_conntrack, &key);
+					return bh_drop_early(ep, &p, ifindex, dir, d.reason, now);
+				}
+				ct->verdict = BH_VERDICT_FORWARDED;
+				ct->rule_id = d.rule_id;
+				ct->reason = d.reason;
+			}
 			int closed = bh_ct_account(ct, &p, pkt_len, reply, now);
 			if (closed || bh_report_due(ct, now)) {
 				struct bh_event_ctx ev = {

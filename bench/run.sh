@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every benchmark and writes JSON results under bench/results/.
+# Needs root. Takes about 10 minutes on two cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bench/results
+export BULKHEAD_BIN=${BULKHEAD_BIN:-target/release/bulkhead}
+cargo build --release --quiet
+
+echo "bench: per-packet cost (BPF_PROG_TEST_RUN)" >&2
+cargo bench --quiet -p bulkhead-dataplane --bench per_packet > bench/results/per_packet.json
+
+echo "bench: Rust hot paths (criterion)" >&2
+cargo bench --quiet -p bulkhead-dataplane --bench hot_paths -- --noplot > bench/results/hot_paths.txt 2>&1
+
+echo "bench: agent resident memory with 1000 endpoints" >&2
+cargo run --quiet --release --example agent_rss 2>/dev/null > bench/results/agent_rss.json
+
+echo "bench: pod-to-pod request/response and bulk (none / bulkhead / iptables / floor)" >&2
+bash bench/netns.sh "${NETNS_SECONDS:-5}" 10 1000 10000 > bench/results/netns.json
+
+echo "bench: done; results in bench/results/" >&2
