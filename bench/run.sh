@@ -13,10 +13,11 @@ cargo bench --quiet -p bulkhead-dataplane --bench per_packet > bench/results/per
 echo "bench: Rust hot paths (criterion)" >&2
 cargo bench --quiet -p bulkhead-dataplane --bench hot_paths -- --noplot > bench/results/hot_paths.txt 2>&1
 
-echo "bench: agent resident memory with 1000 endpoints" >&2
-cargo run --quiet --release --example agent_rss 2>/dev/null > bench/results/agent_rss.json
-
 echo "bench: pod-to-pod request/response and bulk (none / bulkhead / iptables / floor)" >&2
 bash bench/netns.sh "${NETNS_SECONDS:-5}" 10 1000 10000 > bench/results/netns.json
+
+# Last: tearing down its 1000 namespaces keeps the kernel busy (RTNL) for minutes.
+echo "bench: agent resident memory with 1000 endpoints" >&2
+cargo run --quiet --release --example agent_rss 2>/dev/null > bench/results/agent_rss.json
 
 echo "bench: done; results in bench/results/" >&2

@@ -356,11 +356,17 @@ impl Node {
         self.maps.quarantine(id, monotonic_ns())?;
         let took = started.elapsed();
         self.rpc_quarantined.insert(id);
+        self.refresh_xdp()?;
+        self.audit_action(caller, "quarantine", id, reason)?;
+        Ok((id, took))
+    }
+
+    /// Re-reads which endpoints are quarantined and attaches or removes XDP to match.
+    fn refresh_xdp(&mut self) -> Result<(), AgentError> {
         let q: BTreeSet<u32> = self.maps.quarantined(self.known_ids())?.into_iter().collect();
         let attachments = self.attachments.clone();
         self.sync_xdp(&attachments, &q);
-        self.audit_action(caller, "quarantine", id, reason)?;
-        Ok((id, took))
+        Ok(())
     }
 
     /// Lifts a quarantine (unless the desired state itself quarantines the endpoint).
@@ -379,9 +385,7 @@ impl Node {
         if !still {
             self.maps.release(id)?;
         }
-        let q: BTreeSet<u32> = self.maps.quarantined(self.known_ids())?.into_iter().collect();
-        let attachments = self.attachments.clone();
-        self.sync_xdp(&attachments, &q);
+        self.refresh_xdp()?;
         Ok((id, still))
     }
 

@@ -1,6 +1,6 @@
 //! `lab up` is idempotent; `lab down` leaves nothing behind, even after a crash.
 
-use crate::support::Lab;
+use crate::support::{Lab, pod};
 
 const PODS: &str = r#"
 apiVersion: v1
@@ -15,7 +15,6 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
 apiVersion: v1
 kind: Pod
 metadata: {name: fixed, namespace: z, labels: {app: fixed}}
@@ -63,21 +62,13 @@ fn malformed_manifests_are_rejected_with_file_and_field() {
     assert!(err.contains("document 0") && err.contains("containerPort"), "{err}");
 }
 
-const TWO: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: x, labels: {app: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: gone, namespace: x, labels: {app: gone}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
-"#;
+fn two() -> String {
+    [pod("x", "a", "a", &["80"]), pod("x", "gone", "gone", &["80"])].concat()
+}
 
 #[test]
 fn a_deleted_pod_is_detached_and_its_pins_removed() {
-    let lab = Lab::up("reap", "bridge", 1, TWO);
+    let lab = Lab::up("reap", "bridge", 1, &two());
     let ep = lab.status()[0].endpoints.iter().find(|e| e.pod == "x/gone").cloned().unwrap();
     assert!(ep.attached);
     let links = std::path::PathBuf::from(format!("/sys/fs/bpf/bulkhead/{}_n1/links", lab.name));

@@ -6,18 +6,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{Lab, exec};
+use crate::support::{Lab, exec, pod};
 
-const PODS: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: x, labels: {app: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b, namespace: x, labels: {app: b}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 9000, protocol: UDP}, {containerPort: 9001, protocol: UDP}]}]}
+fn pods() -> String {
+    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &["80", "9000/UDP", "9001/UDP"])].concat()
+        + r#"
 ---
 apiVersion: lab.bulkhead.dev/v1alpha1
 kind: DataplaneRule
@@ -35,7 +28,8 @@ spec:
   selector: {namespace: x, matchLabels: {app: a}}
   direction: egress
   peers: [{any: true}]
-"#;
+"#
+}
 
 /// Sends one `size`-byte datagram from inside `netns` and waits for the echo.
 fn echoed(netns: PathBuf, to: SocketAddr, size: usize) -> bool {
@@ -63,7 +57,7 @@ fn scapy(lab: &Lab, pod: &str, script: &str) {
 
 #[test]
 fn fragmented_datagrams_follow_their_first_fragment() {
-    let lab = Lab::up("frag", "bridge", 1, PODS);
+    let lab = Lab::up("frag", "bridge", 1, &pods());
     let (b4, b6) = (lab.ip("x/b", false), lab.ip("x/b", true));
     assert!(echoed(lab.netns("x/a"), SocketAddr::new(b4, 9000), 200), "small datagram to the allowed port");
     assert!(
@@ -92,7 +86,7 @@ fn fragmented_datagrams_follow_their_first_fragment() {
 
 #[test]
 fn crafted_malformed_packets_never_pass_an_enforcing_endpoint() {
-    let lab = Lab::up("malf", "bridge", 1, PODS);
+    let lab = Lab::up("malf", "bridge", 1, &pods());
     let (b4, b6) = (lab.ip("x/b", false), lab.ip("x/b", true));
     let a4 = lab.ip("x/a", false);
     let before = lab.counter("drops_malformed");
@@ -123,7 +117,7 @@ sendp(Ether()/IPv6(dst='{b6}')/(IPv6ExtHdrDestOpt()/IPv6ExtHdrDestOpt()/IPv6ExtH
 
 #[test]
 fn a_pod_cannot_spoof_addresses_or_poison_neighbours_even_in_learn_mode() {
-    let lab = Lab::up("spoof", "bridge", 1, PODS);
+    let lab = Lab::up("spoof", "bridge", 1, &pods());
     let (a4, b4) = (lab.ip("x/a", false), lab.ip("x/b", false));
     let b6 = lab.ip("x/b", true);
     // b's egress is selected by no rule: learn mode. The checks protect a, not b.

@@ -4,43 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::Lab;
+use crate::support::{Lab, pod};
 
 /// a (client, node 1), b (server, node 2), c (other namespace, node 1).
-const PODS: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: x}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: y}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: x, labels: {app: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b, namespace: x, labels: {app: b}}
-spec:
-  containers:
-  - name: c
-    ports:
-    - {containerPort: 80}
-    - {containerPort: 81}
-    - {containerPort: 8080}
-    - {containerPort: 8081}
-    - {containerPort: 8082}
-    - {containerPort: 9000, protocol: UDP}
-    - {containerPort: 9001, protocol: UDP}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: c, namespace: y, labels: {app: c}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
-"#;
+fn pods() -> String {
+    let b = ["80", "81", "8080", "8081", "8082", "9000/UDP", "9001/UDP"];
+    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &b), pod("y", "c", "c", &["80"])].concat()
+}
 
 const RULES: &str = r#"
 ---
@@ -71,7 +41,7 @@ spec:
 "#;
 
 fn identity_port_range_and_replies(cni: &str) {
-    let lab = Lab::up(&format!("pol-{cni}"), cni, 2, &format!("{PODS}{RULES}"));
+    let lab = Lab::up(&format!("pol-{cni}"), cni, 2, &format!("{}{RULES}", pods()));
     let b = "x/b";
     assert_ne!(
         lab.state.pod("x/a").unwrap().node,
@@ -124,11 +94,9 @@ fn identity_port_range_and_replies_on_ptp() {
     identity_port_range_and_replies("ptp");
 }
 
-const CIDR_PODS: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: x, labels: {app: web}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}]}]}
+fn cidr_pods() -> String {
+    [pod("x", "web", "web", &["80", "81"])].concat()
+        + r#"
 ---
 apiVersion: lab.bulkhead.dev/v1alpha1
 kind: DataplaneRule
@@ -138,7 +106,8 @@ spec:
   direction: ingress
   peers: [{cidr: 172.30.0.192/26}]
   ports: [{protocol: TCP, port: 80}]
-"#;
+"#
+}
 
 /// A host outside the cluster, on the lab fabric, removed on drop.
 struct External {
@@ -183,7 +152,7 @@ impl Drop for External {
 
 #[test]
 fn cidr_rules_match_addresses_outside_the_cluster() {
-    let lab = Lab::up("cidr", "bridge", 1, CIDR_PODS);
+    let lab = Lab::up("cidr", "bridge", 1, &cidr_pods());
     let web = lab.ip("x/web", false);
     let partner = External::attach(&lab, 200);
     let stranger = External::attach(&lab, 100);
@@ -196,21 +165,9 @@ fn cidr_rules_match_addresses_outside_the_cluster() {
     assert!(f.source.as_ref().unwrap().identity >= 1 << 24, "a CIDR identity");
 }
 
-const MODES: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: x, labels: {app: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b, namespace: x, labels: {app: b}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: l, namespace: x, labels: {app: l}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+fn modes() -> String {
+    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &["80"]), pod("x", "l", "l", &["80"])].concat()
+        + r#"
 ---
 apiVersion: lab.bulkhead.dev/v1alpha1
 kind: DataplaneRule
@@ -220,11 +177,12 @@ spec:
   direction: ingress
   peers: [{namespace: x, matchLabels: {app: nobody}}]
   mode: audit
-"#;
+"#
+}
 
 #[test]
 fn audit_mode_forwards_and_reports_would_drop_and_learn_mode_observes() {
-    let lab = Lab::up("modes", "bridge", 1, MODES);
+    let lab = Lab::up("modes", "bridge", 1, &modes());
     assert!(lab.probe("x/a", "x/b", 80, false, false), "audit mode forwards");
     let f = lab.wait_flow("audit flow", |f| f.verdict == "audit" && f.dst_port == 80);
     assert_eq!(f.drop_reason, "default_deny");
@@ -240,7 +198,7 @@ fn audit_mode_forwards_and_reports_would_drop_and_learn_mode_observes() {
 
 #[test]
 fn metrics_are_served_on_each_node() {
-    let lab = Lab::up("metrics", "bridge", 1, MODES);
+    let lab = Lab::up("metrics", "bridge", 1, &modes());
     assert!(lab.probe("x/a", "x/b", 80, false, false));
     let node = &lab.state.nodes[0].netns;
     let out = std::process::Command::new("ip")
@@ -255,16 +213,9 @@ fn metrics_are_served_on_each_node() {
     assert!(text.contains("bulkhead_endpoints{") && text.trim_end().ends_with("# EOF"), "{text}");
 }
 
-const CHANGE_BEFORE: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: x, labels: {app: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b, namespace: x, labels: {app: b}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}]}]}
+fn change_before() -> String {
+    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &["80", "81"])].concat()
+        + r#"
 ---
 apiVersion: lab.bulkhead.dev/v1alpha1
 kind: DataplaneRule
@@ -274,15 +225,16 @@ spec:
   direction: ingress
   peers: [{namespace: x, matchLabels: {app: a}}]
   ports: [{protocol: TCP, port: PORT}]
-"#;
+"#
+}
 
 #[test]
 fn a_policy_change_keeps_established_connections_and_applies_to_new_ones() {
-    let mut lab = Lab::up("change", "bridge", 2, &CHANGE_BEFORE.replace("PORT", "80"));
+    let mut lab = Lab::up("change", "bridge", 2, &change_before().replace("PORT", "80"));
     let mut conn = crate::support::Conn::open(lab.netns("x/a"), SocketAddr::new(lab.ip("x/b", false), 80));
     assert!(conn.echo());
     assert!(!lab.probe("x/a", "x/b", 81, false, false));
-    lab.apply(&CHANGE_BEFORE.replace("PORT", "81"));
+    lab.apply(&change_before().replace("PORT", "81"));
     assert!(conn.echo(), "the connection admitted by the old policy keeps flowing");
     assert!(!lab.probe("x/a", "x/b", 80, false, false), "new connections follow the new policy");
     assert!(lab.probe("x/a", "x/b", 81, false, false), "new connections follow the new policy");

@@ -3,23 +3,15 @@
 
 use std::net::SocketAddr;
 
-use crate::support::{Conn, Lab};
+use crate::support::{Conn, Lab, pod};
 
-const PODS: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: x, labels: {app: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: victim, namespace: x, labels: {app: v}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
-"#;
+fn pods() -> String {
+    [pod("x", "a", "a", &["80"]), pod("x", "victim", "v", &["80"])].concat()
+}
 
 #[test]
 fn quarantine_cuts_both_directions_including_established_connections() {
-    let lab = Lab::up("quar", "bridge", 2, PODS);
+    let lab = Lab::up("quar", "bridge", 2, &pods());
     let mut conn = Conn::open(lab.netns("x/a"), SocketAddr::new(lab.ip("x/victim", false), 80));
     assert!(conn.echo(), "connection works before quarantine");
     assert!(lab.probe("x/victim", "x/a", 80, false, false));

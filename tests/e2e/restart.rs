@@ -9,23 +9,11 @@ use std::time::Duration;
 
 use bulkhead_lab::probe::{self, Probe};
 
-use crate::support::{Conn, Lab};
+use crate::support::{Conn, Lab, pod};
 
-const PODS: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: x, labels: {app: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b, namespace: x, labels: {app: b}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: c, namespace: y, labels: {app: c}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+fn pods() -> String {
+    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &["80", "81"]), pod("y", "c", "c", &["80"])].concat()
+        + r#"
 ---
 apiVersion: lab.bulkhead.dev/v1alpha1
 kind: DataplaneRule
@@ -35,11 +23,12 @@ spec:
   direction: ingress
   peers: [{namespace: x, matchLabels: {app: a}}]
   ports: [{protocol: TCP, port: 80}]
-"#;
+"#
+}
 
 #[test]
 fn kill_9_of_the_agents_breaks_nothing_and_opens_nothing() {
-    let mut lab = Lab::up("kill9", "bridge", 2, PODS);
+    let mut lab = Lab::up("kill9", "bridge", 2, &pods());
     let b = SocketAddr::new(lab.ip("x/b", false), 80);
     let mut conns: Vec<Conn> = (0..3).map(|_| Conn::open(lab.netns("x/a"), b)).collect();
 
