@@ -189,6 +189,22 @@ impl Conn {
     }
 }
 
+/// One Pod document: `namespace/name`, labelled `app: <app>`, serving `ports`
+/// ("80" for TCP, "9000/UDP" for UDP).
+pub fn pod(namespace: &str, name: &str, app: &str, ports: &[&str]) -> String {
+    let ports: Vec<String> = ports
+        .iter()
+        .map(|p| match p.split_once('/') {
+            Some((n, proto)) => format!("{{containerPort: {n}, protocol: {proto}}}"),
+            None => format!("{{containerPort: {p}}}"),
+        })
+        .collect();
+    format!(
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c, ports: [{}]}}]}}\n",
+        ports.join(", ")
+    )
+}
+
 /// Runs a command inside a pod's namespace.
 pub fn exec(lab: &Lab, pod: &str, cmd: &[&str]) -> Output {
     let mut args = vec!["lab", "exec", "--name", &lab.name, pod, "--"];

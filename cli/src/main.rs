@@ -40,7 +40,7 @@ enum Command {
         /// gRPC Unix socket [default: /run/bulkhead/<node>/agent.sock].
         #[arg(long)]
         socket: Option<PathBuf>,
-        /// Where the last applied state and the audit log live [default: /run/bulkhead/<node>].
+        /// Where the last applied state and the audit log live [default: /var/lib/bulkhead/<node>].
         #[arg(long)]
         state_dir: Option<PathBuf>,
         /// Serve Prometheus metrics on this address.

@@ -15,6 +15,7 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+---
 apiVersion: v1
 kind: Pod
 metadata: {name: fixed, namespace: z, labels: {app: fixed}}
