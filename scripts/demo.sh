@@ -13,10 +13,13 @@ trap '[[ ${KEEP:-0} == 1 ]] || "$B" lab down --name $LAB >/dev/null' EXIT
 step "Bringing up the lab: 2 nodes, bridge CNI, 5 pods, 3 rules"
 "$B" lab up --name $LAB --nodes 2 --cni bridge -f examples/demo/app.yaml -f examples/demo/rules.yaml
 
-step "Who can reach whom (TCP probes in parallel)"
+step "Who can reach whom: every pod to every port another pod serves (TCP, in parallel)"
 "$B" lab probe --name $LAB --matrix --ports 80,8080,5432 --protocols TCP -o json \
-  | jq -r 'select(.from != .to) | "\(.from) -> \(.to):\(.port)  \(if .connected then "connected" else "BLOCKED" end)"' \
-  | sort | grep -v -- '-> other/intruder' | column -t
+  | jq -r --slurpfile st /run/bulkhead/labs/$LAB/state.json '
+      select(.from != .to) | . as $p
+      | select([$st[0].pods[] | select(.namespace + "/" + .name == $p.to) | .ports[] | select(.udp | not) | .port] | index($p.port))
+      | "\(.from) -> \(.to):\(.port)  \(if .connected then "connected" else "BLOCKED" end)"' \
+  | sort | column -t
 
 step "Live flows while the shop works and an intruder probes (10 s)"
 "$B" flows --lab $LAB --follow &
