@@ -13,6 +13,8 @@ pub enum AgentError {
     StaleGeneration { got: u64, applied: u64 },
     #[error("unknown endpoint {0}")]
     UnknownEndpoint(String),
+    #[error("{pod} is not attached ({reason}): its quarantine is recorded and takes effect once it attaches")]
+    NotAttached { pod: String, reason: String },
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -42,6 +44,7 @@ impl AgentError {
             Self::Invalid { .. } => "invalid",
             Self::StaleGeneration { .. } => "stale_generation",
             Self::UnknownEndpoint(_) => "unknown_endpoint",
+            Self::NotAttached { .. } => "not_attached",
             Self::Io { .. } | Self::StateFile { .. } => "io",
             Self::Serve { .. } => "serve",
         }
@@ -54,6 +57,7 @@ impl From<AgentError> for tonic::Status {
             AgentError::Invalid { .. } => tonic::Status::invalid_argument(e.to_string()),
             AgentError::StaleGeneration { .. } => tonic::Status::failed_precondition(e.to_string()),
             AgentError::UnknownEndpoint(_) => tonic::Status::not_found(e.to_string()),
+            AgentError::NotAttached { .. } => tonic::Status::failed_precondition(e.to_string()),
             _ => tonic::Status::internal(e.to_string()),
         }
     }

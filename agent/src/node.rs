@@ -358,7 +358,23 @@ impl Node {
         self.rpc_quarantined.insert(id);
         self.refresh_xdp()?;
         self.audit_action(caller, "quarantine", id, reason)?;
-        Ok((id, took))
+        // Never report a cut that is not enforced: a pod without programs is not cut off.
+        match self.attachments.get(&id) {
+            Some(Attachment::Attached { .. }) => Ok((id, took)),
+            other => {
+                let reason = match other {
+                    Some(Attachment::Failed { error }) => error.clone(),
+                    _ => "not attached yet".to_string(),
+                };
+                let pod = self
+                    .desired
+                    .endpoints
+                    .iter()
+                    .find(|e| e.endpoint_id == id)
+                    .map_or_else(|| id.to_string(), |e| e.name());
+                Err(AgentError::NotAttached { pod, reason })
+            }
+        }
     }
 
     /// Re-reads which endpoints are quarantined and attaches or removes XDP to match.
