@@ -64,83 +64,101 @@ impl Metrics {
             out.truncate(i);
         }
         let Ok(node) = node.lock() else { return out };
-        let name = node.name().to_string();
+        let node_label = format!("node=\"{}\"", node.name());
         if let Ok(stats) = node.maps().stats() {
-            let _ = writeln!(
-                out,
-                "# HELP bulkhead_datapath_packets Packets by verdict.\n# TYPE bulkhead_datapath_packets counter"
-            );
-            for (idx, verdict) in [
+            let by =
+                |rows: &[(u32, &str)]| rows.iter().map(|(i, l)| (l.to_string(), stats.get(*i))).collect::<Vec<_>>();
+            let verdicts = by(&[
                 (abi::BH_STAT_PKTS_FORWARDED, "forwarded"),
                 (abi::BH_STAT_PKTS_DROPPED, "dropped"),
                 (abi::BH_STAT_PKTS_AUDIT, "audit"),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "bulkhead_datapath_packets_total{{node=\"{name}\",verdict=\"{verdict}\"}} {}",
-                    stats.get(idx)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP bulkhead_datapath_drops Dropped packets by stable reason.\n# TYPE bulkhead_datapath_drops counter"
+            ]);
+            family(
+                &mut out,
+                "bulkhead_datapath_packets",
+                "counter",
+                "Packets by verdict.",
+                &node_label,
+                "verdict",
+                &verdicts,
             );
-            for r in Reason::ALL.iter().filter(|r| r.code() > 0 && r.code() < 32) {
-                let _ = writeln!(
-                    out,
-                    "bulkhead_datapath_drops_total{{node=\"{name}\",reason=\"{}\"}} {}",
-                    r.as_str(),
-                    stats.drops_for(*r)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP bulkhead_flow_events Kernel flow events by outcome; lost means the ring was full.\n# TYPE bulkhead_flow_events counter"
+            let reasons: Vec<_> = Reason::ALL
+                .iter()
+                .filter(|r| r.code() > 0 && r.code() < 32)
+                .map(|r| (r.as_str().to_string(), stats.drops_for(*r)))
+                .collect();
+            family(
+                &mut out,
+                "bulkhead_datapath_drops",
+                "counter",
+                "Dropped packets by stable reason.",
+                &node_label,
+                "reason",
+                &reasons,
             );
-            for (idx, outcome) in [
+            let outcomes = by(&[
                 (abi::BH_STAT_EVENTS_SENT, "sent"),
                 (abi::BH_STAT_EVENTS_LOST, "lost"),
                 (abi::BH_STAT_EVENTS_SUPPRESSED, "suppressed"),
                 (abi::BH_STAT_DENY_EVENTS_RATELIMITED, "ratelimited"),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "bulkhead_flow_events_total{{node=\"{name}\",outcome=\"{outcome}\"}} {}",
-                    stats.get(idx)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP bulkhead_connections_new Connections admitted to conntrack.\n# TYPE bulkhead_connections_new counter"
+            ]);
+            let help = "Kernel flow events by outcome; lost means the ring was full.";
+            family(&mut out, "bulkhead_flow_events", "counter", help, &node_label, "outcome", &outcomes);
+            let new = [(String::new(), stats.get(abi::BH_STAT_CT_NEW))];
+            family(
+                &mut out,
+                "bulkhead_connections_new",
+                "counter",
+                "Connections admitted to conntrack.",
+                &node_label,
+                "",
+                &new,
             );
-            let _ =
-                writeln!(out, "bulkhead_connections_new_total{{node=\"{name}\"}} {}", stats.get(abi::BH_STAT_CT_NEW));
         }
-        let _ = writeln!(
-            out,
-            "# HELP bulkhead_flows_client_lost Flows a slow client missed.\n# TYPE bulkhead_flows_client_lost counter"
+        let lost = [(String::new(), hub.client_lost.load(Ordering::Relaxed))];
+        family(
+            &mut out,
+            "bulkhead_flows_client_lost",
+            "counter",
+            "Flows a slow client missed.",
+            &node_label,
+            "",
+            &lost,
         );
-        let _ = writeln!(
-            out,
-            "bulkhead_flows_client_lost_total{{node=\"{name}\"}} {}",
-            hub.client_lost.load(Ordering::Relaxed)
+        let published = [(String::new(), hub.published.load(Ordering::Relaxed))];
+        family(
+            &mut out,
+            "bulkhead_flows_published",
+            "counter",
+            "Flows published by the agent.",
+            &node_label,
+            "",
+            &published,
         );
-        let _ = writeln!(
-            out,
-            "# HELP bulkhead_flows_published Flows published by the agent.\n# TYPE bulkhead_flows_published counter"
+        let endpoints = [(String::new(), node.live_endpoint_ids().len() as u64)];
+        family(
+            &mut out,
+            "bulkhead_endpoints",
+            "gauge",
+            "Endpoints attached on this node.",
+            &node_label,
+            "",
+            &endpoints,
         );
-        let _ = writeln!(
-            out,
-            "bulkhead_flows_published_total{{node=\"{name}\"}} {}",
-            hub.published.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP bulkhead_endpoints Endpoints attached on this node.\n# TYPE bulkhead_endpoints gauge"
-        );
-        let _ = writeln!(out, "bulkhead_endpoints{{node=\"{name}\"}} {}", node.live_endpoint_ids().len());
         out.push_str("# EOF\n");
         out
+    }
+}
+
+/// Appends one OpenMetrics family: HELP and TYPE, then one sample per row,
+/// labelled with the node and (when `label` is not empty) `label=row`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, node_label: &str, label: &str, rows: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    let suffix = if kind == "counter" { "_total" } else { "" };
+    for (value_label, v) in rows {
+        let labels =
+            if label.is_empty() { node_label.to_string() } else { format!("{node_label},{label}=\"{value_label}\"") };
+        let _ = writeln!(out, "{name}{suffix}{{{labels}}} {v}");
     }
 }
 
