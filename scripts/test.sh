@@ -15,4 +15,11 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "test: WARNING clippy missing, lints not checked" >&2
 fi
-cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/bulkhead-test.log
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit $status
