@@ -12,6 +12,7 @@ pub mod error;
 pub mod flows;
 pub mod metrics;
 pub mod node;
+pub mod quarantine;
 pub mod run;
 pub mod service;
 pub mod sweep;

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_dataplane::abi;
-use bulkhead_dataplane::flow::monotonic_ns;
 use bulkhead_dataplane::maps::EndpointEntry;
 use bulkhead_dataplane::table::PolicyTable;
 use bulkhead_dataplane::transition::{self, KernelState};
@@ -25,6 +24,7 @@ use crate::desired::DesiredState;
 use crate::endpoints::{self, Attachment};
 use crate::error::AgentError;
 use crate::flows::Enricher;
+use crate::quarantine::{Quarantines, Roster};
 
 /// What an apply did.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +51,7 @@ pub struct Node {
     maps: Maps,
     desired: DesiredState,
     attachments: BTreeMap<u32, Attachment>,
-    rpc_quarantined: BTreeSet<u32>,
+    quarantines: Arc<Quarantines>,
     audit: AuditLog,
     enricher: Arc<Enricher>,
 }
@@ -59,6 +59,19 @@ pub struct Node {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node").field("node", &self.cfg.node).finish_non_exhaustive()
+    }
+}
+
+/// What quarantine needs to know of a state and its attachments.
+fn roster(state: &DesiredState, attachments: &BTreeMap<u32, Attachment>) -> Roster {
+    Roster {
+        names: state.endpoints.iter().map(|e| (e.name(), e.endpoint_id)).collect(),
+        attached: attachments
+            .iter()
+            .filter(|(_, a)| matches!(a, Attachment::Attached { .. }))
+            .map(|(id, _)| *id)
+            .collect(),
+        desired: state.quarantined.clone(),
     }
 }
 
@@ -123,11 +136,13 @@ impl Node {
         let candidates =
             kernel_eps.values().map(|e| e.endpoint_id).chain(desired.endpoints.iter().map(|e| e.endpoint_id));
         let quarantined: BTreeSet<u32> = maps.quarantined(candidates)?.into_iter().collect();
-        let rpc_quarantined = quarantined.difference(&desired.quarantined).copied().collect();
+        let api_quarantined = quarantined.difference(&desired.quarantined).copied().collect();
         let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
         tracing::info!(node = %cfg.node, adopted, endpoints = attachments.len(), "dataplane ready");
         let enricher = Arc::new(Enricher::new(&cfg.node, &desired));
-        Ok(Self { cfg, dataplane, maps, desired, attachments, rpc_quarantined, audit, enricher })
+        let quarantines =
+            Arc::new(Quarantines::new(&cfg.pins, audit.clone(), api_quarantined, roster(&desired, &attachments))?);
+        Ok(Self { cfg, dataplane, maps, desired, attachments, quarantines, audit, enricher })
     }
 
     /// The enrichment tables for the current state.
@@ -242,13 +257,9 @@ impl Node {
         let ops = transition::plan(&current, &wanted)?;
 
         // Quarantines first: they only ever cut.
-        let quarantine: BTreeSet<u32> = new.quarantined.union(&self.rpc_quarantined).copied().collect();
-        let candidates = self.known_ids().into_iter().chain(new.endpoints.iter().map(|e| e.endpoint_id));
-        let already: BTreeSet<u32> = self.maps.quarantined(candidates)?.into_iter().collect();
-        for id in quarantine.difference(&already) {
-            self.maps.quarantine(*id, monotonic_ns())?;
-            report.map_writes += 1;
-        }
+        let mut candidates = self.known_ids();
+        candidates.extend(new.endpoints.iter().map(|e| e.endpoint_id));
+        report.map_writes += self.quarantines.cut_before_apply(&new.quarantined, &candidates)?;
 
         let old_nets: BTreeMap<IpNetwork, u32> = self.maps.ipcache()?.into_iter().collect();
         let mut new_nets: BTreeMap<IpNetwork, u32> = new.ipcache.iter().map(|i| (i.net, i.identity)).collect();
@@ -269,19 +280,16 @@ impl Node {
             self.maps.remove_ipcache(net)?;
             report.map_writes += 1;
         }
-        for id in already.difference(&quarantine) {
-            self.maps.release(*id)?;
-            report.map_writes += 1;
-        }
+        report.map_writes += self.quarantines.settle_after_apply(roster(&new, &attachments), &candidates)?;
 
         // Interfaces no pod owns any more.
         for (ifindex, _) in current.endpoints.iter().filter(|(i, _)| !wanted.endpoints.contains_key(i)) {
             self.dataplane.detach(*ifindex)?;
         }
-        self.sync_xdp(&attachments, &quarantine);
 
         self.desired = new;
         self.attachments = attachments;
+        self.refresh_xdp()?;
         self.enricher = Arc::new(Enricher::new(&self.cfg.node, &self.desired));
         let path = state_path(&self.cfg);
         let tmp = path.with_extension("pb.tmp");
@@ -320,89 +328,21 @@ impl Node {
     fn known_ids(&self) -> BTreeSet<u32> {
         let mut ids: BTreeSet<u32> = self.desired.endpoints.iter().map(|e| e.endpoint_id).collect();
         ids.extend(self.attachments.keys());
-        ids.extend(&self.rpc_quarantined);
+        ids.extend(self.quarantines.api_quarantined());
         ids
     }
 
-    fn find(&self, endpoint_id: u32, pod: &str) -> Result<u32, AgentError> {
-        if endpoint_id != 0 {
-            return self
-                .desired
-                .endpoints
-                .iter()
-                .any(|e| e.endpoint_id == endpoint_id)
-                .then_some(endpoint_id)
-                .ok_or_else(|| AgentError::UnknownEndpoint(endpoint_id.to_string()));
-        }
-        self.desired
-            .endpoints
-            .iter()
-            .find(|e| e.name() == pod)
-            .map(|e| e.endpoint_id)
-            .ok_or_else(|| AgentError::UnknownEndpoint(pod.to_string()))
-    }
-
-    /// Cuts an endpoint off both ways. The map write is the enforcement; it is
-    /// audited before the caller hears of success.
-    pub fn quarantine(
-        &mut self,
-        endpoint_id: u32,
-        pod: &str,
-        reason: &str,
-        caller: &Caller,
-    ) -> Result<(u32, Duration), AgentError> {
-        let id = self.find(endpoint_id, pod)?;
-        let started = Instant::now();
-        self.maps.quarantine(id, monotonic_ns())?;
-        let took = started.elapsed();
-        self.rpc_quarantined.insert(id);
-        self.refresh_xdp()?;
-        self.audit_action(caller, "quarantine", id, reason)?;
-        // Never report a cut that is not enforced: a pod without programs is not cut off.
-        match self.attachments.get(&id) {
-            Some(Attachment::Attached { .. }) => Ok((id, took)),
-            other => {
-                let reason = match other {
-                    Some(Attachment::Failed { error }) => error.clone(),
-                    _ => "not attached yet".to_string(),
-                };
-                let pod = self
-                    .desired
-                    .endpoints
-                    .iter()
-                    .find(|e| e.endpoint_id == id)
-                    .map_or_else(|| id.to_string(), |e| e.name());
-                Err(AgentError::NotAttached { pod, reason })
-            }
-        }
-    }
-
     /// Re-reads which endpoints are quarantined and attaches or removes XDP to match.
-    fn refresh_xdp(&mut self) -> Result<(), AgentError> {
-        let q: BTreeSet<u32> = self.maps.quarantined(self.known_ids())?.into_iter().collect();
+    pub fn refresh_xdp(&mut self) -> Result<(), AgentError> {
+        let q: BTreeSet<u32> = self.maps.quarantined(self.attachments.keys().copied())?.into_iter().collect();
         let attachments = self.attachments.clone();
         self.sync_xdp(&attachments, &q);
         Ok(())
     }
 
-    /// Lifts a quarantine (unless the desired state itself quarantines the endpoint).
-    pub fn release(
-        &mut self,
-        endpoint_id: u32,
-        pod: &str,
-        reason: &str,
-        caller: &Caller,
-    ) -> Result<(u32, bool), AgentError> {
-        let id = self.find(endpoint_id, pod)?;
-        // Loosening: the record is written before anything changes.
-        self.audit_action(caller, "release", id, reason)?;
-        self.rpc_quarantined.remove(&id);
-        let still = self.desired.quarantined.contains(&id);
-        if !still {
-            self.maps.release(id)?;
-        }
-        self.refresh_xdp()?;
-        Ok((id, still))
+    /// The node's quarantines, usable without the node lock.
+    pub fn quarantines(&self) -> Arc<Quarantines> {
+        self.quarantines.clone()
     }
 
     /// Records an apply of the desired state: who pushed which generation.
@@ -422,25 +362,6 @@ impl Node {
             action: "apply",
             target: &self.cfg.node,
             detail: &detail,
-        })
-    }
-
-    fn audit_action(&self, caller: &Caller, action: &str, id: u32, reason: &str) -> Result<(), AgentError> {
-        let target = self
-            .desired
-            .endpoints
-            .iter()
-            .find(|e| e.endpoint_id == id)
-            .map(|e| format!("{} (endpoint {id})", e.name()))
-            .unwrap_or_else(|| format!("endpoint {id}"));
-        self.audit.record(AuditRecord {
-            time_unix_ms: 0,
-            actor: &caller.actor,
-            peer_uid: caller.uid,
-            peer_pid: caller.pid,
-            action,
-            target: &target,
-            detail: reason,
         })
     }
 

@@ -83,7 +83,11 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     })?;
     tracing::info!(socket = %socket.display(), "agent serving");
 
-    let service = AgentService { node, hub, metrics, allowed_uids: Vec::new() };
+    let quarantines = node
+        .lock()
+        .map(|n| n.quarantines())
+        .map_err(|_| AgentError::Serve { what: "startup", message: "node lock poisoned".into() })?;
+    let service = AgentService { node, quarantines, hub, metrics, allowed_uids: Vec::new() };
     let shutdown = async {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,

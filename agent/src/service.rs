@@ -15,11 +15,14 @@ use tonic::{Request, Response, Status};
 use crate::flows::FlowHub;
 use crate::metrics::Metrics;
 use crate::node::{Caller, Node};
+use crate::quarantine::Quarantines;
 
 /// Shared by every RPC.
 #[derive(Clone)]
 pub struct AgentService {
     pub node: Arc<Mutex<Node>>,
+    /// Quarantine works without the node lock.
+    pub quarantines: Arc<Quarantines>,
     pub hub: Arc<FlowHub>,
     pub metrics: Arc<Metrics>,
     /// Unix uids allowed to change enforcement (root always is).
@@ -29,6 +32,21 @@ pub struct AgentService {
 impl std::fmt::Debug for AgentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentService").finish_non_exhaustive()
+    }
+}
+
+impl AgentService {
+    /// XDP fast drop follows quarantines, once the node lock is free; TC
+    /// enforces the quarantine meanwhile.
+    fn refresh_xdp_later(&self) {
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Ok(mut n) = node.lock()
+                && let Err(e) = n.refresh_xdp()
+            {
+                tracing::warn!(error = %e, "XDP fast drop not updated; TC still enforces quarantines");
+            }
+        });
     }
 }
 
@@ -90,11 +108,13 @@ impl Agent for AgentService {
         req: Request<pb::QuarantineRequest>,
     ) -> Result<Response<pb::QuarantineResponse>, Status> {
         let who = caller(&req, &req.get_ref().actor, &self.allowed_uids)?;
-        let (node, metrics) = (self.node.clone(), self.metrics.clone());
+        let (quarantines, metrics) = (self.quarantines.clone(), self.metrics.clone());
         let r = req.into_inner();
+        // Not behind the node lock: a long apply must not delay a cut.
         let (id, took) =
-            blocking(move || lock(&node)?.quarantine(r.endpoint_id, &r.pod, &r.reason, &who).map_err(Status::from))
+            blocking(move || quarantines.quarantine(r.endpoint_id, &r.pod, &r.reason, &who).map_err(Status::from))
                 .await?;
+        self.refresh_xdp_later();
         metrics.quarantines.inc();
         tracing::warn!(endpoint = id, took_us = took.as_micros() as u64, "endpoint quarantined");
         Ok(Response::new(pb::QuarantineResponse {
@@ -106,11 +126,11 @@ impl Agent for AgentService {
 
     async fn release(&self, req: Request<pb::QuarantineRequest>) -> Result<Response<pb::QuarantineResponse>, Status> {
         let who = caller(&req, &req.get_ref().actor, &self.allowed_uids)?;
-        let node = self.node.clone();
+        let quarantines = self.quarantines.clone();
         let r = req.into_inner();
         let (id, still) =
-            blocking(move || lock(&node)?.release(r.endpoint_id, &r.pod, &r.reason, &who).map_err(Status::from))
-                .await?;
+            blocking(move || quarantines.release(r.endpoint_id, &r.pod, &r.reason, &who).map_err(Status::from)).await?;
+        self.refresh_xdp_later();
         Ok(Response::new(pb::QuarantineResponse { endpoint_id: id, quarantined: still, took_micros: 0 }))
     }
 

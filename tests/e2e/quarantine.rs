@@ -11,7 +11,7 @@ fn pods() -> String {
 
 #[test]
 fn quarantine_cuts_both_directions_including_established_connections() {
-    let lab = Lab::up("quar", "bridge", 2, &pods());
+    let mut lab = Lab::up("quar", "bridge", 2, &pods());
     let mut conn = Conn::open(lab.netns("x/a"), SocketAddr::new(lab.ip("x/victim", false), 80));
     assert!(conn.echo(), "connection works before quarantine");
     assert!(lab.probe("x/victim", "x/a", 80, false, false));
@@ -40,6 +40,17 @@ fn quarantine_cuts_both_directions_including_established_connections() {
             && log.contains("\"peer_uid\":0"),
         "{log}"
     );
+
+    // an agent crash and restart keeps the quarantine (it lives in the pinned map)
+    for n in &lab.state.nodes {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(n.agent_pid.unwrap()), nix::sys::signal::Signal::SIGKILL)
+            .unwrap();
+    }
+    let (cni, nodes) = (lab.state.cni.clone(), lab.state.nodes.len());
+    lab.reup(&cni, nodes);
+    assert!(!lab.probe("x/a", "x/victim", 80, false, false), "still cut off after the agents restarted");
+    let ep = lab.status().into_iter().flat_map(|s| s.endpoints).find(|e| e.pod == "x/victim").unwrap();
+    assert!(ep.quarantined, "the restarted agent knows the quarantine");
 
     lab.bulkhead(&["release", "--lab", &lab.name, "x/victim", "--reason", "e2e: cleared"]);
     assert!(lab.probe("x/a", "x/victim", 80, false, false), "released");
