@@ -205,6 +205,18 @@ pub fn pod(namespace: &str, name: &str, app: &str, ports: &[&str]) -> String {
     )
 }
 
+/// One lab DataplaneRule document selecting `app: <app>` in namespace x;
+/// `spec` holds its other spec lines ("peers: […]", "ports: […]", "mode: audit").
+pub fn rule(name: &str, app: &str, direction: &str, spec: &[&str]) -> String {
+    let mut doc = format!(
+        "---\napiVersion: lab.bulkhead.dev/v1alpha1\nkind: DataplaneRule\nmetadata: {{name: {name}}}\nspec:\n  selector: {{namespace: x, matchLabels: {{app: {app}}}}}\n  direction: {direction}\n"
+    );
+    for line in spec {
+        doc.push_str(&format!("  {line}\n"));
+    }
+    doc
+}
+
 /// Runs a command inside a pod's namespace.
 pub fn exec(lab: &Lab, pod: &str, cmd: &[&str]) -> Output {
     let mut args = vec!["lab", "exec", "--name", &lab.name, pod, "--"];

@@ -6,29 +6,24 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{Lab, exec, pod};
+use crate::support::{Lab, exec, pod, rule};
 
 fn pods() -> String {
-    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &["80", "9000/UDP", "9001/UDP"])].concat()
-        + r#"
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: b-udp-9000}
-spec:
-  selector: {namespace: x, matchLabels: {app: b}}
-  direction: ingress
-  peers: [{namespace: x, matchLabels: {app: a}}]
-  ports: [{protocol: UDP, port: 9000}, {protocol: TCP, port: 80}]
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: a-egress-anywhere}
-spec:
-  selector: {namespace: x, matchLabels: {app: a}}
-  direction: egress
-  peers: [{any: true}]
-"#
+    [
+        pod("x", "a", "a", &["80"]),
+        pod("x", "b", "b", &["80", "9000/UDP", "9001/UDP"]),
+        rule(
+            "b-udp-9000",
+            "b",
+            "ingress",
+            &[
+                "peers: [{namespace: x, matchLabels: {app: a}}]",
+                "ports: [{protocol: UDP, port: 9000}, {protocol: TCP, port: 80}]",
+            ],
+        ),
+        rule("a-egress-anywhere", "a", "egress", &["peers: [{any: true}]"]),
+    ]
+    .concat()
 }
 
 /// Sends one `size`-byte datagram from inside `netns` and waits for the echo.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::{Lab, pod};
+use crate::support::{Lab, pod, rule};
 
 /// a (client, node 1), b (server, node 2), c (other namespace, node 1).
 fn pods() -> String {
@@ -12,36 +12,12 @@ fn pods() -> String {
     [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &b), pod("y", "c", "c", &["80"])].concat()
 }
 
-const RULES: &str = r#"
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: b-from-a}
-spec:
-  selector: {namespace: x, matchLabels: {app: b}}
-  direction: ingress
-  peers: [{namespace: x, matchLabels: {app: a}}]
-  ports: [{protocol: TCP, port: 80}, {protocol: TCP, port: 8080, endPort: 8081}, {protocol: UDP, port: 9000}]
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: a-to-b-only}
-spec:
-  selector: {namespace: x, matchLabels: {app: a}}
-  direction: egress
-  peers: [{namespace: x, matchLabels: {app: b}}]
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: a-no-ingress}
-spec:
-  selector: {namespace: x, matchLabels: {app: a}}
-  direction: ingress
-  peers: [{namespace: y, matchLabels: {app: nobody}}]
-"#;
+fn rules() -> String {
+    [rule("b-from-a", "b", "ingress", &["peers: [{namespace: x, matchLabels: {app: a}}]", "ports: [{protocol: TCP, port: 80}, {protocol: TCP, port: 8080, endPort: 8081}, {protocol: UDP, port: 9000}]"]), rule("a-to-b-only", "a", "egress", &["peers: [{namespace: x, matchLabels: {app: b}}]"]), rule("a-no-ingress", "a", "ingress", &["peers: [{namespace: y, matchLabels: {app: nobody}}]"])].concat()
+}
 
 fn identity_port_range_and_replies(cni: &str) {
-    let lab = Lab::up(&format!("pol-{cni}"), cni, 2, &format!("{}{RULES}", pods()));
+    let lab = Lab::up(&format!("pol-{cni}"), cni, 2, &format!("{}{}", pods(), rules()));
     let b = "x/b";
     assert_ne!(
         lab.state.pod("x/a").unwrap().node,
@@ -95,18 +71,16 @@ fn identity_port_range_and_replies_on_ptp() {
 }
 
 fn cidr_pods() -> String {
-    [pod("x", "web", "web", &["80", "81"])].concat()
-        + r#"
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: web-from-partner}
-spec:
-  selector: {namespace: x, matchLabels: {app: web}}
-  direction: ingress
-  peers: [{cidr: 172.30.0.192/26}]
-  ports: [{protocol: TCP, port: 80}]
-"#
+    [
+        pod("x", "web", "web", &["80", "81"]),
+        rule(
+            "web-from-partner",
+            "web",
+            "ingress",
+            &["peers: [{cidr: 172.30.0.192/26}]", "ports: [{protocol: TCP, port: 80}]"],
+        ),
+    ]
+    .concat()
 }
 
 /// A host outside the cluster, on the lab fabric, removed on drop.
@@ -166,18 +140,18 @@ fn cidr_rules_match_addresses_outside_the_cluster() {
 }
 
 fn modes() -> String {
-    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &["80"]), pod("x", "l", "l", &["80"])].concat()
-        + r#"
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: b-audit-only-from-nobody}
-spec:
-  selector: {namespace: x, matchLabels: {app: b}}
-  direction: ingress
-  peers: [{namespace: x, matchLabels: {app: nobody}}]
-  mode: audit
-"#
+    [
+        pod("x", "a", "a", &["80"]),
+        pod("x", "b", "b", &["80"]),
+        pod("x", "l", "l", &["80"]),
+        rule(
+            "b-audit-only-from-nobody",
+            "b",
+            "ingress",
+            &["peers: [{namespace: x, matchLabels: {app: nobody}}]", "mode: audit"],
+        ),
+    ]
+    .concat()
 }
 
 #[test]
@@ -214,18 +188,17 @@ fn metrics_are_served_on_each_node() {
 }
 
 fn change_before() -> String {
-    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &["80", "81"])].concat()
-        + r#"
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: b-from-a}
-spec:
-  selector: {namespace: x, matchLabels: {app: b}}
-  direction: ingress
-  peers: [{namespace: x, matchLabels: {app: a}}]
-  ports: [{protocol: TCP, port: PORT}]
-"#
+    [
+        pod("x", "a", "a", &["80"]),
+        pod("x", "b", "b", &["80", "81"]),
+        rule(
+            "b-from-a",
+            "b",
+            "ingress",
+            &["peers: [{namespace: x, matchLabels: {app: a}}]", "ports: [{protocol: TCP, port: PORT}]"],
+        ),
+    ]
+    .concat()
 }
 
 #[test]

@@ -9,21 +9,21 @@ use std::time::Duration;
 
 use bulkhead_lab::probe::{self, Probe};
 
-use crate::support::{Conn, Lab, pod};
+use crate::support::{Conn, Lab, pod, rule};
 
 fn pods() -> String {
-    [pod("x", "a", "a", &["80"]), pod("x", "b", "b", &["80", "81"]), pod("y", "c", "c", &["80"])].concat()
-        + r#"
----
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: b-from-a}
-spec:
-  selector: {namespace: x, matchLabels: {app: b}}
-  direction: ingress
-  peers: [{namespace: x, matchLabels: {app: a}}]
-  ports: [{protocol: TCP, port: 80}]
-"#
+    [
+        pod("x", "a", "a", &["80"]),
+        pod("x", "b", "b", &["80", "81"]),
+        pod("y", "c", "c", &["80"]),
+        rule(
+            "b-from-a",
+            "b",
+            "ingress",
+            &["peers: [{namespace: x, matchLabels: {app: a}}]", "ports: [{protocol: TCP, port: 80}]"],
+        ),
+    ]
+    .concat()
 }
 
 #[test]
