@@ -13,7 +13,11 @@ fn pods() -> String {
 }
 
 fn rules() -> String {
-    [rule("b-from-a", "b", "ingress", &["peers: [{namespace: x, matchLabels: {app: a}}]", "ports: [{protocol: TCP, port: 80}, {protocol: TCP, port: 8080, endPort: 8081}, {protocol: UDP, port: 9000}]"]), rule("a-to-b-only", "a", "egress", &["peers: [{namespace: x, matchLabels: {app: b}}]"]), rule("a-no-ingress", "a", "ingress", &["peers: [{namespace: y, matchLabels: {app: nobody}}]"])].concat()
+    [
+        rule("b-from-a", "b", "ingress", &["peers: [{namespace: x, matchLabels: {app: a}}]", "ports: [{protocol: TCP, port: 80}, {protocol: TCP, port: 8080, endPort: 8081}, {protocol: UDP, port: 9000}]"]),
+        rule("a-to-b-only", "a", "egress", &["peers: [{namespace: x, matchLabels: {app: b}}]"]),
+        rule("a-no-ingress", "a", "ingress", &["peers: [{namespace: y, matchLabels: {app: nobody}}]"]),
+    ].concat()
 }
 
 fn identity_port_range_and_replies(cni: &str) {
