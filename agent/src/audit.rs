@@ -11,14 +11,19 @@ use crate::error::AgentError;
 /// One audited action.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord<'a> {
+    /// Milliseconds since the Unix epoch; set by `AuditLog::record`.
     pub time_unix_ms: u128,
     /// Who the caller says it is.
     pub actor: &'a str,
     /// Who the kernel says the caller is (Unix socket peer credentials).
     pub peer_uid: Option<u32>,
+    /// Peer process id from the socket's credentials, if known.
     pub peer_pid: Option<i32>,
+    /// What was done, e.g. "apply" or a quarantine action.
     pub action: &'a str,
+    /// What it was done to: the node, or "namespace/pod (endpoint N)".
     pub target: &'a str,
+    /// Free-form details, e.g. the generation applied or the quarantine reason.
     pub detail: &'a str,
 }
 

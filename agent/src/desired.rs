@@ -16,33 +16,47 @@ use crate::error::AgentError;
 /// Labels and namespace of an identity, for flow enrichment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityInfo {
+    /// Cluster the identity belongs to.
     pub cluster: String,
+    /// Kubernetes namespace of the identity's pods.
     pub namespace: String,
+    /// Labels that define the identity.
     pub labels: BTreeMap<String, String>,
 }
 
 /// A prefix, its identity, and the pod behind it when it is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpcacheItem {
+    /// The prefix; host bits are zero.
     pub net: IpNetwork,
+    /// Security identity of addresses in the prefix; never 0.
     pub identity: u32,
+    /// Namespace of the pod behind the prefix; empty if not a pod.
     pub namespace: String,
+    /// Name of the pod behind the prefix; empty if not a pod.
     pub pod: String,
 }
 
 /// A pod this node must protect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointSpec {
+    /// Dataplane id, unique on the node and never 0.
     pub endpoint_id: u32,
+    /// Security identity of the pod.
     pub identity: u32,
+    /// Kubernetes namespace of the pod.
     pub namespace: String,
+    /// Name of the pod.
     pub pod: String,
+    /// Path of the pod's network namespace, e.g. /var/run/netns/x; `None` to find it by IP.
     pub netns: Option<PathBuf>,
+    /// Pod addresses; the first of each family is used for anti-spoofing.
     pub ips: Vec<IpAddr>,
     /// [ingress, egress]
     pub mode: [Mode; 2],
     /// [ingress, egress]
     pub isolated: [bool; 2],
+    /// Name of the pod's interface inside its namespace (default "eth0").
     pub pod_ifname: String,
 }
 
@@ -56,12 +70,19 @@ impl EndpointSpec {
 /// A validated desired state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DesiredState {
+    /// Monotonic version; an older one than the applied state is rejected.
     pub generation: u64,
+    /// Identity metadata by identity number, for flow enrichment.
     pub identities: BTreeMap<u32, IdentityInfo>,
+    /// Prefix-to-identity entries for `bh_ipcache`.
     pub ipcache: Vec<IpcacheItem>,
+    /// Pods on this node.
     pub endpoints: Vec<EndpointSpec>,
+    /// Flat policy entries for the pods of this node.
     pub policy: Vec<PolicyEntry>,
+    /// Human rule names by rule id, shown in flows.
     pub rule_names: BTreeMap<u32, String>,
+    /// Endpoint ids to quarantine.
     pub quarantined: BTreeSet<u32>,
 }
 

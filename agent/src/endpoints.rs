@@ -10,8 +10,18 @@ use crate::desired::EndpointSpec;
 /// Where an endpoint is attached, or why it could not be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attachment {
-    Attached { ifindex: u32, ifname: String },
-    Failed { error: String },
+    /// Both TC programs are attached to this host-side interface.
+    Attached {
+        /// Host-side interface index.
+        ifindex: u32,
+        /// Host-side interface name.
+        ifname: String,
+    },
+    /// The interface could not be found or attached; the pod is not protected.
+    Failed {
+        /// Why, as text.
+        error: String,
+    },
 }
 
 /// Finds the host interface of `spec` through the CNI adapters.

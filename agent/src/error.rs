@@ -5,31 +5,64 @@ use std::path::PathBuf;
 /// Everything the agent can fail at.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The dataplane layer failed.
     #[error(transparent)]
     Dataplane(#[from] bulkhead_dataplane::DataplaneError),
+    /// The desired state failed validation; nothing was changed.
     #[error("invalid desired state: {field}: {message}")]
-    Invalid { field: String, message: String },
+    Invalid {
+        /// Path of the offending field, e.g. "endpoints[2].netns".
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The pushed desired state is older than the one already applied.
     #[error("stale generation {got}: generation {applied} is already applied")]
-    StaleGeneration { got: u64, applied: u64 },
+    StaleGeneration {
+        /// Generation that was pushed.
+        got: u64,
+        /// Generation currently applied.
+        applied: u64,
+    },
+    /// No endpoint matches the given id or "namespace/pod" name.
     #[error("unknown endpoint {0}")]
     UnknownEndpoint(String),
+    /// Quarantine of a pod whose programs are not attached yet (recorded, not yet enforced).
     #[error("{pod} is not attached ({reason}): its quarantine is recorded and takes effect once it attaches")]
-    NotAttached { pod: String, reason: String },
+    NotAttached {
+        /// The pod, as "namespace/pod".
+        pod: String,
+        /// Why it is not attached.
+        reason: String,
+    },
+    /// A filesystem or socket operation failed.
     #[error("{action} {path}: {source}")]
     Io {
+        /// What was being done, e.g. "saving desired state".
         action: &'static str,
+        /// The file, directory or socket involved.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Encoding or decoding a JSON state or log file failed.
     #[error("state file {path}: {source}")]
     StateFile {
+        /// The file involved.
         path: PathBuf,
+        /// The JSON error.
         #[source]
         source: serde_json::Error,
     },
+    /// Running the gRPC service or one of its shared locks failed.
     #[error("serving {what}: {message}")]
-    Serve { what: &'static str, message: String },
+    Serve {
+        /// What part of serving failed, e.g. "startup".
+        what: &'static str,
+        /// The underlying error, rendered as text.
+        message: String,
+    },
 }
 
 impl AgentError {

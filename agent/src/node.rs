@@ -29,18 +29,26 @@ use crate::quarantine::{Quarantines, Roster};
 /// What an apply did.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyReport {
+    /// Generation that was applied.
     pub generation: u64,
+    /// Endpoints whose programs are attached.
     pub attached: u32,
+    /// Endpoints with a problem: (endpoint id, "namespace/pod", error).
     pub problems: Vec<(u32, String, String)>,
+    /// Kernel map writes performed.
     pub map_writes: u32,
+    /// Wall time the apply took.
     pub took: Duration,
 }
 
 /// Who is asking for an enforcement change.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
+    /// Who the caller says it is; recorded in the audit log.
     pub actor: String,
+    /// Caller's Unix uid from the socket's peer credentials.
     pub uid: Option<u32>,
+    /// Caller's process id from the socket's peer credentials.
     pub pid: Option<i32>,
 }
 

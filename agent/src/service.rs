@@ -20,10 +20,13 @@ use crate::quarantine::Quarantines;
 /// Shared by every RPC.
 #[derive(Clone)]
 pub struct AgentService {
+    /// The node's dataplane and state; apply and queries take this lock.
     pub node: Arc<Mutex<Node>>,
     /// Quarantine works without the node lock.
     pub quarantines: Arc<Quarantines>,
+    /// Recent flows and the live fan-out to `StreamFlows` streams.
     pub hub: Arc<FlowHub>,
+    /// Agent-side Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Unix uids allowed to change enforcement (root always is).
     pub allowed_uids: Vec<u32>,

@@ -19,9 +19,12 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// Connecting to an agent failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// The agent's Unix socket could not be connected to.
     #[error("connecting to agent socket {path}: {source}")]
     Socket {
+        /// Path of the socket.
         path: PathBuf,
+        /// The transport error.
         #[source]
         source: tonic::transport::Error,
     },

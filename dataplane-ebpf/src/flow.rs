@@ -16,26 +16,47 @@ use crate::pins::PinLayout;
 /// One decoded event, addresses in the connection's original direction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlowEvent {
+    /// Wall-clock time the kernel stamped the event.
     pub time: SystemTime,
+    /// Why the event was emitted.
     pub event: EventType,
+    /// Host-side interface index of the pod the event was seen at.
     pub ifindex: u32,
+    /// Dataplane id of that pod's endpoint.
     pub endpoint_id: u32,
+    /// Source address of the connection's first packet.
     pub src_ip: IpAddr,
+    /// Destination address of the connection's first packet.
     pub dst_ip: IpAddr,
+    /// Source port, host byte order; the echo identifier for ICMP echo.
     pub src_port: u16,
+    /// Destination port, host byte order; the echo identifier for ICMP echo.
     pub dst_port: u16,
+    /// IANA protocol number (see `model::proto`).
     pub protocol: u8,
+    /// Security identity of the source.
     pub src_identity: u32,
+    /// Security identity of the destination.
     pub dst_identity: u32,
+    /// Direction relative to the pod.
     pub direction: Direction,
+    /// What the dataplane did with the connection or attempt.
     pub verdict: Verdict,
+    /// Why the dataplane decided so.
     pub reason: Reason,
+    /// Policy rule that decided the verdict; 0 when no rule matched.
     pub rule_id: u32,
+    /// Packets in the original direction so far (1 for an untracked denial).
     pub packets_fwd: u64,
+    /// Bytes in the original direction so far.
     pub bytes_fwd: u64,
+    /// Packets in the reply direction so far.
     pub packets_rev: u64,
+    /// Bytes in the reply direction so far.
     pub bytes_rev: u64,
+    /// Union of the TCP flags seen in both directions.
     pub tcp_flags: u8,
+    /// Whether the packet that produced the event was a reply.
     pub is_reply: bool,
 }
 

@@ -16,15 +16,21 @@ use crate::table::{ExactKey, PolicyTable, RangeKey};
 /// A pod as the dataplane sees it, keyed by its host-side interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointEntry {
+    /// Host-side interface index of the pod's veth; the map key.
     pub ifindex: u32,
+    /// Dataplane id of the endpoint, 1..65535; indexes the quarantine array.
     pub endpoint_id: u32,
+    /// Security identity of the pod's own addresses.
     pub identity: u32,
     /// Indexed by `Direction::code()`: [ingress, egress].
     pub mode: [Mode; 2],
     /// Whether any policy selects the pod, per direction.
     pub isolated: [bool; 2],
+    /// The pod's IPv4 address, if it has one.
     pub ipv4: Option<Ipv4Addr>,
+    /// The pod's IPv6 address, if it has one.
     pub ipv6: Option<Ipv6Addr>,
+    /// Whether `bh_policy_ranges` holds port ranges for this endpoint.
     pub has_ranges: bool,
 }
 
@@ -90,7 +96,9 @@ impl Stats {
 /// A conntrack entry with its key, for sweeps and inspection.
 #[derive(Debug, Clone, Copy)]
 pub struct CtEntry {
+    /// The connection's original-direction tuple as seen at the endpoint.
     pub key: bh_ct_key,
+    /// Counters, timestamps and verdict of the connection.
     pub value: bh_ct_value,
 }
 

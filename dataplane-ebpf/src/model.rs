@@ -52,7 +52,9 @@ macro_rules! abi_enum {
 abi_enum!(
     /// Relative to the pod: egress is what the pod sends.
     Direction: u8 {
+        /// Traffic arriving at the pod.
         Ingress = abi::BH_DIR_INGRESS => "ingress",
+        /// Traffic the pod sends.
         Egress = abi::BH_DIR_EGRESS => "egress",
     }
 );
@@ -60,8 +62,11 @@ abi_enum!(
 abi_enum!(
     /// Per endpoint and direction: observe, report would-drops, or drop.
     Mode: u8 {
+        /// Observe and report only; never drop.
         Learn = abi::BH_MODE_LEARN => "learn",
+        /// Decide and report would-drops, but forward anyway.
         Audit = abi::BH_MODE_AUDIT => "audit",
+        /// Decide and drop.
         Enforce = abi::BH_MODE_ENFORCE => "enforce",
     }
 );
@@ -69,7 +74,9 @@ abi_enum!(
 abi_enum!(
     /// What a policy entry does when it matches.
     Action: u8 {
+        /// Let matching traffic through.
         Allow = abi::BH_ACTION_ALLOW => "allow",
+        /// Drop matching traffic; wins over allow.
         Deny = abi::BH_ACTION_DENY => "deny",
     }
 );
@@ -77,7 +84,9 @@ abi_enum!(
 abi_enum!(
     /// What happened to a connection or attempt.
     Verdict: u8 {
+        /// Passed on.
         Forwarded = abi::BH_VERDICT_FORWARDED => "forwarded",
+        /// Dropped by the dataplane.
         Dropped = abi::BH_VERDICT_DROPPED => "dropped",
         /// Would have been dropped; forwarded because the endpoint is in audit mode.
         Audit = abi::BH_VERDICT_AUDIT => "audit",
@@ -87,9 +96,13 @@ abi_enum!(
 abi_enum!(
     /// Why a flow event was emitted.
     EventType: u8 {
+        /// First packet of a connection.
         New = abi::BH_EV_NEW => "new",
+        /// A dropped attempt (rate-limited per tuple).
         Denied = abi::BH_EV_DENIED => "denied",
+        /// FIN/RST seen, or expired by the agent's sweep.
         Closed = abi::BH_EV_CLOSED => "closed",
+        /// Periodic counters of a long-lived connection.
         Counters = abi::BH_EV_COUNTERS => "counters",
     }
 );
@@ -97,20 +110,35 @@ abi_enum!(
 abi_enum!(
     /// Stable reason codes; see `enum bh_reason` in the ABI header.
     Reason: u16 {
+        /// No reason recorded.
         None = abi::BH_REASON_NONE => "none",
+        /// An explicit deny entry matched.
         PolicyDeny = abi::BH_REASON_POLICY_DENY => "policy_deny",
+        /// The direction is isolated and no allow matched.
         DefaultDeny = abi::BH_REASON_DEFAULT_DENY => "default_deny",
+        /// The endpoint is quarantined.
         Quarantine = abi::BH_REASON_QUARANTINE => "quarantine",
+        /// Truncated or invalid L3/L4 header.
         Malformed = abi::BH_REASON_MALFORMED => "malformed",
+        /// A non-first fragment whose first fragment was not seen.
         FragUnknown = abi::BH_REASON_FRAG_UNKNOWN => "fragment_unknown",
+        /// Neither IPv4, IPv6 nor ARP.
         UnsupportedL3 = abi::BH_REASON_UNSUPPORTED_L3 => "unsupported_l3",
+        /// The pod sent with a source address not its own.
         SpoofedSource = abi::BH_REASON_SPOOFED_SOURCE => "spoofed_source",
+        /// A fragment of a datagram whose first fragment was denied.
         FragDenied = abi::BH_REASON_FRAG_DENIED => "fragment_denied",
+        /// An allow entry matched.
         AllowedByRule = abi::BH_REASON_ALLOWED_BY_RULE => "allowed_by_rule",
+        /// No policy selects the pod in this direction.
         NotIsolated = abi::BH_REASON_NOT_ISOLATED => "not_isolated",
+        /// Part of a connection already tracked in conntrack.
         Established = abi::BH_REASON_ESTABLISHED => "established",
+        /// Forwarded because the endpoint is in learn mode.
         LearnMode = abi::BH_REASON_LEARN_MODE => "learn_mode",
+        /// IPv6 neighbor discovery, always let through.
         NeighborDiscovery = abi::BH_REASON_NEIGHBOR_DISCOVERY => "neighbor_discovery",
+        /// A later fragment, following its first fragment's verdict.
         FragFollowsFirst = abi::BH_REASON_FRAG_FOLLOWS_FIRST => "fragment_follows_first",
     }
 );

@@ -5,32 +5,61 @@ use std::net::IpAddr;
 
 /// TCP flag bits.
 pub mod tcp {
+    /// FIN: no more data from the sender.
     pub const FIN: u8 = 0x01;
+    /// SYN: synchronize sequence numbers (connection open).
     pub const SYN: u8 = 0x02;
+    /// RST: reset the connection.
     pub const RST: u8 = 0x04;
+    /// ACK: acknowledgement field is significant.
     pub const ACK: u8 = 0x10;
 }
 
 /// An L4 header to put in a frame.
 #[derive(Debug, Clone, Copy)]
 pub enum L4 {
-    Tcp { sport: u16, dport: u16, flags: u8 },
-    Udp { sport: u16, dport: u16 },
-    IcmpEcho { id: u16, reply: bool },
+    /// A TCP header.
+    Tcp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+        /// TCP flag bits (see [`tcp`]).
+        flags: u8,
+    },
+    /// A UDP header.
+    Udp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+    },
+    /// An ICMP or ICMPv6 echo header, per the frame's address family.
+    IcmpEcho {
+        /// Echo identifier.
+        id: u16,
+        /// Echo reply if true, echo request otherwise.
+        reply: bool,
+    },
 }
 
 /// Fragmentation of the IP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frag {
+    /// Not fragmented.
     None,
     /// First fragment (offset 0, more fragments).
     First {
+        /// Fragment identification; truncated to 16 bits for IPv4.
         id: u32,
     },
     /// A later fragment at `offset` bytes (multiple of 8); carries no L4 header.
     Later {
+        /// Fragment identification; truncated to 16 bits for IPv4.
         id: u32,
+        /// Offset of the fragment's data in bytes.
         offset: u16,
+        /// Whether more fragments follow (the MF flag).
         more: bool,
     },
 }

@@ -13,23 +13,36 @@ use crate::model::{Action, Direction, proto};
 /// makes it a range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PolicyEntry {
+    /// Dataplane id of the endpoint the rule applies to.
     pub endpoint_id: u32,
+    /// Security identity of the peer; 0 means any.
     pub identity: u32,
+    /// Direction of the traffic, relative to the pod.
     pub direction: Direction,
+    /// IANA protocol number; 0 means any.
     pub protocol: u8,
+    /// Port in host byte order; 0 means any (the range start if `end_port > port`).
     pub port: u16,
+    /// Last port of the range, inclusive; ignored unless greater than `port`.
     pub end_port: u16,
+    /// Allow or deny.
     pub action: Action,
+    /// Id of the policy rule, reported in flow events.
     pub rule_id: u32,
 }
 
 /// Key of an exact or wildcard entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExactKey {
+    /// Dataplane id of the endpoint.
     pub endpoint_id: u32,
+    /// Security identity of the peer; 0 means any.
     pub identity: u32,
+    /// `Direction::code()` of the traffic.
     pub direction: u8,
+    /// IANA protocol number; 0 means any.
     pub protocol: u8,
+    /// Port in host byte order; 0 means any.
     pub port: u16,
 }
 
@@ -57,9 +70,13 @@ impl ExactKey {
 /// Key of a range set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RangeKey {
+    /// Dataplane id of the endpoint.
     pub endpoint_id: u32,
+    /// Security identity of the peer; 0 means any.
     pub identity: u32,
+    /// `Direction::code()` of the traffic.
     pub direction: u8,
+    /// IANA protocol number.
     pub protocol: u8,
 }
 
@@ -81,7 +98,9 @@ impl RangeKey {
 /// What a matching entry does, and which rule it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Rule {
+    /// Allow or deny.
     pub action: Action,
+    /// Id of the policy rule, reported in flow events.
     pub rule_id: u32,
 }
 
@@ -106,8 +125,11 @@ impl Rule {
 /// One port range of a range set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortRange {
+    /// First port of the range, host byte order.
     pub lo: u16,
+    /// Last port of the range, inclusive.
     pub hi: u16,
+    /// What a port in the range matches.
     pub rule: Rule,
 }
 
@@ -151,7 +173,9 @@ impl RangeSet {
 /// The whole policy of a node, as written to `bh_policy` and `bh_policy_ranges`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyTable {
+    /// Exact and wildcard entries, for `bh_policy`.
     pub exact: BTreeMap<ExactKey, Rule>,
+    /// Port-range sets, for `bh_policy_ranges`.
     pub ranges: BTreeMap<RangeKey, RangeSet>,
 }
 

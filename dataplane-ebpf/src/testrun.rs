@@ -43,6 +43,7 @@ pub enum Hook {
 /// The result of one test run.
 #[derive(Debug, Clone, Copy)]
 pub struct RunResult {
+    /// The program's return code (see `TC_DROP`, `TC_PASS`, `XDP_DROP`, `XDP_PASS`).
     pub retval: u32,
     /// Average time per repetition, as the kernel measured it.
     pub per_run: Duration,
@@ -50,8 +51,11 @@ pub struct RunResult {
 
 /// A private copy of the dataplane (own pins, own maps) that removes itself on drop.
 pub struct TestBed {
+    /// The test bed's private pin directories.
     pub pins: PinLayout,
+    /// The loaded programs.
     pub dataplane: Dataplane,
+    /// The test bed's maps, for setting up endpoints and policy.
     pub maps: Maps,
     ring: RingBuf<MapData>,
     clock: Clock,

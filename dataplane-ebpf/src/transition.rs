@@ -27,18 +27,26 @@ use crate::table::{ExactKey, MAX_RANGES_PER_KEY, PolicyTable, RangeKey, RangeSet
 /// Endpoints keyed by host ifindex plus the policy table: all a node enforces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KernelState {
+    /// Endpoints keyed by host-side ifindex.
     pub endpoints: BTreeMap<u32, EndpointEntry>,
+    /// The policy entries the node enforces.
     pub table: PolicyTable,
 }
 
 /// One map write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
+    /// Write one exact or wildcard policy entry.
     PutExact(ExactKey, Rule),
+    /// Delete one exact or wildcard policy entry.
     RemoveExact(ExactKey),
+    /// Write the port-range set of one key.
     PutRanges(RangeKey, RangeSet),
+    /// Delete the port-range set of one key.
     RemoveRanges(RangeKey),
+    /// Write one endpoint.
     PutEndpoint(EndpointEntry),
+    /// Delete the endpoint on this host-side ifindex.
     RemoveEndpoint(u32),
 }
 

@@ -17,10 +17,13 @@ use crate::state::{self, LabState, NodeState, PodState};
 /// Options of `lab up`.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
+    /// Name of the lab; prefixes its namespaces and runtime files.
     pub name: String,
+    /// Manifest files to build the lab from.
     pub files: Vec<PathBuf>,
     /// "bridge" or "ptp".
     pub cni: String,
+    /// Number of nodes to create.
     pub nodes: usize,
     /// Mode of pods no rule selects: learn, audit or enforce.
     pub default_mode: String,

@@ -13,40 +13,53 @@ use crate::error::LabError;
 /// A container port a pod serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct PortSpec {
+    /// Port number.
     pub port: u16,
-    /// "TCP", "UDP" or "SCTP".
+    /// UDP when set, TCP otherwise (the lab serves no SCTP).
     pub udp: bool,
 }
 
 /// A namespace and its labels (always including kubernetes.io/metadata.name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceSpec {
+    /// Namespace name.
     pub name: String,
+    /// Namespace labels.
     pub labels: BTreeMap<String, String>,
 }
 
 /// One pod to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodSpec {
+    /// Namespace of the pod ("default" if not given).
     pub namespace: String,
+    /// Pod name; replicas of a Deployment get "-N" appended.
     pub name: String,
+    /// Pod labels.
     pub labels: BTreeMap<String, String>,
+    /// Container ports the pod serves.
     pub ports: Vec<PortSpec>,
+    /// Address requested via `status.podIP`, which also picks the node; `None` for any.
     pub fixed_ip: Option<IpAddr>,
 }
 
 /// Pods selected by namespace and labels.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Selector {
+    /// Namespace of the pods; `None` means any namespace.
     pub namespace: Option<String>,
+    /// Labels the pods must all carry; empty matches every pod.
     pub match_labels: BTreeMap<String, String>,
 }
 
 /// A peer of a dataplane rule.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Peer {
+    /// Pods matching a selector.
     Pods(Selector),
+    /// Addresses in a CIDR.
     Cidr(ipnetwork::IpNetwork),
+    /// Any peer at all.
     Any,
 }
 
@@ -54,12 +67,17 @@ pub enum Peer {
 /// (NetworkPolicy compilation arrives with the controller.)
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleSpec {
+    /// Rule name, shown in flows as the rule that matched.
     pub name: String,
+    /// Pods the rule applies to.
     pub selector: Selector,
+    /// True for ingress to the selected pods, false for egress.
     pub ingress: bool,
+    /// Who the rule allows or denies; `Any` if none are given.
     pub peers: Vec<Peer>,
     /// (protocol number, port, end_port); empty = any protocol and port.
     pub ports: Vec<(u8, u16, u16)>,
+    /// True for a deny rule, false for allow.
     pub deny: bool,
     /// learn, audit or enforce for the selected pods' direction.
     pub mode: String,
@@ -68,8 +86,11 @@ pub struct RuleSpec {
 /// Everything the manifests declare.
 #[derive(Debug, Clone, Default)]
 pub struct Manifests {
+    /// Namespaces by name, including those pods imply.
     pub namespaces: BTreeMap<String, NamespaceSpec>,
+    /// Pods to create, Deployments already expanded.
     pub pods: Vec<PodSpec>,
+    /// Dataplane rules.
     pub rules: Vec<RuleSpec>,
 }
 

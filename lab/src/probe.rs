@@ -14,20 +14,30 @@ use crate::state::LabState;
 /// One probe to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
+    /// Source pod, as "namespace/name".
     pub from: String,
+    /// Target, as "namespace/name" or the IP as given.
     pub to: String,
+    /// Address to connect to.
     pub ip: IpAddr,
+    /// Port to connect to.
     pub port: u16,
+    /// Probe over UDP instead of TCP.
     pub udp: bool,
 }
 
 /// One probe's outcome, in the JSON shape `lab probe -o json` prints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProbeResult {
+    /// Source pod, as "namespace/name".
     pub from: String,
+    /// Target, as "namespace/name" or the IP as given.
     pub to: String,
+    /// Port probed.
     pub port: u16,
+    /// "TCP" or "UDP".
     pub protocol: &'static str,
+    /// Whether the connection succeeded within the timeout.
     pub connected: bool,
 }
 

@@ -16,14 +16,23 @@ pub const LABS_DIR: &str = "/run/bulkhead/labs";
 /// One pod as built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodState {
+    /// Kubernetes namespace of the pod.
     pub namespace: String,
+    /// Pod name.
     pub name: String,
+    /// Pod labels.
     pub labels: BTreeMap<String, String>,
+    /// Index of the node the pod runs on, from 1.
     pub node: usize,
+    /// Name of the pod's network namespace (under `ip netns`).
     pub netns: String,
+    /// Addresses the CNI assigned, IPv4 first.
     pub ips: Vec<IpAddr>,
+    /// Ports the pod's server listens on.
     pub ports: Vec<PortSpec>,
+    /// Process id of the pod's server; `None` if the pod serves no ports.
     pub server_pid: Option<i32>,
+    /// Container id given to the CNI plugin; needed again for DEL.
     pub container_id: String,
     /// Stable for the pod's lifetime and never reused in this lab, so a
     /// quarantine can never move to another pod.
@@ -41,26 +50,42 @@ impl PodState {
 /// One node as built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
+    /// Node number, from 1.
     pub index: usize,
+    /// Node name, "<lab>_n<index>".
     pub name: String,
+    /// Name of the node's network namespace (under `ip netns`).
     pub netns: String,
+    /// Process id of the node's agent, once started.
     pub agent_pid: Option<i32>,
+    /// The agent's gRPC Unix socket.
     pub socket: PathBuf,
+    /// The node's IPv4 pod CIDR, e.g. 10.244.1.0/24.
     pub pod_cidr_v4: String,
+    /// The node's IPv6 pod CIDR, e.g. fd00:10:244:1::/64.
     pub pod_cidr_v6: String,
+    /// The node's address on the lab fabric, 172.30.0.<index>.
     pub node_ip: IpAddr,
 }
 
 /// The whole lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabState {
+    /// Name of the lab.
     pub name: String,
+    /// CNI plugin the pods were built with: "bridge" or "ptp".
     pub cni: String,
+    /// Nodes of the lab.
     pub nodes: Vec<NodeState>,
+    /// Pods of the lab, on every node.
     pub pods: Vec<PodState>,
+    /// Labels of each namespace, by namespace name.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dataplane rules from the manifests.
     pub rules: Vec<RuleSpec>,
+    /// Mode of pods no rule selects: learn, audit or enforce.
     pub default_mode: String,
+    /// Generation of the desired state last pushed to the agents.
     pub generation: u64,
     /// The last endpoint id handed out; ids are never reused.
     #[serde(default)]
