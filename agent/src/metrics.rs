@@ -125,6 +125,9 @@ impl Metrics {
             "",
             &lost,
         );
+        let bad = [(String::new(), hub.undecodable.load(Ordering::Relaxed))];
+        let help = "Flow records the agent could not decode (kernel and agent ABI out of step).";
+        family(&mut out, "bulkhead_flow_records_undecodable", "counter", help, &node_label, "", &bad);
         let published = [(String::new(), hub.published.load(Ordering::Relaxed))];
         family(
             &mut out,

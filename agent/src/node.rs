@@ -4,7 +4,7 @@
 //! guarantees of `transition` hold across concurrent callers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -457,10 +457,5 @@ impl Node {
     /// Endpoint ids currently in the kernel.
     pub fn live_endpoint_ids(&self) -> BTreeSet<u32> {
         self.attachments.iter().filter(|(_, a)| matches!(a, Attachment::Attached { .. })).map(|(id, _)| *id).collect()
-    }
-
-    /// Pod IPs this node protects (for tests and status).
-    pub fn endpoint_ips(&self) -> Vec<IpAddr> {
-        self.desired.endpoints.iter().flat_map(|e| e.ips.iter().copied()).collect()
     }
 }

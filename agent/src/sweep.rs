@@ -6,30 +6,28 @@ use std::time::Duration;
 
 use bulkhead_dataplane::FlowEvent;
 use bulkhead_dataplane::abi;
-use bulkhead_dataplane::flow::{Clock, monotonic_ns};
-use bulkhead_dataplane::model::{Direction, EventType, Reason, Verdict};
+use bulkhead_dataplane::flow::{Clock, mapped_addr, monotonic_ns};
+use bulkhead_dataplane::model::{Direction, EventType, Reason, Verdict, proto};
 
 use crate::flows::FlowHub;
 use crate::node::Node;
 
-const NS: u64 = 1_000_000_000;
-
-/// Mirrors the kernel's timeouts in `lib/conntrack.h`.
+/// The kernel's timeout for an entry (`bh_ct_timeout` in `lib/conntrack.h`), from the shared ABI values.
 fn timeout_ns(v: &abi::bh_ct_value, protocol: u8) -> u64 {
-    if v.state & abi::BH_CT_F_CLOSED as u8 != 0 {
-        10 * NS
-    } else if protocol == 6 {
-        if v.state & abi::BH_CT_F_SEEN_REPLY as u8 != 0 { 6 * 3600 * NS } else { 60 * NS }
-    } else if protocol == 1 || protocol == 58 {
-        30 * NS
+    let secs = if v.state & abi::BH_CT_F_CLOSED as u8 != 0 {
+        abi::BH_CT_CLOSED_TIMEOUT_S
+    } else if protocol == proto::TCP {
+        if v.state & abi::BH_CT_F_SEEN_REPLY as u8 != 0 {
+            abi::BH_CT_TCP_EST_TIMEOUT_S
+        } else {
+            abi::BH_CT_TCP_SYN_TIMEOUT_S
+        }
+    } else if protocol == proto::ICMP || protocol == proto::ICMPV6 {
+        abi::BH_CT_ICMP_TIMEOUT_S
     } else {
-        60 * NS
-    }
-}
-
-fn addr(b: [u8; 16]) -> std::net::IpAddr {
-    let v6 = std::net::Ipv6Addr::from(b);
-    v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(std::net::IpAddr::V6(v6))
+        abi::BH_CT_UDP_TIMEOUT_S
+    };
+    u64::from(secs) * 1_000_000_000
 }
 
 /// One pass: returns how many entries were expired.
@@ -76,7 +74,7 @@ pub fn sweep_once(node: &Mutex<Node>, hub: &FlowHub, clock: &Clock) -> usize {
         else {
             continue;
         };
-        let (src, dst) = (addr(k.saddr), addr(k.daddr));
+        let (src, dst) = (mapped_addr(k.saddr), mapped_addr(k.daddr));
         let (src_identity, dst_identity) = match direction {
             Direction::Egress => (enricher.identity_of(src), v.remote_identity),
             Direction::Ingress => (v.remote_identity, enricher.identity_of(dst)),

@@ -1,7 +1,6 @@
 //! Decoding flow events from the ring buffer into typed records.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime};
 
 use aya::maps::{Map, MapData, RingBuf};
@@ -60,12 +59,14 @@ pub struct FlowEvent {
     pub is_reply: bool,
 }
 
-fn addr(bytes: [u8; 16], family: u8) -> IpAddr {
+/// An address as the kernel stores it (IPv4 as ::ffff:a.b.c.d), back as IPv4 or IPv6.
+pub fn mapped_addr(bytes: [u8; 16]) -> IpAddr {
     let v6 = Ipv6Addr::from(bytes);
-    match (family, v6.to_ipv4_mapped()) {
-        (4, Some(v4)) => IpAddr::V4(v4),
-        _ => IpAddr::V6(v6),
-    }
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+}
+
+fn addr(bytes: [u8; 16], family: u8) -> IpAddr {
+    if family == 4 { mapped_addr(bytes) } else { IpAddr::V6(Ipv6Addr::from(bytes)) }
 }
 
 /// Converts the kernel's CLOCK_MONOTONIC stamps to wall-clock time.
@@ -158,12 +159,7 @@ impl std::fmt::Debug for FlowReader {
 impl FlowReader {
     /// Opens the node's pinned ring.
     pub fn open(pins: &PinLayout) -> Result<Self, DataplaneError> {
-        let path = pins.map("bh_flows");
-        let map = MapData::from_pin(&path)
-            .and_then(Map::from_map_data)
-            .map_err(|e| DataplaneError::OpenMap { path: path.clone(), source: Box::new(e) })?;
-        let ring = RingBuf::try_from(map).map_err(|e| DataplaneError::OpenMap { path, source: Box::new(e) })?;
-        let _ = ring.as_raw_fd();
+        let ring = open_ring(pins)?;
         #[allow(deprecated)]
         let ring = AsyncFd::new(ring).map_err(DataplaneError::Ring)?;
         Ok(Self { ring, clock: Clock::new() })
@@ -174,32 +170,34 @@ impl FlowReader {
     pub async fn next_batch(&mut self) -> Result<(Vec<FlowEvent>, u64), DataplaneError> {
         loop {
             let mut guard = self.ring.readable_mut().await.map_err(DataplaneError::Ring)?;
-            let ring = guard.get_inner_mut();
-            let mut out = Vec::new();
-            let mut bad = 0;
-            while let Some(item) = ring.next() {
-                match FlowEvent::decode(&item, &self.clock) {
-                    Ok(ev) => out.push(ev),
-                    Err(_) => bad += 1,
-                }
-            }
+            let (out, bad) = drain_ring(guard.get_inner_mut(), &self.clock);
             guard.clear_ready();
             if !out.is_empty() || bad > 0 {
                 return Ok((out, bad));
             }
         }
     }
+}
 
-    /// Drains whatever is in the ring now without waiting.
-    pub fn drain(&mut self) -> Vec<FlowEvent> {
-        let clock = self.clock;
-        let ring = self.ring.get_mut();
-        let mut out = Vec::new();
-        while let Some(item) = ring.next() {
-            if let Ok(ev) = FlowEvent::decode(&item, &clock) {
-                out.push(ev);
-            }
+/// Opens the node's pinned flow ring (without the async wrapper).
+pub fn open_ring(pins: &PinLayout) -> Result<RingBuf<MapData>, DataplaneError> {
+    let path = pins.map("bh_flows");
+    let map = MapData::from_pin(&path)
+        .and_then(Map::from_map_data)
+        .map_err(|e| DataplaneError::OpenMap { path: path.clone(), source: Box::new(e) })?;
+    RingBuf::try_from(map).map_err(|e| DataplaneError::OpenMap { path, source: Box::new(e) })
+}
+
+/// Decodes every record in the ring now; the second value counts records
+/// that did not decode (an ABI mismatch), which are never silently ignored.
+pub fn drain_ring(ring: &mut RingBuf<MapData>, clock: &Clock) -> (Vec<FlowEvent>, u64) {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    while let Some(item) = ring.next() {
+        match FlowEvent::decode(&item, clock) {
+            Ok(ev) => out.push(ev),
+            Err(_) => bad += 1,
         }
-        out
     }
+    (out, bad)
 }

@@ -8,11 +8,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{MapData, RingBuf};
 use aya::programs::{TestRun, TestRunOptions};
 
 use crate::error::DataplaneError;
-use crate::flow::{Clock, FlowEvent};
+use crate::flow::{Clock, FlowEvent, drain_ring, open_ring};
 use crate::loader::{Dataplane, PROG_FROM_POD, PROG_TO_POD, PROG_XDP};
 use crate::maps::Maps;
 use crate::pins::PinLayout;
@@ -82,11 +82,7 @@ impl TestBed {
             }
         };
         let maps = Maps::open(&pins)?;
-        let path = pins.map("bh_flows");
-        let map = MapData::from_pin(&path)
-            .and_then(Map::from_map_data)
-            .map_err(|e| DataplaneError::OpenMap { path: path.clone(), source: Box::new(e) })?;
-        let ring = RingBuf::try_from(map).map_err(|e| DataplaneError::OpenMap { path, source: Box::new(e) })?;
+        let ring = open_ring(&pins)?;
         Ok(Self { pins, dataplane, maps, ring, clock: Clock::new() })
     }
 
@@ -106,13 +102,7 @@ impl TestBed {
 
     /// Every flow event emitted so far (drains the ring).
     pub fn flows(&mut self) -> Vec<FlowEvent> {
-        let mut out = Vec::new();
-        while let Some(item) = self.ring.next() {
-            if let Ok(ev) = FlowEvent::decode(&item, &self.clock) {
-                out.push(ev);
-            }
-        }
-        out
+        drain_ring(&mut self.ring, &self.clock).0
     }
 }
 

@@ -84,23 +84,21 @@ fn build_node(lab: &str, fabric: &str, i: usize, nodes: usize) -> Result<NodeSta
     run("ip", &["-n", &ns, "addr", "replace", &format!("172.30.0.{i}/24"), "dev", "eth0"])?;
     run("ip", &["-n", &ns, "addr", "replace", &format!("fd00:172:30::{i}/64"), "dev", "eth0", "nodad"])?;
     run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
-    {
-        for j in (1..=nodes).filter(|j| *j != i) {
-            run("ip", &["-n", &ns, "route", "replace", &format!("10.244.{j}.0/24"), "via", &format!("172.30.0.{j}")])?;
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &ns,
-                    "-6",
-                    "route",
-                    "replace",
-                    &format!("fd00:10:244:{j}::/64"),
-                    "via",
-                    &format!("fd00:172:30::{j}"),
-                ],
-            )?;
-        }
+    for j in (1..=nodes).filter(|j| *j != i) {
+        run("ip", &["-n", &ns, "route", "replace", &format!("10.244.{j}.0/24"), "via", &format!("172.30.0.{j}")])?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "-6",
+                "route",
+                "replace",
+                &format!("fd00:10:244:{j}::/64"),
+                "via",
+                &format!("fd00:172:30::{j}"),
+            ],
+        )?;
     }
     Ok(NodeState {
         index: i,

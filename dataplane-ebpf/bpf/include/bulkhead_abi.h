@@ -199,6 +199,13 @@ struct bh_ct_key {
 	__u8 _pad[2];
 };
 
+/* Conntrack idle timeouts, seconds. The agent's sweep uses the same values. */
+#define BH_CT_TCP_SYN_TIMEOUT_S 60
+#define BH_CT_TCP_EST_TIMEOUT_S (6 * 3600)
+#define BH_CT_CLOSED_TIMEOUT_S 10
+#define BH_CT_UDP_TIMEOUT_S 60
+#define BH_CT_ICMP_TIMEOUT_S 30
+
 /* bh_ct_value.state bits */
 #define BH_CT_F_FIN_FWD (1U << 0)
 #define BH_CT_F_FIN_REV (1U << 1)

@@ -10,11 +10,11 @@
 #include "maps.h"
 #include "parse.h"
 
-#define BH_CT_TCP_SYN_TIMEOUT (60ULL * BH_NS_PER_SEC)
-#define BH_CT_TCP_EST_TIMEOUT (6ULL * 3600 * BH_NS_PER_SEC)
-#define BH_CT_CLOSED_TIMEOUT (10ULL * BH_NS_PER_SEC)
-#define BH_CT_UDP_TIMEOUT (60ULL * BH_NS_PER_SEC)
-#define BH_CT_ICMP_TIMEOUT (30ULL * BH_NS_PER_SEC)
+#define BH_CT_TCP_SYN_TIMEOUT (BH_CT_TCP_SYN_TIMEOUT_S * BH_NS_PER_SEC)
+#define BH_CT_TCP_EST_TIMEOUT (BH_CT_TCP_EST_TIMEOUT_S * BH_NS_PER_SEC)
+#define BH_CT_CLOSED_TIMEOUT (BH_CT_CLOSED_TIMEOUT_S * BH_NS_PER_SEC)
+#define BH_CT_UDP_TIMEOUT (BH_CT_UDP_TIMEOUT_S * BH_NS_PER_SEC)
+#define BH_CT_ICMP_TIMEOUT (BH_CT_ICMP_TIMEOUT_S * BH_NS_PER_SEC)
 
 /* Protocols whose packets are tracked as connections. ICMP errors and unknown protocols are not. */
 static __always_inline int bh_ct_trackable(const struct bh_pkt *p)
