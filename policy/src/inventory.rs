@@ -1,0 +1,299 @@
+//! What the cluster contains, as policy sees it: namespaces with labels, pods
+//! with addresses and named ports, services with their backends, and nodes.
+//! Built from Kubernetes objects through `TryFrom`, so bad objects are
+//! refused at the boundary with the field named.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::error::{Blame, PolicyError};
+use crate::ports::{NamedPort, Protocol, check_port_name, port_number};
+use crate::selector::{Labels, check_labels};
+
+/// The label every namespace carries with its own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// Namespace name.
+    pub name: String,
+    /// Labels, always including `kubernetes.io/metadata.name`.
+    pub labels: Labels,
+}
+
+/// A pod that has addresses (pending pods are not part of policy yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// Cluster the pod runs in.
+    pub cluster: String,
+    /// Namespace of the pod.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod labels.
+    pub labels: Labels,
+    /// Node the pod runs on.
+    pub node: String,
+    /// The pod's addresses (IPv4 and/or IPv6).
+    pub ips: Vec<IpAddr>,
+    /// Named container ports, for named-port rules.
+    pub ports: Vec<NamedPort>,
+}
+
+impl Pod {
+    /// "namespace/name".
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Where a service port sends traffic on the backend pod.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetPort {
+    /// A port number.
+    Number(u16),
+    /// A container port name, resolved per backend pod.
+    Named(String),
+}
+
+/// One port of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// Protocol of the port.
+    pub protocol: Protocol,
+    /// The port clients connect to on the ClusterIP.
+    pub port: u16,
+    /// The port the backend receives on.
+    pub target: TargetPort,
+}
+
+/// A service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Namespace of the service.
+    pub namespace: String,
+    /// Service name.
+    pub name: String,
+    /// Pod selector; `None` for a service whose endpoints are managed by hand.
+    pub selector: Option<Labels>,
+    /// ClusterIPs (empty for headless services).
+    pub cluster_ips: Vec<IpAddr>,
+    /// Ports.
+    pub ports: Vec<ServicePort>,
+    /// Backend addresses from EndpointSlices; `None` when none were seen, in
+    /// which case the selector decides.
+    pub endpoints: Option<Vec<IpAddr>>,
+}
+
+impl Service {
+    /// "namespace/name".
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Everything policy needs to know about the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Name of this cluster.
+    pub cluster: String,
+    /// Namespaces by name.
+    pub namespaces: BTreeMap<String, Namespace>,
+    /// Pods by "namespace/name".
+    pub pods: BTreeMap<String, Pod>,
+    /// Services by "namespace/name".
+    pub services: BTreeMap<String, Service>,
+    /// Node addresses by node name.
+    pub nodes: BTreeMap<String, Vec<IpAddr>>,
+}
+
+impl Inventory {
+    /// An empty inventory for a cluster.
+    pub fn new(cluster: impl Into<String>) -> Self {
+        Self { cluster: cluster.into(), ..Default::default() }
+    }
+
+    /// Labels of a namespace; a namespace nobody declared still has its name label.
+    pub fn namespace_labels(&self, name: &str) -> Cow<'_, Labels> {
+        match self.namespaces.get(name) {
+            Some(ns) => Cow::Borrowed(&ns.labels),
+            None => Cow::Owned(Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.to_string())])),
+        }
+    }
+
+    /// The pods a service sends traffic to.
+    pub fn backends<'a>(&'a self, svc: &'a Service) -> impl Iterator<Item = &'a Pod> + 'a {
+        self.pods.values().filter(move |p| {
+            p.namespace == svc.namespace
+                && match (&svc.endpoints, &svc.selector) {
+                    (Some(eps), _) => p.ips.iter().any(|ip| eps.contains(ip)),
+                    (None, Some(sel)) => !sel.is_empty() && sel.iter().all(|(k, v)| p.labels.get(k) == Some(v)),
+                    (None, None) => false,
+                }
+        })
+    }
+
+    /// Adds or replaces a namespace.
+    pub fn put_namespace(&mut self, ns: Namespace) {
+        self.namespaces.insert(ns.name.clone(), ns);
+    }
+
+    /// Adds or replaces a pod.
+    pub fn put_pod(&mut self, pod: Pod) {
+        self.pods.insert(pod.key(), pod);
+    }
+
+    /// Adds or replaces a service.
+    pub fn put_service(&mut self, svc: Service) {
+        self.services.insert(svc.key(), svc);
+    }
+}
+
+impl TryFrom<&core::Namespace> for Namespace {
+    type Error = PolicyError;
+
+    fn try_from(ns: &core::Namespace) -> Result<Self, PolicyError> {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let blame = Blame::new("Namespace", None, &name);
+        if name.is_empty() {
+            return Err(blame.err("metadata.name", "a name is required"));
+        }
+        let mut labels = ns.metadata.labels.clone().unwrap_or_default();
+        check_labels(&labels, &blame, "metadata.labels")?;
+        labels.insert(NAMESPACE_NAME_LABEL.to_string(), name.clone());
+        Ok(Self { name, labels })
+    }
+}
+
+/// A pod as read from the API, before it has addresses.
+impl Pod {
+    /// Validates a pod object. `Ok(None)` for pods policy does not apply to
+    /// yet or at all: without addresses, or on the host network.
+    pub fn from_object(pod: &core::Pod, cluster: &str) -> Result<Option<Self>, PolicyError> {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let blame = Blame::new("Pod", Some(&namespace), &name);
+        if name.is_empty() {
+            return Err(blame.err("metadata.name", "a name is required"));
+        }
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        check_labels(&labels, &blame, "metadata.labels")?;
+        let spec = pod.spec.as_ref();
+        if spec.and_then(|s| s.host_network).unwrap_or(false) {
+            return Ok(None);
+        }
+        let mut ports = Vec::new();
+        for (ci, c) in spec.map(|s| s.containers.as_slice()).unwrap_or_default().iter().enumerate() {
+            for (pi, p) in c.ports.iter().flatten().enumerate() {
+                let f = format!("spec.containers[{ci}].ports[{pi}]");
+                let number = port_number(p.container_port).map_err(|m| blame.err(format!("{f}.containerPort"), m))?;
+                let protocol = Protocol::parse(p.protocol.as_deref(), &blame, &format!("{f}.protocol"))?;
+                if let Some(n) = &p.name {
+                    check_port_name(n).map_err(|m| blame.err(format!("{f}.name"), m))?;
+                    ports.push(NamedPort { name: n.clone(), protocol, port: number });
+                }
+            }
+        }
+        let status = pod.status.as_ref();
+        let mut ips = Vec::new();
+        let listed =
+            status.and_then(|s| s.pod_ips.as_ref()).map(|v| v.iter().map(|i| i.ip.clone()).collect::<Vec<_>>());
+        let raw = listed.unwrap_or_else(|| status.and_then(|s| s.pod_ip.clone()).into_iter().collect());
+        for (i, ip) in raw.iter().enumerate() {
+            let addr: IpAddr =
+                ip.parse().map_err(|_| blame.err(format!("status.podIPs[{i}]"), format!("invalid IP {ip:?}")))?;
+            if !ips.contains(&addr) {
+                ips.push(addr);
+            }
+        }
+        if ips.is_empty() {
+            return Ok(None);
+        }
+        let node = spec.and_then(|s| s.node_name.clone()).unwrap_or_default();
+        Ok(Some(Self { cluster: cluster.to_string(), namespace, name, labels, node, ips, ports }))
+    }
+}
+
+impl TryFrom<&core::Service> for Service {
+    type Error = PolicyError;
+
+    fn try_from(svc: &core::Service) -> Result<Self, PolicyError> {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let namespace = svc.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let blame = Blame::new("Service", Some(&namespace), &name);
+        if name.is_empty() {
+            return Err(blame.err("metadata.name", "a name is required"));
+        }
+        let Some(spec) = &svc.spec else {
+            return Err(blame.err("spec", "a spec is required"));
+        };
+        let selector = spec.selector.clone().filter(|s| !s.is_empty());
+        if let Some(sel) = &selector {
+            check_labels(sel, &blame, "spec.selector")?;
+        }
+        let mut cluster_ips = Vec::new();
+        let raw: Vec<String> =
+            spec.cluster_ips.clone().unwrap_or_else(|| spec.cluster_ip.clone().into_iter().collect());
+        for (i, ip) in raw.iter().enumerate() {
+            if ip == "None" || ip.is_empty() {
+                continue;
+            }
+            let addr =
+                ip.parse().map_err(|_| blame.err(format!("spec.clusterIPs[{i}]"), format!("invalid IP {ip:?}")))?;
+            cluster_ips.push(addr);
+        }
+        let mut ports = Vec::new();
+        for (i, p) in spec.ports.iter().flatten().enumerate() {
+            let f = format!("spec.ports[{i}]");
+            let protocol = Protocol::parse(p.protocol.as_deref(), &blame, &format!("{f}.protocol"))?;
+            let port = port_number(p.port).map_err(|m| blame.err(format!("{f}.port"), m))?;
+            let target = match &p.target_port {
+                None => TargetPort::Number(port),
+                Some(IntOrString::Int(t)) => {
+                    TargetPort::Number(port_number(*t).map_err(|m| blame.err(format!("{f}.targetPort"), m))?)
+                }
+                Some(IntOrString::String(n)) => match n.parse::<i32>() {
+                    Ok(t) => TargetPort::Number(port_number(t).map_err(|m| blame.err(format!("{f}.targetPort"), m))?),
+                    Err(_) => {
+                        check_port_name(n).map_err(|m| blame.err(format!("{f}.targetPort"), m))?;
+                        TargetPort::Named(n.clone())
+                    }
+                },
+            };
+            ports.push(ServicePort { protocol, port, target });
+        }
+        Ok(Self { namespace, name, selector, cluster_ips, ports, endpoints: None })
+    }
+}
+
+/// The backend addresses an EndpointSlice lists, and the service it belongs to.
+pub fn endpoint_slice_addresses(slice: &discovery::EndpointSlice) -> Result<(String, Vec<IpAddr>), PolicyError> {
+    let name = slice.metadata.name.clone().unwrap_or_default();
+    let namespace = slice.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+    let blame = Blame::new("EndpointSlice", Some(&namespace), &name);
+    let service = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("kubernetes.io/service-name"))
+        .ok_or_else(|| blame.err("metadata.labels", "the kubernetes.io/service-name label is required"))?;
+    let mut out = Vec::new();
+    for (i, e) in slice.endpoints.iter().enumerate() {
+        if e.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+            continue;
+        }
+        for (j, a) in e.addresses.iter().enumerate() {
+            let ip = a
+                .parse()
+                .map_err(|_| blame.err(format!("endpoints[{i}].addresses[{j}]"), format!("invalid IP {a:?}")))?;
+            out.push(ip);
+        }
+    }
+    Ok((format!("{namespace}/{service}"), out))
+}

@@ -1,0 +1,188 @@
+//! Reading Kubernetes objects from YAML streams (manifest files, `apply -f`),
+//! each into its wire type, with errors naming the document and field.
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::api::networking::v1 as net;
+use serde::de::DeserializeOwned;
+
+use crate::cluster::{self, ClusterNetworkPolicyObject};
+use crate::error::PolicyError;
+
+/// A Kubernetes object policy cares about, still in its wire form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    /// A namespace.
+    Namespace(core::Namespace),
+    /// A pod (with `status.podIPs` and `spec.nodeName` once scheduled).
+    Pod(Box<core::Pod>),
+    /// A service.
+    Service(core::Service),
+    /// An EndpointSlice.
+    EndpointSlice(discovery::EndpointSlice),
+    /// A NetworkPolicy.
+    NetworkPolicy(net::NetworkPolicy),
+    /// A Bulkhead ClusterNetworkPolicy.
+    ClusterNetworkPolicy(ClusterNetworkPolicyObject),
+    /// Any other kind, kept by name so callers can say what they skipped.
+    Other {
+        /// apiVersion of the document.
+        api_version: String,
+        /// kind of the document.
+        kind: String,
+    },
+}
+
+/// Identifies an object for replacement and deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectRef {
+    /// The kind.
+    pub kind: String,
+    /// The namespace ("" for cluster-scoped kinds).
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+fn meta_ref(kind: &str, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, namespaced: bool) -> ObjectRef {
+    ObjectRef {
+        kind: kind.to_string(),
+        namespace: if namespaced { m.namespace.clone().unwrap_or_else(|| "default".into()) } else { String::new() },
+        name: m.name.clone().unwrap_or_default(),
+    }
+}
+
+impl Object {
+    /// Kind, namespace and name.
+    pub fn reference(&self) -> ObjectRef {
+        match self {
+            Object::Namespace(o) => meta_ref("Namespace", &o.metadata, false),
+            Object::Pod(o) => meta_ref("Pod", &o.metadata, true),
+            Object::Service(o) => meta_ref("Service", &o.metadata, true),
+            Object::EndpointSlice(o) => meta_ref("EndpointSlice", &o.metadata, true),
+            Object::NetworkPolicy(o) => meta_ref("NetworkPolicy", &o.metadata, true),
+            Object::ClusterNetworkPolicy(o) => meta_ref(cluster::KIND, &o.metadata, false),
+            Object::Other { kind, .. } => {
+                ObjectRef { kind: kind.clone(), namespace: String::new(), name: String::new() }
+            }
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(
+    v: serde_yaml::Value,
+    source: &str,
+    document: usize,
+    kind: &str,
+) -> Result<T, PolicyError> {
+    serde_yaml::from_value(v).map_err(|e| PolicyError::Document {
+        source_name: source.to_string(),
+        document,
+        message: format!("{kind}: {e}"),
+    })
+}
+
+/// Parses every document of a YAML stream. `List` objects are flattened;
+/// empty documents are skipped.
+pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Object>, PolicyError> {
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let v = serde_yaml::Value::deserialize_from(doc, source, i)?;
+        push(&mut out, v, source, i)?;
+    }
+    Ok(out)
+}
+
+trait FromDoc {
+    fn deserialize_from(
+        doc: serde_yaml::Deserializer<'_>,
+        source: &str,
+        i: usize,
+    ) -> Result<serde_yaml::Value, PolicyError>;
+}
+
+impl FromDoc for serde_yaml::Value {
+    fn deserialize_from(
+        doc: serde_yaml::Deserializer<'_>,
+        source: &str,
+        i: usize,
+    ) -> Result<serde_yaml::Value, PolicyError> {
+        use serde::Deserialize;
+        serde_yaml::Value::deserialize(doc).map_err(|e| PolicyError::Document {
+            source_name: source.to_string(),
+            document: i,
+            message: e.to_string(),
+        })
+    }
+}
+
+fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> Result<(), PolicyError> {
+    if v.is_null() {
+        return Ok(());
+    }
+    let field = |k: &str| v.get(k).and_then(serde_yaml::Value::as_str).unwrap_or_default().to_string();
+    let (api_version, kind) = (field("apiVersion"), field("kind"));
+    let doc_err = |message: String| PolicyError::Document { source_name: source.to_string(), document: i, message };
+    if kind.is_empty() || api_version.is_empty() {
+        return Err(doc_err("apiVersion and kind are required".into()));
+    }
+    let obj = match (api_version.as_str(), kind.as_str()) {
+        ("v1", "List") => {
+            let items = v.get("items").and_then(serde_yaml::Value::as_sequence).cloned().unwrap_or_default();
+            for item in items {
+                push(out, item, source, i)?;
+            }
+            return Ok(());
+        }
+        ("v1", "Namespace") => Object::Namespace(decode(v, source, i, &kind)?),
+        ("v1", "Pod") => Object::Pod(Box::new(decode(v, source, i, &kind)?)),
+        ("v1", "Service") => Object::Service(decode(v, source, i, &kind)?),
+        ("discovery.k8s.io/v1", "EndpointSlice") => Object::EndpointSlice(decode(v, source, i, &kind)?),
+        ("networking.k8s.io/v1", "NetworkPolicy") => Object::NetworkPolicy(decode(v, source, i, &kind)?),
+        (_, "NetworkPolicy") => {
+            return Err(doc_err(format!("NetworkPolicy must be networking.k8s.io/v1, not {api_version}")));
+        }
+        (cluster::API_VERSION, cluster::KIND) => Object::ClusterNetworkPolicy(decode(v, source, i, &kind)?),
+        (_, cluster::KIND) => {
+            return Err(doc_err(format!("{} must be {}, not {api_version}", cluster::KIND, cluster::API_VERSION)));
+        }
+        _ => Object::Other { api_version, kind },
+    };
+    out.push(obj);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_known_kinds_and_names_bad_documents() {
+        let objs = parse_documents(
+            "t.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n---\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
+        )
+        .unwrap();
+        assert_eq!(objs.len(), 2);
+        assert!(matches!(&objs[1], Object::Other { kind, .. } if kind == "Deployment"));
+        let e = parse_documents(
+            "t.yaml",
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: 5}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("t.yaml document 0: NetworkPolicy:"), "{e}");
+        let e = parse_documents("t.yaml", "a: [").unwrap_err().to_string();
+        assert!(e.starts_with("t.yaml document 0"), "{e}");
+    }
+}
