@@ -55,6 +55,9 @@ pub enum AgentError {
         #[source]
         source: serde_json::Error,
     },
+    /// An audit record could not be written, so the change was refused.
+    #[error(transparent)]
+    Audit(#[from] bulkhead_api::audit::AuditError),
     /// Running the gRPC service or one of its shared locks failed.
     #[error("serving {what}: {message}")]
     Serve {
@@ -78,7 +81,7 @@ impl AgentError {
             Self::StaleGeneration { .. } => "stale_generation",
             Self::UnknownEndpoint(_) => "unknown_endpoint",
             Self::NotAttached { .. } => "not_attached",
-            Self::Io { .. } | Self::StateFile { .. } => "io",
+            Self::Io { .. } | Self::StateFile { .. } | Self::Audit(_) => "io",
             Self::Serve { .. } => "serve",
         }
     }

@@ -4,7 +4,6 @@
 //! every pod on the node, applies the desired state it is given over gRPC
 //! without ever opening a window, streams decoded flows and serves metrics.
 
-pub mod audit;
 pub mod config;
 pub mod desired;
 pub mod endpoints;

@@ -18,13 +18,13 @@ use bulkhead_dataplane::{Dataplane, Maps};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use prost::Message;
 
-use crate::audit::{AuditLog, AuditRecord};
 use crate::config::AgentConfig;
 use crate::desired::DesiredState;
 use crate::endpoints::{self, Attachment};
 use crate::error::AgentError;
 use crate::flows::Enricher;
 use crate::quarantine::{Quarantines, Roster};
+use bulkhead_api::audit::{AuditLog, AuditRecord};
 
 /// What an apply did.
 #[derive(Debug, Clone, Default)]
@@ -370,7 +370,8 @@ impl Node {
             action: "apply",
             target: &self.cfg.node,
             detail: &detail,
-        })
+        })?;
+        Ok(())
     }
 
     /// Everything the status RPC reports.

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use bulkhead_dataplane::flow::monotonic_ns;
 use bulkhead_dataplane::{Maps, PinLayout};
 
-use crate::audit::{AuditLog, AuditRecord};
 use crate::error::AgentError;
 use crate::node::Caller;
+use bulkhead_api::audit::{AuditLog, AuditRecord};
 
 /// What the last applied state says about endpoints, as quarantine needs it.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +76,8 @@ impl Quarantines {
             action,
             target: &target,
             detail: reason,
-        })
+        })?;
+        Ok(())
     }
 
     /// Cuts an endpoint off both ways. The map write is the enforcement and

@@ -10,6 +10,17 @@ pub mod agent {
     }
 }
 
+/// `bulkhead.controller.v1`: generated from `proto/bulkhead/controller/v1/controller.proto`.
+pub mod controller {
+    /// Version 1 of the controller API.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("bulkhead.controller.v1");
+    }
+}
+
+pub mod audit;
+
 use std::path::{Path, PathBuf};
 
 use agent::v1::agent_client::AgentClient;
@@ -19,8 +30,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// Connecting to an agent failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The agent's Unix socket could not be connected to.
-    #[error("connecting to agent socket {path}: {source}")]
+    /// The Unix socket could not be connected to.
+    #[error("connecting to socket {path}: {source}")]
     Socket {
         /// Path of the socket.
         path: PathBuf,
@@ -30,17 +41,32 @@ pub enum ConnectError {
     },
 }
 
-/// Connects to an agent listening on a Unix socket (agents in the lab live in
-/// node namespaces, so a filesystem socket is how the host reaches them).
-pub async fn connect_unix(path: &Path) -> Result<AgentClient<Channel>, ConnectError> {
+/// A gRPC channel over a Unix socket (agents in the lab live in node
+/// namespaces, and the controller's API is root-only, so a filesystem socket
+/// is how clients reach both).
+pub async fn unix_channel(path: &Path) -> Result<Channel, ConnectError> {
     let socket = path.to_path_buf();
-    let channel = Endpoint::from_static("http://agent.invalid")
+    Endpoint::from_static("http://bulkhead.invalid")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let socket = socket.clone();
             async move { tokio::net::UnixStream::connect(socket).await.map(TokioIo::new) }
         }))
         .await
-        .map_err(|source| ConnectError::Socket { path: path.to_path_buf(), source })?;
+        .map_err(|source| ConnectError::Socket { path: path.to_path_buf(), source })
+}
+
+/// Connects to the controller's API socket.
+pub async fn connect_controller(
+    path: &Path,
+) -> Result<controller::v1::controller_client::ControllerClient<Channel>, ConnectError> {
+    Ok(controller::v1::controller_client::ControllerClient::new(unix_channel(path).await?)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024))
+}
+
+/// Connects to an agent listening on a Unix socket.
+pub async fn connect_unix(path: &Path) -> Result<AgentClient<Channel>, ConnectError> {
+    let channel = unix_channel(path).await?;
     Ok(AgentClient::new(channel)
         .max_decoding_message_size(256 * 1024 * 1024)
         .max_encoding_message_size(256 * 1024 * 1024))

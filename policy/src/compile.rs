@@ -115,7 +115,7 @@ struct SlotKey {
     ports: Vec<NamedPort>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct CacheSlot {
     context: u64,
     answers: HashMap<RemoteSignature, VerdictFn>,
@@ -131,7 +131,7 @@ pub struct CompileStats {
 }
 
 /// Compiles, remembering identities and answers between runs.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Compiler {
     allocator: Allocator,
     cache: HashMap<SlotKey, CacheSlot>,

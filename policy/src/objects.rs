@@ -16,6 +16,8 @@ pub enum Object {
     Namespace(core::Namespace),
     /// A pod (with `status.podIPs` and `spec.nodeName` once scheduled).
     Pod(Box<core::Pod>),
+    /// A node (its addresses are the host identity).
+    Node(Box<core::Node>),
     /// A service.
     Service(core::Service),
     /// An EndpointSlice.
@@ -68,6 +70,7 @@ impl Object {
         match self {
             Object::Namespace(o) => meta_ref("Namespace", &o.metadata, false),
             Object::Pod(o) => meta_ref("Pod", &o.metadata, true),
+            Object::Node(o) => meta_ref("Node", &o.metadata, false),
             Object::Service(o) => meta_ref("Service", &o.metadata, true),
             Object::EndpointSlice(o) => meta_ref("EndpointSlice", &o.metadata, true),
             Object::NetworkPolicy(o) => meta_ref("NetworkPolicy", &o.metadata, true),
@@ -146,6 +149,7 @@ fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> 
         }
         ("v1", "Namespace") => Object::Namespace(decode(v, source, i, &kind)?),
         ("v1", "Pod") => Object::Pod(Box::new(decode(v, source, i, &kind)?)),
+        ("v1", "Node") => Object::Node(Box::new(decode(v, source, i, &kind)?)),
         ("v1", "Service") => Object::Service(decode(v, source, i, &kind)?),
         ("discovery.k8s.io/v1", "EndpointSlice") => Object::EndpointSlice(decode(v, source, i, &kind)?),
         ("networking.k8s.io/v1", "NetworkPolicy") => Object::NetworkPolicy(decode(v, source, i, &kind)?),
@@ -160,6 +164,27 @@ fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> 
     };
     out.push(obj);
     Ok(())
+}
+
+impl Object {
+    /// The object as YAML, for persisting and echoing back.
+    pub fn to_yaml(&self) -> Result<String, PolicyError> {
+        let r = match self {
+            Object::Namespace(o) => serde_yaml::to_string(o),
+            Object::Pod(o) => serde_yaml::to_string(o),
+            Object::Node(o) => serde_yaml::to_string(o),
+            Object::Service(o) => serde_yaml::to_string(o),
+            Object::EndpointSlice(o) => serde_yaml::to_string(o),
+            Object::NetworkPolicy(o) => serde_yaml::to_string(o),
+            Object::ClusterNetworkPolicy(o) => serde_yaml::to_string(o),
+            Object::Other { api_version, kind } => Ok(format!("apiVersion: {api_version}\nkind: {kind}\n")),
+        };
+        r.map_err(|e| PolicyError::Document {
+            source_name: self.reference().to_string(),
+            document: 0,
+            message: e.to_string(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The transcribed upstream NetworkPolicy cases, checked without a kernel:
-//! every truth table against the evaluator and against the compiled entries.
+//! The transcribed upstream NetworkPolicy cases and our cluster-tier cases,
+//! checked without a kernel: every truth table against the evaluator and
+//! against the compiled entries.
 //! The lab runs the same cases on real traffic (tests/e2e/conformance.rs).
 
 use std::collections::BTreeMap;
@@ -47,9 +48,9 @@ pub fn model() -> Inventory {
 }
 
 fn cases() -> Vec<(String, Case)> {
-    let dir = repo().join("tests/conformance/netpol");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
+    let mut files: Vec<_> = ["netpol", "tiers"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(repo().join("tests/conformance").join(d)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
@@ -57,7 +58,11 @@ fn cases() -> Vec<(String, Case)> {
     files
         .into_iter()
         .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let name = format!(
+                "{}/{}",
+                p.parent().unwrap().file_name().unwrap().to_string_lossy(),
+                p.file_name().unwrap().to_string_lossy()
+            );
             let case = Case::parse(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
             (name, case)
         })
@@ -71,7 +76,7 @@ fn upstream_netpol_cases_hold_in_the_evaluator_and_the_compiled_entries() {
     let all_ips: BTreeMap<String, Vec<IpAddr>> = base.pods.values().map(|p| (p.key(), p.ips.clone())).collect();
     let pods: Vec<String> = ips.keys().cloned().collect();
     let all = cases();
-    assert!(all.len() >= 40, "only {} cases found", all.len());
+    assert!(all.len() >= 50, "only {} cases found", all.len());
     let mut failures = Vec::new();
     let mut tables = 0;
     let mut compiler = Compiler::new();

@@ -1,4 +1,5 @@
-//! Append-only audit log of every enforcement change: who, what, when.
+//! Append-only audit log of every enforcement change, shared by the agent
+//! and the controller so both write the same record shape: who, what, when.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,7 +7,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::error::AgentError;
+/// Writing an audit record failed; the caller must then refuse the change.
+#[derive(Debug, thiserror::Error)]
+#[error("writing audit log {path}: {source}")]
+pub struct AuditError {
+    /// The log file.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: std::io::Error,
+}
 
 /// One audited action.
 #[derive(Debug, Clone, Serialize)]
@@ -21,7 +31,7 @@ pub struct AuditRecord<'a> {
     pub peer_pid: Option<i32>,
     /// What was done, e.g. "apply" or a quarantine action.
     pub action: &'a str,
-    /// What it was done to: the node, or "namespace/pod (endpoint N)".
+    /// What it was done to: the node, an object, or "namespace/pod (endpoint N)".
     pub target: &'a str,
     /// Free-form details, e.g. the generation applied or the quarantine reason.
     pub detail: &'a str,
@@ -40,15 +50,14 @@ impl AuditLog {
     }
 
     /// Appends and flushes one record before the caller reports success.
-    pub fn record(&self, mut rec: AuditRecord<'_>) -> Result<(), AgentError> {
+    pub fn record(&self, mut rec: AuditRecord<'_>) -> Result<(), AuditError> {
         rec.time_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        let io = |source| AgentError::Io { action: "writing audit log", path: self.path.clone(), source };
-        let mut line =
-            serde_json::to_vec(&rec).map_err(|source| AgentError::StateFile { path: self.path.clone(), source })?;
+        let err = |source| AuditError { path: self.path.clone(), source };
+        let mut line = serde_json::to_vec(&rec).map_err(|e| err(std::io::Error::other(e)))?;
         line.push(b'\n');
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
-        f.write_all(&line).map_err(io)?;
-        f.sync_data().map_err(io)
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(err)?;
+        f.write_all(&line).map_err(err)?;
+        f.sync_data().map_err(err)
     }
 
     /// Where the log lives.

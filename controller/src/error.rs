@@ -1,0 +1,64 @@
+//! Controller errors, each naming what it was doing and to what.
+
+use std::path::PathBuf;
+
+/// Everything the controller can fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// An object or the resulting state was rejected; nothing changed.
+    #[error(transparent)]
+    Policy(#[from] bulkhead_policy::PolicyError),
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file could not be encoded or decoded.
+    #[error("state file {path}: {message}")]
+    StateFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An explain or delete named something the controller does not know.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request itself is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Too many endpoints for the dataplane's id space.
+    #[error("endpoint ids exhausted: at most {0} endpoints over the controller's lifetime")]
+    EndpointIdsExhausted(u32),
+    /// An audit record could not be written, so the change was refused.
+    #[error(transparent)]
+    Audit(#[from] bulkhead_api::audit::AuditError),
+    /// Serving the API failed.
+    #[error("serving {what}: {message}")]
+    Serve {
+        /// What was being served.
+        what: &'static str,
+        /// Why it failed.
+        message: String,
+    },
+}
+
+impl ControllerError {
+    /// Short stable label, for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Policy(_) => "invalid",
+            Self::Io { .. } | Self::StateFile { .. } | Self::Audit(_) => "io",
+            Self::NotFound(_) => "not_found",
+            Self::BadRequest(_) => "bad_request",
+            Self::EndpointIdsExhausted(_) => "capacity",
+            Self::Serve { .. } => "serve",
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The Bulkhead controller: holds the cluster's objects (from manifests, the
+//! API, or — later — Kubernetes watchers), compiles them with the policy
+//! crate, and keeps every node agent at the resulting desired state.
+
+pub mod desired;
+pub mod error;
+pub mod ids;
+pub mod run;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod sync;
+
+pub use error::ControllerError;
+pub use state::Config;

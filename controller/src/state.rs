@@ -1,0 +1,339 @@
+//! The controller's state and its one way of changing: validate a candidate,
+//! compile it, and only then commit, persist, audit and push.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bulkhead_api::agent::v1 as agent_pb;
+use bulkhead_api::audit::{AuditLog, AuditRecord};
+use bulkhead_api::controller::v1 as pb;
+use bulkhead_policy::compile::{Compiled, Compiler};
+use bulkhead_policy::evaluate::Evaluator;
+use bulkhead_policy::objects::parse_documents;
+use bulkhead_policy::ports::Protocol;
+use tokio::sync::watch;
+use tracing::instrument;
+
+use crate::error::ControllerError;
+use crate::ids::{Ids, write_atomic};
+use crate::store::{Changes, Mode, Model, Store};
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Name of the cluster, carried by every pod identity.
+    pub cluster: String,
+    /// Where objects, numbering and the audit log are kept.
+    pub state_dir: PathBuf,
+    /// The API's Unix socket.
+    pub socket: PathBuf,
+    /// Mode of pods without a `bulkhead.dev/mode` annotation.
+    pub mode: Mode,
+    /// Agent socket by node name.
+    pub agents: BTreeMap<String, PathBuf>,
+    /// Manifest files or directories read at start, over the stored objects.
+    pub manifests: Vec<PathBuf>,
+}
+
+/// Who asked for a change (peer credentials from the socket).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who the caller says it is.
+    pub actor: String,
+    /// Unix uid from the socket.
+    pub uid: Option<u32>,
+    /// Process id from the socket.
+    pub pid: Option<i32>,
+}
+
+/// Add or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Add or replace.
+    Apply,
+    /// Remove.
+    Delete,
+}
+
+/// What each node's sync task watches: the node's latest desired state.
+pub type DesiredRx = watch::Receiver<Arc<agent_pb::DesiredState>>;
+
+/// Each node's sync state, written by the sync tasks.
+pub type SyncReport = Arc<std::sync::Mutex<BTreeMap<String, pb::NodeSync>>>;
+
+/// Everything the controller holds.
+pub struct State {
+    cfg: Config,
+    store: Store,
+    model: Model,
+    compiler: Compiler,
+    compiled: Compiled,
+    ids: Ids,
+    last_error: String,
+    senders: BTreeMap<String, watch::Sender<Arc<agent_pb::DesiredState>>>,
+    audit: AuditLog,
+    /// Written by the per-node sync tasks.
+    pub sync: SyncReport,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("generation", &self.ids.generation).finish_non_exhaustive()
+    }
+}
+
+fn read_manifests(paths: &[PathBuf]) -> Result<Vec<bulkhead_policy::objects::Object>, ControllerError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|source| ControllerError::Io {
+                action: "listing",
+                path: p.clone(),
+                source,
+            })?;
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|source| ControllerError::Io {
+            action: "reading",
+            path: f.clone(),
+            source,
+        })?;
+        out.extend(parse_documents(&f.display().to_string(), &text)?);
+    }
+    Ok(out)
+}
+
+impl State {
+    /// Loads stored objects, applies the manifests over them, compiles, and
+    /// prepares one desired-state channel per agent.
+    pub fn open(cfg: Config) -> Result<(Self, BTreeMap<String, DesiredRx>), ControllerError> {
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ControllerError::Io {
+            action: "creating state dir",
+            path: cfg.state_dir.clone(),
+            source,
+        })?;
+        let store_path = cfg.state_dir.join("objects.yaml");
+        let mut store = Store::default();
+        if let Ok(text) = std::fs::read_to_string(&store_path) {
+            store = store.applied(parse_documents(&store_path.display().to_string(), &text)?).0;
+        }
+        let (store, _) = store.applied(read_manifests(&cfg.manifests)?);
+        let model = store.model(&cfg.cluster)?;
+        let mut compiler = Compiler::new();
+        let compiled = compiler.compile(&model.inventory, &model.policies)?;
+        let ids = Ids::load(&cfg.state_dir.join("ids.json"))?;
+        let mut senders = BTreeMap::new();
+        let mut receivers = BTreeMap::new();
+        for node in cfg.agents.keys() {
+            let (tx, rx) = watch::channel(Arc::new(agent_pb::DesiredState::default()));
+            senders.insert(node.clone(), tx);
+            receivers.insert(node.clone(), rx);
+        }
+        let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
+        let mut state = Self {
+            cfg,
+            store,
+            model,
+            compiler,
+            compiled,
+            ids,
+            last_error: String::new(),
+            senders,
+            audit,
+            sync: SyncReport::default(),
+        };
+        state.persist()?;
+        state.reconcile()?;
+        Ok((state, receivers))
+    }
+
+    fn persist(&self) -> Result<(), ControllerError> {
+        write_atomic(&self.cfg.state_dir.join("objects.yaml"), self.store.to_yaml()?.as_bytes())
+    }
+
+    /// Pushes a new generation of every node's desired state to its sync task.
+    #[instrument(skip(self), fields(generation))]
+    pub fn reconcile(&mut self) -> Result<u64, ControllerError> {
+        let generation = self.ids.next_generation();
+        tracing::Span::current().record("generation", generation);
+        for (node, tx) in &self.senders {
+            let desired =
+                crate::desired::for_node(node, generation, &self.compiled, &self.model, &mut self.ids, self.cfg.mode)?;
+            tx.send_replace(Arc::new(desired));
+        }
+        let uids: BTreeSet<String> = self.model.pods.values().map(|p| p.uid.clone()).collect();
+        let rules: BTreeSet<String> =
+            self.compiled.endpoints.values().flat_map(|e| e.entries.iter().map(|x| x.rule.clone())).collect();
+        self.ids.retain(&uids, &rules);
+        self.ids.save(&self.cfg.state_dir.join("ids.json"))?;
+        Ok(generation)
+    }
+
+    /// Applies or deletes the objects of a YAML stream, all or nothing.
+    #[instrument(skip(self, req, caller), fields(source = %req.source, actor = %caller.actor))]
+    pub fn change(
+        &mut self,
+        kind: ChangeKind,
+        req: &pb::ChangeRequest,
+        caller: &Caller,
+    ) -> Result<pb::ChangeResponse, ControllerError> {
+        let started = Instant::now();
+        let action = match kind {
+            ChangeKind::Apply => "apply",
+            ChangeKind::Delete => "delete",
+        };
+        let result = self.try_change(kind, req);
+        let micros = started.elapsed().as_micros() as u64;
+        match result {
+            Ok((changes, generation)) => {
+                for target in &changes.changed {
+                    self.audit.record(AuditRecord {
+                        time_unix_ms: 0,
+                        actor: &caller.actor,
+                        peer_uid: caller.uid,
+                        peer_pid: caller.pid,
+                        action,
+                        target,
+                        detail: &format!("generation {generation}, source {}", req.source),
+                    })?;
+                }
+                self.last_error.clear();
+                Ok(pb::ChangeResponse {
+                    generation,
+                    changed: changes.changed,
+                    unchanged: changes.unchanged,
+                    skipped: changes.skipped,
+                    compile_micros: micros,
+                })
+            }
+            Err(e) => {
+                self.last_error = e.to_string();
+                self.audit.record(AuditRecord {
+                    time_unix_ms: 0,
+                    actor: &caller.actor,
+                    peer_uid: caller.uid,
+                    peer_pid: caller.pid,
+                    action: &format!("{action} rejected"),
+                    target: &req.source,
+                    detail: &self.last_error,
+                })?;
+                Err(e)
+            }
+        }
+    }
+
+    fn try_change(&mut self, kind: ChangeKind, req: &pb::ChangeRequest) -> Result<(Changes, u64), ControllerError> {
+        let source = if req.source.is_empty() { "request" } else { req.source.as_str() };
+        let objs = parse_documents(source, &req.yaml)?;
+        if objs.is_empty() {
+            return Err(ControllerError::BadRequest(format!("{source}: no objects")));
+        }
+        let (candidate, changes) = match kind {
+            ChangeKind::Apply => self.store.applied(objs),
+            ChangeKind::Delete => self.store.deleted(objs),
+        };
+        if changes.changed.is_empty() {
+            return Ok((changes, self.ids.generation));
+        }
+        let model = candidate.model(&self.cfg.cluster)?;
+        let mut compiler = self.compiler.clone();
+        let compiled = compiler.compile(&model.inventory, &model.policies)?;
+        // Everything validated: commit.
+        self.store = candidate;
+        self.model = model;
+        self.compiler = compiler;
+        self.compiled = compiled;
+        self.persist()?;
+        let generation = self.reconcile()?;
+        Ok((changes, generation))
+    }
+
+    fn resolve(&self, what: &str) -> Result<IpAddr, ControllerError> {
+        if let Ok(ip) = what.parse() {
+            return Ok(ip);
+        }
+        if let Some(p) = self.model.inventory.pods.get(what) {
+            return p
+                .ips
+                .iter()
+                .find(|i| i.is_ipv4())
+                .or(p.ips.first())
+                .copied()
+                .ok_or_else(|| ControllerError::NotFound(format!("pod {what} has no address")));
+        }
+        if let Some(s) = self.model.inventory.services.get(what) {
+            return s
+                .cluster_ips
+                .first()
+                .copied()
+                .ok_or_else(|| ControllerError::NotFound(format!("service {what} has no ClusterIP")));
+        }
+        Err(ControllerError::NotFound(format!(
+            "{what:?} is not an IP address, a known pod or a known service (use namespace/name)"
+        )))
+    }
+
+    /// The verdict on a connection and what decided each side.
+    pub fn explain(&self, req: &pb::ExplainRequest) -> Result<pb::ExplainResponse, ControllerError> {
+        let from = self.resolve(&req.from)?;
+        let to = self.resolve(&req.to)?;
+        let protocol = match req.protocol.to_ascii_uppercase().as_str() {
+            "" | "TCP" => Some(Protocol::Tcp),
+            "UDP" => Some(Protocol::Udp),
+            "SCTP" => Some(Protocol::Sctp),
+            "ICMP" => None,
+            other => {
+                return Err(ControllerError::BadRequest(format!(
+                    "protocol {other:?}: expected TCP, UDP, SCTP or ICMP"
+                )));
+            }
+        };
+        let port = u16::try_from(req.port)
+            .map_err(|_| ControllerError::BadRequest(format!("port {} is above 65535", req.port)))?;
+        if protocol.is_some() && port == 0 {
+            return Err(ControllerError::BadRequest("a port is required for TCP, UDP and SCTP".into()));
+        }
+        if from.is_ipv4() != to.is_ipv4() {
+            return Err(ControllerError::BadRequest(format!("{from} and {to} are of different address families")));
+        }
+        let v = Evaluator::new(&self.model.inventory, &self.model.policies).connection(from, to, protocol, port);
+        Ok(pb::ExplainResponse {
+            allowed: v.allowed,
+            from_address: from.to_string(),
+            to_address: to.to_string(),
+            egress: v.egress.as_ref().map(|d| d.by.name()).unwrap_or_default(),
+            egress_allowed: v.egress.as_ref().is_none_or(|d| d.allowed),
+            ingress: v.ingress.as_ref().map(|d| d.by.name()).unwrap_or_default(),
+            ingress_allowed: v.ingress.as_ref().is_none_or(|d| d.allowed),
+        })
+    }
+
+    /// Generation, sizes and each node's sync state.
+    pub fn status(&self) -> pb::ControllerStatus {
+        let nodes = self.sync.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        pb::ControllerStatus {
+            generation: self.ids.generation,
+            nodes,
+            pods: self.model.inventory.pods.len() as u32,
+            network_policies: self.model.policies.network.len() as u32,
+            cluster_policies: self.model.policies.cluster.len() as u32,
+            identities: self.compiled.identities.len() as u32,
+            policy_entries: self.compiled.entry_count() as u32,
+            last_error: self.last_error.clone(),
+        }
+    }
+}

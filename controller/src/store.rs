@@ -1,0 +1,253 @@
+//! The objects the controller holds, and the validated model built from
+//! them. Changes are made on a copy and committed only once the copy
+//! validates and compiles, so a bad update never touches what is enforced.
+
+use std::collections::BTreeMap;
+
+use bulkhead_policy::PolicyError;
+use bulkhead_policy::cluster::ClusterPolicy;
+use bulkhead_policy::evaluate::PolicySet;
+use bulkhead_policy::inventory::{Inventory, Namespace, Pod, Service, endpoint_slice_addresses};
+use bulkhead_policy::netpol::NetworkPolicy;
+use bulkhead_policy::objects::{Object, ObjectRef};
+
+/// Annotation (on a pod or its namespace) choosing learn, audit or enforce.
+pub const MODE_ANNOTATION: &str = "bulkhead.dev/mode";
+/// Annotation giving the path of a pod's network namespace, for agents that
+/// cannot find it on their own (the lab sets it).
+pub const NETNS_ANNOTATION: &str = "bulkhead.dev/netns";
+
+/// How an endpoint's policy is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Observe only.
+    Learn,
+    /// Decide and report would-drops, but forward.
+    Audit,
+    /// Decide and drop.
+    Enforce,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "learn" => Ok(Mode::Learn),
+            "audit" => Ok(Mode::Audit),
+            "enforce" => Ok(Mode::Enforce),
+            other => Err(format!("{other:?} is not learn, audit or enforce")),
+        }
+    }
+}
+
+/// What the controller knows about a pod beyond policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodExtras {
+    /// Path of the pod's network namespace, if given.
+    pub netns: String,
+    /// The pod's or its namespace's mode, if annotated.
+    pub mode: Option<Mode>,
+    /// The pod's uid (or "namespace/name" when it has none): endpoint ids follow it.
+    pub uid: String,
+}
+
+/// The validated model: what the compiler and the evaluator consume.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// The cluster.
+    pub inventory: Inventory,
+    /// Every policy.
+    pub policies: PolicySet,
+    /// Per pod ("namespace/name"), what the agent needs besides policy.
+    pub pods: BTreeMap<String, PodExtras>,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Objects created, changed or deleted.
+    pub changed: Vec<String>,
+    /// Objects sent but identical to what was there (or already absent).
+    pub unchanged: Vec<String>,
+    /// Documents of kinds the controller does not use.
+    pub skipped: Vec<String>,
+}
+
+/// Every object, by kind, namespace and name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Store {
+    objects: BTreeMap<ObjectRef, Object>,
+}
+
+impl Store {
+    /// A copy with the objects added or replaced.
+    pub fn applied(&self, objs: Vec<Object>) -> (Store, Changes) {
+        let mut next = self.clone();
+        let mut changes = Changes::default();
+        for obj in objs {
+            let r = obj.reference();
+            if let Object::Other { api_version, kind } = &obj {
+                changes.skipped.push(format!("{api_version} {kind}"));
+                continue;
+            }
+            if next.objects.get(&r) == Some(&obj) {
+                changes.unchanged.push(r.to_string());
+            } else {
+                changes.changed.push(r.to_string());
+                next.objects.insert(r, obj);
+            }
+        }
+        (next, changes)
+    }
+
+    /// A copy without the objects named.
+    pub fn deleted(&self, objs: Vec<Object>) -> (Store, Changes) {
+        let mut next = self.clone();
+        let mut changes = Changes::default();
+        for obj in objs {
+            let r = obj.reference();
+            if let Object::Other { api_version, kind } = &obj {
+                changes.skipped.push(format!("{api_version} {kind}"));
+            } else if next.objects.remove(&r).is_some() {
+                changes.changed.push(r.to_string());
+            } else {
+                changes.unchanged.push(r.to_string());
+            }
+        }
+        (next, changes)
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Every object as one YAML stream.
+    pub fn to_yaml(&self) -> Result<String, PolicyError> {
+        let mut out = String::new();
+        for o in self.objects.values() {
+            out.push_str("---\n");
+            out.push_str(&o.to_yaml()?);
+        }
+        Ok(out)
+    }
+
+    /// Validates every object into the model. The first invalid object fails it all.
+    pub fn model(&self, cluster: &str) -> Result<Model, PolicyError> {
+        let mut m = Model { inventory: Inventory::new(cluster), ..Default::default() };
+        let mut ns_modes = BTreeMap::new();
+        let mut slices: BTreeMap<String, Vec<std::net::IpAddr>> = BTreeMap::new();
+        for o in self.objects.values() {
+            match o {
+                Object::Namespace(ns) => {
+                    let n = Namespace::try_from(ns)?;
+                    if let Some(mode) = mode_of(&ns.metadata, "Namespace", None)? {
+                        ns_modes.insert(n.name.clone(), mode);
+                    }
+                    m.inventory.put_namespace(n);
+                }
+                Object::Node(node) => {
+                    let name = node.metadata.name.clone().unwrap_or_default();
+                    let mut ips = Vec::new();
+                    for (i, a) in node.status.iter().flat_map(|s| s.addresses.iter().flatten()).enumerate() {
+                        if a.type_ == "InternalIP" || a.type_ == "ExternalIP" {
+                            let ip = a.address.parse().map_err(|_| PolicyError::Invalid {
+                                object: format!("Node {name}"),
+                                field: format!("status.addresses[{i}].address"),
+                                message: format!("invalid IP {:?}", a.address),
+                            })?;
+                            ips.push(ip);
+                        }
+                    }
+                    m.inventory.nodes.insert(name, ips);
+                }
+                Object::Pod(pod) => {
+                    let Some(p) = Pod::from_object(pod, cluster)? else { continue };
+                    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+                    let extras = PodExtras {
+                        netns: annotations.get(NETNS_ANNOTATION).cloned().unwrap_or_default(),
+                        mode: mode_of(&pod.metadata, "Pod", Some(&p.namespace))?,
+                        uid: pod.metadata.uid.clone().unwrap_or_else(|| p.key()),
+                    };
+                    m.pods.insert(p.key(), extras);
+                    m.inventory.put_pod(p);
+                }
+                Object::Service(svc) => m.inventory.put_service(Service::try_from(svc)?),
+                Object::EndpointSlice(s) => {
+                    let (svc, addrs) = endpoint_slice_addresses(s)?;
+                    slices.entry(svc).or_default().extend(addrs);
+                }
+                Object::NetworkPolicy(np) => m.policies.put_network(NetworkPolicy::try_from(np)?),
+                Object::ClusterNetworkPolicy(cp) => m.policies.put_cluster(ClusterPolicy::try_from(cp)?),
+                Object::Other { .. } => {}
+            }
+        }
+        for (svc, addrs) in slices {
+            if let Some(s) = m.inventory.services.get_mut(&svc) {
+                s.endpoints = Some(addrs);
+            }
+        }
+        for (key, extras) in m.pods.iter_mut() {
+            if extras.mode.is_none()
+                && let Some(p) = m.inventory.pods.get(key)
+            {
+                extras.mode = ns_modes.get(&p.namespace).copied();
+            }
+        }
+        Ok(m)
+    }
+}
+
+fn mode_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Result<Option<Mode>, PolicyError> {
+    let Some(v) = meta.annotations.as_ref().and_then(|a| a.get(MODE_ANNOTATION)) else {
+        return Ok(None);
+    };
+    let name = meta.name.clone().unwrap_or_default();
+    v.parse().map(Some).map_err(|message| PolicyError::Invalid {
+        object: match namespace {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        },
+        field: format!("metadata.annotations.{MODE_ANNOTATION}"),
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use bulkhead_policy::objects::parse_documents;
+
+    use super::*;
+
+    const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: x, annotations: {bulkhead.dev/mode: audit}}\n";
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x, labels: {app: a}}\nspec: {nodeName: n1, containers: [{name: c}]}\nstatus: {podIPs: [{ip: 10.0.0.1}]}\n";
+
+    #[test]
+    fn a_bad_object_leaves_the_store_as_it_was() {
+        let (store, c) = Store::default().applied(parse_documents("t", &format!("{NS}---\n{POD}")).unwrap());
+        assert_eq!(c.changed.len(), 2);
+        let model = store.model("lab").unwrap();
+        assert_eq!(model.pods["x/a"].mode, Some(Mode::Audit), "namespace annotation applies to its pods");
+        let bad = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: nonsense}}]}]}\n";
+        let (candidate, _) = store.applied(parse_documents("t", bad).unwrap());
+        let e = candidate.model("lab").unwrap_err().to_string();
+        assert!(e.contains("NetworkPolicy x/p: spec.ingress[0].from[0].ipBlock.cidr"), "{e}");
+        assert_eq!(store.len(), 2, "the committed store is untouched");
+        let (again, c) = store.applied(parse_documents("t", POD).unwrap());
+        assert_eq!((c.changed.len(), c.unchanged.len()), (0, 1));
+        let (gone, c) = again.deleted(parse_documents("t", POD).unwrap());
+        assert_eq!((c.changed.len(), gone.len()), (1, 1));
+        let round = Store::default().applied(parse_documents("t", &store.to_yaml().unwrap()).unwrap()).0;
+        assert_eq!(round, store, "the persisted form reads back identically");
+    }
+}
