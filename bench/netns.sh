@@ -40,25 +40,26 @@ kind: Pod
 metadata: {name: cli, namespace: bench, labels: {app: cli}}
 spec: {containers: [{name: c}]}
 ---
-apiVersion: lab.bulkhead.dev/v1alpha1
-kind: DataplaneRule
-metadata: {name: srv-ingress}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: srv-ingress, namespace: bench}
 spec:
-  selector: {namespace: bench, matchLabels: {app: srv}}
-  direction: ingress
-  peers: [{namespace: bench, matchLabels: {app: cli}}]
-  ports:
+  podSelector: {matchLabels: {app: srv}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: cli}}}]
+    ports:
 YAML
-  for ((i = 0; i < n - 2; i++)); do echo "  - {protocol: TCP, port: $((20000 + i))}"; done
-  echo "  - {protocol: TCP, port: 11111}"
-  echo "  - {protocol: TCP, port: 5201}"
+  # Every other port, so the compiler cannot merge them into ranges: N real entries.
+  for ((i = 0; i < n - 2; i++)); do echo "    - {protocol: TCP, port: $((20000 + 2 * i))}"; done
+  echo "    - {protocol: TCP, port: 11111}"
+  echo "    - {protocol: TCP, port: 5201}"
 }
 
 iptables_rules() { # N
   local n=$1
   echo "*filter"
   echo ":INPUT DROP [0:0]"
-  for ((i = 0; i < n - 2; i++)); do echo "-A INPUT -p tcp -s 10.244.0.0/16 --dport $((20000 + i)) -j ACCEPT"; done
+  for ((i = 0; i < n - 2; i++)); do echo "-A INPUT -p tcp -s 10.244.0.0/16 --dport $((20000 + 2 * i)) -j ACCEPT"; done
   echo "-A INPUT -p tcp -s 10.244.0.0/16 --dport 11111 -j ACCEPT"
   echo "-A INPUT -p tcp -s 10.244.0.0/16 --dport 5201 -j ACCEPT"
   echo "-A INPUT -i lo -j ACCEPT"

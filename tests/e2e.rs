@@ -7,6 +7,7 @@
 mod support;
 
 mod e2e {
+    mod conformance;
     mod lifecycle;
     mod malformed;
     mod policy;

@@ -139,8 +139,10 @@ fn placeholder(name: &str) -> LabState {
         nodes: vec![],
         pods: vec![],
         namespaces: Default::default(),
-        rules: vec![],
+        namespace_annotations: Default::default(),
+        policies: 0,
         default_mode: String::new(),
+        controller_pid: None,
         generation: 0,
         last_endpoint_id: 0,
     }
@@ -192,6 +194,11 @@ impl Conn {
 /// One Pod document: `namespace/name`, labelled `app: <app>`, serving `ports`
 /// ("80" for TCP, "9000/UDP" for UDP).
 pub fn pod(namespace: &str, name: &str, app: &str, ports: &[&str]) -> String {
+    pod_in_mode(namespace, name, app, ports, None)
+}
+
+/// A pod whose enforcement mode is set by annotation (learn, audit or enforce).
+pub fn pod_in_mode(namespace: &str, name: &str, app: &str, ports: &[&str], mode: Option<&str>) -> String {
     let ports: Vec<String> = ports
         .iter()
         .map(|p| match p.split_once('/') {
@@ -200,21 +207,21 @@ pub fn pod(namespace: &str, name: &str, app: &str, ports: &[&str]) -> String {
         })
         .collect();
     format!(
-        "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}, labels: {{app: {app}}}}}\nspec: {{containers: [{{name: c, ports: [{}]}}]}}\n",
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}, labels: {{app: {app}}}, annotations: {{{}}}}}\nspec: {{containers: [{{name: c, ports: [{}]}}]}}\n",
+        mode.map(|m| format!("bulkhead.dev/mode: {m}")).unwrap_or_default(),
         ports.join(", ")
     )
 }
 
-/// One lab DataplaneRule document selecting `app: <app>` in namespace x;
-/// `spec` holds its other spec lines ("peers: […]", "ports: […]", "mode: audit").
-pub fn rule(name: &str, app: &str, direction: &str, spec: &[&str]) -> String {
-    let mut doc = format!(
-        "---\napiVersion: lab.bulkhead.dev/v1alpha1\nkind: DataplaneRule\nmetadata: {{name: {name}}}\nspec:\n  selector: {{namespace: x, matchLabels: {{app: {app}}}}}\n  direction: {direction}\n"
-    );
-    for line in spec {
-        doc.push_str(&format!("  {line}\n"));
-    }
-    doc
+/// One NetworkPolicy in namespace x selecting `app: <app>` and isolating
+/// one direction ("ingress" or "egress"); `rules` are its rules in YAML flow
+/// style, e.g. "{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 80}]}".
+pub fn netpol(name: &str, app: &str, direction: &str, rules: &[&str]) -> String {
+    let kind = if direction == "ingress" { "Ingress" } else { "Egress" };
+    format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: x}}\nspec:\n  podSelector: {{matchLabels: {{app: {app}}}}}\n  policyTypes: [{kind}]\n  {direction}: [{}]\n",
+        rules.join(", ")
+    )
 }
 
 /// Runs a command inside a pod's namespace.

@@ -1,5 +1,6 @@
 //! `bulkhead`: the node agent, the lab, and flow tooling in one binary.
 
+mod control;
 mod flows;
 
 use std::net::SocketAddr;
@@ -66,6 +67,40 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "human")]
         output: Output,
     },
+    /// Run the controller: compile inventory and policies, keep every agent in sync.
+    Controller(control::ControllerArgs),
+    /// Add or replace objects (policies, pods, namespaces…) through the controller. All or nothing.
+    Apply {
+        /// YAML files ("-" for stdin).
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+        /// Return without waiting for every node to enforce the change.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        target: control::Target,
+    },
+    /// Delete the objects named in the files (kind, namespace and name).
+    Delete {
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        target: control::Target,
+    },
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// The controller's generation, inventory and each node's sync state.
+    Status {
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: Output,
+        #[command(flatten)]
+        target: control::Target,
+    },
     /// Cut a pod off the network, both ways, established connections included.
     Quarantine {
         /// "namespace/pod".
@@ -87,6 +122,21 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum PolicyCommand {
+    /// Is FROM -> TO:PORT[/PROTO] allowed, and which rule or default decided it?
+    /// FROM and TO are namespace/pod, namespace/service (TO only) or an IP;
+    /// leave out :PORT for ICMP.
+    Explain {
+        from: String,
+        to: String,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: Output,
+        #[command(flatten)]
+        target: control::Target,
+    },
+}
+
+#[derive(Subcommand)]
 enum LabCommand {
     /// Create (or complete) the lab from Kubernetes manifests. Idempotent.
     Up {
@@ -98,8 +148,8 @@ enum LabCommand {
         nodes: usize,
         #[arg(long, default_value = "lab")]
         name: String,
-        /// Mode of pods that no rule selects.
-        #[arg(long, default_value = "learn")]
+        /// Mode of pods without a bulkhead.dev/mode annotation (on the pod or its namespace).
+        #[arg(long, default_value = "enforce")]
         mode: String,
     },
     /// Remove every namespace, link, pin and process of the lab, even after a crash.
@@ -199,6 +249,22 @@ fn main() -> Result<()> {
         Command::Flows { lab, follow, output } => {
             runtime()?.block_on(flows::show(&lab, follow, output == Output::Json))
         }
+        Command::Controller(args) => {
+            if let Some(ns) = &args.netns {
+                bulkhead_lab::netns::enter(ns)?;
+            }
+            runtime()?.block_on(control::controller(args))
+        }
+        Command::Apply { files, no_wait, target } => {
+            runtime()?.block_on(control::change(&target, &files, false, !no_wait))
+        }
+        Command::Delete { files, no_wait, target } => {
+            runtime()?.block_on(control::change(&target, &files, true, !no_wait))
+        }
+        Command::Policy { command: PolicyCommand::Explain { from, to, output, target } } => {
+            runtime()?.block_on(control::explain(&target, &from, &to, output == Output::Json))
+        }
+        Command::Status { output, target } => runtime()?.block_on(control::status(&target, output == Output::Json)),
         Command::Quarantine { pod, lab, reason } => runtime()?.block_on(quarantine(&lab, &pod, &reason, true)),
         Command::Release { pod, lab, reason } => runtime()?.block_on(quarantine(&lab, &pod, &reason, false)),
     }

@@ -2,8 +2,8 @@
 //! Nodes and pods are network namespaces; pods are wired by the real CNI
 //! reference plugins; every node runs a real agent.
 
-pub mod desired;
 pub mod error;
+pub mod inventory;
 pub mod lifecycle;
 pub mod manifest;
 pub mod netns;

@@ -25,7 +25,7 @@ pub struct UpOptions {
     pub cni: String,
     /// Number of nodes to create.
     pub nodes: usize,
-    /// Mode of pods no rule selects: learn, audit or enforce.
+    /// Mode of pods without a bulkhead.dev/mode annotation: learn, audit or enforce.
     pub default_mode: String,
     /// The bulkhead binary to run agents and pod servers with.
     pub exe: PathBuf,
@@ -259,6 +259,9 @@ fn build_pod(
         server_pid,
         container_id: container,
         endpoint_id: 0,
+        annotations: spec.annotations.clone(),
+        containers: spec.containers.clone(),
+        owner: spec.owner.clone(),
     })
 }
 
@@ -306,25 +309,82 @@ async fn wait_agent(
     }
 }
 
-/// Pushes each node's desired state; any pod left unprotected is an error.
-pub async fn push(lab: &LabState) -> Result<(), LabError> {
-    for node in &lab.nodes {
-        let mut client = wait_agent(node).await?;
-        let desired = crate::desired::for_node(lab, node.index);
-        let r = client
-            .apply_state(desired)
-            .await
-            .map_err(|s| LabError::Agent { node: node.name.clone(), message: s.message().to_string() })?
-            .into_inner();
-        if !r.problems.is_empty() {
-            let list: Vec<String> = r.problems.iter().map(|p| format!("{}: {}", p.pod, p.error)).collect();
-            return Err(LabError::Agent {
-                node: node.name.clone(),
-                message: format!("pods left unprotected: {}", list.join("; ")),
-            });
-        }
+/// (Re)starts the lab's controller on the lab's inventory, in the fabric
+/// namespace so `lab down` finds it even without the state file.
+fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<(), LabError> {
+    if let Some(pid) = lab.controller_pid.take() {
+        kill_lab_process(pid);
     }
+    let dir = state::dir(&lab.name);
+    // The manifests are the lab's truth: the controller starts from them alone.
+    let state_dir = dir.join("controller");
+    let _ = std::fs::remove_file(state_dir.join("objects.yaml"));
+    let socket = lab.controller_socket();
+    let fabric = crate::netns::path(&format!("{}fab", ns_prefix(&lab.name))).to_string_lossy().into_owned();
+    let mut args: Vec<String> = [
+        "controller",
+        "--netns",
+        &fabric,
+        "--cluster",
+        crate::inventory::CLUSTER,
+        "--manifests",
+        &inventory.to_string_lossy(),
+        "--mode",
+        &lab.default_mode,
+        "--state-dir",
+        &state_dir.to_string_lossy(),
+        "--socket",
+        &socket.to_string_lossy(),
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    for n in &lab.nodes {
+        args.push("--agent".into());
+        args.push(format!("{}={}", n.name, n.socket.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.controller_pid = Some(spawn(exe, &args, None, &dir.join("controller.log"))?);
     Ok(())
+}
+
+/// Waits until every agent enforces the controller's current generation; a
+/// pod left unprotected is an error.
+pub async fn wait_synced(lab: &LabState, timeout: Duration) -> Result<u64, LabError> {
+    let deadline = Instant::now() + timeout;
+    let socket = lab.controller_socket();
+    let fail = |message: String| LabError::Agent { node: "controller".into(), message };
+    let mut client = loop {
+        match bulkhead_api::connect_controller(&socket).await {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > deadline => {
+                return Err(fail(format!("did not come up: {e} (see controller.log)")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    loop {
+        let s = client
+            .status(bulkhead_api::controller::v1::StatusRequest {})
+            .await
+            .map_err(|st| fail(st.message().to_string()))?
+            .into_inner();
+        let synced = s.nodes.len() == lab.nodes.len()
+            && s.nodes.iter().all(|n| n.applied_generation == s.generation && n.error.is_empty());
+        if synced {
+            return Ok(s.generation);
+        }
+        if Instant::now() > deadline {
+            let behind: Vec<String> = s
+                .nodes
+                .iter()
+                .filter(|n| n.applied_generation != s.generation || !n.error.is_empty())
+                .map(|n| format!("{}: {}", n.node, if n.error.is_empty() { "behind" } else { &n.error }))
+                .collect();
+            return Err(fail(format!("agents not in sync after {timeout:?}: {}", behind.join("; "))));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Connects to the agent of the node hosting `pod`.
@@ -383,8 +443,10 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         nodes: Vec::new(),
         pods: Vec::new(),
         namespaces: manifests.namespaces.values().map(|n| (n.name.clone(), n.labels.clone())).collect(),
-        rules: manifests.rules.clone(),
+        namespace_annotations: manifests.namespaces.values().map(|n| (n.name.clone(), n.annotations.clone())).collect(),
+        policies: manifests.policies.len(),
         default_mode: opts.default_mode.clone(),
+        controller_pid: existing.as_ref().and_then(|s| s.controller_pid),
         generation: existing.as_ref().map_or(1, |s| s.generation + 1),
         last_endpoint_id: existing.as_ref().map_or(0, |s| s.last_endpoint_id),
     };
@@ -425,6 +487,9 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
                 remove_pod(existing.as_ref().unwrap_or(&lab), &p);
             } else {
                 p.labels = spec.labels.clone();
+                p.annotations = spec.annotations.clone();
+                p.containers = spec.containers.clone();
+                p.owner = spec.owner.clone();
                 if p.endpoint_id == 0 {
                     next_endpoint_id += 1;
                     p.endpoint_id = next_endpoint_id;
@@ -464,10 +529,17 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         lab.last_endpoint_id = next_endpoint_id;
         lab.save()?;
     }
-    progress("pushing desired state to the agents");
-    push(&lab).await?;
+    progress("starting the controller on the lab's inventory");
+    let inventory = crate::inventory::write(&lab, &manifests.policies)?;
+    start_controller(&mut lab, &inventory, &opts.exe)?;
     lab.save()?;
-    progress(&format!("up: {} nodes, {} pods, {} rules", lab.nodes.len(), lab.pods.len(), lab.rules.len()));
+    let generation = wait_synced(&lab, Duration::from_secs(60)).await?;
+    progress(&format!(
+        "up: {} nodes, {} pods, {} policies, enforced at generation {generation}",
+        lab.nodes.len(),
+        lab.pods.len(),
+        lab.policies
+    ));
     Ok(lab)
 }
 
@@ -503,7 +575,8 @@ pub fn down(lab: &str) -> Result<usize, LabError> {
     }
     let mut removed = 0;
     if let Ok(s) = LabState::load(lab) {
-        for pid in s.nodes.iter().filter_map(|n| n.agent_pid).chain(s.pods.iter().filter_map(|p| p.server_pid)) {
+        let pids = s.nodes.iter().filter_map(|n| n.agent_pid).chain(s.pods.iter().filter_map(|p| p.server_pid));
+        for pid in pids.chain(s.controller_pid) {
             kill_lab_process(pid);
         }
     }

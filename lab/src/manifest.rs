@@ -1,6 +1,7 @@
-//! Reading ordinary Kubernetes YAML: Namespace, Pod, Deployment (with
-//! replicas), plus the lab's temporary `DataplaneRule` kind. Unknown kinds are
-//! skipped with a warning; malformed ones are errors naming file, document and field.
+//! Reading ordinary Kubernetes YAML: Namespace, Pod and Deployment (with
+//! replicas) build the lab; NetworkPolicy and ClusterNetworkPolicy documents
+//! go to the lab's controller as they are. Unknown kinds are skipped with a
+//! warning; malformed ones are errors naming file, document and field.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,6 +27,8 @@ pub struct NamespaceSpec {
     pub name: String,
     /// Namespace labels.
     pub labels: BTreeMap<String, String>,
+    /// Namespace annotations (e.g. bulkhead.dev/mode).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// One pod to create.
@@ -41,46 +44,12 @@ pub struct PodSpec {
     pub ports: Vec<PortSpec>,
     /// Address requested via `status.podIP`, which also picks the node; `None` for any.
     pub fixed_ip: Option<IpAddr>,
-}
-
-/// Pods selected by namespace and labels.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Selector {
-    /// Namespace of the pods; `None` means any namespace.
-    pub namespace: Option<String>,
-    /// Labels the pods must all carry; empty matches every pod.
-    pub match_labels: BTreeMap<String, String>,
-}
-
-/// A peer of a dataplane rule.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Peer {
-    /// Pods matching a selector.
-    Pods(Selector),
-    /// Addresses in a CIDR.
-    Cidr(ipnetwork::IpNetwork),
-    /// Any peer at all.
-    Any,
-}
-
-/// The lab's low-level rule: it maps one-to-one onto dataplane policy entries.
-/// (NetworkPolicy compilation arrives with the controller.)
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RuleSpec {
-    /// Rule name, shown in flows as the rule that matched.
-    pub name: String,
-    /// Pods the rule applies to.
-    pub selector: Selector,
-    /// True for ingress to the selected pods, false for egress.
-    pub ingress: bool,
-    /// Who the rule allows or denies; `Any` if none are given.
-    pub peers: Vec<Peer>,
-    /// (protocol number, port, end_port); empty = any protocol and port.
-    pub ports: Vec<(u8, u16, u16)>,
-    /// True for a deny rule, false for allow.
-    pub deny: bool,
-    /// learn, audit or enforce for the selected pods' direction.
-    pub mode: String,
+    /// Pod annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The pod's `spec.containers`, passed to the controller as written (named ports).
+    pub containers: serde_json::Value,
+    /// The workload that owns the pod ("Deployment/name"), if any.
+    pub owner: Option<String>,
 }
 
 /// Everything the manifests declare.
@@ -90,8 +59,8 @@ pub struct Manifests {
     pub namespaces: BTreeMap<String, NamespaceSpec>,
     /// Pods to create, Deployments already expanded.
     pub pods: Vec<PodSpec>,
-    /// Dataplane rules.
-    pub rules: Vec<RuleSpec>,
+    /// Policy documents for the controller, as written.
+    pub policies: Vec<Value>,
 }
 
 struct Doc<'a> {
@@ -120,6 +89,16 @@ impl Doc<'_> {
     }
     fn labels(&self, path: &str) -> Result<BTreeMap<String, String>, LabError> {
         labels_of(self.get(path)).map_err(|m| self.err(path, m))
+    }
+    fn annotations(&self, path: &str) -> Result<BTreeMap<String, String>, LabError> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self.get(path).and_then(Value::as_mapping).into_iter().flatten() {
+            match (k.as_str(), v.as_str()) {
+                (Some(k), Some(v)) if v.len() <= 256 * 1024 => out.insert(k.to_string(), v.to_string()),
+                _ => return Err(self.err(path, "annotations must be strings of at most 256 KiB")),
+            };
+        }
+        Ok(out)
     }
 }
 
@@ -176,79 +155,6 @@ fn ports_of(doc: &Doc<'_>, containers: Option<&Value>, field: &str) -> Result<Ve
     Ok(out)
 }
 
-fn protocol_number(name: &str) -> Option<u8> {
-    match name {
-        "TCP" => Some(6),
-        "UDP" => Some(17),
-        "SCTP" => Some(132),
-        "ICMP" => Some(1),
-        _ => None,
-    }
-}
-
-fn selector_of(v: &Value) -> Selector {
-    Selector {
-        namespace: v.get("namespace").and_then(Value::as_str).map(str::to_string),
-        match_labels: labels_of(v.get("matchLabels")).unwrap_or_default(),
-    }
-}
-
-fn rule_of(doc: &Doc<'_>) -> Result<RuleSpec, LabError> {
-    let name = doc.str("metadata.name")?;
-    let spec = doc.get("spec").ok_or_else(|| doc.err("spec", "required"))?;
-    let selector = selector_of(spec.get("selector").ok_or_else(|| doc.err("spec.selector", "required"))?);
-    let ingress = match spec.get("direction").and_then(Value::as_str) {
-        Some("ingress") => true,
-        Some("egress") => false,
-        _ => return Err(doc.err("spec.direction", "must be ingress or egress")),
-    };
-    let deny = match spec.get("action").and_then(Value::as_str).unwrap_or("allow") {
-        "allow" => false,
-        "deny" => true,
-        other => return Err(doc.err("spec.action", format!("{other:?} is not allow or deny"))),
-    };
-    let mode = spec.get("mode").and_then(Value::as_str).unwrap_or("enforce").to_string();
-    if !["learn", "audit", "enforce"].contains(&mode.as_str()) {
-        return Err(doc.err("spec.mode", format!("{mode:?} is not learn, audit or enforce")));
-    }
-    let mut peers = Vec::new();
-    for (i, p) in spec.get("peers").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
-        if let Some(c) = p.get("cidr").and_then(Value::as_str) {
-            let net: ipnetwork::IpNetwork =
-                c.parse().map_err(|e| doc.err(&format!("spec.peers[{i}].cidr"), format!("invalid CIDR {c:?}: {e}")))?;
-            peers.push(Peer::Cidr(net));
-        } else if p.get("any").and_then(Value::as_bool) == Some(true) {
-            peers.push(Peer::Any);
-        } else {
-            peers.push(Peer::Pods(selector_of(p)));
-        }
-    }
-    if peers.is_empty() {
-        peers.push(Peer::Any);
-    }
-    let mut ports = Vec::new();
-    for (i, p) in spec.get("ports").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
-        let f = format!("spec.ports[{i}]");
-        let proto_name = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-        let proto = protocol_number(proto_name)
-            .ok_or_else(|| doc.err(&format!("{f}.protocol"), format!("unknown protocol {proto_name:?}")))?;
-        let port = match p.get("port") {
-            None => 0,
-            Some(v) => v.as_u64().filter(|p| (1..=65535).contains(p)).ok_or_else(|| {
-                doc.err(&format!("{f}.port"), "must be a number 1..65535 (named ports come with NetworkPolicy support)")
-            })?,
-        } as u16;
-        let end = match p.get("endPort") {
-            None => 0,
-            Some(v) => v.as_u64().filter(|e| *e <= 65535 && *e >= u64::from(port) && port != 0).ok_or_else(|| {
-                doc.err(&format!("{f}.endPort"), "must be at least port, at most 65535, and needs a port")
-            })?,
-        } as u16;
-        ports.push((proto, port, end));
-    }
-    Ok(RuleSpec { name, selector, ingress, peers, ports, deny, mode })
-}
-
 /// Parses every file; all-or-nothing.
 pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
     let mut m = Manifests::default();
@@ -275,7 +181,8 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                     let name = doc.str("metadata.name")?;
                     let mut labels = doc.labels("metadata.labels")?;
                     labels.insert("kubernetes.io/metadata.name".into(), name.clone());
-                    m.namespaces.insert(name.clone(), NamespaceSpec { name, labels });
+                    let annotations = doc.annotations("metadata.annotations")?;
+                    m.namespaces.insert(name.clone(), NamespaceSpec { name, labels, annotations });
                 }
                 "Pod" => {
                     let ip = match doc.get("status.podIP").and_then(Value::as_str) {
@@ -294,6 +201,9 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                         labels: doc.labels("metadata.labels")?,
                         ports: ports_of(&doc, doc.get("spec.containers"), "spec.containers")?,
                         fixed_ip: ip,
+                        annotations: doc.annotations("metadata.annotations")?,
+                        containers: json_of(doc.get("spec.containers")),
+                        owner: None,
                     });
                 }
                 "Deployment" => {
@@ -310,6 +220,8 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                     let labels = doc.labels("spec.template.metadata.labels")?;
                     let ports =
                         ports_of(&doc, doc.get("spec.template.spec.containers"), "spec.template.spec.containers")?;
+                    let annotations = doc.annotations("spec.template.metadata.annotations")?;
+                    let containers = json_of(doc.get("spec.template.spec.containers"));
                     for i in 0..replicas {
                         m.pods.push(PodSpec {
                             namespace: namespace.clone(),
@@ -317,10 +229,13 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                             labels: labels.clone(),
                             ports: ports.clone(),
                             fixed_ip: None,
+                            annotations: annotations.clone(),
+                            containers: containers.clone(),
+                            owner: Some(format!("Deployment/{name}")),
                         });
                     }
                 }
-                "DataplaneRule" => m.rules.push(rule_of(&doc)?),
+                "NetworkPolicy" | "ClusterNetworkPolicy" => m.policies.push(v.clone()),
                 other => {
                     tracing::warn!(file = %file.display(), document = index, kind = other, "kind not supported by the lab yet; skipped")
                 }
@@ -332,6 +247,7 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
         m.namespaces.entry(p.namespace.clone()).or_insert_with(|| NamespaceSpec {
             name: p.namespace.clone(),
             labels: BTreeMap::from([("kubernetes.io/metadata.name".to_string(), p.namespace.clone())]),
+            annotations: BTreeMap::new(),
         });
         if p.name.len() > 63 || p.namespace.len() > 63 || !valid_name(&p.name) || !valid_name(&p.namespace) {
             return Err(LabError::Invalid(format!("pod {}/{}: names must be DNS labels", p.namespace, p.name)));
@@ -344,6 +260,10 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
         }
     }
     Ok(m)
+}
+
+fn json_of(v: Option<&Value>) -> serde_json::Value {
+    v.and_then(|v| serde_json::to_value(v).ok()).unwrap_or(serde_json::Value::Array(Vec::new()))
 }
 
 /// DNS-label names only: they become parts of netns names.

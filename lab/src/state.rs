@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
-use crate::manifest::{PortSpec, RuleSpec};
+use crate::manifest::PortSpec;
 
 /// Root of every lab's runtime files.
 pub const LABS_DIR: &str = "/run/bulkhead/labs";
@@ -38,6 +38,15 @@ pub struct PodState {
     /// quarantine can never move to another pod.
     #[serde(default)]
     pub endpoint_id: u32,
+    /// Pod annotations, passed to the controller.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The pod's `spec.containers` as written in the manifest.
+    #[serde(default)]
+    pub containers: serde_json::Value,
+    /// The workload owning the pod ("Deployment/name"), if any.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl PodState {
@@ -81,10 +90,17 @@ pub struct LabState {
     pub pods: Vec<PodState>,
     /// Labels of each namespace, by namespace name.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
-    /// Dataplane rules from the manifests.
-    pub rules: Vec<RuleSpec>,
-    /// Mode of pods no rule selects: learn, audit or enforce.
+    /// Annotations of each namespace, by namespace name.
+    #[serde(default)]
+    pub namespace_annotations: BTreeMap<String, BTreeMap<String, String>>,
+    /// Number of policy documents the lab was brought up with.
+    #[serde(default)]
+    pub policies: usize,
+    /// Mode of pods without a bulkhead.dev/mode annotation: learn, audit or enforce.
     pub default_mode: String,
+    /// Process id of the lab's controller, once started.
+    #[serde(default)]
+    pub controller_pid: Option<i32>,
     /// Generation of the desired state last pushed to the agents.
     pub generation: u64,
     /// The last endpoint id handed out; ids are never reused.
@@ -125,6 +141,11 @@ impl LabState {
             path: tmp,
             source,
         })
+    }
+
+    /// The controller's API socket.
+    pub fn controller_socket(&self) -> PathBuf {
+        dir(&self.name).join("controller.sock")
     }
 
     /// A pod by "ns/name" (or bare name when unique).

@@ -9,19 +9,14 @@ use std::time::Duration;
 
 use bulkhead_lab::probe::{self, Probe};
 
-use crate::support::{Conn, Lab, pod, rule};
+use crate::support::{Conn, Lab, netpol, pod};
 
 fn pods() -> String {
     [
         pod("x", "a", "a", &["80"]),
         pod("x", "b", "b", &["80", "81"]),
         pod("y", "c", "c", &["80"]),
-        rule(
-            "b-from-a",
-            "b",
-            "ingress",
-            &["peers: [{namespace: x, matchLabels: {app: a}}]", "ports: [{protocol: TCP, port: 80}]"],
-        ),
+        netpol("b-from-a", "b", "ingress", &["{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 80}]}"]),
     ]
     .concat()
 }

@@ -1,0 +1,84 @@
+//! What the lab's controller reads: the lab as Kubernetes objects. Pods
+//! carry what the API server would know after scheduling (node name,
+//! addresses) plus the path of their network namespace for the agents;
+//! nodes carry their fabric address; policies pass through as written.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::error::LabError;
+use crate::state::LabState;
+
+/// Annotation with the pod's network namespace path (read by the controller).
+pub const NETNS_ANNOTATION: &str = "bulkhead.dev/netns";
+
+/// Cluster name the lab's identities carry.
+pub const CLUSTER: &str = "lab";
+
+fn objects(lab: &LabState, policies: &[serde_yaml::Value]) -> Result<Vec<Value>, LabError> {
+    let mut out = Vec::new();
+    for (name, labels) in &lab.namespaces {
+        let annotations = lab.namespace_annotations.get(name).cloned().unwrap_or_default();
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        }));
+    }
+    for n in &lab.nodes {
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": n.name},
+            "status": {"addresses": [{"type": "InternalIP", "address": n.node_ip.to_string()}]},
+        }));
+    }
+    for p in &lab.pods {
+        let node = lab.nodes.iter().find(|n| n.index == p.node).map(|n| n.name.clone()).unwrap_or_default();
+        let mut annotations = p.annotations.clone();
+        annotations.insert(NETNS_ANNOTATION.into(), crate::netns::path(&p.netns).to_string_lossy().into_owned());
+        let owners = match p.owner.as_deref().and_then(|o| o.split_once('/')) {
+            Some((kind, name)) => {
+                json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": format!("{}/{kind}/{name}", p.namespace), "controller": true}])
+            }
+            None => json!([]),
+        };
+        let ips: Vec<Value> = p.ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect();
+        let containers = if p.containers.as_array().is_some_and(|a| !a.is_empty()) {
+            p.containers.clone()
+        } else {
+            json!([{"name": "main"}])
+        };
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": p.name, "namespace": p.namespace, "labels": p.labels, "annotations": annotations,
+                "uid": format!("{}-{}", p.key(), p.endpoint_id), "ownerReferences": owners,
+            },
+            "spec": {"nodeName": node, "containers": containers},
+            "status": {"phase": "Running", "podIP": p.ips.first().map(|i| i.to_string()), "podIPs": ips},
+        }));
+    }
+    for doc in policies {
+        out.push(serde_json::to_value(doc).map_err(|e| LabError::Invalid(format!("policy document: {e}")))?);
+    }
+    Ok(out)
+}
+
+/// Writes the inventory directory and returns its path.
+pub fn write(lab: &LabState, policies: &[serde_yaml::Value]) -> Result<PathBuf, LabError> {
+    let dir = crate::state::dir(&lab.name).join("inventory");
+    std::fs::create_dir_all(&dir).map_err(|source| LabError::Io { action: "creating", path: dir.clone(), source })?;
+    let mut text = String::new();
+    for o in objects(lab, policies)? {
+        text.push_str("---\n");
+        text.push_str(&serde_json::to_string(&o).map_err(|e| LabError::Invalid(e.to_string()))?);
+        text.push('\n');
+    }
+    let file: &Path = &dir.join("cluster.yaml");
+    std::fs::write(file, text).map_err(|source| LabError::Io {
+        action: "writing",
+        path: file.to_path_buf(),
+        source,
+    })?;
+    Ok(dir)
+}
