@@ -8,6 +8,7 @@ mod support;
 
 mod e2e {
     mod conformance;
+    mod controller;
     mod lifecycle;
     mod malformed;
     mod policy;

@@ -25,6 +25,50 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run bulkhead")
 }
 
+/// Runs `bulkhead ARGS…` and returns its output whatever the exit status.
+pub fn try_bulkhead(args: &[&str]) -> Output {
+    run(args)
+}
+
+/// A lab process (agent or controller) stopped with SIGKILL, remembered so it
+/// can be started again exactly as the lab started it.
+pub struct Killed {
+    argv: Vec<String>,
+    log: PathBuf,
+}
+
+impl Killed {
+    /// Reads the process's command line, then kills it and waits until it is gone.
+    pub fn kill(pid: i32, log: PathBuf) -> Killed {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let argv: Vec<String> =
+            raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+        for _ in 0..100 {
+            if !bulkhead_lab::lifecycle::process_alive(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Killed { argv, log }
+    }
+
+    /// Starts it again, detached, appending to its log; `lab down` removes it
+    /// with the namespace it runs in.
+    pub fn restart(&self) {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::OpenOptions::new().append(true).create(true).open(&self.log).unwrap();
+        Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+    }
+}
+
 fn check(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
