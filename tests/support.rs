@@ -58,7 +58,7 @@ impl Killed {
     pub fn restart(&self) {
         use std::os::unix::process::CommandExt;
         let log = std::fs::OpenOptions::new().append(true).create(true).open(&self.log).unwrap();
-        Command::new(&self.argv[0])
+        let mut child = Command::new(&self.argv[0])
             .args(&self.argv[1..])
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -66,6 +66,8 @@ impl Killed {
             .process_group(0)
             .spawn()
             .unwrap();
+        // Reaped when `lab down` kills it, so it never lingers as a zombie.
+        std::thread::spawn(move || child.wait());
     }
 }
 
