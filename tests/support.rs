@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_lab::LabState;
-use bulkhead_lab::probe::{self, Probe};
+use bulkhead_lab::probe;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -114,10 +114,10 @@ impl Lab {
         check(run(args), &args.join(" "))
     }
 
-    /// Probes one TCP or UDP port, IPv4 unless `v6`.
+    /// Probes one TCP or UDP port of a pod, a service (by name, through the
+    /// cluster DNS) or an IP, IPv4 unless `v6`.
     pub fn probe(&self, from: &str, to: &str, port: u16, udp: bool, v6: bool) -> bool {
-        let (to_key, ip) = probe::target_ip(&self.state, to, v6).unwrap();
-        let p = Probe { from: self.state.pod(from).unwrap().key(), to: to_key, ip, port, udp };
+        let p = probe::probe_for(&self.state, from, to, port, udp, v6).unwrap();
         probe::run(&self.state, &[p], Duration::from_millis(1000)).unwrap()[0].connected
     }
 
@@ -188,6 +188,7 @@ fn placeholder(name: &str) -> LabState {
         namespace_annotations: Default::default(),
         policies: 0,
         default_mode: String::new(),
+        services: vec![],
         controller_pid: None,
         generation: 0,
         last_endpoint_id: 0,

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use bulkhead_agent::AgentConfig;
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_lab::LabState;
-use bulkhead_lab::probe::{self, Probe};
+use bulkhead_lab::probe;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -157,7 +157,7 @@ enum LabCommand {
         #[arg(long, default_value = "lab")]
         name: String,
     },
-    /// Probe connectivity: FROM TO:PORT[/PROTO], or --matrix.
+    /// Probe connectivity: FROM TO:PORT[/PROTO] (TO: ns/pod, ns/svc or an IP), or --matrix.
     Probe {
         from: Option<String>,
         to: Option<String>,
@@ -190,6 +190,14 @@ enum LabCommand {
         #[arg(long, default_value = "lab")]
         name: String,
     },
+    /// (internal) The cluster DNS server the lab's kube-dns pod runs.
+    #[command(hide = true)]
+    Dns {
+        #[arg(long)]
+        netns: PathBuf,
+        #[arg(long)]
+        lab: String,
+    },
     /// (internal) The server a lab pod runs.
     #[command(hide = true)]
     Serve {
@@ -221,6 +229,10 @@ fn main() -> Result<()> {
         // These two enter a namespace: they must run before any other thread exists.
         Command::Lab { command: LabCommand::Serve { netns, tcp, udp, name } } => {
             bulkhead_lab::server::serve(&netns, &tcp, &udp, &name)?;
+            Ok(())
+        }
+        Command::Lab { command: LabCommand::Dns { netns, lab } } => {
+            bulkhead_lab::dns::serve(&netns, &lab)?;
             Ok(())
         }
         Command::Lab { command: LabCommand::Exec { pod, name, command } } => {
@@ -378,8 +390,7 @@ async fn lab(command: LabCommand) -> Result<()> {
                     bail!("usage: bulkhead lab probe FROM TO:PORT[/PROTO] (or --matrix)")
                 };
                 let (target, port, udp) = parse_target(&to)?;
-                let (to_key, ip) = probe::target_ip(&lab, &target, ipv6)?;
-                vec![Probe { from: lab.pod(&from)?.key(), to: to_key, ip, port, udp }]
+                vec![probe::probe_for(&lab, &from, &target, port, udp, ipv6)?]
             };
             let results = tokio::task::spawn_blocking(move || probe::run(&lab, &probes, timeout)).await??;
             for r in &results {
@@ -397,7 +408,7 @@ async fn lab(command: LabCommand) -> Result<()> {
             }
             Ok(())
         }
-        LabCommand::Exec { .. } | LabCommand::Serve { .. } => unreachable_command(),
+        LabCommand::Exec { .. } | LabCommand::Serve { .. } | LabCommand::Dns { .. } => unreachable_command(),
     }
 }
 

@@ -58,6 +58,29 @@ fn objects(lab: &LabState, policies: &[serde_yaml::Value]) -> Result<Vec<Value>,
             "status": {"phase": "Running", "podIP": p.ips.first().map(|i| i.to_string()), "podIPs": ips},
         }));
     }
+    for svc in &lab.services {
+        let ports: Vec<Value> = svc
+            .ports
+            .iter()
+            .map(|p| {
+                let target = match &p.target {
+                    crate::services::Target::Number(n) => json!(n),
+                    crate::services::Target::Named(n) => json!(n),
+                };
+                let mut port =
+                    json!({"port": p.port, "targetPort": target, "protocol": if p.udp { "UDP" } else { "TCP" }});
+                if !p.name.is_empty() {
+                    port["name"] = json!(p.name);
+                }
+                port
+            })
+            .collect();
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": svc.name, "namespace": svc.namespace},
+            "spec": {"selector": svc.selector, "clusterIP": svc.cluster_ip.to_string(), "clusterIPs": [svc.cluster_ip.to_string()], "ports": ports},
+        }));
+    }
     for doc in policies {
         out.push(serde_json::to_value(doc).map_err(|e| LabError::Invalid(format!("policy document: {e}")))?);
     }

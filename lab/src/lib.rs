@@ -2,6 +2,7 @@
 //! Nodes and pods are network namespaces; pods are wired by the real CNI
 //! reference plugins; every node runs a real agent.
 
+pub mod dns;
 pub mod error;
 pub mod inventory;
 pub mod lifecycle;
@@ -9,6 +10,7 @@ pub mod manifest;
 pub mod netns;
 pub mod probe;
 pub mod server;
+pub mod services;
 pub mod shell;
 pub mod state;
 

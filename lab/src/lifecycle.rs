@@ -240,11 +240,15 @@ fn build_pod(
         let log = state::dir(lab).join(format!("pod-{}-{}.log", spec.namespace, spec.name));
         let (t, u) = (tcp.join(","), udp.join(","));
         let mut args = vec!["lab", "serve", "--netns", &ns_path, "--name", &key];
-        if !t.is_empty() {
-            args.extend(["--tcp", &t]);
-        }
-        if !u.is_empty() {
-            args.extend(["--udp", &u]);
+        if spec.annotations.get(manifest::ROLE_ANNOTATION).map(String::as_str) == Some("dns") {
+            args = vec!["lab", "dns", "--netns", &ns_path, "--lab", lab];
+        } else {
+            if !t.is_empty() {
+                args.extend(["--tcp", &t]);
+            }
+            if !u.is_empty() {
+                args.extend(["--udp", &u]);
+            }
         }
         server_pid = Some(spawn(&opts.exe, &args, None, &log)?);
     }
@@ -445,6 +449,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         namespaces: manifests.namespaces.values().map(|n| (n.name.clone(), n.labels.clone())).collect(),
         namespace_annotations: manifests.namespaces.values().map(|n| (n.name.clone(), n.annotations.clone())).collect(),
         policies: manifests.policies.len(),
+        services: manifests.services.clone(),
         default_mode: opts.default_mode.clone(),
         controller_pid: existing.as_ref().and_then(|s| s.controller_pid),
         generation: existing.as_ref().map_or(1, |s| s.generation + 1),
@@ -529,6 +534,13 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         lab.last_endpoint_id = next_endpoint_id;
         lab.save()?;
     }
+    let previous = existing.as_ref().map(|s| s.services.clone()).unwrap_or_default();
+    crate::services::allocate(&mut lab.services, &previous)?;
+    lab.save()?;
+    if !lab.services.is_empty() {
+        progress(&format!("programming {} services (nftables DNAT, as kube-proxy)", lab.services.len()));
+    }
+    crate::services::program(&lab)?;
     progress("starting the controller on the lab's inventory");
     let inventory = crate::inventory::write(&lab, &manifests.policies)?;
     start_controller(&mut lab, &inventory, &opts.exe)?;

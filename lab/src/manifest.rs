@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use serde_yaml::Value;
 
 use crate::error::LabError;
+use crate::services::{DNS_IP, ServicePort, ServiceState, Target};
+
+/// Annotation giving a lab pod a special role; `dns` runs the cluster DNS server.
+pub const ROLE_ANNOTATION: &str = "lab.bulkhead.dev/role";
 
 /// A container port a pod serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -61,6 +65,8 @@ pub struct Manifests {
     pub pods: Vec<PodSpec>,
     /// Policy documents for the controller, as written.
     pub policies: Vec<Value>,
+    /// Services, ClusterIPs not yet allocated.
+    pub services: Vec<ServiceState>,
 }
 
 struct Doc<'a> {
@@ -236,12 +242,14 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                     }
                 }
                 "NetworkPolicy" | "ClusterNetworkPolicy" => m.policies.push(v.clone()),
+                "Service" => m.services.push(service_of(&doc)?),
                 other => {
                     tracing::warn!(file = %file.display(), document = index, kind = other, "kind not supported by the lab yet; skipped")
                 }
             }
         }
     }
+    add_cluster_dns(&mut m);
     // Namespaces that pods use but no manifest declares exist implicitly, as in a cluster with defaults.
     for p in &m.pods {
         m.namespaces.entry(p.namespace.clone()).or_insert_with(|| NamespaceSpec {
@@ -260,6 +268,86 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
         }
     }
     Ok(m)
+}
+
+fn service_of(doc: &Doc<'_>) -> Result<ServiceState, LabError> {
+    let name = doc.str("metadata.name")?;
+    let namespace = doc.get("metadata.namespace").and_then(Value::as_str).unwrap_or("default").to_string();
+    let requested_ip = match doc.get("spec.clusterIP").and_then(Value::as_str) {
+        None | Some("") => None,
+        Some("None") => return Err(doc.err("spec.clusterIP", "headless services are not supported by the lab")),
+        Some(s) => Some(s.parse().map_err(|e| doc.err("spec.clusterIP", format!("invalid IPv4 address {s:?}: {e}")))?),
+    };
+    let mut ports = Vec::new();
+    for (i, p) in doc.get("spec.ports").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
+        let f = format!("spec.ports[{i}]");
+        let port = p
+            .get("port")
+            .and_then(Value::as_u64)
+            .filter(|p| (1..=65535).contains(p))
+            .ok_or_else(|| doc.err(&format!("{f}.port"), "must be 1..65535"))? as u16;
+        let udp = match p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") {
+            "TCP" => false,
+            "UDP" => true,
+            other => return Err(doc.err(&format!("{f}.protocol"), format!("{other:?} is not TCP or UDP"))),
+        };
+        let target = match p.get("targetPort") {
+            None => Target::Number(port),
+            Some(Value::Number(n)) => Target::Number(
+                n.as_u64()
+                    .filter(|p| (1..=65535).contains(p))
+                    .ok_or_else(|| doc.err(&format!("{f}.targetPort"), "must be 1..65535"))? as u16,
+            ),
+            Some(Value::String(s)) => Target::Named(s.clone()),
+            Some(_) => return Err(doc.err(&format!("{f}.targetPort"), "must be a number or a port name")),
+        };
+        let name = p.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        ports.push(ServicePort { name, port, target, udp });
+    }
+    if ports.is_empty() {
+        return Err(doc.err("spec.ports", "a service needs at least one port"));
+    }
+    Ok(ServiceState {
+        namespace,
+        name,
+        selector: doc.labels("spec.selector")?,
+        requested_ip,
+        cluster_ip: std::net::Ipv4Addr::UNSPECIFIED,
+        ports,
+    })
+}
+
+/// The cluster DNS the lab adds when the manifests declare services: a
+/// kube-dns pod in kube-system and its service at 10.96.0.10.
+fn add_cluster_dns(m: &mut Manifests) {
+    if m.services.is_empty() || m.services.iter().any(|s| s.namespace == "kube-system" && s.name == "kube-dns") {
+        return;
+    }
+    let labels = BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]);
+    let containers = serde_json::json!([{"name": "dns", "ports": [
+        {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+        {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}]}]);
+    m.pods.push(PodSpec {
+        namespace: "kube-system".into(),
+        name: "coredns".into(),
+        labels: labels.clone(),
+        ports: vec![PortSpec { port: 53, udp: false }, PortSpec { port: 53, udp: true }],
+        fixed_ip: None,
+        annotations: BTreeMap::from([(ROLE_ANNOTATION.to_string(), "dns".to_string())]),
+        containers,
+        owner: None,
+    });
+    m.services.push(ServiceState {
+        namespace: "kube-system".into(),
+        name: "kube-dns".into(),
+        selector: labels,
+        requested_ip: Some(DNS_IP),
+        cluster_ip: std::net::Ipv4Addr::UNSPECIFIED,
+        ports: vec![
+            ServicePort { name: "dns".into(), port: 53, target: Target::Named("dns".into()), udp: true },
+            ServicePort { name: "dns-tcp".into(), port: 53, target: Target::Named("dns-tcp".into()), udp: false },
+        ],
+    });
 }
 
 fn json_of(v: Option<&Value>) -> serde_json::Value {

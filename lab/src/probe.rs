@@ -24,6 +24,9 @@ pub struct Probe {
     pub port: u16,
     /// Probe over UDP instead of TCP.
     pub udp: bool,
+    /// A service name ("svc.ns") to resolve through the cluster DNS from
+    /// inside the source pod first; `ip` is then only what it should resolve to.
+    pub dns: Option<String>,
 }
 
 /// One probe's outcome, in the JSON shape `lab probe -o json` prints.
@@ -42,7 +45,17 @@ pub struct ProbeResult {
 }
 
 async fn one(p: &Probe, timeout: Duration) -> bool {
-    let addr = SocketAddr::new(p.ip, p.port);
+    let ip = match &p.dns {
+        None => p.ip,
+        Some(name) => {
+            let ns = p.from.split('/').next().unwrap_or_default();
+            match crate::dns::resolve(name, ns, timeout).await {
+                Some(ip) => IpAddr::V4(ip),
+                None => return false,
+            }
+        }
+    };
+    let addr = SocketAddr::new(ip, p.port);
     if p.udp {
         let bind: SocketAddr =
             if p.ip.is_ipv4() { "0.0.0.0:0".parse().unwrap_or(addr) } else { "[::]:0".parse().unwrap_or(addr) };
@@ -105,6 +118,23 @@ pub fn run(lab: &LabState, probes: &[Probe], timeout: Duration) -> Result<Vec<Pr
         .collect())
 }
 
+/// One probe from a pod to "ns/pod", "ns/svc" (resolved through the
+/// cluster DNS from inside the pod) or an IP.
+pub fn probe_for(lab: &LabState, from: &str, to: &str, port: u16, udp: bool, v6: bool) -> Result<Probe, LabError> {
+    let from = lab.pod(from)?.key();
+    if lab.pod(to).is_err()
+        && let Some(svc) = lab.services.iter().find(|s| s.key() == to)
+    {
+        if v6 {
+            return Err(LabError::Invalid(format!("service {to} has no IPv6 ClusterIP (the lab's services are IPv4)")));
+        }
+        let dns = Some(format!("{}.{}", svc.name, svc.namespace));
+        return Ok(Probe { from, to: svc.key(), ip: IpAddr::V4(svc.cluster_ip), port, udp, dns });
+    }
+    let (to, ip) = target_ip(lab, to, v6)?;
+    Ok(Probe { from, to, ip, port, udp, dns: None })
+}
+
 /// Resolves "ns/pod" (or an IP) to the address to probe, preferring IPv4 unless `v6`.
 pub fn target_ip(lab: &LabState, to: &str, v6: bool) -> Result<(String, IpAddr), LabError> {
     if let Ok(ip) = to.parse::<IpAddr>() {
@@ -126,7 +156,7 @@ pub fn matrix(lab: &LabState, ports: &[u16], udp: &[bool], v6: bool) -> Result<V
             let (to_key, ip) = target_ip(lab, &to.key(), v6)?;
             for port in ports {
                 for u in udp {
-                    out.push(Probe { from: from.key(), to: to_key.clone(), ip, port: *port, udp: *u });
+                    out.push(Probe { from: from.key(), to: to_key.clone(), ip, port: *port, udp: *u, dns: None });
                 }
             }
         }

@@ -98,6 +98,9 @@ pub struct LabState {
     pub policies: usize,
     /// Mode of pods without a bulkhead.dev/mode annotation: learn, audit or enforce.
     pub default_mode: String,
+    /// Services with their ClusterIPs.
+    #[serde(default)]
+    pub services: Vec<crate::services::ServiceState>,
     /// Process id of the lab's controller, once started.
     #[serde(default)]
     pub controller_pid: Option<i32>,

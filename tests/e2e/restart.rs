@@ -32,10 +32,10 @@ fn kill_9_of_the_agents_breaks_nothing_and_opens_nothing() {
     let traffic = {
         let (state, stop, ok, bad) = (lab.state.clone(), stop.clone(), ok.clone(), bad.clone());
         std::thread::spawn(move || {
-            let allowed = Probe { from: "x/a".into(), to: "x/b".into(), ip: b.ip(), port: 80, udp: false };
+            let allowed = Probe { from: "x/a".into(), to: "x/b".into(), ip: b.ip(), port: 80, udp: false, dns: None };
             let denied = [
-                Probe { from: "y/c".into(), to: "x/b".into(), ip: b.ip(), port: 80, udp: false },
-                Probe { from: "x/a".into(), to: "x/b".into(), ip: b.ip(), port: 81, udp: false },
+                Probe { from: "y/c".into(), to: "x/b".into(), ip: b.ip(), port: 80, udp: false, dns: None },
+                Probe { from: "x/a".into(), to: "x/b".into(), ip: b.ip(), port: 81, udp: false, dns: None },
             ];
             while !stop.load(Ordering::Relaxed) {
                 let mut all = vec![allowed.clone()];
