@@ -59,6 +59,11 @@ pub struct ControllerArgs {
     /// The API socket (root-only).
     #[arg(long, default_value = "/run/bulkhead/controller.sock")]
     socket: PathBuf,
+    /// Also watch the Kubernetes API (in-cluster service account, or KUBECONFIG):
+    /// Namespaces, Nodes, Pods, Services, EndpointSlices, NetworkPolicies and
+    /// ClusterNetworkPolicies.
+    #[arg(long)]
+    kubernetes: bool,
     /// Run in this network namespace (the lab's fabric); entered before anything starts.
     #[arg(long)]
     pub netns: Option<PathBuf>,
@@ -86,6 +91,7 @@ pub async fn controller(a: ControllerArgs) -> Result<()> {
         mode,
         agents,
         manifests: a.manifests,
+        kubernetes: a.kubernetes,
     };
     bulkhead_controller::run::run(cfg).await?;
     Ok(())

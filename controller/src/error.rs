@@ -39,6 +39,14 @@ pub enum ControllerError {
     /// An audit record could not be written, so the change was refused.
     #[error(transparent)]
     Audit(#[from] bulkhead_api::audit::AuditError),
+    /// Watching the Kubernetes API failed (the watcher retries).
+    #[error("watching {kind}: {message}")]
+    Watch {
+        /// The kind being watched.
+        kind: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// Serving the API failed.
     #[error("serving {what}: {message}")]
     Serve {
@@ -59,6 +67,7 @@ impl ControllerError {
             Self::BadRequest(_) => "bad_request",
             Self::EndpointIdsExhausted(_) => "capacity",
             Self::Serve { .. } => "serve",
+            Self::Watch { .. } => "watch",
         }
     }
 }

@@ -1,10 +1,11 @@
-//! The Bulkhead controller: holds the cluster's objects (from manifests, the
-//! API, or — later — Kubernetes watchers), compiles them with the policy
-//! crate, and keeps every node agent at the resulting desired state.
+//! The Bulkhead controller: holds the cluster's objects (from manifests, its
+//! own API, and the Kubernetes API through watchers), compiles them with the
+//! policy crate, and keeps every node agent at the resulting desired state.
 
 pub mod desired;
 pub mod error;
 pub mod ids;
+pub mod kubernetes;
 pub mod run;
 pub mod service;
 pub mod state;

@@ -10,15 +10,54 @@ use crate::error::ControllerError;
 use crate::service::ControllerService;
 use crate::state::{Config, State};
 
+/// Feeds the Kubernetes API's changes to the state, in batches of whatever
+/// arrived together, so a burst of pod events compiles once.
+pub async fn watch_kubernetes(client: kube::Client, state: Arc<Mutex<State>>) {
+    use futures::StreamExt;
+    let mut stream = Box::pin(crate::kubernetes::updates(client).ready_chunks(1024));
+    while let Some(chunk) = stream.next().await {
+        let mut batch = Vec::new();
+        for item in chunk {
+            match item {
+                Ok(u) => batch.push(u),
+                Err(e) => tracing::warn!(error = %e, "Kubernetes watch (retrying)"),
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let state = state.clone();
+        let result =
+            tokio::task::spawn_blocking(move || state.lock().map(|mut s| s.ingest(batch)).map_err(|_| ())).await;
+        match result {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "Kubernetes changes refused; the last good state stays"),
+            Ok(Err(())) | Err(_) => {
+                tracing::error!("controller state unavailable; stopping the Kubernetes watch");
+                return;
+            }
+            Ok(Ok(Ok(_))) => {}
+        }
+    }
+}
+
 /// Runs the controller until SIGTERM or Ctrl-C. Agents keep enforcing the
 /// last pushed state when it stops.
 pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     let socket = cfg.socket.clone();
     let agents = cfg.agents.clone();
+    let kubernetes = cfg.kubernetes;
     let (state, receivers) = tokio::task::spawn_blocking(move || State::open(cfg))
         .await
         .map_err(|e| ControllerError::Serve { what: "startup", message: e.to_string() })??;
     let report = state.sync.clone();
+    let state = Arc::new(Mutex::new(state));
+    if kubernetes {
+        let client = kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
+            kind: "API server",
+            message: format!("no Kubernetes client configuration: {e}"),
+        })?;
+        tokio::spawn(watch_kubernetes(client, state.clone()));
+    }
     for (node, rx) in receivers {
         if let Some(sock) = agents.get(&node) {
             tokio::spawn(crate::sync::run(node, sock.clone(), rx, report.clone()));
@@ -40,7 +79,7 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|source| ControllerError::Io { action: "restricting API socket", path: socket.clone(), source })?;
     tracing::info!(socket = %socket.display(), "controller serving");
-    let service = ControllerService { state: Arc::new(Mutex::new(state)) };
+    let service = ControllerService { state };
     let shutdown = async {
         let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
             return;

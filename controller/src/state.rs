@@ -36,6 +36,8 @@ pub struct Config {
     pub agents: BTreeMap<String, PathBuf>,
     /// Manifest files or directories read at start, over the stored objects.
     pub manifests: Vec<PathBuf>,
+    /// Also watch the Kubernetes API (in-cluster config or KUBECONFIG).
+    pub kubernetes: bool,
 }
 
 /// Who asked for a change (peer credentials from the socket).
@@ -249,17 +251,73 @@ impl State {
         if changes.changed.is_empty() {
             return Ok((changes, self.ids.generation));
         }
+        let generation = self.commit(candidate)?;
+        Ok((changes, generation))
+    }
+
+    /// Validates and compiles a candidate store; only then makes it current,
+    /// persists it and pushes the result.
+    fn commit(&mut self, candidate: Store) -> Result<u64, ControllerError> {
         let model = candidate.model(&self.cfg.cluster)?;
         let mut compiler = self.compiler.clone();
         let compiled = compiler.compile(&model.inventory, &model.policies)?;
-        // Everything validated: commit.
         self.store = candidate;
         self.model = model;
         self.compiler = compiler;
         self.compiled = compiled;
         self.persist()?;
-        let generation = self.reconcile()?;
-        Ok((changes, generation))
+        self.reconcile()
+    }
+
+    /// Takes a batch of changes from the Kubernetes API. Objects that are
+    /// invalid on their own are left out (and reported); if the rest still
+    /// does not compile, the batch is refused and the last good state stays.
+    #[instrument(skip(self, updates), fields(updates = updates.len()))]
+    pub fn ingest(&mut self, updates: Vec<crate::kubernetes::Update>) -> Result<u64, ControllerError> {
+        use crate::kubernetes::Update;
+        let mut errors = Vec::new();
+        let cluster = self.cfg.cluster.clone();
+        let mut keep = |o: &bulkhead_policy::objects::Object| match Store::validate(o, &cluster) {
+            Ok(()) => true,
+            Err(e) => {
+                errors.push(e.to_string());
+                false
+            }
+        };
+        let mut candidate = self.store.clone();
+        let mut changed = 0;
+        for u in updates {
+            let (next, c) = match u {
+                Update::Apply(o) if keep(&o) => candidate.applied(vec![o]),
+                Update::Apply(_) => continue,
+                Update::Delete(o) => candidate.deleted(vec![o]),
+                Update::Relist { kind, objects } => {
+                    let valid: Vec<_> = objects.into_iter().filter(|o| keep(o)).collect();
+                    candidate.relisted(kind, valid)
+                }
+            };
+            changed += c.changed.len();
+            candidate = next;
+        }
+        for e in &errors {
+            tracing::warn!(error = %e, "object from the Kubernetes API refused; the rest is applied");
+        }
+        if changed == 0 {
+            if !errors.is_empty() {
+                self.last_error = errors.join("; ");
+            }
+            return Ok(self.ids.generation);
+        }
+        match self.commit(candidate) {
+            Ok(g) => {
+                self.last_error = errors.join("; ");
+                Ok(g)
+            }
+            Err(e) => {
+                self.last_error = e.to_string();
+                Err(e)
+            }
+        }
     }
 
     fn resolve(&self, what: &str) -> Result<IpAddr, ControllerError> {

@@ -118,6 +118,34 @@ impl Store {
         (next, changes)
     }
 
+    /// A copy where `objects` are all there is of `kind`.
+    pub fn relisted(&self, kind: &str, objects: Vec<Object>) -> (Store, Changes) {
+        let listed: std::collections::BTreeSet<ObjectRef> = objects.iter().map(Object::reference).collect();
+        let gone: Vec<Object> = self
+            .objects
+            .iter()
+            .filter(|(r, _)| r.kind == kind && !listed.contains(r))
+            .map(|(_, o)| o.clone())
+            .collect();
+        let (next, mut changes) = self.applied(objects);
+        let (next, deleted) = next.deleted(gone);
+        changes.changed.extend(deleted.changed);
+        (next, changes)
+    }
+
+    /// Checks one object on its own (the model checks it again with the rest).
+    pub fn validate(obj: &Object, cluster: &str) -> Result<(), PolicyError> {
+        match obj {
+            Object::Namespace(ns) => Namespace::try_from(ns).map(|_| ()),
+            Object::Pod(pod) => Pod::from_object(pod, cluster).map(|_| ()),
+            Object::Service(svc) => Service::try_from(svc).map(|_| ()),
+            Object::EndpointSlice(s) => endpoint_slice_addresses(s).map(|_| ()),
+            Object::NetworkPolicy(np) => NetworkPolicy::try_from(np).map(|_| ()),
+            Object::ClusterNetworkPolicy(cp) => ClusterPolicy::try_from(cp).map(|_| ()),
+            Object::Node(_) | Object::Other { .. } => Ok(()),
+        }
+    }
+
     /// Number of objects.
     pub fn len(&self) -> usize {
         self.objects.len()

@@ -1,0 +1,105 @@
+//! The Kubernetes API as an inventory source: one kube-rs watcher per kind
+//! (Namespaces, Nodes, Pods, Services, EndpointSlices, NetworkPolicies and
+//! Bulkhead's ClusterNetworkPolicies), turned into store updates. A full
+//! (re)list replaces every object of its kind, so deletions missed while
+//! disconnected are caught up.
+
+use std::fmt::Debug;
+
+use bulkhead_policy::cluster::{self, ClusterNetworkPolicyObject};
+use bulkhead_policy::objects::Object;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::api::networking::v1 as net;
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::error::ControllerError;
+
+/// One change seen on the API.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// An object was added or modified.
+    Apply(Object),
+    /// An object was deleted.
+    Delete(Object),
+    /// A complete listing of one kind: everything else of that kind is gone.
+    Relist {
+        /// The kind listed.
+        kind: &'static str,
+        /// Every object of the kind.
+        objects: Vec<Object>,
+    },
+}
+
+/// The plural resource of the ClusterNetworkPolicy CRD.
+pub fn cluster_policy_resource() -> ApiResource {
+    ApiResource {
+        group: "bulkhead.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: cluster::API_VERSION.into(),
+        kind: cluster::KIND.into(),
+        plural: "clusternetworkpolicies".into(),
+    }
+}
+
+fn events<K, F>(
+    api: Api<K>,
+    kind: &'static str,
+    convert: F,
+) -> impl Stream<Item = Result<Update, ControllerError>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    F: Fn(K) -> Result<Object, ControllerError> + Send + Sync + 'static,
+{
+    let mut listing: Vec<Object> = Vec::new();
+    watcher::watcher(api, watcher::Config::default()).filter_map(move |ev| {
+        let out = match ev {
+            Err(e) => Some(Err(ControllerError::Watch { kind, message: e.to_string() })),
+            Ok(Event::Init) => {
+                listing.clear();
+                None
+            }
+            Ok(Event::InitApply(k)) => match convert(k) {
+                Ok(o) => {
+                    listing.push(o);
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            },
+            Ok(Event::InitDone) => Some(Ok(Update::Relist { kind, objects: std::mem::take(&mut listing) })),
+            Ok(Event::Apply(k)) => Some(convert(k).map(Update::Apply)),
+            Ok(Event::Delete(k)) => Some(convert(k).map(Update::Delete)),
+        };
+        futures::future::ready(out)
+    })
+}
+
+fn cluster_policy(o: DynamicObject) -> Result<Object, ControllerError> {
+    let name = o.metadata.name.clone().unwrap_or_default();
+    let v =
+        serde_json::to_value(&o).map_err(|e| ControllerError::Watch { kind: cluster::KIND, message: e.to_string() })?;
+    let obj: ClusterNetworkPolicyObject = serde_json::from_value(v)
+        .map_err(|e| ControllerError::Watch { kind: cluster::KIND, message: format!("{name}: {e}") })?;
+    Ok(Object::ClusterNetworkPolicy(obj))
+}
+
+/// Every change of every kind policy depends on, merged into one stream.
+/// Watch errors are yielded (and retried by the caller's backoff), never fatal.
+pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerError>> + Send + 'static {
+    let cnp = Api::<DynamicObject>::all_with(client.clone(), &cluster_policy_resource());
+    futures::stream::select_all(vec![
+        events(Api::<core::Namespace>::all(client.clone()), "Namespace", |o| Ok(Object::Namespace(o))).boxed(),
+        events(Api::<core::Node>::all(client.clone()), "Node", |o| Ok(Object::Node(Box::new(o)))).boxed(),
+        events(Api::<core::Pod>::all(client.clone()), "Pod", |o| Ok(Object::Pod(Box::new(o)))).boxed(),
+        events(Api::<core::Service>::all(client.clone()), "Service", |o| Ok(Object::Service(o))).boxed(),
+        events(Api::<discovery::EndpointSlice>::all(client.clone()), "EndpointSlice", |o| Ok(Object::EndpointSlice(o)))
+            .boxed(),
+        events(Api::<net::NetworkPolicy>::all(client.clone()), "NetworkPolicy", |o| Ok(Object::NetworkPolicy(o)))
+            .boxed(),
+        events(cnp, cluster::KIND, cluster_policy).boxed(),
+    ])
+}
