@@ -6,13 +6,12 @@
 
 use std::fmt::Debug;
 
-use bulkhead_policy::cluster::{self, ClusterNetworkPolicyObject};
+use bulkhead_policy::cluster::{self, ClusterNetworkPolicy};
 use bulkhead_policy::objects::Object;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::api::networking::v1 as net;
-use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -33,17 +32,6 @@ pub enum Update {
         /// Every object of the kind.
         objects: Vec<Object>,
     },
-}
-
-/// The plural resource of the ClusterNetworkPolicy CRD.
-pub fn cluster_policy_resource() -> ApiResource {
-    ApiResource {
-        group: "bulkhead.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: cluster::API_VERSION.into(),
-        kind: cluster::KIND.into(),
-        plural: "clusternetworkpolicies".into(),
-    }
 }
 
 fn events<K, F>(
@@ -78,28 +66,21 @@ where
     })
 }
 
-fn cluster_policy(o: DynamicObject) -> Result<Object, ControllerError> {
-    let name = o.metadata.name.clone().unwrap_or_default();
-    let v =
-        serde_json::to_value(&o).map_err(|e| ControllerError::Watch { kind: cluster::KIND, message: e.to_string() })?;
-    let obj: ClusterNetworkPolicyObject = serde_json::from_value(v)
-        .map_err(|e| ControllerError::Watch { kind: cluster::KIND, message: format!("{name}: {e}") })?;
-    Ok(Object::ClusterNetworkPolicy(obj))
-}
-
 /// Every change of every kind policy depends on, merged into one stream.
 /// Watch errors are yielded (and retried by the caller's backoff), never fatal.
 pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerError>> + Send + 'static {
-    let cnp = Api::<DynamicObject>::all_with(client.clone(), &cluster_policy_resource());
     futures::stream::select_all(vec![
         events(Api::<core::Namespace>::all(client.clone()), "Namespace", |o| Ok(Object::Namespace(o))).boxed(),
         events(Api::<core::Node>::all(client.clone()), "Node", |o| Ok(Object::Node(Box::new(o)))).boxed(),
         events(Api::<core::Pod>::all(client.clone()), "Pod", |o| Ok(Object::Pod(Box::new(o)))).boxed(),
-        events(Api::<core::Service>::all(client.clone()), "Service", |o| Ok(Object::Service(o))).boxed(),
+        events(Api::<core::Service>::all(client.clone()), "Service", |o| Ok(Object::Service(Box::new(o)))).boxed(),
         events(Api::<discovery::EndpointSlice>::all(client.clone()), "EndpointSlice", |o| Ok(Object::EndpointSlice(o)))
             .boxed(),
         events(Api::<net::NetworkPolicy>::all(client.clone()), "NetworkPolicy", |o| Ok(Object::NetworkPolicy(o)))
             .boxed(),
-        events(cnp, cluster::KIND, cluster_policy).boxed(),
+        events(Api::<ClusterNetworkPolicy>::all(client.clone()), cluster::KIND, |o| {
+            Ok(Object::ClusterNetworkPolicy(Box::new(o)))
+        })
+        .boxed(),
     ])
 }

@@ -138,10 +138,10 @@ impl Store {
         match obj {
             Object::Namespace(ns) => Namespace::try_from(ns).map(|_| ()),
             Object::Pod(pod) => Pod::from_object(pod, cluster).map(|_| ()),
-            Object::Service(svc) => Service::try_from(svc).map(|_| ()),
+            Object::Service(svc) => Service::try_from(svc.as_ref()).map(|_| ()),
             Object::EndpointSlice(s) => endpoint_slice_addresses(s).map(|_| ()),
             Object::NetworkPolicy(np) => NetworkPolicy::try_from(np).map(|_| ()),
-            Object::ClusterNetworkPolicy(cp) => ClusterPolicy::try_from(cp).map(|_| ()),
+            Object::ClusterNetworkPolicy(cp) => ClusterPolicy::try_from(cp.as_ref()).map(|_| ()),
             Object::Node(_) | Object::Other { .. } => Ok(()),
         }
     }
@@ -206,13 +206,13 @@ impl Store {
                     m.pods.insert(p.key(), extras);
                     m.inventory.put_pod(p);
                 }
-                Object::Service(svc) => m.inventory.put_service(Service::try_from(svc)?),
+                Object::Service(svc) => m.inventory.put_service(Service::try_from(svc.as_ref())?),
                 Object::EndpointSlice(s) => {
                     let (svc, addrs) = endpoint_slice_addresses(s)?;
                     slices.entry(svc).or_default().extend(addrs);
                 }
                 Object::NetworkPolicy(np) => m.policies.put_network(NetworkPolicy::try_from(np)?),
-                Object::ClusterNetworkPolicy(cp) => m.policies.put_cluster(ClusterPolicy::try_from(cp)?),
+                Object::ClusterNetworkPolicy(cp) => m.policies.put_cluster(ClusterPolicy::try_from(cp.as_ref())?),
                 Object::Other { .. } => {}
             }
         }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use ipnetwork::IpNetwork;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Blame, PolicyError};
@@ -23,22 +24,27 @@ pub const KIND: &str = "ClusterNetworkPolicy";
 /// Highest Admin priority; lower numbers are evaluated first.
 pub const MAX_PRIORITY: i32 = 1000;
 
-/// The object as stored in the API server (cluster-scoped).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterNetworkPolicyObject {
-    /// Always `bulkhead.dev/v1alpha1`.
-    pub api_version: String,
-    /// Always `ClusterNetworkPolicy`.
-    pub kind: String,
-    /// Standard metadata; only the name is used.
-    pub metadata: meta::ObjectMeta,
-    /// The policy.
-    pub spec: ClusterNetworkPolicySpec,
-}
-
-/// Desired behaviour of a ClusterNetworkPolicy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Desired behaviour of a ClusterNetworkPolicy. The derive also defines the
+/// cluster-scoped `ClusterNetworkPolicy` object and its CRD (see `crd()`).
+#[derive(kube_derive::CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "bulkhead.dev",
+    version = "v1alpha1",
+    kind = "ClusterNetworkPolicy",
+    plural = "clusternetworkpolicies",
+    shortname = "cnp",
+    doc = "Cluster-scoped network policy in two tiers around NetworkPolicy (Admin before, Baseline after).",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Tier","type":"string","jsonPath":".spec.tier"}"#,
+    printcolumn = r#"{"name":"Priority","type":"integer","jsonPath":".spec.priority"}"#,
+    crates(
+        kube_core = "::kube_core",
+        k8s_openapi = "::k8s_openapi",
+        schemars = "::schemars",
+        serde = "::serde",
+        serde_json = "::serde_json"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterNetworkPolicySpec {
     /// `Admin` (before NetworkPolicy) or `Baseline` (after it).
@@ -57,7 +63,7 @@ pub struct ClusterNetworkPolicySpec {
 }
 
 /// Which pods a policy applies to: exactly one of the fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubjectSpec {
     /// Every pod in the matching namespaces.
@@ -69,7 +75,7 @@ pub struct SubjectSpec {
 }
 
 /// Pods by namespace and pod labels.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodsSpec {
     /// Namespaces of the pods.
@@ -79,7 +85,7 @@ pub struct PodsSpec {
 }
 
 /// One rule of a tier.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleSpec {
     /// Name shown in flows and in `policy explain`.
@@ -99,7 +105,7 @@ pub struct RuleSpec {
 }
 
 /// A peer: exactly one of the fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerSpec {
     /// Every pod in the matching namespaces.
@@ -120,7 +126,7 @@ pub struct PeerSpec {
 }
 
 /// A service by namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceRef {
     /// Namespace of the service.
     pub namespace: String,
@@ -129,7 +135,7 @@ pub struct ServiceRef {
 }
 
 /// A port match: exactly one of the fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortSpec {
     /// One port.
@@ -144,7 +150,7 @@ pub struct PortSpec {
 }
 
 /// One port of a protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortNumberSpec {
     /// TCP (default), UDP or SCTP.
@@ -155,7 +161,7 @@ pub struct PortNumberSpec {
 }
 
 /// An inclusive range of ports of a protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortRangeSpec {
     /// TCP (default), UDP or SCTP.
@@ -363,17 +369,14 @@ fn rules(specs: &[RuleSpec], tier: Tier, egress: bool, blame: &Blame) -> Result<
     Ok(out)
 }
 
-impl TryFrom<&ClusterNetworkPolicyObject> for ClusterPolicy {
+impl TryFrom<&ClusterNetworkPolicy> for ClusterPolicy {
     type Error = PolicyError;
 
-    fn try_from(o: &ClusterNetworkPolicyObject) -> Result<Self, PolicyError> {
+    fn try_from(o: &ClusterNetworkPolicy) -> Result<Self, PolicyError> {
         let name = o.metadata.name.clone().unwrap_or_default();
         let blame = Blame::new(KIND, None, &name);
         if name.is_empty() {
             return Err(blame.err("metadata.name", "a name is required"));
-        }
-        if o.api_version != API_VERSION {
-            return Err(blame.err("apiVersion", format!("expected {API_VERSION}, got {:?}", o.api_version)));
         }
         let s = &o.spec;
         let tier = match s.tier.as_str() {
@@ -409,7 +412,7 @@ mod tests {
         let yaml = format!(
             "apiVersion: bulkhead.dev/v1alpha1\nkind: ClusterNetworkPolicy\nmetadata: {{name: c}}\nspec: {spec}"
         );
-        let o: ClusterNetworkPolicyObject = serde_yaml::from_str(&yaml).unwrap();
+        let o: ClusterNetworkPolicy = serde_yaml::from_str(&yaml).unwrap();
         ClusterPolicy::try_from(&o)
     }
 

@@ -6,7 +6,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::api::networking::v1 as net;
 use serde::de::DeserializeOwned;
 
-use crate::cluster::{self, ClusterNetworkPolicyObject};
+use crate::cluster::{self, ClusterNetworkPolicy};
 use crate::error::PolicyError;
 
 /// A Kubernetes object policy cares about, still in its wire form.
@@ -19,13 +19,13 @@ pub enum Object {
     /// A node (its addresses are the host identity).
     Node(Box<core::Node>),
     /// A service.
-    Service(core::Service),
+    Service(Box<core::Service>),
     /// An EndpointSlice.
     EndpointSlice(discovery::EndpointSlice),
     /// A NetworkPolicy.
     NetworkPolicy(net::NetworkPolicy),
     /// A Bulkhead ClusterNetworkPolicy.
-    ClusterNetworkPolicy(ClusterNetworkPolicyObject),
+    ClusterNetworkPolicy(Box<ClusterNetworkPolicy>),
     /// Any other kind, kept by name so callers can say what they skipped.
     Other {
         /// apiVersion of the document.
@@ -150,13 +150,13 @@ fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> 
         ("v1", "Namespace") => Object::Namespace(decode(v, source, i, &kind)?),
         ("v1", "Pod") => Object::Pod(Box::new(decode(v, source, i, &kind)?)),
         ("v1", "Node") => Object::Node(Box::new(decode(v, source, i, &kind)?)),
-        ("v1", "Service") => Object::Service(decode(v, source, i, &kind)?),
+        ("v1", "Service") => Object::Service(Box::new(decode(v, source, i, &kind)?)),
         ("discovery.k8s.io/v1", "EndpointSlice") => Object::EndpointSlice(decode(v, source, i, &kind)?),
         ("networking.k8s.io/v1", "NetworkPolicy") => Object::NetworkPolicy(decode(v, source, i, &kind)?),
         (_, "NetworkPolicy") => {
             return Err(doc_err(format!("NetworkPolicy must be networking.k8s.io/v1, not {api_version}")));
         }
-        (cluster::API_VERSION, cluster::KIND) => Object::ClusterNetworkPolicy(decode(v, source, i, &kind)?),
+        (cluster::API_VERSION, cluster::KIND) => Object::ClusterNetworkPolicy(Box::new(decode(v, source, i, &kind)?)),
         (_, cluster::KIND) => {
             return Err(doc_err(format!("{} must be {}, not {api_version}", cluster::KIND, cluster::API_VERSION)));
         }

@@ -93,7 +93,7 @@ fn upstream_netpol_cases_hold_in_the_evaluator_and_the_compiled_entries() {
             for obj in parse_documents(file, &step.policies_yaml(&ips).unwrap()).unwrap() {
                 match obj {
                     Object::NetworkPolicy(np) => set.put_network(NetworkPolicy::try_from(&np).unwrap()),
-                    Object::ClusterNetworkPolicy(cp) => set.put_cluster((&cp).try_into().unwrap()),
+                    Object::ClusterNetworkPolicy(cp) => set.put_cluster(cp.as_ref().try_into().unwrap()),
                     other => panic!("{file}: unexpected {other:?}"),
                 }
             }
