@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes JSON results under bench/results/.
-# Needs root. Takes about 10 minutes on two cores.
+# Needs root. Takes about 20 minutes on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
@@ -15,6 +15,13 @@ cargo bench --quiet -p bulkhead-dataplane --bench hot_paths -- --noplot > bench/
 
 echo "bench: pod-to-pod request/response and bulk (none / bulkhead / iptables / floor)" >&2
 bash bench/netns.sh "${NETNS_SECONDS:-5}" 10 1000 10000 > bench/results/netns.json
+
+echo "bench: policy compilation (criterion)" >&2
+cargo bench --quiet -p bulkhead-policy --bench compile -- --noplot > bench/results/compile.txt 2>&1
+
+echo "bench: policy propagation, apply to wire (100 and 1000 pods)" >&2
+cargo run --quiet --release --example propagation -- 100 100 2>/dev/null > bench/results/propagation_100.json
+cargo run --quiet --release --example propagation -- 1000 100 2>/dev/null > bench/results/propagation_1000.json
 
 # Last: tearing down its 1000 namespaces keeps the kernel busy (RTNL) for minutes.
 echo "bench: agent resident memory with 1000 endpoints" >&2
