@@ -64,6 +64,9 @@ pub struct ControllerArgs {
     /// ClusterNetworkPolicies.
     #[arg(long)]
     kubernetes: bool,
+    /// Serve Prometheus metrics (`bulkhead_controller_*`) on this address.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Run in this network namespace (the lab's fabric); entered before anything starts.
     #[arg(long)]
     pub netns: Option<PathBuf>,
@@ -92,6 +95,7 @@ pub async fn controller(a: ControllerArgs) -> Result<()> {
         agents,
         manifests: a.manifests,
         kubernetes: a.kubernetes,
+        metrics_addr: a.metrics_addr,
     };
     bulkhead_controller::run::run(cfg).await?;
     Ok(())

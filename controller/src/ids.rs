@@ -1,6 +1,6 @@
 //! Numbers the agents see, kept stable across controller restarts: endpoint
 //! ids (never reused, so a quarantine can never move to another pod), rule
-//! ids for flows, and the desired-state generation.
+//! ids for flows, security identities, and the desired-state generation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,13 @@ pub struct Ids {
     pub last_rule: u32,
     /// The last generation pushed.
     pub generation: u64,
+    /// Security identity numbers by what they stand for: kept across
+    /// restarts so a number never changes meaning under a running dataplane.
+    #[serde(default)]
+    pub identities: Vec<(bulkhead_policy::identity::IdentityKey, u32)>,
+    /// The next identity number to hand out.
+    #[serde(default)]
+    pub next_identity: u32,
 }
 
 impl Ids {

@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::api::networking::v1 as net;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -44,7 +45,7 @@ where
     F: Fn(K) -> Result<Object, ControllerError> + Send + Sync + 'static,
 {
     let mut listing: Vec<Object> = Vec::new();
-    watcher::watcher(api, watcher::Config::default()).filter_map(move |ev| {
+    watcher::watcher(api, watcher::Config::default()).default_backoff().filter_map(move |ev| {
         let out = match ev {
             Err(e) => Some(Err(ControllerError::Watch { kind, message: e.to_string() })),
             Ok(Event::Init) => {
@@ -67,7 +68,7 @@ where
 }
 
 /// Every change of every kind policy depends on, merged into one stream.
-/// Watch errors are yielded (and retried by the caller's backoff), never fatal.
+/// Watch errors are yielded and retried with kube-rs's default backoff, never fatal.
 pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerError>> + Send + 'static {
     futures::stream::select_all(vec![
         events(Api::<core::Namespace>::all(client.clone()), "Namespace", |o| Ok(Object::Namespace(o))).boxed(),

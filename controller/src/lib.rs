@@ -6,6 +6,7 @@ pub mod desired;
 pub mod error;
 pub mod ids;
 pub mod kubernetes;
+pub mod metrics;
 pub mod run;
 pub mod service;
 pub mod state;

@@ -46,11 +46,20 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     let socket = cfg.socket.clone();
     let agents = cfg.agents.clone();
     let kubernetes = cfg.kubernetes;
+    let metrics_addr = cfg.metrics_addr;
     let (state, receivers) = tokio::task::spawn_blocking(move || State::open(cfg))
         .await
         .map_err(|e| ControllerError::Serve { what: "startup", message: e.to_string() })??;
     let report = state.sync.clone();
     let state = Arc::new(Mutex::new(state));
+    if let Some(addr) = metrics_addr {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, state).await {
+                tracing::error!(%addr, error = %e, "metrics listener");
+            }
+        });
+    }
     if kubernetes {
         let client = kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
             kind: "API server",

@@ -38,6 +38,8 @@ pub struct Config {
     pub manifests: Vec<PathBuf>,
     /// Also watch the Kubernetes API (in-cluster config or KUBECONFIG).
     pub kubernetes: bool,
+    /// Serve Prometheus metrics here.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Who asked for a change (peer credentials from the socket).
@@ -77,6 +79,7 @@ pub struct State {
     last_error: String,
     senders: BTreeMap<String, watch::Sender<Arc<agent_pb::DesiredState>>>,
     audit: AuditLog,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Written by the per-node sync tasks.
     pub sync: SyncReport,
 }
@@ -135,9 +138,9 @@ impl State {
         }
         let (store, _) = store.applied(read_manifests(&cfg.manifests)?);
         let model = store.model(&cfg.cluster)?;
-        let mut compiler = Compiler::new();
-        let compiled = compiler.compile(&model.inventory, &model.policies)?;
         let ids = Ids::load(&cfg.state_dir.join("ids.json"))?;
+        let mut compiler = Compiler::with_identities(ids.identities.clone(), ids.next_identity);
+        let compiled = compiler.compile(&model.inventory, &model.policies)?;
         let mut senders = BTreeMap::new();
         let mut receivers = BTreeMap::new();
         for node in cfg.agents.keys() {
@@ -156,6 +159,7 @@ impl State {
             last_error: String::new(),
             senders,
             audit,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             sync: SyncReport::default(),
         };
         state.persist()?;
@@ -181,6 +185,7 @@ impl State {
         let rules: BTreeSet<String> =
             self.compiled.endpoints.values().flat_map(|e| e.entries.iter().map(|x| x.rule.clone())).collect();
         self.ids.retain(&uids, &rules);
+        (self.ids.identities, self.ids.next_identity) = self.compiler.identities();
         self.ids.save(&self.cfg.state_dir.join("ids.json"))?;
         Ok(generation)
     }
@@ -200,6 +205,7 @@ impl State {
         };
         let result = self.try_change(kind, req);
         let micros = started.elapsed().as_micros() as u64;
+        self.metrics.record_change("api", result.as_ref().map(|_| micros as f64 / 1e6).map_err(ControllerError::label));
         match result {
             Ok((changes, generation)) => {
                 for target in &changes.changed {
@@ -274,33 +280,13 @@ impl State {
     /// does not compile, the batch is refused and the last good state stays.
     #[instrument(skip(self, updates), fields(updates = updates.len()))]
     pub fn ingest(&mut self, updates: Vec<crate::kubernetes::Update>) -> Result<u64, ControllerError> {
-        use crate::kubernetes::Update;
         let mut errors = Vec::new();
-        let cluster = self.cfg.cluster.clone();
-        let mut keep = |o: &bulkhead_policy::objects::Object| match Store::validate(o, &cluster) {
-            Ok(()) => true,
-            Err(e) => {
-                errors.push(e.to_string());
-                false
+        let (candidate, changed) = self.with_updates(&self.store, &updates, &mut errors);
+        if !errors.is_empty() {
+            self.metrics.record_change("kubernetes", Err("invalid"));
+            for e in &errors {
+                tracing::warn!(error = %e, "object from the Kubernetes API refused; the rest is applied");
             }
-        };
-        let mut candidate = self.store.clone();
-        let mut changed = 0;
-        for u in updates {
-            let (next, c) = match u {
-                Update::Apply(o) if keep(&o) => candidate.applied(vec![o]),
-                Update::Apply(_) => continue,
-                Update::Delete(o) => candidate.deleted(vec![o]),
-                Update::Relist { kind, objects } => {
-                    let valid: Vec<_> = objects.into_iter().filter(|o| keep(o)).collect();
-                    candidate.relisted(kind, valid)
-                }
-            };
-            changed += c.changed.len();
-            candidate = next;
-        }
-        for e in &errors {
-            tracing::warn!(error = %e, "object from the Kubernetes API refused; the rest is applied");
         }
         if changed == 0 {
             if !errors.is_empty() {
@@ -308,16 +294,73 @@ impl State {
             }
             return Ok(self.ids.generation);
         }
-        match self.commit(candidate) {
+        let started = Instant::now();
+        let result = match self.commit(candidate) {
+            Err(e) if updates.len() > 1 => {
+                // The batch as a whole does not compile: take what does, one by one.
+                tracing::warn!(error = %e, "batch refused; applying its updates one at a time");
+                errors.push(e.to_string());
+                for u in &updates {
+                    let (c, n) = self.with_updates(&self.store, std::slice::from_ref(u), &mut Vec::new());
+                    if n > 0
+                        && let Err(e) = self.commit(c)
+                    {
+                        errors.push(e.to_string());
+                    }
+                }
+                Ok(self.ids.generation)
+            }
+            other => other,
+        };
+        match result {
             Ok(g) => {
+                self.metrics.record_change("kubernetes", Ok(started.elapsed().as_secs_f64()));
                 self.last_error = errors.join("; ");
                 Ok(g)
             }
             Err(e) => {
+                self.metrics.record_change("kubernetes", Err(e.label()));
                 self.last_error = e.to_string();
                 Err(e)
             }
         }
+    }
+
+    /// `store` with the updates applied, leaving out objects invalid on
+    /// their own (an invalid object in a relist keeps its stored version),
+    /// and the number of objects changed.
+    fn with_updates(
+        &self,
+        store: &Store,
+        updates: &[crate::kubernetes::Update],
+        errors: &mut Vec<String>,
+    ) -> (Store, usize) {
+        use crate::kubernetes::Update;
+        let cluster = &self.cfg.cluster;
+        let mut keep = |o: &bulkhead_policy::objects::Object| match Store::validate(o, cluster) {
+            Ok(()) => true,
+            Err(e) => {
+                errors.push(e.to_string());
+                false
+            }
+        };
+        let mut candidate = store.clone();
+        let mut changed = 0;
+        for u in updates {
+            let (next, c) = match u {
+                Update::Apply(o) if keep(o) => candidate.applied(vec![o.clone()]),
+                Update::Apply(_) => continue,
+                Update::Delete(o) => candidate.deleted(vec![o.clone()]),
+                Update::Relist { kind, objects } => {
+                    let listed = objects.iter().map(bulkhead_policy::objects::Object::reference).collect();
+                    let valid: Vec<_> = objects.iter().filter(|o| keep(o)).cloned().collect();
+                    candidate.relisted(kind, valid, &listed)
+                }
+            };
+            changed += c.changed.len();
+            candidate = next;
+        }
+        (candidate, changed)
     }
 
     fn resolve(&self, what: &str) -> Result<IpAddr, ControllerError> {
@@ -378,6 +421,11 @@ impl State {
             ingress: v.ingress.as_ref().map(|d| d.by.name()).unwrap_or_default(),
             ingress_allowed: v.ingress.as_ref().is_none_or(|d| d.allowed),
         })
+    }
+
+    /// The controller's metrics.
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
     }
 
     /// Generation, sizes and each node's sync state.

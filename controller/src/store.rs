@@ -118,9 +118,14 @@ impl Store {
         (next, changes)
     }
 
-    /// A copy where `objects` are all there is of `kind`.
-    pub fn relisted(&self, kind: &str, objects: Vec<Object>) -> (Store, Changes) {
-        let listed: std::collections::BTreeSet<ObjectRef> = objects.iter().map(Object::reference).collect();
+    /// A copy where `listed` are all there is of `kind`; `objects` are the
+    /// listed ones to store (a listed object left out keeps its stored version).
+    pub fn relisted(
+        &self,
+        kind: &str,
+        objects: Vec<Object>,
+        listed: &std::collections::BTreeSet<ObjectRef>,
+    ) -> (Store, Changes) {
         let gone: Vec<Object> = self
             .objects
             .iter()
@@ -133,16 +138,24 @@ impl Store {
         (next, changes)
     }
 
-    /// Checks one object on its own (the model checks it again with the rest).
+    /// Checks one object on its own, exactly as `model` does, so an object
+    /// that passes here cannot fail the model by itself.
     pub fn validate(obj: &Object, cluster: &str) -> Result<(), PolicyError> {
         match obj {
-            Object::Namespace(ns) => Namespace::try_from(ns).map(|_| ()),
-            Object::Pod(pod) => Pod::from_object(pod, cluster).map(|_| ()),
+            Object::Namespace(ns) => {
+                Namespace::try_from(ns)?;
+                mode_of(&ns.metadata, "Namespace", None).map(|_| ())
+            }
+            Object::Pod(pod) => {
+                let Some(p) = Pod::from_object(pod, cluster)? else { return Ok(()) };
+                mode_of(&pod.metadata, "Pod", Some(&p.namespace)).map(|_| ())
+            }
+            Object::Node(node) => node_ips(node).map(|_| ()),
             Object::Service(svc) => Service::try_from(svc.as_ref()).map(|_| ()),
             Object::EndpointSlice(s) => endpoint_slice_addresses(s).map(|_| ()),
             Object::NetworkPolicy(np) => NetworkPolicy::try_from(np).map(|_| ()),
             Object::ClusterNetworkPolicy(cp) => ClusterPolicy::try_from(cp.as_ref()).map(|_| ()),
-            Object::Node(_) | Object::Other { .. } => Ok(()),
+            Object::Other { .. } => Ok(()),
         }
     }
 
@@ -181,19 +194,8 @@ impl Store {
                     m.inventory.put_namespace(n);
                 }
                 Object::Node(node) => {
-                    let name = node.metadata.name.clone().unwrap_or_default();
-                    let mut ips = Vec::new();
-                    for (i, a) in node.status.iter().flat_map(|s| s.addresses.iter().flatten()).enumerate() {
-                        if a.type_ == "InternalIP" || a.type_ == "ExternalIP" {
-                            let ip = a.address.parse().map_err(|_| PolicyError::Invalid {
-                                object: format!("Node {name}"),
-                                field: format!("status.addresses[{i}].address"),
-                                message: format!("invalid IP {:?}", a.address),
-                            })?;
-                            ips.push(ip);
-                        }
-                    }
-                    m.inventory.nodes.insert(name, ips);
+                    let ips = node_ips(node)?;
+                    m.inventory.nodes.insert(node.metadata.name.clone().unwrap_or_default(), ips);
                 }
                 Object::Pod(pod) => {
                     let Some(p) = Pod::from_object(pod, cluster)? else { continue };
@@ -230,6 +232,23 @@ impl Store {
         }
         Ok(m)
     }
+}
+
+/// A node's addresses (InternalIP and ExternalIP).
+fn node_ips(node: &k8s_openapi::api::core::v1::Node) -> Result<Vec<std::net::IpAddr>, PolicyError> {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let mut ips = Vec::new();
+    for (i, a) in node.status.iter().flat_map(|s| s.addresses.iter().flatten()).enumerate() {
+        if a.type_ == "InternalIP" || a.type_ == "ExternalIP" {
+            let ip = a.address.parse().map_err(|_| PolicyError::Invalid {
+                object: format!("Node {name}"),
+                field: format!("status.addresses[{i}].address"),
+                message: format!("invalid IP {:?}", a.address),
+            })?;
+            ips.push(ip);
+        }
+    }
+    Ok(ips)
 }
 
 fn mode_of(

@@ -23,7 +23,7 @@ async fn sync_once(
     let mut client = bulkhead_api::connect_unix(socket).await.map_err(|e| e.to_string())?;
     let status = client.get_status(agent_pb::StatusRequest {}).await.map_err(|s| s.message().to_string())?.into_inner();
     if status.generation == desired.generation {
-        return Ok(status);
+        return unprotected(status);
     }
     let r = client.apply_state(desired.clone()).await.map_err(|s| format!("apply: {}", s.message()))?.into_inner();
     let status = client.get_status(agent_pb::StatusRequest {}).await.map_err(|s| s.message().to_string())?.into_inner();
@@ -31,7 +31,15 @@ async fn sync_once(
         let list: Vec<String> = r.problems.iter().map(|p| format!("{}: {}", p.pod, p.error)).collect();
         return Err(format!("generation {} applied, but pods are unprotected: {}", r.generation, list.join("; ")));
     }
-    Ok(status)
+    unprotected(status)
+}
+
+/// The status, or an error naming the endpoints the agent could not attach:
+/// a node with unprotected pods is not in sync.
+fn unprotected(status: agent_pb::AgentStatus) -> Result<agent_pb::AgentStatus, String> {
+    let bad: Vec<String> =
+        status.endpoints.iter().filter(|e| !e.attached).map(|e| format!("{}: {}", e.pod, e.error)).collect();
+    if bad.is_empty() { Ok(status) } else { Err(format!("pods unprotected: {}", bad.join("; "))) }
 }
 
 /// Runs forever, keeping `node` in sync.
@@ -43,7 +51,10 @@ pub async fn run(
 ) {
     loop {
         let desired = rx.borrow_and_update().clone();
-        let outcome = sync_once(&socket, &desired).await;
+        let outcome = match tokio::time::timeout(Duration::from_secs(60), sync_once(&socket, &desired)).await {
+            Ok(o) => o,
+            Err(_) => Err("the agent did not answer within 60 s".to_string()),
+        };
         let ok = outcome.is_ok();
         let entry = match outcome {
             Ok(st) => pb::NodeSync {

@@ -62,6 +62,7 @@ fn state(dir: &Path) -> State {
         agents: Default::default(),
         manifests: vec![],
         kubernetes: true,
+        metrics_addr: None,
     };
     State::open(cfg).unwrap().0
 }
@@ -123,12 +124,34 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     assert!(st.last_error.contains("NetworkPolicy shop/broken: spec.ingress[0].from[0].ipBlock.cidr"), "{st:?}");
     assert_eq!((st.generation, st.network_policies), (before, 2), "nothing changed");
     assert!(explain(&s, frontend, "shop/backend-0", 8080, "TCP").allowed);
+    let text = s.metrics().render(&s);
+    assert!(text.contains("bulkhead_controller_changes_total{source=\"kubernetes\",result=\"ok\"} 1"), "{text}");
+    assert!(text.contains("bulkhead_controller_changes_total{source=\"kubernetes\",result=\"invalid\"} 1"), "{text}");
+    assert!(text.contains("bulkhead_controller_objects{kind=\"network_policies\"} 2"), "{text}");
 
     // A relist is the whole truth of its kind: pods missing from it are gone.
     let only_backend = recorded_pod("backend-0");
     s.ingest(vec![Update::Relist { kind: "Pod", objects: vec![only_backend] }]).unwrap();
     assert_eq!(s.status().pods, 1);
+
+    // A relist whose version of a stored policy is invalid keeps the stored one.
+    let mut broken = recorded_policy("backend-from-frontend");
+    if let bulkhead_policy::objects::Object::NetworkPolicy(np) = &mut broken {
+        np.spec.as_mut().unwrap().pod_selector.as_mut().unwrap().match_labels =
+            Some([("bad key!".to_string(), "x".to_string())].into());
+    }
+    let default_deny = recorded_policy("default-deny");
+    s.ingest(vec![Update::Relist { kind: "NetworkPolicy", objects: vec![broken, default_deny] }]).unwrap();
+    assert_eq!(s.status().network_policies, 2, "the stored backend-from-frontend stays");
+    assert!(s.status().last_error.contains("shop/backend-from-frontend"), "{:?}", s.status());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A NetworkPolicy from the recorded list.
+fn recorded_policy(name: &str) -> bulkhead_policy::objects::Object {
+    let list: serde_json::Value = serde_json::from_str(&recorded("networkpolicies.list.json")).unwrap();
+    let item = list["items"].as_array().unwrap().iter().find(|p| p["metadata"]["name"] == name).unwrap();
+    bulkhead_policy::objects::Object::NetworkPolicy(serde_json::from_value(item.clone()).unwrap())
 }
 
 /// A pod from the recorded pod list.

@@ -51,6 +51,8 @@ fn question(msg: &[u8]) -> Option<(String, u16, usize)> {
         i += len;
     }
     let qtype = u16::from_be_bytes([*msg.get(i)?, *msg.get(i + 1)?]);
+    // QCLASS must be there too: the answer copies the whole question.
+    msg.get(i + 2..i + 4)?;
     Some((labels.join("."), qtype, i + 4))
 }
 
@@ -180,5 +182,8 @@ mod tests {
         let mut truncated = query(9, "db.shop.svc.cluster.local");
         truncated.truncate(20);
         assert!(answer(&truncated, look).is_none());
+        let mut no_class = query(10, "db.shop.svc.cluster.local");
+        no_class.truncate(no_class.len() - 2);
+        assert!(answer(&no_class, look).is_none(), "a question cut after its type is dropped, not a panic");
     }
 }

@@ -20,6 +20,9 @@ pub enum LabError {
     /// The request or the lab's contents are inconsistent; the message says how.
     #[error("{0}")]
     Invalid(String),
+    /// The lab's controller failed or did not bring the agents in sync.
+    #[error("controller: {0}")]
+    Controller(String),
     /// A file operation failed.
     #[error("{action} {path}: {source}")]
     Io {

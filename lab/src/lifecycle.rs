@@ -324,6 +324,7 @@ fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<
     let state_dir = dir.join("controller");
     let _ = std::fs::remove_file(state_dir.join("objects.yaml"));
     let socket = lab.controller_socket();
+    let _ = std::fs::remove_file(&socket);
     let fabric = crate::netns::path(&format!("{}fab", ns_prefix(&lab.name))).to_string_lossy().into_owned();
     let mut args: Vec<String> = [
         "controller",
@@ -339,6 +340,8 @@ fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<
         &state_dir.to_string_lossy(),
         "--socket",
         &socket.to_string_lossy(),
+        "--metrics-addr",
+        "127.0.0.1:9966",
     ]
     .into_iter()
     .map(str::to_string)
@@ -353,42 +356,38 @@ fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<
 }
 
 /// Waits until every agent enforces the controller's current generation; a
-/// pod left unprotected is an error.
+/// pod left unprotected is an error. The controller may still be starting
+/// (or replacing a previous one's socket), so failures retry until the deadline.
 pub async fn wait_synced(lab: &LabState, timeout: Duration) -> Result<u64, LabError> {
     let deadline = Instant::now() + timeout;
     let socket = lab.controller_socket();
-    let fail = |message: String| LabError::Agent { node: "controller".into(), message };
-    let mut client = loop {
-        match bulkhead_api::connect_controller(&socket).await {
-            Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => {
-                return Err(fail(format!("did not come up: {e} (see controller.log)")));
+    let mut last = String::from("not reachable yet");
+    while Instant::now() < deadline {
+        let status = match bulkhead_api::connect_controller(&socket).await {
+            Ok(mut c) => {
+                c.status(bulkhead_api::controller::v1::StatusRequest {}).await.map_err(|s| s.message().to_string())
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
-    loop {
-        let s = client
-            .status(bulkhead_api::controller::v1::StatusRequest {})
-            .await
-            .map_err(|st| fail(st.message().to_string()))?
-            .into_inner();
-        let synced = s.nodes.len() == lab.nodes.len()
-            && s.nodes.iter().all(|n| n.applied_generation == s.generation && n.error.is_empty());
-        if synced {
-            return Ok(s.generation);
-        }
-        if Instant::now() > deadline {
-            let behind: Vec<String> = s
-                .nodes
-                .iter()
-                .filter(|n| n.applied_generation != s.generation || !n.error.is_empty())
-                .map(|n| format!("{}: {}", n.node, if n.error.is_empty() { "behind" } else { &n.error }))
-                .collect();
-            return Err(fail(format!("agents not in sync after {timeout:?}: {}", behind.join("; "))));
+            Err(e) => Err(e.to_string()),
+        };
+        match status {
+            Ok(s) => {
+                let s = s.into_inner();
+                let behind: Vec<String> = s
+                    .nodes
+                    .iter()
+                    .filter(|n| n.applied_generation != s.generation || !n.error.is_empty())
+                    .map(|n| format!("{}: {}", n.node, if n.error.is_empty() { "behind" } else { &n.error }))
+                    .collect();
+                if s.nodes.len() == lab.nodes.len() && behind.is_empty() {
+                    return Ok(s.generation);
+                }
+                last = if behind.is_empty() { "agents not reported yet".into() } else { behind.join("; ") };
+            }
+            Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Err(LabError::Controller(format!("not in sync after {timeout:?}: {last} (see controller.log)")))
 }
 
 /// Connects to the agent of the node hosting `pod`.

@@ -83,7 +83,8 @@ pub fn allocate(services: &mut [ServiceState], previous: &[ServiceState]) -> Res
             if (a, b) != (10, 96) {
                 return Err(LabError::Invalid(format!("service {}: clusterIP {ip} is outside 10.96.0.0/16", s.key())));
             }
-            if ip != DNS_IP && !used.insert(ip) {
+            let is_dns = s.namespace == "kube-system" && s.name == "kube-dns";
+            if (ip == DNS_IP && !is_dns) || (ip != DNS_IP && !used.insert(ip)) {
                 return Err(LabError::Invalid(format!("service {}: clusterIP {ip} is taken", s.key())));
             }
             s.cluster_ip = ip;

@@ -294,13 +294,15 @@ fn peer(p: &PeerSpec, blame: &Blame, field: &str) -> Result<Vec<TierPeer>, Polic
     Ok(out)
 }
 
-fn port(p: &PortSpec, blame: &Blame, field: &str) -> Result<PortMatch, PolicyError> {
+/// A port entry's matches: a named port matches whatever protocol the
+/// destination's container port of that name has.
+fn port(p: &PortSpec, blame: &Blame, field: &str) -> Result<Vec<PortMatch>, PolicyError> {
     match (&p.port_number, &p.port_range, &p.named_port) {
         (Some(n), None, None) => {
             let f = format!("{field}.portNumber");
             let protocol = Protocol::parse(n.protocol.as_deref(), blame, &format!("{f}.protocol"))?;
             let port = port_number(n.port).map_err(|m| blame.err(format!("{f}.port"), m))?;
-            Ok(PortMatch { protocol, ports: PortSel::Range(port, port) })
+            Ok(vec![PortMatch { protocol, ports: PortSel::Range(port, port) }])
         }
         (None, Some(r), None) => {
             let f = format!("{field}.portRange");
@@ -310,11 +312,11 @@ fn port(p: &PortSpec, blame: &Blame, field: &str) -> Result<PortMatch, PolicyErr
             if hi < lo {
                 return Err(blame.err(format!("{f}.end"), format!("end {hi} is smaller than start {lo}")));
             }
-            Ok(PortMatch { protocol, ports: PortSel::Range(lo, hi) })
+            Ok(vec![PortMatch { protocol, ports: PortSel::Range(lo, hi) }])
         }
         (None, None, Some(name)) => {
             check_port_name(name).map_err(|m| blame.err(format!("{field}.namedPort"), m))?;
-            Ok(PortMatch { protocol: Protocol::Tcp, ports: PortSel::Named(name.clone()) })
+            Ok(Protocol::ALL.iter().map(|p| PortMatch { protocol: *p, ports: PortSel::Named(name.clone()) }).collect())
         }
         _ => Err(blame.err(field, "a port needs exactly one of portNumber, portRange or namedPort")),
     }
@@ -357,7 +359,10 @@ fn rules(specs: &[RuleSpec], tier: Tier, egress: bool, blame: &Blame) -> Result<
                 ps.iter()
                     .enumerate()
                     .map(|(j, p)| port(p, blame, &format!("{f}.ports[{j}]")))
-                    .collect::<Result<Vec<_>, _>>()?,
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .flatten()
+                    .collect(),
             ),
         };
         let name = r.name.clone().unwrap_or_else(|| format!("{dir}[{i}]"));

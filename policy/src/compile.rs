@@ -150,6 +150,16 @@ impl Compiler {
         Self::default()
     }
 
+    /// A compiler continuing an earlier one's identity numbering.
+    pub fn with_identities(entries: Vec<(IdentityKey, u32)>, next: u32) -> Self {
+        Self { allocator: Allocator::import(entries, next), ..Self::default() }
+    }
+
+    /// The identity numbering, to persist.
+    pub fn identities(&self) -> (Vec<(IdentityKey, u32)>, u32) {
+        self.allocator.export()
+    }
+
     /// Cache statistics of the last compile.
     pub fn stats(&self) -> CompileStats {
         self.stats
@@ -172,6 +182,7 @@ impl Compiler {
                     labels: pod.labels.clone(),
                     ports: sorted(&pod.ports),
                     cidr: cidrs.most_specific(*ip),
+                    services: listed_in(inv, pod),
                 };
                 let id = self.allocator.get(&key)?;
                 pod_ids.entry(pod.key()).or_insert(id);
@@ -187,27 +198,32 @@ impl Compiler {
                 out.ipcache.push(IpcacheEntry { net: host_net(*ip), identity: id, owner: svc.key() });
             }
         }
-        for ips in inv.nodes.values() {
+        let mut node_ids: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+        for (node, ips) in &inv.nodes {
             for ip in ips {
-                let key = IdentityKey::Host { cidr: cidrs.most_specific(*ip) };
+                let key = IdentityKey::Host { node: node.clone(), cidr: cidrs.most_specific(*ip) };
                 let id = self.allocator.get(&key)?;
-                let remote = if key.reserved().is_some() { Remote::Unknown } else { Remote::Host(*ip) };
-                members.entry(key).or_insert(Member { id, remote });
+                node_ids.entry(node).or_default().insert(id);
+                members.entry(key).or_insert(Member { id, remote: Remote::Host(*ip) });
                 out.ipcache.push(IpcacheEntry { net: host_net(*ip), identity: id, owner: String::new() });
             }
         }
+        // A policy CIDR that is exactly a pod's, service's or node's address
+        // must not take that address over: theirs is the more precise identity.
+        let taken: BTreeSet<IpNetwork> = out.ipcache.iter().map(|e| e.net).collect();
         for net in cidrs.all() {
+            let Some(rep) = cidrs.representative(*net) else { continue };
+            if taken.contains(net) {
+                continue;
+            }
             let key = IdentityKey::World { cidr: Some(*net) };
             let id = self.allocator.get(&key)?;
-            if let Some(rep) = cidrs.representative(*net) {
-                members.entry(key).or_insert(Member { id, remote: Remote::World(rep) });
-            }
+            members.entry(key).or_insert(Member { id, remote: Remote::World(rep) });
             out.ipcache.push(IpcacheEntry { net: *net, identity: id, owner: String::new() });
         }
-        for key in [IdentityKey::Host { cidr: None }, IdentityKey::World { cidr: None }] {
-            let id = self.allocator.get(&key)?;
-            members.entry(key).or_insert(Member { id, remote: Remote::Unknown });
-        }
+        let world = IdentityKey::World { cidr: None };
+        let id = self.allocator.get(&world)?;
+        members.entry(world).or_insert(Member { id, remote: Remote::Unknown });
         let unknown = IdentityKey::Service { service: "reserved:unknown".into(), addr: IpAddr::from([0u8; 4]) };
         members.insert(unknown, Member { id: UNKNOWN, remote: Remote::Unknown });
         out.ipcache.sort();
@@ -280,10 +296,27 @@ impl Compiler {
             for pod in pods {
                 let mut entries = Vec::new();
                 let mut isolated = [false, false];
+                let own = node_ids.get(pod.node.as_str()).cloned().unwrap_or_default();
                 for (i, key) in per_dir.iter().enumerate() {
                     if let Some(Some(enc)) = encoded.get(key) {
                         isolated[i] = enc.isolated;
-                        entries.extend(enc.entries.iter().map(|e| Entry { direction: key.direction, ..e.clone() }));
+                        // The pod's own node is always allowed: drop what the
+                        // class says about it and allow it outright.
+                        entries.extend(
+                            enc.entries
+                                .iter()
+                                .filter(|e| !own.contains(&e.identity))
+                                .map(|e| Entry { direction: key.direction, ..e.clone() }),
+                        );
+                        entries.extend(own.iter().map(|id| Entry {
+                            identity: *id,
+                            direction: key.direction,
+                            protocol: 0,
+                            port: 0,
+                            end_port: 0,
+                            allow: true,
+                            rule: crate::evaluate::Decider::OwnNode.name(),
+                        }));
                     }
                 }
                 encode::check_capacity(&entries)
@@ -304,6 +337,15 @@ impl Compiler {
         self.cache.retain(|k, _| encoded.contains_key(k));
         Ok(out)
     }
+}
+
+/// Services whose EndpointSlices list one of the pod's addresses.
+fn listed_in(inv: &Inventory, pod: &Pod) -> Vec<String> {
+    inv.services
+        .values()
+        .filter(|s| s.endpoints.as_ref().is_some_and(|eps| pod.ips.iter().any(|ip| eps.contains(ip))))
+        .map(|s| s.key())
+        .collect()
 }
 
 fn sorted(ports: &[NamedPort]) -> Vec<NamedPort> {
@@ -431,7 +473,7 @@ fn answer(eval: &Evaluator<'_>, subject: &Pod, dir: Direction, remote: &Remote<'
             bounds.entry(sp.protocol).or_default().push((sp.port, sp.port));
         }
     }
-    let other = eval.decide(subject, dir, remote, None, 0);
+    let other = eval.decide_by_policy(subject, dir, remote, None, 0);
     let mut protos = Vec::new();
     for proto in Protocol::ALL {
         let mut cuts: BTreeSet<u32> = BTreeSet::from([1, 65536]);
@@ -443,7 +485,7 @@ fn answer(eval: &Evaluator<'_>, subject: &Pod, dir: Direction, remote: &Remote<'
         let mut spans: Vec<Span> = Vec::new();
         for w in cuts.windows(2) {
             let (lo, hi) = (w[0] as u16, (w[1] - 1) as u16);
-            let d = eval.decide(subject, dir, remote, Some(proto), lo);
+            let d = eval.decide_by_policy(subject, dir, remote, Some(proto), lo);
             match spans.last_mut() {
                 Some(last) if last.allowed == d.allowed && last.rule == d.by.name() => last.hi = hi,
                 _ => spans.push(Span { lo, hi, allowed: d.allowed, rule: d.by.name() }),
@@ -466,11 +508,11 @@ fn identity_info(key: &IdentityKey, id: u32) -> IdentityInfo {
             namespace: String::new(),
             labels: describe("bulkhead.dev/service", format!("{service} {addr}")),
         },
-        IdentityKey::Host { cidr } => IdentityInfo {
+        IdentityKey::Host { node, .. } => IdentityInfo {
             id,
             cluster: String::new(),
             namespace: String::new(),
-            labels: describe("bulkhead.dev/host", cidr.map(|c| c.to_string()).unwrap_or_default()),
+            labels: describe("bulkhead.dev/host", node.clone()),
         },
         IdentityKey::World { cidr } => IdentityInfo {
             id,

@@ -96,6 +96,8 @@ pub enum Decider {
     },
     /// No policy applies: traffic is allowed.
     Open,
+    /// Traffic between a pod and its own node, always allowed.
+    OwnNode,
     /// Traffic to a ClusterIP, decided as traffic to a backend on its target port.
     Service {
         /// "namespace/name" of the service.
@@ -113,6 +115,7 @@ impl Decider {
             Decider::NetworkPolicy { policy, rule } => format!("{policy}#{rule}"),
             Decider::Isolated { policies } => format!("default deny (isolated by {})", policies.join(", ")),
             Decider::Open => "default allow (not isolated)".to_string(),
+            Decider::OwnNode => "the pod's own node (always allowed)".to_string(),
             Decider::Service { service, backend } => format!("service {service} -> {}", backend.name()),
         }
     }
@@ -199,7 +202,28 @@ impl<'a> Evaluator<'a> {
 
     /// One direction of `pod`'s policy for traffic with `remote`. For
     /// ingress, `port` is the pod's own port; for egress, the remote's.
+    /// Traffic between a pod and its own node is always allowed, as
+    /// Kubernetes specifies (kubelet probes), whatever the policies say.
     pub fn decide(
+        &self,
+        pod: &Pod,
+        dir: Direction,
+        remote: &Remote<'_>,
+        protocol: Option<Protocol>,
+        port: u16,
+    ) -> Decision {
+        if let Remote::Host(addr) = remote
+            && self.inventory.nodes.get(&pod.node).is_some_and(|ips| ips.contains(addr))
+        {
+            return Decision { allowed: true, by: Decider::OwnNode };
+        }
+        self.decide_by_policy(pod, dir, remote, protocol, port)
+    }
+
+    /// `decide` without the own-node rule: what the policies alone say. The
+    /// compiler shares these answers between pods of different nodes and
+    /// adds each endpoint's own node itself.
+    pub fn decide_by_policy(
         &self,
         pod: &Pod,
         dir: Direction,

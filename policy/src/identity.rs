@@ -13,7 +13,8 @@ use crate::error::PolicyError;
 use crate::ports::NamedPort;
 use crate::selector::Labels;
 
-/// Identity of the node itself (reserved, shared with the dataplane).
+/// Identity of the node itself (reserved by the dataplane; the controller
+/// gives each node its own allocated identity instead).
 pub const HOST: u32 = 1;
 /// Identity of addresses no policy CIDR contains (reserved).
 pub const WORLD: u32 = 2;
@@ -23,7 +24,7 @@ pub const UNKNOWN: u32 = 3;
 pub const FIRST_ALLOCATED: u32 = 256;
 
 /// What an identity stands for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum IdentityKey {
     /// Pods with these properties.
     Pod {
@@ -37,6 +38,10 @@ pub enum IdentityKey {
         ports: Vec<NamedPort>,
         /// Most specific policy CIDR containing the address.
         cidr: Option<IpNetwork>,
+        /// Services whose EndpointSlices list the address (membership that
+        /// labels alone do not determine), for `services` peers.
+        #[serde(default)]
+        services: Vec<String>,
     },
     /// One ClusterIP of a service.
     Service {
@@ -45,8 +50,10 @@ pub enum IdentityKey {
         /// The ClusterIP.
         addr: IpAddr,
     },
-    /// Node addresses.
+    /// A node's addresses (per node: a pod's own node is always allowed).
     Host {
+        /// The node's name.
+        node: String,
         /// Most specific policy CIDR containing the address.
         cidr: Option<IpNetwork>,
     },
@@ -61,7 +68,6 @@ impl IdentityKey {
     /// The reserved number of this key, if it has one.
     pub fn reserved(&self) -> Option<u32> {
         match self {
-            IdentityKey::Host { cidr: None } => Some(HOST),
             IdentityKey::World { cidr: None } => Some(WORLD),
             _ => None,
         }
@@ -95,6 +101,19 @@ impl Allocator {
         self.next = self.next.checked_add(1).ok_or(PolicyError::IdentitiesExhausted(self.ids.len()))?;
         self.ids.insert(key.clone(), id);
         Ok(id)
+    }
+
+    /// Every allocation and the next free number, for persisting across
+    /// restarts: numbers must keep their meaning under running dataplanes.
+    pub fn export(&self) -> (Vec<(IdentityKey, u32)>, u32) {
+        (self.ids.iter().map(|(k, v)| (k.clone(), *v)).collect(), self.next)
+    }
+
+    /// An allocator continuing from exported state.
+    pub fn import(entries: Vec<(IdentityKey, u32)>, next: u32) -> Self {
+        let ids: BTreeMap<IdentityKey, u32> = entries.into_iter().collect();
+        let floor = ids.values().max().map_or(FIRST_ALLOCATED, |m| m + 1);
+        Self { ids, next: next.max(floor).max(FIRST_ALLOCATED) }
     }
 
     /// Forgets keys no longer in use (their numbers stay retired).
@@ -201,6 +220,7 @@ mod tests {
             labels: Labels::new(),
             ports: vec![],
             cidr: None,
+            services: vec![],
         };
         let x = a.get(&k("x")).unwrap();
         assert_eq!(a.get(&k("x")).unwrap(), x);
@@ -208,5 +228,9 @@ mod tests {
         let x2 = a.get(&k("x")).unwrap();
         assert_ne!(x, x2);
         assert_eq!(a.get(&IdentityKey::World { cidr: None }).unwrap(), WORLD);
+        let (entries, next) = a.export();
+        let mut b = Allocator::import(entries, next);
+        assert_eq!(b.get(&k("x")).unwrap(), x2, "an imported allocator keeps the numbers");
+        assert!(b.get(&k("y")).unwrap() > x2, "and never reuses one");
     }
 }

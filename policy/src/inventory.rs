@@ -174,7 +174,7 @@ impl TryFrom<&core::Namespace> for Namespace {
 /// A pod as read from the API, before it has addresses.
 impl Pod {
     /// Validates a pod object. `Ok(None)` for pods policy does not apply to
-    /// yet or at all: without addresses, or on the host network.
+    /// (yet, or any more): without addresses, on the host network, or finished.
     pub fn from_object(pod: &core::Pod, cluster: &str) -> Result<Option<Self>, PolicyError> {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
@@ -201,6 +201,10 @@ impl Pod {
             }
         }
         let status = pod.status.as_ref();
+        // A finished pod's addresses may already belong to a new pod.
+        if status.and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed") {
+            return Ok(None);
+        }
         let mut ips = Vec::new();
         let listed =
             status.and_then(|s| s.pod_ips.as_ref()).map(|v| v.iter().map(|i| i.ip.clone()).collect::<Vec<_>>());

@@ -116,8 +116,8 @@ fn parse_ip_block(b: &net::IPBlock, blame: &Blame, field: &str) -> Result<IpBloc
     for (i, e) in b.except.iter().flatten().enumerate() {
         let f = format!("{field}.except[{i}]");
         let ex = parse_cidr(e, blame, &f)?;
-        if ex.is_ipv4() != cidr.is_ipv4() || ex.prefix() < cidr.prefix() || !cidr.contains(ex.network()) {
-            return Err(blame.err(f, format!("{ex} is not inside the block's cidr {cidr}")));
+        if ex.is_ipv4() != cidr.is_ipv4() || ex.prefix() <= cidr.prefix() || !cidr.contains(ex.network()) {
+            return Err(blame.err(f, format!("{ex} is not strictly inside the block's cidr {cidr}")));
         }
         except.push(ex);
     }

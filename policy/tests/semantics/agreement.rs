@@ -75,7 +75,9 @@ fn ports() -> impl Strategy<Value = Option<Vec<PortMatch>>> {
 
 /// CIDRs around the lab's pod, node and outside ranges.
 fn cidr() -> impl Strategy<Value = ipnetwork::IpNetwork> {
-    const BASES: [(&str, u8); 8] = [
+    const BASES: [(&str, u8); 10] = [
+        ("10.244.1.5", 32),
+        ("10.244.2.101", 32),
         ("10.244.0.0", 16),
         ("10.244.1.0", 24),
         ("10.244.2.0", 24),
@@ -227,7 +229,8 @@ fn inventory() -> impl Strategy<Value = Inventory> {
                 selector: Some(selector).filter(|s| !s.is_empty()),
                 cluster_ips: vec![format!("10.96.0.{}", 10 + i).parse().unwrap()],
                 ports: vec![ServicePort { protocol, port: 8000 + port % 100, target }],
-                endpoints: None,
+                // Every other service lists its backends by hand (EndpointSlices), not by labels.
+                endpoints: (i % 2 == 1).then(|| vec!["10.244.1.5".parse().unwrap()]),
             });
         }
         inv.nodes.insert("n1".into(), vec!["172.30.0.1".parse().unwrap()]);

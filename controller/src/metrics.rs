@@ -1,0 +1,119 @@
+//! Controller metrics (`bulkhead_controller_*`): changes by source and
+//! result (the error's label on failure), compile time, the generation, and
+//! whether each node enforces it.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::state::State;
+
+type Labels = Vec<(String, String)>;
+
+/// The controller's metric families.
+pub struct Metrics {
+    registry: Registry,
+    changes: Family<Labels, Counter>,
+    compile: Histogram,
+    generation: Gauge,
+    objects: Family<Labels, Gauge>,
+    in_sync: Family<Labels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every family.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("bulkhead_controller");
+        let changes = Family::<Labels, Counter>::default();
+        let compile = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let generation = Gauge::default();
+        let objects = Family::<Labels, Gauge>::default();
+        let in_sync = Family::<Labels, Gauge>::default();
+        registry.register(
+            "changes",
+            "Changes by source (api, kubernetes) and result (ok or the error label)",
+            changes.clone(),
+        );
+        registry.register("compile_seconds", "Time to validate and compile a change", compile.clone());
+        registry.register("generation", "Generation of the desired state", generation.clone());
+        registry.register(
+            "objects",
+            "Pods, NetworkPolicies, ClusterNetworkPolicies and identities in the model",
+            objects.clone(),
+        );
+        registry.register("node_in_sync", "1 when the node's agent enforces the current generation", in_sync.clone());
+        Self { registry, changes, compile, generation, objects, in_sync }
+    }
+
+    /// Counts one change and, if it compiled, its compile time.
+    pub fn record_change(&self, source: &str, result: Result<f64, &'static str>) {
+        let label = match result {
+            Ok(seconds) => {
+                self.compile.observe(seconds);
+                "ok"
+            }
+            Err(l) => l,
+        };
+        self.changes.get_or_create(&vec![("source".into(), source.into()), ("result".into(), label.into())]).inc();
+    }
+
+    /// The exposition text, with gauges read from the state now.
+    pub fn render(&self, state: &State) -> String {
+        let st = state.status();
+        self.generation.set(i64::try_from(st.generation).unwrap_or(i64::MAX));
+        for (kind, n) in [
+            ("pods", st.pods),
+            ("network_policies", st.network_policies),
+            ("cluster_policies", st.cluster_policies),
+            ("identities", st.identities),
+            ("policy_entries", st.policy_entries),
+        ] {
+            self.objects.get_or_create(&vec![("kind".into(), kind.into())]).set(i64::from(n));
+        }
+        for n in &st.nodes {
+            let ok = n.applied_generation == st.generation && n.error.is_empty();
+            self.in_sync.get_or_create(&vec![("node".into(), n.node.clone())]).set(i64::from(ok));
+        }
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics` on `addr` until the process ends.
+pub async fn serve(addr: std::net::SocketAddr, state: Arc<Mutex<State>>) -> Result<(), std::io::Error> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let state = state.clone();
+            async move {
+                let body = tokio::task::spawn_blocking(move || match state.lock() {
+                    Ok(s) => s.metrics().render(&s),
+                    Err(_) => String::new(),
+                })
+                .await
+                .unwrap_or_default();
+                ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app).await
+}
