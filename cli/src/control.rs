@@ -178,13 +178,26 @@ pub async fn change(target: &Target, files: &[PathBuf], delete: bool, wait: bool
 
 /// `policy explain FROM TO:PORT[/PROTO]`.
 pub async fn explain(target: &Target, from: &str, to: &str, json: bool) -> Result<()> {
-    let (dest, port, protocol) = match to.rsplit_once(':') {
-        Some((d, rest)) => {
-            let (p, proto) = rest.split_once('/').unwrap_or((rest, "TCP"));
-            let port: u32 = p.parse().with_context(|| format!("{to:?}: port {p:?} is not a number"))?;
-            (d.to_string(), port, proto.to_ascii_uppercase())
-        }
-        None => (to.to_string(), 0, "ICMP".to_string()),
+    let bracketed = to.strip_prefix('[').and_then(|r| r.split_once(']'));
+    let (dest, port, protocol) = match (to.parse::<std::net::IpAddr>(), bracketed) {
+        // A bare IPv6 address has colons but no port.
+        (Ok(_), _) => (to.to_string(), 0, "ICMP".to_string()),
+        (_, Some((addr, rest))) => match rest.strip_prefix(':') {
+            Some(rest) => {
+                let (p, proto) = rest.split_once('/').unwrap_or((rest, "TCP"));
+                let port: u32 = p.parse().with_context(|| format!("{to:?}: port {p:?} is not a number"))?;
+                (addr.to_string(), port, proto.to_ascii_uppercase())
+            }
+            None => (addr.to_string(), 0, "ICMP".to_string()),
+        },
+        _ => match to.rsplit_once(':') {
+            Some((d, rest)) => {
+                let (p, proto) = rest.split_once('/').unwrap_or((rest, "TCP"));
+                let port: u32 = p.parse().with_context(|| format!("{to:?}: port {p:?} is not a number"))?;
+                (d.to_string(), port, proto.to_ascii_uppercase())
+            }
+            None => (to.to_string(), 0, "ICMP".to_string()),
+        },
     };
     let mut client = target.client().await?;
     let r = client

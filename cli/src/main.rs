@@ -297,7 +297,7 @@ fn actor() -> String {
 async fn quarantine(lab: &str, pod: &str, reason: &str, on: bool) -> Result<()> {
     let state = LabState::load(lab)?;
     let key = state.pod(pod)?.key();
-    let (mut client, _) = bulkhead_lab::lifecycle::agent_for(&state, &key).await?;
+    let mut client = bulkhead_lab::lifecycle::agent_for(&state, &key).await?;
     let req = pb::QuarantineRequest { pod: key.clone(), actor: actor(), reason: reason.into(), ..Default::default() };
     let started = Instant::now();
     let r = if on { client.quarantine(req).await } else { client.release(req).await }

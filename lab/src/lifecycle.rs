@@ -394,10 +394,10 @@ pub async fn wait_synced(lab: &LabState, timeout: Duration) -> Result<u64, LabEr
 pub async fn agent_for(
     lab: &LabState,
     pod: &str,
-) -> Result<(pb::agent_client::AgentClient<tonic::transport::Channel>, u32), LabError> {
+) -> Result<pb::agent_client::AgentClient<tonic::transport::Channel>, LabError> {
     let p = lab.pod(pod)?;
     let node = lab.nodes.iter().find(|n| n.index == p.node).ok_or_else(|| LabError::UnknownPod(pod.into()))?;
-    Ok((wait_agent(node).await?, p.endpoint_id))
+    wait_agent(node).await
 }
 
 /// Builds (or completes) the lab and returns its state once every agent enforces.

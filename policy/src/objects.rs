@@ -100,33 +100,14 @@ fn decode<T: DeserializeOwned>(
 pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Object>, PolicyError> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = serde_yaml::Value::deserialize_from(doc, source, i)?;
-        push(&mut out, v, source, i)?;
-    }
-    Ok(out)
-}
-
-trait FromDoc {
-    fn deserialize_from(
-        doc: serde_yaml::Deserializer<'_>,
-        source: &str,
-        i: usize,
-    ) -> Result<serde_yaml::Value, PolicyError>;
-}
-
-impl FromDoc for serde_yaml::Value {
-    fn deserialize_from(
-        doc: serde_yaml::Deserializer<'_>,
-        source: &str,
-        i: usize,
-    ) -> Result<serde_yaml::Value, PolicyError> {
-        use serde::Deserialize;
-        serde_yaml::Value::deserialize(doc).map_err(|e| PolicyError::Document {
+        let v = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| PolicyError::Document {
             source_name: source.to_string(),
             document: i,
             message: e.to_string(),
-        })
+        })?;
+        push(&mut out, v, source, i)?;
     }
+    Ok(out)
 }
 
 fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> Result<(), PolicyError> {
