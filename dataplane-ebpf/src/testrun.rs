@@ -109,5 +109,9 @@ impl TestBed {
 impl Drop for TestBed {
     fn drop(&mut self) {
         let _ = self.pins.remove_all();
+        // The shared parent goes with the last test bed (it fails while others remain).
+        if let Some(parent) = self.pins.root().parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
