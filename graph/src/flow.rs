@@ -1,0 +1,114 @@
+//! What the graph is built from: one enriched flow record per observation
+//! (a new connection or a denied attempt seen at one end).
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+
+/// A node of the graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Entity {
+    /// Pods of one workload (their owning Deployment, StatefulSet or
+    /// DaemonSet; a bare pod is its own workload).
+    Workload {
+        /// Namespace.
+        namespace: String,
+        /// Owner kind, e.g. "Deployment", or "Pod".
+        kind: String,
+        /// Owner name.
+        name: String,
+    },
+    /// A service whose backend was not observed (e.g. the connection was
+    /// dropped before reaching one).
+    Service {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// Addresses outside the cluster, aggregated to a prefix.
+    World {
+        /// The aggregate.
+        cidr: IpNetwork,
+    },
+    /// A node.
+    Host {
+        /// Node name.
+        node: String,
+    },
+}
+
+impl Entity {
+    /// The namespace, for workloads and services.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Entity::Workload { namespace, .. } | Entity::Service { namespace, .. } => Some(namespace),
+            Entity::World { .. } | Entity::Host { .. } => None,
+        }
+    }
+}
+
+/// Which end of a connection saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observation {
+    /// The source pod's egress.
+    Egress,
+    /// The destination pod's ingress.
+    Ingress,
+}
+
+/// What happened to the connection at the observing end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Passed.
+    Forwarded,
+    /// Dropped by policy.
+    Dropped,
+    /// Would have been dropped (audit mode), passed.
+    Audit,
+}
+
+/// The service a connection was addressed to, when it went to a ClusterIP.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ServiceRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The service port the client connected to.
+    pub port: u16,
+}
+
+/// One observation of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowRecord {
+    /// When the connection started (or the attempt was denied), in nanoseconds since the epoch.
+    pub time_ns: i64,
+    /// Which end saw it.
+    pub observation: Observation,
+    /// The node that saw it.
+    pub node: String,
+    /// Source entity.
+    pub src: Entity,
+    /// Destination entity as the observing end knows it: a workload, or a
+    /// service when the source saw only a ClusterIP.
+    pub dst: Entity,
+    /// Source address.
+    pub src_ip: IpAddr,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port as observed (the service port before DNAT).
+    pub dst_port: u16,
+    /// IANA protocol number.
+    pub protocol: u8,
+    /// The service, when the destination was a ClusterIP.
+    pub service: Option<ServiceRef>,
+    /// What happened.
+    pub verdict: Verdict,
+    /// Bytes in both directions so far.
+    pub bytes: u64,
+}

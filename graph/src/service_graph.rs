@@ -1,0 +1,398 @@
+//! The graph itself. A connection is usually observed twice, at the
+//! source's egress and at the destination's ingress; it is counted once.
+//! The ingress side is authoritative about the destination (the backend
+//! workload and the target port behind a ClusterIP), so an egress
+//! observation addressed to a service waits, up to a window, for its
+//! ingress twin before it is counted against the bare service.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+
+use petgraph::Direction as Dir;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use serde::Serialize;
+
+use crate::flow::{Entity, FlowRecord, Observation, ServiceRef, Verdict};
+
+/// What distinguishes parallel edges between two entities.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct EdgeKey {
+    /// IANA protocol number.
+    pub protocol: u8,
+    /// The port traffic was delivered to: the target port when the
+    /// destination saw it, else the port the source addressed.
+    pub port: u16,
+    /// The service the source addressed, if any.
+    pub service: Option<ServiceRef>,
+}
+
+/// What was seen on one edge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EdgeStats {
+    /// Connections or attempts, each counted once whichever ends saw it.
+    pub connections: u64,
+    /// Of which forwarded.
+    pub forwarded: u64,
+    /// Of which dropped by policy.
+    pub dropped: u64,
+    /// Of which would have been dropped (audit mode).
+    pub audit: u64,
+    /// Bytes reported by the counting observation.
+    pub bytes: u64,
+    /// First time seen, nanoseconds since the epoch.
+    pub first_seen_ns: i64,
+    /// Last time seen.
+    pub last_seen_ns: i64,
+}
+
+impl EdgeStats {
+    fn add(&mut self, r: &FlowRecord) {
+        if self.connections == 0 || r.time_ns < self.first_seen_ns {
+            self.first_seen_ns = r.time_ns;
+        }
+        self.last_seen_ns = self.last_seen_ns.max(r.time_ns);
+        self.connections += 1;
+        self.bytes += r.bytes;
+        match r.verdict {
+            Verdict::Forwarded => self.forwarded += 1,
+            Verdict::Dropped => self.dropped += 1,
+            Verdict::Audit => self.audit += 1,
+        }
+    }
+}
+
+/// A neighbour of an entity and the edges to or from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Neighbour {
+    /// The other end.
+    pub entity: Entity,
+    /// True when the queried entity is the source.
+    pub outgoing: bool,
+    /// The edges, by key.
+    pub edges: Vec<(EdgeKey, EdgeStats)>,
+}
+
+/// Source address, source port and protocol: what both ends of a connection
+/// agree on even when the destination address was translated.
+type ConnKey = (IpAddr, u16, u8);
+
+/// Counts of what ingestion did, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestStats {
+    /// Records received.
+    pub records: u64,
+    /// Connections counted.
+    pub counted: u64,
+    /// Records recognised as the other end of a connection already counted.
+    pub duplicates: u64,
+    /// Service-addressed connections counted without their ingress twin.
+    pub unresolved: u64,
+}
+
+/// The service graph.
+#[derive(Debug, Clone)]
+pub struct ServiceGraph {
+    graph: StableDiGraph<Entity, BTreeMap<EdgeKey, EdgeStats>>,
+    index: HashMap<Entity, NodeIndex>,
+    counted: HashMap<ConnKey, i64>,
+    pending: HashMap<ConnKey, FlowRecord>,
+    window_ns: i64,
+    stats: IngestStats,
+}
+
+impl Default for ServiceGraph {
+    fn default() -> Self {
+        Self::new(30_000_000_000)
+    }
+}
+
+impl ServiceGraph {
+    /// An empty graph pairing the two ends of a connection within `window_ns`.
+    pub fn new(window_ns: i64) -> Self {
+        Self {
+            graph: StableDiGraph::new(),
+            index: HashMap::new(),
+            counted: HashMap::new(),
+            pending: HashMap::new(),
+            window_ns,
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// What ingestion did so far.
+    pub fn stats(&self) -> IngestStats {
+        self.stats
+    }
+
+    fn node(&mut self, e: &Entity) -> NodeIndex {
+        if let Some(i) = self.index.get(e) {
+            return *i;
+        }
+        let i = self.graph.add_node(e.clone());
+        self.index.insert(e.clone(), i);
+        i
+    }
+
+    fn count(&mut self, r: &FlowRecord, dst: &Entity, key: EdgeKey) {
+        let (a, b) = (self.node(&r.src), self.node(dst));
+        let edge = match self.graph.find_edge(a, b) {
+            Some(e) => e,
+            None => self.graph.add_edge(a, b, BTreeMap::new()),
+        };
+        if let Some(edges) = self.graph.edge_weight_mut(edge) {
+            edges.entry(key).or_default().add(r);
+        }
+        self.counted.insert((r.src_ip, r.src_port, r.protocol), r.time_ns);
+        self.stats.counted += 1;
+    }
+
+    fn seen(&self, key: &ConnKey, time_ns: i64) -> bool {
+        self.counted.get(key).is_some_and(|t| (time_ns - t).abs() <= self.window_ns)
+    }
+
+    /// Takes one observation.
+    pub fn ingest(&mut self, r: &FlowRecord) {
+        self.stats.records += 1;
+        let key = (r.src_ip, r.src_port, r.protocol);
+        match r.observation {
+            Observation::Ingress => {
+                let twin = self.pending.remove(&key);
+                if twin.is_none() && self.seen(&key, r.time_ns) {
+                    self.stats.duplicates += 1;
+                    return;
+                }
+                if twin.is_some() {
+                    self.stats.duplicates += 1;
+                }
+                let service = r.service.clone().or_else(|| twin.and_then(|t| t.service));
+                self.count(r, &r.dst, EdgeKey { protocol: r.protocol, port: r.dst_port, service });
+            }
+            Observation::Egress => {
+                if self.seen(&key, r.time_ns) || self.pending.contains_key(&key) {
+                    self.stats.duplicates += 1;
+                    return;
+                }
+                let to_service = matches!(r.dst, Entity::Service { .. });
+                if to_service && r.verdict != Verdict::Dropped {
+                    self.pending.insert(key, r.clone());
+                } else {
+                    let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
+                    self.count(r, &r.dst, k);
+                }
+            }
+        }
+    }
+
+    /// Counts service-addressed connections whose ingress twin did not come
+    /// within the window (against the service), and forgets old pairings.
+    pub fn flush(&mut self, now_ns: i64) {
+        let expired: Vec<ConnKey> =
+            self.pending.iter().filter(|(_, r)| now_ns - r.time_ns > self.window_ns).map(|(k, _)| *k).collect();
+        for k in expired {
+            if let Some(r) = self.pending.remove(&k) {
+                let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
+                self.count(&r, &r.dst, key);
+                self.stats.unresolved += 1;
+            }
+        }
+        let window = self.window_ns;
+        self.counted.retain(|_, t| now_ns - *t <= window);
+    }
+
+    /// Every entity.
+    pub fn entities(&self) -> BTreeSet<Entity> {
+        self.index.keys().cloned().collect()
+    }
+
+    /// Every edge: (source, destination, key, stats), in a stable order.
+    pub fn edges(&self) -> Vec<(Entity, Entity, EdgeKey, EdgeStats)> {
+        let mut out = Vec::new();
+        for e in (&self.graph).edge_references() {
+            for (k, s) in e.weight() {
+                out.push((self.graph[e.source()].clone(), self.graph[e.target()].clone(), k.clone(), s.clone()));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+        out
+    }
+
+    /// Who `entity` talks to and who talks to it.
+    pub fn neighbours(&self, entity: &Entity) -> Vec<Neighbour> {
+        let Some(i) = self.index.get(entity) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (outgoing, dir) in [(true, Dir::Outgoing), (false, Dir::Incoming)] {
+            for e in self.graph.edges_directed(*i, dir) {
+                let other = if outgoing { e.target() } else { e.source() };
+                let edges = e.weight().iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+                out.push(Neighbour { entity: self.graph[other].clone(), outgoing, edges });
+            }
+        }
+        out.sort_by(|a, b| (&a.entity, a.outgoing).cmp(&(&b.entity, b.outgoing)));
+        out
+    }
+
+    /// A shortest chain of observed, forwarded connections from `from` to `to`.
+    pub fn path(&self, from: &Entity, to: &Entity) -> Option<Vec<Entity>> {
+        let (start, goal) = (*self.index.get(from)?, *self.index.get(to)?);
+        let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = VecDeque::from([start]);
+        let mut visited = BTreeSet::from([start]);
+        while let Some(n) = queue.pop_front() {
+            if n == goal {
+                let mut chain = vec![self.graph[n].clone()];
+                let mut cur = n;
+                while let Some(p) = prev.get(&cur) {
+                    chain.push(self.graph[*p].clone());
+                    cur = *p;
+                }
+                chain.reverse();
+                return Some(chain);
+            }
+            for e in self.graph.edges_directed(n, Dir::Outgoing) {
+                let passed = e.weight().values().any(|s| s.forwarded + s.audit > 0);
+                if passed && visited.insert(e.target()) {
+                    prev.insert(e.target(), n);
+                    queue.push_back(e.target());
+                }
+            }
+        }
+        None
+    }
+
+    /// Everything `from` can reach, directly or through entities it can
+    /// reach, when `allowed(a, b)` says whether `a` may open connections to
+    /// `b` under current policy (the caller asks the policy evaluator). Every
+    /// entity of the graph is a candidate, observed edge or not.
+    pub fn blast_radius(&self, from: &Entity, allowed: impl Fn(&Entity, &Entity) -> bool) -> BTreeSet<Entity> {
+        let all = self.entities();
+        let mut reached = BTreeSet::new();
+        let mut queue = VecDeque::from([from.clone()]);
+        while let Some(a) = queue.pop_front() {
+            let next: Vec<Entity> = all
+                .iter()
+                .filter(|b| **b != a && *b != from && !reached.contains(*b) && allowed(&a, b))
+                .cloned()
+                .collect();
+            for b in next {
+                reached.insert(b.clone());
+                queue.push_back(b);
+            }
+        }
+        reached
+    }
+
+    /// The edges with at least one end in `namespace`, with both ends.
+    pub fn subgraph(&self, namespace: &str) -> ServiceGraph {
+        let mut sub = ServiceGraph::new(self.window_ns);
+        for e in (&self.graph).edge_references() {
+            let (a, b) = (&self.graph[e.source()], &self.graph[e.target()]);
+            if a.namespace() == Some(namespace) || b.namespace() == Some(namespace) {
+                let (ia, ib) = (sub.node(a), sub.node(b));
+                sub.graph.add_edge(ia, ib, e.weight().clone());
+            }
+        }
+        // Entities of the namespace with no edge yet still belong to it.
+        for entity in self.index.keys().filter(|e| e.namespace() == Some(namespace)) {
+            sub.node(entity);
+        }
+        sub
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(ns: &str, name: &str) -> Entity {
+        Entity::Workload { namespace: ns.into(), kind: "Deployment".into(), name: name.into() }
+    }
+
+    fn rec(obs: Observation, src: &Entity, dst: &Entity, sport: u16, dport: u16, t: i64) -> FlowRecord {
+        FlowRecord {
+            time_ns: t,
+            observation: obs,
+            node: "n1".into(),
+            src: src.clone(),
+            dst: dst.clone(),
+            src_ip: "10.0.0.1".parse().unwrap(),
+            src_port: sport,
+            dst_port: dport,
+            protocol: 6,
+            service: None,
+            verdict: Verdict::Forwarded,
+            bytes: 100,
+        }
+    }
+
+    #[test]
+    fn a_connection_seen_at_both_ends_counts_once_in_either_order() {
+        let (a, b) = (w("x", "a"), w("x", "b"));
+        for order in [[Observation::Egress, Observation::Ingress], [Observation::Ingress, Observation::Egress]] {
+            let mut g = ServiceGraph::default();
+            for (i, obs) in order.iter().enumerate() {
+                g.ingest(&rec(*obs, &a, &b, 40000, 80, 1_000 + i as i64));
+            }
+            g.ingest(&rec(Observation::Egress, &a, &b, 40001, 80, 2_000));
+            let edges = g.edges();
+            assert_eq!(edges.len(), 1);
+            assert_eq!(edges[0].3.connections, 2, "two connections, four observations minus duplicates");
+            assert_eq!(g.stats().duplicates, 1);
+        }
+    }
+
+    #[test]
+    fn a_service_connection_lands_on_its_backend_with_the_service_on_the_edge() {
+        let (a, backend) = (w("x", "a"), w("x", "web"));
+        let svc = Entity::Service { namespace: "x".into(), name: "web".into() };
+        let sref = ServiceRef { namespace: "x".into(), name: "web".into(), port: 80 };
+        let mut g = ServiceGraph::default();
+        let mut out = rec(Observation::Egress, &a, &svc, 40000, 80, 1_000);
+        out.service = Some(sref.clone());
+        g.ingest(&out);
+        assert!(g.edges().is_empty(), "waits for the ingress side");
+        g.ingest(&rec(Observation::Ingress, &a, &backend, 40000, 8080, 1_500));
+        let edges = g.edges();
+        assert_eq!(edges.len(), 1);
+        assert_eq!((&edges[0].1, edges[0].2.port, &edges[0].2.service), (&backend, 8080, &Some(sref.clone())));
+        assert!(!g.entities().contains(&svc), "no bare service node when the backend was seen");
+
+        // Dropped at the source, or never answered: counted against the service.
+        let mut dropped = rec(Observation::Egress, &a, &svc, 40001, 80, 2_000);
+        dropped.service = Some(sref.clone());
+        dropped.verdict = Verdict::Dropped;
+        g.ingest(&dropped);
+        let mut lonely = rec(Observation::Egress, &a, &svc, 40002, 80, 3_000);
+        lonely.service = Some(sref);
+        g.ingest(&lonely);
+        g.flush(3_000 + 31_000_000_000);
+        let to_svc: Vec<_> = g.edges().into_iter().filter(|e| e.1 == svc).collect();
+        assert_eq!(to_svc.len(), 1);
+        assert_eq!((to_svc[0].3.connections, to_svc[0].3.dropped), (2, 1));
+        assert_eq!(g.stats().unresolved, 1);
+    }
+
+    #[test]
+    fn queries_answer_neighbours_paths_blast_radius_and_subgraphs() {
+        let (a, b, c, d) = (w("x", "a"), w("x", "b"), w("y", "c"), w("y", "d"));
+        let mut g = ServiceGraph::default();
+        g.ingest(&rec(Observation::Egress, &a, &b, 1, 80, 1));
+        g.ingest(&rec(Observation::Egress, &b, &c, 2, 5432, 2));
+        let mut denied = rec(Observation::Egress, &a, &d, 3, 22, 3);
+        denied.verdict = Verdict::Dropped;
+        g.ingest(&denied);
+        let n = g.neighbours(&b);
+        assert_eq!(n.len(), 2);
+        assert!(n.iter().any(|x| x.entity == c && x.outgoing) && n.iter().any(|x| x.entity == a && !x.outgoing));
+        assert_eq!(g.path(&a, &c), Some(vec![a.clone(), b.clone(), c.clone()]));
+        assert_eq!(g.path(&a, &d), None, "a dropped attempt is not a path");
+        assert_eq!(g.path(&c, &a), None);
+        // Policy: a -> b, b -> c, c -> d allowed; nothing else.
+        let allowed = |x: &Entity, y: &Entity| [(&a, &b), (&b, &c), (&c, &d)].iter().any(|(p, q)| *p == x && *q == y);
+        assert_eq!(g.blast_radius(&a, allowed), BTreeSet::from([b.clone(), c.clone(), d.clone()]));
+        assert_eq!(g.blast_radius(&c, allowed), BTreeSet::from([d.clone()]));
+        let sub = g.subgraph("y");
+        assert_eq!(sub.entities(), BTreeSet::from([a.clone(), b.clone(), c.clone(), d.clone()]));
+        assert_eq!(sub.edges().len(), 2, "b -> c and a -> d touch y; a -> b does not");
+    }
+}
