@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod run;
 pub mod service;
 pub mod state;
+pub mod storage;
 pub mod store;
 pub mod sync;
 

@@ -4,10 +4,10 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A node of the graph.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Entity {
     /// Pods of one workload (their owning Deployment, StatefulSet or
@@ -51,7 +51,7 @@ impl Entity {
 }
 
 /// Which end of a connection saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Observation {
     /// The source pod's egress.
@@ -61,7 +61,7 @@ pub enum Observation {
 }
 
 /// What happened to the connection at the observing end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Passed.
@@ -73,7 +73,7 @@ pub enum Verdict {
 }
 
 /// The service a connection was addressed to, when it went to a ClusterIP.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceRef {
     /// Namespace.
     pub namespace: String,
@@ -84,7 +84,7 @@ pub struct ServiceRef {
 }
 
 /// One observation of a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecord {
     /// When the connection started (or the attempt was denied), in nanoseconds since the epoch.
     pub time_ns: i64,

@@ -11,12 +11,12 @@ use std::net::IpAddr;
 use petgraph::Direction as Dir;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flow::{Entity, FlowRecord, Observation, ServiceRef, Verdict};
 
 /// What distinguishes parallel edges between two entities.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EdgeKey {
     /// IANA protocol number.
     pub protocol: u8,
@@ -28,7 +28,7 @@ pub struct EdgeKey {
 }
 
 /// What was seen on one edge.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EdgeStats {
     /// Connections or attempts, each counted once whichever ends saw it.
     pub connections: u64,

@@ -1,0 +1,278 @@
+//! The embedded default store: one SQLite file (WAL), raw flows capped by
+//! count with the oldest evicted first and counted, and edge aggregates per
+//! time bucket upserted in transactions.
+
+use std::path::{Path, PathBuf};
+
+use bulkhead_graph::FlowRecord;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Appended, EdgeBucket, FlowStore, StorageError};
+
+/// SQLite flow store.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    conn: Connection,
+    path: PathBuf,
+    max_flows: u64,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS flows (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS flows_time ON flows (time_ns);
+CREATE TABLE IF NOT EXISTS edges (
+  bucket_ns INTEGER NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL, key TEXT NOT NULL,
+  connections INTEGER NOT NULL, forwarded INTEGER NOT NULL, dropped INTEGER NOT NULL, audit INTEGER NOT NULL,
+  bytes INTEGER NOT NULL, first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL,
+  PRIMARY KEY (bucket_ns, src, dst, key));
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+impl SqliteStorage {
+    /// Opens (or creates) the store, keeping at most `max_flows` raw flows.
+    pub fn open(path: &Path, max_flows: u64) -> Result<Self, StorageError> {
+        let s = path.display().to_string();
+        let conn = Connection::open(path).map_err(|e| db(&s, "opening", e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| db(&s, "creating the schema", e))?;
+        Ok(Self { conn, path: path.to_path_buf(), max_flows })
+    }
+
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+fn db(path: &str, action: &'static str, e: rusqlite::Error) -> StorageError {
+    StorageError::Database { path: path.to_string(), action, message: e.to_string() }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(path: &str, what: &'static str, text: &str) -> Result<T, StorageError> {
+    serde_json::from_str(text).map_err(|e| StorageError::Decode {
+        path: path.to_string(),
+        what,
+        message: e.to_string(),
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl FlowStore for SqliteStorage {
+    fn append_flows(&mut self, flows: &[FlowRecord]) -> Result<Appended, StorageError> {
+        let name = self.name();
+        let tx = self.conn.transaction().map_err(|e| db(&name, "starting a transaction", e))?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT INTO flows (time_ns, record) VALUES (?1, ?2)")
+                .map_err(|e| db(&name, "preparing insert", e))?;
+            for f in flows {
+                ins.execute(params![f.time_ns, json(f)]).map_err(|e| db(&name, "inserting a flow", e))?;
+            }
+        }
+        let count: i64 =
+            tx.query_row("SELECT COUNT(*) FROM flows", [], |r| r.get(0)).map_err(|e| db(&name, "counting flows", e))?;
+        let excess = (count as u64).saturating_sub(self.max_flows);
+        if excess > 0 {
+            tx.execute(
+                "DELETE FROM flows WHERE id IN (SELECT id FROM flows ORDER BY id LIMIT ?1)",
+                params![excess as i64],
+            )
+            .map_err(|e| db(&name, "evicting the oldest flows", e))?;
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('evicted', ?1) ON CONFLICT(name) DO UPDATE SET value = value + ?1",
+                params![excess as i64],
+            )
+            .map_err(|e| db(&name, "counting evictions", e))?;
+        }
+        tx.commit().map_err(|e| db(&name, "committing flows", e))?;
+        Ok(Appended { stored: flows.len() as u64, evicted: excess })
+    }
+
+    fn flows(&self, from_ns: i64, to_ns: i64, limit: usize) -> Result<Vec<FlowRecord>, StorageError> {
+        let name = self.name();
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT record FROM flows WHERE time_ns >= ?1 AND time_ns < ?2 ORDER BY id LIMIT ?3")
+            .map_err(|e| db(&name, "preparing a flow query", e))?;
+        let rows = q
+            .query_map(params![from_ns, to_ns, limit as i64], |r| r.get::<_, String>(0))
+            .map_err(|e| db(&name, "querying flows", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| db(&name, "reading a flow", e))?;
+            out.push(decode(&name, "flow", &text)?);
+        }
+        Ok(out)
+    }
+
+    fn add_edges(&mut self, buckets: &[EdgeBucket]) -> Result<(), StorageError> {
+        let name = self.name();
+        let tx = self.conn.transaction().map_err(|e| db(&name, "starting a transaction", e))?;
+        {
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT INTO edges VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT(bucket_ns, src, dst, key) DO UPDATE SET
+                       connections = connections + excluded.connections, forwarded = forwarded + excluded.forwarded,
+                       dropped = dropped + excluded.dropped, audit = audit + excluded.audit, bytes = bytes + excluded.bytes,
+                       first_seen_ns = MIN(first_seen_ns, excluded.first_seen_ns),
+                       last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns)",
+                )
+                .map_err(|e| db(&name, "preparing edge upsert", e))?;
+            for b in buckets {
+                let s = &b.stats;
+                up.execute(params![
+                    b.bucket_ns,
+                    json(&b.src),
+                    json(&b.dst),
+                    json(&b.key),
+                    s.connections as i64,
+                    s.forwarded as i64,
+                    s.dropped as i64,
+                    s.audit as i64,
+                    s.bytes as i64,
+                    s.first_seen_ns,
+                    s.last_seen_ns
+                ])
+                .map_err(|e| db(&name, "upserting an edge", e))?;
+            }
+        }
+        tx.commit().map_err(|e| db(&name, "committing edges", e))
+    }
+
+    fn edges(&self, from_ns: i64, to_ns: i64) -> Result<Vec<EdgeBucket>, StorageError> {
+        let name = self.name();
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT bucket_ns, src, dst, key, connections, forwarded, dropped, audit, bytes, first_seen_ns, last_seen_ns
+                 FROM edges WHERE bucket_ns >= ?1 AND bucket_ns < ?2 ORDER BY bucket_ns, src, dst, key",
+            )
+            .map_err(|e| db(&name, "preparing an edge query", e))?;
+        type Row = (i64, String, String, String, [i64; 5], i64, i64);
+        let rows = q
+            .query_map(params![from_ns, to_ns], |r| -> rusqlite::Result<Row> {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?],
+                    r.get(9)?,
+                    r.get(10)?,
+                ))
+            })
+            .map_err(|e| db(&name, "querying edges", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (bucket_ns, src, dst, key, n, first, last) = row.map_err(|e| db(&name, "reading an edge", e))?;
+            out.push(EdgeBucket {
+                bucket_ns,
+                src: decode(&name, "entity", &src)?,
+                dst: decode(&name, "entity", &dst)?,
+                key: decode(&name, "edge key", &key)?,
+                stats: bulkhead_graph::EdgeStats {
+                    connections: n[0] as u64,
+                    forwarded: n[1] as u64,
+                    dropped: n[2] as u64,
+                    audit: n[3] as u64,
+                    bytes: n[4] as u64,
+                    first_seen_ns: first,
+                    last_seen_ns: last,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn evicted(&self) -> Result<u64, StorageError> {
+        let name = self.name();
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = 'evicted'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| db(&name, "reading the eviction count", e))?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bulkhead_graph::{EdgeKey, EdgeStats, Entity, Observation, Verdict};
+
+    use super::*;
+
+    fn flow(t: i64) -> FlowRecord {
+        let w = |n: &str| Entity::Workload { namespace: "x".into(), kind: "Deployment".into(), name: n.into() };
+        FlowRecord {
+            time_ns: t,
+            observation: Observation::Egress,
+            node: "n1".into(),
+            src: w("a"),
+            dst: w("b"),
+            src_ip: "10.0.0.1".parse().unwrap(),
+            src_port: 40000,
+            dst_port: 80,
+            protocol: 6,
+            service: None,
+            verdict: Verdict::Forwarded,
+            bytes: 10,
+        }
+    }
+
+    #[test]
+    fn flows_survive_a_reopen_and_the_cap_evicts_the_oldest_counted() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("flows.db");
+        {
+            let mut s = SqliteStorage::open(&path, 5).unwrap();
+            let r = s.append_flows(&(0..4).map(flow).collect::<Vec<_>>()).unwrap();
+            assert_eq!(r, Appended { stored: 4, evicted: 0 });
+            let r = s.append_flows(&(4..7).map(flow).collect::<Vec<_>>()).unwrap();
+            assert_eq!(r.evicted, 2);
+        }
+        let s = SqliteStorage::open(&path, 5).unwrap();
+        let kept: Vec<i64> = s.flows(0, 100, 100).unwrap().iter().map(|f| f.time_ns).collect();
+        assert_eq!(kept, vec![2, 3, 4, 5, 6], "the oldest went first, and a reopen keeps the rest");
+        assert_eq!(s.evicted().unwrap(), 2, "evictions are counted, never silent");
+        assert_eq!(s.flows(3, 5, 100).unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn edge_buckets_add_up() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-edges-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = SqliteStorage::open(&dir.join("flows.db"), 100).unwrap();
+        let f = flow(0);
+        let key = EdgeKey { protocol: 6, port: 80, service: None };
+        let stats = |n: u64, first: i64, last: i64| EdgeStats {
+            connections: n,
+            forwarded: n,
+            bytes: 10 * n,
+            first_seen_ns: first,
+            last_seen_ns: last,
+            ..EdgeStats::default()
+        };
+        let b = |n, first, last| EdgeBucket {
+            bucket_ns: 0,
+            src: f.src.clone(),
+            dst: f.dst.clone(),
+            key: key.clone(),
+            stats: stats(n, first, last),
+        };
+        s.add_edges(&[b(2, 5, 9)]).unwrap();
+        s.add_edges(&[b(3, 1, 7)]).unwrap();
+        let got = s.edges(0, 1).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].stats, stats(5, 1, 9));
+        assert!(s.edges(1, 10).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
