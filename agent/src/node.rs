@@ -24,7 +24,8 @@ use crate::endpoints::{self, Attachment};
 use crate::error::AgentError;
 use crate::flows::Enricher;
 use crate::quarantine::{Quarantines, Roster};
-use bulkhead_api::audit::{AuditLog, AuditRecord};
+use bulkhead_api::audit::AuditLog;
+use bulkhead_api::audit::Caller;
 
 /// What an apply did.
 #[derive(Debug, Clone, Default)]
@@ -39,17 +40,6 @@ pub struct ApplyReport {
     pub map_writes: u32,
     /// Wall time the apply took.
     pub took: Duration,
-}
-
-/// Who is asking for an enforcement change.
-#[derive(Debug, Clone, Default)]
-pub struct Caller {
-    /// Who the caller says it is; recorded in the audit log.
-    pub actor: String,
-    /// Caller's Unix uid from the socket's peer credentials.
-    pub uid: Option<u32>,
-    /// Caller's process id from the socket's peer credentials.
-    pub pid: Option<i32>,
 }
 
 /// One node's dataplane and state.
@@ -362,15 +352,7 @@ impl Node {
             report.problems.len(),
             report.map_writes
         );
-        self.audit.record(AuditRecord {
-            time_unix_ms: 0,
-            actor: &caller.actor,
-            peer_uid: caller.uid,
-            peer_pid: caller.pid,
-            action: "apply",
-            target: &self.cfg.node,
-            detail: &detail,
-        })?;
+        self.audit.record_by(caller, "apply", &self.cfg.node, &detail)?;
         Ok(())
     }
 

@@ -11,8 +11,8 @@ use bulkhead_dataplane::flow::monotonic_ns;
 use bulkhead_dataplane::{Maps, PinLayout};
 
 use crate::error::AgentError;
-use crate::node::Caller;
-use bulkhead_api::audit::{AuditLog, AuditRecord};
+use bulkhead_api::audit::AuditLog;
+use bulkhead_api::audit::Caller;
 
 /// What the last applied state says about endpoints, as quarantine needs it.
 #[derive(Debug, Clone, Default)]
@@ -67,16 +67,7 @@ impl Quarantines {
     }
 
     fn record(&self, caller: &Caller, action: &str, id: u32, name: &str, reason: &str) -> Result<(), AgentError> {
-        let target = format!("{name} (endpoint {id})");
-        self.audit.record(AuditRecord {
-            time_unix_ms: 0,
-            actor: &caller.actor,
-            peer_uid: caller.uid,
-            peer_pid: caller.pid,
-            action,
-            target: &target,
-            detail: reason,
-        })?;
+        self.audit.record_by(caller, action, &format!("{name} (endpoint {id})"), reason)?;
         Ok(())
     }
 

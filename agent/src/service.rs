@@ -14,7 +14,9 @@ use tonic::{Request, Response, Status};
 
 use crate::flows::FlowHub;
 use crate::metrics::Metrics;
-use crate::node::{Caller, Node};
+use bulkhead_api::audit::Caller;
+
+use crate::node::Node;
 use crate::quarantine::Quarantines;
 
 /// Shared by every RPC.
@@ -54,17 +56,7 @@ impl AgentService {
 }
 
 fn caller<T>(req: &Request<T>, actor: &str, allowed: &[u32]) -> Result<Caller, Status> {
-    let cred = req.extensions().get::<tonic::transport::server::UdsConnectInfo>().and_then(|i| i.peer_cred);
-    let Some(cred) = cred else {
-        return Err(Status::unauthenticated("enforcement changes are accepted only over the agent's Unix socket"));
-    };
-    if cred.uid() != 0 && !allowed.contains(&cred.uid()) {
-        return Err(Status::permission_denied(format!("uid {} may not change enforcement", cred.uid())));
-    }
-    if actor.trim().is_empty() {
-        return Err(Status::invalid_argument("actor: say who is asking (it goes to the audit log)"));
-    }
-    Ok(Caller { actor: actor.to_string(), uid: Some(cred.uid()), pid: cred.pid() })
+    Caller::from_request(req, actor, allowed, "agent")
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> Result<T, Status> {

@@ -37,6 +37,44 @@ pub struct AuditRecord<'a> {
     pub detail: &'a str,
 }
 
+/// Who asked for an enforcement change, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who the caller says it is.
+    pub actor: String,
+    /// Caller's Unix uid from the socket's peer credentials.
+    pub uid: Option<u32>,
+    /// Caller's process id from the socket's peer credentials.
+    pub pid: Option<i32>,
+}
+
+impl Caller {
+    /// The caller of a request that may change enforcement: only over a
+    /// Unix socket (so the kernel vouches for the peer), only as root or
+    /// one of `allowed_uids`, and only with a stated actor. `server` names
+    /// the socket's owner in errors ("agent", "controller").
+    pub fn from_request<T>(
+        req: &tonic::Request<T>,
+        actor: &str,
+        allowed_uids: &[u32],
+        server: &str,
+    ) -> Result<Self, tonic::Status> {
+        let cred = req.extensions().get::<tonic::transport::server::UdsConnectInfo>().and_then(|i| i.peer_cred);
+        let Some(cred) = cred else {
+            return Err(tonic::Status::unauthenticated(format!(
+                "enforcement changes are accepted only over the {server}'s Unix socket"
+            )));
+        };
+        if cred.uid() != 0 && !allowed_uids.contains(&cred.uid()) {
+            return Err(tonic::Status::permission_denied(format!("uid {} may not change enforcement", cred.uid())));
+        }
+        if actor.trim().is_empty() {
+            return Err(tonic::Status::invalid_argument("actor: say who is asking (it goes to the audit log)"));
+        }
+        Ok(Self { actor: actor.to_string(), uid: Some(cred.uid()), pid: cred.pid() })
+    }
+}
+
 /// The log file (JSON lines).
 #[derive(Debug, Clone)]
 pub struct AuditLog {
@@ -58,6 +96,19 @@ impl AuditLog {
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(err)?;
         f.write_all(&line).map_err(err)?;
         f.sync_data().map_err(err)
+    }
+
+    /// Records `action` on `target` by `caller`.
+    pub fn record_by(&self, caller: &Caller, action: &str, target: &str, detail: &str) -> Result<(), AuditError> {
+        self.record(AuditRecord {
+            time_unix_ms: 0,
+            actor: &caller.actor,
+            peer_uid: caller.uid,
+            peer_pid: caller.pid,
+            action,
+            target,
+            detail,
+        })
     }
 
     /// Where the log lives.

@@ -9,7 +9,9 @@ use bulkhead_api::controller::v1::controller_server::Controller;
 use tonic::{Request, Response, Status};
 
 use crate::error::ControllerError;
-use crate::state::{Caller, ChangeKind, State};
+use bulkhead_api::audit::Caller;
+
+use crate::state::{ChangeKind, State};
 
 /// Shared by every RPC.
 #[derive(Clone)]
@@ -25,17 +27,7 @@ impl std::fmt::Debug for ControllerService {
 }
 
 fn caller<T>(req: &Request<T>, actor: &str) -> Result<Caller, Status> {
-    let cred = req.extensions().get::<tonic::transport::server::UdsConnectInfo>().and_then(|i| i.peer_cred);
-    let Some(cred) = cred else {
-        return Err(Status::unauthenticated("changes are accepted only over the controller's Unix socket"));
-    };
-    if cred.uid() != 0 {
-        return Err(Status::permission_denied(format!("uid {} may not change policy", cred.uid())));
-    }
-    if actor.trim().is_empty() {
-        return Err(Status::invalid_argument("actor: say who is asking (it goes to the audit log)"));
-    }
-    Ok(Caller { actor: actor.to_string(), uid: Some(cred.uid()), pid: cred.pid() })
+    Caller::from_request(req, actor, &[], "controller")
 }
 
 fn status(e: ControllerError) -> Status {

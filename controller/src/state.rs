@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bulkhead_api::agent::v1 as agent_pb;
-use bulkhead_api::audit::{AuditLog, AuditRecord};
+use bulkhead_api::audit::{AuditLog, Caller};
 use bulkhead_api::controller::v1 as pb;
 use bulkhead_policy::compile::{Compiled, Compiler};
 use bulkhead_policy::evaluate::Evaluator;
@@ -40,17 +40,6 @@ pub struct Config {
     pub kubernetes: bool,
     /// Serve Prometheus metrics here.
     pub metrics_addr: Option<std::net::SocketAddr>,
-}
-
-/// Who asked for a change (peer credentials from the socket).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Who the caller says it is.
-    pub actor: String,
-    /// Unix uid from the socket.
-    pub uid: Option<u32>,
-    /// Process id from the socket.
-    pub pid: Option<i32>,
 }
 
 /// Add or delete.
@@ -209,15 +198,8 @@ impl State {
         match result {
             Ok((changes, generation)) => {
                 for target in &changes.changed {
-                    self.audit.record(AuditRecord {
-                        time_unix_ms: 0,
-                        actor: &caller.actor,
-                        peer_uid: caller.uid,
-                        peer_pid: caller.pid,
-                        action,
-                        target,
-                        detail: &format!("generation {generation}, source {}", req.source),
-                    })?;
+                    let detail = format!("generation {generation}, source {}", req.source);
+                    self.audit.record_by(caller, action, target, &detail)?;
                 }
                 self.last_error.clear();
                 Ok(pb::ChangeResponse {
@@ -230,15 +212,7 @@ impl State {
             }
             Err(e) => {
                 self.last_error = e.to_string();
-                self.audit.record(AuditRecord {
-                    time_unix_ms: 0,
-                    actor: &caller.actor,
-                    peer_uid: caller.uid,
-                    peer_pid: caller.pid,
-                    action: &format!("{action} rejected"),
-                    target: &req.source,
-                    detail: &self.last_error,
-                })?;
+                self.audit.record_by(caller, &format!("{action} rejected"), &req.source, &self.last_error)?;
                 Err(e)
             }
         }
