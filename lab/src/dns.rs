@@ -120,13 +120,8 @@ pub async fn resolve(name: &str, pod_namespace: &str, timeout: Duration) -> Opti
 
 /// Serves DNS for the lab from inside `netns`. Call before any other thread exists.
 pub fn serve(netns: &Path, lab: &str) -> Result<(), LabError> {
-    crate::netns::enter(netns)?;
+    let rt = crate::netns::runtime_in(netns)?;
     let lab = lab.to_string();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| LabError::Io {
-        action: "starting runtime",
-        path: netns.to_path_buf(),
-        source,
-    })?;
     rt.block_on(async move {
         let io = |source| LabError::Io { action: "binding DNS port 53", path: netns.to_path_buf(), source };
         let udp = tokio::net::UdpSocket::bind(("::", 53)).await.map_err(io)?;

@@ -23,6 +23,18 @@ pub fn enter(path: &Path) -> Result<(), LabError> {
     setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Netns { path: path.to_path_buf(), source })
 }
 
+/// Enters the namespace at `path` and returns a single-threaded runtime
+/// whose sockets live there (a multi-threaded one would spread work to
+/// threads that never entered it).
+pub fn runtime_in(path: &Path) -> Result<tokio::runtime::Runtime, LabError> {
+    enter(path)?;
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| LabError::Io {
+        action: "starting a runtime in netns",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Whether a named namespace exists.
 pub fn exists(name: &str) -> bool {
     path(name).exists()

@@ -87,11 +87,7 @@ pub fn run(lab: &LabState, probes: &[Probe], timeout: Duration) -> Result<Vec<Pr
     for (from, list) in by_source {
         let netns = crate::netns::path(&lab.pod(&from)?.netns);
         handles.push(std::thread::spawn(move || -> Result<Vec<(usize, bool)>, LabError> {
-            crate::netns::enter(&netns)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|source| LabError::Io { action: "starting probe runtime", path: netns.clone(), source })?;
+            let rt = crate::netns::runtime_in(&netns)?;
             Ok(rt.block_on(async {
                 let futs = list.iter().map(|(i, p)| async move { (*i, one(p, timeout).await) });
                 futures::future::join_all(futs).await

@@ -7,12 +7,7 @@ use crate::error::LabError;
 
 /// Enters `netns` and serves forever. Call before any other thread exists.
 pub fn serve(netns: &Path, tcp: &[u16], udp: &[u16], name: &str) -> Result<(), LabError> {
-    crate::netns::enter(netns)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| LabError::Io {
-        action: "starting runtime",
-        path: netns.to_path_buf(),
-        source,
-    })?;
+    let rt = crate::netns::runtime_in(netns)?;
     rt.block_on(async move {
         let mut tasks = Vec::new();
         for port in tcp {
