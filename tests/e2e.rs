@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "conformance/suite.rs"]
+mod suite;
 mod support;
 
 mod e2e {

@@ -5,6 +5,9 @@
 // Strategies and helpers outside #[test] functions panic on impossible input too.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../tests/conformance/suite.rs"]
+mod suite;
+
 mod semantics {
     pub mod agreement;
     pub mod dataplane;

@@ -11,34 +11,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bulkhead_lab::probe;
-use bulkhead_policy::conformance::{Case, Table, patch_labels};
+use bulkhead_policy::conformance::{Table, patch_labels};
 use serde_yaml::Value;
 
+use crate::suite::cases;
 use crate::support::Lab;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn cases() -> Vec<(String, Case)> {
-    let mut files: Vec<PathBuf> = ["netpol", "tiers"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(repo().join("tests/conformance").join(d)).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = format!(
-                "{}/{}",
-                p.parent().unwrap().file_name().unwrap().to_string_lossy(),
-                p.file_stem().unwrap().to_string_lossy()
-            );
-            (name, Case::parse(&std::fs::read_to_string(&p).unwrap()).unwrap())
-        })
-        .collect()
 }
 
 /// The lab's own Namespace and Pod objects, as the controller got them at `lab up`.

@@ -8,13 +8,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use bulkhead_policy::compile::Compiler;
-use bulkhead_policy::conformance::{Case, Table, patch_labels};
+use bulkhead_policy::conformance::{Table, patch_labels};
 use bulkhead_policy::evaluate::{Evaluator, PolicySet};
 use bulkhead_policy::inventory::{Inventory, Namespace, Pod};
 use bulkhead_policy::netpol::NetworkPolicy;
 use bulkhead_policy::objects::{Object, parse_documents};
 
 use super::dataplane::Simulated;
+use crate::suite::cases;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -45,28 +46,6 @@ pub fn model() -> Inventory {
     inv.nodes.insert("n1".into(), vec!["172.30.0.1".parse().unwrap()]);
     inv.nodes.insert("n2".into(), vec!["172.30.0.2".parse().unwrap()]);
     inv
-}
-
-fn cases() -> Vec<(String, Case)> {
-    let mut files: Vec<_> = ["netpol", "tiers"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(repo().join("tests/conformance").join(d)).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = format!(
-                "{}/{}",
-                p.parent().unwrap().file_name().unwrap().to_string_lossy(),
-                p.file_name().unwrap().to_string_lossy()
-            );
-            let case = Case::parse(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, case)
-        })
-        .collect()
 }
 
 #[test]
