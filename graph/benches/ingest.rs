@@ -33,6 +33,7 @@ fn records(n: usize) -> Vec<FlowRecord> {
             dst: workloads[b].clone(),
             src_ip,
             src_port: (c % 60_000) as u16 + 1024,
+            dst_ip: IpAddr::V4(Ipv4Addr::from(0x0af4_0000 + b as u32)),
             dst_port: 8080,
             protocol: 6,
             service: None,

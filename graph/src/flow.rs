@@ -101,6 +101,9 @@ pub struct FlowRecord {
     pub src_ip: IpAddr,
     /// Source port.
     pub src_port: u16,
+    /// Destination address as observed: the ClusterIP when the source
+    /// addressed a service, the pod's own address at the destination.
+    pub dst_ip: IpAddr,
     /// Destination port as observed (the service port before DNAT).
     pub dst_port: u16,
     /// IANA protocol number.

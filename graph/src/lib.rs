@@ -1,9 +1,13 @@
 //! Bulkhead's service graph: who talks to whom, built from enriched flows.
-//! Pure logic with no I/O, so the controller, the suggestion engine and the
-//! tests all share one implementation.
+//! Also learned baselines with anomaly events, least-privilege policy
+//! suggestions and what-if replay. Pure logic with no I/O, so the controller,
+//! the CLI and the tests all share one implementation.
 
+pub mod baseline;
 pub mod flow;
 pub mod service_graph;
+pub mod suggest;
+pub mod whatif;
 
 pub use flow::{Entity, FlowRecord, Observation, ServiceRef, Verdict};
 pub use service_graph::{EdgeKey, EdgeStats, Neighbour, ServiceGraph};

@@ -151,8 +151,11 @@ impl ServiceGraph {
         self.counted.get(key).is_some_and(|t| (time_ns - t).abs() <= self.window_ns)
     }
 
-    /// Takes one observation.
-    pub fn ingest(&mut self, r: &FlowRecord) {
+    /// Takes one observation. Returns the edge key when this observation
+    /// was counted as a connection from `r.src` to `r.dst` (the baseline
+    /// learns from exactly these), `None` when it was the second end of a
+    /// connection already counted or waits for its twin.
+    pub fn ingest(&mut self, r: &FlowRecord) -> Option<EdgeKey> {
         self.stats.records += 1;
         let key = (r.src_ip, r.src_port, r.protocol);
         match r.observation {
@@ -160,25 +163,29 @@ impl ServiceGraph {
                 let twin = self.pending.remove(&key);
                 if twin.is_none() && self.seen(&key, r.time_ns) {
                     self.stats.duplicates += 1;
-                    return;
+                    return None;
                 }
                 if twin.is_some() {
                     self.stats.duplicates += 1;
                 }
                 let service = r.service.clone().or_else(|| twin.and_then(|t| t.service));
-                self.count(r, &r.dst, EdgeKey { protocol: r.protocol, port: r.dst_port, service });
+                let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service };
+                self.count(r, &r.dst, k.clone());
+                Some(k)
             }
             Observation::Egress => {
                 if self.seen(&key, r.time_ns) || self.pending.contains_key(&key) {
                     self.stats.duplicates += 1;
-                    return;
+                    return None;
                 }
                 let to_service = matches!(r.dst, Entity::Service { .. });
                 if to_service && r.verdict != Verdict::Dropped {
                     self.pending.insert(key, r.clone());
+                    None
                 } else {
                     let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
-                    self.count(r, &r.dst, k);
+                    self.count(r, &r.dst, k.clone());
+                    Some(k)
                 }
             }
         }
@@ -186,18 +193,23 @@ impl ServiceGraph {
 
     /// Counts service-addressed connections whose ingress twin did not come
     /// within the window (against the service), and forgets old pairings.
-    pub fn flush(&mut self, now_ns: i64) {
+    /// Returns what it counted, as `ingest` does.
+    pub fn flush(&mut self, now_ns: i64) -> Vec<(FlowRecord, EdgeKey)> {
         let expired: Vec<ConnKey> =
             self.pending.iter().filter(|(_, r)| now_ns - r.time_ns > self.window_ns).map(|(k, _)| *k).collect();
+        let mut out = Vec::new();
         for k in expired {
             if let Some(r) = self.pending.remove(&k) {
                 let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
-                self.count(&r, &r.dst, key);
+                self.count(&r, &r.dst, key.clone());
                 self.stats.unresolved += 1;
+                out.push((r, key));
             }
         }
+        out.sort_by_key(|(r, _)| r.time_ns);
         let window = self.window_ns;
         self.counted.retain(|_, t| now_ns - *t <= window);
+        out
     }
 
     /// Every entity.
@@ -317,6 +329,7 @@ mod tests {
             dst: dst.clone(),
             src_ip: "10.0.0.1".parse().unwrap(),
             src_port: sport,
+            dst_ip: "10.0.0.2".parse().unwrap(),
             dst_port: dport,
             protocol: 6,
             service: None,

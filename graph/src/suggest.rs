@@ -1,0 +1,235 @@
+//! Least-privilege NetworkPolicy from learned baselines: one standard
+//! `networking.k8s.io/v1` policy per workload, ingress and egress, allowing
+//! exactly the learned edges. Peers sharing a port set share a rule;
+//! external addresses become the exact smallest CIDR cover; every rule is
+//! annotated with the evidence behind it.
+
+mod cidr;
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde::Serialize;
+
+use crate::baseline::{Learner, Phase, Side};
+use crate::flow::{Entity, ServiceRef};
+
+pub use cidr::exact_cover;
+
+/// Labels that differ between pods of one workload or between its
+/// revisions: never part of a suggested selector.
+pub const UNSTABLE_LABELS: [&str; 5] = [
+    "pod-template-hash",
+    "controller-revision-hash",
+    "pod-template-generation",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+];
+
+/// What the suggester knows about a workload from the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkloadInfo {
+    /// Stable labels common to all its pods: its pod selector.
+    pub selector: BTreeMap<String, String>,
+}
+
+/// The inventory the suggester reads.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Workloads that exist now.
+    pub workloads: BTreeMap<Entity, WorkloadInfo>,
+    /// Node addresses by name, for traffic from or to other nodes.
+    pub nodes: BTreeMap<String, Vec<IpAddr>>,
+}
+
+/// A peer as the suggestion names it: a workload by its index in the
+/// inventory's (ordered) workloads, or an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Peer {
+    Workload(usize),
+    Address(IpAddr),
+}
+
+/// What one rule allows and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleEvidence {
+    /// Ingress or egress.
+    pub side: Side,
+    /// Index of the rule in its list.
+    pub index: usize,
+    /// The peers, readable ("ns/Deployment/name", CIDRs).
+    pub peers: Vec<String>,
+    /// The ports, readable ("TCP/8080").
+    pub ports: Vec<String>,
+    /// Connections seen on the edges behind the rule.
+    pub connections: u64,
+    /// First of them, nanoseconds since the epoch.
+    pub first_seen_ns: i64,
+    /// Last of them.
+    pub last_seen_ns: i64,
+    /// Services the traffic was addressed to.
+    pub services: Vec<String>,
+}
+
+/// One suggested policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suggestion {
+    /// The workload it protects.
+    pub workload: Entity,
+    /// Whether the workload's baseline is stable (else it is still learning).
+    pub stable: bool,
+    /// The policy.
+    pub policy: NetworkPolicy,
+    /// Evidence per rule.
+    pub rules: Vec<RuleEvidence>,
+    /// Learned edges the policy cannot express exactly, and selector overlaps.
+    pub warnings: Vec<String>,
+}
+
+/// Per peer, the ports and what was seen.
+#[derive(Debug, Default)]
+struct PeerUse {
+    ports: BTreeSet<(u8, u16)>,
+    connections: u64,
+    first: Option<i64>,
+    last: i64,
+    services: BTreeSet<ServiceRef>,
+}
+
+/// Suggestions for every workload of the inventory that has a baseline (in
+/// `namespace` if given), in workload order.
+pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>) -> Vec<Suggestion> {
+    // Workloads by index (entity order), so peers compare as integers.
+    let infos: Vec<(&Entity, &WorkloadInfo)> = inventory.workloads.iter().collect();
+    let ids: HashMap<&Entity, usize> = infos.iter().enumerate().map(|(i, (e, _))| (*e, i)).collect();
+    // One pass over the edges, grouped by the workload each side belongs to.
+    let mut sides: Vec<[BTreeMap<Peer, PeerUse>; 2]> = Vec::new();
+    sides.resize_with(infos.len(), Default::default);
+    let mut warnings: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut peers = Vec::new();
+    for (edge, ev) in learner.edges() {
+        for (side, me, other, learned) in [
+            (Side::Egress, &edge.src, &edge.dst, ev.egress_learned),
+            (Side::Ingress, &edge.dst, &edge.src, ev.ingress_learned),
+        ] {
+            if !learned || namespace.is_some_and(|n| me.namespace() != Some(n)) {
+                continue;
+            }
+            let Some(&mine) = ids.get(me) else { continue };
+            peers.clear();
+            if let Err(why) = peers_of(other, &ids, &infos, inventory, &mut peers) {
+                warnings.entry(mine).or_default().push(format!("{} edge not suggested: {why}", side_name(side)));
+                continue;
+            }
+            if render::protocol_name(edge.protocol).is_none() {
+                warnings.entry(mine).or_default().push(format!(
+                    "{} edge with {} not suggested: protocol {} cannot be expressed by NetworkPolicy ports",
+                    side_name(side),
+                    render::entity_name(other),
+                    edge.protocol
+                ));
+                continue;
+            }
+            let slot = &mut sides[mine][side as usize];
+            for p in peers.drain(..) {
+                let u = slot.entry(p).or_default();
+                u.ports.insert((edge.protocol, edge.port));
+                u.connections += ev.connections;
+                u.first = Some(u.first.map_or(ev.first_seen_ns, |f| f.min(ev.first_seen_ns)));
+                u.last = u.last.max(ev.last_seen_ns);
+                u.services.extend(ev.services.iter().cloned());
+            }
+        }
+    }
+    let mut by_namespace: BTreeMap<Option<&str>, Vec<(&Entity, &WorkloadInfo)>> = BTreeMap::new();
+    for (w, info) in &infos {
+        by_namespace.entry(w.namespace()).or_default().push((w, info));
+    }
+    let mut out = Vec::new();
+    for (i, (w, info)) in infos.iter().enumerate() {
+        let Some(baseline) = learner.workloads().get(*w) else { continue };
+        if namespace.is_some_and(|n| w.namespace() != Some(n)) {
+            continue;
+        }
+        let mut warn = warnings.remove(&i).unwrap_or_default();
+        let stable = baseline.phase == Phase::Stable;
+        if info.selector.is_empty() {
+            warn.push("no stable labels to select its pods by: no policy suggested".into());
+            let policy = NetworkPolicy::default();
+            out.push(Suggestion { workload: (*w).clone(), stable, policy, rules: Vec::new(), warnings: warn });
+            continue;
+        }
+        warn.extend(overlaps(w, info, by_namespace.get(&w.namespace()).map(Vec::as_slice).unwrap_or_default()));
+        let [egress, ingress] = std::mem::take(&mut sides[i]);
+        let groups = [group(ingress), group(egress)];
+        let (policy, rules) = render::policy(w, info, &infos, baseline, &groups);
+        out.push(Suggestion { workload: (*w).clone(), stable, policy, rules, warnings: warn });
+    }
+    out
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Egress => "egress",
+        Side::Ingress => "ingress",
+    }
+}
+
+/// How a peer entity is named in a policy (into `out`), or why it cannot be.
+fn peers_of(
+    other: &Entity,
+    ids: &HashMap<&Entity, usize>,
+    infos: &[(&Entity, &WorkloadInfo)],
+    inventory: &Inventory,
+    out: &mut Vec<Peer>,
+) -> Result<(), String> {
+    match other {
+        Entity::Workload { .. } => match ids.get(other) {
+            Some(&i) if !infos[i].1.selector.is_empty() => out.push(Peer::Workload(i)),
+            _ => return Err(format!("{} no longer exists or has no labels", render::entity_name(other))),
+        },
+        Entity::World { cidr } => out.push(Peer::Address(cidr.network())),
+        Entity::Host { node } => match inventory.nodes.get(node) {
+            Some(ips) if !ips.is_empty() => out.extend(ips.iter().copied().map(Peer::Address)),
+            _ => return Err(format!("node {node} has no known address")),
+        },
+        Entity::Service { namespace, name } => {
+            return Err(format!("service {namespace}/{name} had no backend when the traffic was seen"));
+        }
+    }
+    Ok(())
+}
+
+/// Other workloads of the namespace (`same_namespace`) whose pods this
+/// selector also picks.
+fn overlaps(w: &Entity, info: &WorkloadInfo, same_namespace: &[(&Entity, &WorkloadInfo)]) -> Vec<String> {
+    same_namespace
+        .iter()
+        .filter(|(o, oi)| *o != w && info.selector.iter().all(|(k, v)| oi.selector.get(k) == Some(v)))
+        .map(|(o, _)| {
+            format!("its selector also matches the pods of {}: the policy applies to them too", render::entity_name(o))
+        })
+        .collect()
+}
+
+/// (protocol, port) pairs.
+type PortSet = BTreeSet<(u8, u16)>;
+
+/// Peers that share the same port set share one rule.
+struct Group {
+    ports: PortSet,
+    peers: Vec<(Peer, PeerUse)>,
+}
+
+fn group(peers: BTreeMap<Peer, PeerUse>) -> Vec<Group> {
+    let mut by_ports: BTreeMap<PortSet, Vec<(Peer, PeerUse)>> = BTreeMap::new();
+    for (p, u) in peers {
+        by_ports.entry(u.ports.clone()).or_default().push((p, u));
+    }
+    let mut groups: Vec<Group> = by_ports.into_iter().map(|(ports, peers)| Group { ports, peers }).collect();
+    // Readable order: by the first peer, then by ports.
+    groups.sort_by(|a, b| (a.peers.first().map(|p| p.0), &a.ports).cmp(&(b.peers.first().map(|p| p.0), &b.ports)));
+    groups
+}
