@@ -157,7 +157,8 @@ impl Lab {
             let mut out = Vec::new();
             for n in &self.state.nodes {
                 let mut c = bulkhead_api::connect_unix(&n.socket).await.unwrap();
-                let mut s = c.stream_flows(pb::FlowFilter { follow: false }).await.unwrap().into_inner();
+                let mut s =
+                    c.stream_flows(pb::FlowFilter { follow: false, ..Default::default() }).await.unwrap().into_inner();
                 while let Some(b) = s.next().await {
                     out.extend(b.unwrap().flows);
                 }

@@ -12,7 +12,7 @@ use bulkhead_api::agent::v1 as pb;
 use bulkhead_dataplane::FlowEvent;
 use bulkhead_dataplane::model::{Direction, proto};
 use ipnetwork::IpNetwork;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use crate::desired::DesiredState;
 
@@ -114,13 +114,20 @@ impl Enricher {
     }
 }
 
-/// Recent flows plus a live fan-out.
+/// The agent's flow buffer: every flow numbered, the most recent kept.
+/// Readers (the controller, `bulkhead flows`) each hold a cursor and read at
+/// their own pace, so a slow reader never slows the dataplane; what leaves
+/// the buffer before a reader gets it is counted as lost for that reader.
+/// A reconnecting reader resumes after its cursor and gets what was
+/// buffered meanwhile.
 #[derive(Debug)]
 pub struct FlowHub {
-    recent: Mutex<VecDeque<Arc<pb::Flow>>>,
+    ring: Mutex<Ring>,
     capacity: usize,
-    tx: broadcast::Sender<Arc<pb::Flow>>,
-    /// Flows a slow client missed.
+    latest: watch::Sender<u64>,
+    /// Identifies this agent run: sequence numbers restart with it.
+    pub epoch: u64,
+    /// Flows a reader missed because they left the buffer first.
     pub client_lost: AtomicU64,
     /// Kernel events lost to a full ring (mirrors `BH_STAT_EVENTS_LOST`).
     pub kernel_lost: AtomicU64,
@@ -130,14 +137,33 @@ pub struct FlowHub {
     pub published: AtomicU64,
 }
 
+#[derive(Debug, Default)]
+struct Ring {
+    flows: VecDeque<Arc<pb::Flow>>,
+    /// Sequence number of `flows[0]`.
+    first_seq: u64,
+}
+
+/// What one read returned.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// Flows after the cursor, in order.
+    pub flows: Vec<Arc<pb::Flow>>,
+    /// Flows after the cursor that already left the buffer.
+    pub skipped: u64,
+    /// The new cursor.
+    pub last_seq: u64,
+}
+
 impl FlowHub {
     /// A hub keeping `capacity` recent flows.
     pub fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(65_536);
+        let epoch = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
         Self {
-            recent: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))),
-            capacity,
-            tx,
+            ring: Mutex::new(Ring { flows: VecDeque::with_capacity(capacity.min(65_536)), first_seq: 1 }),
+            capacity: capacity.max(1),
+            latest: watch::channel(0).0,
+            epoch,
             client_lost: AtomicU64::new(0),
             kernel_lost: AtomicU64::new(0),
             undecodable: AtomicU64::new(0),
@@ -147,24 +173,67 @@ impl FlowHub {
 
     /// Publishes one flow.
     pub fn publish(&self, flow: pb::Flow) {
-        let flow = Arc::new(flow);
-        if let Ok(mut r) = self.recent.lock() {
-            if r.len() >= self.capacity {
-                r.pop_front();
-            }
-            r.push_back(flow.clone());
+        let Ok(mut r) = self.ring.lock() else { return };
+        if r.flows.len() >= self.capacity {
+            r.flows.pop_front();
+            r.first_seq += 1;
         }
+        r.flows.push_back(Arc::new(flow));
+        let last = r.first_seq + r.flows.len() as u64 - 1;
+        drop(r);
         self.published.fetch_add(1, Ordering::Relaxed);
-        let _ = self.tx.send(flow);
+        self.latest.send_replace(last);
+    }
+
+    /// Up to `max` flows after sequence number `after` (0: from the oldest).
+    pub fn read_after(&self, after: u64, max: usize) -> Read {
+        let Ok(r) = self.ring.lock() else { return Read { last_seq: after, ..Default::default() } };
+        let start = (after + 1).max(r.first_seq);
+        let skipped = if after == 0 { 0 } else { start - (after + 1) };
+        let from = (start - r.first_seq) as usize;
+        let flows: Vec<Arc<pb::Flow>> = r.flows.iter().skip(from).take(max).cloned().collect();
+        let last_seq = if flows.is_empty() { start - 1 } else { start + flows.len() as u64 - 1 };
+        Read { flows, skipped, last_seq: last_seq.max(after) }
     }
 
     /// The recent flows, oldest first.
     pub fn recent(&self) -> Vec<Arc<pb::Flow>> {
-        self.recent.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default()
+        self.ring.lock().map(|r| r.flows.iter().cloned().collect()).unwrap_or_default()
     }
 
-    /// A live subscription.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<pb::Flow>> {
-        self.tx.subscribe()
+    /// Changes whenever a flow is published (carries the last sequence number).
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(port: u32) -> pb::Flow {
+        pb::Flow { dst_port: port, ..Default::default() }
+    }
+
+    #[test]
+    fn readers_resume_after_their_cursor_and_count_what_left_the_buffer() {
+        let hub = FlowHub::new(4);
+        for p in 1..=3 {
+            hub.publish(flow(p));
+        }
+        let r = hub.read_after(0, 10);
+        assert_eq!((r.flows.len(), r.skipped, r.last_seq), (3, 0, 3));
+        let r = hub.read_after(1, 1);
+        assert_eq!((r.flows[0].dst_port, r.last_seq), (2, 2));
+        // A reader at 3 goes away; 5 more flows arrive, the buffer keeps 4.
+        for p in 4..=8 {
+            hub.publish(flow(p));
+        }
+        let r = hub.read_after(3, 10);
+        assert_eq!(r.skipped, 1, "flow 4 left the buffer before the reader came back");
+        assert_eq!(r.flows.iter().map(|f| f.dst_port).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
+        assert_eq!(r.last_seq, 8);
+        let r = hub.read_after(8, 10);
+        assert!(r.flows.is_empty() && r.skipped == 0 && r.last_seq == 8);
     }
 }

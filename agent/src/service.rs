@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_api::agent::v1::agent_server::Agent;
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
-use tokio_stream::StreamExt;
+use std::sync::atomic::Ordering;
+
 use tonic::{Request, Response, Status};
 
 use crate::flows::FlowHub;
@@ -132,54 +132,55 @@ impl Agent for AgentService {
     async fn get_status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::AgentStatus>, Status> {
         let node = self.node.clone();
         let mut status = blocking(move || lock(&node)?.status().map_err(Status::from)).await?;
-        status.flows_lost = self.hub.client_lost.load(std::sync::atomic::Ordering::Relaxed);
+        status.flows_lost = self.hub.client_lost.load(Ordering::Relaxed);
         Ok(Response::new(status))
     }
 
     type StreamFlowsStream = FlowStream;
 
     async fn stream_flows(&self, req: Request<pb::FlowFilter>) -> Result<Response<FlowStream>, Status> {
-        let follow = req.get_ref().follow;
-        // Subscribe before copying history so nothing falls between the two.
-        let mut rx = self.hub.subscribe();
-        let recent: Vec<pb::Flow> = self.hub.recent().into_iter().map(|f| (*f).clone()).collect();
+        let filter = req.into_inner();
         let hub = self.hub.clone();
-        let history = tokio_stream::iter(
-            recent.chunks(512).map(|c| Ok(pb::FlowBatch { flows: c.to_vec(), lost: 0 })).collect::<Vec<_>>(),
-        );
-        if !follow {
-            return Ok(Response::new(Box::pin(history)));
-        }
-        let live = async_stream(move |tx| async move {
-            let mut kernel_seen = hub.kernel_lost.load(std::sync::atomic::Ordering::Relaxed);
+        let epoch = hub.epoch;
+        // A reader of this run resumes after its cursor; anyone else starts at the oldest flow.
+        let mut cursor = if filter.epoch == epoch { filter.after_seq } else { 0 };
+        let follow = filter.follow;
+        let stream = async_stream(move |tx| async move {
+            let mut watch = hub.watch();
+            let mut kernel_seen = hub.kernel_lost.load(Ordering::Relaxed);
             loop {
-                let mut batch = Vec::new();
-                let mut lost = 0u64;
-                match rx.recv().await {
-                    Ok(f) => batch.push((*f).clone()),
-                    Err(RecvError::Lagged(n)) => lost += n,
-                    Err(RecvError::Closed) => return,
-                }
-                while batch.len() < 512 {
-                    match rx.try_recv() {
-                        Ok(f) => batch.push((*f).clone()),
-                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => lost += n,
-                        Err(_) => break,
+                watch.borrow_and_update();
+                let read = hub.read_after(cursor, 512);
+                if read.flows.is_empty() && read.skipped == 0 {
+                    if !follow || watch.changed().await.is_err() {
+                        return;
                     }
+                    continue;
                 }
-                if lost > 0 {
-                    hub.client_lost.fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+                cursor = read.last_seq;
+                if read.skipped > 0 {
+                    hub.client_lost.fetch_add(read.skipped, Ordering::Relaxed);
                 }
-                // Events the kernel could not even put in the ring count too.
-                let kernel_now = hub.kernel_lost.load(std::sync::atomic::Ordering::Relaxed);
-                lost += kernel_now.saturating_sub(kernel_seen);
+                let kernel_now = hub.kernel_lost.load(Ordering::Relaxed);
+                let lost = read.skipped + kernel_now.saturating_sub(kernel_seen);
                 kernel_seen = kernel_now;
-                if tx.send(Ok(pb::FlowBatch { flows: batch, lost })).await.is_err() {
+                let batch = pb::FlowBatch {
+                    flows: read.flows.iter().map(|f| (**f).clone()).collect(),
+                    lost,
+                    last_seq: read.last_seq,
+                    epoch,
+                    buffer_lost: read.skipped,
+                    kernel_lost_total: kernel_now,
+                    undecodable_total: hub.undecodable.load(Ordering::Relaxed),
+                };
+                // Waits while the reader is behind: backpressure to this
+                // task, never to the dataplane.
+                if tx.send(Ok(batch)).await.is_err() {
                     return;
                 }
             }
         });
-        Ok(Response::new(Box::pin(history.chain(live))))
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 

@@ -67,6 +67,16 @@ pub struct ControllerArgs {
     /// Serve Prometheus metrics (`bulkhead_controller_*`) on this address.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Raw flows kept in the flow store (state dir flows.db); the oldest are
+    /// evicted first and counted.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_flows: u64,
+    /// Each workload learns its baseline for at least this many seconds...
+    #[arg(long, default_value_t = 3600)]
+    learn_window: u64,
+    /// ...and is stable once no new edge appeared for this many seconds.
+    #[arg(long, default_value_t = 600)]
+    learn_quiet: u64,
     /// Run in this network namespace (the lab's fabric); entered before anything starts.
     #[arg(long)]
     pub netns: Option<PathBuf>,
@@ -96,6 +106,12 @@ pub async fn controller(a: ControllerArgs) -> Result<()> {
         manifests: a.manifests,
         kubernetes: a.kubernetes,
         metrics_addr: a.metrics_addr,
+        max_flows: a.max_flows,
+        learning: bulkhead_graph::baseline::LearningConfig {
+            window_ns: (a.learn_window as i64).saturating_mul(1_000_000_000),
+            quiet_ns: (a.learn_quiet as i64).saturating_mul(1_000_000_000),
+            evidence_per_anomaly: 10,
+        },
     };
     bulkhead_controller::run::run(cfg).await?;
     Ok(())

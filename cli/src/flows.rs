@@ -53,7 +53,7 @@ pub async fn show(lab: &str, follow: bool, json: bool) -> Result<()> {
         let mut client =
             bulkhead_api::connect_unix(&node.socket).await.with_context(|| format!("agent of {}", node.name))?;
         let mut stream = client
-            .stream_flows(pb::FlowFilter { follow })
+            .stream_flows(pb::FlowFilter { follow, ..Default::default() })
             .await
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?
             .into_inner();

@@ -8,6 +8,9 @@ pub enum ControllerError {
     /// An object or the resulting state was rejected; nothing changed.
     #[error(transparent)]
     Policy(#[from] bulkhead_policy::PolicyError),
+    /// The flow store failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// A file operation failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -63,6 +66,7 @@ impl ControllerError {
         match self {
             Self::Policy(_) => "invalid",
             Self::Io { .. } | Self::StateFile { .. } | Self::Audit(_) => "io",
+            Self::Storage(_) => "storage",
             Self::NotFound(_) => "not_found",
             Self::BadRequest(_) => "bad_request",
             Self::EndpointIdsExhausted(_) => "capacity",

@@ -4,9 +4,11 @@
 
 pub mod desired;
 pub mod error;
+pub mod flows;
 pub mod ids;
 pub mod kubernetes;
 pub mod metrics;
+pub mod review;
 pub mod run;
 pub mod service;
 pub mod state;

@@ -40,6 +40,26 @@ pub async fn watch_kubernetes(client: kube::Client, state: Arc<Mutex<State>>) {
     }
 }
 
+/// Keeps the flow pipeline's inventory history at the committed model.
+async fn follow_inventory(
+    mut models: tokio::sync::watch::Receiver<Arc<crate::store::Model>>,
+    flows: Arc<Mutex<crate::flows::Pipeline>>,
+) {
+    loop {
+        let model = models.borrow_and_update().clone();
+        let f = flows.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut p) = f.lock() {
+                p.update_inventory(&model);
+            }
+        })
+        .await;
+        if models.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Runs the controller until SIGTERM or Ctrl-C. Agents keep enforcing the
 /// last pushed state when it stops.
 pub async fn run(cfg: Config) -> Result<(), ControllerError> {
@@ -47,6 +67,9 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     let agents = cfg.agents.clone();
     let kubernetes = cfg.kubernetes;
     let metrics_addr = cfg.metrics_addr;
+    let learning = cfg.learning;
+    let store = crate::storage::SqliteStorage::open(&cfg.state_dir.join("flows.db"), cfg.max_flows)?;
+    let pipeline = crate::flows::Pipeline::open(Box::new(store), learning)?;
     let (state, receivers) = tokio::task::spawn_blocking(move || State::open(cfg))
         .await
         .map_err(|e| ControllerError::Serve { what: "startup", message: e.to_string() })??;
@@ -67,11 +90,26 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
         })?;
         tokio::spawn(watch_kubernetes(client, state.clone()));
     }
+    let flows = Arc::new(Mutex::new(pipeline));
+    let mut models = state
+        .lock()
+        .map(|s| s.models())
+        .map_err(|_| ControllerError::Serve { what: "startup", message: "controller state lock poisoned".into() })?;
+    // Before any flow is read: buffered flows are enriched with it.
+    if let Ok(mut p) = flows.lock() {
+        p.update_inventory(&models.borrow_and_update());
+    }
+    tokio::spawn(follow_inventory(models, flows.clone()));
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(crate::flows::collect::worker(flows.clone(), rx, std::time::Duration::from_secs(1)));
+    let collecting = crate::flows::collect::CollectReport::default();
     for (node, rx) in receivers {
         if let Some(sock) = agents.get(&node) {
-            tokio::spawn(crate::sync::run(node, sock.clone(), rx, report.clone()));
+            tokio::spawn(crate::sync::run(node.clone(), sock.clone(), rx, report.clone()));
+            tokio::spawn(crate::flows::collect::run(node, sock.clone(), flows.clone(), tx.clone(), collecting.clone()));
         }
     }
+    drop(tx);
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ControllerError::Io {
             action: "creating socket dir",
@@ -88,7 +126,7 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|source| ControllerError::Io { action: "restricting API socket", path: socket.clone(), source })?;
     tracing::info!(socket = %socket.display(), "controller serving");
-    let service = ControllerService { state };
+    let service = ControllerService { state, flows, learning };
     let shutdown = async {
         let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
             return;

@@ -40,6 +40,10 @@ pub struct Config {
     pub kubernetes: bool,
     /// Serve Prometheus metrics here.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Raw flows kept in the flow store (oldest evicted first, counted).
+    pub max_flows: u64,
+    /// Learning window and quiet period of the baselines.
+    pub learning: bulkhead_graph::baseline::LearningConfig,
 }
 
 /// Add or delete.
@@ -71,6 +75,7 @@ pub struct State {
     metrics: Arc<crate::metrics::Metrics>,
     /// Written by the per-node sync tasks.
     pub sync: SyncReport,
+    models: watch::Sender<Arc<Model>>,
 }
 
 impl std::fmt::Debug for State {
@@ -150,6 +155,7 @@ impl State {
             audit,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             sync: SyncReport::default(),
+            models: watch::channel(Arc::new(Model::default())).0,
         };
         state.persist()?;
         state.reconcile()?;
@@ -163,6 +169,7 @@ impl State {
     /// Pushes a new generation of every node's desired state to its sync task.
     #[instrument(skip(self), fields(generation))]
     pub fn reconcile(&mut self) -> Result<u64, ControllerError> {
+        self.models.send_replace(Arc::new(self.model.clone()));
         let generation = self.ids.next_generation();
         tracing::Span::current().record("generation", generation);
         for (node, tx) in &self.senders {
@@ -403,6 +410,27 @@ impl State {
     }
 
     /// Generation, sizes and each node's sync state.
+    /// Writes a review decision (approve, reject) to the audit log.
+    pub fn audit_review(&self, caller: &Caller, detail: &str) -> Result<(), ControllerError> {
+        Ok(self.audit.record_by(caller, "review", detail, "")?)
+    }
+
+    /// Follows the committed model (the flow pipeline's inventory).
+    pub fn models(&self) -> watch::Receiver<Arc<Model>> {
+        self.models.subscribe()
+    }
+
+    /// The committed model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// A stored object, by kind, namespace and name.
+    pub fn object(&self, r: &bulkhead_policy::objects::ObjectRef) -> Option<&bulkhead_policy::objects::Object> {
+        self.store.get(r)
+    }
+
+    /// Generation, inventory and sync state.
     pub fn status(&self) -> pb::ControllerStatus {
         let nodes = self.sync.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
         pb::ControllerStatus {
@@ -414,6 +442,7 @@ impl State {
             identities: self.compiled.identities.len() as u32,
             policy_entries: self.compiled.entry_count() as u32,
             last_error: self.last_error.clone(),
+            flows_json: String::new(),
         }
     }
 }

@@ -49,7 +49,7 @@ pub struct EdgeBucket {
     pub stats: EdgeStats,
 }
 
-/// What appending raw flows did.
+/// What a commit did to raw flows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Appended {
     /// Records stored.
@@ -58,17 +58,91 @@ pub struct Appended {
     pub evicted: u64,
 }
 
+/// How far the controller has read one agent's flow buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Node name.
+    pub node: String,
+    /// The agent run the sequence number belongs to.
+    pub epoch: u64,
+    /// Last sequence number stored.
+    pub seq: u64,
+}
+
+/// Everything one ingestion step changed, stored in one transaction, so a
+/// restart resumes each agent exactly where the stored data ends.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// Raw flows.
+    pub flows: Vec<FlowRecord>,
+    /// Edge counts to add.
+    pub edges: Vec<EdgeBucket>,
+    /// Agent cursors after these flows.
+    pub cursors: Vec<Cursor>,
+    /// The learner (baselines, anomalies) as JSON, when it changed.
+    pub learner: Option<String>,
+    /// Losses to add, by stage.
+    pub lost: Vec<(String, u64)>,
+}
+
+/// A stored record of the review workflow (a suggestion or a review), as
+/// JSON with its id and the columns it is looked up by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Id (0 to let the store assign one).
+    pub id: u64,
+    /// What it is about (a suggestion's workload, a review's suggestion id).
+    pub subject: String,
+    /// The record.
+    pub json: String,
+}
+
 /// The controller's flow store.
 pub trait FlowStore: Send {
-    /// Stores raw flows in one transaction, evicting the oldest beyond the cap.
-    fn append_flows(&mut self, flows: &[FlowRecord]) -> Result<Appended, StorageError>;
+    /// Stores a commit in one transaction, evicting the oldest raw flows beyond the cap.
+    fn commit(&mut self, c: &Commit) -> Result<Appended, StorageError>;
     /// Raw flows with `from_ns <= time < to_ns`, oldest first, at most `limit`.
     fn flows(&self, from_ns: i64, to_ns: i64, limit: usize) -> Result<Vec<FlowRecord>, StorageError>;
-    /// Adds edge counts into their buckets in one transaction (counts sum,
-    /// first/last seen widen).
-    fn add_edges(&mut self, buckets: &[EdgeBucket]) -> Result<(), StorageError>;
     /// Edge buckets with `from_ns <= bucket < to_ns`.
     fn edges(&self, from_ns: i64, to_ns: i64) -> Result<Vec<EdgeBucket>, StorageError>;
     /// Raw flows evicted by the size cap since the store was created.
     fn evicted(&self) -> Result<u64, StorageError>;
+    /// Every agent cursor.
+    fn cursors(&self) -> Result<Vec<Cursor>, StorageError>;
+    /// The last committed learner.
+    fn learner(&self) -> Result<Option<String>, StorageError>;
+    /// Losses by stage, since the store was created.
+    fn lost(&self) -> Result<Vec<(String, u64)>, StorageError>;
+    /// Inserts (id 0) or replaces a document of `table` ("suggestions" or
+    /// "reviews"); returns its id.
+    fn put_document(&mut self, table: Table, doc: &Document) -> Result<u64, StorageError>;
+    /// Documents of `table`, by id, optionally only those about `subject`.
+    fn documents(&self, table: Table, subject: Option<&str>) -> Result<Vec<Document>, StorageError>;
+
+    /// Stores raw flows alone.
+    fn append_flows(&mut self, flows: &[FlowRecord]) -> Result<Appended, StorageError> {
+        self.commit(&Commit { flows: flows.to_vec(), ..Default::default() })
+    }
+    /// Adds edge counts alone.
+    fn add_edges(&mut self, buckets: &[EdgeBucket]) -> Result<(), StorageError> {
+        self.commit(&Commit { edges: buckets.to_vec(), ..Default::default() }).map(|_| ())
+    }
+}
+
+/// The review workflow's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Suggested policies and their status.
+    Suggestions,
+    /// Every review action.
+    Reviews,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Suggestions => "suggestions",
+            Table::Reviews => "reviews",
+        }
+    }
 }

@@ -11,7 +11,9 @@ use bulkhead_policy::inventory::{Inventory, Namespace, Pod, Service, endpoint_sl
 use bulkhead_policy::netpol::NetworkPolicy;
 use bulkhead_policy::objects::{Object, ObjectRef};
 
-/// Annotation (on a pod or its namespace) choosing learn, audit or enforce.
+/// Annotation choosing learn, audit or enforce: on a pod, its namespace, or
+/// a NetworkPolicy (the mode of the pods it selects, when neither the pod
+/// nor its namespace says; how a suggestion is staged in audit mode).
 pub const MODE_ANNOTATION: &str = "bulkhead.dev/mode";
 /// Annotation giving the path of a pod's network namespace, for agents that
 /// cannot find it on their own (the lab sets it).
@@ -50,6 +52,26 @@ pub struct PodExtras {
     pub mode: Option<Mode>,
     /// The pod's uid (or "namespace/name" when it has none): endpoint ids follow it.
     pub uid: String,
+    /// The owning workload's kind and name, through owner references
+    /// ("Pod" and its own name for a bare pod).
+    pub workload: (String, String),
+}
+
+/// The workload that owns a pod: its controller owner, with a ReplicaSet
+/// made by a Deployment (named `<deployment>-<pod-template-hash>`) traced
+/// to the Deployment.
+pub fn owner_workload(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+    let owners = meta.owner_references.as_deref().unwrap_or_default();
+    let Some(owner) = owners.iter().find(|o| o.controller == Some(true)).or(owners.first()) else {
+        return ("Pod".into(), meta.name.clone().unwrap_or_default());
+    };
+    if owner.kind == "ReplicaSet"
+        && let Some(hash) = meta.labels.as_ref().and_then(|l| l.get("pod-template-hash"))
+        && let Some(deployment) = owner.name.strip_suffix(&format!("-{hash}"))
+    {
+        return ("Deployment".into(), deployment.to_string());
+    }
+    (owner.kind.clone(), owner.name.clone())
 }
 
 /// The validated model: what the compiler and the evaluator consume.
@@ -179,11 +201,17 @@ impl Store {
         Ok(out)
     }
 
+    /// An object, by reference.
+    pub fn get(&self, r: &ObjectRef) -> Option<&Object> {
+        self.objects.get(r)
+    }
+
     /// Validates every object into the model. The first invalid object fails it all.
     pub fn model(&self, cluster: &str) -> Result<Model, PolicyError> {
         let mut m = Model { inventory: Inventory::new(cluster), ..Default::default() };
         let mut ns_modes = BTreeMap::new();
         let mut slices: BTreeMap<String, Vec<std::net::IpAddr>> = BTreeMap::new();
+        let mut policy_modes = Vec::new();
         for o in self.objects.values() {
             match o {
                 Object::Namespace(ns) => {
@@ -204,6 +232,7 @@ impl Store {
                         netns: annotations.get(NETNS_ANNOTATION).cloned().unwrap_or_default(),
                         mode: mode_of(&pod.metadata, "Pod", Some(&p.namespace))?,
                         uid: pod.metadata.uid.clone().unwrap_or_else(|| p.key()),
+                        workload: owner_workload(&pod.metadata),
                     };
                     m.pods.insert(p.key(), extras);
                     m.inventory.put_pod(p);
@@ -213,7 +242,13 @@ impl Store {
                     let (svc, addrs) = endpoint_slice_addresses(s)?;
                     slices.entry(svc).or_default().extend(addrs);
                 }
-                Object::NetworkPolicy(np) => m.policies.put_network(NetworkPolicy::try_from(np)?),
+                Object::NetworkPolicy(np) => {
+                    let p = NetworkPolicy::try_from(np)?;
+                    if let Some(mode) = mode_of(&np.metadata, "NetworkPolicy", Some(&p.namespace))? {
+                        policy_modes.push((p.namespace.clone(), p.pod_selector.clone(), mode));
+                    }
+                    m.policies.put_network(p);
+                }
                 Object::ClusterNetworkPolicy(cp) => m.policies.put_cluster(ClusterPolicy::try_from(cp.as_ref())?),
                 Object::Other { .. } => {}
             }
@@ -227,7 +262,18 @@ impl Store {
             if extras.mode.is_none()
                 && let Some(p) = m.inventory.pods.get(key)
             {
-                extras.mode = ns_modes.get(&p.namespace).copied();
+                // A staged policy's mode, the most lenient of those that
+                // select the pod, so staging one never drops traffic.
+                let staged = policy_modes
+                    .iter()
+                    .filter(|(ns, sel, _)| *ns == p.namespace && sel.matches(&p.labels))
+                    .map(|(_, _, mode)| *mode)
+                    .min_by_key(|mode| match mode {
+                        Mode::Learn => 0,
+                        Mode::Audit => 1,
+                        Mode::Enforce => 2,
+                    });
+                extras.mode = ns_modes.get(&p.namespace).copied().or(staged);
             }
         }
         Ok(m)

@@ -63,6 +63,8 @@ fn state(dir: &Path) -> State {
         manifests: vec![],
         kubernetes: true,
         metrics_addr: None,
+        max_flows: 1000,
+        learning: Default::default(),
     };
     State::open(cfg).unwrap().0
 }

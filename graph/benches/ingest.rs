@@ -39,6 +39,8 @@ fn records(n: usize) -> Vec<FlowRecord> {
             service: None,
             verdict: Verdict::Forwarded,
             bytes: 1500,
+            src_pod: String::new(),
+            dst_pod: String::new(),
         };
         out.push(r.clone());
         out.push(FlowRecord { observation: Observation::Ingress, node: "n2".into(), ..r });

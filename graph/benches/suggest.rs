@@ -37,6 +37,8 @@ fn learned(n: usize) -> (Learner, suggest::Inventory) {
         service: None,
         verdict: Verdict::Forwarded,
         bytes: 0,
+        src_pod: String::new(),
+        dst_pod: String::new(),
     };
     for e in 0..n * 10 {
         let a = e % n;

@@ -357,6 +357,8 @@ mod tests {
             service: None,
             verdict,
             bytes: 0,
+            src_pod: String::new(),
+            dst_pod: String::new(),
         };
         (r, EdgeKey { protocol: 6, port, service: None })
     }

@@ -114,4 +114,10 @@ pub struct FlowRecord {
     pub verdict: Verdict,
     /// Bytes in both directions so far.
     pub bytes: u64,
+    /// The source pod ("namespace/name") at flow time, if a pod.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub src_pod: String,
+    /// The destination pod at flow time, if a pod.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dst_pod: String,
 }

@@ -47,7 +47,8 @@ pub struct EdgeStats {
 }
 
 impl EdgeStats {
-    fn add(&mut self, r: &FlowRecord) {
+    /// Counts one connection.
+    pub fn add(&mut self, r: &FlowRecord) {
         if self.connections == 0 || r.time_ns < self.first_seen_ns {
             self.first_seen_ns = r.time_ns;
         }
@@ -212,6 +213,27 @@ impl ServiceGraph {
         out
     }
 
+    /// Merges stored counts into an edge (rebuilding the graph after a restart).
+    pub fn add_stats(&mut self, src: &Entity, dst: &Entity, key: EdgeKey, stats: &EdgeStats) {
+        let (a, b) = (self.node(src), self.node(dst));
+        let edge = match self.graph.find_edge(a, b) {
+            Some(e) => e,
+            None => self.graph.add_edge(a, b, BTreeMap::new()),
+        };
+        if let Some(edges) = self.graph.edge_weight_mut(edge) {
+            let e = edges.entry(key).or_default();
+            if e.connections == 0 || stats.first_seen_ns < e.first_seen_ns {
+                e.first_seen_ns = stats.first_seen_ns;
+            }
+            e.last_seen_ns = e.last_seen_ns.max(stats.last_seen_ns);
+            e.connections += stats.connections;
+            e.forwarded += stats.forwarded;
+            e.dropped += stats.dropped;
+            e.audit += stats.audit;
+            e.bytes += stats.bytes;
+        }
+    }
+
     /// Every entity.
     pub fn entities(&self) -> BTreeSet<Entity> {
         self.index.keys().cloned().collect()
@@ -335,6 +357,8 @@ mod tests {
             service: None,
             verdict: Verdict::Forwarded,
             bytes: 100,
+            src_pod: String::new(),
+            dst_pod: String::new(),
         }
     }
 

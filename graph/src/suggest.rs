@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::baseline::{Learner, Phase, Side};
 use crate::flow::{Entity, ServiceRef};
@@ -53,7 +53,7 @@ enum Peer {
 }
 
 /// What one rule allows and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleEvidence {
     /// Ingress or egress.
     pub side: Side,
@@ -74,7 +74,7 @@ pub struct RuleEvidence {
 }
 
 /// One suggested policy.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suggestion {
     /// The workload it protects.
     pub workload: Entity,

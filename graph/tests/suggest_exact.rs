@@ -191,6 +191,8 @@ fn record(w: &World, obs: Observation, src: usize, src_ip: IpAddr, sport: u16, t
         service: None,
         verdict: Verdict::Forwarded,
         bytes: 100,
+        src_pod: String::new(),
+        dst_pod: String::new(),
     }
 }
 

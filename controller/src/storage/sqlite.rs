@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bulkhead_graph::FlowRecord;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Appended, EdgeBucket, FlowStore, StorageError};
+use super::{Appended, Commit, Cursor, Document, EdgeBucket, FlowStore, StorageError, Table};
 
 /// SQLite flow store.
 #[derive(Debug)]
@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS edges (
   bytes INTEGER NOT NULL, first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL,
   PRIMARY KEY (bucket_ns, src, dst, key));
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (node TEXT PRIMARY KEY, epoch INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS suggestions (id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reviews (id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, record TEXT NOT NULL);
 ";
 
 impl SqliteStorage {
@@ -61,20 +65,24 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 impl FlowStore for SqliteStorage {
-    fn append_flows(&mut self, flows: &[FlowRecord]) -> Result<Appended, StorageError> {
+    fn commit(&mut self, c: &Commit) -> Result<Appended, StorageError> {
         let name = self.name();
         let tx = self.conn.transaction().map_err(|e| db(&name, "starting a transaction", e))?;
         {
             let mut ins = tx
                 .prepare_cached("INSERT INTO flows (time_ns, record) VALUES (?1, ?2)")
                 .map_err(|e| db(&name, "preparing insert", e))?;
-            for f in flows {
+            for f in &c.flows {
                 ins.execute(params![f.time_ns, json(f)]).map_err(|e| db(&name, "inserting a flow", e))?;
             }
         }
-        let count: i64 =
-            tx.query_row("SELECT COUNT(*) FROM flows", [], |r| r.get(0)).map_err(|e| db(&name, "counting flows", e))?;
-        let excess = (count as u64).saturating_sub(self.max_flows);
+        let mut excess = 0;
+        if !c.flows.is_empty() {
+            let count: i64 = tx
+                .query_row("SELECT COUNT(*) FROM flows", [], |r| r.get(0))
+                .map_err(|e| db(&name, "counting flows", e))?;
+            excess = (count as u64).saturating_sub(self.max_flows);
+        }
         if excess > 0 {
             tx.execute(
                 "DELETE FROM flows WHERE id IN (SELECT id FROM flows ORDER BY id LIMIT ?1)",
@@ -87,30 +95,6 @@ impl FlowStore for SqliteStorage {
             )
             .map_err(|e| db(&name, "counting evictions", e))?;
         }
-        tx.commit().map_err(|e| db(&name, "committing flows", e))?;
-        Ok(Appended { stored: flows.len() as u64, evicted: excess })
-    }
-
-    fn flows(&self, from_ns: i64, to_ns: i64, limit: usize) -> Result<Vec<FlowRecord>, StorageError> {
-        let name = self.name();
-        let mut q = self
-            .conn
-            .prepare_cached("SELECT record FROM flows WHERE time_ns >= ?1 AND time_ns < ?2 ORDER BY id LIMIT ?3")
-            .map_err(|e| db(&name, "preparing a flow query", e))?;
-        let rows = q
-            .query_map(params![from_ns, to_ns, limit as i64], |r| r.get::<_, String>(0))
-            .map_err(|e| db(&name, "querying flows", e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let text = row.map_err(|e| db(&name, "reading a flow", e))?;
-            out.push(decode(&name, "flow", &text)?);
-        }
-        Ok(out)
-    }
-
-    fn add_edges(&mut self, buckets: &[EdgeBucket]) -> Result<(), StorageError> {
-        let name = self.name();
-        let tx = self.conn.transaction().map_err(|e| db(&name, "starting a transaction", e))?;
         {
             let mut up = tx
                 .prepare_cached(
@@ -122,7 +106,7 @@ impl FlowStore for SqliteStorage {
                        last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns)",
                 )
                 .map_err(|e| db(&name, "preparing edge upsert", e))?;
-            for b in buckets {
+            for b in &c.edges {
                 let s = &b.stats;
                 up.execute(params![
                     b.bucket_ns,
@@ -140,7 +124,46 @@ impl FlowStore for SqliteStorage {
                 .map_err(|e| db(&name, "upserting an edge", e))?;
             }
         }
-        tx.commit().map_err(|e| db(&name, "committing edges", e))
+        for cur in &c.cursors {
+            tx.execute(
+                "INSERT INTO cursors VALUES (?1, ?2, ?3) ON CONFLICT(node) DO UPDATE SET epoch = ?2, seq = ?3",
+                params![cur.node, cur.epoch as i64, cur.seq as i64],
+            )
+            .map_err(|e| db(&name, "storing a cursor", e))?;
+        }
+        if let Some(l) = &c.learner {
+            tx.execute(
+                "INSERT INTO blobs VALUES ('learner', ?1) ON CONFLICT(name) DO UPDATE SET value = ?1",
+                params![l],
+            )
+            .map_err(|e| db(&name, "storing baselines", e))?;
+        }
+        for (stage, n) in &c.lost {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+                params![format!("lost:{stage}"), *n as i64],
+            )
+            .map_err(|e| db(&name, "counting losses", e))?;
+        }
+        tx.commit().map_err(|e| db(&name, "committing", e))?;
+        Ok(Appended { stored: c.flows.len() as u64, evicted: excess })
+    }
+
+    fn flows(&self, from_ns: i64, to_ns: i64, limit: usize) -> Result<Vec<FlowRecord>, StorageError> {
+        let name = self.name();
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT record FROM flows WHERE time_ns >= ?1 AND time_ns < ?2 ORDER BY id LIMIT ?3")
+            .map_err(|e| db(&name, "preparing a flow query", e))?;
+        let rows = q
+            .query_map(params![from_ns, to_ns, limit as i64], |r| r.get::<_, String>(0))
+            .map_err(|e| db(&name, "querying flows", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| db(&name, "reading a flow", e))?;
+            out.push(decode(&name, "flow", &text)?);
+        }
+        Ok(out)
     }
 
     fn edges(&self, from_ns: i64, to_ns: i64) -> Result<Vec<EdgeBucket>, StorageError> {
@@ -197,6 +220,79 @@ impl FlowStore for SqliteStorage {
             .map_err(|e| db(&name, "reading the eviction count", e))?;
         Ok(v.unwrap_or(0) as u64)
     }
+
+    fn cursors(&self) -> Result<Vec<Cursor>, StorageError> {
+        let name = self.name();
+        let mut q =
+            self.conn.prepare_cached("SELECT node, epoch, seq FROM cursors").map_err(|e| db(&name, "preparing", e))?;
+        let rows = q
+            .query_map([], |r| {
+                Ok(Cursor { node: r.get(0)?, epoch: r.get::<_, i64>(1)? as u64, seq: r.get::<_, i64>(2)? as u64 })
+            })
+            .map_err(|e| db(&name, "reading cursors", e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| db(&name, "reading a cursor", e))
+    }
+
+    fn learner(&self) -> Result<Option<String>, StorageError> {
+        let name = self.name();
+        self.conn
+            .query_row("SELECT value FROM blobs WHERE name = 'learner'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| db(&name, "reading baselines", e))
+    }
+
+    fn lost(&self) -> Result<Vec<(String, u64)>, StorageError> {
+        let name = self.name();
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT name, value FROM meta WHERE name LIKE 'lost:%' ORDER BY name")
+            .map_err(|e| db(&name, "preparing", e))?;
+        let rows = q
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(|e| db(&name, "reading losses", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (k, v) = row.map_err(|e| db(&name, "reading a loss", e))?;
+            out.push((k.trim_start_matches("lost:").to_string(), v));
+        }
+        Ok(out)
+    }
+
+    fn put_document(&mut self, table: Table, doc: &Document) -> Result<u64, StorageError> {
+        let name = self.name();
+        let t = table.name();
+        if doc.id == 0 {
+            self.conn
+                .execute(&format!("INSERT INTO {t} (subject, record) VALUES (?1, ?2)"), params![doc.subject, doc.json])
+                .map_err(|e| db(&name, "inserting a document", e))?;
+            Ok(self.conn.last_insert_rowid() as u64)
+        } else {
+            self.conn
+                .execute(
+                    &format!("INSERT INTO {t} (id, subject, record) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET subject = ?2, record = ?3"),
+                    params![doc.id as i64, doc.subject, doc.json],
+                )
+                .map_err(|e| db(&name, "replacing a document", e))?;
+            Ok(doc.id)
+        }
+    }
+
+    fn documents(&self, table: Table, subject: Option<&str>) -> Result<Vec<Document>, StorageError> {
+        let name = self.name();
+        let t = table.name();
+        let mut q = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT id, subject, record FROM {t} WHERE ?1 IS NULL OR subject = ?1 ORDER BY id"
+            ))
+            .map_err(|e| db(&name, "preparing", e))?;
+        let rows = q
+            .query_map(params![subject], |r| {
+                Ok(Document { id: r.get::<_, i64>(0)? as u64, subject: r.get(1)?, json: r.get(2)? })
+            })
+            .map_err(|e| db(&name, "reading documents", e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| db(&name, "reading a document", e))
+    }
 }
 
 #[cfg(test)]
@@ -215,11 +311,14 @@ mod tests {
             dst: w("b"),
             src_ip: "10.0.0.1".parse().unwrap(),
             src_port: 40000,
+            dst_ip: "10.0.0.2".parse().unwrap(),
             dst_port: 80,
             protocol: 6,
             service: None,
             verdict: Verdict::Forwarded,
             bytes: 10,
+            src_pod: String::new(),
+            dst_pod: String::new(),
         }
     }
 

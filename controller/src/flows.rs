@@ -1,0 +1,272 @@
+//! The flow pipeline: agents' flows, enriched with the inventory as it was
+//! at flow time, into the service graph, the learner and storage. Loss is
+//! counted at every stage (kernel ring, agent buffer, undecodable records,
+//! storage failures) and reported, never dropped silently; storage is
+//! batched, one transaction per tick, with each agent's cursor in the same
+//! transaction so a restart resumes exactly where the stored data ends.
+
+pub mod collect;
+pub mod enrich;
+pub mod history;
+pub mod query;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bulkhead_api::agent::v1 as pb;
+use bulkhead_graph::baseline::{Learner, LearningConfig};
+use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, ServiceGraph};
+use serde::Serialize;
+
+use crate::storage::{Commit, Cursor, EdgeBucket, FlowStore, StorageError};
+use crate::store::Model;
+use history::History;
+
+/// Width of the stored edge aggregates' time buckets.
+pub const BUCKET_NS: i64 = 60_000_000_000;
+/// The learner is saved at least this often while only counts change.
+const LEARNER_SAVE_NS: i64 = 30_000_000_000;
+
+/// Counters of what the pipeline did, for status and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PipelineStats {
+    /// Wire flows received from agents.
+    pub received: u64,
+    /// Connection records made from them.
+    pub records: u64,
+    /// Wire flows that were not connection starts (closes, counters, replies).
+    pub not_connections: u64,
+    /// Records stored.
+    pub stored: u64,
+    /// Oldest stored records evicted by the size cap (retention, not loss).
+    pub evicted: u64,
+    /// Losses by stage, since the store was created: "kernel" (the node's
+    /// event ring was full), "agent_buffer" (left the agent's buffer before
+    /// the controller read it), "undecodable" (agent or controller could not
+    /// read a record), "storage" (a commit failed).
+    pub lost: BTreeMap<String, u64>,
+    /// Anomaly events.
+    pub anomalies: u64,
+    /// Last storage error, "" when fine.
+    pub storage_error: String,
+}
+
+impl PipelineStats {
+    /// Every loss, all stages.
+    pub fn lost_total(&self) -> u64 {
+        self.lost.values().sum()
+    }
+}
+
+/// Per node, what the agent reported as lost so far in its current run.
+#[derive(Debug, Default, Clone, Copy)]
+struct AgentTotals {
+    epoch: u64,
+    kernel: u64,
+    undecodable: u64,
+}
+
+/// The pipeline's state.
+pub struct Pipeline {
+    store: Box<dyn FlowStore>,
+    graph: ServiceGraph,
+    learner: Learner,
+    history: History,
+    pending: Commit,
+    buckets: HashMap<(i64, Entity, Entity, EdgeKey), EdgeStats>,
+    cursors: BTreeMap<String, Cursor>,
+    totals: BTreeMap<String, AgentTotals>,
+    stats: PipelineStats,
+    learner_changed: bool,
+    learner_saved_ns: i64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+fn bucket_of(t: i64) -> i64 {
+    t - t.rem_euclid(BUCKET_NS)
+}
+
+impl Pipeline {
+    /// Restores the graph, the learner, cursors and loss counts from `store`.
+    pub fn open(store: Box<dyn FlowStore>, learning: LearningConfig) -> Result<Self, StorageError> {
+        let mut graph = ServiceGraph::default();
+        for b in store.edges(i64::MIN, i64::MAX)? {
+            graph.add_stats(&b.src, &b.dst, b.key, &b.stats);
+        }
+        let mut learner = match store.learner()? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| StorageError::Decode {
+                path: "learner".into(),
+                what: "baselines",
+                message: e.to_string(),
+            })?,
+            None => Learner::new(learning),
+        };
+        learner.set_config(learning);
+        let cursors = store.cursors()?.into_iter().map(|c| (c.node.clone(), c)).collect();
+        let stats = PipelineStats {
+            lost: store.lost()?.into_iter().collect(),
+            evicted: store.evicted()?,
+            anomalies: learner.anomalies().len() as u64,
+            ..Default::default()
+        };
+        Ok(Self {
+            store,
+            graph,
+            learner,
+            history: History::default(),
+            pending: Commit::default(),
+            buckets: HashMap::new(),
+            cursors,
+            totals: BTreeMap::new(),
+            stats,
+            learner_changed: false,
+            learner_saved_ns: now_ns(),
+        })
+    }
+
+    /// Where to resume reading a node's agent.
+    pub fn cursor(&self, node: &str) -> Option<Cursor> {
+        self.cursors.get(node).cloned()
+    }
+
+    /// Takes a new inventory, effective now.
+    pub fn update_inventory(&mut self, model: &Model) {
+        self.history.update(model, now_ns());
+    }
+
+    fn lose(&mut self, stage: &str, n: u64) {
+        if n > 0 {
+            *self.stats.lost.entry(stage.to_string()).or_default() += n;
+            self.pending.lost.push((stage.to_string(), n));
+        }
+    }
+
+    /// Takes one batch from a node's agent.
+    pub fn ingest(&mut self, node: &str, batch: pb::FlowBatch) {
+        self.stats.received += batch.flows.len() as u64;
+        self.lose("agent_buffer", batch.buffer_lost);
+        let seen = self.totals.get(node).copied().filter(|t| t.epoch == batch.epoch).unwrap_or_default();
+        self.lose("kernel", batch.kernel_lost_total.saturating_sub(seen.kernel));
+        self.lose("undecodable", batch.undecodable_total.saturating_sub(seen.undecodable));
+        self.totals.insert(
+            node.to_string(),
+            AgentTotals {
+                epoch: batch.epoch,
+                kernel: batch.kernel_lost_total.max(seen.kernel),
+                undecodable: batch.undecodable_total.max(seen.undecodable),
+            },
+        );
+        for f in &batch.flows {
+            match enrich::enrich(f, &self.history) {
+                Ok(Some(r)) => {
+                    if let Some(k) = self.graph.ingest(&r) {
+                        self.counted(&r, k);
+                    }
+                    self.stats.records += 1;
+                    self.pending.flows.push(r);
+                }
+                Ok(None) => self.stats.not_connections += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "flow not readable");
+                    self.lose("undecodable", 1);
+                }
+            }
+        }
+        self.cursors
+            .insert(node.to_string(), Cursor { node: node.to_string(), epoch: batch.epoch, seq: batch.last_seq });
+    }
+
+    fn counted(&mut self, r: &FlowRecord, key: EdgeKey) {
+        let before = (self.learner.edges().len(), self.learner.workloads().len());
+        let anomalies = self.learner.observe(r, &key);
+        if !anomalies.is_empty() || before != (self.learner.edges().len(), self.learner.workloads().len()) {
+            self.learner_changed = true;
+        }
+        self.stats.anomalies = self.learner.anomalies().len() as u64;
+        self.buckets.entry((bucket_of(r.time_ns), r.src.clone(), r.dst.clone(), key)).or_default().add(r);
+    }
+
+    /// Counts connections whose twin never came, advances the baselines and
+    /// stores everything since the last tick in one transaction.
+    pub fn tick(&mut self, now: i64) {
+        for (r, k) in self.graph.flush(now) {
+            self.counted(&r, k);
+        }
+        if !self.learner.tick(now).is_empty() {
+            self.learner_changed = true;
+        }
+        let save_learner = self.learner_changed || now - self.learner_saved_ns > LEARNER_SAVE_NS;
+        let mut commit = std::mem::take(&mut self.pending);
+        commit.edges = self
+            .buckets
+            .drain()
+            .map(|((bucket_ns, src, dst, key), stats)| EdgeBucket { bucket_ns, src, dst, key, stats })
+            .collect();
+        commit.cursors = self.cursors.values().cloned().collect();
+        if save_learner {
+            commit.learner = serde_json::to_string(&self.learner).ok();
+        }
+        match self.store.commit(&commit) {
+            Ok(a) => {
+                self.stats.stored += a.stored;
+                self.stats.evicted += a.evicted;
+                self.stats.storage_error.clear();
+                if save_learner {
+                    self.learner_changed = false;
+                    self.learner_saved_ns = now;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, flows = commit.flows.len(), "flow store commit failed");
+                self.stats.storage_error = e.to_string();
+                *self.stats.lost.entry("storage".into()).or_default() += commit.flows.len() as u64;
+            }
+        }
+    }
+
+    /// What the pipeline did.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// The learner.
+    pub fn learner(&self) -> &Learner {
+        &self.learner
+    }
+
+    /// The learner, to change (relearn).
+    pub fn learner_mut(&mut self) -> &mut Learner {
+        self.learner_changed = true;
+        &mut self.learner
+    }
+
+    /// The service graph.
+    pub fn graph(&self) -> &ServiceGraph {
+        &self.graph
+    }
+
+    /// The inventory history.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The store (for queries and the review workflow).
+    pub fn store(&self) -> &dyn FlowStore {
+        self.store.as_ref()
+    }
+
+    /// The store, to write review records.
+    pub fn store_mut(&mut self) -> &mut dyn FlowStore {
+        self.store.as_mut()
+    }
+}

@@ -1,0 +1,96 @@
+//! An agent's wire flow into a graph flow record, named with the inventory
+//! as it was at flow time. Only connection starts (new connections and
+//! denied attempts) become records; closes and counter updates are not
+//! connections.
+
+use std::net::IpAddr;
+
+use bulkhead_api::agent::v1 as pb;
+use bulkhead_graph::{Entity, FlowRecord, Observation, ServiceRef, Verdict};
+
+use super::history::History;
+
+/// Why a wire flow could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrichError {
+    /// A field did not parse.
+    #[error("flow from node {node}: field {field}: {value:?} is not valid")]
+    Field {
+        /// Reporting node.
+        node: String,
+        /// The field.
+        field: &'static str,
+        /// What it held.
+        value: String,
+    },
+}
+
+fn field<T: std::str::FromStr>(f: &pb::Flow, name: &'static str, v: &str) -> Result<T, EnrichError> {
+    v.parse().map_err(|_| EnrichError::Field { node: f.node.clone(), field: name, value: v.to_string() })
+}
+
+/// The IANA number of the agent's protocol name.
+fn protocol(f: &pb::Flow) -> Result<u8, EnrichError> {
+    match f.protocol.as_str() {
+        "TCP" => Ok(6),
+        "UDP" => Ok(17),
+        "SCTP" => Ok(132),
+        "ICMP" => Ok(1),
+        "ICMPv6" => Ok(58),
+        other => field(f, "protocol", other),
+    }
+}
+
+/// The record for `f`, `None` when it is not a connection start.
+pub fn enrich(f: &pb::Flow, history: &History) -> Result<Option<FlowRecord>, EnrichError> {
+    if !matches!(f.event.as_str(), "new" | "denied") || f.is_reply {
+        return Ok(None);
+    }
+    let observation = match f.direction.as_str() {
+        "egress" => Observation::Egress,
+        "ingress" => Observation::Ingress,
+        other => return Err(EnrichError::Field { node: f.node.clone(), field: "direction", value: other.into() }),
+    };
+    let verdict = match f.verdict.as_str() {
+        "forwarded" => Verdict::Forwarded,
+        "dropped" => Verdict::Dropped,
+        "audit" => Verdict::Audit,
+        other => return Err(EnrichError::Field { node: f.node.clone(), field: "verdict", value: other.into() }),
+    };
+    let src_ip: IpAddr = field(f, "src_ip", &f.src_ip)?;
+    let dst_ip: IpAddr = field(f, "dst_ip", &f.dst_ip)?;
+    let port = |v: u32, name| {
+        u16::try_from(v).map_err(|_| EnrichError::Field { node: f.node.clone(), field: name, value: v.to_string() })
+    };
+    let (src_port, dst_port) = (port(f.src_port, "src_port")?, port(f.dst_port, "dst_port")?);
+    let t = f.time_unix_nanos;
+    let (src, src_pod) = history.entity(src_ip, t);
+    let (dst, dst_pod, service) = match history.service(dst_ip) {
+        Some((namespace, name)) => (
+            Entity::Service { namespace: namespace.clone(), name: name.clone() },
+            String::new(),
+            Some(ServiceRef { namespace: namespace.clone(), name: name.clone(), port: dst_port }),
+        ),
+        None => {
+            let (e, pod) = history.entity(dst_ip, t);
+            (e, pod, None)
+        }
+    };
+    Ok(Some(FlowRecord {
+        time_ns: t,
+        observation,
+        node: f.node.clone(),
+        src,
+        dst,
+        src_ip,
+        src_port,
+        dst_ip,
+        dst_port,
+        protocol: protocol(f)?,
+        service,
+        verdict,
+        bytes: f.bytes_fwd + f.bytes_rev,
+        src_pod,
+        dst_pod,
+    }))
+}

@@ -1,0 +1,186 @@
+//! Read-only views of the pipeline for the API: filtered flows, the graph
+//! (with world addresses aggregated), and baselines with anomalies.
+
+use std::collections::BTreeMap;
+
+use bulkhead_graph::baseline::{Anomaly, WorkloadBaseline};
+use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, Verdict};
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use super::Pipeline;
+use crate::storage::StorageError;
+
+/// Filters of `bulkhead flows`; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowQuery {
+    /// Either end in this namespace.
+    #[serde(default)]
+    pub namespace: String,
+    /// Either end is this pod ("namespace/name" or a name).
+    #[serde(default)]
+    pub pod: String,
+    /// Either end is this workload (its name, or "namespace/name").
+    #[serde(default)]
+    pub workload: String,
+    /// forwarded, dropped or audit.
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// Destination port (as observed).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// From (nanoseconds since the epoch), inclusive.
+    #[serde(default)]
+    pub since_ns: Option<i64>,
+    /// To, exclusive.
+    #[serde(default)]
+    pub until_ns: Option<i64>,
+    /// At most this many, the newest (default 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+fn workload_matches(e: &Entity, want: &str) -> bool {
+    match e {
+        Entity::Workload { namespace, name, .. } => {
+            want == name || want.split_once('/').is_some_and(|(ns, n)| ns == namespace && n == name)
+        }
+        _ => false,
+    }
+}
+
+fn pod_matches(pod: &str, want: &str) -> bool {
+    !pod.is_empty() && (pod == want || pod.rsplit('/').next() == Some(want))
+}
+
+impl FlowQuery {
+    /// Whether a record passes the filters.
+    pub fn matches(&self, f: &FlowRecord) -> bool {
+        (self.namespace.is_empty()
+            || f.src.namespace() == Some(self.namespace.as_str())
+            || f.dst.namespace() == Some(self.namespace.as_str()))
+            && (self.pod.is_empty() || pod_matches(&f.src_pod, &self.pod) || pod_matches(&f.dst_pod, &self.pod))
+            && (self.workload.is_empty()
+                || workload_matches(&f.src, &self.workload)
+                || workload_matches(&f.dst, &self.workload))
+            && self.verdict.is_none_or(|v| f.verdict == v)
+            && self.port.is_none_or(|p| f.dst_port == p)
+    }
+}
+
+/// One edge of the graph view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgeView {
+    /// Source.
+    pub src: Entity,
+    /// Destination.
+    pub dst: Entity,
+    /// Protocol, delivered port, service.
+    #[serde(flatten)]
+    pub key: EdgeKey,
+    /// Counts.
+    #[serde(flatten)]
+    pub stats: EdgeStats,
+}
+
+/// The graph as the API shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GraphView {
+    /// Entities.
+    pub nodes: Vec<Entity>,
+    /// Edges.
+    pub edges: Vec<EdgeView>,
+}
+
+/// World addresses shown as their /24 (IPv4) or /64 (IPv6).
+fn aggregate(e: Entity) -> Entity {
+    match e {
+        Entity::World { cidr } => {
+            let prefix = if cidr.is_ipv4() { 24 } else { 64 };
+            let net = IpNetwork::new(cidr.ip(), prefix).ok().and_then(|n| IpNetwork::new(n.network(), prefix).ok());
+            Entity::World { cidr: net.unwrap_or(cidr) }
+        }
+        other => other,
+    }
+}
+
+/// A workload's baseline as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaselineView {
+    /// The workload.
+    pub workload: Entity,
+    /// Its learning state.
+    #[serde(flatten)]
+    pub state: WorkloadBaseline,
+}
+
+/// Every baseline and anomaly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Baselines {
+    /// Learning window and quiet period, seconds.
+    pub window_seconds: i64,
+    /// Quiet period, seconds.
+    pub quiet_seconds: i64,
+    /// Per workload.
+    pub workloads: Vec<BaselineView>,
+    /// Anomalies, oldest first.
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl Pipeline {
+    /// Stored flows passing `q`, oldest first, the newest `limit` of them.
+    pub fn query_flows(&self, q: &FlowQuery) -> Result<Vec<FlowRecord>, StorageError> {
+        let all =
+            self.store().flows(q.since_ns.unwrap_or(i64::MIN), q.until_ns.unwrap_or(i64::MAX), usize::MAX >> 1)?;
+        let mut out: Vec<FlowRecord> = all.into_iter().filter(|f| q.matches(f)).collect();
+        let limit = q.limit.unwrap_or(1000);
+        if out.len() > limit {
+            out.drain(..out.len() - limit);
+        }
+        Ok(out)
+    }
+
+    /// The graph (of a namespace, if given).
+    pub fn graph_view(&self, namespace: Option<&str>) -> GraphView {
+        let g = match namespace {
+            Some(ns) => self.graph().subgraph(ns),
+            None => self.graph().clone(),
+        };
+        let mut edges: BTreeMap<(Entity, Entity, EdgeKey), EdgeStats> = BTreeMap::new();
+        for (src, dst, key, stats) in g.edges() {
+            let e = edges.entry((aggregate(src), aggregate(dst), key)).or_default();
+            if e.connections == 0 || stats.first_seen_ns < e.first_seen_ns {
+                e.first_seen_ns = stats.first_seen_ns;
+            }
+            e.last_seen_ns = e.last_seen_ns.max(stats.last_seen_ns);
+            e.connections += stats.connections;
+            e.forwarded += stats.forwarded;
+            e.dropped += stats.dropped;
+            e.audit += stats.audit;
+            e.bytes += stats.bytes;
+        }
+        let mut nodes: Vec<Entity> = g.entities().into_iter().map(aggregate).collect();
+        nodes.sort();
+        nodes.dedup();
+        GraphView {
+            nodes,
+            edges: edges.into_iter().map(|((src, dst, key), stats)| EdgeView { src, dst, key, stats }).collect(),
+        }
+    }
+
+    /// Baselines and anomalies.
+    pub fn baselines(&self) -> Baselines {
+        let cfg = self.learner().config();
+        Baselines {
+            window_seconds: cfg.window_ns / 1_000_000_000,
+            quiet_seconds: cfg.quiet_ns / 1_000_000_000,
+            workloads: self
+                .learner()
+                .workloads()
+                .iter()
+                .map(|(w, s)| BaselineView { workload: w.clone(), state: s.clone() })
+                .collect(),
+            anomalies: self.learner().anomalies().into_iter().cloned().collect(),
+        }
+    }
+}
