@@ -189,6 +189,7 @@ fn placeholder(name: &str) -> LabState {
         namespace_annotations: Default::default(),
         policies: 0,
         default_mode: String::new(),
+        learn: (0, 0),
         services: vec![],
         controller_pid: None,
         generation: 0,

@@ -73,6 +73,7 @@ async fn main() {
         nodes: pods.div_ceil(240).max(2),
         default_mode: "enforce".into(),
         exe,
+        learn: (0, 0),
     };
     let lab = bulkhead_lab::up(&opts).await.unwrap();
     eprintln!("propagation: lab of {} pods up in {:.0} s", lab.pods.len(), started.elapsed().as_secs_f64());

@@ -29,7 +29,7 @@ impl Target {
         if lab.exists() { lab } else { PathBuf::from("/run/bulkhead/controller.sock") }
     }
 
-    async fn client(&self) -> Result<pb::controller_client::ControllerClient<tonic::transport::Channel>> {
+    pub async fn client(&self) -> Result<pb::controller_client::ControllerClient<tonic::transport::Channel>> {
         let socket = self.socket();
         bulkhead_api::connect_controller(&socket)
             .await
@@ -251,7 +251,8 @@ pub async fn status(target: &Target, json: bool) -> Result<()> {
             .iter()
             .map(|n| serde_json::json!({"node": n.node, "applied_generation": n.applied_generation, "in_sync": n.applied_generation == s.generation && n.error.is_empty(), "error": n.error, "endpoints": n.endpoints, "policy_entries": n.policy_entries}))
             .collect();
-        let v = serde_json::json!({"generation": s.generation, "pods": s.pods, "network_policies": s.network_policies, "cluster_policies": s.cluster_policies, "identities": s.identities, "policy_entries": s.policy_entries, "last_error": s.last_error, "nodes": nodes});
+        let flows: serde_json::Value = serde_json::from_str(&s.flows_json).unwrap_or(serde_json::Value::Null);
+        let v = serde_json::json!({"generation": s.generation, "pods": s.pods, "network_policies": s.network_policies, "cluster_policies": s.cluster_policies, "identities": s.identities, "policy_entries": s.policy_entries, "last_error": s.last_error, "nodes": nodes, "flows": flows});
         println!("{v}");
         return Ok(());
     }
@@ -261,6 +262,21 @@ pub async fn status(target: &Target, json: bool) -> Result<()> {
     );
     if !s.last_error.is_empty() {
         println!("last rejected change: {}", s.last_error);
+    }
+    if let Ok(f) = serde_json::from_str::<serde_json::Value>(&s.flows_json) {
+        let n = |k: &str| f[k].as_u64().unwrap_or(0);
+        let lost: u64 = f["lost"].as_object().map(|m| m.values().filter_map(|v| v.as_u64()).sum()).unwrap_or(0);
+        let stages: Vec<String> =
+            f["lost"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect()).unwrap_or_default();
+        println!(
+            "flows: received {}, connections {}, stored {}, evicted {}, lost {lost}{}, anomalies {}",
+            n("received"),
+            n("records"),
+            n("stored"),
+            n("evicted"),
+            if stages.is_empty() { String::new() } else { format!(" ({})", stages.join(", ")) },
+            n("anomalies"),
+        );
     }
     for n in &s.nodes {
         let state = if n.applied_generation == s.generation && n.error.is_empty() { "in sync" } else { "BEHIND" };

@@ -1,5 +1,6 @@
 //! `bulkhead`: the node agent, the lab, and flow tooling in one binary.
 
+mod closed_loop;
 mod control;
 mod flows;
 
@@ -57,15 +58,54 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
-    /// Show flows from every agent of a lab.
+    /// Flows stored by the controller, filtered; with --follow, live flows
+    /// from every agent of a lab instead.
     Flows {
-        #[arg(long, default_value = "lab")]
-        lab: String,
-        /// Keep streaming new flows.
+        /// Stream live flows from the lab's agents (no filters).
         #[arg(long)]
         follow: bool,
+        #[command(flatten)]
+        filters: closed_loop::FlowFilters,
         #[arg(short, long, value_enum, default_value = "human")]
-        output: Output,
+        output: closed_loop::Output,
+        #[command(flatten)]
+        target: control::Target,
+    },
+    /// The service graph learned from flows.
+    Graph {
+        /// Only edges touching this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: closed_loop::Output,
+        #[command(flatten)]
+        target: control::Target,
+    },
+    /// Baselines (learning or stable) and anomaly events.
+    Baseline {
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: closed_loop::Output,
+        #[command(flatten)]
+        target: control::Target,
+    },
+    /// Least-privilege NetworkPolicies from the baselines, recorded for review.
+    Suggest {
+        /// Only workloads of this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: closed_loop::Output,
+        #[command(flatten)]
+        target: control::Target,
+    },
+    /// Review suggestions: list, show, approve, reject, apply (audit, then enforce).
+    Review {
+        #[command(subcommand)]
+        command: closed_loop::ReviewCommand,
+        #[arg(short, long, value_enum, default_value = "human", global = true)]
+        output: closed_loop::Output,
+        #[command(flatten)]
+        target: control::Target,
     },
     /// Run the controller: compile inventory and policies, keep every agent in sync.
     Controller(control::ControllerArgs),
@@ -151,6 +191,12 @@ enum LabCommand {
         /// Mode of pods without a bulkhead.dev/mode annotation (on the pod or its namespace).
         #[arg(long, default_value = "enforce")]
         mode: String,
+        /// The controller's baseline learning window, seconds [default: its own, 3600].
+        #[arg(long, default_value_t = 0)]
+        learn_window: u64,
+        /// The controller's baseline quiet period, seconds [default: its own, 600].
+        #[arg(long, default_value_t = 0)]
+        learn_quiet: u64,
     },
     /// Remove every namespace, link, pin and process of the lab, even after a crash.
     Down {
@@ -209,6 +255,15 @@ enum LabCommand {
         udp: Vec<u16>,
         #[arg(long)]
         name: String,
+        /// Calls to make (the lab.bulkhead.dev/calls annotation).
+        #[arg(long, default_value = "")]
+        calls: String,
+        /// The pod's namespace, for short service names.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// Interval between calls to each target.
+        #[arg(long, default_value = "1s")]
+        call_interval: String,
     },
 }
 
@@ -227,8 +282,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         // These two enter a namespace: they must run before any other thread exists.
-        Command::Lab { command: LabCommand::Serve { netns, tcp, udp, name } } => {
-            bulkhead_lab::server::serve(&netns, &tcp, &udp, &name)?;
+        Command::Lab { command: LabCommand::Serve { netns, tcp, udp, name, calls, namespace, call_interval } } => {
+            let plan = bulkhead_lab::server::CallPlan {
+                namespace,
+                calls: bulkhead_lab::calls::parse_calls(&calls).map_err(|e| anyhow::anyhow!("--calls: {e}"))?,
+                interval: bulkhead_lab::calls::parse_interval(&call_interval)
+                    .map_err(|e| anyhow::anyhow!("--call-interval: {e}"))?,
+            };
+            bulkhead_lab::server::serve(&netns, &tcp, &udp, &name, plan)?;
             Ok(())
         }
         Command::Lab { command: LabCommand::Dns { netns, lab } } => {
@@ -258,8 +319,21 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Lab { command } => runtime()?.block_on(lab(command)),
-        Command::Flows { lab, follow, output } => {
-            runtime()?.block_on(flows::show(&lab, follow, output == Output::Json))
+        Command::Flows { follow: true, output, target, .. } => {
+            runtime()?.block_on(flows::show(&target.lab, true, output == closed_loop::Output::Json))
+        }
+        Command::Flows { filters, output, target, .. } => {
+            runtime()?.block_on(closed_loop::stored_flows(&target, filters, output))
+        }
+        Command::Graph { namespace, output, target } => {
+            runtime()?.block_on(closed_loop::graph(&target, namespace, output))
+        }
+        Command::Baseline { output, target } => runtime()?.block_on(closed_loop::baseline(&target, output)),
+        Command::Suggest { namespace, output, target } => {
+            runtime()?.block_on(closed_loop::suggest(&target, namespace, output))
+        }
+        Command::Review { command, output, target } => {
+            runtime()?.block_on(closed_loop::review(&target, command, output))
         }
         Command::Controller(args) => {
             if let Some(ns) = &args.netns {
@@ -331,9 +405,10 @@ fn parse_target(to: &str) -> Result<(String, u16, bool)> {
 
 async fn lab(command: LabCommand) -> Result<()> {
     match command {
-        LabCommand::Up { files, cni, nodes, name, mode } => {
+        LabCommand::Up { files, cni, nodes, name, mode, learn_window, learn_quiet } => {
             let exe = std::env::current_exe().context("locating the bulkhead binary")?;
-            let opts = bulkhead_lab::UpOptions { name, files, cni, nodes, default_mode: mode, exe };
+            let learn = (learn_window, learn_quiet);
+            let opts = bulkhead_lab::UpOptions { name, files, cni, nodes, default_mode: mode, exe, learn };
             let lab = bulkhead_lab::up(&opts).await?;
             for p in &lab.pods {
                 let ips: Vec<String> = p.ips.iter().map(|i| i.to_string()).collect();

@@ -2,6 +2,7 @@
 //! Nodes and pods are network namespaces; pods are wired by the real CNI
 //! reference plugins; every node runs a real agent.
 
+pub mod calls;
 pub mod dns;
 pub mod error;
 pub mod inventory;

@@ -29,6 +29,8 @@ pub struct UpOptions {
     pub default_mode: String,
     /// The bulkhead binary to run agents and pod servers with.
     pub exe: PathBuf,
+    /// The controller's learning window and quiet period, seconds (0: its defaults).
+    pub learn: (u64, u64),
 }
 
 const CNI_DIR: &str = "/usr/lib/cni";
@@ -233,7 +235,8 @@ fn build_pod(
     }
     let key = format!("{}/{}", spec.namespace, spec.name);
     let mut server_pid = None;
-    if !spec.ports.is_empty() {
+    let calls = spec.annotations.get(crate::calls::CALLS_ANNOTATION).cloned();
+    if !spec.ports.is_empty() || calls.is_some() {
         let tcp: Vec<String> = spec.ports.iter().filter(|p| !p.udp).map(|p| p.port.to_string()).collect();
         let udp: Vec<String> = spec.ports.iter().filter(|p| p.udp).map(|p| p.port.to_string()).collect();
         let ns_path = crate::netns::path(&netns).to_string_lossy().into_owned();
@@ -248,6 +251,12 @@ fn build_pod(
             }
             if !u.is_empty() {
                 args.extend(["--udp", &u]);
+            }
+            if let Some(c) = &calls {
+                args.extend(["--calls", c, "--namespace", &spec.namespace]);
+                if let Some(i) = spec.annotations.get(crate::calls::INTERVAL_ANNOTATION) {
+                    args.extend(["--call-interval", i]);
+                }
             }
         }
         server_pid = Some(spawn(&opts.exe, &args, None, &log)?);
@@ -350,6 +359,12 @@ fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<
         args.push("--agent".into());
         args.push(format!("{}={}", n.name, n.socket.display()));
     }
+    if lab.learn.0 > 0 {
+        args.extend(["--learn-window".into(), lab.learn.0.to_string()]);
+    }
+    if lab.learn.1 > 0 {
+        args.extend(["--learn-quiet".into(), lab.learn.1.to_string()]);
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     lab.controller_pid = Some(spawn(exe, &args, None, &dir.join("controller.log"))?);
     Ok(())
@@ -450,6 +465,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         policies: manifests.policies.len(),
         services: manifests.services.clone(),
         default_mode: opts.default_mode.clone(),
+        learn: opts.learn,
         controller_pid: existing.as_ref().and_then(|s| s.controller_pid),
         generation: existing.as_ref().map_or(1, |s| s.generation + 1),
         last_endpoint_id: existing.as_ref().map_or(0, |s| s.last_endpoint_id),

@@ -207,7 +207,11 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                         labels: doc.labels("metadata.labels")?,
                         ports: ports_of(&doc, doc.get("spec.containers"), "spec.containers")?,
                         fixed_ip: ip,
-                        annotations: doc.annotations("metadata.annotations")?,
+                        annotations: {
+                            let a = doc.annotations("metadata.annotations")?;
+                            check_calls(&doc, &a)?;
+                            a
+                        },
                         containers: json_of(doc.get("spec.containers")),
                         owner: None,
                     });
@@ -226,8 +230,20 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                     let labels = doc.labels("spec.template.metadata.labels")?;
                     let ports =
                         ports_of(&doc, doc.get("spec.template.spec.containers"), "spec.template.spec.containers")?;
-                    let annotations = doc.annotations("spec.template.metadata.annotations")?;
+                    let mut annotations = doc.annotations("spec.template.metadata.annotations")?;
+                    // Traffic may be declared on the Deployment itself.
+                    for (k, v) in doc.annotations("metadata.annotations")? {
+                        if k.starts_with("lab.bulkhead.dev/") {
+                            annotations.entry(k).or_insert(v);
+                        }
+                    }
+                    check_calls(&doc, &annotations)?;
                     let containers = json_of(doc.get("spec.template.spec.containers"));
+                    // As a Deployment's ReplicaSet does: a template hash label
+                    // and the ReplicaSet as owner (the controller traces it back).
+                    let hash = template_hash(&namespace, &name);
+                    let mut labels = labels;
+                    labels.insert("pod-template-hash".into(), hash.clone());
                     for i in 0..replicas {
                         m.pods.push(PodSpec {
                             namespace: namespace.clone(),
@@ -237,7 +253,7 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                             fixed_ip: None,
                             annotations: annotations.clone(),
                             containers: containers.clone(),
-                            owner: Some(format!("Deployment/{name}")),
+                            owner: Some(format!("ReplicaSet/{name}-{hash}")),
                         });
                     }
                 }
@@ -315,6 +331,36 @@ fn service_of(doc: &Doc<'_>) -> Result<ServiceState, LabError> {
         cluster_ip: std::net::Ipv4Addr::UNSPECIFIED,
         ports,
     })
+}
+
+/// Refuses a malformed `lab.bulkhead.dev/calls` or call interval, naming the object.
+fn check_calls(doc: &Doc<'_>, annotations: &BTreeMap<String, String>) -> Result<(), LabError> {
+    if let Some(c) = annotations.get(crate::calls::CALLS_ANNOTATION) {
+        crate::calls::parse_calls(c)
+            .map_err(|e| doc.err(&format!("metadata.annotations.{}", crate::calls::CALLS_ANNOTATION), e))?;
+    }
+    if let Some(i) = annotations.get(crate::calls::INTERVAL_ANNOTATION) {
+        crate::calls::parse_interval(i)
+            .map_err(|e| doc.err(&format!("metadata.annotations.{}", crate::calls::INTERVAL_ANNOTATION), e))?;
+    }
+    Ok(())
+}
+
+/// A stable stand-in for a Deployment's pod-template-hash (10 characters
+/// from the same alphabet Kubernetes uses).
+fn template_hash(namespace: &str, name: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in namespace.bytes().chain([b'/']).chain(name.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..10)
+        .map(|_| {
+            let c = ALPHABET[(h % ALPHABET.len() as u64) as usize] as char;
+            h /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
 }
 
 /// The cluster DNS the lab adds when the manifests declare services: a

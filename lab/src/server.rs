@@ -1,15 +1,32 @@
 //! The tiny server every lab pod runs on each declared containerPort:
-//! TCP answers one line and closes; UDP echoes each datagram.
+//! TCP answers one line and closes; UDP echoes each datagram. The same
+//! process makes the pod's declared calls.
 
 use std::path::Path;
 
 use crate::error::LabError;
 
-/// Enters `netns` and serves forever. Call before any other thread exists.
-pub fn serve(netns: &Path, tcp: &[u16], udp: &[u16], name: &str) -> Result<(), LabError> {
+/// What a pod calls (see `calls`), and how often.
+#[derive(Debug, Clone, Default)]
+pub struct CallPlan {
+    /// The pod's namespace, for short service names.
+    pub namespace: String,
+    /// Targets.
+    pub calls: Vec<crate::calls::Call>,
+    /// Interval between calls to each target.
+    pub interval: std::time::Duration,
+}
+
+/// Enters `netns`, makes the declared calls and serves forever. Call before
+/// any other thread exists.
+pub fn serve(netns: &Path, tcp: &[u16], udp: &[u16], name: &str, plan: CallPlan) -> Result<(), LabError> {
     let rt = crate::netns::runtime_in(netns)?;
     rt.block_on(async move {
         let mut tasks = Vec::new();
+        if !plan.calls.is_empty() {
+            crate::calls::run(plan.calls, plan.namespace, plan.interval).await;
+            tasks.push(tokio::spawn(std::future::pending::<()>()));
+        }
         for port in tcp {
             let listener = tokio::net::TcpListener::bind(("::", *port)).await.map_err(|source| LabError::Io {
                 action: "binding tcp port",

@@ -98,6 +98,9 @@ pub struct LabState {
     pub policies: usize,
     /// Mode of pods without a bulkhead.dev/mode annotation: learn, audit or enforce.
     pub default_mode: String,
+    /// The controller's learning window and quiet period, seconds (0: its defaults).
+    #[serde(default)]
+    pub learn: (u64, u64),
     /// Services with their ClusterIPs.
     #[serde(default)]
     pub services: Vec<crate::services::ServiceState>,
