@@ -1,58 +1,81 @@
 #!/usr/bin/env bash
-# The lab demo: a small shop application on two nodes, NetworkPolicies and a cluster-scoped Admin rule,
-# live flows, and a quarantine. Set KEEP=1 to leave the lab up afterwards.
+# The lab demo: Online Boutique (eleven services, a cache and a load
+# generator) on two nodes. Bulkhead learns its traffic, suggests
+# least-privilege NetworkPolicies, applies them in audit mode and then
+# enforces them; the application keeps working while a pod that tries
+# something new is denied and reported. Ends with a quarantine.
+# Set KEEP=1 to leave the lab up afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BULKHEAD_BIN:-target/release/bulkhead}
 LAB=demo
+WINDOW=${WINDOW:-30}
+QUIET=${QUIET:-15}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+export RUST_BACKTRACE=0
 
 "$B" lab down --name $LAB >/dev/null
 trap '[[ ${KEEP:-0} == 1 ]] || "$B" lab down --name $LAB >/dev/null' EXIT
 
-step "Bringing up the lab: 2 nodes, bridge CNI, 5 pods, 2 NetworkPolicies and 1 ClusterNetworkPolicy"
-"$B" lab up --name $LAB --nodes 2 --cni bridge -f examples/demo/app.yaml -f examples/demo/policies.yaml
+step "Bringing up Online Boutique: 2 nodes, bridge CNI, 12 Deployments, 11 Services, cluster DNS; no policy yet"
+"$B" lab up --name $LAB --nodes 2 --cni bridge -f examples/boutique/app.yaml \
+  --learn-window "$WINDOW" --learn-quiet "$QUIET"
 
-step "Who can reach whom: every pod to every port another pod serves (TCP, in parallel)"
-"$B" lab probe --name $LAB --matrix --ports 80,8080,5432 --protocols TCP -o json \
-  | jq -r --slurpfile st /run/bulkhead/labs/$LAB/state.json '
-      select(.from != .to) | . as $p
-      | select([$st[0].pods[] | select(.namespace + "/" + .name == $p.to) | .ports[] | select(.udp | not) | .port] | index($p.port))
-      | "\(.from) -> \(.to):\(.port)  \(if .connected then "connected" else "BLOCKED" end)"' \
-  | sort | column -t
+step "Learning the baseline (each workload learns ≥ ${WINDOW} s, stable after ${QUIET} s without a new edge)"
+deadline=$((SECONDS + 240))
+while :; do
+  b=$("$B" baseline --lab $LAB -o json)
+  total=$(jq '.workloads | length' <<<"$b")
+  stable=$(jq '[.workloads[] | select(.phase == "stable")] | length' <<<"$b")
+  edges=$(jq '[.workloads[].edges] | add // 0' <<<"$b")
+  flows=$("$B" status --lab $LAB -o json | jq '.flows.records')
+  printf '  %3ds  %2d/%d workloads stable, %3d baseline edges, %6d connections seen\n' \
+    "$SECONDS" "$stable" "$total" "$edges" "$flows"
+  if [[ $total -ge 13 && $stable -eq $total ]]; then break; fi
+  if (( SECONDS > deadline )); then echo "baselines did not settle in time" >&2; exit 1; fi
+  sleep 3
+done
 
-step "Why? The controller explains each verdict"
-"$B" policy explain --lab $LAB shop/frontend-0 shop/backend:8080
-"$B" policy explain --lab $LAB shop/frontend-0 shop/db:5432
-"$B" policy explain --lab $LAB other/intruder shop/db:5432
+step "The service graph Bulkhead learned"
+"$B" graph --lab $LAB
 
-step "A bad policy is refused, and nothing already enforced changes"
-printf 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: typo, namespace: shop}\nspec:\n  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/33}}]}]\n' \
-  | "$B" apply --lab $LAB -f - 2>&1 | head -1 || true
+step "Suggested least-privilege policies (one per workload, ingress and egress, with evidence)"
+"$B" suggest --lab $LAB
+
+step "Review: approve every suggestion and stage it in audit mode"
+for id in $("$B" review list --lab $LAB -o json | jq -r '.[] | select(.status == "pending") | .id'); do
+  "$B" review approve --lab $LAB "$id" --reason "demo: matches the architecture diagram" >/dev/null
+  "$B" review apply --lab $LAB "$id" --mode audit
+done
+sleep 10
+"$B" review list --lab $LAB
+frontend=$("$B" review list --lab $LAB -o json | jq -r '.[] | select(.suggestion.workload.name == "frontend") | .id')
+"$B" review show --lab $LAB "$frontend" | sed -n '/^what-if/,$p'
+
+step "Every suggestion reported zero would-drop flows in audit: promote them to enforce"
+for id in $("$B" review list --lab $LAB -o json | jq -r '.[] | select(.status == "audit") | .id'); do
+  drops=$("$B" review show --lab $LAB "$id" -o json | jq '.would_drop_total')
+  echo "  suggestion $id: $drops would-drop flows in audit"
+  "$B" review apply --lab $LAB "$id" --mode enforce >/dev/null
+done
 "$B" status --lab $LAB
 
-step "Live flows while the shop works and an intruder probes (10 s)"
-"$B" flows --lab $LAB --follow &
-flows=$!
-for _ in $(seq 1 5); do
-  "$B" lab probe --name $LAB shop/frontend-0 shop/backend:8080 >/dev/null
-  "$B" lab probe --name $LAB shop/frontend-1 shop/backend:9000/udp >/dev/null
-  "$B" lab probe --name $LAB shop/backend shop/db:5432 >/dev/null
-  "$B" lab probe --name $LAB other/intruder shop/db:5432 >/dev/null
-  "$B" lab probe --name $LAB shop/frontend-0 shop/db:5432 >/dev/null
-  sleep 2
-done
-kill $flows 2>/dev/null || true
-wait $flows 2>/dev/null || true
+step "Enforced for 15 s: all legitimate traffic still flows (dropped flows since enforcing:)"
+sleep 15
+"$B" flows --lab $LAB --verdict dropped --since 15s
+echo "  $("$B" flows --lab $LAB --since 15s -o json | jq length) flows recorded, $("$B" flows --lab $LAB --verdict dropped --since 15s -o json | jq length) dropped"
 
-step "shop/backend is compromised: quarantine it"
-"$B" quarantine --lab $LAB shop/backend --reason "demo: beaconing to unknown hosts"
-"$B" lab probe --name $LAB shop/frontend-0 shop/backend:8080
-"$B" lab probe --name $LAB shop/backend shop/db:5432
-"$B" lab status --name $LAB
+step "A compromised frontend tries something new: straight to the Redis cache"
+"$B" lab probe --name $LAB boutique/frontend-0 boutique/redis-cart:6379 || true
+"$B" lab probe --name $LAB boutique/frontend-0 boutique/cartservice:7070
+sleep 3
+"$B" flows --lab $LAB --verdict dropped --since 10s
+"$B" baseline --lab $LAB | sed -n '/anomalies/,$p'
 
-step "Release it"
-"$B" release --lab $LAB shop/backend --reason "demo: reimaged"
-"$B" lab probe --name $LAB shop/frontend-0 shop/backend:8080
+step "Quarantine the frontend: cut off both ways in milliseconds, then release it"
+"$B" quarantine --lab $LAB boutique/frontend-0 --reason "demo: talked to redis directly"
+"$B" lab probe --name $LAB boutique/loadgenerator-0 boutique/frontend:80 || true
+"$B" release --lab $LAB boutique/frontend-0 --reason "demo: reimaged"
+"$B" lab probe --name $LAB boutique/loadgenerator-0 boutique/frontend:80
 
-step "Done. Try: $B flows --lab $LAB -o json | jq . ; $B lab down --name $LAB"
+step "Done. Try: $B graph --lab $LAB -o yaml; $B review show --lab $LAB $frontend; $B flows --lab $LAB --workload frontend"

@@ -13,10 +13,10 @@ use clap::Args;
 #[derive(Args, Clone)]
 pub struct Target {
     /// The controller's API socket [default: the lab's, else /run/bulkhead/controller.sock].
-    #[arg(long, env = "BULKHEAD_CONTROLLER")]
+    #[arg(long, env = "BULKHEAD_CONTROLLER", global = true)]
     pub socket: Option<PathBuf>,
     /// Lab whose controller to use when --socket is not given.
-    #[arg(long, default_value = "lab")]
+    #[arg(long, default_value = "lab", global = true)]
     pub lab: String,
 }
 

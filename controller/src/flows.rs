@@ -169,8 +169,9 @@ impl Pipeline {
         for f in &batch.flows {
             match enrich::enrich(f, &self.history) {
                 Ok(Some(r)) => {
-                    if let Some(k) = self.graph.ingest(&r) {
-                        self.counted(&r, k);
+                    if let Some((counted, k)) = self.graph.ingest(&r) {
+                        let counted = counted.into_owned();
+                        self.counted(&counted, k);
                     }
                     self.stats.records += 1;
                     self.pending.flows.push(r);

@@ -68,6 +68,11 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     let kubernetes = cfg.kubernetes;
     let metrics_addr = cfg.metrics_addr;
     let learning = cfg.learning;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ControllerError::Io {
+        action: "creating state dir",
+        path: cfg.state_dir.clone(),
+        source,
+    })?;
     let store = crate::storage::SqliteStorage::open(&cfg.state_dir.join("flows.db"), cfg.max_flows)?;
     let pipeline = crate::flows::Pipeline::open(Box::new(store), learning)?;
     let (state, receivers) = tokio::task::spawn_blocking(move || State::open(cfg))

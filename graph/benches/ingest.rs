@@ -41,6 +41,7 @@ fn records(n: usize) -> Vec<FlowRecord> {
             bytes: 1500,
             src_pod: String::new(),
             dst_pod: String::new(),
+            backend: None,
         };
         out.push(r.clone());
         out.push(FlowRecord { observation: Observation::Ingress, node: "n2".into(), ..r });

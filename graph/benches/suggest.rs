@@ -39,6 +39,7 @@ fn learned(n: usize) -> (Learner, suggest::Inventory) {
         bytes: 0,
         src_pod: String::new(),
         dst_pod: String::new(),
+        backend: None,
     };
     for e in 0..n * 10 {
         let a = e % n;

@@ -359,6 +359,7 @@ mod tests {
             bytes: 0,
             src_pod: String::new(),
             dst_pod: String::new(),
+            backend: None,
         };
         (r, EdgeKey { protocol: 6, port, service: None })
     }

@@ -120,4 +120,9 @@ pub struct FlowRecord {
     /// The destination pod at flow time, if a pod.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dst_pod: String,
+    /// For a connection addressed to a service whose backends all belong to
+    /// one workload: that workload and the target port. Used when the
+    /// backend's own observation never comes (it was not watched yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<(Entity, u16)>,
 }

@@ -3,8 +3,11 @@
 //! The ingress side is authoritative about the destination (the backend
 //! workload and the target port behind a ClusterIP), so an egress
 //! observation addressed to a service waits, up to a window, for its
-//! ingress twin before it is counted against the bare service.
+//! ingress twin before it is counted against the bare service; an ingress
+//! observation from a pod waits a few seconds for its egress twin, which
+//! knows the service the pod addressed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -74,6 +77,10 @@ pub struct Neighbour {
     pub edges: Vec<(EdgeKey, EdgeStats)>,
 }
 
+/// How long a pod-to-pod connection seen at its destination waits for its
+/// source's observation (which names the service it addressed).
+const PAIR_NS: i64 = 5_000_000_000;
+
 /// Source address, source port and protocol: what both ends of a connection
 /// agree on even when the destination address was translated.
 type ConnKey = (IpAddr, u16, u8);
@@ -87,8 +94,12 @@ pub struct IngestStats {
     pub counted: u64,
     /// Records recognised as the other end of a connection already counted.
     pub duplicates: u64,
-    /// Service-addressed connections counted without their ingress twin.
+    /// Service-addressed connections counted without their ingress twin,
+    /// against the bare service.
     pub unresolved: u64,
+    /// Service-addressed connections without their ingress twin, counted
+    /// against the service's only backend workload.
+    pub inferred: u64,
 }
 
 /// The service graph.
@@ -98,6 +109,7 @@ pub struct ServiceGraph {
     index: HashMap<Entity, NodeIndex>,
     counted: HashMap<ConnKey, i64>,
     pending: HashMap<ConnKey, FlowRecord>,
+    pending_ingress: HashMap<ConnKey, FlowRecord>,
     window_ns: i64,
     stats: IngestStats,
 }
@@ -116,6 +128,7 @@ impl ServiceGraph {
             index: HashMap::new(),
             counted: HashMap::new(),
             pending: HashMap::new(),
+            pending_ingress: HashMap::new(),
             window_ns,
             stats: IngestStats::default(),
         }
@@ -152,18 +165,24 @@ impl ServiceGraph {
         self.counted.get(key).is_some_and(|t| (time_ns - t).abs() <= self.window_ns)
     }
 
-    /// Takes one observation. Returns the edge key when this observation
-    /// was counted as a connection from `r.src` to `r.dst` (the baseline
-    /// learns from exactly these), `None` when it was the second end of a
-    /// connection already counted or waits for its twin.
-    pub fn ingest(&mut self, r: &FlowRecord) -> Option<EdgeKey> {
+    /// Takes one observation. Returns what was counted because of it (the
+    /// baseline learns from exactly these): this record, or its ingress twin
+    /// that was waiting, with the edge key; `None` when it was the second end
+    /// of a connection already counted, or waits for its twin.
+    pub fn ingest<'a>(&mut self, r: &'a FlowRecord) -> Option<(Cow<'a, FlowRecord>, EdgeKey)> {
         self.stats.records += 1;
         let key = (r.src_ip, r.src_port, r.protocol);
         match r.observation {
             Observation::Ingress => {
                 let twin = self.pending.remove(&key);
-                if twin.is_none() && self.seen(&key, r.time_ns) {
+                if twin.is_none() && (self.seen(&key, r.time_ns) || self.pending_ingress.contains_key(&key)) {
                     self.stats.duplicates += 1;
+                    return None;
+                }
+                if twin.is_none() && r.service.is_none() && matches!(r.src, Entity::Workload { .. }) {
+                    // A pod's connection: its egress end says which service it
+                    // addressed; wait for it briefly.
+                    self.pending_ingress.insert(key, r.clone());
                     return None;
                 }
                 if twin.is_some() {
@@ -172,9 +191,17 @@ impl ServiceGraph {
                 let service = r.service.clone().or_else(|| twin.and_then(|t| t.service));
                 let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service };
                 self.count(r, &r.dst, k.clone());
-                Some(k)
+                Some((Cow::Borrowed(r), k))
             }
             Observation::Egress => {
+                if let Some(mut ing) = self.pending_ingress.remove(&key) {
+                    self.stats.duplicates += 1;
+                    ing.service = r.service.clone();
+                    let k = EdgeKey { protocol: ing.protocol, port: ing.dst_port, service: ing.service.clone() };
+                    let dst = ing.dst.clone();
+                    self.count(&ing, &dst, k.clone());
+                    return Some((Cow::Owned(ing), k));
+                }
                 if self.seen(&key, r.time_ns) || self.pending.contains_key(&key) {
                     self.stats.duplicates += 1;
                     return None;
@@ -186,21 +213,42 @@ impl ServiceGraph {
                 } else {
                     let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
                     self.count(r, &r.dst, k.clone());
-                    Some(k)
+                    Some((Cow::Borrowed(r), k))
                 }
             }
         }
     }
 
-    /// Counts service-addressed connections whose ingress twin did not come
-    /// within the window (against the service), and forgets old pairings.
+    /// Counts connections whose twin did not come in time: service-addressed
+    /// egress (against the service, after the window) and pod-to-pod
+    /// ingress (as seen, after the pairing delay); forgets old pairings.
     /// Returns what it counted, as `ingest` does.
     pub fn flush(&mut self, now_ns: i64) -> Vec<(FlowRecord, EdgeKey)> {
+        let mut out = Vec::new();
+        let pair = PAIR_NS.min(self.window_ns);
+        let waited: Vec<ConnKey> =
+            self.pending_ingress.iter().filter(|(_, r)| now_ns - r.time_ns > pair).map(|(k, _)| *k).collect();
+        for k in waited {
+            if let Some(r) = self.pending_ingress.remove(&k) {
+                let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: None };
+                self.count(&r, &r.dst, key.clone());
+                out.push((r, key));
+            }
+        }
         let expired: Vec<ConnKey> =
             self.pending.iter().filter(|(_, r)| now_ns - r.time_ns > self.window_ns).map(|(k, _)| *k).collect();
-        let mut out = Vec::new();
         for k in expired {
-            if let Some(r) = self.pending.remove(&k) {
+            if let Some(mut r) = self.pending.remove(&k) {
+                if let Some((backend, port)) = r.backend.take() {
+                    // The service has one backend workload: that is where it went.
+                    let key = EdgeKey { protocol: r.protocol, port, service: r.service.clone() };
+                    r.dst = backend;
+                    r.dst_port = port;
+                    self.count(&r, &r.dst, key.clone());
+                    self.stats.inferred += 1;
+                    out.push((r, key));
+                    continue;
+                }
                 let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
                 self.count(&r, &r.dst, key.clone());
                 self.stats.unresolved += 1;
@@ -359,6 +407,7 @@ mod tests {
             bytes: 100,
             src_pod: String::new(),
             dst_pod: String::new(),
+            backend: None,
         }
     }
 
@@ -394,16 +443,39 @@ mod tests {
         assert_eq!((&edges[0].1, edges[0].2.port, &edges[0].2.service), (&backend, 8080, &Some(sref.clone())));
         assert!(!g.entities().contains(&svc), "no bare service node when the backend was seen");
 
+        // Seen at the destination first: waits for the source's side, which
+        // names the service.
+        g.ingest(&rec(Observation::Ingress, &a, &backend, 40100, 8080, 1_600));
+        assert_eq!(g.edges()[0].3.connections, 1, "the ingress end waits for its twin");
+        let mut late = rec(Observation::Egress, &a, &svc, 40100, 80, 1_700);
+        late.service = Some(sref.clone());
+        let (counted, key) = g.ingest(&late).unwrap();
+        assert_eq!((&counted.dst, key.port, &key.service), (&backend, 8080, &Some(sref.clone())));
+        assert_eq!(g.edges()[0].3.connections, 2);
+        // A pod's ingress whose twin never comes is counted after the pairing delay.
+        g.ingest(&rec(Observation::Ingress, &a, &backend, 40200, 8080, 1_800));
+        assert_eq!(g.flush(1_800 + PAIR_NS + 1).len(), 1);
+        assert_eq!(g.edges().iter().map(|e| e.3.connections).sum::<u64>(), 3);
+
         // Dropped at the source, or never answered: counted against the service.
         let mut dropped = rec(Observation::Egress, &a, &svc, 40001, 80, 2_000);
         dropped.service = Some(sref.clone());
         dropped.verdict = Verdict::Dropped;
         g.ingest(&dropped);
         let mut lonely = rec(Observation::Egress, &a, &svc, 40002, 80, 3_000);
-        lonely.service = Some(sref);
+        lonely.service = Some(sref.clone());
         g.ingest(&lonely);
         g.flush(3_000 + 31_000_000_000);
+        // The backend never reported, but the service has one backend workload.
+        let mut hinted = rec(Observation::Egress, &a, &svc, 40003, 80, 3_000);
+        hinted.service = Some(sref.clone());
+        hinted.backend = Some((backend.clone(), 8080));
+        g.ingest(&hinted);
+        let counted = g.flush(3_000 + 31_000_000_000);
+        assert_eq!((&counted[0].0.dst, counted[0].1.port), (&backend, 8080));
+        assert_eq!(g.stats().inferred, 1);
         let to_svc: Vec<_> = g.edges().into_iter().filter(|e| e.1 == svc).collect();
+        assert_eq!(g.stats().records, 8);
         assert_eq!(to_svc.len(), 1);
         assert_eq!((to_svc[0].3.connections, to_svc[0].3.dropped), (2, 1));
         assert_eq!(g.stats().unresolved, 1);

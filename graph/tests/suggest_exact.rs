@@ -193,6 +193,7 @@ fn record(w: &World, obs: Observation, src: usize, src_ip: IpAddr, sport: u16, t
         bytes: 100,
         src_pod: String::new(),
         dst_pod: String::new(),
+        backend: None,
     }
 }
 
@@ -266,8 +267,8 @@ fn suggest_for(w: &World) -> (Learner, Vec<suggest::Suggestion>, PolicySet) {
     let mut graph = ServiceGraph::new(30 * S);
     let mut learner = Learner::new(LearningConfig { window_ns: 10 * S, quiet_ns: 5 * S, evidence_per_anomaly: 5 });
     for r in &w.records {
-        if let Some(k) = graph.ingest(r) {
-            learner.observe(r, &k);
+        if let Some((counted, k)) = graph.ingest(r) {
+            learner.observe(&counted, &k);
         }
     }
     for (r, k) in graph.flush(i64::MAX / 2) {

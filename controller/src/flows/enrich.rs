@@ -64,6 +64,7 @@ pub fn enrich(f: &pb::Flow, history: &History) -> Result<Option<FlowRecord>, Enr
     };
     let (src_port, dst_port) = (port(f.src_port, "src_port")?, port(f.dst_port, "dst_port")?);
     let t = f.time_unix_nanos;
+    let protocol = protocol(f)?;
     let (src, src_pod) = history.entity(src_ip, t);
     let (dst, dst_pod, service) = match history.service(dst_ip) {
         Some((namespace, name)) => (
@@ -86,7 +87,8 @@ pub fn enrich(f: &pb::Flow, history: &History) -> Result<Option<FlowRecord>, Enr
         src_port,
         dst_ip,
         dst_port,
-        protocol: protocol(f)?,
+        protocol,
+        backend: service.as_ref().and_then(|_| history.backend(dst_ip, protocol, dst_port)),
         service,
         verdict,
         bytes: f.bytes_fwd + f.bytes_rev,

@@ -32,6 +32,8 @@ struct Interval {
 pub struct History {
     by_ip: HashMap<IpAddr, Vec<Interval>>,
     services: HashMap<IpAddr, (String, String)>,
+    /// (ClusterIP, protocol, service port) → the one backend workload and target port.
+    backends: HashMap<(IpAddr, u8, u16), (Entity, u16)>,
     nodes: HashMap<IpAddr, String>,
     node_ips: BTreeMap<String, Vec<IpAddr>>,
     workloads: BTreeMap<Entity, WorkloadInfo>,
@@ -45,12 +47,15 @@ impl History {
     /// taken to have held its address since the previous holder left (or
     /// forever): flows buffered by agents may predate the controller.
     pub fn update(&mut self, model: &Model, now_ns: i64) {
+        let workload_of = |key: &str, pod: &bulkhead_policy::inventory::Pod| {
+            let (kind, name) =
+                model.pods.get(key).map(|e| e.workload.clone()).unwrap_or(("Pod".into(), pod.name.clone()));
+            Entity::Workload { namespace: pod.namespace.clone(), kind, name }
+        };
         let mut current: HashMap<IpAddr, Arc<PodAt>> = HashMap::new();
         let mut labels: BTreeMap<Entity, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
         for (key, pod) in &model.inventory.pods {
-            let (kind, name) =
-                model.pods.get(key).map(|e| e.workload.clone()).unwrap_or(("Pod".into(), pod.name.clone()));
-            let workload = Entity::Workload { namespace: pod.namespace.clone(), kind, name };
+            let workload = workload_of(key, pod);
             labels.entry(workload.clone()).or_default().push(&pod.labels);
             let at = Arc::new(PodAt { key: key.clone(), workload });
             for ip in &pod.ips {
@@ -79,6 +84,7 @@ impl History {
             .values()
             .flat_map(|s| s.cluster_ips.iter().map(move |ip| (*ip, (s.namespace.clone(), s.name.clone()))))
             .collect();
+        self.backends = backends(model, &workload_of);
         self.nodes =
             model.inventory.nodes.iter().flat_map(|(n, ips)| ips.iter().map(move |ip| (*ip, n.clone()))).collect();
         self.node_ips = model.inventory.nodes.clone();
@@ -113,6 +119,11 @@ impl History {
         (Entity::World { cidr: ip.into() }, String::new())
     }
 
+    /// The one workload behind a service port, and its target port.
+    pub fn backend(&self, ip: IpAddr, protocol: u8, port: u16) -> Option<(Entity, u16)> {
+        self.backends.get(&(ip, protocol, port)).cloned()
+    }
+
     /// The service whose ClusterIP this is.
     pub fn service(&self, ip: IpAddr) -> Option<&(String, String)> {
         self.services.get(&ip)
@@ -136,6 +147,43 @@ impl History {
         };
         same(f.src_ip, &f.src) && same(f.dst_ip, &f.dst)
     }
+}
+
+/// For every service port whose backends all belong to one workload and
+/// agree on the target port: that workload and port.
+fn backends(
+    model: &Model,
+    workload_of: &dyn Fn(&str, &bulkhead_policy::inventory::Pod) -> Entity,
+) -> HashMap<(IpAddr, u8, u16), (Entity, u16)> {
+    use bulkhead_policy::inventory::TargetPort;
+    let mut out = HashMap::new();
+    for svc in model.inventory.services.values() {
+        let pods: Vec<_> = model.inventory.backends(svc).collect();
+        for sp in &svc.ports {
+            let mut found: Option<(Entity, u16)> = None;
+            let mut unique = !pods.is_empty();
+            for pod in &pods {
+                let target = match &sp.target {
+                    TargetPort::Number(n) => Some(*n),
+                    TargetPort::Named(name) => {
+                        pod.ports.iter().find(|p| p.name == *name && p.protocol == sp.protocol).map(|p| p.port)
+                    }
+                };
+                match (&found, target.map(|t| (workload_of(&pod.key(), pod), t))) {
+                    (_, None) => unique = false,
+                    (None, Some(c)) => found = Some(c),
+                    (Some(f), Some(c)) if *f != c => unique = false,
+                    _ => {}
+                }
+            }
+            if let (true, Some(f)) = (unique, found) {
+                for ip in &svc.cluster_ips {
+                    out.insert((*ip, sp.protocol.number(), sp.port), f.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

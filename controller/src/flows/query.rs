@@ -104,6 +104,18 @@ fn aggregate(e: Entity) -> Entity {
     }
 }
 
+fn merge(e: &mut EdgeStats, stats: &EdgeStats) {
+    if e.connections == 0 || stats.first_seen_ns < e.first_seen_ns {
+        e.first_seen_ns = stats.first_seen_ns;
+    }
+    e.last_seen_ns = e.last_seen_ns.max(stats.last_seen_ns);
+    e.connections += stats.connections;
+    e.forwarded += stats.forwarded;
+    e.dropped += stats.dropped;
+    e.audit += stats.audit;
+    e.bytes += stats.bytes;
+}
+
 /// A workload's baseline as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BaselineView {
@@ -148,16 +160,26 @@ impl Pipeline {
         };
         let mut edges: BTreeMap<(Entity, Entity, EdgeKey), EdgeStats> = BTreeMap::new();
         for (src, dst, key, stats) in g.edges() {
-            let e = edges.entry((aggregate(src), aggregate(dst), key)).or_default();
-            if e.connections == 0 || stats.first_seen_ns < e.first_seen_ns {
-                e.first_seen_ns = stats.first_seen_ns;
+            merge(edges.entry((aggregate(src), aggregate(dst), key)).or_default(), &stats);
+        }
+        // A connection seen only at its destination does not know the
+        // service its source addressed: fold it into the edge that does,
+        // when there is exactly one.
+        let unnamed: Vec<(Entity, Entity, EdgeKey)> = edges.keys().filter(|k| k.2.service.is_none()).cloned().collect();
+        for k in unnamed {
+            let named: Vec<&(Entity, Entity, EdgeKey)> = edges
+                .keys()
+                .filter(|o| o.0 == k.0 && o.1 == k.1 && o.2.protocol == k.2.protocol && o.2.port == k.2.port)
+                .filter(|o| o.2.service.is_some())
+                .collect();
+            if let [one] = named.as_slice() {
+                let one = (*one).clone();
+                if let Some(stats) = edges.remove(&k)
+                    && let Some(e) = edges.get_mut(&one)
+                {
+                    merge(e, &stats);
+                }
             }
-            e.last_seen_ns = e.last_seen_ns.max(stats.last_seen_ns);
-            e.connections += stats.connections;
-            e.forwarded += stats.forwarded;
-            e.dropped += stats.dropped;
-            e.audit += stats.audit;
-            e.bytes += stats.bytes;
         }
         let mut nodes: Vec<Entity> = g.entities().into_iter().map(aggregate).collect();
         nodes.sort();

@@ -319,6 +319,7 @@ mod tests {
             bytes: 10,
             src_pod: String::new(),
             dst_pod: String::new(),
+            backend: None,
         }
     }
 
