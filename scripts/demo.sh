@@ -63,7 +63,7 @@ done
 step "Enforced for 15 s: all legitimate traffic still flows (dropped flows since enforcing:)"
 sleep 15
 "$B" flows --lab $LAB --verdict dropped --since 15s
-echo "  $("$B" flows --lab $LAB --since 15s -o json | jq length) flows recorded, $("$B" flows --lab $LAB --verdict dropped --since 15s -o json | jq length) dropped"
+echo "  $("$B" flows --lab $LAB --since 15s --limit 1000000 -o json | jq length) flows recorded, $("$B" flows --lab $LAB --verdict dropped --since 15s -o json | jq length) dropped"
 
 step "A compromised frontend tries something new: straight to the Redis cache"
 "$B" lab probe --name $LAB boutique/frontend-0 boutique/redis-cart:6379 || true

@@ -19,6 +19,8 @@ pub struct Lab {
     pub name: String,
     pub state: LabState,
     manifest: PathBuf,
+    /// Extra `lab up` arguments, kept for every re-up.
+    extra: Vec<String>,
 }
 
 fn run(args: &[&str]) -> Output {
@@ -84,12 +86,18 @@ fn check(out: Output, what: &str) -> String {
 impl Lab {
     /// Brings up a lab named after `tag` from `manifests` (YAML text).
     pub fn up(tag: &str, cni: &str, nodes: usize, manifests: &str) -> Lab {
+        Lab::up_with(tag, cni, nodes, manifests, &[])
+    }
+
+    /// `up` with extra `lab up` arguments (e.g. learning windows).
+    pub fn up_with(tag: &str, cni: &str, nodes: usize, manifests: &str, extra: &[&str]) -> Lab {
         let name = format!("t{}{}-{tag}", std::process::id() % 100_000, SEQ.fetch_add(1, Ordering::Relaxed));
         assert!(name.len() <= 20, "lab name {name} too long");
         let manifest = std::env::temp_dir().join(format!("bulkhead-{name}.yaml"));
         std::fs::write(&manifest, manifests).unwrap();
         // Constructed before `up` so a failing `up` is still torn down.
-        let mut lab = Lab { name: name.clone(), state: placeholder(&name), manifest };
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let mut lab = Lab { name: name.clone(), state: placeholder(&name), manifest, extra };
         lab.reup(cni, nodes);
         lab
     }
@@ -98,7 +106,9 @@ impl Lab {
     pub fn reup(&mut self, cni: &str, nodes: usize) {
         let m = self.manifest.to_string_lossy().into_owned();
         let n = nodes.to_string();
-        check(run(&["lab", "up", "--name", &self.name, "--cni", cni, "--nodes", &n, "-f", &m]), "lab up");
+        let mut args = vec!["lab", "up", "--name", &self.name, "--cni", cni, "--nodes", &n, "-f", &m];
+        args.extend(self.extra.iter().map(String::as_str));
+        check(run(&args), "lab up");
         self.state = LabState::load(&self.name).unwrap();
     }
 
