@@ -10,12 +10,13 @@ pub mod enrich;
 pub mod history;
 pub mod query;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_graph::baseline::{Learner, LearningConfig};
 use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, ServiceGraph};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::storage::{Commit, Cursor, EdgeBucket, FlowStore, StorageError};
@@ -73,7 +74,7 @@ pub struct Pipeline {
     learner: Learner,
     history: History,
     pending: Commit,
-    buckets: HashMap<(i64, Entity, Entity, EdgeKey), EdgeStats>,
+    buckets: FxHashMap<(i64, Entity, Entity, EdgeKey), EdgeStats>,
     cursors: BTreeMap<String, Cursor>,
     totals: BTreeMap<String, AgentTotals>,
     stats: PipelineStats,
@@ -125,7 +126,7 @@ impl Pipeline {
             learner,
             history: History::default(),
             pending: Commit::default(),
-            buckets: HashMap::new(),
+            buckets: FxHashMap::default(),
             cursors,
             totals: BTreeMap::new(),
             stats,
@@ -166,6 +167,7 @@ impl Pipeline {
                 undecodable: batch.undecodable_total.max(seen.undecodable),
             },
         );
+        self.pending.flows.reserve(batch.flows.len());
         for f in &batch.flows {
             match enrich::enrich(f, &self.history) {
                 Ok(Some(r)) => {

@@ -163,7 +163,7 @@ impl Learner {
     }
 
     fn start(&mut self, w: &Entity, t: i64) {
-        if matches!(w, Entity::Workload { .. }) {
+        if matches!(w, Entity::Workload { .. }) && !self.workloads.contains_key(w) {
             self.workloads.entry(w.clone()).or_insert(WorkloadBaseline {
                 first_seen_ns: t,
                 last_new_edge_ns: t,
@@ -184,6 +184,14 @@ impl Learner {
         self.start(&r.src, r.time_ns);
         self.start(&r.dst, r.time_ns);
         let edge = Edge { src: r.src.clone(), dst: r.dst.clone(), protocol: key.protocol, port: key.port };
+        // The common case: an edge both ends already learned.
+        if let Some(e) = self.edges.get_mut(&edge)
+            && e.egress_learned
+            && e.ingress_learned
+        {
+            e.add(r, key);
+            return Vec::new();
+        }
         let known = self.edges.get(&edge).map(|e| (e.egress_learned, e.ingress_learned)).unwrap_or_default();
         let dropped = r.verdict == Verdict::Dropped;
         let mut learned = (known.0, known.1);

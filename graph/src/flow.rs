@@ -2,11 +2,13 @@
 //! (a new connection or a denied attempt seen at one end).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-/// A node of the graph.
+/// A node of the graph. Names are shared (`Arc<str>`): entities are cloned
+/// into every record and edge, and ingestion is allocation-bound otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Entity {
@@ -14,19 +16,19 @@ pub enum Entity {
     /// DaemonSet; a bare pod is its own workload).
     Workload {
         /// Namespace.
-        namespace: String,
+        namespace: Arc<str>,
         /// Owner kind, e.g. "Deployment", or "Pod".
-        kind: String,
+        kind: Arc<str>,
         /// Owner name.
-        name: String,
+        name: Arc<str>,
     },
     /// A service whose backend was not observed (e.g. the connection was
     /// dropped before reaching one).
     Service {
         /// Namespace.
-        namespace: String,
+        namespace: Arc<str>,
         /// Name.
-        name: String,
+        name: Arc<str>,
     },
     /// Addresses outside the cluster, aggregated to a prefix.
     World {
@@ -36,7 +38,7 @@ pub enum Entity {
     /// A node.
     Host {
         /// Node name.
-        node: String,
+        node: Arc<str>,
     },
 }
 
@@ -76,9 +78,9 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceRef {
     /// Namespace.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// The service port the client connected to.
     pub port: u16,
 }

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use petgraph::Direction as Dir;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::{Entity, FlowRecord, Observation, ServiceRef, Verdict};
@@ -106,10 +107,10 @@ pub struct IngestStats {
 #[derive(Debug, Clone)]
 pub struct ServiceGraph {
     graph: StableDiGraph<Entity, BTreeMap<EdgeKey, EdgeStats>>,
-    index: HashMap<Entity, NodeIndex>,
-    counted: HashMap<ConnKey, i64>,
-    pending: HashMap<ConnKey, FlowRecord>,
-    pending_ingress: HashMap<ConnKey, FlowRecord>,
+    index: FxHashMap<Entity, NodeIndex>,
+    counted: FxHashMap<ConnKey, i64>,
+    pending: FxHashMap<ConnKey, FlowRecord>,
+    pending_ingress: FxHashMap<ConnKey, FlowRecord>,
     window_ns: i64,
     stats: IngestStats,
 }
@@ -125,10 +126,10 @@ impl ServiceGraph {
     pub fn new(window_ns: i64) -> Self {
         Self {
             graph: StableDiGraph::new(),
-            index: HashMap::new(),
-            counted: HashMap::new(),
-            pending: HashMap::new(),
-            pending_ingress: HashMap::new(),
+            index: FxHashMap::default(),
+            counted: FxHashMap::default(),
+            pending: FxHashMap::default(),
+            pending_ingress: FxHashMap::default(),
             window_ns,
             stats: IngestStats::default(),
         }

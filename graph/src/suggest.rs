@@ -191,7 +191,7 @@ fn peers_of(
             _ => return Err(format!("{} no longer exists or has no labels", render::entity_name(other))),
         },
         Entity::World { cidr } => out.push(Peer::Address(cidr.network())),
-        Entity::Host { node } => match inventory.nodes.get(node) {
+        Entity::Host { node } => match inventory.nodes.get(&**node) {
             Some(ips) if !ips.is_empty() => out.extend(ips.iter().copied().map(Peer::Address)),
             _ => return Err(format!("node {node} has no known address")),
         },

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bulkhead_graph::Entity;
 use bulkhead_graph::suggest::{UNSTABLE_LABELS, WorkloadInfo};
+use rustc_hash::FxHashMap;
 
 use crate::store::Model;
 
@@ -30,11 +31,11 @@ struct Interval {
 /// Address history plus what is current (services, nodes, workloads).
 #[derive(Debug, Default)]
 pub struct History {
-    by_ip: HashMap<IpAddr, Vec<Interval>>,
-    services: HashMap<IpAddr, (String, String)>,
+    by_ip: FxHashMap<IpAddr, Vec<Interval>>,
+    services: HashMap<IpAddr, (Arc<str>, Arc<str>)>,
     /// (ClusterIP, protocol, service port) → the one backend workload and target port.
     backends: HashMap<(IpAddr, u8, u16), (Entity, u16)>,
-    nodes: HashMap<IpAddr, String>,
+    nodes: HashMap<IpAddr, Arc<str>>,
     node_ips: BTreeMap<String, Vec<IpAddr>>,
     workloads: BTreeMap<Entity, WorkloadInfo>,
 }
@@ -50,7 +51,7 @@ impl History {
         let workload_of = |key: &str, pod: &bulkhead_policy::inventory::Pod| {
             let (kind, name) =
                 model.pods.get(key).map(|e| e.workload.clone()).unwrap_or(("Pod".into(), pod.name.clone()));
-            Entity::Workload { namespace: pod.namespace.clone(), kind, name }
+            Entity::Workload { namespace: pod.namespace.as_str().into(), kind: kind.into(), name: name.into() }
         };
         let mut current: HashMap<IpAddr, Arc<PodAt>> = HashMap::new();
         let mut labels: BTreeMap<Entity, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
@@ -82,11 +83,17 @@ impl History {
             .inventory
             .services
             .values()
-            .flat_map(|s| s.cluster_ips.iter().map(move |ip| (*ip, (s.namespace.clone(), s.name.clone()))))
+            .flat_map(|s| {
+                s.cluster_ips.iter().map(move |ip| (*ip, (s.namespace.as_str().into(), s.name.as_str().into())))
+            })
             .collect();
         self.backends = backends(model, &workload_of);
-        self.nodes =
-            model.inventory.nodes.iter().flat_map(|(n, ips)| ips.iter().map(move |ip| (*ip, n.clone()))).collect();
+        self.nodes = model
+            .inventory
+            .nodes
+            .iter()
+            .flat_map(|(n, ips)| ips.iter().map(move |ip| (*ip, Arc::from(n.as_str()))))
+            .collect();
         self.node_ips = model.inventory.nodes.clone();
         self.workloads = labels
             .into_iter()
@@ -125,7 +132,7 @@ impl History {
     }
 
     /// The service whose ClusterIP this is.
-    pub fn service(&self, ip: IpAddr) -> Option<&(String, String)> {
+    pub fn service(&self, ip: IpAddr) -> Option<&(Arc<str>, Arc<str>)> {
         self.services.get(&ip)
     }
 

@@ -43,7 +43,7 @@ pub struct FlowQuery {
 fn workload_matches(e: &Entity, want: &str) -> bool {
     match e {
         Entity::Workload { namespace, name, .. } => {
-            want == name || want.split_once('/').is_some_and(|(ns, n)| ns == namespace && n == name)
+            want == &**name || want.split_once('/').is_some_and(|(ns, n)| ns == &**namespace && n == &**name)
         }
         _ => false,
     }

@@ -64,7 +64,7 @@ pub(super) fn policy(
     groups: &[Vec<Group>; 2],
 ) -> (NetworkPolicy, Vec<RuleEvidence>) {
     let (namespace, name) = match w {
-        Entity::Workload { namespace, name, .. } => (namespace.clone(), name.clone()),
+        Entity::Workload { namespace, name, .. } => (namespace.to_string(), name.to_string()),
         other => (String::new(), entity_name(other)),
     };
     let mut annotations = BTreeMap::from([(WORKLOAD_ANNOTATION.to_string(), entity_name(w))]);
