@@ -15,9 +15,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 fn records(n: usize) -> Vec<FlowRecord> {
     let workloads: Vec<Entity> = (0..1000)
         .map(|i| Entity::Workload {
-            namespace: format!("ns{}", i % 10),
+            namespace: format!("ns{}", i % 10).into(),
             kind: "Deployment".into(),
-            name: format!("w{i}"),
+            name: format!("w{i}").into(),
         })
         .collect();
     let mut out = Vec::with_capacity(n);

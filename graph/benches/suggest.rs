@@ -16,7 +16,11 @@ use bulkhead_graph::{EdgeKey, Entity, FlowRecord, Observation, Verdict};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn workload(i: usize) -> Entity {
-    Entity::Workload { namespace: format!("ns{}", i % 50), kind: "Deployment".into(), name: format!("w{i}") }
+    Entity::Workload {
+        namespace: format!("ns{}", i % 50).into(),
+        kind: "Deployment".into(),
+        name: format!("w{i}").into(),
+    }
 }
 
 fn learned(n: usize) -> (Learner, suggest::Inventory) {
