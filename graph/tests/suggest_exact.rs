@@ -77,7 +77,8 @@ fn generate(seed: u64, n: usize) -> World {
                 BTreeMap::from([("app".to_string(), name.clone()), ("tier".to_string(), format!("t{}", i % 3))]);
             (format!("ns{}", i % 4), name, labels)
         };
-        let entity = Entity::Workload { namespace: ns.clone(), kind: "Deployment".into(), name: name.clone() };
+        let entity =
+            Entity::Workload { namespace: ns.as_str().into(), kind: "Deployment".into(), name: name.as_str().into() };
         let mut pods = Vec::new();
         for p in 0..1 + rng.next(2) as usize {
             let ip = IpAddr::V4(Ipv4Addr::new(10, 244, i as u8, 10 + p as u8));
@@ -394,7 +395,7 @@ fn suggestions_are_readable_deterministic_and_carry_evidence() {
     }
     // DNS egress to kube-dns where the workload resolved names.
     let dns_users =
-        learner.edges().keys().filter(|e| matches!(&e.dst, Entity::Workload { name, .. } if name == "coredns"));
+        learner.edges().keys().filter(|e| matches!(&e.dst, Entity::Workload { name, .. } if &**name == "coredns"));
     for e in dns_users {
         let s = a.iter().find(|s| s.workload == e.src).unwrap();
         let y = serde_yaml::to_string(&s.policy).unwrap();
