@@ -108,7 +108,7 @@ pub struct IngestStats {
 pub struct ServiceGraph {
     graph: StableDiGraph<Entity, BTreeMap<EdgeKey, EdgeStats>>,
     index: FxHashMap<Entity, NodeIndex>,
-    counted: FxHashMap<ConnKey, i64>,
+    counted: FxHashMap<ConnKey, (i64, Observation)>,
     pending: FxHashMap<ConnKey, FlowRecord>,
     pending_ingress: FxHashMap<ConnKey, FlowRecord>,
     window_ns: i64,
@@ -149,7 +149,10 @@ impl ServiceGraph {
         i
     }
 
-    fn count(&mut self, r: &FlowRecord, dst: &Entity, key: EdgeKey) {
+    /// Counts `r` on the edge to `dst`. With `twin_expected` (the other end
+    /// has not been seen but may still report), the connection is
+    /// remembered so that end is recognised as a duplicate.
+    fn count(&mut self, r: &FlowRecord, dst: &Entity, key: EdgeKey, twin_expected: bool) {
         let (a, b) = (self.node(&r.src), self.node(dst));
         let edge = match self.graph.find_edge(a, b) {
             Some(e) => e,
@@ -158,12 +161,24 @@ impl ServiceGraph {
         if let Some(edges) = self.graph.edge_weight_mut(edge) {
             edges.entry(key).or_default().add(r);
         }
-        self.counted.insert((r.src_ip, r.src_port, r.protocol), r.time_ns);
+        if twin_expected {
+            self.counted.insert((r.src_ip, r.src_port, r.protocol), (r.time_ns, r.observation));
+        }
         self.stats.counted += 1;
     }
 
-    fn seen(&self, key: &ConnKey, time_ns: i64) -> bool {
-        self.counted.get(key).is_some_and(|t| (time_ns - t).abs() <= self.window_ns)
+    /// Whether `r` is the other end of a connection counted alone; the
+    /// pairing is used up, so a later connection reusing the source port is
+    /// a new connection.
+    fn twin_of_counted(&mut self, key: &ConnKey, r: &FlowRecord) -> bool {
+        let twin = self
+            .counted
+            .get(key)
+            .is_some_and(|(t, obs)| *obs != r.observation && (r.time_ns - t).abs() <= self.window_ns);
+        if twin {
+            self.counted.remove(key);
+        }
+        twin
     }
 
     /// Takes one observation. Returns what was counted because of it (the
@@ -176,7 +191,7 @@ impl ServiceGraph {
         match r.observation {
             Observation::Ingress => {
                 let twin = self.pending.remove(&key);
-                if twin.is_none() && (self.seen(&key, r.time_ns) || self.pending_ingress.contains_key(&key)) {
+                if twin.is_none() && (self.pending_ingress.contains_key(&key) || self.twin_of_counted(&key, r)) {
                     self.stats.duplicates += 1;
                     return None;
                 }
@@ -189,9 +204,11 @@ impl ServiceGraph {
                 if twin.is_some() {
                     self.stats.duplicates += 1;
                 }
+                let paired = twin.is_some();
                 let service = r.service.clone().or_else(|| twin.and_then(|t| t.service));
                 let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service };
-                self.count(r, &r.dst, k.clone());
+                let from_pod = matches!(r.src, Entity::Workload { .. });
+                self.count(r, &r.dst, k.clone(), !paired && from_pod);
                 Some((Cow::Borrowed(r), k))
             }
             Observation::Egress => {
@@ -200,10 +217,10 @@ impl ServiceGraph {
                     ing.service = r.service.clone();
                     let k = EdgeKey { protocol: ing.protocol, port: ing.dst_port, service: ing.service.clone() };
                     let dst = ing.dst.clone();
-                    self.count(&ing, &dst, k.clone());
+                    self.count(&ing, &dst, k.clone(), false);
                     return Some((Cow::Owned(ing), k));
                 }
-                if self.seen(&key, r.time_ns) || self.pending.contains_key(&key) {
+                if self.pending.contains_key(&key) || self.twin_of_counted(&key, r) {
                     self.stats.duplicates += 1;
                     return None;
                 }
@@ -213,7 +230,10 @@ impl ServiceGraph {
                     None
                 } else {
                     let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
-                    self.count(r, &r.dst, k.clone());
+                    // Only a pod destination observes the other end, and not
+                    // what the source already dropped.
+                    let twin = r.verdict != Verdict::Dropped && matches!(r.dst, Entity::Workload { .. });
+                    self.count(r, &r.dst, k.clone(), twin);
                     Some((Cow::Borrowed(r), k))
                 }
             }
@@ -232,7 +252,7 @@ impl ServiceGraph {
         for k in waited {
             if let Some(r) = self.pending_ingress.remove(&k) {
                 let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: None };
-                self.count(&r, &r.dst, key.clone());
+                self.count(&r, &r.dst, key.clone(), true);
                 out.push((r, key));
             }
         }
@@ -245,20 +265,20 @@ impl ServiceGraph {
                     let key = EdgeKey { protocol: r.protocol, port, service: r.service.clone() };
                     r.dst = backend;
                     r.dst_port = port;
-                    self.count(&r, &r.dst, key.clone());
+                    self.count(&r, &r.dst, key.clone(), true);
                     self.stats.inferred += 1;
                     out.push((r, key));
                     continue;
                 }
                 let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
-                self.count(&r, &r.dst, key.clone());
+                self.count(&r, &r.dst, key.clone(), true);
                 self.stats.unresolved += 1;
                 out.push((r, key));
             }
         }
         out.sort_by_key(|(r, _)| r.time_ns);
         let window = self.window_ns;
-        self.counted.retain(|_, t| now_ns - *t <= window);
+        self.counted.retain(|_, (t, _)| now_ns - *t <= window);
         out
     }
 
@@ -426,6 +446,18 @@ mod tests {
             assert_eq!(edges[0].3.connections, 2, "two connections, four observations minus duplicates");
             assert_eq!(g.stats().duplicates, 1);
         }
+    }
+
+    #[test]
+    fn a_source_port_reused_after_both_ends_reported_is_a_new_connection() {
+        let (a, b) = (w("x", "a"), w("x", "b"));
+        let mut g = ServiceGraph::default();
+        for t in [1_000, 2_000, 3_000] {
+            g.ingest(&rec(Observation::Egress, &a, &b, 40000, 80, t));
+            g.ingest(&rec(Observation::Ingress, &a, &b, 40000, 80, t + 10));
+        }
+        assert_eq!(g.edges()[0].3.connections, 3, "three connections from one reused source port");
+        assert_eq!(g.stats().duplicates, 3);
     }
 
     #[test]
