@@ -23,6 +23,14 @@ echo "bench: policy propagation, apply to wire (100 and 1000 pods)" >&2
 cargo run --quiet --release --example propagation -- 100 100 2>/dev/null > bench/results/propagation_100.json
 cargo run --quiet --release --example propagation -- 1000 100 2>/dev/null > bench/results/propagation_1000.json
 
+echo "bench: graph ingestion, controller ingestion, suggestion generation (criterion)" >&2
+cargo bench --quiet -p bulkhead-graph --bench ingest -- --noplot > bench/results/graph_ingest.txt 2>&1
+cargo bench --quiet -p bulkhead-controller --bench ingest -- --noplot > bench/results/controller_ingest.txt 2>&1
+cargo bench --quiet -p bulkhead-graph --bench suggest -- --noplot > bench/results/suggest.txt 2>&1
+
+echo "bench: end-to-end flow loss at the highest connection rate the lab reaches" >&2
+cargo run --quiet --release --example flow_loss -- 10 4 32 2>/dev/null > bench/results/flow_loss.json
+
 # Last: tearing down its 1000 namespaces keeps the kernel busy (RTNL) for minutes.
 echo "bench: agent resident memory with 1000 endpoints" >&2
 cargo run --quiet --release --example agent_rss 2>/dev/null > bench/results/agent_rss.json

@@ -23,6 +23,8 @@ pub struct Metrics {
     generation: Gauge,
     objects: Family<Labels, Gauge>,
     in_sync: Family<Labels, Gauge>,
+    flows: Family<Labels, Gauge>,
+    flows_lost: Family<Labels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -46,6 +48,18 @@ impl Metrics {
         let generation = Gauge::default();
         let objects = Family::<Labels, Gauge>::default();
         let in_sync = Family::<Labels, Gauge>::default();
+        let flows = Family::<Labels, Gauge>::default();
+        let flows_lost = Family::<Labels, Gauge>::default();
+        registry.register(
+            "flows",
+            "Flow pipeline running totals since the store was created: received, records, stored, evicted (retention), anomalies",
+            flows.clone(),
+        );
+        registry.register(
+            "flows_lost",
+            "Flows lost, by stage (kernel, agent_buffer, undecodable, storage), since the store was created",
+            flows_lost.clone(),
+        );
         registry.register(
             "changes",
             "Changes by source (api, kubernetes) and result (ok or the error label)",
@@ -59,7 +73,7 @@ impl Metrics {
             objects.clone(),
         );
         registry.register("node_in_sync", "1 when the node's agent enforces the current generation", in_sync.clone());
-        Self { registry, changes, compile, generation, objects, in_sync }
+        Self { registry, changes, compile, generation, objects, in_sync, flows, flows_lost }
     }
 
     /// Counts one change and, if it compiled, its compile time.
@@ -72,6 +86,25 @@ impl Metrics {
             Err(l) => l,
         };
         self.changes.get_or_create(&vec![("source".into(), source.into()), ("result".into(), label.into())]).inc();
+    }
+
+    /// Sets the flow pipeline's figures (rendered with the next `render`).
+    pub fn record_flows(&self, stats: &crate::flows::PipelineStats) {
+        for (what, n) in [
+            ("received", stats.received),
+            ("records", stats.records),
+            ("stored", stats.stored),
+            ("evicted", stats.evicted),
+            ("anomalies", stats.anomalies),
+        ] {
+            self.flows.get_or_create(&vec![("what".into(), what.into())]).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        for stage in ["kernel", "agent_buffer", "undecodable", "storage"] {
+            let n = stats.lost.get(stage).copied().unwrap_or(0);
+            self.flows_lost
+                .get_or_create(&vec![("stage".into(), stage.into())])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The exposition text, with gauges read from the state now.
@@ -98,15 +131,27 @@ impl Metrics {
 }
 
 /// Serves `/metrics` on `addr` until the process ends.
-pub async fn serve(addr: std::net::SocketAddr, state: Arc<Mutex<State>>) -> Result<(), std::io::Error> {
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    state: Arc<Mutex<State>>,
+    flows: Arc<Mutex<crate::flows::Pipeline>>,
+) -> Result<(), std::io::Error> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let state = state.clone();
+            let (state, flows) = (state.clone(), flows.clone());
             async move {
-                let body = tokio::task::spawn_blocking(move || match state.lock() {
-                    Ok(s) => s.metrics().render(&s),
-                    Err(_) => String::new(),
+                let body = tokio::task::spawn_blocking(move || {
+                    let stats = flows.lock().map(|p| p.stats().clone()).ok();
+                    match state.lock() {
+                        Ok(s) => {
+                            if let Some(stats) = &stats {
+                                s.metrics().record_flows(stats);
+                            }
+                            s.metrics().render(&s)
+                        }
+                        Err(_) => String::new(),
+                    }
                 })
                 .await
                 .unwrap_or_default();

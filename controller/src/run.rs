@@ -80,14 +80,6 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
         .map_err(|e| ControllerError::Serve { what: "startup", message: e.to_string() })??;
     let report = state.sync.clone();
     let state = Arc::new(Mutex::new(state));
-    if let Some(addr) = metrics_addr {
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crate::metrics::serve(addr, state).await {
-                tracing::error!(%addr, error = %e, "metrics listener");
-            }
-        });
-    }
     if kubernetes {
         let client = kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
             kind: "API server",
@@ -105,6 +97,15 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
         p.update_inventory(&models.borrow_and_update());
     }
     tokio::spawn(follow_inventory(models, flows.clone()));
+    if let Some(addr) = metrics_addr {
+        let (state, flows) = (state.clone(), flows.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, state, flows).await {
+                tracing::error!(%addr, error = %e, "metrics listener");
+            }
+        });
+    }
+
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(crate::flows::collect::worker(flows.clone(), rx, std::time::Duration::from_secs(1)));
     let collecting = crate::flows::collect::CollectReport::default();

@@ -126,7 +126,16 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     assert!(st.last_error.contains("NetworkPolicy shop/broken: spec.ingress[0].from[0].ipBlock.cidr"), "{st:?}");
     assert_eq!((st.generation, st.network_policies), (before, 2), "nothing changed");
     assert!(explain(&s, frontend, "shop/backend-0", 8080, "TCP").allowed);
+    let flows = bulkhead_controller::flows::PipelineStats {
+        received: 5,
+        lost: [("kernel".to_string(), 3)].into_iter().collect(),
+        ..Default::default()
+    };
+    s.metrics().record_flows(&flows);
     let text = s.metrics().render(&s);
+    assert!(text.contains("bulkhead_controller_flows_lost{stage=\"kernel\"} 3"), "{text}");
+    assert!(text.contains("bulkhead_controller_flows_lost{stage=\"agent_buffer\"} 0"), "{text}");
+    assert!(text.contains("bulkhead_controller_flows{what=\"received\"} 5"), "{text}");
     assert!(text.contains("bulkhead_controller_changes_total{source=\"kubernetes\",result=\"ok\"} 1"), "{text}");
     assert!(text.contains("bulkhead_controller_changes_total{source=\"kubernetes\",result=\"invalid\"} 1"), "{text}");
     assert!(text.contains("bulkhead_controller_objects{kind=\"network_policies\"} 2"), "{text}");
