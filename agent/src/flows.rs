@@ -188,12 +188,18 @@ impl FlowHub {
     /// Up to `max` flows after sequence number `after` (0: from the oldest).
     pub fn read_after(&self, after: u64, max: usize) -> Read {
         let Ok(r) = self.ring.lock() else { return Read { last_seq: after, ..Default::default() } };
-        let start = (after + 1).max(r.first_seq);
-        let skipped = if after == 0 { 0 } else { start - (after + 1) };
+        let start = after.saturating_add(1).max(r.first_seq);
+        let skipped = if after == 0 { 0 } else { start.saturating_sub(after.saturating_add(1)) };
         let from = (start - r.first_seq) as usize;
         let flows: Vec<Arc<pb::Flow>> = r.flows.iter().skip(from).take(max).cloned().collect();
         let last_seq = if flows.is_empty() { start - 1 } else { start + flows.len() as u64 - 1 };
         Read { flows, skipped, last_seq: last_seq.max(after) }
+    }
+
+    /// Sequence number of the oldest buffered flow (flows before it of this
+    /// run have left the buffer).
+    pub fn first_seq(&self) -> u64 {
+        self.ring.lock().map(|r| r.first_seq).unwrap_or(1)
     }
 
     /// The recent flows, oldest first.

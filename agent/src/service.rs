@@ -144,6 +144,9 @@ impl Agent for AgentService {
         let epoch = hub.epoch;
         // A reader of this run resumes after its cursor; anyone else starts at the oldest flow.
         let mut cursor = if filter.epoch == epoch { filter.after_seq } else { 0 };
+        // A reader of an earlier run (the agent restarted) missed whatever of
+        // this run already left the buffer.
+        let mut missed = if filter.epoch != 0 && filter.epoch != epoch { hub.first_seq() - 1 } else { 0 };
         let follow = filter.follow;
         let stream = async_stream(move |tx| async move {
             let mut watch = hub.watch();
@@ -151,25 +154,26 @@ impl Agent for AgentService {
             loop {
                 watch.borrow_and_update();
                 let read = hub.read_after(cursor, 512);
-                if read.flows.is_empty() && read.skipped == 0 {
+                if read.flows.is_empty() && read.skipped == 0 && missed == 0 {
                     if !follow || watch.changed().await.is_err() {
                         return;
                     }
                     continue;
                 }
                 cursor = read.last_seq;
-                if read.skipped > 0 {
-                    hub.client_lost.fetch_add(read.skipped, Ordering::Relaxed);
+                let skipped = read.skipped + std::mem::take(&mut missed);
+                if skipped > 0 {
+                    hub.client_lost.fetch_add(skipped, Ordering::Relaxed);
                 }
                 let kernel_now = hub.kernel_lost.load(Ordering::Relaxed);
-                let lost = read.skipped + kernel_now.saturating_sub(kernel_seen);
+                let lost = skipped + kernel_now.saturating_sub(kernel_seen);
                 kernel_seen = kernel_now;
                 let batch = pb::FlowBatch {
                     flows: read.flows.iter().map(|f| (**f).clone()).collect(),
                     lost,
                     last_seq: read.last_seq,
                     epoch,
-                    buffer_lost: read.skipped,
+                    buffer_lost: skipped,
                     kernel_lost_total: kernel_now,
                     undecodable_total: hub.undecodable.load(Ordering::Relaxed),
                 };

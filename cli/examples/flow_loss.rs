@@ -37,7 +37,7 @@ async fn status(c: &mut pb::controller_client::ControllerClient<tonic::transport
 }
 
 async fn graph_connections(c: &mut pb::controller_client::ControllerClient<tonic::transport::Channel>) -> u64 {
-    let g = c.graph(pb::GraphRequest { namespace: "load".into() }).await.unwrap().into_inner();
+    let g = c.graph(pb::GraphRequest { namespace: "load".into(), ..Default::default() }).await.unwrap().into_inner();
     let g: serde_json::Value = serde_json::from_str(&g.json).unwrap();
     g["edges"]
         .as_array()

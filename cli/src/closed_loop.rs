@@ -69,10 +69,22 @@ fn time(ns: i64) -> String {
 }
 
 /// `bulkhead graph`.
-pub async fn graph(target: &Target, namespace: Option<String>, output: Output) -> Result<()> {
+pub async fn graph(target: &Target, namespace: Option<String>, blast: Option<String>, output: Output) -> Result<()> {
     let mut c = target.client().await?;
-    let v = doc(rpc(c.graph(pb::GraphRequest { namespace: namespace.unwrap_or_default() }).await)?)?;
+    let req = pb::GraphRequest {
+        namespace: namespace.unwrap_or_default(),
+        blast_radius_from: blast.clone().unwrap_or_default(),
+    };
+    let v = doc(rpc(c.graph(req).await)?)?;
     if print_doc(&v, output)? {
+        return Ok(());
+    }
+    if blast.is_some() {
+        let reach = v["reachable"].as_array().cloned().unwrap_or_default();
+        println!("{} can reach {} entities under the policies in force:", entity(&v["from"]), reach.len());
+        for e in &reach {
+            println!("  {}", entity(e));
+        }
         return Ok(());
     }
     let edges = v["edges"].as_array().cloned().unwrap_or_default();

@@ -76,6 +76,10 @@ enum Command {
         /// Only edges touching this namespace.
         #[arg(long)]
         namespace: Option<String>,
+        /// Instead: everything this workload ("namespace/name") can reach,
+        /// directly or transitively, under the policies in force.
+        #[arg(long)]
+        blast_radius: Option<String>,
         #[arg(short, long, value_enum, default_value = "human")]
         output: closed_loop::Output,
         #[command(flatten)]
@@ -325,8 +329,8 @@ fn main() -> Result<()> {
         Command::Flows { filters, output, target, .. } => {
             runtime()?.block_on(closed_loop::stored_flows(&target, filters, output))
         }
-        Command::Graph { namespace, output, target } => {
-            runtime()?.block_on(closed_loop::graph(&target, namespace, output))
+        Command::Graph { namespace, blast_radius, output, target } => {
+            runtime()?.block_on(closed_loop::graph(&target, namespace, blast_radius, output))
         }
         Command::Baseline { output, target } => runtime()?.block_on(closed_loop::baseline(&target, output)),
         Command::Suggest { namespace, output, target } => {

@@ -113,11 +113,18 @@ impl Pipeline {
             None => Learner::new(learning),
         };
         learner.set_config(learning);
-        let cursors = store.cursors()?.into_iter().map(|c| (c.node.clone(), c)).collect();
+        let cursors: BTreeMap<String, Cursor> = store.cursors()?.into_iter().map(|c| (c.node.clone(), c)).collect();
+        let totals = cursors
+            .values()
+            .map(|c| {
+                let t = AgentTotals { epoch: c.epoch, kernel: c.kernel_lost_total, undecodable: c.undecodable_total };
+                (c.node.clone(), t)
+            })
+            .collect();
         let stats = PipelineStats {
             lost: store.lost()?.into_iter().collect(),
             evicted: store.evicted()?,
-            anomalies: learner.anomalies().len() as u64,
+            anomalies: learner.anomaly_count() as u64,
             ..Default::default()
         };
         Ok(Self {
@@ -128,7 +135,7 @@ impl Pipeline {
             pending: Commit::default(),
             buckets: FxHashMap::default(),
             cursors,
-            totals: BTreeMap::new(),
+            totals,
             stats,
             learner_changed: false,
             learner_saved_ns: now_ns(),
@@ -159,19 +166,18 @@ impl Pipeline {
         let seen = self.totals.get(node).copied().filter(|t| t.epoch == batch.epoch).unwrap_or_default();
         self.lose("kernel", batch.kernel_lost_total.saturating_sub(seen.kernel));
         self.lose("undecodable", batch.undecodable_total.saturating_sub(seen.undecodable));
-        self.totals.insert(
-            node.to_string(),
-            AgentTotals {
-                epoch: batch.epoch,
-                kernel: batch.kernel_lost_total.max(seen.kernel),
-                undecodable: batch.undecodable_total.max(seen.undecodable),
-            },
-        );
+        let totals = AgentTotals {
+            epoch: batch.epoch,
+            kernel: batch.kernel_lost_total.max(seen.kernel),
+            undecodable: batch.undecodable_total.max(seen.undecodable),
+        };
+        self.totals.insert(node.to_string(), totals);
         self.pending.flows.reserve(batch.flows.len());
+        let arrival = now_ns();
         for f in &batch.flows {
             match enrich::enrich(f, &self.history) {
                 Ok(Some(r)) => {
-                    if let Some((counted, k)) = self.graph.ingest(&r) {
+                    if let Some((counted, k)) = self.graph.ingest_at(&r, arrival) {
                         let counted = counted.into_owned();
                         self.counted(&counted, k);
                     }
@@ -185,8 +191,14 @@ impl Pipeline {
                 }
             }
         }
-        self.cursors
-            .insert(node.to_string(), Cursor { node: node.to_string(), epoch: batch.epoch, seq: batch.last_seq });
+        let cursor = Cursor {
+            node: node.to_string(),
+            epoch: batch.epoch,
+            seq: batch.last_seq,
+            kernel_lost_total: totals.kernel,
+            undecodable_total: totals.undecodable,
+        };
+        self.cursors.insert(node.to_string(), cursor);
     }
 
     fn counted(&mut self, r: &FlowRecord, key: EdgeKey) {
@@ -195,7 +207,7 @@ impl Pipeline {
         if !anomalies.is_empty() || before != (self.learner.edges().len(), self.learner.workloads().len()) {
             self.learner_changed = true;
         }
-        self.stats.anomalies = self.learner.anomalies().len() as u64;
+        self.stats.anomalies = self.learner.anomaly_count() as u64;
         self.buckets.entry((bucket_of(r.time_ns), r.src.clone(), r.dst.clone(), key)).or_default().add(r);
     }
 
@@ -232,7 +244,9 @@ impl Pipeline {
             Err(e) => {
                 tracing::error!(error = %e, flows = commit.flows.len(), "flow store commit failed");
                 self.stats.storage_error = e.to_string();
-                *self.stats.lost.entry("storage".into()).or_default() += commit.flows.len() as u64;
+                // The flows are gone; what was counted as lost is kept for the next commit.
+                self.pending.lost.extend(commit.lost);
+                self.lose("storage", commit.flows.len() as u64);
             }
         }
     }

@@ -77,8 +77,16 @@ pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerEr
         events(Api::<core::Service>::all(client.clone()), "Service", |o| Ok(Object::Service(Box::new(o)))).boxed(),
         events(Api::<discovery::EndpointSlice>::all(client.clone()), "EndpointSlice", |o| Ok(Object::EndpointSlice(o)))
             .boxed(),
-        events(Api::<net::NetworkPolicy>::all(client.clone()), "NetworkPolicy", |o| Ok(Object::NetworkPolicy(o)))
-            .boxed(),
+        events(Api::<net::NetworkPolicy>::all(client.clone()), "NetworkPolicy", |mut o| {
+            // Staging a policy in audit is the review workflow's decision,
+            // made over the controller's root-only API: a namespace user who
+            // may write NetworkPolicies must not switch pods out of enforce.
+            if let Some(a) = o.metadata.annotations.as_mut() {
+                a.remove(crate::store::MODE_ANNOTATION);
+            }
+            Ok(Object::NetworkPolicy(o))
+        })
+        .boxed(),
         events(Api::<ClusterNetworkPolicy>::all(client.clone()), cluster::KIND, |o| {
             Ok(Object::ClusterNetworkPolicy(Box::new(o)))
         })

@@ -160,9 +160,17 @@ pub fn suggest(p: &mut Pipeline, namespace: Option<&str>, actor: &str) -> Result
         if s.policy.spec.is_none() {
             continue;
         }
-        let live = existing.iter_mut().rev().find(|r| {
-            r.suggestion.workload == s.workload && !matches!(r.status, Status::Superseded | Status::Rejected)
-        });
+        let live =
+            existing.iter_mut().rev().find(|r| r.suggestion.workload == s.workload && r.status != Status::Superseded);
+        // A rejected policy stays rejected: the same policy is not proposed again.
+        if let Some(r) = &live
+            && r.status == Status::Rejected
+            && spec_of(&r.suggestion) == spec_of(&s)
+        {
+            out.push(Record::clone(r));
+            continue;
+        }
+        let live = live.filter(|r| r.status != Status::Rejected);
         let mut record = match live {
             Some(r) if spec_of(&r.suggestion) == spec_of(&s) => {
                 r.suggestion = s;
@@ -216,21 +224,27 @@ pub fn decide(p: &mut Pipeline, id: u64, approve: bool, actor: &str, reason: &st
     Ok(r)
 }
 
-/// The YAML to apply for `mode`, after checking the transition: audit
-/// needs an approved suggestion; enforce an approved or audited one.
-pub fn staged_yaml(p: &Pipeline, id: u64, mode: Mode) -> Result<String, ControllerError> {
-    let r = record(p, id)?;
+/// Whether a suggestion in `status` may be applied in `mode`: audit needs
+/// an approved suggestion; enforce an approved or audited one.
+fn may_apply(r: &Record, mode: Mode) -> Result<(), ControllerError> {
     let ok = match mode {
         Mode::Audit => matches!(r.status, Status::Approved | Status::Audit),
         Mode::Enforce => matches!(r.status, Status::Approved | Status::Audit | Status::Enforced),
         Mode::Learn => false,
     };
-    if !ok {
-        return Err(ControllerError::BadRequest(format!(
-            "suggestion {id} is {:?}: apply --mode audit needs an approved suggestion, --mode enforce an approved or audited one",
-            r.status
-        )));
+    if ok {
+        return Ok(());
     }
+    Err(ControllerError::BadRequest(format!(
+        "suggestion {} is {:?}: apply --mode audit needs an approved suggestion, --mode enforce an approved or audited one",
+        r.id, r.status
+    )))
+}
+
+/// The YAML to apply for `mode`, after checking the transition.
+pub fn staged_yaml(p: &Pipeline, id: u64, mode: Mode) -> Result<String, ControllerError> {
+    let r = record(p, id)?;
+    may_apply(&r, mode)?;
     let mut policy = r.suggestion.policy.clone();
     let annotations = policy.metadata.annotations.get_or_insert_with(Default::default);
     annotations.insert(MODE_ANNOTATION.into(), if mode == Mode::Audit { "audit" } else { "enforce" }.into());
@@ -240,6 +254,8 @@ pub fn staged_yaml(p: &Pipeline, id: u64, mode: Mode) -> Result<String, Controll
 /// Records that the suggestion was applied in `mode`.
 pub fn applied(p: &mut Pipeline, id: u64, mode: Mode, actor: &str, reason: &str) -> Result<Record, ControllerError> {
     let mut r = record(p, id)?;
+    // Checked again: another request may have changed it meanwhile.
+    may_apply(&r, mode)?;
     let now = now_ns();
     match mode {
         Mode::Audit => {

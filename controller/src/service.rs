@@ -116,7 +116,15 @@ impl Controller for ControllerService {
     }
 
     async fn graph(&self, req: Request<pb::GraphRequest>) -> Result<Response<pb::Document>, Status> {
-        let ns = req.into_inner().namespace;
+        let r = req.into_inner();
+        if !r.blast_radius_from.is_empty() {
+            let model = self.with_state(|s| Ok(s.model().clone())).await?;
+            let from = r.blast_radius_from;
+            let radius =
+                self.with_flows(move |p| p.blast_radius(&model, &from).map_err(ControllerError::NotFound)).await?;
+            return document(&radius);
+        }
+        let ns = r.namespace;
         let view = self.with_flows(move |p| Ok(p.graph_view((!ns.is_empty()).then_some(ns.as_str())))).await?;
         document(&view)
     }
@@ -126,9 +134,13 @@ impl Controller for ControllerService {
     }
 
     async fn suggest(&self, req: Request<pb::SuggestRequest>) -> Result<Response<pb::Document>, Status> {
+        // It records suggestions and can supersede approved ones: root-only and audited.
+        let who = caller(&req, &req.get_ref().actor)?;
         let r = req.into_inner();
-        let actor = if r.actor.is_empty() { "unknown".to_string() } else { r.actor };
+        let actor = actor_of(&who);
         let ns = r.namespace;
+        let detail = format!("suggest (namespace {ns:?})");
+        self.with_state(move |s| s.audit_review(&who, &detail)).await?;
         let out = self.with_flows(move |p| review::suggest(p, (!ns.is_empty()).then_some(ns.as_str()), &actor)).await?;
         document(&out)
     }
@@ -155,9 +167,10 @@ impl Controller for ControllerService {
                 let r = req.into_inner();
                 let approve = action == "approve";
                 let actor = actor_of(&who);
-                let rec = self.with_flows(move |p| review::decide(p, r.id, approve, &actor, &r.reason)).await?;
-                let audit_detail = format!("suggestion {} {}", rec.id, action);
+                // Audited first: a decision is never stored unaudited.
+                let audit_detail = format!("suggestion {} {} ({})", r.id, action, r.reason);
                 self.with_state(move |s| s.audit_review(&who, &audit_detail)).await?;
+                let rec = self.with_flows(move |p| review::decide(p, r.id, approve, &actor, &r.reason)).await?;
                 document(&rec)
             }
             "apply" => {

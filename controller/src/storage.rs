@@ -67,6 +67,11 @@ pub struct Cursor {
     pub epoch: u64,
     /// Last sequence number stored.
     pub seq: u64,
+    /// The agent's running loss totals (kernel ring, undecodable) in that
+    /// run, as last stored: a restart does not count them again.
+    pub kernel_lost_total: u64,
+    /// See `kernel_lost_total`.
+    pub undecodable_total: u64,
 }
 
 /// Everything one ingestion step changed, stored in one transaction, so a

@@ -12,8 +12,10 @@ use bulkhead_policy::netpol::NetworkPolicy;
 use bulkhead_policy::objects::{Object, ObjectRef};
 
 /// Annotation choosing learn, audit or enforce: on a pod, its namespace, or
-/// a NetworkPolicy (the mode of the pods it selects, when neither the pod
-/// nor its namespace says; how a suggestion is staged in audit mode).
+/// (audit or enforce only) a NetworkPolicy, for the pods it selects that do
+/// not say themselves, over their namespace's mode: how the review workflow
+/// stages a suggestion. The Kubernetes source drops it from NetworkPolicies;
+/// only the controller's root-only API sets it.
 pub const MODE_ANNOTATION: &str = "bulkhead.dev/mode";
 /// Annotation giving the path of a pod's network namespace, for agents that
 /// cannot find it on their own (the lab sets it).
@@ -244,7 +246,10 @@ impl Store {
                 }
                 Object::NetworkPolicy(np) => {
                     let p = NetworkPolicy::try_from(np)?;
-                    if let Some(mode) = mode_of(&np.metadata, "NetworkPolicy", Some(&p.namespace))? {
+                    // Staged by the review workflow: audit or enforce (learn is not staging).
+                    if let Some(mode) = mode_of(&np.metadata, "NetworkPolicy", Some(&p.namespace))?
+                        && mode != Mode::Learn
+                    {
                         policy_modes.push((p.namespace.clone(), p.pod_selector.clone(), mode));
                     }
                     m.policies.put_network(p);
@@ -273,7 +278,8 @@ impl Store {
                         Mode::Audit => 1,
                         Mode::Enforce => 2,
                     });
-                extras.mode = ns_modes.get(&p.namespace).copied().or(staged);
+                // A staged policy is more specific than its namespace's mode.
+                extras.mode = staged.or(ns_modes.get(&p.namespace).copied());
             }
         }
         Ok(m)
@@ -342,5 +348,19 @@ mod tests {
         assert_eq!((c.changed.len(), gone.len()), (1, 1));
         let round = Store::default().applied(parse_documents("t", &store.to_yaml().unwrap()).unwrap()).0;
         assert_eq!(round, store, "the persisted form reads back identically");
+    }
+
+    #[test]
+    fn a_staged_policy_sets_the_mode_of_its_pods_over_their_namespace_but_never_learn() {
+        let staged = |mode: &str| {
+            format!(
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: s, namespace: x, annotations: {{bulkhead.dev/mode: {mode}}}}}\nspec: {{podSelector: {{matchLabels: {{app: a}}}}}}\n"
+            )
+        };
+        let base = Store::default().applied(parse_documents("t", &format!("{NS}---\n{POD}")).unwrap()).0;
+        let (s, _) = base.applied(parse_documents("t", &staged("enforce")).unwrap());
+        assert_eq!(s.model("lab").unwrap().pods["x/a"].mode, Some(Mode::Enforce), "staged over the namespace's audit");
+        let (s, _) = base.applied(parse_documents("t", &staged("learn")).unwrap());
+        assert_eq!(s.model("lab").unwrap().pods["x/a"].mode, Some(Mode::Audit), "learn is not a staging mode");
     }
 }

@@ -168,6 +168,14 @@ fn flows_become_graph_baselines_and_reviewed_suggestions_and_survive_a_restart()
     // Unchanged on the next run: same id, same status.
     let again = review::suggest(&mut p, Some("shop"), "tester").unwrap();
     assert_eq!(again.iter().find(|r| r.id == id).map(|r| r.status), Some(Status::Audit));
+    // A rejected policy is not proposed again.
+    let db = again.iter().find(|r| r.suggestion.workload == deployment("db")).unwrap().id;
+    review::decide(&mut p, db, false, "alice", "db talks to nobody").unwrap();
+    let third = review::suggest(&mut p, Some("shop"), "tester").unwrap();
+    assert_eq!(
+        third.iter().find(|r| r.suggestion.workload == deployment("db")).map(|r| (r.id, r.status)),
+        Some((db, Status::Rejected))
+    );
     let cursor = p.cursor("n1").unwrap();
     assert_eq!((cursor.epoch, cursor.seq), (7, 5));
     let edges_before = p.graph_view(None).edges;
@@ -179,6 +187,9 @@ fn flows_become_graph_baselines_and_reviewed_suggestions_and_survive_a_restart()
     assert_eq!(p.cursor("n1").map(|c| (c.epoch, c.seq)), Some((7, 5)));
     assert_eq!(p.graph_view(None).edges, edges_before);
     assert_eq!(p.stats().lost.values().sum::<u64>(), 9);
+    // The agent's running totals were stored with the cursor: not counted twice.
+    p.ingest("n1", pb::FlowBatch { kernel_lost_total: 5, ..batch(7, 6, vec![]) });
+    assert_eq!(p.stats().lost.get("kernel"), Some(&5));
     assert_eq!(p.learner().workloads().len(), 3);
     let r = review::record(&p, id).unwrap();
     assert_eq!(r.status, Status::Audit);

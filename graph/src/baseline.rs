@@ -311,6 +311,11 @@ impl Learner {
         out.chain(inc)
     }
 
+    /// How many anomalies there are.
+    pub fn anomaly_count(&self) -> usize {
+        self.anomalies.len()
+    }
+
     /// Every anomaly, oldest first.
     pub fn anomalies(&self) -> Vec<&Anomaly> {
         let mut v: Vec<&Anomaly> = self.anomalies.values().collect();

@@ -109,8 +109,8 @@ pub struct ServiceGraph {
     graph: StableDiGraph<Entity, BTreeMap<EdgeKey, EdgeStats>>,
     index: FxHashMap<Entity, NodeIndex>,
     counted: FxHashMap<ConnKey, (i64, Observation)>,
-    pending: FxHashMap<ConnKey, FlowRecord>,
-    pending_ingress: FxHashMap<ConnKey, FlowRecord>,
+    pending: FxHashMap<ConnKey, (i64, FlowRecord)>,
+    pending_ingress: FxHashMap<ConnKey, (i64, FlowRecord)>,
     window_ns: i64,
     stats: IngestStats,
 }
@@ -152,7 +152,7 @@ impl ServiceGraph {
     /// Counts `r` on the edge to `dst`. With `twin_expected` (the other end
     /// has not been seen but may still report), the connection is
     /// remembered so that end is recognised as a duplicate.
-    fn count(&mut self, r: &FlowRecord, dst: &Entity, key: EdgeKey, twin_expected: bool) {
+    fn count(&mut self, r: &FlowRecord, dst: &Entity, key: EdgeKey, twin_expected: Option<i64>) {
         let (a, b) = (self.node(&r.src), self.node(dst));
         let edge = match self.graph.find_edge(a, b) {
             Some(e) => e,
@@ -161,8 +161,8 @@ impl ServiceGraph {
         if let Some(edges) = self.graph.edge_weight_mut(edge) {
             edges.entry(key).or_default().add(r);
         }
-        if twin_expected {
-            self.counted.insert((r.src_ip, r.src_port, r.protocol), (r.time_ns, r.observation));
+        if let Some(arrival) = twin_expected {
+            self.counted.insert((r.src_ip, r.src_port, r.protocol), (arrival, r.observation));
         }
         self.stats.counted += 1;
     }
@@ -170,116 +170,144 @@ impl ServiceGraph {
     /// Whether `r` is the other end of a connection counted alone; the
     /// pairing is used up, so a later connection reusing the source port is
     /// a new connection.
-    fn twin_of_counted(&mut self, key: &ConnKey, r: &FlowRecord) -> bool {
+    fn twin_of_counted(&mut self, key: &ConnKey, r: &FlowRecord, arrival: i64) -> bool {
         let twin = self
             .counted
             .get(key)
-            .is_some_and(|(t, obs)| *obs != r.observation && (r.time_ns - t).abs() <= self.window_ns);
+            .is_some_and(|(t, obs)| *obs != r.observation && (arrival - t).abs() <= self.window_ns);
         if twin {
             self.counted.remove(key);
         }
         twin
     }
 
-    /// Takes one observation. Returns what was counted because of it (the
-    /// baseline learns from exactly these): this record, or its ingress twin
-    /// that was waiting, with the edge key; `None` when it was the second end
-    /// of a connection already counted, or waits for its twin.
+    /// `ingest_at` with the record's own time as its arrival (replays, tests).
     pub fn ingest<'a>(&mut self, r: &'a FlowRecord) -> Option<(Cow<'a, FlowRecord>, EdgeKey)> {
+        self.ingest_at(r, r.time_ns)
+    }
+
+    /// Takes one observation that arrived at `arrival_ns`. Returns what was
+    /// counted because of it (the baseline learns from exactly these): this
+    /// record, or its ingress twin that was waiting, with the edge key;
+    /// `None` when it was the second end of a connection already counted,
+    /// or waits for its twin. Pairing waits are measured in arrival time, so
+    /// a backlog replayed after an outage pairs as well as live traffic.
+    pub fn ingest_at<'a>(&mut self, r: &'a FlowRecord, arrival_ns: i64) -> Option<(Cow<'a, FlowRecord>, EdgeKey)> {
         self.stats.records += 1;
         let key = (r.src_ip, r.src_port, r.protocol);
+        let from_pod = matches!(r.src, Entity::Workload { .. });
         match r.observation {
             Observation::Ingress => {
-                let twin = self.pending.remove(&key);
-                if twin.is_none() && (self.pending_ingress.contains_key(&key) || self.twin_of_counted(&key, r)) {
+                let twin = self.pending.remove(&key).map(|(_, t)| t);
+                if twin.is_none()
+                    && (self.pending_ingress.contains_key(&key) || self.twin_of_counted(&key, r, arrival_ns))
+                {
                     self.stats.duplicates += 1;
                     return None;
                 }
-                if twin.is_none() && r.service.is_none() && matches!(r.src, Entity::Workload { .. }) {
+                if twin.is_none() && r.service.is_none() && from_pod {
                     // A pod's connection: its egress end says which service it
                     // addressed; wait for it briefly.
-                    self.pending_ingress.insert(key, r.clone());
+                    self.pending_ingress.insert(key, (arrival_ns, r.clone()));
                     return None;
                 }
                 if twin.is_some() {
                     self.stats.duplicates += 1;
                 }
+                // The destination is authoritative: backend, target port, verdict.
                 let paired = twin.is_some();
                 let service = r.service.clone().or_else(|| twin.and_then(|t| t.service));
                 let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service };
-                let from_pod = matches!(r.src, Entity::Workload { .. });
-                self.count(r, &r.dst, k.clone(), !paired && from_pod);
+                self.count(r, &r.dst, k.clone(), (!paired && from_pod).then_some(arrival_ns));
                 Some((Cow::Borrowed(r), k))
             }
             Observation::Egress => {
-                if let Some(mut ing) = self.pending_ingress.remove(&key) {
+                if let Some((_, mut ing)) = self.pending_ingress.remove(&key) {
                     self.stats.duplicates += 1;
                     ing.service = r.service.clone();
                     let k = EdgeKey { protocol: ing.protocol, port: ing.dst_port, service: ing.service.clone() };
                     let dst = ing.dst.clone();
-                    self.count(&ing, &dst, k.clone(), false);
+                    self.count(&ing, &dst, k.clone(), None);
                     return Some((Cow::Owned(ing), k));
                 }
-                if self.pending.contains_key(&key) || self.twin_of_counted(&key, r) {
+                if self.pending.contains_key(&key) || self.twin_of_counted(&key, r, arrival_ns) {
                     self.stats.duplicates += 1;
                     return None;
                 }
-                let to_service = matches!(r.dst, Entity::Service { .. });
-                if to_service && r.verdict != Verdict::Dropped {
-                    self.pending.insert(key, r.clone());
+                // Toward a pod or a service, the destination's end will say
+                // what really happened (its policy may drop what the source
+                // let out): wait for it. What the source dropped, or sent
+                // out of the cluster, is known now.
+                let twin_to_come = matches!(r.dst, Entity::Service { .. } | Entity::Workload { .. });
+                if twin_to_come && r.verdict != Verdict::Dropped {
+                    self.pending.insert(key, (arrival_ns, r.clone()));
                     None
                 } else {
                     let k = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
-                    // Only a pod destination observes the other end, and not
-                    // what the source already dropped.
-                    let twin = r.verdict != Verdict::Dropped && matches!(r.dst, Entity::Workload { .. });
-                    self.count(r, &r.dst, k.clone(), twin);
+                    self.count(r, &r.dst, k.clone(), None);
                     Some((Cow::Borrowed(r), k))
                 }
             }
         }
     }
 
-    /// Counts connections whose twin did not come in time: service-addressed
-    /// egress (against the service, after the window) and pod-to-pod
-    /// ingress (as seen, after the pairing delay); forgets old pairings.
-    /// Returns what it counted, as `ingest` does.
+    /// Counts connections whose twin did not come in time (in arrival time):
+    /// egress toward a pod (as seen, after the pairing delay) or a service
+    /// (against its only backend workload if it has one, else the bare
+    /// service, after the window), and pod-to-pod ingress (as seen, after the
+    /// pairing delay); forgets old pairings. Returns what it counted, as
+    /// `ingest` does.
     pub fn flush(&mut self, now_ns: i64) -> Vec<(FlowRecord, EdgeKey)> {
         let mut out = Vec::new();
         let pair = PAIR_NS.min(self.window_ns);
         let waited: Vec<ConnKey> =
-            self.pending_ingress.iter().filter(|(_, r)| now_ns - r.time_ns > pair).map(|(k, _)| *k).collect();
+            self.pending_ingress.iter().filter(|(_, (t, _))| now_ns - t > pair).map(|(k, _)| *k).collect();
         for k in waited {
-            if let Some(r) = self.pending_ingress.remove(&k) {
+            if let Some((t, r)) = self.pending_ingress.remove(&k) {
                 let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: None };
-                self.count(&r, &r.dst, key.clone(), true);
+                self.count(&r, &r.dst, key.clone(), Some(t));
                 out.push((r, key));
             }
         }
-        let expired: Vec<ConnKey> =
-            self.pending.iter().filter(|(_, r)| now_ns - r.time_ns > self.window_ns).map(|(k, _)| *k).collect();
+        let window = self.window_ns;
+        let expired: Vec<ConnKey> = self
+            .pending
+            .iter()
+            .filter(|(_, (t, r))| now_ns - t > if matches!(r.dst, Entity::Service { .. }) { window } else { pair })
+            .map(|(k, _)| *k)
+            .collect();
         for k in expired {
-            if let Some(mut r) = self.pending.remove(&k) {
-                if let Some((backend, port)) = r.backend.take() {
-                    // The service has one backend workload: that is where it went.
-                    let key = EdgeKey { protocol: r.protocol, port, service: r.service.clone() };
-                    r.dst = backend;
-                    r.dst_port = port;
-                    self.count(&r, &r.dst, key.clone(), true);
-                    self.stats.inferred += 1;
-                    out.push((r, key));
-                    continue;
-                }
-                let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
-                self.count(&r, &r.dst, key.clone(), true);
-                self.stats.unresolved += 1;
+            let Some((t, mut r)) = self.pending.remove(&k) else { continue };
+            if !matches!(r.dst, Entity::Service { .. }) {
+                let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: None };
+                self.count(&r, &r.dst, key.clone(), Some(t));
                 out.push((r, key));
+                continue;
             }
+            if let Some((backend, port)) = r.backend.take() {
+                // The service has one backend workload: that is where it went.
+                let key = EdgeKey { protocol: r.protocol, port, service: r.service.clone() };
+                r.dst = backend;
+                r.dst_port = port;
+                self.count(&r, &r.dst, key.clone(), Some(t));
+                self.stats.inferred += 1;
+                out.push((r, key));
+                continue;
+            }
+            let key = EdgeKey { protocol: r.protocol, port: r.dst_port, service: r.service.clone() };
+            self.count(&r, &r.dst, key.clone(), Some(t));
+            self.stats.unresolved += 1;
+            out.push((r, key));
         }
         out.sort_by_key(|(r, _)| r.time_ns);
-        let window = self.window_ns;
         self.counted.retain(|_, (t, _)| now_ns - *t <= window);
         out
+    }
+
+    /// Adds an entity without edges (a workload not seen in flows yet), so
+    /// queries such as the blast radius consider it.
+    pub fn add_entity(&mut self, e: &Entity) {
+        self.node(e);
     }
 
     /// Merges stored counts into an edge (rebuilding the graph after a restart).
@@ -441,11 +469,49 @@ mod tests {
                 g.ingest(&rec(*obs, &a, &b, 40000, 80, 1_000 + i as i64));
             }
             g.ingest(&rec(Observation::Egress, &a, &b, 40001, 80, 2_000));
+            assert_eq!(g.edges()[0].3.connections, 1, "an egress toward a pod waits for its destination's end");
+            assert_eq!(g.flush(2_000 + PAIR_NS + 1).len(), 1);
             let edges = g.edges();
             assert_eq!(edges.len(), 1);
             assert_eq!(edges[0].3.connections, 2, "two connections, four observations minus duplicates");
             assert_eq!(g.stats().duplicates, 1);
         }
+    }
+
+    #[test]
+    fn the_destination_end_decides_the_verdict_whichever_end_arrives_first() {
+        let (a, b) = (w("x", "a"), w("x", "b"));
+        for egress_first in [true, false] {
+            let mut g = ServiceGraph::default();
+            let out = rec(Observation::Egress, &a, &b, 40000, 5432, 1_000);
+            let mut denied = rec(Observation::Ingress, &a, &b, 40000, 5432, 1_001);
+            denied.verdict = Verdict::Dropped;
+            let counted = if egress_first {
+                assert!(g.ingest(&out).is_none());
+                g.ingest(&denied).map(|(r, _)| r.into_owned())
+            } else {
+                assert!(g.ingest(&denied).is_none());
+                g.ingest(&out).map(|(r, _)| r.into_owned())
+            };
+            assert_eq!(counted.map(|r| r.verdict), Some(Verdict::Dropped));
+            assert_eq!((g.edges()[0].3.connections, g.edges()[0].3.dropped), (1, 1));
+        }
+    }
+
+    #[test]
+    fn a_replayed_backlog_pairs_by_arrival_not_flow_time() {
+        let (a, b) = (w("x", "a"), w("x", "b"));
+        let mut g = ServiceGraph::default();
+        // Flows from an hour ago, replayed after an outage, one end per flush.
+        let hour = 3_600_000_000_000;
+        let now = 10 * hour;
+        assert!(g.ingest_at(&rec(Observation::Egress, &a, &b, 40000, 80, now - hour), now).is_none());
+        assert!(g.flush(now + 1_000_000_000).is_empty(), "not expired: it arrived a second ago");
+        assert!(
+            g.ingest_at(&rec(Observation::Ingress, &a, &b, 40000, 80, now - hour + 5), now + 1_000_000_000).is_some()
+        );
+        g.flush(now + 60_000_000_000);
+        assert_eq!(g.edges()[0].3.connections, 1);
     }
 
     #[test]
@@ -523,6 +589,7 @@ mod tests {
         let mut denied = rec(Observation::Egress, &a, &d, 3, 22, 3);
         denied.verdict = Verdict::Dropped;
         g.ingest(&denied);
+        g.flush(1_000 + PAIR_NS);
         let n = g.neighbours(&b);
         assert_eq!(n.len(), 2);
         assert!(n.iter().any(|x| x.entity == c && x.outgoing) && n.iter().any(|x| x.entity == a && !x.outgoing));

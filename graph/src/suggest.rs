@@ -164,6 +164,26 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
         warn.extend(overlaps(w, info, by_namespace.get(&w.namespace()).map(Vec::as_slice).unwrap_or_default()));
         let [egress, ingress] = std::mem::take(&mut sides[i]);
         let groups = [group(ingress), group(egress)];
+        // A peer's selector that also picks another workload's pods lets
+        // that workload in too: say so.
+        let mut peers: BTreeSet<usize> = BTreeSet::new();
+        for g in groups.iter().flatten() {
+            peers.extend(g.peers.iter().filter_map(|(p, _)| match p {
+                Peer::Workload(j) => Some(*j),
+                Peer::Address(_) => None,
+            }));
+        }
+        for j in peers {
+            let (pw, pinfo) = infos[j];
+            let same = by_namespace.get(&pw.namespace()).map(Vec::as_slice).unwrap_or_default();
+            for other in overlapping(pw, pinfo, same) {
+                warn.push(format!(
+                    "the selector of peer {} also matches the pods of {}: its rules allow them too",
+                    render::entity_name(pw),
+                    render::entity_name(other)
+                ));
+            }
+        }
         let (policy, rules) = render::policy(w, info, &infos, baseline, &groups);
         out.push(Suggestion { workload: (*w).clone(), stable, policy, rules, warnings: warn });
     }
@@ -205,13 +225,23 @@ fn peers_of(
 /// Other workloads of the namespace (`same_namespace`) whose pods this
 /// selector also picks.
 fn overlaps(w: &Entity, info: &WorkloadInfo, same_namespace: &[(&Entity, &WorkloadInfo)]) -> Vec<String> {
-    same_namespace
-        .iter()
-        .filter(|(o, oi)| *o != w && info.selector.iter().all(|(k, v)| oi.selector.get(k) == Some(v)))
-        .map(|(o, _)| {
+    overlapping(w, info, same_namespace)
+        .map(|o| {
             format!("its selector also matches the pods of {}: the policy applies to them too", render::entity_name(o))
         })
         .collect()
+}
+
+/// The workloads of `same_namespace` other than `w` whose pods `w`'s selector picks.
+fn overlapping<'a>(
+    w: &'a Entity,
+    info: &'a WorkloadInfo,
+    same_namespace: &'a [(&'a Entity, &'a WorkloadInfo)],
+) -> impl Iterator<Item = &'a Entity> + 'a {
+    same_namespace
+        .iter()
+        .filter(move |(o, oi)| *o != w && info.selector.iter().all(|(k, v)| oi.selector.get(k) == Some(v)))
+        .map(|(o, _)| *o)
 }
 
 /// (protocol, port) pairs.
@@ -232,4 +262,66 @@ fn group(peers: BTreeMap<Peer, PeerUse>) -> Vec<Group> {
     // Readable order: by the first peer, then by ports.
     groups.sort_by(|a, b| (a.peers.first().map(|p| p.0), &a.ports).cmp(&(b.peers.first().map(|p| p.0), &b.ports)));
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::LearningConfig;
+    use crate::flow::{FlowRecord, Observation, Verdict};
+    use crate::service_graph::EdgeKey;
+
+    fn w(name: &str) -> Entity {
+        Entity::Workload { namespace: "x".into(), kind: "Deployment".into(), name: name.into() }
+    }
+
+    #[test]
+    fn a_peer_selector_that_also_picks_another_workload_is_reported() {
+        let mut learner = Learner::new(LearningConfig { window_ns: 1, quiet_ns: 1, evidence_per_anomaly: 1 });
+        let r = FlowRecord {
+            time_ns: 0,
+            observation: Observation::Ingress,
+            node: "n1".into(),
+            src: w("frontend"),
+            dst: w("api"),
+            src_ip: "10.0.0.1".parse().unwrap(),
+            src_port: 1,
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            dst_port: 80,
+            protocol: 6,
+            service: None,
+            verdict: Verdict::Forwarded,
+            bytes: 0,
+            src_pod: String::new(),
+            dst_pod: String::new(),
+            backend: None,
+        };
+        learner.observe(&r, &EdgeKey { protocol: 6, port: 80, service: None });
+        learner.tick(10);
+        let labels = |pairs: &[(&str, &str)]| WorkloadInfo {
+            selector: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        let inventory = Inventory {
+            workloads: BTreeMap::from([
+                (w("frontend"), labels(&[("app", "frontend")])),
+                (w("frontend-v2"), labels(&[("app", "frontend"), ("track", "v2")])),
+                (w("api"), labels(&[("app", "api")])),
+            ]),
+            nodes: BTreeMap::new(),
+        };
+        let out = suggest(&learner, &inventory, None);
+        let api = out.iter().find(|s| s.workload == w("api")).unwrap();
+        assert!(
+            api.warnings.iter().any(|m| m.contains("peer x/Deployment/frontend") && m.contains("frontend-v2")),
+            "{:?}",
+            api.warnings
+        );
+        let frontend = out.iter().find(|s| s.workload == w("frontend")).unwrap();
+        assert!(
+            frontend
+                .warnings
+                .iter()
+                .any(|m| m.contains("its selector also matches the pods of x/Deployment/frontend-v2"))
+        );
+    }
 }

@@ -144,6 +144,14 @@ fn learn_suggest_audit_enforce_on_real_traffic_with_nothing_lost() {
         calls.as_array().unwrap().iter().filter(|f| f["verdict"] == "forwarded").count() >= 5,
         "calls keep flowing"
     );
+    // Under the enforced policies web reaches api, and db through api; db reaches nothing.
+    let names = |v: Value| -> Vec<String> {
+        v["reachable"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str().map(str::to_string)).collect()
+    };
+    let from_web = names(json(&lab, &["graph", "--blast-radius", "shop/web"]));
+    assert!(from_web.contains(&"api".to_string()) && from_web.contains(&"db".to_string()), "{from_web:?}");
+    assert!(!from_web.contains(&"web".to_string()));
+    assert_eq!(names(json(&lab, &["graph", "--blast-radius", "shop/db"])), Vec::<String>::new());
     let anomalies = json(&lab, &["baseline"])["anomalies"].clone();
     assert!(
         anomalies.as_array().unwrap().iter().any(|a| a["workload"]["name"] == "db" && a["side"] == "ingress"),

@@ -65,7 +65,11 @@ pub fn enrich(f: &pb::Flow, history: &History) -> Result<Option<FlowRecord>, Enr
     let (src_port, dst_port) = (port(f.src_port, "src_port")?, port(f.dst_port, "dst_port")?);
     let t = f.time_unix_nanos;
     let protocol = protocol(f)?;
-    let (src, src_pod) = history.entity(src_ip, t);
+    let named = |w: &Option<pb::Workload>| match w {
+        Some(w) if !w.pod.is_empty() && !w.namespace.is_empty() => format!("{}/{}", w.namespace, w.pod),
+        _ => String::new(),
+    };
+    let (src, src_pod) = history.entity_named(src_ip, t, &named(&f.source));
     let (dst, dst_pod, service) = match history.service(dst_ip) {
         Some((namespace, name)) => (
             Entity::Service { namespace: namespace.clone(), name: name.clone() },
@@ -73,7 +77,7 @@ pub fn enrich(f: &pb::Flow, history: &History) -> Result<Option<FlowRecord>, Enr
             Some(ServiceRef { namespace: namespace.clone(), name: name.clone(), port: dst_port }),
         ),
         None => {
-            let (e, pod) = history.entity(dst_ip, t);
+            let (e, pod) = history.entity_named(dst_ip, t, &named(&f.destination));
             (e, pod, None)
         }
     };

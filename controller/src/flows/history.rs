@@ -32,6 +32,9 @@ struct Interval {
 #[derive(Debug, Default)]
 pub struct History {
     by_ip: FxHashMap<IpAddr, Vec<Interval>>,
+    /// Every pod seen ("namespace/name") and its workload, with when it was
+    /// last current: agents name the pods of a flow at flow time.
+    by_pod: FxHashMap<String, (i64, Entity)>,
     services: HashMap<IpAddr, (Arc<str>, Arc<str>)>,
     /// (ClusterIP, protocol, service port) → the one backend workload and target port.
     backends: HashMap<(IpAddr, u8, u16), (Entity, u16)>,
@@ -57,6 +60,7 @@ impl History {
         let mut labels: BTreeMap<Entity, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
         for (key, pod) in &model.inventory.pods {
             let workload = workload_of(key, pod);
+            self.by_pod.insert(key.clone(), (now_ns, workload.clone()));
             labels.entry(workload.clone()).or_default().push(&pod.labels);
             let at = Arc::new(PodAt { key: key.clone(), workload });
             for ip in &pod.ips {
@@ -73,6 +77,7 @@ impl History {
             intervals.retain(|i| i.to_ns.is_none_or(|t| now_ns - t < KEEP_CLOSED_NS));
         }
         self.by_ip.retain(|_, v| !v.is_empty());
+        self.by_pod.retain(|_, (seen, _)| now_ns - *seen < KEEP_CLOSED_NS);
         for (ip, pod) in current {
             let list = self.by_ip.entry(ip).or_default();
             if list.last().is_none_or(|l| l.to_ns.is_some()) {
@@ -129,6 +134,18 @@ impl History {
     /// The one workload behind a service port, and its target port.
     pub fn backend(&self, ip: IpAddr, protocol: u8, port: u16) -> Option<(Entity, u16)> {
         self.backends.get(&(ip, protocol, port)).cloned()
+    }
+
+    /// What an address was at `time_ns`, preferring the pod the agent named
+    /// at flow time ("namespace/name", empty if none): that survives a
+    /// controller restart, which the address history does not.
+    pub fn entity_named(&self, ip: IpAddr, time_ns: i64, agent_pod: &str) -> (Entity, String) {
+        if !agent_pod.is_empty()
+            && let Some((_, w)) = self.by_pod.get(agent_pod)
+        {
+            return (w.clone(), agent_pod.to_string());
+        }
+        self.entity(ip, time_ns)
     }
 
     /// The service whose ClusterIP this is.

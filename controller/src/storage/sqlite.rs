@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS edges (
   bytes INTEGER NOT NULL, first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL,
   PRIMARY KEY (bucket_ns, src, dst, key));
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS cursors (node TEXT PRIMARY KEY, epoch INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (node TEXT PRIMARY KEY, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, kernel INTEGER NOT NULL, undecodable INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS suggestions (id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reviews (id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, record TEXT NOT NULL);
@@ -126,8 +126,15 @@ impl FlowStore for SqliteStorage {
         }
         for cur in &c.cursors {
             tx.execute(
-                "INSERT INTO cursors VALUES (?1, ?2, ?3) ON CONFLICT(node) DO UPDATE SET epoch = ?2, seq = ?3",
-                params![cur.node, cur.epoch as i64, cur.seq as i64],
+                "INSERT INTO cursors VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(node) DO UPDATE SET epoch = ?2, seq = ?3, kernel = ?4, undecodable = ?5",
+                params![
+                    cur.node,
+                    cur.epoch as i64,
+                    cur.seq as i64,
+                    cur.kernel_lost_total as i64,
+                    cur.undecodable_total as i64
+                ],
             )
             .map_err(|e| db(&name, "storing a cursor", e))?;
         }
@@ -223,11 +230,19 @@ impl FlowStore for SqliteStorage {
 
     fn cursors(&self) -> Result<Vec<Cursor>, StorageError> {
         let name = self.name();
-        let mut q =
-            self.conn.prepare_cached("SELECT node, epoch, seq FROM cursors").map_err(|e| db(&name, "preparing", e))?;
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT node, epoch, seq, kernel, undecodable FROM cursors")
+            .map_err(|e| db(&name, "preparing", e))?;
         let rows = q
             .query_map([], |r| {
-                Ok(Cursor { node: r.get(0)?, epoch: r.get::<_, i64>(1)? as u64, seq: r.get::<_, i64>(2)? as u64 })
+                Ok(Cursor {
+                    node: r.get(0)?,
+                    epoch: r.get::<_, i64>(1)? as u64,
+                    seq: r.get::<_, i64>(2)? as u64,
+                    kernel_lost_total: r.get::<_, i64>(3)? as u64,
+                    undecodable_total: r.get::<_, i64>(4)? as u64,
+                })
             })
             .map_err(|e| db(&name, "reading cursors", e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| db(&name, "reading a cursor", e))

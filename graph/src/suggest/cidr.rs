@@ -60,8 +60,11 @@ fn blocks(mut start: u128, mut count: u128, bits: u32) -> Vec<(u128, u32)> {
         let size_log = align.min(fit);
         out.push((start, bits - size_log));
         let size = 1u128 << size_log;
-        start += size;
         count -= size;
+        if count == 0 {
+            break;
+        }
+        start += size;
     }
     out
 }
@@ -87,6 +90,10 @@ mod tests {
         assert_eq!(strs(v), ["192.0.2.5/32", "192.0.2.6/31", "192.0.2.8/32"]);
         assert_eq!(strs(exact_cover(&set(&["2001:db8::1", "192.0.2.1"]))), ["192.0.2.1/32", "2001:db8::1/128"]);
         assert_eq!(strs(exact_cover(&set(&["0.0.0.0", "0.0.0.1"]))), ["0.0.0.0/31"]);
+        assert_eq!(strs(exact_cover(&set(&["255.255.255.255"]))), ["255.255.255.255/32"]);
+        let top =
+            exact_cover(&set(&["ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]));
+        assert_eq!(strs(top), ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"]);
         assert!(exact_cover(&BTreeSet::new()).is_empty());
     }
 
