@@ -51,6 +51,19 @@ pub struct EdgeStats {
 }
 
 impl EdgeStats {
+    /// Adds counts seen elsewhere (another time bucket, an aggregated view).
+    pub fn merge(&mut self, other: &EdgeStats) {
+        if self.connections == 0 || other.first_seen_ns < self.first_seen_ns {
+            self.first_seen_ns = other.first_seen_ns;
+        }
+        self.last_seen_ns = self.last_seen_ns.max(other.last_seen_ns);
+        self.connections += other.connections;
+        self.forwarded += other.forwarded;
+        self.dropped += other.dropped;
+        self.audit += other.audit;
+        self.bytes += other.bytes;
+    }
+
     /// Counts one connection.
     pub fn add(&mut self, r: &FlowRecord) {
         if self.connections == 0 || r.time_ns < self.first_seen_ns {
@@ -318,16 +331,7 @@ impl ServiceGraph {
             None => self.graph.add_edge(a, b, BTreeMap::new()),
         };
         if let Some(edges) = self.graph.edge_weight_mut(edge) {
-            let e = edges.entry(key).or_default();
-            if e.connections == 0 || stats.first_seen_ns < e.first_seen_ns {
-                e.first_seen_ns = stats.first_seen_ns;
-            }
-            e.last_seen_ns = e.last_seen_ns.max(stats.last_seen_ns);
-            e.connections += stats.connections;
-            e.forwarded += stats.forwarded;
-            e.dropped += stats.dropped;
-            e.audit += stats.audit;
-            e.bytes += stats.bytes;
+            edges.entry(key).or_default().merge(stats);
         }
     }
 

@@ -105,18 +105,6 @@ fn aggregate(e: Entity) -> Entity {
     }
 }
 
-fn merge(e: &mut EdgeStats, stats: &EdgeStats) {
-    if e.connections == 0 || stats.first_seen_ns < e.first_seen_ns {
-        e.first_seen_ns = stats.first_seen_ns;
-    }
-    e.last_seen_ns = e.last_seen_ns.max(stats.last_seen_ns);
-    e.connections += stats.connections;
-    e.forwarded += stats.forwarded;
-    e.dropped += stats.dropped;
-    e.audit += stats.audit;
-    e.bytes += stats.bytes;
-}
-
 /// A workload's baseline as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BaselineView {
@@ -161,7 +149,7 @@ impl Pipeline {
         };
         let mut edges: BTreeMap<(Entity, Entity, EdgeKey), EdgeStats> = BTreeMap::new();
         for (src, dst, key, stats) in g.edges() {
-            merge(edges.entry((aggregate(src), aggregate(dst), key)).or_default(), &stats);
+            edges.entry((aggregate(src), aggregate(dst), key)).or_default().merge(&stats);
         }
         // A connection seen only at its destination does not know the
         // service its source addressed: fold it into the edge that does,
@@ -178,7 +166,7 @@ impl Pipeline {
                 if let Some(stats) = edges.remove(&k)
                     && let Some(e) = edges.get_mut(&one)
                 {
-                    merge(e, &stats);
+                    e.merge(&stats);
                 }
             }
         }
