@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::cluster::{ClusterPolicy, Tier, TierAction, TierPeer};
-use crate::inventory::{Inventory, Pod, Service, TargetPort};
+use crate::inventory::{Inventory, Pod, Service};
 use crate::netpol::{Direction, NetworkPolicy, Peer};
 use crate::ports::{NamedPort, PortMatch, Protocol};
 
@@ -318,13 +318,7 @@ impl<'a> Evaluator<'a> {
         let mut first_denial = None;
         for sp in svc.ports.iter().filter(|sp| Some(sp.protocol) == protocol && sp.port == port) {
             for backend in self.inventory.backends(svc) {
-                let target = match &sp.target {
-                    TargetPort::Number(n) => Some(*n),
-                    TargetPort::Named(name) => {
-                        backend.ports.iter().find(|n| &n.name == name && n.protocol == sp.protocol).map(|n| n.port)
-                    }
-                };
-                let Some(target) = target else { continue };
+                let Some(target) = sp.target_on(backend) else { continue };
                 for ip in backend.ips.iter().filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
                     let d = self.decide(pod, Direction::Egress, &Remote::Pod(backend, *ip), protocol, target);
                     let by = Decider::Service { service: svc.key(), backend: Box::new(d.by.clone()) };

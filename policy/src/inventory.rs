@@ -73,6 +73,20 @@ pub struct ServicePort {
     pub target: TargetPort,
 }
 
+impl ServicePort {
+    /// The port `backend` receives this service port's traffic on: the
+    /// number, or the backend's container port of that name and protocol
+    /// (`None` when it declares none).
+    pub fn target_on(&self, backend: &Pod) -> Option<u16> {
+        match &self.target {
+            TargetPort::Number(n) => Some(*n),
+            TargetPort::Named(name) => {
+                backend.ports.iter().find(|n| &n.name == name && n.protocol == self.protocol).map(|n| n.port)
+            }
+        }
+    }
+}
+
 /// A service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {

@@ -179,7 +179,6 @@ fn backends(
     model: &Model,
     workload_of: &dyn Fn(&str, &bulkhead_policy::inventory::Pod) -> Entity,
 ) -> HashMap<(IpAddr, u8, u16), (Entity, u16)> {
-    use bulkhead_policy::inventory::TargetPort;
     let mut out = HashMap::new();
     for svc in model.inventory.services.values() {
         let pods: Vec<_> = model.inventory.backends(svc).collect();
@@ -187,13 +186,7 @@ fn backends(
             let mut found: Option<(Entity, u16)> = None;
             let mut unique = !pods.is_empty();
             for pod in &pods {
-                let target = match &sp.target {
-                    TargetPort::Number(n) => Some(*n),
-                    TargetPort::Named(name) => {
-                        pod.ports.iter().find(|p| p.name == *name && p.protocol == sp.protocol).map(|p| p.port)
-                    }
-                };
-                match (&found, target.map(|t| (workload_of(&pod.key(), pod), t))) {
+                match (&found, sp.target_on(pod).map(|t| (workload_of(&pod.key(), pod), t))) {
                     (_, None) => unique = false,
                     (None, Some(c)) => found = Some(c),
                     (Some(f), Some(c)) if *f != c => unique = false,
