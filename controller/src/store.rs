@@ -87,6 +87,22 @@ pub struct Model {
     pub pods: BTreeMap<String, PodExtras>,
 }
 
+impl Model {
+    /// The workload a pod belongs to, as flows and the graph name it (a
+    /// pod without an owner is its own workload).
+    pub fn workload_of(&self, pod: &Pod) -> bulkhead_graph::Entity {
+        let (kind, name) = match self.pods.get(&pod.key()) {
+            Some(e) => (e.workload.0.as_str(), e.workload.1.as_str()),
+            None => ("Pod", pod.name.as_str()),
+        };
+        bulkhead_graph::Entity::Workload {
+            namespace: pod.namespace.as_str().into(),
+            kind: kind.into(),
+            name: name.into(),
+        }
+    }
+}
+
 /// What a change did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {

@@ -51,15 +51,10 @@ impl History {
     /// taken to have held its address since the previous holder left (or
     /// forever): flows buffered by agents may predate the controller.
     pub fn update(&mut self, model: &Model, now_ns: i64) {
-        let workload_of = |key: &str, pod: &bulkhead_policy::inventory::Pod| {
-            let (kind, name) =
-                model.pods.get(key).map(|e| e.workload.clone()).unwrap_or(("Pod".into(), pod.name.clone()));
-            Entity::Workload { namespace: pod.namespace.as_str().into(), kind: kind.into(), name: name.into() }
-        };
         let mut current: HashMap<IpAddr, Arc<PodAt>> = HashMap::new();
         let mut labels: BTreeMap<Entity, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
         for (key, pod) in &model.inventory.pods {
-            let workload = workload_of(key, pod);
+            let workload = model.workload_of(pod);
             self.by_pod.insert(key.clone(), (now_ns, workload.clone()));
             labels.entry(workload.clone()).or_default().push(&pod.labels);
             let at = Arc::new(PodAt { key: key.clone(), workload });
@@ -92,7 +87,7 @@ impl History {
                 s.cluster_ips.iter().map(move |ip| (*ip, (s.namespace.as_str().into(), s.name.as_str().into())))
             })
             .collect();
-        self.backends = backends(model, &workload_of);
+        self.backends = backends(model);
         self.nodes = model
             .inventory
             .nodes
@@ -175,10 +170,7 @@ impl History {
 
 /// For every service port whose backends all belong to one workload and
 /// agree on the target port: that workload and port.
-fn backends(
-    model: &Model,
-    workload_of: &dyn Fn(&str, &bulkhead_policy::inventory::Pod) -> Entity,
-) -> HashMap<(IpAddr, u8, u16), (Entity, u16)> {
+fn backends(model: &Model) -> HashMap<(IpAddr, u8, u16), (Entity, u16)> {
     let mut out = HashMap::new();
     for svc in model.inventory.services.values() {
         let pods: Vec<_> = model.inventory.backends(svc).collect();
@@ -186,7 +178,7 @@ fn backends(
             let mut found: Option<(Entity, u16)> = None;
             let mut unique = !pods.is_empty();
             for pod in &pods {
-                match (&found, sp.target_on(pod).map(|t| (workload_of(&pod.key(), pod), t))) {
+                match (&found, sp.target_on(pod).map(|t| (model.workload_of(pod), t))) {
                     (_, None) => unique = false,
                     (None, Some(c)) => found = Some(c),
                     (Some(f), Some(c)) if *f != c => unique = false,

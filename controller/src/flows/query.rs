@@ -225,14 +225,9 @@ impl Pipeline {
         // One address per workload, and every (protocol, port) to try per destination.
         let mut addr: BTreeMap<Entity, std::net::IpAddr> = BTreeMap::new();
         let mut ports: BTreeMap<Entity, std::collections::BTreeSet<(u8, u16)>> = BTreeMap::new();
-        for (key, pod) in &model.inventory.pods {
+        for pod in model.inventory.pods.values() {
             let Some(ip) = pod.ips.first() else { continue };
-            let Some(extras) = model.pods.get(key) else { continue };
-            let w = Entity::Workload {
-                namespace: pod.namespace.as_str().into(),
-                kind: extras.workload.0.as_str().into(),
-                name: extras.workload.1.as_str().into(),
-            };
+            let w = model.workload_of(pod);
             addr.entry(w.clone()).or_insert(*ip);
             ports.entry(w).or_default().extend(pod.ports.iter().map(|p| (p.protocol.number(), p.port)));
         }
