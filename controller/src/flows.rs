@@ -59,14 +59,6 @@ impl PipelineStats {
     }
 }
 
-/// Per node, what the agent reported as lost so far in its current run.
-#[derive(Debug, Default, Clone, Copy)]
-struct AgentTotals {
-    epoch: u64,
-    kernel: u64,
-    undecodable: u64,
-}
-
 /// The pipeline's state.
 pub struct Pipeline {
     store: Box<dyn FlowStore>,
@@ -76,7 +68,6 @@ pub struct Pipeline {
     pending: Commit,
     buckets: FxHashMap<(i64, Entity, Entity, EdgeKey), EdgeStats>,
     cursors: BTreeMap<String, Cursor>,
-    totals: BTreeMap<String, AgentTotals>,
     stats: PipelineStats,
     learner_changed: bool,
     learner_saved_ns: i64,
@@ -113,14 +104,7 @@ impl Pipeline {
             None => Learner::new(learning),
         };
         learner.set_config(learning);
-        let cursors: BTreeMap<String, Cursor> = store.cursors()?.into_iter().map(|c| (c.node.clone(), c)).collect();
-        let totals = cursors
-            .values()
-            .map(|c| {
-                let t = AgentTotals { epoch: c.epoch, kernel: c.kernel_lost_total, undecodable: c.undecodable_total };
-                (c.node.clone(), t)
-            })
-            .collect();
+        let cursors = store.cursors()?.into_iter().map(|c| (c.node.clone(), c)).collect();
         let stats = PipelineStats {
             lost: store.lost()?.into_iter().collect(),
             evicted: store.evicted()?,
@@ -135,7 +119,6 @@ impl Pipeline {
             pending: Commit::default(),
             buckets: FxHashMap::default(),
             cursors,
-            totals,
             stats,
             learner_changed: false,
             learner_saved_ns: now_ns(),
@@ -163,15 +146,14 @@ impl Pipeline {
     pub fn ingest(&mut self, node: &str, batch: pb::FlowBatch) {
         self.stats.received += batch.flows.len() as u64;
         self.lose("agent_buffer", batch.buffer_lost);
-        let seen = self.totals.get(node).copied().filter(|t| t.epoch == batch.epoch).unwrap_or_default();
-        self.lose("kernel", batch.kernel_lost_total.saturating_sub(seen.kernel));
-        self.lose("undecodable", batch.undecodable_total.saturating_sub(seen.undecodable));
-        let totals = AgentTotals {
-            epoch: batch.epoch,
-            kernel: batch.kernel_lost_total.max(seen.kernel),
-            undecodable: batch.undecodable_total.max(seen.undecodable),
-        };
-        self.totals.insert(node.to_string(), totals);
+        // The agent reports running totals per run; the cursor holds what was counted of them.
+        let (kernel_seen, undecodable_seen) = self
+            .cursors
+            .get(node)
+            .filter(|c| c.epoch == batch.epoch)
+            .map_or((0, 0), |c| (c.kernel_lost_total, c.undecodable_total));
+        self.lose("kernel", batch.kernel_lost_total.saturating_sub(kernel_seen));
+        self.lose("undecodable", batch.undecodable_total.saturating_sub(undecodable_seen));
         self.pending.flows.reserve(batch.flows.len());
         let arrival = now_ns();
         for f in &batch.flows {
@@ -195,8 +177,8 @@ impl Pipeline {
             node: node.to_string(),
             epoch: batch.epoch,
             seq: batch.last_seq,
-            kernel_lost_total: totals.kernel,
-            undecodable_total: totals.undecodable,
+            kernel_lost_total: batch.kernel_lost_total.max(kernel_seen),
+            undecodable_total: batch.undecodable_total.max(undecodable_seen),
         };
         self.cursors.insert(node.to_string(), cursor);
     }
