@@ -61,27 +61,30 @@ impl ControllerService {
         &self,
         f: impl FnOnce(&mut Pipeline) -> Result<T, ControllerError> + Send + 'static,
     ) -> Result<T, Status> {
-        let flows = self.flows.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut p = flows.lock().map_err(|_| Status::internal("flow pipeline lock poisoned"))?;
-            f(&mut p).map_err(status)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        locked(self.flows.clone(), "flow pipeline", f).await
     }
 
     async fn with_state<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut State) -> Result<T, ControllerError> + Send + 'static,
     ) -> Result<T, Status> {
-        let state = self.state.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut s = state.lock().map_err(|_| Status::internal("controller state lock poisoned"))?;
-            f(&mut s).map_err(status)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        locked(self.state.clone(), "controller state", f).await
     }
+}
+
+/// Runs `f` on what `m` guards, off the async threads (both locks can be
+/// held through compiles and store reads).
+async fn locked<S: Send + 'static, T: Send + 'static>(
+    m: Arc<Mutex<S>>,
+    what: &'static str,
+    f: impl FnOnce(&mut S) -> Result<T, ControllerError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(move || {
+        let mut guard = m.lock().map_err(|_| Status::internal(format!("{what} lock poisoned")))?;
+        f(&mut guard).map_err(status)
+    })
+    .await
+    .map_err(|e| Status::internal(format!("worker failed: {e}")))?
 }
 
 #[tonic::async_trait]
