@@ -1,6 +1,5 @@
 //! Wiring: node, flow pump, sweep, metrics and the gRPC socket.
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,23 +62,10 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         });
     }
 
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
-            action: "creating socket dir",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket).map_err(|source| AgentError::Io {
-        action: "binding gRPC socket",
-        path: socket.clone(),
-        source,
-    })?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(|source| AgentError::Io {
-        action: "restricting gRPC socket",
-        path: socket.clone(),
-        source,
+    let listener = bulkhead_api::listen::root_only_listener(&socket).map_err(|e| AgentError::Io {
+        action: e.action,
+        path: e.path,
+        source: e.source,
     })?;
     tracing::info!(socket = %socket.display(), "agent serving");
 
@@ -89,14 +75,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         .map_err(|_| AgentError::Serve { what: "startup", message: "node lock poisoned".into() })?;
     let service = AgentService { node, quarantines, hub, metrics, allowed_uids: Vec::new() };
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
+        bulkhead_api::listen::shutdown_signal().await;
         tracing::info!("shutting down; enforcement stays pinned");
     };
     tonic::transport::Server::builder()

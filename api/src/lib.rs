@@ -20,6 +20,7 @@ pub mod controller {
 }
 
 pub mod audit;
+pub mod listen;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,5 @@
 //! Wiring: state, one sync task per agent, and the API socket.
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 
 use bulkhead_api::controller::v1::controller_server::ControllerServer;
@@ -116,31 +115,15 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
         }
     }
     drop(tx);
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| ControllerError::Io {
-            action: "creating socket dir",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket).map_err(|source| ControllerError::Io {
-        action: "binding API socket",
-        path: socket.clone(),
-        source,
+    let listener = bulkhead_api::listen::root_only_listener(&socket).map_err(|e| ControllerError::Io {
+        action: e.action,
+        path: e.path,
+        source: e.source,
     })?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| ControllerError::Io { action: "restricting API socket", path: socket.clone(), source })?;
     tracing::info!(socket = %socket.display(), "controller serving");
     let service = ControllerService { state, flows, learning };
     let shutdown = async {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
+        bulkhead_api::listen::shutdown_signal().await;
         tracing::info!("shutting down; agents keep the last state");
     };
     tonic::transport::Server::builder()
