@@ -202,11 +202,6 @@ impl FlowHub {
         self.ring.lock().map(|r| r.first_seq).unwrap_or(1)
     }
 
-    /// The recent flows, oldest first.
-    pub fn recent(&self) -> Vec<Arc<pb::Flow>> {
-        self.ring.lock().map(|r| r.flows.iter().cloned().collect()).unwrap_or_default()
-    }
-
     /// Changes whenever a flow is published (carries the last sequence number).
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.latest.subscribe()

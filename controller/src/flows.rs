@@ -243,12 +243,6 @@ impl Pipeline {
         &self.learner
     }
 
-    /// The learner, to change (relearn).
-    pub fn learner_mut(&mut self) -> &mut Learner {
-        self.learner_changed = true;
-        &mut self.learner
-    }
-
     /// The service graph.
     pub fn graph(&self) -> &ServiceGraph {
         &self.graph

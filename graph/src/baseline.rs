@@ -271,21 +271,6 @@ impl Learner {
         out
     }
 
-    /// Puts a workload back to learning (after an operator accepts a
-    /// change); its anomalies stay on record.
-    pub fn relearn(&mut self, w: &Entity, now_ns: i64) -> bool {
-        match self.workloads.get_mut(w) {
-            Some(b) => {
-                b.phase = Phase::Learning;
-                b.stable_since_ns = None;
-                b.first_seen_ns = now_ns;
-                b.last_new_edge_ns = now_ns;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Every workload's state.
     pub fn workloads(&self) -> &BTreeMap<Entity, WorkloadBaseline> {
         &self.workloads
