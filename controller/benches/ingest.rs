@@ -100,6 +100,9 @@ impl FlowStore for Discard {
     fn documents(&self, _: Table, _: Option<&str>) -> Result<Vec<Document>, StorageError> {
         Ok(Vec::new())
     }
+    fn document(&self, _: Table, _: u64) -> Result<Option<Document>, StorageError> {
+        Ok(None)
+    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -114,24 +114,29 @@ fn subject(w: &Entity) -> String {
     }
 }
 
+/// A stored suggestion; its id is the row's (a new record is stored before it has one).
+fn decode_record(doc: &Document) -> Result<Record, ControllerError> {
+    let mut r: Record = decode(doc)?;
+    r.id = doc.id;
+    Ok(r)
+}
+
 /// Every stored suggestion, by id.
 pub fn records(p: &Pipeline) -> Result<Vec<Record>, ControllerError> {
-    p.store().documents(Table::Suggestions, None)?.iter().map(decode).collect()
+    p.store().documents(Table::Suggestions, None)?.iter().map(decode_record).collect()
 }
 
 /// One stored suggestion.
 pub fn record(p: &Pipeline, id: u64) -> Result<Record, ControllerError> {
-    records(p)?.into_iter().find(|r| r.id == id).ok_or_else(|| ControllerError::NotFound(format!("suggestion {id}")))
+    match p.store().document(Table::Suggestions, id)? {
+        Some(doc) => decode_record(&doc),
+        None => Err(ControllerError::NotFound(format!("suggestion {id}"))),
+    }
 }
 
 fn save(p: &mut Pipeline, r: &mut Record) -> Result<(), ControllerError> {
     let doc = Document { id: r.id, subject: subject(&r.suggestion.workload), json: encode(r)? };
     r.id = p.store_mut().put_document(Table::Suggestions, &doc)?;
-    if doc.id == 0 {
-        // Store the assigned id inside the record too.
-        let doc = Document { id: r.id, subject: doc.subject, json: encode(r)? };
-        p.store_mut().put_document(Table::Suggestions, &doc)?;
-    }
     Ok(())
 }
 

@@ -123,6 +123,8 @@ pub trait FlowStore: Send {
     fn put_document(&mut self, table: Table, doc: &Document) -> Result<u64, StorageError>;
     /// Documents of `table`, by id, optionally only those about `subject`.
     fn documents(&self, table: Table, subject: Option<&str>) -> Result<Vec<Document>, StorageError>;
+    /// One document of `table` by id.
+    fn document(&self, table: Table, id: u64) -> Result<Option<Document>, StorageError>;
 
     /// Stores raw flows alone.
     fn append_flows(&mut self, flows: &[FlowRecord]) -> Result<Appended, StorageError> {

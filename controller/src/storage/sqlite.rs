@@ -292,6 +292,17 @@ impl FlowStore for SqliteStorage {
         }
     }
 
+    fn document(&self, table: Table, id: u64) -> Result<Option<Document>, StorageError> {
+        let name = self.name();
+        let t = table.name();
+        self.conn
+            .query_row(&format!("SELECT id, subject, record FROM {t} WHERE id = ?1"), params![id as i64], |r| {
+                Ok(Document { id: r.get::<_, i64>(0)? as u64, subject: r.get(1)?, json: r.get(2)? })
+            })
+            .optional()
+            .map_err(|e| db(&name, "reading a document", e))
+    }
+
     fn documents(&self, table: Table, subject: Option<&str>) -> Result<Vec<Document>, StorageError> {
         let name = self.name();
         let t = table.name();
