@@ -92,7 +92,7 @@ fn parse_agent(s: &str) -> Result<(String, PathBuf), String> {
 
 /// Runs the controller.
 pub async fn controller(a: ControllerArgs) -> Result<()> {
-    let mode = a.mode.parse().map_err(|e: String| anyhow::anyhow!("--mode: {e}"))?;
+    let mode = a.mode.parse().map_err(|e: bulkhead_model::CodeError| anyhow::anyhow!("--mode: {e}"))?;
     let agents: BTreeMap<String, PathBuf> = a.agents.into_iter().collect();
     if agents.is_empty() {
         tracing::warn!("no --agent given: the controller compiles but pushes to nobody");

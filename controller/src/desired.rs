@@ -7,7 +7,8 @@ use bulkhead_policy::compile::Compiled;
 
 use crate::error::ControllerError;
 use crate::ids::Ids;
-use crate::store::{Mode, Model};
+use crate::store::Model;
+use bulkhead_model::{Direction, Mode, identity};
 
 fn mode(m: Mode) -> pb::Mode {
     match m {
@@ -31,7 +32,7 @@ pub fn for_node(
     state.identities = compiled
         .identities
         .iter()
-        .filter(|i| i.id >= bulkhead_policy::identity::FIRST_ALLOCATED)
+        .filter(|i| !identity::is_reserved(i.id))
         .map(|i| pb::Identity {
             id: i.id,
             cluster: i.cluster.clone(),
@@ -74,8 +75,8 @@ pub fn for_node(
                 endpoint_id,
                 remote_identity: e.identity,
                 direction: match e.direction {
-                    bulkhead_policy::netpol::Direction::Ingress => pb::Direction::Ingress,
-                    bulkhead_policy::netpol::Direction::Egress => pb::Direction::Egress,
+                    Direction::Ingress => pb::Direction::Ingress,
+                    Direction::Egress => pb::Direction::Egress,
                 } as i32,
                 protocol: u32::from(e.protocol),
                 port: u32::from(e.port),

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ControllerError;
 
-/// Highest endpoint id the dataplane's quarantine array holds.
-pub const MAX_ENDPOINT_ID: u32 = 65_535;
+use bulkhead_model::MAX_ENDPOINT_ID;
 
 /// The persisted numbering.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use bulkhead_graph::baseline::LearningConfig;
 use bulkhead_graph::suggest::{self, Suggestion};
 use bulkhead_graph::whatif::{WhatIf, what_if};
-use bulkhead_graph::{Entity, FlowRecord, Observation, Verdict};
+use bulkhead_graph::{Entity, FlowRecord};
+use bulkhead_model::{Direction, Verdict};
 use bulkhead_policy::evaluate::PolicySet;
 use bulkhead_policy::netpol::NetworkPolicy;
 use bulkhead_policy::objects::Object;
@@ -21,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::ControllerError;
 use crate::flows::{Pipeline, now_ns};
 use crate::storage::{Document, Table};
-use crate::store::{MODE_ANNOTATION, Mode, Model};
+use crate::store::{MODE_ANNOTATION, Model};
+use bulkhead_model::Mode;
 
 /// Where a suggestion stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,7 +282,7 @@ pub fn applied(p: &mut Pipeline, id: u64, mode: Mode, actor: &str, reason: &str)
 
 /// The workload's side of a flow: its egress, or its ingress.
 fn touches(w: &Entity, f: &FlowRecord) -> bool {
-    (f.src == *w && f.observation == Observation::Egress) || (f.dst == *w && f.observation == Observation::Ingress)
+    (f.src == *w && f.observation == Direction::Egress) || (f.dst == *w && f.observation == Direction::Ingress)
 }
 
 /// Everything about one suggestion, with what-if against `model` and

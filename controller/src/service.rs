@@ -15,9 +15,9 @@ use crate::flows::Pipeline;
 use crate::flows::query::FlowQuery;
 use crate::review;
 use crate::state::{ChangeKind, State};
-use crate::store::Mode;
-use bulkhead_graph::Verdict;
 use bulkhead_graph::baseline::LearningConfig;
+use bulkhead_model::Mode;
+use bulkhead_model::Verdict;
 use bulkhead_policy::objects::ObjectRef;
 
 /// Shared by every RPC.
@@ -179,8 +179,10 @@ impl Controller for ControllerService {
             "apply" => {
                 let who = caller(&req, &req.get_ref().actor)?;
                 let r = req.into_inner();
-                let mode: Mode =
-                    r.mode.parse().map_err(|e: String| Status::invalid_argument(format!("--mode: {e}")))?;
+                let mode: Mode = r
+                    .mode
+                    .parse()
+                    .map_err(|e: bulkhead_model::CodeError| Status::invalid_argument(format!("--mode: {e}")))?;
                 if mode == Mode::Learn {
                     return Err(Status::invalid_argument("--mode must be audit or enforce"));
                 }

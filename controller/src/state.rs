@@ -19,7 +19,8 @@ use tracing::instrument;
 
 use crate::error::ControllerError;
 use crate::ids::{Ids, write_atomic};
-use crate::store::{Changes, Mode, Model, Store};
+use crate::store::{Changes, Model, Store};
+use bulkhead_model::Mode;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]

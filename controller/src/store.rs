@@ -21,29 +21,7 @@ pub const MODE_ANNOTATION: &str = "bulkhead.dev/mode";
 /// cannot find it on their own (the lab sets it).
 pub const NETNS_ANNOTATION: &str = "bulkhead.dev/netns";
 
-/// How an endpoint's policy is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Observe only.
-    Learn,
-    /// Decide and report would-drops, but forward.
-    Audit,
-    /// Decide and drop.
-    Enforce,
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "learn" => Ok(Mode::Learn),
-            "audit" => Ok(Mode::Audit),
-            "enforce" => Ok(Mode::Enforce),
-            other => Err(format!("{other:?} is not learn, audit or enforce")),
-        }
-    }
-}
+use bulkhead_model::Mode;
 
 /// What the controller knows about a pod beyond policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,13 +306,13 @@ fn mode_of(
         return Ok(None);
     };
     let name = meta.name.clone().unwrap_or_default();
-    v.parse().map(Some).map_err(|message| PolicyError::Invalid {
+    v.parse().map(Some).map_err(|e: bulkhead_model::CodeError| PolicyError::Invalid {
         object: match namespace {
             Some(ns) => format!("{kind} {ns}/{name}"),
             None => format!("{kind} {name}"),
         },
         field: format!("metadata.annotations.{MODE_ANNOTATION}"),
-        message,
+        message: e.to_string(),
     })
 }
 

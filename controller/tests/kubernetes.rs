@@ -58,7 +58,7 @@ fn state(dir: &Path) -> State {
         cluster: "prod".into(),
         state_dir: dir.to_path_buf(),
         socket: dir.join("api.sock"),
-        mode: bulkhead_controller::store::Mode::Enforce,
+        mode: bulkhead_model::Mode::Enforce,
         agents: Default::default(),
         manifests: vec![],
         kubernetes: true,

@@ -13,9 +13,11 @@ use bulkhead_controller::flows::Pipeline;
 use bulkhead_controller::flows::query::FlowQuery;
 use bulkhead_controller::review::{self, Status};
 use bulkhead_controller::storage::SqliteStorage;
-use bulkhead_controller::store::{Mode, Model, Store};
+use bulkhead_controller::store::{Model, Store};
+use bulkhead_graph::Entity;
 use bulkhead_graph::baseline::LearningConfig;
-use bulkhead_graph::{Entity, Verdict};
+use bulkhead_model::Mode;
+use bulkhead_model::Verdict;
 use bulkhead_policy::objects::parse_documents;
 
 /// A scratch directory removed on drop, even when the test fails.

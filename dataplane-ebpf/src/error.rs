@@ -80,14 +80,10 @@ pub enum DataplaneError {
         /// The offending raw value.
         code: u32,
     },
-    /// A name given by the user or config matches no variant of an enum.
-    #[error("unknown {kind} {name:?}")]
-    UnknownName {
-        /// Which enum the name was parsed as.
-        kind: &'static str,
-        /// The name as given.
-        name: String,
-    },
+    /// A code from the kernel side, or a name, that matches no variant of
+    /// a shared enumeration.
+    #[error(transparent)]
+    Code(#[from] bulkhead_model::CodeError),
     /// An update needed more entries than a kernel map or slot holds.
     #[error("{what} is full ({capacity} entries); the update was not applied")]
     Capacity {

@@ -9,7 +9,8 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
-use bulkhead_graph::{Entity, FlowRecord, Observation, ServiceGraph, Verdict};
+use bulkhead_graph::{Entity, FlowRecord, ServiceGraph};
+use bulkhead_model::{Direction, Verdict};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn records(n: usize) -> Vec<FlowRecord> {
@@ -27,7 +28,7 @@ fn records(n: usize) -> Vec<FlowRecord> {
         let src_ip = IpAddr::V4(Ipv4Addr::from(0x0af4_0000 + a as u32));
         let r = FlowRecord {
             time_ns: c as i64 * 1_000,
-            observation: Observation::Egress,
+            observation: Direction::Egress,
             node: "n1".into(),
             src: workloads[a].clone(),
             dst: workloads[b].clone(),
@@ -44,7 +45,7 @@ fn records(n: usize) -> Vec<FlowRecord> {
             backend: None,
         };
         out.push(r.clone());
-        out.push(FlowRecord { observation: Observation::Ingress, node: "n2".into(), ..r });
+        out.push(FlowRecord { observation: Direction::Ingress, node: "n2".into(), ..r });
     }
     out
 }

@@ -12,7 +12,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use bulkhead_graph::baseline::{Learner, LearningConfig};
 use bulkhead_graph::suggest::{self, WorkloadInfo};
-use bulkhead_graph::{EdgeKey, Entity, FlowRecord, Observation, Verdict};
+use bulkhead_graph::{EdgeKey, Entity, FlowRecord};
+use bulkhead_model::{Direction, Verdict};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn workload(i: usize) -> Entity {
@@ -29,7 +30,7 @@ fn learned(n: usize) -> (Learner, suggest::Inventory) {
     let ports = [80u16, 443, 5432, 6379, 8080, 9090];
     let mut r = FlowRecord {
         time_ns: 0,
-        observation: Observation::Ingress,
+        observation: Direction::Ingress,
         node: "n1".into(),
         src: entities[0].clone(),
         dst: entities[0].clone(),

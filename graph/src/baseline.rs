@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::flow::{Entity, FlowRecord, ServiceRef, Verdict};
+use crate::flow::{Entity, FlowRecord, ServiceRef};
 use crate::service_graph::EdgeKey;
+use bulkhead_model::Verdict;
 
 /// How long workloads learn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,7 +333,7 @@ mod pairs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::Observation;
+    use bulkhead_model::Direction;
 
     const S: i64 = 1_000_000_000;
 
@@ -343,7 +344,7 @@ mod tests {
     fn conn(src: &Entity, dst: &Entity, port: u16, t: i64, verdict: Verdict) -> (FlowRecord, EdgeKey) {
         let r = FlowRecord {
             time_ns: t,
-            observation: Observation::Ingress,
+            observation: Direction::Ingress,
             node: "n1".into(),
             src: src.clone(),
             dst: dst.clone(),

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bulkhead_model::{Direction, Verdict};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
@@ -52,28 +53,6 @@ impl Entity {
     }
 }
 
-/// Which end of a connection saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Observation {
-    /// The source pod's egress.
-    Egress,
-    /// The destination pod's ingress.
-    Ingress,
-}
-
-/// What happened to the connection at the observing end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Passed.
-    Forwarded,
-    /// Dropped by policy.
-    Dropped,
-    /// Would have been dropped (audit mode), passed.
-    Audit,
-}
-
 /// The service a connection was addressed to, when it went to a ClusterIP.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceRef {
@@ -90,8 +69,8 @@ pub struct ServiceRef {
 pub struct FlowRecord {
     /// When the connection started (or the attempt was denied), in nanoseconds since the epoch.
     pub time_ns: i64,
-    /// Which end saw it.
-    pub observation: Observation,
+    /// Which end saw it: the source's egress or the destination's ingress.
+    pub observation: Direction,
     /// The node that saw it.
     pub node: String,
     /// Source entity.

@@ -9,5 +9,5 @@ pub mod service_graph;
 pub mod suggest;
 pub mod whatif;
 
-pub use flow::{Entity, FlowRecord, Observation, ServiceRef, Verdict};
+pub use flow::{Entity, FlowRecord, ServiceRef};
 pub use service_graph::{EdgeKey, EdgeStats, Neighbour, ServiceGraph};

@@ -17,7 +17,8 @@ use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::flow::{Entity, FlowRecord, Observation, ServiceRef, Verdict};
+use crate::flow::{Entity, FlowRecord, ServiceRef};
+use bulkhead_model::{Direction, Verdict};
 
 /// What distinguishes parallel edges between two entities.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -121,7 +122,7 @@ pub struct IngestStats {
 pub struct ServiceGraph {
     graph: StableDiGraph<Entity, BTreeMap<EdgeKey, EdgeStats>>,
     index: FxHashMap<Entity, NodeIndex>,
-    counted: FxHashMap<ConnKey, (i64, Observation)>,
+    counted: FxHashMap<ConnKey, (i64, Direction)>,
     pending: FxHashMap<ConnKey, (i64, FlowRecord)>,
     pending_ingress: FxHashMap<ConnKey, (i64, FlowRecord)>,
     window_ns: i64,
@@ -210,7 +211,7 @@ impl ServiceGraph {
         let key = (r.src_ip, r.src_port, r.protocol);
         let from_pod = matches!(r.src, Entity::Workload { .. });
         match r.observation {
-            Observation::Ingress => {
+            Direction::Ingress => {
                 let twin = self.pending.remove(&key).map(|(_, t)| t);
                 if twin.is_none()
                     && (self.pending_ingress.contains_key(&key) || self.twin_of_counted(&key, r, arrival_ns))
@@ -234,7 +235,7 @@ impl ServiceGraph {
                 self.count(r, &r.dst, k.clone(), (!paired && from_pod).then_some(arrival_ns));
                 Some((Cow::Borrowed(r), k))
             }
-            Observation::Egress => {
+            Direction::Egress => {
                 if let Some((_, mut ing)) = self.pending_ingress.remove(&key) {
                     self.stats.duplicates += 1;
                     ing.service = r.service.clone();
@@ -443,7 +444,7 @@ mod tests {
         Entity::Workload { namespace: ns.into(), kind: "Deployment".into(), name: name.into() }
     }
 
-    fn rec(obs: Observation, src: &Entity, dst: &Entity, sport: u16, dport: u16, t: i64) -> FlowRecord {
+    fn rec(obs: Direction, src: &Entity, dst: &Entity, sport: u16, dport: u16, t: i64) -> FlowRecord {
         FlowRecord {
             time_ns: t,
             observation: obs,
@@ -467,12 +468,12 @@ mod tests {
     #[test]
     fn a_connection_seen_at_both_ends_counts_once_in_either_order() {
         let (a, b) = (w("x", "a"), w("x", "b"));
-        for order in [[Observation::Egress, Observation::Ingress], [Observation::Ingress, Observation::Egress]] {
+        for order in [[Direction::Egress, Direction::Ingress], [Direction::Ingress, Direction::Egress]] {
             let mut g = ServiceGraph::default();
             for (i, obs) in order.iter().enumerate() {
                 g.ingest(&rec(*obs, &a, &b, 40000, 80, 1_000 + i as i64));
             }
-            g.ingest(&rec(Observation::Egress, &a, &b, 40001, 80, 2_000));
+            g.ingest(&rec(Direction::Egress, &a, &b, 40001, 80, 2_000));
             assert_eq!(g.edges()[0].3.connections, 1, "an egress toward a pod waits for its destination's end");
             assert_eq!(g.flush(2_000 + PAIR_NS + 1).len(), 1);
             let edges = g.edges();
@@ -487,8 +488,8 @@ mod tests {
         let (a, b) = (w("x", "a"), w("x", "b"));
         for egress_first in [true, false] {
             let mut g = ServiceGraph::default();
-            let out = rec(Observation::Egress, &a, &b, 40000, 5432, 1_000);
-            let mut denied = rec(Observation::Ingress, &a, &b, 40000, 5432, 1_001);
+            let out = rec(Direction::Egress, &a, &b, 40000, 5432, 1_000);
+            let mut denied = rec(Direction::Ingress, &a, &b, 40000, 5432, 1_001);
             denied.verdict = Verdict::Dropped;
             let counted = if egress_first {
                 assert!(g.ingest(&out).is_none());
@@ -509,10 +510,10 @@ mod tests {
         // Flows from an hour ago, replayed after an outage, one end per flush.
         let hour = 3_600_000_000_000;
         let now = 10 * hour;
-        assert!(g.ingest_at(&rec(Observation::Egress, &a, &b, 40000, 80, now - hour), now).is_none());
+        assert!(g.ingest_at(&rec(Direction::Egress, &a, &b, 40000, 80, now - hour), now).is_none());
         assert!(g.flush(now + 1_000_000_000).is_empty(), "not expired: it arrived a second ago");
         assert!(
-            g.ingest_at(&rec(Observation::Ingress, &a, &b, 40000, 80, now - hour + 5), now + 1_000_000_000).is_some()
+            g.ingest_at(&rec(Direction::Ingress, &a, &b, 40000, 80, now - hour + 5), now + 1_000_000_000).is_some()
         );
         g.flush(now + 60_000_000_000);
         assert_eq!(g.edges()[0].3.connections, 1);
@@ -523,8 +524,8 @@ mod tests {
         let (a, b) = (w("x", "a"), w("x", "b"));
         let mut g = ServiceGraph::default();
         for t in [1_000, 2_000, 3_000] {
-            g.ingest(&rec(Observation::Egress, &a, &b, 40000, 80, t));
-            g.ingest(&rec(Observation::Ingress, &a, &b, 40000, 80, t + 10));
+            g.ingest(&rec(Direction::Egress, &a, &b, 40000, 80, t));
+            g.ingest(&rec(Direction::Ingress, &a, &b, 40000, 80, t + 10));
         }
         assert_eq!(g.edges()[0].3.connections, 3, "three connections from one reused source port");
         assert_eq!(g.stats().duplicates, 3);
@@ -536,11 +537,11 @@ mod tests {
         let svc = Entity::Service { namespace: "x".into(), name: "web".into() };
         let sref = ServiceRef { namespace: "x".into(), name: "web".into(), port: 80 };
         let mut g = ServiceGraph::default();
-        let mut out = rec(Observation::Egress, &a, &svc, 40000, 80, 1_000);
+        let mut out = rec(Direction::Egress, &a, &svc, 40000, 80, 1_000);
         out.service = Some(sref.clone());
         g.ingest(&out);
         assert!(g.edges().is_empty(), "waits for the ingress side");
-        g.ingest(&rec(Observation::Ingress, &a, &backend, 40000, 8080, 1_500));
+        g.ingest(&rec(Direction::Ingress, &a, &backend, 40000, 8080, 1_500));
         let edges = g.edges();
         assert_eq!(edges.len(), 1);
         assert_eq!((&edges[0].1, edges[0].2.port, &edges[0].2.service), (&backend, 8080, &Some(sref.clone())));
@@ -548,29 +549,29 @@ mod tests {
 
         // Seen at the destination first: waits for the source's side, which
         // names the service.
-        g.ingest(&rec(Observation::Ingress, &a, &backend, 40100, 8080, 1_600));
+        g.ingest(&rec(Direction::Ingress, &a, &backend, 40100, 8080, 1_600));
         assert_eq!(g.edges()[0].3.connections, 1, "the ingress end waits for its twin");
-        let mut late = rec(Observation::Egress, &a, &svc, 40100, 80, 1_700);
+        let mut late = rec(Direction::Egress, &a, &svc, 40100, 80, 1_700);
         late.service = Some(sref.clone());
         let (counted, key) = g.ingest(&late).unwrap();
         assert_eq!((&counted.dst, key.port, &key.service), (&backend, 8080, &Some(sref.clone())));
         assert_eq!(g.edges()[0].3.connections, 2);
         // A pod's ingress whose twin never comes is counted after the pairing delay.
-        g.ingest(&rec(Observation::Ingress, &a, &backend, 40200, 8080, 1_800));
+        g.ingest(&rec(Direction::Ingress, &a, &backend, 40200, 8080, 1_800));
         assert_eq!(g.flush(1_800 + PAIR_NS + 1).len(), 1);
         assert_eq!(g.edges().iter().map(|e| e.3.connections).sum::<u64>(), 3);
 
         // Dropped at the source, or never answered: counted against the service.
-        let mut dropped = rec(Observation::Egress, &a, &svc, 40001, 80, 2_000);
+        let mut dropped = rec(Direction::Egress, &a, &svc, 40001, 80, 2_000);
         dropped.service = Some(sref.clone());
         dropped.verdict = Verdict::Dropped;
         g.ingest(&dropped);
-        let mut lonely = rec(Observation::Egress, &a, &svc, 40002, 80, 3_000);
+        let mut lonely = rec(Direction::Egress, &a, &svc, 40002, 80, 3_000);
         lonely.service = Some(sref.clone());
         g.ingest(&lonely);
         g.flush(3_000 + 31_000_000_000);
         // The backend never reported, but the service has one backend workload.
-        let mut hinted = rec(Observation::Egress, &a, &svc, 40003, 80, 3_000);
+        let mut hinted = rec(Direction::Egress, &a, &svc, 40003, 80, 3_000);
         hinted.service = Some(sref.clone());
         hinted.backend = Some((backend.clone(), 8080));
         g.ingest(&hinted);
@@ -588,9 +589,9 @@ mod tests {
     fn queries_answer_neighbours_paths_blast_radius_and_subgraphs() {
         let (a, b, c, d) = (w("x", "a"), w("x", "b"), w("y", "c"), w("y", "d"));
         let mut g = ServiceGraph::default();
-        g.ingest(&rec(Observation::Egress, &a, &b, 1, 80, 1));
-        g.ingest(&rec(Observation::Egress, &b, &c, 2, 5432, 2));
-        let mut denied = rec(Observation::Egress, &a, &d, 3, 22, 3);
+        g.ingest(&rec(Direction::Egress, &a, &b, 1, 80, 1));
+        g.ingest(&rec(Direction::Egress, &b, &c, 2, 5432, 2));
+        let mut denied = rec(Direction::Egress, &a, &d, 3, 22, 3);
         denied.verdict = Verdict::Dropped;
         g.ingest(&denied);
         g.flush(1_000 + PAIR_NS);

@@ -268,8 +268,9 @@ fn group(peers: BTreeMap<Peer, PeerUse>) -> Vec<Group> {
 mod tests {
     use super::*;
     use crate::baseline::LearningConfig;
-    use crate::flow::{FlowRecord, Observation, Verdict};
+    use crate::flow::FlowRecord;
     use crate::service_graph::EdgeKey;
+    use bulkhead_model::{Direction, Verdict};
 
     fn w(name: &str) -> Entity {
         Entity::Workload { namespace: "x".into(), kind: "Deployment".into(), name: name.into() }
@@ -280,7 +281,7 @@ mod tests {
         let mut learner = Learner::new(LearningConfig { window_ns: 1, quiet_ns: 1, evidence_per_anomaly: 1 });
         let r = FlowRecord {
             time_ns: 0,
-            observation: Observation::Ingress,
+            observation: Direction::Ingress,
             node: "n1".into(),
             src: w("frontend"),
             dst: w("api"),

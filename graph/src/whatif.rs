@@ -8,7 +8,8 @@ use bulkhead_policy::inventory::Inventory;
 use bulkhead_policy::ports::Protocol;
 use serde::Serialize;
 
-use crate::flow::{FlowRecord, Verdict};
+use crate::flow::FlowRecord;
+use bulkhead_model::Verdict;
 
 /// One flow the proposal would drop, and which side would drop it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

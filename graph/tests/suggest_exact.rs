@@ -19,7 +19,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use bulkhead_graph::baseline::{Learner, LearningConfig};
 use bulkhead_graph::suggest::{self, WorkloadInfo};
 use bulkhead_graph::whatif::what_if;
-use bulkhead_graph::{Entity, FlowRecord, Observation, ServiceGraph, ServiceRef, Verdict};
+use bulkhead_graph::{Entity, FlowRecord, ServiceGraph, ServiceRef};
+use bulkhead_model::{Direction, Verdict};
 use bulkhead_policy::evaluate::{Evaluator, PolicySet};
 use bulkhead_policy::inventory::{Inventory, Namespace, Pod, Service, ServicePort, TargetPort};
 use bulkhead_policy::netpol::NetworkPolicy;
@@ -177,7 +178,7 @@ fn generate(seed: u64, n: usize) -> World {
     w
 }
 
-fn record(w: &World, obs: Observation, src: usize, src_ip: IpAddr, sport: u16, t: i64) -> FlowRecord {
+fn record(w: &World, obs: Direction, src: usize, src_ip: IpAddr, sport: u16, t: i64) -> FlowRecord {
     FlowRecord {
         time_ns: t,
         observation: obs,
@@ -210,13 +211,13 @@ fn connect(w: &mut World, a: usize, b: usize, proto: u8, _svc: bool, sport: &mut
         _ => unreachable!(),
     };
     let sref = ServiceRef { namespace: ns.clone(), name: name.clone(), port };
-    let mut out = record(w, Observation::Egress, a, src_ip, *sport, *t);
+    let mut out = record(w, Direction::Egress, a, src_ip, *sport, *t);
     out.dst = Entity::Service { namespace: ns, name };
     out.dst_ip = cip;
     out.dst_port = port;
     out.protocol = proto;
     out.service = Some(sref);
-    let mut inc = record(w, Observation::Ingress, a, src_ip, *sport, *t + 10);
+    let mut inc = record(w, Direction::Ingress, a, src_ip, *sport, *t + 10);
     inc.dst = w.workloads[b].entity.clone();
     inc.dst_ip = dst_ip;
     inc.dst_port = target;
@@ -230,7 +231,7 @@ fn direct(w: &mut World, a: usize, b: usize, proto: u8, port: u16, sport: &mut u
     let (src_ip, dst_ip) = (*w.workloads[a].pods.last().unwrap(), w.workloads[b].pods[0]);
     *sport += 1;
     *t += 1000;
-    for obs in [Observation::Ingress, Observation::Egress] {
+    for obs in [Direction::Ingress, Direction::Egress] {
         let mut r = record(w, obs, a, src_ip, *sport, *t);
         r.dst = w.workloads[b].entity.clone();
         r.dst_ip = dst_ip;
@@ -244,7 +245,7 @@ fn direct(w: &mut World, a: usize, b: usize, proto: u8, port: u16, sport: &mut u
 fn outbound(w: &mut World, a: usize, ip: IpAddr, port: u16, sport: &mut u16, t: &mut i64) {
     *sport += 1;
     *t += 1000;
-    let mut r = record(w, Observation::Egress, a, w.workloads[a].pods[0], *sport, *t);
+    let mut r = record(w, Direction::Egress, a, w.workloads[a].pods[0], *sport, *t);
     r.dst = Entity::World { cidr: ip.into() };
     r.dst_ip = ip;
     r.dst_port = port;
@@ -255,7 +256,7 @@ fn outbound(w: &mut World, a: usize, ip: IpAddr, port: u16, sport: &mut u16, t: 
 fn inbound(w: &mut World, ip: IpAddr, b: usize, port: u16, sport: &mut u16, t: &mut i64) {
     *sport += 1;
     *t += 1000;
-    let mut r = record(w, Observation::Ingress, b, ip, *sport, *t);
+    let mut r = record(w, Direction::Ingress, b, ip, *sport, *t);
     r.src = Entity::World { cidr: ip.into() };
     r.dst_ip = w.workloads[b].pods[0];
     r.dst_port = port;

@@ -245,10 +245,10 @@ pub enum TierPeer {
 
 impl ClusterPolicy {
     /// The rules of a direction.
-    pub fn rules(&self, dir: crate::netpol::Direction) -> &[TierRule] {
+    pub fn rules(&self, dir: bulkhead_model::Direction) -> &[TierRule] {
         match dir {
-            crate::netpol::Direction::Ingress => &self.ingress,
-            crate::netpol::Direction::Egress => &self.egress,
+            bulkhead_model::Direction::Ingress => &self.ingress,
+            bulkhead_model::Direction::Egress => &self.egress,
         }
     }
 }

@@ -25,11 +25,13 @@ use ipnetwork::IpNetwork;
 use crate::cluster::TierPeer;
 use crate::error::PolicyError;
 use crate::evaluate::{Evaluator, PolicySet, Remote, RemoteSignature};
-use crate::identity::{Allocator, IdentityKey, PolicyCidrs, UNKNOWN};
+use crate::identity::{Allocator, IdentityKey, PolicyCidrs};
 use crate::inventory::{Inventory, Pod};
-use crate::netpol::{Direction, Peer};
+use crate::netpol::Peer;
 use crate::ports::{NamedPort, Protocol};
 use crate::selector::Labels;
+use bulkhead_model::Direction;
+use bulkhead_model::identity::UNKNOWN;
 
 pub use encode::{Entry, Span, VerdictFn};
 

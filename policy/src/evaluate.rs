@@ -22,8 +22,9 @@ use serde::Serialize;
 
 use crate::cluster::{ClusterPolicy, Tier, TierAction, TierPeer};
 use crate::inventory::{Inventory, Pod, Service};
-use crate::netpol::{Direction, NetworkPolicy, Peer};
+use crate::netpol::{NetworkPolicy, Peer};
 use crate::ports::{NamedPort, PortMatch, Protocol};
+use bulkhead_model::Direction;
 
 /// Every policy in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -13,15 +13,7 @@ use crate::error::PolicyError;
 use crate::ports::NamedPort;
 use crate::selector::Labels;
 
-/// Identity of the node itself (reserved by the dataplane; the controller
-/// gives each node its own allocated identity instead).
-pub const HOST: u32 = 1;
-/// Identity of addresses no policy CIDR contains (reserved).
-pub const WORLD: u32 = 2;
-/// Identity of addresses the dataplane could not classify (reserved).
-pub const UNKNOWN: u32 = 3;
-/// First identity the allocator hands out.
-pub const FIRST_ALLOCATED: u32 = 256;
+use bulkhead_model::identity::{FIRST_ALLOCATED, WORLD};
 
 /// What an identity stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]

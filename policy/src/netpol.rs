@@ -64,27 +64,7 @@ impl IpBlock {
     }
 }
 
-/// Which direction of traffic, relative to the selected pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub enum Direction {
-    /// Traffic arriving at the pod.
-    Ingress,
-    /// Traffic leaving the pod.
-    Egress,
-}
-
-impl Direction {
-    /// Both directions.
-    pub const BOTH: [Direction; 2] = [Direction::Ingress, Direction::Egress];
-
-    /// "ingress" or "egress".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Ingress => "ingress",
-            Direction::Egress => "egress",
-        }
-    }
-}
+use bulkhead_model::Direction;
 
 impl NetworkPolicy {
     /// The rules for a direction, if the policy isolates it.

@@ -26,9 +26,9 @@ impl Protocol {
     /// IANA protocol number.
     pub fn number(self) -> u8 {
         match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-            Protocol::Sctp => 132,
+            Protocol::Tcp => bulkhead_model::proto::TCP,
+            Protocol::Udp => bulkhead_model::proto::UDP,
+            Protocol::Sctp => bulkhead_model::proto::SCTP,
         }
     }
 

@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 
 use bulkhead_api::agent::v1 as pb;
-use bulkhead_graph::{Entity, FlowRecord, Observation, ServiceRef, Verdict};
+use bulkhead_graph::{Entity, FlowRecord, ServiceRef};
+use bulkhead_model::{Direction, Verdict};
 
 use super::history::History;
 
@@ -47,8 +48,8 @@ pub fn enrich(f: &pb::Flow, history: &History) -> Result<Option<FlowRecord>, Enr
         return Ok(None);
     }
     let observation = match f.direction.as_str() {
-        "egress" => Observation::Egress,
-        "ingress" => Observation::Ingress,
+        "egress" => Direction::Egress,
+        "ingress" => Direction::Ingress,
         other => return Err(EnrichError::Field { node: f.node.clone(), field: "direction", value: other.into() }),
     };
     let verdict = match f.verdict.as_str() {

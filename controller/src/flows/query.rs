@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use bulkhead_graph::baseline::{Anomaly, WorkloadBaseline};
-use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, Verdict};
+use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord};
+use bulkhead_model::Verdict;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 

@@ -323,7 +323,8 @@ impl FlowStore for SqliteStorage {
 
 #[cfg(test)]
 mod tests {
-    use bulkhead_graph::{EdgeKey, EdgeStats, Entity, Observation, Verdict};
+    use bulkhead_graph::{EdgeKey, EdgeStats, Entity};
+    use bulkhead_model::{Direction, Verdict};
 
     use super::*;
 
@@ -331,7 +332,7 @@ mod tests {
         let w = |n: &str| Entity::Workload { namespace: "x".into(), kind: "Deployment".into(), name: n.into() };
         FlowRecord {
             time_ns: t,
-            observation: Observation::Egress,
+            observation: Direction::Egress,
             node: "n1".into(),
             src: w("a"),
             dst: w("b"),

@@ -14,8 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::netpol::Direction;
 use crate::ports::Protocol;
+use bulkhead_model::Direction;
 
 /// Most port ranges one (endpoint, peer, direction, protocol) key can hold.
 pub const MAX_RANGES: usize = 8;

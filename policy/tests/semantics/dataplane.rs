@@ -8,9 +8,9 @@ use std::net::IpAddr;
 
 use bulkhead_dataplane::table::{PolicyEntry, PolicyTable};
 use bulkhead_dataplane::{Action, Direction};
+use bulkhead_model::Direction as Dir;
+use bulkhead_model::identity::WORLD;
 use bulkhead_policy::compile::{Compiled, EndpointPolicy};
-use bulkhead_policy::identity::WORLD;
-use bulkhead_policy::netpol::Direction as Dir;
 use bulkhead_policy::ports::Protocol;
 
 /// Compiled state loaded into per-endpoint tables.
