@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_graph::baseline::{Learner, LearningConfig};
-use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, ServiceGraph};
+use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, Pairing, ServiceGraph};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -62,6 +62,7 @@ impl PipelineStats {
 /// The pipeline's state.
 pub struct Pipeline {
     store: Box<dyn FlowStore>,
+    pairing: Pairing,
     graph: ServiceGraph,
     learner: Learner,
     history: History,
@@ -113,6 +114,7 @@ impl Pipeline {
         };
         Ok(Self {
             store,
+            pairing: Pairing::default(),
             graph,
             learner,
             history: History::default(),
@@ -159,7 +161,7 @@ impl Pipeline {
         for f in &batch.flows {
             match enrich::enrich(f, &self.history) {
                 Ok(Some(r)) => {
-                    if let Some((counted, k)) = self.graph.ingest_at(&r, arrival) {
+                    if let Some((counted, k)) = self.pairing.observe_at(&r, arrival) {
                         let counted = counted.into_owned();
                         self.counted(&counted, k);
                     }
@@ -184,6 +186,7 @@ impl Pipeline {
     }
 
     fn counted(&mut self, r: &FlowRecord, key: EdgeKey) {
+        self.graph.add(r, &key);
         let before = (self.learner.edges().len(), self.learner.workloads().len());
         let anomalies = self.learner.observe(r, &key);
         if !anomalies.is_empty() || before != (self.learner.edges().len(), self.learner.workloads().len()) {
@@ -196,7 +199,7 @@ impl Pipeline {
     /// Counts connections whose twin never came, advances the baselines and
     /// stores everything since the last tick in one transaction.
     pub fn tick(&mut self, now: i64) {
-        for (r, k) in self.graph.flush(now) {
+        for (r, k) in self.pairing.flush(now) {
             self.counted(&r, k);
         }
         if !self.learner.tick(now).is_empty() {

@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
-use bulkhead_graph::{Entity, FlowRecord, ServiceGraph};
+use bulkhead_graph::{Entity, FlowRecord, Pairing, ServiceGraph};
 use bulkhead_model::{Direction, Verdict};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -57,14 +57,18 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("ingest/200k-records-1000-workloads", |b| {
         b.iter(|| {
-            let mut graph = ServiceGraph::default();
+            let (mut pairing, mut graph) = (Pairing::default(), ServiceGraph::default());
             for (i, r) in recs.iter().enumerate() {
-                graph.ingest(black_box(r));
+                if let Some((c, k)) = pairing.observe(black_box(r)) {
+                    graph.add(&c, &k);
+                }
                 if i % 50_000 == 0 {
-                    graph.flush(r.time_ns);
+                    for (c, k) in pairing.flush(r.time_ns) {
+                        graph.add(&c, &k);
+                    }
                 }
             }
-            black_box(graph.stats())
+            black_box((pairing.stats(), graph))
         });
     });
     g.finish();

@@ -5,9 +5,11 @@
 
 pub mod baseline;
 pub mod flow;
+pub mod pairing;
 pub mod service_graph;
 pub mod suggest;
 pub mod whatif;
 
 pub use flow::{Entity, FlowRecord, ServiceRef};
+pub use pairing::{IngestStats, Pairing};
 pub use service_graph::{EdgeKey, EdgeStats, Neighbour, ServiceGraph};

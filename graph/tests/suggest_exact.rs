@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use bulkhead_graph::baseline::{Learner, LearningConfig};
 use bulkhead_graph::suggest::{self, WorkloadInfo};
 use bulkhead_graph::whatif::what_if;
-use bulkhead_graph::{Entity, FlowRecord, ServiceGraph, ServiceRef};
+use bulkhead_graph::{Entity, FlowRecord, Pairing, ServiceRef};
 use bulkhead_model::{Direction, Verdict};
 use bulkhead_policy::evaluate::{Evaluator, PolicySet};
 use bulkhead_policy::inventory::{Inventory, Namespace, Pod, Service, ServicePort, TargetPort};
@@ -266,17 +266,17 @@ fn inbound(w: &mut World, ip: IpAddr, b: usize, port: u16, sport: &mut u16, t: &
 
 /// Graph → learner → suggestions → YAML → policy engine.
 fn suggest_for(w: &World) -> (Learner, Vec<suggest::Suggestion>, PolicySet) {
-    let mut graph = ServiceGraph::new(30 * S);
+    let mut pairing = Pairing::new(30 * S);
     let mut learner = Learner::new(LearningConfig { window_ns: 10 * S, quiet_ns: 5 * S, evidence_per_anomaly: 5 });
     for r in &w.records {
-        if let Some((counted, k)) = graph.ingest(r) {
+        if let Some((counted, k)) = pairing.observe(r) {
             learner.observe(&counted, &k);
         }
     }
-    for (r, k) in graph.flush(i64::MAX / 2) {
+    for (r, k) in pairing.flush(i64::MAX / 2) {
         learner.observe(&r, &k);
     }
-    assert_eq!(graph.stats().unresolved, 0, "every service connection met its backend");
+    assert_eq!(pairing.stats().unresolved, 0, "every service connection met its backend");
     learner.tick(1000 * S);
     let inv = suggest::Inventory {
         workloads: w
