@@ -14,11 +14,11 @@
 use std::hint::black_box;
 
 use bulkhead_api::agent::v1 as pb;
-use bulkhead_controller::flows::Pipeline;
-use bulkhead_controller::storage::{
+use bulkhead_controller::observation::flows::Pipeline;
+use bulkhead_controller::observation::storage::{
     Appended, Commit, Cursor, Document, EdgeBucket, FlowStore, SqliteStorage, StorageError, Table,
 };
-use bulkhead_controller::store::Store;
+use bulkhead_controller::policy::store::Store;
 use bulkhead_graph::FlowRecord;
 use bulkhead_graph::baseline::LearningConfig;
 use bulkhead_policy::objects::parse_documents;
@@ -30,7 +30,7 @@ fn ip(i: usize) -> String {
     format!("10.{}.{}.{}", 64 + i / 65536, (i / 256) % 256, i % 256)
 }
 
-fn model() -> bulkhead_controller::store::Model {
+fn model() -> bulkhead_controller::policy::store::Model {
     let mut yaml = String::new();
     for i in 0..PODS {
         let w = i % 100;

@@ -10,7 +10,7 @@ pub enum ControllerError {
     Policy(#[from] bulkhead_policy::PolicyError),
     /// The flow store failed.
     #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(#[from] crate::observation::storage::StorageError),
     /// A file operation failed.
     #[error("{action} {path}: {source}")]
     Io {

@@ -1,20 +1,15 @@
 //! The Bulkhead controller: holds the cluster's objects (from manifests, its
 //! own API, and the Kubernetes API through watchers), compiles them with the
-//! policy crate, and keeps every node agent at the resulting desired state.
+//! policy crate, and keeps every node agent at the resulting desired state
+//! (the policy side); reads every agent's flows into the service graph,
+//! baselines and the review workflow (the observation side).
 
-pub mod desired;
 pub mod error;
-pub mod flows;
-pub mod ids;
-pub mod kubernetes;
 pub mod metrics;
-pub mod review;
+pub mod observation;
+pub mod policy;
 pub mod run;
 pub mod service;
-pub mod state;
-pub mod storage;
-pub mod store;
-pub mod sync;
 
 pub use error::ControllerError;
-pub use state::Config;
+pub use policy::state::Config;

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::state::State;
+use crate::policy::state::State;
 
 type Labels = Vec<(String, String)>;
 
@@ -89,7 +89,7 @@ impl Metrics {
     }
 
     /// Sets the flow pipeline's figures (rendered with the next `render`).
-    pub fn record_flows(&self, stats: &crate::flows::PipelineStats) {
+    pub fn record_flows(&self, stats: &crate::observation::flows::PipelineStats) {
         for (what, n) in [
             ("received", stats.received),
             ("records", stats.records),
@@ -134,7 +134,7 @@ impl Metrics {
 pub async fn serve(
     addr: std::net::SocketAddr,
     state: Arc<Mutex<State>>,
-    flows: Arc<Mutex<crate::flows::Pipeline>>,
+    flows: Arc<Mutex<crate::observation::flows::Pipeline>>,
 ) -> Result<(), std::io::Error> {
     let app = axum::Router::new().route(
         "/metrics",

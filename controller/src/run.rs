@@ -6,14 +6,14 @@ use bulkhead_api::controller::v1::controller_server::ControllerServer;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::error::ControllerError;
+use crate::policy::state::{Config, State};
 use crate::service::ControllerService;
-use crate::state::{Config, State};
 
 /// Feeds the Kubernetes API's changes to the state, in batches of whatever
 /// arrived together, so a burst of pod events compiles once.
 pub async fn watch_kubernetes(client: kube::Client, state: Arc<Mutex<State>>) {
     use futures::StreamExt;
-    let mut stream = Box::pin(crate::kubernetes::updates(client).ready_chunks(1024));
+    let mut stream = Box::pin(crate::policy::kubernetes::updates(client).ready_chunks(1024));
     while let Some(chunk) = stream.next().await {
         let mut batch = Vec::new();
         for item in chunk {
@@ -41,8 +41,8 @@ pub async fn watch_kubernetes(client: kube::Client, state: Arc<Mutex<State>>) {
 
 /// Keeps the flow pipeline's inventory history at the committed model.
 async fn follow_inventory(
-    mut models: tokio::sync::watch::Receiver<Arc<crate::store::Model>>,
-    flows: Arc<Mutex<crate::flows::Pipeline>>,
+    mut models: tokio::sync::watch::Receiver<Arc<crate::policy::store::Model>>,
+    flows: Arc<Mutex<crate::observation::flows::Pipeline>>,
 ) {
     loop {
         let model = models.borrow_and_update().clone();
@@ -72,8 +72,8 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
         path: cfg.state_dir.clone(),
         source,
     })?;
-    let store = crate::storage::SqliteStorage::open(&cfg.state_dir.join("flows.db"), cfg.max_flows)?;
-    let pipeline = crate::flows::Pipeline::open(Box::new(store), learning)?;
+    let store = crate::observation::storage::SqliteStorage::open(&cfg.state_dir.join("flows.db"), cfg.max_flows)?;
+    let pipeline = crate::observation::flows::Pipeline::open(Box::new(store), learning)?;
     let (state, receivers) = tokio::task::spawn_blocking(move || State::open(cfg))
         .await
         .map_err(|e| ControllerError::Serve { what: "startup", message: e.to_string() })??;
@@ -106,12 +106,18 @@ pub async fn run(cfg: Config) -> Result<(), ControllerError> {
     }
 
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(crate::flows::collect::worker(flows.clone(), rx, std::time::Duration::from_secs(1)));
-    let collecting = crate::flows::collect::CollectReport::default();
+    tokio::spawn(crate::observation::flows::collect::worker(flows.clone(), rx, std::time::Duration::from_secs(1)));
+    let collecting = crate::observation::flows::collect::CollectReport::default();
     for (node, rx) in receivers {
         if let Some(sock) = agents.get(&node) {
-            tokio::spawn(crate::sync::run(node.clone(), sock.clone(), rx, report.clone()));
-            tokio::spawn(crate::flows::collect::run(node, sock.clone(), flows.clone(), tx.clone(), collecting.clone()));
+            tokio::spawn(crate::policy::sync::run(node.clone(), sock.clone(), rx, report.clone()));
+            tokio::spawn(crate::observation::flows::collect::run(
+                node,
+                sock.clone(),
+                flows.clone(),
+                tx.clone(),
+                collecting.clone(),
+            ));
         }
     }
     drop(tx);

@@ -11,10 +11,10 @@ use tonic::{Request, Response, Status};
 use crate::error::ControllerError;
 use bulkhead_api::audit::Caller;
 
-use crate::flows::Pipeline;
-use crate::flows::query::FlowQuery;
-use crate::review;
-use crate::state::{ChangeKind, State};
+use crate::observation::flows::Pipeline;
+use crate::observation::flows::query::FlowQuery;
+use crate::observation::review;
+use crate::policy::state::{ChangeKind, State};
 use bulkhead_graph::baseline::LearningConfig;
 use bulkhead_model::Mode;
 use bulkhead_model::Verdict;

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use bulkhead_api::controller::v1 as pb;
-use bulkhead_controller::kubernetes::{Update, updates};
-use bulkhead_controller::state::State;
+use bulkhead_controller::policy::kubernetes::{Update, updates};
+use bulkhead_controller::policy::state::State;
 use futures::StreamExt;
 use http::{Request, Response};
 use kube::client::Body;
@@ -126,7 +126,7 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     assert!(st.last_error.contains("NetworkPolicy shop/broken: spec.ingress[0].from[0].ipBlock.cidr"), "{st:?}");
     assert_eq!((st.generation, st.network_policies), (before, 2), "nothing changed");
     assert!(explain(&s, frontend, "shop/backend-0", 8080, "TCP").allowed);
-    let flows = bulkhead_controller::flows::PipelineStats {
+    let flows = bulkhead_controller::observation::flows::PipelineStats {
         received: 5,
         lost: [("kernel".to_string(), 3)].into_iter().collect(),
         ..Default::default()

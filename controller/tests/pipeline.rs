@@ -9,11 +9,11 @@
 use std::path::PathBuf;
 
 use bulkhead_api::agent::v1 as pb;
-use bulkhead_controller::flows::Pipeline;
-use bulkhead_controller::flows::query::FlowQuery;
-use bulkhead_controller::review::{self, Status};
-use bulkhead_controller::storage::SqliteStorage;
-use bulkhead_controller::store::{Model, Store};
+use bulkhead_controller::observation::flows::Pipeline;
+use bulkhead_controller::observation::flows::query::FlowQuery;
+use bulkhead_controller::observation::review::{self, Status};
+use bulkhead_controller::observation::storage::SqliteStorage;
+use bulkhead_controller::policy::store::{Model, Store};
 use bulkhead_graph::Entity;
 use bulkhead_graph::baseline::LearningConfig;
 use bulkhead_model::Mode;
@@ -89,7 +89,7 @@ fn flows_become_graph_baselines_and_reviewed_suggestions_and_survive_a_restart()
     let mut p = open(&dir);
     // web (10.1.0.5) calls cart (10.1.0.6); the connection is seen at both ends.
     p.update_inventory(&model(&[("web-1", "web", "10.1.0.5"), ("cart-1", "cart", "10.1.0.6")]));
-    let t0 = bulkhead_controller::flows::now_ns();
+    let t0 = bulkhead_controller::observation::flows::now_ns();
     p.ingest(
         "n1",
         pb::FlowBatch {
@@ -121,10 +121,10 @@ fn flows_become_graph_baselines_and_reviewed_suggestions_and_survive_a_restart()
 
     // web-1 goes away and its address is given to a new pod of another
     // workload; a late flow of web-1 still names web, a later one names db.
-    let t_gone = bulkhead_controller::flows::now_ns();
+    let t_gone = bulkhead_controller::observation::flows::now_ns();
     p.update_inventory(&model(&[("cart-1", "cart", "10.1.0.6")]));
     p.update_inventory(&model(&[("cart-1", "cart", "10.1.0.6"), ("db-1", "db", "10.1.0.5")]));
-    let t_new = bulkhead_controller::flows::now_ns() + 1;
+    let t_new = bulkhead_controller::observation::flows::now_ns() + 1;
     p.ingest(
         "n1",
         batch(
@@ -146,7 +146,7 @@ fn flows_become_graph_baselines_and_reviewed_suggestions_and_survive_a_restart()
     assert!(p.query_flows(&FlowQuery { verdict: Some(Verdict::Dropped), ..Default::default() }).unwrap().is_empty());
 
     // Baselines become stable; a suggestion is generated and reviewed.
-    p.tick(bulkhead_controller::flows::now_ns() + 10_000_000_000);
+    p.tick(bulkhead_controller::observation::flows::now_ns() + 10_000_000_000);
     let suggestions = review::suggest(&mut p, Some("shop"), "tester").unwrap();
     let cart = suggestions.iter().find(|r| r.suggestion.workload == deployment("cart")).unwrap();
     assert_eq!(cart.status, Status::Pending);

@@ -82,7 +82,7 @@ pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerEr
             // made over the controller's root-only API: a namespace user who
             // may write NetworkPolicies must not switch pods out of enforce.
             if let Some(a) = o.metadata.annotations.as_mut() {
-                a.remove(crate::store::MODE_ANNOTATION);
+                a.remove(crate::policy::store::MODE_ANNOTATION);
             }
             Ok(Object::NetworkPolicy(o))
         })

@@ -20,9 +20,9 @@ use bulkhead_policy::objects::Object;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ControllerError;
-use crate::flows::{Pipeline, now_ns};
-use crate::storage::{Document, Table};
-use crate::store::{MODE_ANNOTATION, Model};
+use crate::observation::flows::{Pipeline, now_ns};
+use crate::observation::storage::{Document, Table};
+use crate::policy::store::{MODE_ANNOTATION, Model};
 use bulkhead_model::Mode;
 
 /// Where a suggestion stands.

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use tracing::instrument;
 
 use crate::error::ControllerError;
-use crate::ids::{Ids, write_atomic};
-use crate::store::{Changes, Model, Store};
+use crate::policy::ids::{Ids, write_atomic};
+use crate::policy::store::{Changes, Model, Store};
 use bulkhead_model::Mode;
 
 /// How the controller runs.
@@ -174,8 +174,14 @@ impl State {
         let generation = self.ids.next_generation();
         tracing::Span::current().record("generation", generation);
         for (node, tx) in &self.senders {
-            let desired =
-                crate::desired::for_node(node, generation, &self.compiled, &self.model, &mut self.ids, self.cfg.mode)?;
+            let desired = crate::policy::desired::for_node(
+                node,
+                generation,
+                &self.compiled,
+                &self.model,
+                &mut self.ids,
+                self.cfg.mode,
+            )?;
             tx.send_replace(Arc::new(desired));
         }
         let uids: BTreeSet<String> = self.model.pods.values().map(|p| p.uid.clone()).collect();
@@ -261,7 +267,7 @@ impl State {
     /// invalid on their own are left out (and reported); if the rest still
     /// does not compile, the batch is refused and the last good state stays.
     #[instrument(skip(self, updates), fields(updates = updates.len()))]
-    pub fn ingest(&mut self, updates: Vec<crate::kubernetes::Update>) -> Result<u64, ControllerError> {
+    pub fn ingest(&mut self, updates: Vec<crate::policy::kubernetes::Update>) -> Result<u64, ControllerError> {
         let mut errors = Vec::new();
         let (candidate, changed) = self.with_updates(&self.store, &updates, &mut errors);
         if !errors.is_empty() {
@@ -314,10 +320,10 @@ impl State {
     fn with_updates(
         &self,
         store: &Store,
-        updates: &[crate::kubernetes::Update],
+        updates: &[crate::policy::kubernetes::Update],
         errors: &mut Vec<String>,
     ) -> (Store, usize) {
-        use crate::kubernetes::Update;
+        use crate::policy::kubernetes::Update;
         let cluster = &self.cfg.cluster;
         let mut keep = |o: &bulkhead_policy::objects::Object| match Store::validate(o, cluster) {
             Ok(()) => true,

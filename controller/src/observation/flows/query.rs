@@ -10,8 +10,8 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::Pipeline;
-use crate::storage::StorageError;
-use crate::store::Model;
+use crate::observation::storage::StorageError;
+use crate::policy::store::Model;
 
 /// Filters of `bulkhead flows`; empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use bulkhead_graph::Entity;
 use bulkhead_graph::suggest::{UNSTABLE_LABELS, WorkloadInfo};
 use rustc_hash::FxHashMap;
 
-use crate::store::Model;
+use crate::policy::store::Model;
 
 /// A pod as flows name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +200,7 @@ mod tests {
     use bulkhead_policy::objects::parse_documents;
 
     use super::*;
-    use crate::store::Store;
+    use crate::policy::store::Store;
 
     fn model(pods: &[(&str, &str, &str)]) -> Model {
         let mut yaml = String::new();

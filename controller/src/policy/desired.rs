@@ -6,8 +6,8 @@ use bulkhead_api::agent::v1 as pb;
 use bulkhead_policy::compile::Compiled;
 
 use crate::error::ControllerError;
-use crate::ids::Ids;
-use crate::store::Model;
+use crate::policy::ids::Ids;
+use crate::policy::store::Model;
 use bulkhead_model::{Direction, Mode, identity};
 
 fn mode(m: Mode) -> pb::Mode {

@@ -19,8 +19,8 @@ use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, Pairing, ServiceGra
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::storage::{Commit, Cursor, EdgeBucket, FlowStore, StorageError};
-use crate::store::Model;
+use crate::observation::storage::{Commit, Cursor, EdgeBucket, FlowStore, StorageError};
+use crate::policy::store::Model;
 use history::History;
 
 /// Width of the stored edge aggregates' time buckets.

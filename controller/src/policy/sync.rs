@@ -11,7 +11,7 @@ use bulkhead_api::agent::v1 as agent_pb;
 use bulkhead_api::controller::v1 as pb;
 use tokio::sync::watch;
 
-use crate::state::SyncReport;
+use crate::policy::state::SyncReport;
 
 const RECHECK: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_millis(300);
