@@ -3,7 +3,11 @@
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure().build_server(true).build_client(true).compile_protos(
-        &["proto/bulkhead/agent/v1/agent.proto", "proto/bulkhead/controller/v1/controller.proto"],
+        &[
+            "proto/bulkhead/flow/v1/flow.proto",
+            "proto/bulkhead/agent/v1/agent.proto",
+            "proto/bulkhead/controller/v1/controller.proto",
+        ],
         &["proto"],
     )?;
     Ok(())

@@ -160,8 +160,8 @@ impl Lab {
         self.status().iter().map(|s| s.counters.get(name).copied().unwrap_or(0)).sum()
     }
 
-    /// Recent flows of every node.
-    pub fn flows(&self) -> Vec<pb::Flow> {
+    /// Recent flows of every node, with their enumerations by name.
+    pub fn flows(&self) -> Vec<AgentFlow> {
         Self::rt().block_on(async {
             use tokio_stream::StreamExt;
             let mut out = Vec::new();
@@ -170,7 +170,7 @@ impl Lab {
                 let mut s =
                     c.stream_flows(pb::FlowFilter { follow: false, ..Default::default() }).await.unwrap().into_inner();
                 while let Some(b) = s.next().await {
-                    out.extend(b.unwrap().flows);
+                    out.extend(b.unwrap().flows.into_iter().map(AgentFlow::from));
                 }
             }
             out
@@ -178,7 +178,7 @@ impl Lab {
     }
 
     /// Waits until a flow matching `pred` shows up (events are asynchronous).
-    pub fn wait_flow(&self, what: &str, pred: impl Fn(&pb::Flow) -> bool) -> pb::Flow {
+    pub fn wait_flow(&self, what: &str, pred: impl Fn(&AgentFlow) -> bool) -> AgentFlow {
         for _ in 0..50 {
             if let Some(f) = self.flows().into_iter().find(|f| pred(f)) {
                 return f;
@@ -186,6 +186,38 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("no flow {what} among:\n{:#?}", self.flows());
+    }
+}
+
+/// An agent's wire flow with its enumerations decoded to their names
+/// ("forwarded", "ingress", "new", "default_deny"), the way tests compare them.
+#[derive(Debug, Clone)]
+pub struct AgentFlow {
+    pub flow: pb::Flow,
+    pub verdict: String,
+    pub direction: String,
+    pub event: String,
+    pub drop_reason: String,
+}
+
+impl From<pb::Flow> for AgentFlow {
+    fn from(flow: pb::Flow) -> Self {
+        use bulkhead_api::v1::convert;
+        let name = |r: Result<String, convert::ConvertError>| r.unwrap_or_else(|e| format!("undecodable: {e}"));
+        Self {
+            verdict: name(convert::verdict(flow.verdict, "verdict").map(|v| v.to_string())),
+            direction: name(convert::direction(flow.direction, "direction").map(|v| v.to_string())),
+            event: name(convert::event_type(flow.event, "event").map(|v| v.to_string())),
+            drop_reason: name(convert::reason(flow.drop_reason, "drop_reason").map(|v| v.to_string())),
+            flow,
+        }
+    }
+}
+
+impl std::ops::Deref for AgentFlow {
+    type Target = pb::Flow;
+    fn deref(&self) -> &pb::Flow {
+        &self.flow
     }
 }
 
@@ -198,6 +230,8 @@ fn placeholder(name: &str) -> LabState {
         namespaces: Default::default(),
         namespace_annotations: Default::default(),
         policies: 0,
+        pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
+        api: None,
         default_mode: String::new(),
         learn: (0, 0),
         services: vec![],

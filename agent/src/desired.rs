@@ -203,9 +203,9 @@ impl TryFrom<pb::DesiredState> for DesiredState {
                     format!("endpoint {} is not in this state", p.endpoint_id),
                 ));
             }
-            let direction = match pb::Direction::try_from(p.direction) {
-                Ok(pb::Direction::Ingress) => Direction::Ingress,
-                Ok(pb::Direction::Egress) => Direction::Egress,
+            let direction = match bulkhead_api::flow::v1::Direction::try_from(p.direction) {
+                Ok(bulkhead_api::flow::v1::Direction::Ingress) => Direction::Ingress,
+                Ok(bulkhead_api::flow::v1::Direction::Egress) => Direction::Egress,
                 _ => {
                     return Err(AgentError::invalid(f("direction"), "must be ingress or egress"));
                 }

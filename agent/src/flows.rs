@@ -2,13 +2,14 @@
 //! every client. Nothing is dropped silently: kernel ring losses and slow
 //! clients are both counted and reported in each batch.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use bulkhead_api::agent::v1 as pb;
+use bulkhead_api::flow::v1 as flow_pb;
+use bulkhead_api::ring::{Read, SeqRing};
 use bulkhead_dataplane::FlowEvent;
 use bulkhead_dataplane::model::{Direction, proto};
 use ipnetwork::IpNetwork;
@@ -76,7 +77,7 @@ impl Enricher {
         pb::Flow {
             time_unix_nanos: ev.time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0),
             node: self.node.clone(),
-            event: ev.event.as_str().into(),
+            event: flow_pb::EventType::from(ev.event).into(),
             src_ip: ev.src_ip.to_string(),
             src_port: u32::from(ev.src_port),
             dst_ip: ev.dst_ip.to_string(),
@@ -84,12 +85,12 @@ impl Enricher {
             protocol: proto::name(ev.protocol),
             source: Some(self.workload(ev.src_identity, ev.src_ip, src_local)),
             destination: Some(self.workload(ev.dst_identity, ev.dst_ip, dst_local)),
-            direction: ev.direction.as_str().into(),
-            verdict: ev.verdict.as_str().into(),
+            direction: flow_pb::Direction::from(ev.direction).into(),
+            verdict: flow_pb::Verdict::from(ev.verdict).into(),
             drop_reason: if matches!(ev.verdict, bulkhead_dataplane::Verdict::Forwarded) {
-                String::new()
+                flow_pb::Reason::None.into()
             } else {
-                ev.reason.as_str().into()
+                flow_pb::Reason::from(ev.reason).into()
             },
             rule_id: ev.rule_id,
             rule_name: self.rules.get(&ev.rule_id).cloned().unwrap_or_default(),
@@ -122,9 +123,7 @@ impl Enricher {
 /// buffered meanwhile.
 #[derive(Debug)]
 pub struct FlowHub {
-    ring: Mutex<Ring>,
-    capacity: usize,
-    latest: watch::Sender<u64>,
+    ring: SeqRing<pb::Flow>,
     /// Identifies this agent run: sequence numbers restart with it.
     pub epoch: u64,
     /// Flows a reader missed because they left the buffer first.
@@ -137,32 +136,12 @@ pub struct FlowHub {
     pub published: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct Ring {
-    flows: VecDeque<Arc<pb::Flow>>,
-    /// Sequence number of `flows[0]`.
-    first_seq: u64,
-}
-
-/// What one read returned.
-#[derive(Debug, Default)]
-pub struct Read {
-    /// Flows after the cursor, in order.
-    pub flows: Vec<Arc<pb::Flow>>,
-    /// Flows after the cursor that already left the buffer.
-    pub skipped: u64,
-    /// The new cursor.
-    pub last_seq: u64,
-}
-
 impl FlowHub {
     /// A hub keeping `capacity` recent flows.
     pub fn new(capacity: usize) -> Self {
         let epoch = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
         Self {
-            ring: Mutex::new(Ring { flows: VecDeque::with_capacity(capacity.min(65_536)), first_seq: 1 }),
-            capacity: capacity.max(1),
-            latest: watch::channel(0).0,
+            ring: SeqRing::new(capacity),
             epoch,
             client_lost: AtomicU64::new(0),
             kernel_lost: AtomicU64::new(0),
@@ -173,38 +152,24 @@ impl FlowHub {
 
     /// Publishes one flow.
     pub fn publish(&self, flow: pb::Flow) {
-        let Ok(mut r) = self.ring.lock() else { return };
-        if r.flows.len() >= self.capacity {
-            r.flows.pop_front();
-            r.first_seq += 1;
-        }
-        r.flows.push_back(Arc::new(flow));
-        let last = r.first_seq + r.flows.len() as u64 - 1;
-        drop(r);
+        self.ring.publish(flow);
         self.published.fetch_add(1, Ordering::Relaxed);
-        self.latest.send_replace(last);
     }
 
     /// Up to `max` flows after sequence number `after` (0: from the oldest).
-    pub fn read_after(&self, after: u64, max: usize) -> Read {
-        let Ok(r) = self.ring.lock() else { return Read { last_seq: after, ..Default::default() } };
-        let start = after.saturating_add(1).max(r.first_seq);
-        let skipped = if after == 0 { 0 } else { start.saturating_sub(after.saturating_add(1)) };
-        let from = (start - r.first_seq) as usize;
-        let flows: Vec<Arc<pb::Flow>> = r.flows.iter().skip(from).take(max).cloned().collect();
-        let last_seq = if flows.is_empty() { start - 1 } else { start + flows.len() as u64 - 1 };
-        Read { flows, skipped, last_seq: last_seq.max(after) }
+    pub fn read_after(&self, after: u64, max: usize) -> Read<pb::Flow> {
+        self.ring.read_after(after, max)
     }
 
     /// Sequence number of the oldest buffered flow (flows before it of this
     /// run have left the buffer).
     pub fn first_seq(&self) -> u64 {
-        self.ring.lock().map(|r| r.first_seq).unwrap_or(1)
+        self.ring.first_seq()
     }
 
     /// Changes whenever a flow is published (carries the last sequence number).
     pub fn watch(&self) -> watch::Receiver<u64> {
-        self.latest.subscribe()
+        self.ring.watch()
     }
 }
 
@@ -212,29 +177,14 @@ impl FlowHub {
 mod tests {
     use super::*;
 
-    fn flow(port: u32) -> pb::Flow {
-        pb::Flow { dst_port: port, ..Default::default() }
-    }
-
     #[test]
-    fn readers_resume_after_their_cursor_and_count_what_left_the_buffer() {
-        let hub = FlowHub::new(4);
+    fn the_hub_numbers_flows_and_counts_publications() {
+        let hub = FlowHub::new(2);
         for p in 1..=3 {
-            hub.publish(flow(p));
+            hub.publish(pb::Flow { dst_port: p, ..Default::default() });
         }
         let r = hub.read_after(0, 10);
-        assert_eq!((r.flows.len(), r.skipped, r.last_seq), (3, 0, 3));
-        let r = hub.read_after(1, 1);
-        assert_eq!((r.flows[0].dst_port, r.last_seq), (2, 2));
-        // A reader at 3 goes away; 5 more flows arrive, the buffer keeps 4.
-        for p in 4..=8 {
-            hub.publish(flow(p));
-        }
-        let r = hub.read_after(3, 10);
-        assert_eq!(r.skipped, 1, "flow 4 left the buffer before the reader came back");
-        assert_eq!(r.flows.iter().map(|f| f.dst_port).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
-        assert_eq!(r.last_seq, 8);
-        let r = hub.read_after(8, 10);
-        assert!(r.flows.is_empty() && r.skipped == 0 && r.last_seq == 8);
+        assert_eq!(r.items.iter().map(|f| f.dst_port).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!((hub.first_seq(), hub.published.load(Ordering::Relaxed)), (2, 3));
     }
 }

@@ -134,12 +134,17 @@ impl Node {
         let candidates =
             kernel_eps.values().map(|e| e.endpoint_id).chain(desired.endpoints.iter().map(|e| e.endpoint_id));
         let quarantined: BTreeSet<u32> = maps.quarantined(candidates)?.into_iter().collect();
-        let api_quarantined = quarantined.difference(&desired.quarantined).copied().collect();
+        let found = quarantined.difference(&desired.quarantined).copied().collect();
         let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
         tracing::info!(node = %cfg.node, adopted, endpoints = attachments.len(), "dataplane ready");
         let enricher = Arc::new(Enricher::new(&cfg.node, &desired));
-        let quarantines =
-            Arc::new(Quarantines::new(&cfg.pins, audit.clone(), api_quarantined, roster(&desired, &attachments))?);
+        let quarantines = Arc::new(Quarantines::new(
+            &cfg.pins,
+            audit.clone(),
+            found,
+            desired.generation,
+            roster(&desired, &attachments),
+        )?);
         Ok(Self { cfg, dataplane, maps, desired, attachments, quarantines, audit, enricher })
     }
 
@@ -257,7 +262,7 @@ impl Node {
         // Quarantines first: they only ever cut.
         let mut candidates = self.known_ids();
         candidates.extend(new.endpoints.iter().map(|e| e.endpoint_id));
-        report.map_writes += self.quarantines.cut_before_apply(&new.quarantined, &candidates)?;
+        report.map_writes += self.quarantines.cut_before_apply(&new.quarantined, &candidates, new.generation)?;
 
         let old_nets: BTreeMap<IpNetwork, u32> = self.maps.ipcache()?.into_iter().collect();
         let mut new_nets: BTreeMap<IpNetwork, u32> = new.ipcache.iter().map(|i| (i.net, i.identity)).collect();
@@ -278,7 +283,8 @@ impl Node {
             self.maps.remove_ipcache(net)?;
             report.map_writes += 1;
         }
-        report.map_writes += self.quarantines.settle_after_apply(roster(&new, &attachments), &candidates)?;
+        report.map_writes +=
+            self.quarantines.settle_after_apply(roster(&new, &attachments), &candidates, new.generation)?;
 
         // Interfaces no pod owns any more.
         for (ifindex, _) in current.endpoints.iter().filter(|(i, _)| !wanted.endpoints.contains_key(i)) {

@@ -2,6 +2,12 @@
 //! not wait behind a long apply. One small lock serialises every write to the
 //! quarantine map, from the API and from applies alike, so neither can undo
 //! the other.
+//!
+//! The controller owns quarantines and carries them in every desired state;
+//! its fast path (this API) changes the map at once and says from which
+//! generation on the desired state carries the decision. Until the agent
+//! applies a state that new, the fast-path decision holds over older states
+//! still in flight; from then on the state decides.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -25,11 +31,39 @@ pub struct Roster {
     pub desired: BTreeSet<u32>,
 }
 
+/// A fast-path decision and how long it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Override {
+    quarantined: bool,
+    /// Until a desired state of at least this generation is applied
+    /// (`u64::MAX`: until released through the API).
+    until: u64,
+}
+
 struct Inner {
     maps: Maps,
-    /// Quarantined through the API; survives applies until released.
-    api: BTreeSet<u32>,
+    /// Fast-path decisions not yet carried by an applied desired state.
+    overrides: BTreeMap<u32, Override>,
     roster: Roster,
+}
+
+/// What should be quarantined under a state of `generation` that
+/// quarantines `desired`: the state's, with the fast-path decisions it does
+/// not carry yet over it.
+fn wanted(desired: &BTreeSet<u32>, overrides: &BTreeMap<u32, Override>, generation: u64) -> BTreeSet<u32> {
+    let mut wanted = desired.clone();
+    for (id, o) in overrides.iter().filter(|(_, o)| o.until > generation) {
+        if o.quarantined {
+            wanted.insert(*id);
+        } else {
+            wanted.remove(id);
+        }
+    }
+    wanted
+}
+
+fn until(generation: u64) -> u64 {
+    if generation == 0 { u64::MAX } else { generation }
 }
 
 /// The node's quarantines.
@@ -45,10 +79,22 @@ impl std::fmt::Debug for Quarantines {
 }
 
 impl Quarantines {
-    /// Opens its own handle on the pinned maps. `api` are the endpoints found
-    /// quarantined at start that the desired state does not quarantine.
-    pub fn new(pins: &PinLayout, audit: AuditLog, api: BTreeSet<u32>, roster: Roster) -> Result<Self, AgentError> {
-        Ok(Self { inner: Mutex::new(Inner { maps: Maps::open(pins)?, api, roster }), audit })
+    /// Opens its own handle on the pinned maps. `found` are the endpoints
+    /// found quarantined at start that the saved desired state (of
+    /// `generation`) does not quarantine: they stay cut off until a newer
+    /// state decides.
+    pub fn new(
+        pins: &PinLayout,
+        audit: AuditLog,
+        found: BTreeSet<u32>,
+        generation: u64,
+        roster: Roster,
+    ) -> Result<Self, AgentError> {
+        let overrides = found
+            .into_iter()
+            .map(|id| (id, Override { quarantined: true, until: generation.saturating_add(1) }))
+            .collect();
+        Ok(Self { inner: Mutex::new(Inner { maps: Maps::open(pins)?, overrides, roster }), audit })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, AgentError> {
@@ -79,6 +125,7 @@ impl Quarantines {
         pod: &str,
         reason: &str,
         caller: &Caller,
+        generation: u64,
     ) -> Result<(u32, Duration), AgentError> {
         let (id, name, took, attached) = {
             let mut inner = self.lock()?;
@@ -86,7 +133,7 @@ impl Quarantines {
             let started = Instant::now();
             inner.maps.quarantine(id, monotonic_ns())?;
             let took = started.elapsed();
-            inner.api.insert(id);
+            inner.overrides.insert(id, Override { quarantined: true, until: until(generation) });
             (id, name, took, inner.roster.attached.contains(&id))
         };
         self.record(caller, "quarantine", id, &name, reason)?;
@@ -97,14 +144,18 @@ impl Quarantines {
         Ok((id, took))
     }
 
-    /// Lifts an API quarantine; the record is written before anything changes.
-    /// Returns whether the desired state still quarantines the endpoint.
+    /// Lifts a quarantine; the record is written before anything changes.
+    /// With a `generation` (the controller's fast path), the release holds
+    /// over older desired states; without, it lifts only an API quarantine
+    /// and the desired state still decides. Returns whether the endpoint is
+    /// still quarantined.
     pub fn release(
         &self,
         endpoint_id: u32,
         pod: &str,
         reason: &str,
         caller: &Caller,
+        generation: u64,
     ) -> Result<(u32, bool), AgentError> {
         let (id, name) = {
             let inner = self.lock()?;
@@ -112,19 +163,29 @@ impl Quarantines {
         };
         self.record(caller, "release", id, &name, reason)?;
         let mut inner = self.lock()?;
-        inner.api.remove(&id);
-        let still = inner.roster.desired.contains(&id);
+        if generation == 0 {
+            inner.overrides.remove(&id);
+        } else {
+            inner.overrides.insert(id, Override { quarantined: false, until: generation });
+        }
+        let still = wanted(&inner.roster.desired, &inner.overrides, 0).contains(&id);
         if !still {
             inner.maps.release(id)?;
         }
         Ok((id, still))
     }
 
-    /// Before an apply changes anything: quarantine what the new state (or the
-    /// API) quarantines. Returns the number of map writes.
-    pub fn cut_before_apply(&self, desired: &BTreeSet<u32>, candidates: &BTreeSet<u32>) -> Result<u32, AgentError> {
+    /// Before an apply of a state of `generation` changes anything:
+    /// quarantine what it (with the fast-path decisions it does not carry
+    /// yet) quarantines. Returns the number of map writes.
+    pub fn cut_before_apply(
+        &self,
+        desired: &BTreeSet<u32>,
+        candidates: &BTreeSet<u32>,
+        generation: u64,
+    ) -> Result<u32, AgentError> {
         let mut inner = self.lock()?;
-        let wanted: BTreeSet<u32> = desired.union(&inner.api).copied().collect();
+        let wanted = wanted(desired, &inner.overrides, generation);
         let already: BTreeSet<u32> = inner.maps.quarantined(candidates.iter().copied())?.into_iter().collect();
         let mut writes = 0;
         for id in wanted.difference(&already) {
@@ -134,15 +195,21 @@ impl Quarantines {
         Ok(writes)
     }
 
-    /// After an apply: publish the new roster, then make the map match exactly
-    /// what the state or the API quarantines. Returns the number of map writes.
-    pub fn settle_after_apply(&self, roster: Roster, candidates: &BTreeSet<u32>) -> Result<u32, AgentError> {
+    /// After an apply of a state of `generation`: publish the new roster,
+    /// forget the fast-path decisions the state carries, then make the map
+    /// match exactly what is wanted. Returns the number of map writes.
+    pub fn settle_after_apply(
+        &self,
+        roster: Roster,
+        candidates: &BTreeSet<u32>,
+        generation: u64,
+    ) -> Result<u32, AgentError> {
         let mut inner = self.lock()?;
-        let wanted: BTreeSet<u32> = roster.desired.union(&inner.api).copied().collect();
+        inner.overrides.retain(|_, o| o.until > generation);
+        let wanted = wanted(&roster.desired, &inner.overrides, generation);
         inner.roster = roster;
         let present: BTreeSet<u32> = inner.maps.quarantined(candidates.iter().copied())?.into_iter().collect();
         let mut writes = 0;
-        // An API release may have raced with this apply: the new state wins for its own quarantines.
         for id in wanted.difference(&present) {
             inner.maps.quarantine(*id, monotonic_ns())?;
             writes += 1;
@@ -154,8 +221,10 @@ impl Quarantines {
         Ok(writes)
     }
 
-    /// Endpoint ids quarantined through the API.
+    /// Endpoint ids quarantined by fast-path decisions the applied state does not carry yet.
     pub fn api_quarantined(&self) -> BTreeSet<u32> {
-        self.lock().map(|i| i.api.clone()).unwrap_or_default()
+        self.lock()
+            .map(|i| i.overrides.iter().filter(|(_, o)| o.quarantined).map(|(id, _)| *id).collect())
+            .unwrap_or_default()
     }
 }

@@ -106,9 +106,10 @@ impl Agent for AgentService {
         let (quarantines, metrics) = (self.quarantines.clone(), self.metrics.clone());
         let r = req.into_inner();
         // Not behind the node lock: a long apply must not delay a cut.
-        let (id, took) =
-            blocking(move || quarantines.quarantine(r.endpoint_id, &r.pod, &r.reason, &who).map_err(Status::from))
-                .await?;
+        let (id, took) = blocking(move || {
+            quarantines.quarantine(r.endpoint_id, &r.pod, &r.reason, &who, r.generation).map_err(Status::from)
+        })
+        .await?;
         self.refresh_xdp_later();
         metrics.quarantines.inc();
         tracing::warn!(endpoint = id, took_us = took.as_micros() as u64, "endpoint quarantined");
@@ -123,8 +124,10 @@ impl Agent for AgentService {
         let who = caller(&req, &req.get_ref().actor, &self.allowed_uids)?;
         let quarantines = self.quarantines.clone();
         let r = req.into_inner();
-        let (id, still) =
-            blocking(move || quarantines.release(r.endpoint_id, &r.pod, &r.reason, &who).map_err(Status::from)).await?;
+        let (id, still) = blocking(move || {
+            quarantines.release(r.endpoint_id, &r.pod, &r.reason, &who, r.generation).map_err(Status::from)
+        })
+        .await?;
         self.refresh_xdp_later();
         Ok(Response::new(pb::QuarantineResponse { endpoint_id: id, quarantined: still, took_micros: 0 }))
     }
@@ -154,7 +157,7 @@ impl Agent for AgentService {
             loop {
                 watch.borrow_and_update();
                 let read = hub.read_after(cursor, 512);
-                if read.flows.is_empty() && read.skipped == 0 && missed == 0 {
+                if read.items.is_empty() && read.skipped == 0 && missed == 0 {
                     if !follow || watch.changed().await.is_err() {
                         return;
                     }
@@ -169,7 +172,7 @@ impl Agent for AgentService {
                 let lost = skipped + kernel_now.saturating_sub(kernel_seen);
                 kernel_seen = kernel_now;
                 let batch = pb::FlowBatch {
-                    flows: read.flows.iter().map(|f| (**f).clone()).collect(),
+                    flows: read.items.iter().map(|f| (**f).clone()).collect(),
                     lost,
                     last_seq: read.last_seq,
                     epoch,

@@ -1,6 +1,17 @@
 //! The versioned gRPC contract of Bulkhead's node agent, and a client that
 //! reaches an agent over its Unix socket.
 
+/// `bulkhead.flow.v1`: generated from `proto/bulkhead/flow/v1/flow.proto`,
+/// the flow enumerations (verdict, drop reason, event type, direction) the
+/// agent's and the controller's APIs share, so the two cannot disagree.
+pub mod flow {
+    /// Version 1 of the shared flow enumerations.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all)]
+        tonic::include_proto!("bulkhead.flow.v1");
+    }
+}
+
 /// `bulkhead.agent.v1`: generated from `proto/bulkhead/agent/v1/agent.proto`.
 pub mod agent {
     /// Version 1 of the agent API.
@@ -19,8 +30,14 @@ pub mod controller {
     }
 }
 
+/// The gRPC metadata key carrying the name a socket caller states (the
+/// kernel vouches for its uid; the name is what audit records show).
+pub const ACTOR_METADATA: &str = "bulkhead-actor";
+
 pub mod audit;
 pub mod listen;
+pub mod ring;
+pub mod v1;
 
 use std::path::{Path, PathBuf};
 

@@ -124,7 +124,7 @@ async fn main() {
             state.policy.push(pb::PolicyEntry {
                 endpoint_id: i + 1,
                 remote_identity: 256 + (i + r) % 100,
-                direction: pb::Direction::Ingress as i32,
+                direction: bulkhead_api::flow::v1::Direction::Ingress as i32,
                 protocol: 6,
                 port: 8000 + r,
                 action: pb::Action::Allow as i32,

@@ -33,18 +33,17 @@ fn manifests(clients: usize) -> String {
 
 async fn status(c: &mut pb::controller_client::ControllerClient<tonic::transport::Channel>) -> serde_json::Value {
     let s = c.status(pb::StatusRequest {}).await.unwrap().into_inner();
-    serde_json::from_str(&s.flows_json).unwrap()
+    let s = bulkhead_api::v1::status::Status::try_from(s).unwrap();
+    serde_json::to_value(&s.flows).unwrap()
 }
 
 async fn graph_connections(c: &mut pb::controller_client::ControllerClient<tonic::transport::Channel>) -> u64 {
-    let g = c.graph(pb::GraphRequest { namespace: "load".into(), ..Default::default() }).await.unwrap().into_inner();
-    let g: serde_json::Value = serde_json::from_str(&g.json).unwrap();
-    g["edges"]
-        .as_array()
-        .unwrap()
+    let q = pb::GraphQuery { namespace: Some("load".into()), ..Default::default() };
+    let g = bulkhead_api::v1::graph::Graph::try_from(c.graph(q).await.unwrap().into_inner()).unwrap();
+    g.edges
         .iter()
-        .filter(|e| e["src"]["name"] == "cli" && e["dst"]["name"] == "srv" && e["port"] == 8000)
-        .map(|e| e["connections"].as_u64().unwrap())
+        .filter(|e| e.source.ends_with("/cli") && e.destination.ends_with("/srv") && e.port == 8000)
+        .map(|e| e.connections)
         .sum()
 }
 
@@ -67,6 +66,7 @@ async fn main() {
         cni: "bridge".into(),
         nodes: 2,
         default_mode: "enforce".into(),
+        pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
         exe,
         learn: (0, 0),
     };

@@ -74,6 +74,7 @@ async fn main() {
         default_mode: "enforce".into(),
         exe,
         learn: (0, 0),
+        pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
     };
     let lab = bulkhead_lab::up(&opts).await.unwrap();
     eprintln!("propagation: lab of {} pods up in {:.0} s", lab.pods.len(), started.elapsed().as_secs_f64());
@@ -85,7 +86,7 @@ async fn main() {
         let p = probe::probe_for(&lab, "prop/cli", "prop/srv", port, false, false).unwrap();
         let t0 = Instant::now();
         let r = client
-            .apply(pb::ChangeRequest { yaml: policy(port), source: "propagation".into(), actor: "bench".into() })
+            .apply(pb::ChangeRequest { yaml: policy(port), source: "propagation".into() })
             .await
             .unwrap()
             .into_inner();

@@ -1,14 +1,19 @@
-//! The closed loop from the command line: the service graph, baselines and
-//! anomalies, stored flows, suggestions and their review. Every command
-//! prints a readable table by default and the controller's document with
-//! `-o json` or `-o yaml`.
+//! The closed loop from the command line: stored and live flows, the
+//! service graph, baselines and anomalies, suggestions and their review.
+//! Every command prints a readable table by default, and the API's document
+//! with `-o json` or `-o yaml`.
 
-use anyhow::{Result, anyhow};
-use bulkhead_api::controller::v1 as pb;
+use anyhow::{Result, bail};
+use bulkhead_api::v1::baselines::AnomalyQuery;
+use bulkhead_api::v1::flows::{Flow, FlowQuery, Peer, PeerKind, Side, StreamEvent};
+use bulkhead_api::v1::graph::{GraphDiffQuery, GraphNode, GraphQuery, Level};
+use bulkhead_api::v1::review::{ApplyRequest, DecisionRequest, ExportQuery, PolicyList, ReviewQuery, SuggestRequest};
+use bulkhead_model::{Mode, Verdict};
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::Value;
+use futures::StreamExt;
+use serde::Serialize;
 
-use crate::control::Target;
+use crate::client::Target;
 
 /// How to print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -21,7 +26,8 @@ pub enum Output {
     Yaml,
 }
 
-fn print_doc(v: &Value, output: Output) -> Result<bool> {
+/// Prints `v` as JSON or YAML; false for human output (the caller prints).
+pub fn print_doc<T: Serialize>(v: &T, output: Output) -> Result<bool> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
         Output::Yaml => print!("{}", serde_yaml::to_string(v)?),
@@ -30,233 +36,367 @@ fn print_doc(v: &Value, output: Output) -> Result<bool> {
     Ok(true)
 }
 
-fn doc(d: pb::Document) -> Result<Value> {
-    Ok(serde_json::from_str(&d.json)?)
-}
-
-fn rpc<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<T> {
-    r.map(tonic::Response::into_inner).map_err(|s| anyhow!("{}", s.message()))
-}
-
-/// "ns/Kind/name", a CIDR, "node n1", "service ns/name".
-pub fn entity(v: &Value) -> String {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-    match s("type") {
-        "workload" => format!("{}/{}", s("namespace"), s("name")),
-        "service" => format!("svc:{}/{}", s("namespace"), s("name")),
-        "world" => format!("world:{}", s("cidr")),
-        "host" => format!("host:{}", s("node")),
-        _ => v.to_string(),
-    }
-}
-
-fn proto(n: u64) -> String {
-    match n {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        132 => "SCTP".into(),
-        1 => "ICMP".into(),
-        other => other.to_string(),
-    }
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn time(ns: i64) -> String {
+/// "HH:MM:SS" of nanoseconds since the epoch.
+pub fn time(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(i128::from(ns)).map(|t| t.strftime("%H:%M:%S").to_string()).unwrap_or_default()
 }
 
-/// `bulkhead graph`.
-pub async fn graph(target: &Target, namespace: Option<String>, blast: Option<String>, output: Output) -> Result<()> {
-    let mut c = target.client().await?;
-    let req = pb::GraphRequest {
-        namespace: namespace.unwrap_or_default(),
-        blast_radius_from: blast.clone().unwrap_or_default(),
-    };
-    let v = doc(rpc(c.graph(req).await)?)?;
-    if print_doc(&v, output)? {
-        return Ok(());
+/// One end of a flow, readable.
+pub fn peer(p: &Peer) -> String {
+    let ns = p.namespace.as_deref().unwrap_or("");
+    let name = p.name.as_deref().unwrap_or("");
+    match p.kind {
+        PeerKind::Workload => match &p.pod {
+            Some(pod) => format!("{ns}/{pod}"),
+            None => format!("{ns}/{name}"),
+        },
+        PeerKind::Service => format!("svc:{ns}/{name}"),
+        PeerKind::World => format!("world:{}", p.ip.as_deref().unwrap_or("")),
+        PeerKind::Host => format!("host:{name}"),
+        PeerKind::Namespace => format!("ns:{ns}"),
     }
-    if blast.is_some() {
-        let reach = v["reachable"].as_array().cloned().unwrap_or_default();
-        println!("{} can reach {} entities under the policies in force:", entity(&v["from"]), reach.len());
-        for e in &reach {
-            println!("  {}", entity(e));
+}
+
+fn node(n: &GraphNode) -> String {
+    match &n.namespace {
+        Some(ns) if n.kind != bulkhead_api::v1::graph::NodeKind::Namespace => format!("{ns}/{}", n.name),
+        _ => n.name.clone(),
+    }
+}
+
+/// `bulkhead graph`.
+pub async fn graph(target: &Target, g: GraphArgs, output: Output) -> Result<()> {
+    let mut c = target.client().await?;
+    if let Some(from) = g.blast_radius {
+        let r = c.blast_radius(from).await?;
+        if print_doc(&r, output)? {
+            return Ok(());
+        }
+        println!("{} can reach {} entities under the policies in force:", node(&r.from), r.reachable.len());
+        for n in &r.reachable {
+            println!("  {}", node(n));
         }
         return Ok(());
     }
-    let edges = v["edges"].as_array().cloned().unwrap_or_default();
-    println!("{} entities, {} edges", v["nodes"].as_array().map_or(0, Vec::len), edges.len());
+    if let Some(before) = g.diff_since.clone() {
+        let until = g.diff_until.clone().ok_or_else(|| anyhow::anyhow!("--diff-since needs --diff-until"))?;
+        let level = g.level();
+        let d = c
+            .graph_diff(GraphDiffQuery {
+                level: Some(level),
+                namespace: g.namespace,
+                since: before,
+                until,
+                then_until: None,
+            })
+            .await?;
+        if print_doc(&d, output)? {
+            return Ok(());
+        }
+        let name = |id: &str| d.nodes.iter().find(|n| n.id == id).map(node).unwrap_or_else(|| id.to_string());
+        for (what, edges) in [("NEW", &d.new), ("VANISHED", &d.vanished)] {
+            for e in edges {
+                println!(
+                    "{what:<9} {} -> {} {}/{} ({} connections)",
+                    name(&e.source),
+                    name(&e.destination),
+                    e.protocol,
+                    e.port,
+                    e.connections
+                );
+            }
+        }
+        return Ok(());
+    }
+    let q = GraphQuery { level: Some(g.level()), namespace: g.namespace, since: g.since, until: g.until };
+    let graph = c.graph(q).await?;
+    if print_doc(&graph, output)? {
+        return Ok(());
+    }
+    let name = |id: &str| graph.nodes.iter().find(|n| n.id == id).map(node).unwrap_or_else(|| id.to_string());
+    println!("{} nodes, {} edges", graph.nodes.len(), graph.edges.len());
     println!("{:<34} {:<34} {:<10} {:>7} {:>7} {:>7} {:>7}", "FROM", "TO", "PORT", "CONNS", "FWD", "DROP", "AUDIT");
-    for e in &edges {
-        let via = e["service"]
-            .as_object()
-            .map(|s| format!(" via {}:{}", s["name"].as_str().unwrap_or(""), s["port"]))
-            .unwrap_or_default();
+    for e in &graph.edges {
+        let via = e.service.as_ref().map(|s| format!(" via {s}")).unwrap_or_default();
         println!(
             "{:<34} {:<34} {:<10} {:>7} {:>7} {:>7} {:>7}{via}",
-            entity(&e["src"]),
-            entity(&e["dst"]),
-            format!("{}/{}", proto(u(e, "protocol")), u(e, "port")),
-            u(e, "connections"),
-            u(e, "forwarded"),
-            u(e, "dropped"),
-            u(e, "audit"),
+            name(&e.source),
+            name(&e.destination),
+            format!("{}/{}", e.protocol, e.port),
+            e.connections,
+            e.forwarded,
+            e.dropped,
+            e.audit,
         );
     }
     Ok(())
+}
+
+/// Options of `bulkhead graph`.
+#[derive(Args, Debug, Clone)]
+pub struct GraphArgs {
+    /// namespace, workload or pod.
+    #[arg(long, value_enum, default_value = "workload")]
+    pub level: LevelArg,
+    /// Only edges touching this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// From (RFC 3339 or a duration ago: 15m, 2h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// To.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Instead: everything this workload ("namespace/name") can reach,
+    /// directly or transitively, under the policies in force.
+    #[arg(long)]
+    pub blast_radius: Option<String>,
+    /// Instead: edges new since the window --diff-since..--diff-until, and vanished ones.
+    #[arg(long)]
+    pub diff_since: Option<String>,
+    /// End of the first window of --diff-since.
+    #[arg(long)]
+    pub diff_until: Option<String>,
+}
+
+/// A graph level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// Namespaces.
+    Namespace,
+    /// Workloads.
+    Workload,
+    /// Pods.
+    Pod,
+}
+
+impl From<LevelArg> for Level {
+    fn from(l: LevelArg) -> Self {
+        match l {
+            LevelArg::Namespace => Level::Namespace,
+            LevelArg::Workload => Level::Workload,
+            LevelArg::Pod => Level::Pod,
+        }
+    }
+}
+
+impl GraphArgs {
+    fn level(&self) -> Level {
+        self.level.into()
+    }
 }
 
 /// `bulkhead baseline`: learning progress and anomalies.
 pub async fn baseline(target: &Target, output: Output) -> Result<()> {
     let mut c = target.client().await?;
-    let v = doc(rpc(c.baselines(pb::BaselinesRequest {}).await)?)?;
-    if print_doc(&v, output)? {
+    let b = c.baselines().await?;
+    let anomalies = c.anomalies(AnomalyQuery { limit: Some(1000), ..Default::default() }).await?.items;
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        #[serde(flatten)]
+        baselines: &'a bulkhead_api::v1::baselines::Baselines,
+        anomalies: &'a [bulkhead_api::v1::baselines::Anomaly],
+    }
+    if print_doc(&Doc { baselines: &b, anomalies: &anomalies }, output)? {
         return Ok(());
     }
-    let workloads = v["workloads"].as_array().cloned().unwrap_or_default();
-    let stable = workloads.iter().filter(|w| w["phase"] == "stable").count();
+    let stable = b.workloads.iter().filter(|w| w.phase == bulkhead_api::v1::baselines::Phase::Stable).count();
     println!(
         "{stable}/{} workloads stable (learning window {} s, quiet period {} s)",
-        workloads.len(),
-        v["window_seconds"],
-        v["quiet_seconds"]
+        b.workloads.len(),
+        b.window_seconds,
+        b.quiet_seconds
     );
-    for w in &workloads {
-        println!(
-            "  {:<40} {:<9} {:>4} edges",
-            entity(&w["workload"]),
-            w["phase"].as_str().unwrap_or(""),
-            u(w, "edges")
-        );
+    for w in &b.workloads {
+        let name = format!("{}/{}", w.workload.namespace, w.workload.name);
+        println!("  {name:<40} {:<9} {:>4} edges", format!("{:?}", w.phase).to_lowercase(), w.edges);
     }
-    let anomalies = v["anomalies"].as_array().cloned().unwrap_or_default();
     println!("{} anomalies", anomalies.len());
     for a in &anomalies {
-        let e = &a["edge"];
         println!(
-            "  #{:<4} {} {:<8} {} -> {} {}/{}: {} connections ({} dropped), first {}",
-            u(a, "id"),
-            entity(&a["workload"]),
-            a["side"].as_str().unwrap_or(""),
-            entity(&e["src"]),
-            entity(&e["dst"]),
-            proto(u(e, "protocol")),
-            u(e, "port"),
-            u(a, "connections"),
-            u(a, "dropped"),
-            time(a["first_seen_ns"].as_i64().unwrap_or(0)),
+            "  #{:<4} {}/{} {:<8} {} -> {} {}/{}: {} connections ({} dropped), first {}",
+            a.id,
+            a.workload.namespace,
+            a.workload.name,
+            a.side,
+            peer(&a.source),
+            peer(&a.destination),
+            a.protocol,
+            a.port,
+            a.connections,
+            a.dropped,
+            time(a.first_seen_ns),
         );
     }
     Ok(())
 }
 
-/// Filters of `bulkhead flows` (stored flows at the controller).
+/// Filters of `bulkhead flows`.
 #[derive(Args, Debug, Default, Clone)]
 pub struct FlowFilters {
-    /// Either end in this namespace.
+    /// An end in this namespace.
     #[arg(long)]
     pub namespace: Option<String>,
-    /// Either end is this pod ("ns/name" or name).
+    /// An end is this pod ("ns/name" or name).
     #[arg(long)]
     pub pod: Option<String>,
-    /// Either end belongs to this workload ("ns/name" or name).
+    /// An end belongs to this workload ("ns/name" or name).
     #[arg(long)]
     pub workload: Option<String>,
+    /// Which end --namespace, --pod and --workload apply to: either, source or destination.
+    #[arg(long)]
+    pub side: Option<String>,
     /// forwarded, dropped or audit.
     #[arg(long)]
     pub verdict: Option<String>,
     /// Destination port.
     #[arg(long)]
     pub port: Option<u16>,
-    /// Only flows newer than this (e.g. 30s, 5m, 2h).
-    #[arg(long, value_parser = parse_age)]
-    pub since: Option<i64>,
-    /// Only flows older than this (e.g. 1m).
-    #[arg(long, value_parser = parse_age)]
-    pub until: Option<i64>,
+    /// TCP, UDP, SCTP, ICMP.
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// The rule that decided (e.g. shop/web#ingress[0]).
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// Only flows newer than this (30s, 5m, 2h, or an RFC 3339 time).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only flows older than this.
+    #[arg(long)]
+    pub until: Option<String>,
     /// At most this many, the newest.
     #[arg(long, default_value_t = 200)]
     pub limit: u32,
 }
 
-/// "90s", "5m", "2h", "1d" as nanoseconds.
-fn parse_age(s: &str) -> Result<i64, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("{s:?}: expected a number and s, m, h or d, e.g. 5m"))?;
-    let secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        other => return Err(format!("{s:?}: unknown unit {other:?}; use s, m, h or d")),
-    };
-    Ok(n.saturating_mul(secs).saturating_mul(1_000_000_000))
+impl FlowFilters {
+    fn query(&self) -> Result<FlowQuery> {
+        let verdict = self
+            .verdict
+            .as_deref()
+            .map(str::parse::<Verdict>)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--verdict: {e}"))?;
+        let side = match self.side.as_deref() {
+            None => None,
+            Some("either") => Some(Side::Either),
+            Some("source") => Some(Side::Source),
+            Some("destination") => Some(Side::Destination),
+            Some(other) => bail!("--side {other:?}: expected either, source or destination"),
+        };
+        let now = now_ns();
+        for (flag, v) in [("--since", &self.since), ("--until", &self.until)] {
+            if let Some(v) = v {
+                bulkhead_api::v1::time::parse(v, now).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+            }
+        }
+        Ok(FlowQuery {
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            workload: self.workload.clone(),
+            side,
+            verdict,
+            port: self.port,
+            protocol: self.protocol.clone(),
+            rule: self.rule.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            limit: None,
+            cursor: None,
+        })
+    }
 }
 
-/// `bulkhead flows` with filters: stored flows from the controller.
-pub async fn stored_flows(target: &Target, f: FlowFilters, output: Output) -> Result<()> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i64;
-    let mut c = target.client().await?;
-    let q = pb::FlowQuery {
-        namespace: f.namespace.unwrap_or_default(),
-        pod: f.pod.unwrap_or_default(),
-        workload: f.workload.unwrap_or_default(),
-        verdict: f.verdict.unwrap_or_default(),
-        port: f.port.map(u32::from).unwrap_or(0),
-        since_ns: f.since.map(|a| now - a).unwrap_or(0),
-        until_ns: f.until.map(|a| now - a).unwrap_or(0),
-        limit: f.limit,
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+fn flow_line(f: &Flow) -> String {
+    let why = match (&f.rule, &f.drop_reason) {
+        (Some(r), _) => format!("rule {r}"),
+        (None, Some(d)) => d.to_string(),
+        _ => String::new(),
     };
-    let v = doc(rpc(c.flows(q).await)?)?;
-    if print_doc(&v, output)? {
+    format!(
+        "{} {:<8} {:<9} {} -> {}:{} {} {} {}",
+        time(f.time_ns),
+        f.node,
+        f.verdict.as_str().to_uppercase(),
+        peer(&f.source),
+        peer(&f.destination),
+        f.dst_port,
+        f.protocol,
+        f.observation,
+        why
+    )
+}
+
+/// `bulkhead flows`: stored flows, the newest `--limit` of them, oldest first.
+pub async fn stored_flows(target: &Target, f: FlowFilters, output: Output) -> Result<()> {
+    let mut c = target.client().await?;
+    let mut q = f.query()?;
+    let want = f.limit as usize;
+    let mut all: Vec<Flow> = Vec::new();
+    loop {
+        q.limit = Some((want - all.len()).min(bulkhead_api::v1::MAX_PAGE) as u32);
+        let page = c.flows(q.clone()).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(next) if all.len() < want => q.cursor = Some(next),
+            _ => break,
+        }
+    }
+    all.reverse();
+    if print_doc(&all, output)? {
         return Ok(());
     }
-    for r in v.as_array().cloned().unwrap_or_default() {
-        let pod = |k: &str, e: &str| {
-            let p = r[k].as_str().unwrap_or("");
-            if p.is_empty() { entity(&r[e]) } else { format!("{p} ({})", entity(&r[e])) }
-        };
-        println!(
-            "{} {:<8} {:<9} {} -> {}:{} {} {}",
-            time(r["time_ns"].as_i64().unwrap_or(0)),
-            r["node"].as_str().unwrap_or(""),
-            r["verdict"].as_str().unwrap_or("").to_uppercase(),
-            pod("src_pod", "src"),
-            pod("dst_pod", "dst"),
-            u(&r, "dst_port"),
-            proto(u(&r, "protocol")),
-            r["observation"].as_str().unwrap_or(""),
-        );
+    for f in &all {
+        println!("{}", flow_line(f));
     }
     Ok(())
 }
 
-/// `bulkhead suggest`.
+/// `bulkhead flows --follow`: the controller's live stream.
+pub async fn follow(target: &Target, f: FlowFilters, output: Output) -> Result<()> {
+    let mut c = target.client().await?;
+    let mut stream = c.stream(f.query()?).await?;
+    while let Some(e) = stream.next().await {
+        match e? {
+            StreamEvent::Flow(flow) => match output {
+                Output::Human => println!("{}", flow_line(&flow)),
+                _ => println!("{}", serde_json::to_string(&flow)?),
+            },
+            StreamEvent::Lost(l) => {
+                eprintln!("lost {} flows (this client was too slow; {} since it connected)", l.lost, l.total)
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `bulkhead suggest`: records suggestions for review; `-o yaml|json`
+/// prints the policies themselves as a Kubernetes List for `kubectl apply -f`.
 pub async fn suggest(target: &Target, namespace: Option<String>, output: Output) -> Result<()> {
     let mut c = target.client().await?;
-    let actor = whoami();
-    let v = doc(rpc(c.suggest(pb::SuggestRequest { namespace: namespace.unwrap_or_default(), actor }).await)?)?;
-    if print_doc(&v, output)? {
+    let records = c.suggest(SuggestRequest { namespace }).await?;
+    let list = PolicyList::new(records.iter().filter(|r| r.policy.spec.is_some()).map(|r| r.policy.clone()).collect());
+    if print_doc(&list, output)? {
         return Ok(());
     }
-    for r in v.as_array().cloned().unwrap_or_default() {
-        let s = &r["suggestion"];
-        let warnings = s["warnings"].as_array().cloned().unwrap_or_default();
+    for r in &records {
         println!(
-            "# suggestion {} ({}{}) for {}: {} rules",
-            u(&r, "id"),
-            r["status"].as_str().unwrap_or(""),
-            if s["stable"] == true { "" } else { ", baseline still learning" },
-            entity(&s["workload"]),
-            s["rules"].as_array().map_or(0, Vec::len),
+            "# suggestion {} ({}{}) for {}/{}: {} rules",
+            r.id,
+            format!("{:?}", r.status).to_lowercase(),
+            if r.stable { "" } else { ", baseline still learning" },
+            r.workload.namespace,
+            r.workload.name,
+            r.rules.len(),
         );
-        for w in &warnings {
-            println!("# warning: {}", w.as_str().unwrap_or(""));
+        for w in &r.warnings {
+            println!("# warning: {w}");
         }
-        println!("---\n{}", serde_yaml::to_string(&s["policy"])?);
+        println!("---\n{}", serde_yaml::to_string(&r.policy)?);
     }
     Ok(())
 }
@@ -266,6 +406,13 @@ pub async fn suggest(target: &Target, namespace: Option<String>, output: Output)
 pub enum ReviewCommand {
     /// Every suggestion and its status.
     List,
+    /// The suggested NetworkPolicies themselves, as a Kubernetes List (YAML
+    /// unless -o json): every one but rejected and superseded ones.
+    Export {
+        /// Only workloads of this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// One suggestion: policy, evidence, diff, what-if, would-drops in audit, history.
     Show {
         /// Suggestion id.
@@ -300,121 +447,60 @@ pub enum ReviewCommand {
     },
 }
 
-fn whoami() -> String {
-    std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "root".into())
-}
-
 /// `bulkhead review ...`.
 pub async fn review(target: &Target, cmd: ReviewCommand, output: Output) -> Result<()> {
     let mut c = target.client().await?;
-    let actor = whoami();
-    let req = match &cmd {
-        ReviewCommand::List => pb::ReviewRequest { action: "list".into(), ..Default::default() },
-        ReviewCommand::Show { id } => pb::ReviewRequest { action: "show".into(), id: *id, ..Default::default() },
-        ReviewCommand::Approve { id, reason } | ReviewCommand::Reject { id, reason } => pb::ReviewRequest {
-            action: if matches!(cmd, ReviewCommand::Approve { .. }) { "approve" } else { "reject" }.into(),
-            id: *id,
-            actor,
-            reason: reason.clone(),
-            ..Default::default()
-        },
-        ReviewCommand::Apply { id, mode, reason } => {
-            pb::ReviewRequest { action: "apply".into(), id: *id, mode: mode.clone(), actor, reason: reason.clone() }
-        }
-    };
-    let v = doc(rpc(c.review(req).await)?)?;
-    if print_doc(&v, output)? {
-        return Ok(());
-    }
-    match cmd {
+    let record = match cmd {
         ReviewCommand::List => {
+            let mut all = Vec::new();
+            let mut q = ReviewQuery { limit: Some(1000), ..Default::default() };
+            loop {
+                let page = c.reviews(q.clone()).await?;
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(n) => q.cursor = Some(n),
+                    None => break,
+                }
+            }
+            all.reverse();
+            if print_doc(&all, output)? {
+                return Ok(());
+            }
             println!("{:<5} {:<10} {:<40} {:>5} {:>8}", "ID", "STATUS", "WORKLOAD", "RULES", "WARNINGS");
-            for r in v.as_array().cloned().unwrap_or_default() {
-                let s = &r["suggestion"];
+            for r in &all {
+                let w = format!("{}/{}", r.workload.namespace, r.workload.name);
                 println!(
-                    "{:<5} {:<10} {:<40} {:>5} {:>8}",
-                    u(&r, "id"),
-                    r["status"].as_str().unwrap_or(""),
-                    entity(&s["workload"]),
-                    s["rules"].as_array().map_or(0, Vec::len),
-                    s["warnings"].as_array().map_or(0, Vec::len),
+                    "{:<5} {:<10} {w:<40} {:>5} {:>8}",
+                    r.id,
+                    format!("{:?}", r.status).to_lowercase(),
+                    r.rules.len(),
+                    r.warnings.len()
                 );
             }
+            return Ok(());
         }
-        ReviewCommand::Show { .. } => show(&v),
-        _ => println!("suggestion {} is now {}", u(&v, "id"), v["status"].as_str().unwrap_or("")),
+        ReviewCommand::Export { namespace } => {
+            let list = c.export(ExportQuery { namespace, status: None }).await?;
+            let output = if output == Output::Human { Output::Yaml } else { output };
+            print_doc(&list, output)?;
+            return Ok(());
+        }
+        ReviewCommand::Show { id } => {
+            let d = c.review(id).await?;
+            if !print_doc(&d, output)? {
+                crate::review_show::print(&d);
+            }
+            return Ok(());
+        }
+        ReviewCommand::Approve { id, reason } => c.decide(id, true, DecisionRequest { reason }).await?,
+        ReviewCommand::Reject { id, reason } => c.decide(id, false, DecisionRequest { reason }).await?,
+        ReviewCommand::Apply { id, mode, reason } => {
+            let mode: Mode = mode.parse().map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+            c.apply_review(id, ApplyRequest { mode, reason }).await?
+        }
+    };
+    if !print_doc(&record, output)? {
+        println!("suggestion {} is now {}", record.id, format!("{:?}", record.status).to_lowercase());
     }
     Ok(())
-}
-
-fn show(v: &Value) {
-    let s = &v["suggestion"];
-    println!("suggestion {} for {}: {}", u(v, "id"), entity(&s["workload"]), v["status"].as_str().unwrap_or(""));
-    println!("{}", v["yaml"].as_str().unwrap_or(""));
-    for r in s["rules"].as_array().cloned().unwrap_or_default() {
-        println!(
-            "evidence {} {}: {} connections from/to {} on {}",
-            r["side"].as_str().unwrap_or(""),
-            u(&r, "index"),
-            u(&r, "connections"),
-            r["peers"]
-                .as_array()
-                .map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default(),
-            r["ports"]
-                .as_array()
-                .map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default(),
-        );
-    }
-    for w in s["warnings"].as_array().cloned().unwrap_or_default() {
-        println!("warning: {}", w.as_str().unwrap_or(""));
-    }
-    let diff = v["diff"].as_array().cloned().unwrap_or_default();
-    if diff.is_empty() {
-        println!("diff: no policy of this name in force");
-    } else {
-        println!("diff against the policy in force:");
-        for l in diff {
-            println!("  {}", l.as_str().unwrap_or(""));
-        }
-    }
-    for p in v["also_in_force"].as_array().cloned().unwrap_or_default() {
-        println!("also selecting these pods: {}", p.as_str().unwrap_or(""));
-    }
-    let w = &v["what_if"];
-    let drops = w["would_drop"].as_array().cloned().unwrap_or_default();
-    println!(
-        "what-if over the recorded window: {} flows replayed, {} would be dropped ({} not replayable, {} already dropped)",
-        u(w, "replayed"),
-        drops.len(),
-        u(w, "not_replayable"),
-        u(w, "already_dropped")
-    );
-    for d in drops.iter().take(20) {
-        let f = &d["flow"];
-        println!("  would drop: {} -> {}:{}", entity(&f["src"]), entity(&f["dst"]), u(f, "dst_port"));
-    }
-    if let Some(t) = v["audit_since_ns"].as_i64() {
-        println!("in audit since {}", time(t));
-    }
-    println!("would-drop flows reported in audit mode: {}", u(v, "would_drop_total"));
-    for f in v["would_drop"].as_array().cloned().unwrap_or_default().iter().take(20) {
-        println!(
-            "  {} {} -> {}:{}",
-            time(f["time_ns"].as_i64().unwrap_or(0)),
-            entity(&f["src"]),
-            entity(&f["dst"]),
-            u(f, "dst_port")
-        );
-    }
-    for r in v["reviews"].as_array().cloned().unwrap_or_default() {
-        println!(
-            "history: {} {} by {} {}",
-            time(r["time_ns"].as_i64().unwrap_or(0)),
-            r["action"].as_str().unwrap_or(""),
-            r["actor"].as_str().unwrap_or(""),
-            r["reason"].as_str().unwrap_or("")
-        );
-    }
 }

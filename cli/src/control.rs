@@ -1,41 +1,15 @@
-//! Commands that talk to the controller: `controller`, `apply`, `delete`,
-//! `policy explain` and `status`.
+//! Commands that run or talk to the controller: `controller`, `apply`,
+//! `delete`, `policy explain` and `status`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bulkhead_api::controller::v1 as pb;
+use bulkhead_api::v1::policies::{ChangeRequest, ExplainQuery};
 use clap::Args;
 
-/// Where the controller's API socket is.
-#[derive(Args, Clone)]
-pub struct Target {
-    /// The controller's API socket [default: the lab's, else /run/bulkhead/controller.sock].
-    #[arg(long, env = "BULKHEAD_CONTROLLER", global = true)]
-    pub socket: Option<PathBuf>,
-    /// Lab whose controller to use when --socket is not given.
-    #[arg(long, default_value = "lab", global = true)]
-    pub lab: String,
-}
-
-impl Target {
-    fn socket(&self) -> PathBuf {
-        if let Some(s) = &self.socket {
-            return s.clone();
-        }
-        let lab = bulkhead_lab::state::dir(&self.lab).join("controller.sock");
-        if lab.exists() { lab } else { PathBuf::from("/run/bulkhead/controller.sock") }
-    }
-
-    pub async fn client(&self) -> Result<pb::controller_client::ControllerClient<tonic::transport::Channel>> {
-        let socket = self.socket();
-        bulkhead_api::connect_controller(&socket)
-            .await
-            .with_context(|| format!("is the controller running? (socket {})", socket.display()))
-    }
-}
+use crate::client::Target;
 
 /// `bulkhead controller` options.
 #[derive(Args)]
@@ -77,9 +51,42 @@ pub struct ControllerArgs {
     /// ...and is stable once no new edge appeared for this many seconds.
     #[arg(long, default_value_t = 600)]
     learn_quiet: u64,
-    /// Run in this network namespace (the lab's fabric); entered before anything starts.
+    /// Run in this network namespace (the lab's fabric); entered before anything
+    /// starts, after the API's address is bound (so it stays on the host).
     #[arg(long)]
     pub netns: Option<PathBuf>,
+    /// Serve the HTTPS API on this address (port 0: any free port; see --api-addr-file).
+    #[arg(long)]
+    pub api_addr: Option<std::net::SocketAddr>,
+    /// The API's certificate chain (PEM).
+    #[arg(long, requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+    /// The API's private key (PEM).
+    #[arg(long, requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
+    /// Serve the API as plain HTTP (loopback addresses only).
+    #[arg(long)]
+    api_plaintext: bool,
+    /// Write the API's URL here once it listens.
+    #[arg(long)]
+    api_addr_file: Option<PathBuf>,
+    /// The API's tokens file (user, role, namespaces and SHA-256 of each token).
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
+}
+
+impl ControllerArgs {
+    /// The HTTP API's configuration, if asked for.
+    pub fn api(&self) -> Option<bulkhead_controller::http::ApiConfig> {
+        let addr = self.api_addr?;
+        Some(bulkhead_controller::http::ApiConfig {
+            addr,
+            tls: self.api_tls_cert.clone().zip(self.api_tls_key.clone()),
+            plaintext: self.api_plaintext,
+            addr_file: self.api_addr_file.clone(),
+            tokens: self.tokens_file.clone(),
+        })
+    }
 }
 
 fn parse_agent(s: &str) -> Result<(String, PathBuf), String> {
@@ -90,9 +97,10 @@ fn parse_agent(s: &str) -> Result<(String, PathBuf), String> {
     Ok((node.to_string(), PathBuf::from(path)))
 }
 
-/// Runs the controller.
-pub async fn controller(a: ControllerArgs) -> Result<()> {
+/// Runs the controller; `api` is the HTTP API's listener, bound before any namespace was entered.
+pub async fn controller(a: ControllerArgs, api: Option<std::net::TcpListener>) -> Result<()> {
     let mode = a.mode.parse().map_err(|e: bulkhead_model::CodeError| anyhow::anyhow!("--mode: {e}"))?;
+    let api_cfg = a.api();
     let agents: BTreeMap<String, PathBuf> = a.agents.into_iter().collect();
     if agents.is_empty() {
         tracing::warn!("no --agent given: the controller compiles but pushes to nobody");
@@ -112,8 +120,9 @@ pub async fn controller(a: ControllerArgs) -> Result<()> {
             quiet_ns: (a.learn_quiet as i64).saturating_mul(1_000_000_000),
             evidence_per_anomaly: 10,
         },
+        api: api_cfg,
     };
-    bulkhead_controller::run::run(cfg).await?;
+    bulkhead_controller::run::run(cfg, api).await?;
     Ok(())
 }
 
@@ -137,8 +146,8 @@ async fn wait_enforced(target: &Target, generation: u64, timeout: Duration) -> R
     let started = Instant::now();
     let mut client = target.client().await?;
     loop {
-        let s = client.status(pb::StatusRequest {}).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
-        let behind: Vec<&pb::NodeSync> = s.nodes.iter().filter(|n| n.applied_generation < generation).collect();
+        let s = client.status().await?;
+        let behind: Vec<_> = s.nodes.iter().filter(|n| n.applied_generation < generation).collect();
         if behind.is_empty() {
             return Ok(started.elapsed());
         }
@@ -166,10 +175,10 @@ pub async fn change(target: &Target, files: &[PathBuf], delete: bool, wait: bool
     let mut client = target.client().await?;
     let mut last = 0;
     for (source, yaml) in read_inputs(files)? {
-        let req = pb::ChangeRequest { yaml, source: source.clone(), actor: crate::actor() };
-        let r = if delete { client.delete(req).await } else { client.apply(req).await }
-            .map_err(|s| anyhow::anyhow!("{source}: {}", s.message()))?
-            .into_inner();
+        let r = client
+            .change(delete, ChangeRequest { yaml, source: source.clone() })
+            .await
+            .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
         let verb = if delete { "deleted" } else { "configured" };
         for c in &r.changed {
             println!("{c} {verb}");
@@ -216,27 +225,26 @@ pub async fn explain(target: &Target, from: &str, to: &str, json: bool) -> Resul
         },
     };
     let mut client = target.client().await?;
+    let port = u16::try_from(port).map_err(|_| anyhow::anyhow!("{to:?}: port {port} is above 65535"))?;
     let r = client
-        .explain(pb::ExplainRequest { from: from.into(), to: dest, port, protocol: protocol.clone() })
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
+        .explain(ExplainQuery {
+            from: from.into(),
+            to: dest,
+            port: (port != 0).then_some(port),
+            protocol: Some(protocol),
+        })
+        .await?;
     if json {
-        let v = serde_json::json!({
-            "allowed": r.allowed, "from": r.from_address, "to": r.to_address, "port": port, "protocol": protocol,
-            "egress": {"allowed": r.egress_allowed, "decided_by": r.egress},
-            "ingress": {"allowed": r.ingress_allowed, "decided_by": r.ingress},
-        });
-        println!("{v}");
+        println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }
     let verdict = |a: bool| if a { "ALLOWED" } else { "DENIED" };
     println!("{from} ({}) -> {to} ({}): {}", r.from_address, r.to_address, verdict(r.allowed));
-    if !r.egress.is_empty() {
-        println!("  egress of the source:       {} by {}", verdict(r.egress_allowed), r.egress);
+    if let Some(e) = &r.egress {
+        println!("  egress of the source:       {} by {}", verdict(e.allowed), e.decided_by);
     }
-    if !r.ingress.is_empty() {
-        println!("  ingress of the destination: {} by {}", verdict(r.ingress_allowed), r.ingress);
+    if let Some(i) = &r.ingress {
+        println!("  ingress of the destination: {} by {}", verdict(i.allowed), i.decided_by);
     }
     Ok(())
 }
@@ -244,46 +252,45 @@ pub async fn explain(target: &Target, from: &str, to: &str, json: bool) -> Resul
 /// `bulkhead status`.
 pub async fn status(target: &Target, json: bool) -> Result<()> {
     let mut client = target.client().await?;
-    let s = client.status(pb::StatusRequest {}).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    let s = client.status().await?;
     if json {
-        let nodes: Vec<_> = s
-            .nodes
-            .iter()
-            .map(|n| serde_json::json!({"node": n.node, "applied_generation": n.applied_generation, "in_sync": n.applied_generation == s.generation && n.error.is_empty(), "error": n.error, "endpoints": n.endpoints, "policy_entries": n.policy_entries}))
-            .collect();
-        let flows: serde_json::Value = serde_json::from_str(&s.flows_json).unwrap_or(serde_json::Value::Null);
-        let v = serde_json::json!({"generation": s.generation, "pods": s.pods, "network_policies": s.network_policies, "cluster_policies": s.cluster_policies, "identities": s.identities, "policy_entries": s.policy_entries, "last_error": s.last_error, "nodes": nodes, "flows": flows});
-        println!("{v}");
+        println!("{}", serde_json::to_string(&s)?);
         return Ok(());
     }
     println!(
-        "generation {}: {} pods, {} NetworkPolicies, {} ClusterNetworkPolicies, {} identities, {} entries",
-        s.generation, s.pods, s.network_policies, s.cluster_policies, s.identities, s.policy_entries
+        "generation {}: {} pods, {} NetworkPolicies, {} ClusterNetworkPolicies, {} identities, {} entries, {} quarantines",
+        s.generation,
+        s.pods,
+        s.network_policies,
+        s.cluster_policies,
+        s.identities,
+        s.policy_entries,
+        s.quarantines_active
     );
     if !s.last_error.is_empty() {
         println!("last rejected change: {}", s.last_error);
     }
-    if let Ok(f) = serde_json::from_str::<serde_json::Value>(&s.flows_json) {
-        let n = |k: &str| f[k].as_u64().unwrap_or(0);
-        let lost: u64 = f["lost"].as_object().map(|m| m.values().filter_map(|v| v.as_u64()).sum()).unwrap_or(0);
-        let stages: Vec<String> =
-            f["lost"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect()).unwrap_or_default();
-        println!(
-            "flows: received {}, connections {}, stored {}, evicted {}, lost {lost}{}, anomalies {}",
-            n("received"),
-            n("records"),
-            n("stored"),
-            n("evicted"),
-            if stages.is_empty() { String::new() } else { format!(" ({})", stages.join(", ")) },
-            n("anomalies"),
-        );
-    }
+    let f = &s.flows;
+    let stages: Vec<String> = f.lost.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "flows: received {}, connections {}, stored {}, evicted {}, lost {}{}, anomalies {}",
+        f.received,
+        f.records,
+        f.stored,
+        f.evicted,
+        f.lost_total(),
+        if stages.is_empty() { String::new() } else { format!(" ({})", stages.join(", ")) },
+        f.anomalies,
+    );
     for n in &s.nodes {
-        let state = if n.applied_generation == s.generation && n.error.is_empty() { "in sync" } else { "BEHIND" };
+        let state = if n.in_sync { "in sync" } else { "BEHIND" };
         println!(
             "  {:<20} {:<8} generation {} endpoints {} entries {} {}",
             n.node, state, n.applied_generation, n.endpoints, n.policy_entries, n.error
         );
+    }
+    for u in &s.unprotected {
+        println!("  NOT PROTECTED {} on {}: {}", u.pod, u.node, u.reason);
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
-//! `bulkhead flows`: merged flows from every agent of a lab.
+//! `bulkhead lab flows`: every flow event of every agent of a lab (new,
+//! denied, closed, counters), straight from the agents.
 
 use anyhow::{Context, Result};
 use bulkhead_api::agent::v1 as pb;
+use bulkhead_api::v1::convert::{self, ConvertError};
 use bulkhead_lab::LabState;
+use bulkhead_model::Verdict;
 use tokio_stream::StreamExt;
 
 fn workload(w: &Option<pb::Workload>, ip: &str, port: u32) -> String {
@@ -13,23 +16,29 @@ fn workload(w: &Option<pb::Workload>, ip: &str, port: u32) -> String {
     }
 }
 
+/// The name of a wire enumeration value, or the number when it is not one.
+fn name<T: std::fmt::Display>(decoded: Result<T, ConvertError>, raw: i32) -> String {
+    decoded.map_or_else(|_| raw.to_string(), |v| v.to_string())
+}
+
 fn human(f: &pb::Flow) -> String {
     let t = time_of(f.time_unix_nanos);
-    let verdict = match f.verdict.as_str() {
-        "dropped" => "DROPPED",
-        "audit" => "AUDIT(would drop)",
+    let verdict = match convert::verdict(f.verdict, "verdict") {
+        Ok(Verdict::Dropped) => "DROPPED",
+        Ok(Verdict::Audit) => "AUDIT(would drop)",
         _ => "FORWARDED",
     };
-    let why = if f.rule_name.is_empty() { f.drop_reason.clone() } else { format!("rule {}", f.rule_name) };
+    let reason = name(convert::reason(f.drop_reason, "drop_reason"), f.drop_reason);
+    let why = if f.rule_name.is_empty() { reason } else { format!("rule {}", f.rule_name) };
     format!(
         "{t} {:<10} {:<9} {:<17} {} -> {} {} {} pkts {}/{} bytes {}/{} {}",
         f.node,
-        f.event,
+        name(convert::event_type(f.event, "event"), f.event),
         verdict,
         workload(&f.source, &f.src_ip, f.src_port),
         workload(&f.destination, &f.dst_ip, f.dst_port),
         f.protocol,
-        f.direction,
+        name(convert::direction(f.direction, "direction"), f.direction),
         f.packets_fwd,
         f.packets_rev,
         f.bytes_fwd,
@@ -94,10 +103,12 @@ fn flow_json(f: &pb::Flow) -> serde_json::Value {
         )
     };
     serde_json::json!({
-        "time_unix_nanos": f.time_unix_nanos, "node": f.node, "event": f.event,
+        "time_unix_nanos": f.time_unix_nanos, "node": f.node, "event": name(convert::event_type(f.event, "event"), f.event),
         "src_ip": f.src_ip, "src_port": f.src_port, "dst_ip": f.dst_ip, "dst_port": f.dst_port,
         "protocol": f.protocol, "source": w(&f.source), "destination": w(&f.destination),
-        "direction": f.direction, "verdict": f.verdict, "drop_reason": f.drop_reason,
+        "direction": name(convert::direction(f.direction, "direction"), f.direction),
+        "verdict": name(convert::verdict(f.verdict, "verdict"), f.verdict),
+        "drop_reason": name(convert::reason(f.drop_reason, "drop_reason"), f.drop_reason),
         "rule_id": f.rule_id, "rule_name": f.rule_name,
         "packets_fwd": f.packets_fwd, "bytes_fwd": f.bytes_fwd, "packets_rev": f.packets_rev, "bytes_rev": f.bytes_rev,
         "tcp_flags": f.tcp_flags, "is_reply": f.is_reply,

@@ -1,12 +1,16 @@
 //! `bulkhead`: the node agent, the lab, and flow tooling in one binary.
 
+mod client;
 mod closed_loop;
 mod control;
 mod flows;
+mod inspect;
+mod quarantine;
+mod review_show;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bulkhead_agent::AgentConfig;
@@ -24,6 +28,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    target: client::Target,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -58,49 +64,36 @@ enum Command {
         #[command(subcommand)]
         command: LabCommand,
     },
-    /// Flows stored by the controller, filtered; with --follow, live flows
-    /// from every agent of a lab instead.
+    /// Flows stored by the controller, filtered; with --follow, the live stream.
     Flows {
-        /// Stream live flows from the lab's agents (no filters).
+        /// Follow the controller's live stream (with the same filters).
         #[arg(long)]
         follow: bool,
         #[command(flatten)]
         filters: closed_loop::FlowFilters,
         #[arg(short, long, value_enum, default_value = "human")]
         output: closed_loop::Output,
-        #[command(flatten)]
-        target: control::Target,
     },
     /// The service graph learned from flows.
     Graph {
-        /// Only edges touching this namespace.
-        #[arg(long)]
-        namespace: Option<String>,
-        /// Instead: everything this workload ("namespace/name") can reach,
-        /// directly or transitively, under the policies in force.
-        #[arg(long)]
-        blast_radius: Option<String>,
+        #[command(flatten)]
+        args: closed_loop::GraphArgs,
         #[arg(short, long, value_enum, default_value = "human")]
         output: closed_loop::Output,
-        #[command(flatten)]
-        target: control::Target,
     },
     /// Baselines (learning or stable) and anomaly events.
     Baseline {
         #[arg(short, long, value_enum, default_value = "human")]
         output: closed_loop::Output,
-        #[command(flatten)]
-        target: control::Target,
     },
-    /// Least-privilege NetworkPolicies from the baselines, recorded for review.
+    /// Least-privilege NetworkPolicies from the baselines, recorded for
+    /// review; `-o yaml` prints them as a List for `kubectl apply -f`.
     Suggest {
         /// Only workloads of this namespace.
         #[arg(long)]
         namespace: Option<String>,
         #[arg(short, long, value_enum, default_value = "human")]
         output: closed_loop::Output,
-        #[command(flatten)]
-        target: control::Target,
     },
     /// Review suggestions: list, show, approve, reject, apply (audit, then enforce).
     Review {
@@ -108,8 +101,33 @@ enum Command {
         command: closed_loop::ReviewCommand,
         #[arg(short, long, value_enum, default_value = "human", global = true)]
         output: closed_loop::Output,
-        #[command(flatten)]
-        target: control::Target,
+    },
+    /// The controller's inventory and policies, as you may see them.
+    Get {
+        #[command(subcommand)]
+        command: inspect::GetCommand,
+        #[arg(short, long, value_enum, default_value = "human", global = true)]
+        output: closed_loop::Output,
+    },
+    /// The audit log, newest first.
+    Audit {
+        /// Only this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this action (apply, quarantine, approve, authenticate…).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only records about this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Only records newer than this (5m, 2h, or an RFC 3339 time).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: closed_loop::Output,
     },
     /// Run the controller: compile inventory and policies, keep every agent in sync.
     Controller(control::ControllerArgs),
@@ -121,8 +139,6 @@ enum Command {
         /// Return without waiting for every node to enforce the change.
         #[arg(long)]
         no_wait: bool,
-        #[command(flatten)]
-        target: control::Target,
     },
     /// Delete the objects named in the files (kind, namespace and name).
     Delete {
@@ -130,8 +146,6 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long)]
         no_wait: bool,
-        #[command(flatten)]
-        target: control::Target,
     },
     /// Policy tools.
     Policy {
@@ -142,26 +156,37 @@ enum Command {
     Status {
         #[arg(short, long, value_enum, default_value = "human")]
         output: Output,
-        #[command(flatten)]
-        target: control::Target,
     },
-    /// Cut a pod off the network, both ways, established connections included.
+    /// Cut a pod, or every pod of a workload (now and later), off the network,
+    /// both ways, established connections included. Answers when every agent enforces it.
     Quarantine {
         /// "namespace/pod".
-        pod: String,
-        #[arg(long, default_value = "lab")]
-        lab: String,
-        /// Why (goes to the audit log).
+        #[arg(required_unless_present = "workload", conflicts_with = "workload")]
+        pod: Option<String>,
+        /// "namespace/name" of a workload instead.
+        #[arg(long)]
+        workload: Option<String>,
+        /// Why (required; goes to the audit log).
         #[arg(long, default_value = "")]
         reason: String,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: closed_loop::Output,
     },
-    /// Lift a quarantine.
+    /// Lift a quarantine: its id, or the pod ("namespace/name") it cuts off.
     Release {
-        pod: String,
-        #[arg(long, default_value = "lab")]
-        lab: String,
+        what: String,
+        /// Why (required; goes to the audit log).
         #[arg(long, default_value = "")]
         reason: String,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: closed_loop::Output,
+    },
+    /// Quarantines, active and past.
+    Quarantines {
+        #[command(subcommand)]
+        command: quarantine::QuarantinesCommand,
+        #[arg(short, long, value_enum, default_value = "human", global = true)]
+        output: closed_loop::Output,
     },
 }
 
@@ -175,8 +200,6 @@ enum PolicyCommand {
         to: String,
         #[arg(short, long, value_enum, default_value = "human")]
         output: Output,
-        #[command(flatten)]
-        target: control::Target,
     },
 }
 
@@ -201,6 +224,9 @@ enum LabCommand {
         /// The controller's baseline quiet period, seconds [default: its own, 600].
         #[arg(long, default_value_t = 0)]
         learn_quiet: u64,
+        /// IPv4 pod CIDR, cut into a /24 per node; any status.podIP inside it is honoured.
+        #[arg(long, default_value = bulkhead_lab::cidr::DEFAULT)]
+        pod_cidr: String,
     },
     /// Remove every namespace, link, pin and process of the lab, even after a crash.
     Down {
@@ -235,10 +261,23 @@ enum LabCommand {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Show the lab's nodes, pods and agent status.
+    /// Show the lab's nodes, pods and agent status; `-o json` also gives the
+    /// API's URL, CA file and token files.
     Status {
         #[arg(long, default_value = "lab")]
         name: String,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// Every flow event of the lab's agents (new, denied, closed, counters), straight from them.
+    Flows {
+        /// Keep following.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, default_value = "lab")]
+        name: String,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: Output,
     },
     /// (internal) The cluster DNS server the lab's kube-dns pod runs.
     #[command(hide = true)]
@@ -323,40 +362,54 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Lab { command } => runtime()?.block_on(lab(command)),
-        Command::Flows { follow: true, output, target, .. } => {
-            runtime()?.block_on(flows::show(&target.lab, true, output == closed_loop::Output::Json))
+        Command::Flows { follow: true, filters, output } => {
+            runtime()?.block_on(closed_loop::follow(&cli.target, filters, output))
         }
-        Command::Flows { filters, output, target, .. } => {
-            runtime()?.block_on(closed_loop::stored_flows(&target, filters, output))
+        Command::Flows { filters, output, .. } => {
+            runtime()?.block_on(closed_loop::stored_flows(&cli.target, filters, output))
         }
-        Command::Graph { namespace, blast_radius, output, target } => {
-            runtime()?.block_on(closed_loop::graph(&target, namespace, blast_radius, output))
+        Command::Graph { args, output } => runtime()?.block_on(closed_loop::graph(&cli.target, args, output)),
+        Command::Baseline { output } => runtime()?.block_on(closed_loop::baseline(&cli.target, output)),
+        Command::Suggest { namespace, output } => {
+            runtime()?.block_on(closed_loop::suggest(&cli.target, namespace, output))
         }
-        Command::Baseline { output, target } => runtime()?.block_on(closed_loop::baseline(&target, output)),
-        Command::Suggest { namespace, output, target } => {
-            runtime()?.block_on(closed_loop::suggest(&target, namespace, output))
-        }
-        Command::Review { command, output, target } => {
-            runtime()?.block_on(closed_loop::review(&target, command, output))
+        Command::Review { command, output } => runtime()?.block_on(closed_loop::review(&cli.target, command, output)),
+        Command::Get { command, output } => runtime()?.block_on(inspect::get(&cli.target, command, output)),
+        Command::Audit { user, action, namespace, since, limit, output } => {
+            let q = bulkhead_api::v1::audit::AuditQuery {
+                user,
+                action,
+                outcome: None,
+                namespace,
+                since,
+                limit: Some(limit),
+                cursor: None,
+            };
+            runtime()?.block_on(inspect::audit(&cli.target, q, output))
         }
         Command::Controller(args) => {
+            // Bound before entering the lab's namespace, so the API is on the host.
+            let api = args.api().map(|c| bulkhead_controller::http::bind(&c)).transpose()?;
             if let Some(ns) = &args.netns {
                 bulkhead_lab::netns::enter(ns)?;
             }
-            runtime()?.block_on(control::controller(args))
+            runtime()?.block_on(control::controller(args, api))
         }
-        Command::Apply { files, no_wait, target } => {
-            runtime()?.block_on(control::change(&target, &files, false, !no_wait))
+        Command::Apply { files, no_wait } => runtime()?.block_on(control::change(&cli.target, &files, false, !no_wait)),
+        Command::Delete { files, no_wait } => runtime()?.block_on(control::change(&cli.target, &files, true, !no_wait)),
+        Command::Policy { command: PolicyCommand::Explain { from, to, output } } => {
+            runtime()?.block_on(control::explain(&cli.target, &from, &to, output == Output::Json))
         }
-        Command::Delete { files, no_wait, target } => {
-            runtime()?.block_on(control::change(&target, &files, true, !no_wait))
+        Command::Status { output } => runtime()?.block_on(control::status(&cli.target, output == Output::Json)),
+        Command::Quarantine { pod, workload, reason, output } => {
+            runtime()?.block_on(quarantine::quarantine(&cli.target, pod, workload, reason, output))
         }
-        Command::Policy { command: PolicyCommand::Explain { from, to, output, target } } => {
-            runtime()?.block_on(control::explain(&target, &from, &to, output == Output::Json))
+        Command::Release { what, reason, output } => {
+            runtime()?.block_on(quarantine::release(&cli.target, what, reason, output))
         }
-        Command::Status { output, target } => runtime()?.block_on(control::status(&target, output == Output::Json)),
-        Command::Quarantine { pod, lab, reason } => runtime()?.block_on(quarantine(&lab, &pod, &reason, true)),
-        Command::Release { pod, lab, reason } => runtime()?.block_on(quarantine(&lab, &pod, &reason, false)),
+        Command::Quarantines { command: quarantine::QuarantinesCommand::List { namespace, active }, output } => {
+            runtime()?.block_on(quarantine::list(&cli.target, namespace, active, output))
+        }
     }
 }
 
@@ -366,34 +419,6 @@ fn exec(command: &[String]) -> std::io::Error {
         return std::io::Error::other("no command");
     };
     std::process::Command::new(prog).args(args).exec()
-}
-
-fn actor() -> String {
-    std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "root".into())
-}
-
-async fn quarantine(lab: &str, pod: &str, reason: &str, on: bool) -> Result<()> {
-    let state = LabState::load(lab)?;
-    let key = state.pod(pod)?.key();
-    let mut client = bulkhead_lab::lifecycle::agent_for(&state, &key).await?;
-    let req = pb::QuarantineRequest { pod: key.clone(), actor: actor(), reason: reason.into(), ..Default::default() };
-    let started = Instant::now();
-    let r = if on { client.quarantine(req).await } else { client.release(req).await }
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
-    if on {
-        println!(
-            "{key} quarantined (endpoint {}): enforced in {} µs, round trip {} ms",
-            r.endpoint_id,
-            r.took_micros,
-            started.elapsed().as_millis()
-        );
-    } else if r.quarantined {
-        println!("{key}: released by you, but the desired state still quarantines it");
-    } else {
-        println!("{key} released");
-    }
-    Ok(())
 }
 
 fn parse_target(to: &str) -> Result<(String, u16, bool)> {
@@ -409,14 +434,26 @@ fn parse_target(to: &str) -> Result<(String, u16, bool)> {
 
 async fn lab(command: LabCommand) -> Result<()> {
     match command {
-        LabCommand::Up { files, cni, nodes, name, mode, learn_window, learn_quiet } => {
+        LabCommand::Up { files, cni, nodes, name, mode, learn_window, learn_quiet, pod_cidr } => {
             let exe = std::env::current_exe().context("locating the bulkhead binary")?;
             let learn = (learn_window, learn_quiet);
-            let opts = bulkhead_lab::UpOptions { name, files, cni, nodes, default_mode: mode, exe, learn };
+            let opts = bulkhead_lab::UpOptions { name, files, cni, nodes, default_mode: mode, exe, learn, pod_cidr };
             let lab = bulkhead_lab::up(&opts).await?;
             for p in &lab.pods {
                 let ips: Vec<String> = p.ips.iter().map(|i| i.to_string()).collect();
                 println!("{:<30} node {:<2} {}", p.key(), p.node, ips.join(" "));
+            }
+            if let Some(api) = &lab.api {
+                println!("API {}", api.url);
+                println!("  CA certificate {}", api.ca_file.display());
+                println!("  admin token    {}", api.tokens.admin.display());
+                println!("  viewer token   {}", api.tokens.viewer.display());
+                println!(
+                    "  e.g. bulkhead --server {} --ca-file {} --token-file {} status",
+                    api.url,
+                    api.ca_file.display(),
+                    api.tokens.viewer.display()
+                );
             }
             Ok(())
         }
@@ -425,8 +462,23 @@ async fn lab(command: LabCommand) -> Result<()> {
             println!("lab {name} down ({n} namespaces removed)");
             Ok(())
         }
-        LabCommand::Status { name } => {
+        LabCommand::Flows { follow, name, output } => flows::show(&name, follow, output == Output::Json).await,
+        LabCommand::Status { name, output: Output::Json } => {
             let lab = LabState::load(&name)?;
+            println!("{}", serde_json::to_string(&bulkhead_lab::status::report(&lab).await?)?);
+            Ok(())
+        }
+        LabCommand::Status { name, .. } => {
+            let lab = LabState::load(&name)?;
+            if let Some(api) = &lab.api {
+                println!(
+                    "API {} (CA {}, admin token {}, viewer token {})",
+                    api.url,
+                    api.ca_file.display(),
+                    api.tokens.admin.display(),
+                    api.tokens.viewer.display()
+                );
+            }
             for node in &lab.nodes {
                 let mut c = bulkhead_api::connect_unix(&node.socket).await?;
                 let s = c

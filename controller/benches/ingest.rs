@@ -16,7 +16,7 @@ use std::hint::black_box;
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_controller::observation::flows::Pipeline;
 use bulkhead_controller::observation::storage::{
-    Appended, Commit, Cursor, Document, EdgeBucket, FlowStore, SqliteStorage, StorageError, Table,
+    Appended, Commit, Cursor, Document, EdgeBucket, FlowFilter, FlowStore, PodEdge, SqliteStorage, StorageError, Table,
 };
 use bulkhead_controller::policy::store::Store;
 use bulkhead_graph::FlowRecord;
@@ -52,17 +52,17 @@ fn batch(n: usize, start_ns: i64) -> pb::FlowBatch {
         let f = pb::Flow {
             time_unix_nanos: start_ns + c as i64 * 1000,
             node: "n1".into(),
-            event: "new".into(),
+            event: bulkhead_api::flow::v1::EventType::New.into(),
             src_ip: ip(a),
             src_port: (1024 + c % 60_000) as u32,
             dst_ip: ip(b),
             dst_port: 8080,
             protocol: "TCP".into(),
-            direction: "egress".into(),
-            verdict: "forwarded".into(),
+            direction: bulkhead_api::flow::v1::Direction::Egress.into(),
+            verdict: bulkhead_api::flow::v1::Verdict::Forwarded.into(),
             ..Default::default()
         };
-        flows.push(pb::Flow { direction: "ingress".into(), ..f.clone() });
+        flows.push(pb::Flow { direction: bulkhead_api::flow::v1::Direction::Ingress.into(), ..f.clone() });
         flows.push(f);
     }
     pb::FlowBatch { flows, epoch: 1, last_seq: n as u64, ..Default::default() }
@@ -76,7 +76,10 @@ impl FlowStore for Discard {
         black_box(c);
         Ok(Appended { stored: c.flows.len() as u64, evicted: 0 })
     }
-    fn flows(&self, _: i64, _: i64, _: usize) -> Result<Vec<FlowRecord>, StorageError> {
+    fn query(&self, _: &FlowFilter, _: Option<u64>, _: usize) -> Result<Vec<(u64, FlowRecord)>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn pod_edges(&self, _: &FlowFilter) -> Result<Vec<PodEdge>, StorageError> {
         Ok(Vec::new())
     }
     fn edges(&self, _: i64, _: i64) -> Result<Vec<EdgeBucket>, StorageError> {

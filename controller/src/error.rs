@@ -36,6 +36,9 @@ pub enum ControllerError {
     /// The request itself is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is valid but the object is not in a state that allows it.
+    #[error("{0}")]
+    Conflict(String),
     /// Too many endpoints for the dataplane's id space.
     #[error("endpoint ids exhausted: at most {0} endpoints over the controller's lifetime")]
     EndpointIdsExhausted(u32),
@@ -69,6 +72,7 @@ impl ControllerError {
             Self::Storage(_) => "storage",
             Self::NotFound(_) => "not_found",
             Self::BadRequest(_) => "bad_request",
+            Self::Conflict(_) => "conflict",
             Self::EndpointIdsExhausted(_) => "capacity",
             Self::Serve { .. } => "serve",
             Self::Watch { .. } => "watch",

@@ -1,8 +1,9 @@
 //! Controller metrics (`bulkhead_controller_*`): changes by source and
-//! result (the error's label on failure), compile time, the generation, and
-//! whether each node enforces it.
+//! result (the error's label on failure), compile time, the generation,
+//! whether each node enforces it and why not, the flow pipeline, and API
+//! requests by result.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -11,7 +12,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::policy::state::State;
+use bulkhead_api::v1::status::Status;
+
+use crate::context::Context;
 
 type Labels = Vec<(String, String)>;
 
@@ -25,6 +28,9 @@ pub struct Metrics {
     in_sync: Family<Labels, Gauge>,
     flows: Family<Labels, Gauge>,
     flows_lost: Family<Labels, Gauge>,
+    syncs: Family<Labels, Counter>,
+    requests: Family<Labels, Counter>,
+    quarantine: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -50,6 +56,24 @@ impl Metrics {
         let in_sync = Family::<Labels, Gauge>::default();
         let flows = Family::<Labels, Gauge>::default();
         let flows_lost = Family::<Labels, Gauge>::default();
+        let syncs = Family::<Labels, Counter>::default();
+        let requests = Family::<Labels, Counter>::default();
+        let quarantine = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "quarantine_seconds",
+            "From a quarantine request's arrival to every agent's report that the drop is enforced",
+            quarantine.clone(),
+        );
+        registry.register(
+            "syncs",
+            "Agent reconciles by node and result (ok, or connect, status, apply, unprotected, timeout)",
+            syncs.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "API requests by transport (http, grpc), operation and result (ok, or the problem: unauthenticated, forbidden, not_found, bad_request, conflict, unavailable, internal)",
+            requests.clone(),
+        );
         registry.register(
             "flows",
             "Flow pipeline running totals since the store was created: received, records, stored, evicted (retention), anomalies",
@@ -73,7 +97,19 @@ impl Metrics {
             objects.clone(),
         );
         registry.register("node_in_sync", "1 when the node's agent enforces the current generation", in_sync.clone());
-        Self { registry, changes, compile, generation, objects, in_sync, flows, flows_lost }
+        Self {
+            registry,
+            changes,
+            compile,
+            generation,
+            objects,
+            in_sync,
+            flows,
+            flows_lost,
+            syncs,
+            requests,
+            quarantine,
+        }
     }
 
     /// Counts one change and, if it compiled, its compile time.
@@ -88,8 +124,30 @@ impl Metrics {
         self.changes.get_or_create(&vec![("source".into(), source.into()), ("result".into(), label.into())]).inc();
     }
 
+    /// Counts one reconcile of a node's agent.
+    pub fn record_sync(&self, node: &str, result: Result<(), &'static str>) {
+        let label = result.err().unwrap_or("ok");
+        self.syncs.get_or_create(&vec![("node".into(), node.into()), ("result".into(), label.into())]).inc();
+    }
+
+    /// Records how long a quarantine took to be enforced.
+    pub fn record_quarantine(&self, micros: u64) {
+        self.quarantine.observe(micros as f64 / 1e6);
+    }
+
+    /// Counts one API request.
+    pub fn record_request(&self, transport: &'static str, operation: &'static str, result: &'static str) {
+        self.requests
+            .get_or_create(&vec![
+                ("transport".into(), transport.into()),
+                ("operation".into(), operation.into()),
+                ("result".into(), result.into()),
+            ])
+            .inc();
+    }
+
     /// Sets the flow pipeline's figures (rendered with the next `render`).
-    pub fn record_flows(&self, stats: &crate::observation::flows::PipelineStats) {
+    pub fn record_flows(&self, stats: &bulkhead_api::v1::status::FlowPipeline) {
         for (what, n) in [
             ("received", stats.received),
             ("records", stats.records),
@@ -107,9 +165,9 @@ impl Metrics {
         }
     }
 
-    /// The exposition text, with gauges read from the state now.
-    pub fn render(&self, state: &State) -> String {
-        let st = state.status();
+    /// The exposition text, with gauges set from `st` (the status now).
+    pub fn render(&self, st: &Status) -> String {
+        self.record_flows(&st.flows);
         self.generation.set(i64::try_from(st.generation).unwrap_or(i64::MAX));
         for (kind, n) in [
             ("pods", st.pods),
@@ -121,8 +179,7 @@ impl Metrics {
             self.objects.get_or_create(&vec![("kind".into(), kind.into())]).set(i64::from(n));
         }
         for n in &st.nodes {
-            let ok = n.applied_generation == st.generation && n.error.is_empty();
-            self.in_sync.get_or_create(&vec![("node".into(), n.node.clone())]).set(i64::from(ok));
+            self.in_sync.get_or_create(&vec![("node".into(), n.node.clone())]).set(i64::from(n.in_sync));
         }
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
@@ -131,30 +188,16 @@ impl Metrics {
 }
 
 /// Serves `/metrics` on `addr` until the process ends.
-pub async fn serve(
-    addr: std::net::SocketAddr,
-    state: Arc<Mutex<State>>,
-    flows: Arc<Mutex<crate::observation::flows::Pipeline>>,
-) -> Result<(), std::io::Error> {
+pub async fn serve(addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result<(), std::io::Error> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let (state, flows) = (state.clone(), flows.clone());
+            let ctx = ctx.clone();
             async move {
-                let body = tokio::task::spawn_blocking(move || {
-                    let stats = flows.lock().map(|p| p.stats().clone()).ok();
-                    match state.lock() {
-                        Ok(s) => {
-                            if let Some(stats) = &stats {
-                                s.metrics().record_flows(stats);
-                            }
-                            s.metrics().render(&s)
-                        }
-                        Err(_) => String::new(),
-                    }
-                })
-                .await
-                .unwrap_or_default();
+                let body = match ctx.status().await {
+                    Ok(st) => ctx.metrics.render(&st),
+                    Err(e) => format!("# status unavailable: {e}\n"),
+                };
                 ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
             }
         }),

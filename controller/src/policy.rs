@@ -1,11 +1,12 @@
 //! The policy side of the controller: the objects it holds (from manifests,
 //! its own API and the Kubernetes API), the validated model, identities and
-//! stable numbering, compilation, each node's desired state, and keeping
-//! every agent at it.
+//! stable numbering, compilation, quarantines, each node's desired state,
+//! and keeping every agent at it.
 
 pub mod desired;
 pub mod ids;
 pub mod kubernetes;
+pub mod quarantine;
 pub mod state;
 pub mod store;
 pub mod sync;

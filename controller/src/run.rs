@@ -1,13 +1,18 @@
-//! Wiring: state, one sync task per agent, and the API socket.
+//! Wiring: the context, one sync task and one flow reader per agent, the
+//! Kubernetes watchers, metrics, the gRPC socket and the HTTP API.
 
 use std::sync::{Arc, Mutex};
 
 use bulkhead_api::controller::v1::controller_server::ControllerServer;
 use tokio_stream::wrappers::UnixListenerStream;
 
+use crate::auth::Authenticator;
+use crate::context::Context;
 use crate::error::ControllerError;
+use crate::grpc::Grpc;
 use crate::policy::state::{Config, State};
-use crate::service::ControllerService;
+use crate::policy::sync::NodeAgent;
+use crate::service::Service;
 
 /// Feeds the Kubernetes API's changes to the state, in batches of whatever
 /// arrived together, so a burst of pod events compiles once.
@@ -59,81 +64,128 @@ async fn follow_inventory(
     }
 }
 
+fn startup(message: impl std::fmt::Display) -> ControllerError {
+    ControllerError::Serve { what: "startup", message: message.to_string() }
+}
+
 /// Runs the controller until SIGTERM or Ctrl-C. Agents keep enforcing the
-/// last pushed state when it stops.
-pub async fn run(cfg: Config) -> Result<(), ControllerError> {
+/// last pushed state when it stops. `api` is the HTTP API's listener, bound
+/// by the caller (before it entered another network namespace).
+pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), ControllerError> {
     let socket = cfg.socket.clone();
     let agents = cfg.agents.clone();
     let kubernetes = cfg.kubernetes;
     let metrics_addr = cfg.metrics_addr;
     let learning = cfg.learning;
+    let api_cfg = cfg.api.clone();
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ControllerError::Io {
         action: "creating state dir",
         path: cfg.state_dir.clone(),
         source,
     })?;
+    let audit = bulkhead_api::audit::AuditLog::new(&cfg.state_dir.join("audit.log"));
     let store = crate::observation::storage::SqliteStorage::open(&cfg.state_dir.join("flows.db"), cfg.max_flows)?;
     let pipeline = crate::observation::flows::Pipeline::open(Box::new(store), learning)?;
-    let (state, receivers) = tokio::task::spawn_blocking(move || State::open(cfg))
-        .await
-        .map_err(|e| ControllerError::Serve { what: "startup", message: e.to_string() })??;
+    let (state, receivers) = tokio::task::spawn_blocking(move || State::open(cfg)).await.map_err(startup)??;
     let report = state.sync.clone();
-    let state = Arc::new(Mutex::new(state));
+    let metrics = state.metrics();
+    let policy = Arc::new(Mutex::new(state));
+    let mut auth = Authenticator::default();
+    if let Some(path) = api_cfg.as_ref().and_then(|a| a.tokens.clone()) {
+        let tokens = crate::auth::tokens::TokenFile::load(&path).map_err(startup)?;
+        tracing::info!(path = %path.display(), holders = tokens.len(), "API tokens loaded");
+        auth.tokens = Some(tokens);
+    }
     if kubernetes {
         let client = kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
             kind: "API server",
             message: format!("no Kubernetes client configuration: {e}"),
         })?;
-        tokio::spawn(watch_kubernetes(client, state.clone()));
+        auth.kubernetes = Some(crate::auth::kubernetes::KubernetesAuth::new(client.clone(), Vec::new()));
+        tokio::spawn(watch_kubernetes(client, policy.clone()));
     }
-    let flows = Arc::new(Mutex::new(pipeline));
-    let mut models = state
-        .lock()
-        .map(|s| s.models())
-        .map_err(|_| ControllerError::Serve { what: "startup", message: "controller state lock poisoned".into() })?;
+    let stream = pipeline.stream();
+    let observation = Arc::new(Mutex::new(pipeline));
+    let ctx = Arc::new(Context {
+        policy: policy.clone(),
+        observation: observation.clone(),
+        stream,
+        stream_epoch: crate::observation::flows::now_ns().max(1) as u64,
+        nodes: report.clone(),
+        agents: agents.clone(),
+        audit,
+        metrics: metrics.clone(),
+        auth,
+        learning,
+        channels: Mutex::new(Default::default()),
+    });
+    let mut models = policy.lock().map(|s| s.models()).map_err(|_| startup("controller state lock poisoned"))?;
     // Before any flow is read: buffered flows are enriched with it.
-    if let Ok(mut p) = flows.lock() {
+    if let Ok(mut p) = observation.lock() {
         p.update_inventory(&models.borrow_and_update());
     }
-    tokio::spawn(follow_inventory(models, flows.clone()));
+    tokio::spawn(follow_inventory(models, observation.clone()));
     if let Some(addr) = metrics_addr {
-        let (state, flows) = (state.clone(), flows.clone());
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::metrics::serve(addr, state, flows).await {
+            if let Err(e) = crate::metrics::serve(addr, ctx).await {
                 tracing::error!(%addr, error = %e, "metrics listener");
             }
         });
     }
 
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(crate::observation::flows::collect::worker(flows.clone(), rx, std::time::Duration::from_secs(1)));
+    tokio::spawn(crate::observation::flows::collect::worker(
+        observation.clone(),
+        rx,
+        std::time::Duration::from_secs(1),
+    ));
     let collecting = crate::observation::flows::collect::CollectReport::default();
     for (node, rx) in receivers {
         if let Some(sock) = agents.get(&node) {
-            tokio::spawn(crate::policy::sync::run(node.clone(), sock.clone(), rx, report.clone()));
+            let agent = NodeAgent { node: node.clone(), socket: sock.clone() };
+            tokio::spawn(crate::policy::sync::run(agent, rx, report.clone(), metrics.clone()));
             tokio::spawn(crate::observation::flows::collect::run(
                 node,
                 sock.clone(),
-                flows.clone(),
+                observation.clone(),
                 tx.clone(),
                 collecting.clone(),
             ));
         }
     }
     drop(tx);
+    let service = Service::new(ctx);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let (Some(cfg), Some(listener)) = (api_cfg, api) {
+        let service = service.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = crate::http::serve(cfg, listener, service, shutdown).await {
+                tracing::error!(error = %e, "HTTP API stopped");
+            }
+        });
+    }
     let listener = bulkhead_api::listen::root_only_listener(&socket).map_err(|e| ControllerError::Io {
         action: e.action,
         path: e.path,
         source: e.source,
     })?;
     tracing::info!(socket = %socket.display(), "controller serving");
-    let service = ControllerService { state, flows, learning };
-    let shutdown = async {
+    let shutdown = async move {
         bulkhead_api::listen::shutdown_signal().await;
         tracing::info!("shutting down; agents keep the last state");
+        let _ = stop_tx.send(true);
     };
     tonic::transport::Server::builder()
-        .add_service(ControllerServer::new(service).max_decoding_message_size(64 * 1024 * 1024))
+        .add_service(
+            ControllerServer::new(Grpc::new(service))
+                .max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024),
+        )
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| ControllerError::Serve { what: "gRPC", message: e.to_string() })

@@ -1,237 +1,129 @@
-//! The controller's gRPC API. Changes are accepted only over its root-only
-//! Unix socket, from callers whose kernel-verified credentials pass, and
-//! every change (or rejected attempt) is audited.
+//! The controller's one service layer. Every operation a user can ask for
+//! (status, inventory, flows, graph, baselines and anomalies, suggestions
+//! and review, policies, quarantine, the audit log) is a method here that
+//! takes the authenticated `Principal` and a typed request and answers a
+//! document of `bulkhead_api::v1`. The gRPC transport (the CLI over the
+//! socket) and the HTTP API both call these methods and nothing else, so
+//! there is one implementation of each operation, of its authorization and
+//! of its tenant scoping, and every refusal is audited in one place.
 
-use std::sync::{Arc, Mutex};
+mod audit;
+mod error;
+mod flows;
+mod graph;
+mod inventory;
+mod ops;
+mod policies;
+mod quarantine;
+mod review;
+mod view;
 
-use bulkhead_api::controller::v1 as pb;
-use bulkhead_api::controller::v1::controller_server::Controller;
-use tonic::{Request, Response, Status};
+use std::sync::Arc;
 
-use crate::error::ControllerError;
-use bulkhead_api::audit::Caller;
+use bulkhead_api::audit::Event;
+use bulkhead_api::v1::audit::Outcome;
+use bulkhead_api::v1::{DEFAULT_PAGE, MAX_PAGE, WhoAmI};
 
-use crate::observation::flows::Pipeline;
-use crate::observation::flows::query::FlowQuery;
-use crate::observation::review;
-use crate::policy::state::{ChangeKind, State};
-use bulkhead_graph::baseline::LearningConfig;
-use bulkhead_model::Mode;
-use bulkhead_model::Verdict;
-use bulkhead_policy::objects::ObjectRef;
+pub use error::ServiceError;
+pub use flows::FlowSubscription;
+pub use ops::Op;
 
-/// Shared by every RPC.
-#[derive(Clone)]
-pub struct ControllerService {
-    /// The controller's state.
-    pub state: Arc<Mutex<State>>,
-    /// The flow pipeline (graph, baselines, store, review workflow).
-    pub flows: Arc<Mutex<Pipeline>>,
-    /// Learning window and quiet period (what-if replays the window).
-    pub learning: LearningConfig,
+use crate::auth::Principal;
+use crate::context::Context;
+use crate::observation::flows::now_ns;
+
+/// The service layer, over the controller's context.
+#[derive(Clone, Debug)]
+pub struct Service {
+    ctx: Arc<Context>,
 }
 
-impl std::fmt::Debug for ControllerService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControllerService").finish_non_exhaustive()
-    }
-}
-
-fn caller<T>(req: &Request<T>, actor: &str) -> Result<Caller, Status> {
-    Caller::from_request(req, actor, &[], "controller")
-}
-
-fn status(e: ControllerError) -> Status {
-    match e {
-        ControllerError::Policy(_) | ControllerError::BadRequest(_) => Status::invalid_argument(e.to_string()),
-        ControllerError::NotFound(_) => Status::not_found(e.to_string()),
-        ControllerError::EndpointIdsExhausted(_) => Status::resource_exhausted(e.to_string()),
-        _ => Status::internal(e.to_string()),
-    }
-}
-
-fn document<T: serde::Serialize>(v: &T) -> Result<Response<pb::Document>, Status> {
-    serde_json::to_string(v)
-        .map(|json| Response::new(pb::Document { json }))
-        .map_err(|e| Status::internal(format!("encoding the answer: {e}")))
-}
-
-impl ControllerService {
-    async fn with_flows<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Pipeline) -> Result<T, ControllerError> + Send + 'static,
-    ) -> Result<T, Status> {
-        locked(self.flows.clone(), "flow pipeline", f).await
+impl Service {
+    /// The service over `ctx`.
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self { ctx }
     }
 
-    async fn with_state<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut State) -> Result<T, ControllerError> + Send + 'static,
-    ) -> Result<T, Status> {
-        locked(self.state.clone(), "controller state", f).await
-    }
-}
-
-/// Runs `f` on what `m` guards, off the async threads (both locks can be
-/// held through compiles and store reads).
-async fn locked<S: Send + 'static, T: Send + 'static>(
-    m: Arc<Mutex<S>>,
-    what: &'static str,
-    f: impl FnOnce(&mut S) -> Result<T, ControllerError> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(move || {
-        let mut guard = m.lock().map_err(|_| Status::internal(format!("{what} lock poisoned")))?;
-        f(&mut guard).map_err(status)
-    })
-    .await
-    .map_err(|e| Status::internal(format!("worker failed: {e}")))?
-}
-
-#[tonic::async_trait]
-impl Controller for ControllerService {
-    async fn apply(&self, req: Request<pb::ChangeRequest>) -> Result<Response<pb::ChangeResponse>, Status> {
-        let who = caller(&req, &req.get_ref().actor)?;
-        let r = req.into_inner();
-        self.with_state(move |s| s.change(ChangeKind::Apply, &r, &who)).await.map(Response::new)
+    /// The context (background tasks, transports).
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
     }
 
-    async fn delete(&self, req: Request<pb::ChangeRequest>) -> Result<Response<pb::ChangeResponse>, Status> {
-        let who = caller(&req, &req.get_ref().actor)?;
-        let r = req.into_inner();
-        self.with_state(move |s| s.change(ChangeKind::Delete, &r, &who)).await.map(Response::new)
-    }
-
-    async fn explain(&self, req: Request<pb::ExplainRequest>) -> Result<Response<pb::ExplainResponse>, Status> {
-        let r = req.into_inner();
-        self.with_state(move |s| s.explain(&r)).await.map(Response::new)
-    }
-
-    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::ControllerStatus>, Status> {
-        let mut st = self.with_state(|s| Ok(s.status())).await?;
-        st.flows_json = self.with_flows(|p| Ok(serde_json::to_string(p.stats()).unwrap_or_default())).await?;
-        Ok(Response::new(st))
-    }
-
-    async fn flows(&self, req: Request<pb::FlowQuery>) -> Result<Response<pb::Document>, Status> {
-        let q = flow_query(req.into_inner())?;
-        let flows = self.with_flows(move |p| Ok(p.query_flows(&q)?)).await?;
-        document(&flows)
-    }
-
-    async fn graph(&self, req: Request<pb::GraphRequest>) -> Result<Response<pb::Document>, Status> {
-        let r = req.into_inner();
-        if !r.blast_radius_from.is_empty() {
-            let model = self.with_state(|s| Ok(s.model().clone())).await?;
-            let from = r.blast_radius_from;
-            let radius =
-                self.with_flows(move |p| p.blast_radius(&model, &from).map_err(ControllerError::NotFound)).await?;
-            return document(&radius);
-        }
-        let ns = r.namespace;
-        let view = self.with_flows(move |p| Ok(p.graph_view((!ns.is_empty()).then_some(ns.as_str())))).await?;
-        document(&view)
-    }
-
-    async fn baselines(&self, _req: Request<pb::BaselinesRequest>) -> Result<Response<pb::Document>, Status> {
-        document(&self.with_flows(|p| Ok(p.baselines())).await?)
-    }
-
-    async fn suggest(&self, req: Request<pb::SuggestRequest>) -> Result<Response<pb::Document>, Status> {
-        // It records suggestions and can supersede approved ones: root-only and audited.
-        let who = caller(&req, &req.get_ref().actor)?;
-        let r = req.into_inner();
-        let actor = actor_of(&who);
-        let ns = r.namespace;
-        let detail = format!("suggest (namespace {ns:?})");
-        self.with_state(move |s| s.audit_review(&who, &detail)).await?;
-        let out = self.with_flows(move |p| review::suggest(p, (!ns.is_empty()).then_some(ns.as_str()), &actor)).await?;
-        document(&out)
-    }
-
-    async fn review(&self, req: Request<pb::ReviewRequest>) -> Result<Response<pb::Document>, Status> {
-        let action = req.get_ref().action.clone();
-        match action.as_str() {
-            "list" => document(&self.with_flows(|p| review::records(p)).await?),
-            "show" => {
-                let id = req.into_inner().id;
-                let policy = self.with_flows(move |p| review::record(p, id)).await?.suggestion.policy.metadata;
-                let oref = ObjectRef {
-                    kind: "NetworkPolicy".into(),
-                    namespace: policy.namespace.unwrap_or_default(),
-                    name: policy.name.unwrap_or_default(),
-                };
-                let (model, existing) =
-                    self.with_state(move |s| Ok((s.model().clone(), s.object(&oref).cloned()))).await?;
-                let learning = self.learning;
-                document(&self.with_flows(move |p| review::detail(p, &model, id, existing.as_ref(), learning)).await?)
-            }
-            "approve" | "reject" => {
-                let who = caller(&req, &req.get_ref().actor)?;
-                let r = req.into_inner();
-                let approve = action == "approve";
-                let actor = actor_of(&who);
-                // Audited first: a decision is never stored unaudited.
-                let audit_detail = format!("suggestion {} {} ({})", r.id, action, r.reason);
-                self.with_state(move |s| s.audit_review(&who, &audit_detail)).await?;
-                let rec = self.with_flows(move |p| review::decide(p, r.id, approve, &actor, &r.reason)).await?;
-                document(&rec)
-            }
-            "apply" => {
-                let who = caller(&req, &req.get_ref().actor)?;
-                let r = req.into_inner();
-                let mode: Mode = r
-                    .mode
-                    .parse()
-                    .map_err(|e: bulkhead_model::CodeError| Status::invalid_argument(format!("--mode: {e}")))?;
-                if mode == Mode::Learn {
-                    return Err(Status::invalid_argument("--mode must be audit or enforce"));
-                }
-                let id = r.id;
-                let yaml = self.with_flows(move |p| review::staged_yaml(p, id, mode)).await?;
-                let change = pb::ChangeRequest { yaml, source: format!("suggestion {id}"), actor: r.actor.clone() };
-                let who2 = who.clone();
-                self.with_state(move |s| s.change(ChangeKind::Apply, &change, &who2)).await?;
-                let actor = actor_of(&who);
-                let reason = r.reason;
-                document(&self.with_flows(move |p| review::applied(p, id, mode, &actor, &reason)).await?)
-            }
-            other => Err(Status::invalid_argument(format!(
-                "unknown review action {other:?}; expected list, show, approve, reject or apply"
-            ))),
+    /// Who the caller is, as the server sees it.
+    pub fn whoami(&self, who: &Principal) -> WhoAmI {
+        WhoAmI {
+            user: who.user.clone(),
+            role: who.role,
+            namespaces: who.scope.namespaces(),
+            via: who.via.as_str().to_string(),
         }
     }
-}
 
-/// The stated name and the verified uid, as review records keep them.
-fn actor_of(who: &Caller) -> String {
-    match who.uid {
-        Some(uid) => format!("{} (uid {uid})", who.actor),
-        None => who.actor.clone(),
+    /// Audits a refusal of `op` on `target` and returns the error to answer.
+    fn refuse(&self, who: &Principal, op: Op, target: &str, namespaces: Vec<String>, why: String) -> ServiceError {
+        let event = Event { action: op.name(), target, namespaces, detail: &why, ..Default::default() };
+        if let Err(e) = self.ctx.audit.event(&who.caller(), Outcome::Refused, event) {
+            // A refusal that cannot be audited is still refused.
+            tracing::error!(error = %e, "auditing a refusal");
+        }
+        ServiceError::Forbidden { detail: why }
+    }
+
+    /// Checks that `who`'s role allows `op`.
+    fn authorize(&self, who: &Principal, op: Op, target: &str) -> Result<(), ServiceError> {
+        if who.role.includes(op.role()) {
+            return Ok(());
+        }
+        let why = format!("{} ({}) may not {}: it needs the {} role", who.user, who.role, op.describe(), op.role());
+        Err(self.refuse(who, op, target, Vec::new(), why))
+    }
+
+    /// Checks that `namespace` is in `who`'s scope for `op` on `target`.
+    fn in_scope(&self, who: &Principal, op: Op, target: &str, namespace: &str) -> Result<(), ServiceError> {
+        if who.scope.contains(namespace) {
+            return Ok(());
+        }
+        let why =
+            format!("{} may not {} in namespace {namespace}: it is outside their namespaces", who.user, op.describe());
+        Err(self.refuse(who, op, target, vec![namespace.to_string()], why))
+    }
+
+    /// Audits an action that was done (or failed after being allowed).
+    fn audited(&self, who: &Principal, outcome: Outcome, event: Event<'_>) -> Result<(), ServiceError> {
+        self.ctx.audit.event(&who.caller(), outcome, event).map_err(|e| ServiceError::Internal(e.to_string()))
     }
 }
 
-fn flow_query(q: pb::FlowQuery) -> Result<FlowQuery, Status> {
-    let verdict = match q.verdict.as_str() {
-        "" => None,
-        "forwarded" => Some(Verdict::Forwarded),
-        "dropped" => Some(Verdict::Dropped),
-        "audit" => Some(Verdict::Audit),
-        other => {
-            return Err(Status::invalid_argument(format!("verdict {other:?}: expected forwarded, dropped or audit")));
-        }
-    };
-    let port = match q.port {
-        0 => None,
-        p => Some(u16::try_from(p).map_err(|_| Status::invalid_argument(format!("port {p} is above 65535")))?),
-    };
-    Ok(FlowQuery {
-        namespace: q.namespace,
-        pod: q.pod,
-        workload: q.workload,
-        verdict,
-        port,
-        since_ns: (q.since_ns != 0).then_some(q.since_ns),
-        until_ns: (q.until_ns != 0).then_some(q.until_ns),
-        limit: (q.limit != 0).then_some(q.limit as usize),
-    })
+/// A page size from a query's `limit`.
+fn page_size(limit: Option<u32>) -> Result<usize, ServiceError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if n >= 1 && n as usize <= MAX_PAGE => Ok(n as usize),
+        Some(n) => Err(ServiceError::bad("limit", format!("{n} is outside 1..{MAX_PAGE}"))),
+    }
+}
+
+/// A time of a query, nanoseconds since the epoch.
+fn time(field: &str, v: Option<&str>) -> Result<Option<i64>, ServiceError> {
+    v.map(|s| bulkhead_api::v1::time::parse(s, now_ns()).map_err(|e| ServiceError::bad(field, e))).transpose()
+}
+
+/// Cursors are opaque to clients: a kind and a position, so a cursor of
+/// one list is refused by another.
+fn cursor_out(kind: &str, position: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
+}
+
+fn cursor_in(kind: &str, cursor: Option<&str>) -> Result<Option<u64>, ServiceError> {
+    use base64::Engine;
+    let Some(c) = cursor else { return Ok(None) };
+    let bad = || ServiceError::bad("cursor", "not a cursor this list returned; start again without it".to_string());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (k, n) = text.split_once(':').ok_or_else(bad)?;
+    if k != kind {
+        return Err(bad());
+    }
+    n.parse().map(Some).map_err(|_| bad())
 }

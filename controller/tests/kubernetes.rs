@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bulkhead_api::controller::v1 as pb;
 use bulkhead_controller::policy::kubernetes::{Update, updates};
 use bulkhead_controller::policy::state::State;
 use futures::StreamExt;
@@ -65,12 +64,25 @@ fn state(dir: &Path) -> State {
         metrics_addr: None,
         max_flows: 1000,
         learning: Default::default(),
+        api: None,
     };
     State::open(cfg).unwrap().0
 }
 
-fn explain(s: &State, from: &str, to: &str, port: u32, protocol: &str) -> pb::ExplainResponse {
-    s.explain(&pb::ExplainRequest { from: from.into(), to: to.into(), port, protocol: protocol.into() }).unwrap()
+/// The verdict, with what decided each side by name ("" when that side is not a pod).
+struct Explained {
+    allowed: bool,
+    egress: String,
+    ingress: String,
+    to_address: String,
+}
+
+fn explain(s: &State, from: &str, to: &str, port: u16, protocol: &str) -> Explained {
+    let e = s.explain(from, to, Some(port), Some(protocol)).unwrap();
+    let by = |d: &Option<bulkhead_api::v1::policies::SideDecision>| {
+        d.as_ref().map(|d| d.decided_by.clone()).unwrap_or_default()
+    };
+    Explained { allowed: e.allowed, egress: by(&e.egress), ingress: by(&e.ingress), to_address: e.to_address }
 }
 
 #[tokio::test]
@@ -102,17 +114,21 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
 
     let frontend = "shop/frontend-6d9f7c8b5-abcde";
     let r = explain(&s, frontend, "shop/backend-0", 8080, "TCP");
-    assert!(r.allowed && r.ingress == "shop/backend-from-frontend#0", "{r:?}");
+    assert!(r.allowed && r.ingress == "shop/backend-from-frontend#0", "{}", r.ingress);
     let r = explain(&s, "shop/frontend-6d9f7c8b5-fghij", "shop/backend-0", 8080, "TCP");
-    assert!(r.allowed, "the pod added by the watch is a frontend too: {r:?}");
+    assert!(r.allowed, "the pod added by the watch is a frontend too: {}", r.ingress);
     let r = explain(&s, "kube-system/coredns-5d78c9869d-xyz12", "shop/backend-0", 8080, "TCP");
-    assert!(!r.allowed && r.ingress.starts_with("default deny (isolated by"), "{r:?}");
+    assert!(!r.allowed && r.ingress.starts_with("default deny (isolated by"), "{}", r.ingress);
     let r = explain(&s, frontend, "kube-system/coredns-5d78c9869d-xyz12", 53, "UDP");
-    assert!(r.allowed && r.egress == "admin/no-shop-to-kube-system-except-dns#dns", "{r:?}");
+    assert!(r.allowed && r.egress == "admin/no-shop-to-kube-system-except-dns#dns", "{}", r.egress);
     let r = explain(&s, frontend, "kube-system/coredns-5d78c9869d-xyz12", 53, "TCP");
-    assert!(!r.allowed && r.egress == "admin/no-shop-to-kube-system-except-dns#rest", "{r:?}");
+    assert!(!r.allowed && r.egress == "admin/no-shop-to-kube-system-except-dns#rest", "{}", r.egress);
     let r = explain(&s, frontend, "shop/backend", 80, "TCP");
-    assert!(r.allowed && r.egress.starts_with("service shop/backend -> "), "ClusterIP via targetPort api: {r:?}");
+    assert!(
+        r.allowed && r.egress.starts_with("service shop/backend -> "),
+        "ClusterIP via targetPort api: {}",
+        r.egress
+    );
     assert_eq!(r.to_address, "10.96.12.34");
 
     // A bad object from the API is left out; everything else stays as it was.
@@ -126,13 +142,13 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     assert!(st.last_error.contains("NetworkPolicy shop/broken: spec.ingress[0].from[0].ipBlock.cidr"), "{st:?}");
     assert_eq!((st.generation, st.network_policies), (before, 2), "nothing changed");
     assert!(explain(&s, frontend, "shop/backend-0", 8080, "TCP").allowed);
-    let flows = bulkhead_controller::observation::flows::PipelineStats {
+    let mut st = s.status();
+    st.flows = bulkhead_api::v1::status::FlowPipeline {
         received: 5,
         lost: [("kernel".to_string(), 3)].into_iter().collect(),
         ..Default::default()
     };
-    s.metrics().record_flows(&flows);
-    let text = s.metrics().render(&s);
+    let text = s.metrics().render(&st);
     assert!(text.contains("bulkhead_controller_flows_lost{stage=\"kernel\"} 3"), "{text}");
     assert!(text.contains("bulkhead_controller_flows_lost{stage=\"agent_buffer\"} 0"), "{text}");
     assert!(text.contains("bulkhead_controller_flows{what=\"received\"} 5"), "{text}");

@@ -9,10 +9,12 @@
 use std::path::PathBuf;
 
 use bulkhead_api::agent::v1 as pb;
+use bulkhead_api::flow::v1::{Direction as FlowDirection, EventType, Verdict as FlowVerdict};
+use bulkhead_api::v1::review::ReviewStatus as Status;
 use bulkhead_controller::observation::flows::Pipeline;
-use bulkhead_controller::observation::flows::query::FlowQuery;
-use bulkhead_controller::observation::review::{self, Status};
+use bulkhead_controller::observation::review;
 use bulkhead_controller::observation::storage::SqliteStorage;
+use bulkhead_controller::observation::storage::{FlowFilter, Named};
 use bulkhead_controller::policy::store::{Model, Store};
 use bulkhead_graph::Entity;
 use bulkhead_graph::baseline::LearningConfig;
@@ -54,14 +56,18 @@ fn flow(t: i64, dir: &str, src: &str, sport: u32, dst: &str, dport: u32, verdict
     pb::Flow {
         time_unix_nanos: t,
         node: "n1".into(),
-        event: if verdict == "dropped" { "denied" } else { "new" }.into(),
+        event: if verdict == "dropped" { EventType::Denied } else { EventType::New } as i32,
         src_ip: src.into(),
         src_port: sport,
         dst_ip: dst.into(),
         dst_port: dport,
         protocol: "TCP".into(),
-        direction: dir.into(),
-        verdict: verdict.into(),
+        direction: if dir == "egress" { FlowDirection::Egress } else { FlowDirection::Ingress } as i32,
+        verdict: match verdict {
+            "dropped" => FlowVerdict::Dropped,
+            "audit" => FlowVerdict::Audit,
+            _ => FlowVerdict::Forwarded,
+        } as i32,
         ..Default::default()
     }
 }
@@ -137,13 +143,18 @@ fn flows_become_graph_baselines_and_reviewed_suggestions_and_survive_a_restart()
         ),
     );
     p.tick(t_new + 1_000);
-    let flows = p.query_flows(&FlowQuery { port: Some(7070), ..Default::default() }).unwrap();
+    let query = |f: FlowFilter| {
+        let mut out: Vec<_> = p.query_flows(&f, None, 1000).unwrap().into_iter().map(|(_, r)| r).collect();
+        out.reverse();
+        out
+    };
+    let flows = query(FlowFilter { port: Some(7070), ..Default::default() });
     let egress: Vec<_> =
         flows.iter().filter(|f| f.src_port > 40000).map(|f| (f.src.clone(), f.src_pod.clone())).collect();
     assert_eq!(egress, vec![(deployment("web"), "shop/web-1".into()), (deployment("db"), "shop/db-1".into())]);
-    let by_pod = p.query_flows(&FlowQuery { pod: "db-1".into(), ..Default::default() }).unwrap();
+    let by_pod = query(FlowFilter { pod: Named::parse("db-1"), ..Default::default() });
     assert_eq!(by_pod.len(), 1);
-    assert!(p.query_flows(&FlowQuery { verdict: Some(Verdict::Dropped), ..Default::default() }).unwrap().is_empty());
+    assert!(query(FlowFilter { verdict: Some(Verdict::Dropped), ..Default::default() }).is_empty());
 
     // Baselines become stable; a suggestion is generated and reviewed.
     p.tick(bulkhead_controller::observation::flows::now_ns() + 10_000_000_000);

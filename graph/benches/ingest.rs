@@ -43,6 +43,9 @@ fn records(n: usize) -> Vec<FlowRecord> {
             src_pod: String::new(),
             dst_pod: String::new(),
             backend: None,
+            rule: None,
+            drop_reason: None,
+            packets: 0,
         };
         out.push(r.clone());
         out.push(FlowRecord { observation: Direction::Ingress, node: "n2".into(), ..r });

@@ -45,6 +45,9 @@ fn learned(n: usize) -> (Learner, suggest::Inventory) {
         src_pod: String::new(),
         dst_pod: String::new(),
         backend: None,
+        rule: None,
+        drop_reason: None,
+        packets: 0,
     };
     for e in 0..n * 10 {
         let a = e % n;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::{Entity, FlowRecord, ServiceRef};
 use crate::service_graph::EdgeKey;
-use bulkhead_model::Verdict;
+use bulkhead_model::{Direction, Verdict};
 
 /// How long workloads learn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,16 +100,6 @@ pub struct WorkloadBaseline {
     pub edges: u64,
 }
 
-/// Which side of the anomalous edge the workload is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    /// The workload opened the connection.
-    Egress,
-    /// The workload received it.
-    Ingress,
-}
-
 /// A new edge at a workload whose baseline was stable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
@@ -118,7 +108,7 @@ pub struct Anomaly {
     /// The stable workload that saw something new.
     pub workload: Entity,
     /// Its side of the edge.
-    pub side: Side,
+    pub side: Direction,
     /// The new edge.
     pub edge: Edge,
     /// First and last occurrence.
@@ -142,7 +132,7 @@ pub struct Learner {
     #[serde(with = "pairs")]
     edges: BTreeMap<Edge, EdgeEvidence>,
     #[serde(with = "pairs")]
-    anomalies: BTreeMap<(Entity, Side, Edge), Anomaly>,
+    anomalies: BTreeMap<(Entity, Direction, Edge), Anomaly>,
     next_anomaly: u64,
 }
 
@@ -197,13 +187,13 @@ impl Learner {
         let dropped = r.verdict == Verdict::Dropped;
         let mut learned = (known.0, known.1);
         let mut anomalies = Vec::new();
-        for (side, end, already) in [(Side::Egress, &r.src, known.0), (Side::Ingress, &r.dst, known.1)] {
+        for (side, end, already) in [(Direction::Egress, &r.src, known.0), (Direction::Ingress, &r.dst, known.1)] {
             if already {
                 continue;
             }
             match self.phase(end) {
                 Some(Phase::Learning) if !dropped => {
-                    if side == Side::Egress {
+                    if side == Direction::Egress {
                         learned.0 = true;
                     } else {
                         learned.1 = true;
@@ -226,7 +216,7 @@ impl Learner {
         anomalies
     }
 
-    fn anomaly(&mut self, workload: Entity, side: Side, edge: &Edge, r: &FlowRecord) -> u64 {
+    fn anomaly(&mut self, workload: Entity, side: Direction, edge: &Edge, r: &FlowRecord) -> u64 {
         let next = &mut self.next_anomaly;
         let a = self.anomalies.entry((workload.clone(), side, edge.clone())).or_insert_with(|| {
             let id = (*next).max(1);
@@ -283,17 +273,20 @@ impl Learner {
     }
 
     /// A workload's baseline: edges it learned as source, then as destination.
-    pub fn baseline_of<'a>(&'a self, w: &'a Entity) -> impl Iterator<Item = (Side, &'a Edge, &'a EdgeEvidence)> + 'a {
+    pub fn baseline_of<'a>(
+        &'a self,
+        w: &'a Entity,
+    ) -> impl Iterator<Item = (Direction, &'a Edge, &'a EdgeEvidence)> + 'a {
         let out = self
             .edges
             .iter()
             .filter(move |(e, ev)| e.src == *w && ev.egress_learned)
-            .map(|(e, v)| (Side::Egress, e, v));
+            .map(|(e, v)| (Direction::Egress, e, v));
         let inc = self
             .edges
             .iter()
             .filter(move |(e, ev)| e.dst == *w && ev.ingress_learned)
-            .map(|(e, v)| (Side::Ingress, e, v));
+            .map(|(e, v)| (Direction::Ingress, e, v));
         out.chain(inc)
     }
 
@@ -359,6 +352,9 @@ mod tests {
             src_pod: String::new(),
             dst_pod: String::new(),
             backend: None,
+            rule: None,
+            drop_reason: None,
+            packets: 0,
         };
         (r, EdgeKey { protocol: 6, port, service: None })
     }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bulkhead_model::{Direction, Verdict};
+use bulkhead_model::{Direction, Reason, Verdict};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
@@ -106,4 +106,13 @@ pub struct FlowRecord {
     /// backend's own observation never comes (it was not watched yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<(Entity, u16)>,
+    /// The policy rule that decided the verdict at the observing end, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Arc<str>>,
+    /// Why it was dropped (or would have been, in audit), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_reason: Option<Reason>,
+    /// Packets in both directions so far.
+    #[serde(default)]
+    pub packets: u64,
 }

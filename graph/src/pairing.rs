@@ -284,6 +284,9 @@ pub(crate) mod tests {
             src_pod: String::new(),
             dst_pod: String::new(),
             backend: None,
+            rule: None,
+            drop_reason: None,
+            packets: 0,
         }
     }
 

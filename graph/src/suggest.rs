@@ -13,8 +13,9 @@ use std::net::IpAddr;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::{Learner, Phase, Side};
+use crate::baseline::{Learner, Phase};
 use crate::flow::{Entity, ServiceRef};
+use bulkhead_model::Direction;
 
 pub use cidr::exact_cover;
 
@@ -56,7 +57,7 @@ enum Peer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleEvidence {
     /// Ingress or egress.
-    pub side: Side,
+    pub side: Direction,
     /// Index of the rule in its list.
     pub index: usize,
     /// The peers, readable ("ns/Deployment/name", CIDRs).
@@ -111,8 +112,8 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
     let mut peers = Vec::new();
     for (edge, ev) in learner.edges() {
         for (side, me, other, learned) in [
-            (Side::Egress, &edge.src, &edge.dst, ev.egress_learned),
-            (Side::Ingress, &edge.dst, &edge.src, ev.ingress_learned),
+            (Direction::Egress, &edge.src, &edge.dst, ev.egress_learned),
+            (Direction::Ingress, &edge.dst, &edge.src, ev.ingress_learned),
         ] {
             if !learned || namespace.is_some_and(|n| me.namespace() != Some(n)) {
                 continue;
@@ -120,19 +121,23 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
             let Some(&mine) = ids.get(me) else { continue };
             peers.clear();
             if let Err(why) = peers_of(other, &ids, &infos, inventory, &mut peers) {
-                warnings.entry(mine).or_default().push(format!("{} edge not suggested: {why}", side_name(side)));
+                warnings
+                    .entry(mine)
+                    .or_default()
+                    .push(format!("{} edge not suggested: {why}", Direction::as_str(side)));
                 continue;
             }
             if render::protocol_name(edge.protocol).is_none() {
                 warnings.entry(mine).or_default().push(format!(
                     "{} edge with {} not suggested: protocol {} cannot be expressed by NetworkPolicy ports",
-                    side_name(side),
+                    Direction::as_str(side),
                     render::entity_name(other),
                     edge.protocol
                 ));
                 continue;
             }
-            let slot = &mut sides[mine][side as usize];
+            // Indexed by the direction code: ingress 0, egress 1.
+            let slot = &mut sides[mine][usize::from(side.code())];
             for p in peers.drain(..) {
                 let u = slot.entry(p).or_default();
                 u.ports.insert((edge.protocol, edge.port));
@@ -162,7 +167,7 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
             continue;
         }
         warn.extend(overlaps(w, info, by_namespace.get(&w.namespace()).map(Vec::as_slice).unwrap_or_default()));
-        let [egress, ingress] = std::mem::take(&mut sides[i]);
+        let [ingress, egress] = std::mem::take(&mut sides[i]);
         let groups = [group(ingress), group(egress)];
         // A peer's selector that also picks another workload's pods lets
         // that workload in too: say so.
@@ -188,13 +193,6 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
         out.push(Suggestion { workload: (*w).clone(), stable, policy, rules, warnings: warn });
     }
     out
-}
-
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Egress => "egress",
-        Side::Ingress => "ingress",
-    }
 }
 
 /// How a peer entity is named in a policy (into `out`), or why it cannot be.
@@ -296,6 +294,9 @@ mod tests {
             src_pod: String::new(),
             dst_pod: String::new(),
             backend: None,
+            rule: None,
+            drop_reason: None,
+            packets: 0,
         };
         learner.observe(&r, &EdgeKey { protocol: 6, port: 80, service: None });
         learner.tick(10);

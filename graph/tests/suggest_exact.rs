@@ -113,7 +113,12 @@ fn generate(seed: u64, n: usize) -> World {
                 cluster_ips: vec![ip],
                 ports: protocols
                     .iter()
-                    .map(|p| ServicePort { protocol: *p, port, target: TargetPort::Number(target) })
+                    .map(|p| ServicePort {
+                        name: String::new(),
+                        protocol: *p,
+                        port,
+                        target: TargetPort::Number(target),
+                    })
                     .collect(),
                 endpoints: None,
             });
@@ -196,6 +201,9 @@ fn record(w: &World, obs: Direction, src: usize, src_ip: IpAddr, sport: u16, t: 
         src_pod: String::new(),
         dst_pod: String::new(),
         backend: None,
+        rule: None,
+        drop_reason: None,
+        packets: 0,
     }
 }
 
@@ -388,7 +396,7 @@ fn suggestions_are_readable_deterministic_and_carry_evidence() {
         assert_eq!(rules, notes, "one evidence annotation per rule");
         assert_eq!(s.rules.len(), rules);
         // Peers sharing a port set share a rule: no two rules of a side have the same ports.
-        for side in [bulkhead_graph::baseline::Side::Ingress, bulkhead_graph::baseline::Side::Egress] {
+        for side in [bulkhead_model::Direction::Ingress, bulkhead_model::Direction::Egress] {
             let sets: Vec<&Vec<String>> = s.rules.iter().filter(|r| r.side == side).map(|r| &r.ports).collect();
             let unique: BTreeSet<&Vec<String>> = sets.iter().copied().collect();
             assert_eq!(sets.len(), unique.len(), "{name}: rules with equal ports not merged");

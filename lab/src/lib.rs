@@ -2,7 +2,9 @@
 //! Nodes and pods are network namespaces; pods are wired by the real CNI
 //! reference plugins; every node runs a real agent.
 
+pub mod api;
 pub mod calls;
+pub mod cidr;
 pub mod dns;
 pub mod error;
 pub mod inventory;
@@ -14,6 +16,7 @@ pub mod server;
 pub mod services;
 pub mod shell;
 pub mod state;
+pub mod status;
 
 pub use error::LabError;
 pub use lifecycle::{UpOptions, down, up};

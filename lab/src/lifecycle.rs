@@ -31,6 +31,8 @@ pub struct UpOptions {
     pub exe: PathBuf,
     /// The controller's learning window and quiet period, seconds (0: its defaults).
     pub learn: (u64, u64),
+    /// The IPv4 pod CIDR, cut into a /24 per node (default 10.244.0.0/16).
+    pub pod_cidr: String,
 }
 
 const CNI_DIR: &str = "/usr/lib/cni";
@@ -60,7 +62,7 @@ fn check_tools(cni: &str) -> Result<(), LabError> {
     run("ip", &["-V"]).map(|_| ())
 }
 
-fn build_node(lab: &str, fabric: &str, i: usize, nodes: usize) -> Result<NodeState, LabError> {
+fn build_node(lab: &str, fabric: &str, i: usize, plan: &crate::cidr::Plan) -> Result<NodeState, LabError> {
     let ns = format!("{}n{i}", ns_prefix(lab));
     if !crate::netns::exists(&ns) {
         run("ip", &["netns", "add", &ns])?;
@@ -86,8 +88,10 @@ fn build_node(lab: &str, fabric: &str, i: usize, nodes: usize) -> Result<NodeSta
     run("ip", &["-n", &ns, "addr", "replace", &format!("172.30.0.{i}/24"), "dev", "eth0"])?;
     run("ip", &["-n", &ns, "addr", "replace", &format!("fd00:172:30::{i}/64"), "dev", "eth0", "nodad"])?;
     run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
-    for j in (1..=nodes).filter(|j| *j != i) {
-        run("ip", &["-n", &ns, "route", "replace", &format!("10.244.{j}.0/24"), "via", &format!("172.30.0.{j}")])?;
+    for (j, slices) in plan.slices.iter().filter(|(j, _)| **j != i) {
+        for s in slices {
+            run("ip", &["-n", &ns, "route", "replace", &s.to_string(), "via", &format!("172.30.0.{j}")])?;
+        }
         run(
             "ip",
             &[
@@ -108,7 +112,14 @@ fn build_node(lab: &str, fabric: &str, i: usize, nodes: usize) -> Result<NodeSta
         netns: ns,
         agent_pid: None,
         socket: state::dir(lab).join(format!("n{i}.sock")),
-        pod_cidr_v4: format!("10.244.{i}.0/24"),
+        pod_cidr_v4: plan.slices.get(&i).and_then(|s| s.first()).map(|s| s.to_string()).unwrap_or_default(),
+        ranges_v4: plan
+            .slices
+            .get(&i)
+            .into_iter()
+            .flatten()
+            .map(|s| (s.to_string(), plan.gateways.get(s).map(|g| g.to_string()).unwrap_or_default()))
+            .collect(),
         pod_cidr_v6: format!("fd00:10:244:{i}::/64"),
         node_ip: node_ip(i),
     })
@@ -117,7 +128,10 @@ fn build_node(lab: &str, fabric: &str, i: usize, nodes: usize) -> Result<NodeSta
 fn cni_config(lab: &str, cni: &str, node: &NodeState) -> String {
     let ipam = serde_json::json!({
         "type": "host-local",
-        "ranges": [[{"subnet": node.pod_cidr_v4}], [{"subnet": node.pod_cidr_v6}]],
+        "ranges": [
+            node.ranges_v4.iter().map(|(subnet, gateway)| serde_json::json!({"subnet": subnet, "gateway": gateway})).collect::<Vec<_>>(),
+            [{"subnet": node.pod_cidr_v6}],
+        ],
         "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
         "dataDir": state::dir(lab).join("ipam").to_string_lossy(),
     });
@@ -359,6 +373,19 @@ fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<
         args.push("--agent".into());
         args.push(format!("{}={}", n.name, n.socket.display()));
     }
+    let api = api_for(lab, &dir)?;
+    let _ = std::fs::remove_file(&api.addr_file);
+    let addr = api.url.trim_start_matches("https://").to_string();
+    for (flag, value) in [
+        ("--api-addr", addr),
+        ("--api-addr-file", api.addr_file.to_string_lossy().into_owned()),
+        ("--api-tls-cert", api.cert_file.to_string_lossy().into_owned()),
+        ("--api-tls-key", api.key_file.to_string_lossy().into_owned()),
+        ("--tokens-file", api.tokens_file.to_string_lossy().into_owned()),
+    ] {
+        args.extend([flag.to_string(), value]);
+    }
+    lab.api = Some(api);
     if lab.learn.0 > 0 {
         args.extend(["--learn-window".into(), lab.learn.0.to_string()]);
     }
@@ -368,6 +395,43 @@ fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     lab.controller_pid = Some(spawn(exe, &args, None, &dir.join("controller.log"))?);
     Ok(())
+}
+
+/// The lab's API: its files (made once), on the port it had, or a free one.
+fn api_for(lab: &LabState, dir: &Path) -> Result<crate::api::LabApi, LabError> {
+    let mut api = crate::api::prepare(dir)?;
+    api.url = match lab.api.as_ref().map(|a| a.url.clone()).filter(|u| !u.is_empty()) {
+        Some(url) => url,
+        None => {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| LabError::Io {
+                action: "finding a free port for the API",
+                path: PathBuf::from("127.0.0.1:0"),
+                source,
+            })?;
+            let port = probe.local_addr().map(|a| a.port()).map_err(|source| LabError::Io {
+                action: "finding a free port for the API",
+                path: PathBuf::from("127.0.0.1:0"),
+                source,
+            })?;
+            format!("https://127.0.0.1:{port}")
+        }
+    };
+    Ok(api)
+}
+
+/// Waits until the controller's API listens (it writes its URL once it does).
+pub async fn wait_api(lab: &LabState, timeout: Duration) -> Result<(), LabError> {
+    let Some(api) = &lab.api else { return Ok(()) };
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(url) = std::fs::read_to_string(&api.addr_file)
+            && url.trim() == api.url
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(LabError::Controller(format!("the API did not listen on {} within {timeout:?} (see controller.log)", api.url)))
 }
 
 /// Waits until every agent enforces the controller's current generation; a
@@ -431,15 +495,26 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     }
     check_tools(&opts.cni)?;
     let manifests = manifest::load(&opts.files)?;
+    let pod_cidr = crate::cidr::parse(&opts.pod_cidr, opts.nodes)?;
+    let fixed: BTreeSet<std::net::Ipv4Addr> = manifests
+        .pods
+        .iter()
+        .filter_map(|p| match p.fixed_ip {
+            Some(IpAddr::V4(ip)) => Some(ip),
+            _ => None,
+        })
+        .collect();
+    let plan = crate::cidr::plan(pod_cidr, opts.nodes, &fixed);
     let existing = LabState::load(&opts.name).ok();
     if let Some(s) = &existing
-        && (s.cni != opts.cni || s.nodes.len() != opts.nodes)
+        && (s.cni != opts.cni || s.nodes.len() != opts.nodes || s.pod_cidr != pod_cidr.to_string())
     {
         return Err(LabError::Invalid(format!(
-            "lab {} is up with --cni {} --nodes {}; run `bulkhead lab down` first",
+            "lab {} is up with --cni {} --nodes {} --pod-cidr {}; run `bulkhead lab down` first",
             s.name,
             s.cni,
-            s.nodes.len()
+            s.nodes.len(),
+            s.pod_cidr
         )));
     }
     let dir = state::dir(&opts.name);
@@ -469,10 +544,12 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         controller_pid: existing.as_ref().and_then(|s| s.controller_pid),
         generation: existing.as_ref().map_or(1, |s| s.generation + 1),
         last_endpoint_id: existing.as_ref().map_or(0, |s| s.last_endpoint_id),
+        pod_cidr: pod_cidr.to_string(),
+        api: existing.as_ref().and_then(|s| s.api.clone()),
     };
     for i in 1..=opts.nodes {
         progress(&format!("node {i}/{}", opts.nodes));
-        let mut n = build_node(&opts.name, &fabric, i, opts.nodes)?;
+        let mut n = build_node(&opts.name, &fabric, i, &plan)?;
         if let Some(old) = existing.as_ref().and_then(|s| s.nodes.iter().find(|o| o.index == i)) {
             n.agent_pid = old.agent_pid;
         }
@@ -521,16 +598,14 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
             remove_pod(existing.as_ref().unwrap_or(&lab), p);
         }
         let node_idx = match spec.fixed_ip {
-            Some(IpAddr::V4(ip))
-                if ip.octets()[0] == 10
-                    && ip.octets()[1] == 244
-                    && (1..=opts.nodes).contains(&(ip.octets()[2] as usize)) =>
-            {
-                ip.octets()[2] as usize
-            }
+            Some(IpAddr::V4(ip)) => crate::cidr::node_of(pod_cidr, ip, opts.nodes).ok_or_else(|| {
+                LabError::Invalid(format!(
+                    "pod {key}: status.podIP {ip} is outside the pod CIDR {pod_cidr} (--pod-cidr)"
+                ))
+            })?,
             Some(ip) => {
                 return Err(LabError::Invalid(format!(
-                    "pod {key}: status.podIP {ip} is outside every node's pod CIDR (10.244.N.0/24)"
+                    "pod {key}: status.podIP {ip}: only IPv4 addresses can be asked for (inside --pod-cidr {pod_cidr})"
                 )));
             }
             None => i % opts.nodes + 1,
@@ -561,6 +636,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     start_controller(&mut lab, &inventory, &opts.exe)?;
     lab.save()?;
     let generation = wait_synced(&lab, Duration::from_secs(60)).await?;
+    wait_api(&lab, Duration::from_secs(30)).await?;
     progress(&format!(
         "up: {} nodes, {} pods, {} policies, enforced at generation {generation}",
         lab.nodes.len(),

@@ -69,8 +69,12 @@ pub struct NodeState {
     pub agent_pid: Option<i32>,
     /// The agent's gRPC Unix socket.
     pub socket: PathBuf,
-    /// The node's IPv4 pod CIDR, e.g. 10.244.1.0/24.
+    /// The node's own IPv4 pod slice, e.g. 10.244.1.0/24.
     pub pod_cidr_v4: String,
+    /// Every IPv4 slice the node allocates from (its own first, then those of
+    /// addresses manifests ask for), each with its gateway.
+    #[serde(default)]
+    pub ranges_v4: Vec<(String, String)>,
     /// The node's IPv6 pod CIDR, e.g. fd00:10:244:1::/64.
     pub pod_cidr_v6: String,
     /// The node's address on the lab fabric, 172.30.0.<index>.
@@ -112,6 +116,16 @@ pub struct LabState {
     /// The last endpoint id handed out; ids are never reused.
     #[serde(default)]
     pub last_endpoint_id: u32,
+    /// The IPv4 pod CIDR the nodes' slices are cut from.
+    #[serde(default = "default_pod_cidr")]
+    pub pod_cidr: String,
+    /// The controller's HTTPS API.
+    #[serde(default)]
+    pub api: Option<crate::api::LabApi>,
+}
+
+fn default_pod_cidr() -> String {
+    crate::cidr::DEFAULT.to_string()
 }
 
 /// The lab's runtime directory.

@@ -244,6 +244,12 @@ pub enum TierPeer {
 }
 
 impl ClusterPolicy {
+    /// Whether the policy applies to a pod with `pod_labels` in a namespace
+    /// with `namespace_labels`.
+    pub fn selects(&self, namespace_labels: &crate::selector::Labels, pod_labels: &crate::selector::Labels) -> bool {
+        self.subject_namespaces.matches(namespace_labels) && self.subject_pods.matches(pod_labels)
+    }
+
     /// The rules of a direction.
     pub fn rules(&self, dir: bulkhead_model::Direction) -> &[TierRule] {
         match dir {

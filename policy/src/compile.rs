@@ -400,10 +400,7 @@ fn applicable(eval: &Evaluator<'_>, subject: &Pod, dir: Direction) -> PolicySet 
         }
     }
     for cp in eval.policies.cluster.values() {
-        if cp.subject_namespaces.matches(&ns_labels)
-            && cp.subject_pods.matches(&subject.labels)
-            && !cp.rules(dir).is_empty()
-        {
+        if cp.selects(&ns_labels, &subject.labels) && !cp.rules(dir).is_empty() {
             out.put_cluster(cp.clone());
         }
     }

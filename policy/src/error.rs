@@ -51,6 +51,9 @@ impl Blame {
         };
         Self { object }
     }
+    pub(crate) fn object(&self) -> &str {
+        &self.object
+    }
     pub(crate) fn err(&self, field: impl Into<String>, message: impl Into<String>) -> PolicyError {
         PolicyError::Invalid { object: self.object.clone(), field: field.into(), message: message.into() }
     }

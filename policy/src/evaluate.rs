@@ -251,7 +251,7 @@ impl<'a> Evaluator<'a> {
             if passed {
                 break;
             }
-            if !(p.subject_namespaces.matches(&ns_labels) && p.subject_pods.matches(&pod.labels)) {
+            if !p.selects(&ns_labels, &pod.labels) {
                 continue;
             }
             for r in p.rules(dir) {
@@ -291,7 +291,7 @@ impl<'a> Evaluator<'a> {
         }
 
         for p in self.policies.tier(Tier::Baseline) {
-            if !(p.subject_namespaces.matches(&ns_labels) && p.subject_pods.matches(&pod.labels)) {
+            if !p.selects(&ns_labels, &pod.labels) {
                 continue;
             }
             for r in p.rules(dir) {

@@ -65,6 +65,8 @@ pub enum TargetPort {
 /// One port of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePort {
+    /// The port's name ("" when unnamed): exposure reads it as a hint of the protocol.
+    pub name: String,
     /// Protocol of the port.
     pub protocol: Protocol,
     /// The port clients connect to on the ClusterIP.
@@ -284,7 +286,7 @@ impl TryFrom<&core::Service> for Service {
                     }
                 },
             };
-            ports.push(ServicePort { protocol, port, target });
+            ports.push(ServicePort { name: p.name.clone().unwrap_or_default(), protocol, port, target });
         }
         Ok(Self { namespace, name, selector, cluster_ips, ports, endpoints: None })
     }

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod netpol;
 pub mod objects;
 pub mod ports;
+pub mod quarantine;
 pub mod selector;
 
 pub use error::PolicyError;

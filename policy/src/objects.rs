@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::cluster::{self, ClusterNetworkPolicy};
 use crate::error::PolicyError;
+use crate::quarantine::{self, Quarantine};
 
 /// A Kubernetes object policy cares about, still in its wire form.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,8 @@ pub enum Object {
     NetworkPolicy(net::NetworkPolicy),
     /// A Bulkhead ClusterNetworkPolicy.
     ClusterNetworkPolicy(Box<ClusterNetworkPolicy>),
+    /// A Bulkhead Quarantine.
+    Quarantine(Box<Quarantine>),
     /// Any other kind, kept by name so callers can say what they skipped.
     Other {
         /// apiVersion of the document.
@@ -75,6 +78,7 @@ impl Object {
             Object::EndpointSlice(o) => meta_ref("EndpointSlice", &o.metadata, true),
             Object::NetworkPolicy(o) => meta_ref("NetworkPolicy", &o.metadata, true),
             Object::ClusterNetworkPolicy(o) => meta_ref(cluster::KIND, &o.metadata, false),
+            Object::Quarantine(o) => meta_ref(quarantine::KIND, &o.metadata, true),
             Object::Other { kind, .. } => {
                 ObjectRef { kind: kind.clone(), namespace: String::new(), name: String::new() }
             }
@@ -141,6 +145,14 @@ fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> 
         (_, cluster::KIND) => {
             return Err(doc_err(format!("{} must be {}, not {api_version}", cluster::KIND, cluster::API_VERSION)));
         }
+        (quarantine::API_VERSION, quarantine::KIND) => Object::Quarantine(Box::new(decode(v, source, i, &kind)?)),
+        (_, quarantine::KIND) => {
+            return Err(doc_err(format!(
+                "{} must be {}, not {api_version}",
+                quarantine::KIND,
+                quarantine::API_VERSION
+            )));
+        }
         _ => Object::Other { api_version, kind },
     };
     out.push(obj);
@@ -158,6 +170,7 @@ impl Object {
             Object::EndpointSlice(o) => serde_yaml::to_string(o),
             Object::NetworkPolicy(o) => serde_yaml::to_string(o),
             Object::ClusterNetworkPolicy(o) => serde_yaml::to_string(o),
+            Object::Quarantine(o) => serde_yaml::to_string(o),
             Object::Other { api_version, kind } => Ok(format!("apiVersion: {api_version}\nkind: {kind}\n")),
         };
         r.map_err(|e| PolicyError::Document {

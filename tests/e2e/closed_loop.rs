@@ -88,21 +88,29 @@ fn learn_suggest_audit_enforce_on_real_traffic_with_nothing_lost() {
     // The calls went through the services to their backends, named by workload.
     wait_stable(&lab, 4);
     let graph = json(&lab, &["graph", "--namespace", "shop"]);
+    let node = |id: &Value| graph["nodes"].as_array().unwrap().iter().find(|n| n["id"] == *id).cloned().unwrap();
     let edge = |from: &str, to: &str, port: u64| {
         graph["edges"].as_array().unwrap().iter().any(|e| {
-            e["src"]["name"] == from && e["dst"]["name"] == to && e["port"] == port && e["src"]["kind"] == "Deployment"
+            let (src, dst) = (node(&e["source"]), node(&e["destination"]));
+            src["name"] == from && dst["name"] == to && e["port"] == port && src["workload_kind"] == "Deployment"
         })
     };
     assert!(edge("web", "api", 8080) && edge("api", "db", 5432) && edge("web", "coredns", 53), "{graph:#}");
 
-    // Suggestions: one per workload, pods selected by stable labels.
+    // Suggestions: one per workload, pods selected by stable labels, printed
+    // as a Kubernetes List that kubectl applies; the review records keep the ids.
     let suggestions = json(&lab, &["suggest"]);
-    let list = suggestions.as_array().unwrap();
-    assert_eq!(list.len(), 4, "web, api, db and coredns: {suggestions:#}");
+    assert_eq!((&suggestions["apiVersion"], &suggestions["kind"]), (&Value::from("v1"), &Value::from("List")));
+    let policies = suggestions["items"].as_array().unwrap();
+    assert_eq!(policies.len(), 4, "web, api, db and coredns: {suggestions:#}");
+    assert!(policies.iter().all(|p| p["kind"] == "NetworkPolicy" && p["apiVersion"] == "networking.k8s.io/v1"));
     let text = suggestions.to_string();
     assert!(!text.contains("pod-template-hash"), "{text}");
+    let records = json(&lab, &["review", "list"]);
+    let list = records.as_array().unwrap();
+    assert_eq!(list.len(), 4, "{records:#}");
     let id_of = |name: &str| {
-        list.iter().find(|r| r["suggestion"]["workload"]["name"] == name).unwrap()["id"].as_u64().unwrap().to_string()
+        list.iter().find(|r| r["workload"]["name"] == name).unwrap()["id"].as_u64().unwrap().to_string()
     };
     let db = id_of("db");
     for r in list {
@@ -138,7 +146,10 @@ fn learn_suggest_audit_enforce_on_real_traffic_with_nothing_lost() {
     let after: Vec<&Value> =
         dropped.as_array().unwrap().iter().filter(|f| f["time_ns"].as_i64().unwrap() >= enforced_at).collect();
     assert!(!after.is_empty(), "the intruder's attempt is recorded");
-    assert!(after.iter().all(|f| f["src_pod"] == "x/intruder"), "only the intruder was dropped: {after:#?}");
+    assert!(
+        after.iter().all(|f| f["source"]["namespace"] == "x" && f["source"]["pod"] == "intruder"),
+        "only the intruder was dropped: {after:#?}"
+    );
     let calls = json(&lab, &["flows", "--workload", "api", "--since", "5s", "--limit", "100000"]);
     assert!(
         calls.as_array().unwrap().iter().filter(|f| f["verdict"] == "forwarded").count() >= 5,

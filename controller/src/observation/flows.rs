@@ -11,53 +11,27 @@ pub mod history;
 pub mod query;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bulkhead_api::agent::v1 as pb;
+use bulkhead_api::ring::SeqRing;
+use bulkhead_api::v1::status::FlowPipeline;
 use bulkhead_graph::baseline::{Learner, LearningConfig};
 use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, Pairing, ServiceGraph};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 
 use crate::observation::storage::{Commit, Cursor, EdgeBucket, FlowStore, StorageError};
 use crate::policy::store::Model;
 use history::History;
 
+/// Flows the live stream keeps for readers that fall behind.
+pub const STREAM_BUFFER: usize = 65_536;
+
 /// Width of the stored edge aggregates' time buckets.
 pub const BUCKET_NS: i64 = 60_000_000_000;
 /// The learner is saved at least this often while only counts change.
 const LEARNER_SAVE_NS: i64 = 30_000_000_000;
-
-/// Counters of what the pipeline did, for status and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PipelineStats {
-    /// Wire flows received from agents.
-    pub received: u64,
-    /// Connection records made from them.
-    pub records: u64,
-    /// Wire flows that were not connection starts (closes, counters, replies).
-    pub not_connections: u64,
-    /// Records stored.
-    pub stored: u64,
-    /// Oldest stored records evicted by the size cap (retention, not loss).
-    pub evicted: u64,
-    /// Losses by stage, since the store was created: "kernel" (the node's
-    /// event ring was full), "agent_buffer" (left the agent's buffer before
-    /// the controller read it), "undecodable" (agent or controller could not
-    /// read a record), "storage" (a commit failed).
-    pub lost: BTreeMap<String, u64>,
-    /// Anomaly events.
-    pub anomalies: u64,
-    /// Last storage error, "" when fine.
-    pub storage_error: String,
-}
-
-impl PipelineStats {
-    /// Every loss, all stages.
-    pub fn lost_total(&self) -> u64 {
-        self.lost.values().sum()
-    }
-}
 
 /// The pipeline's state.
 pub struct Pipeline {
@@ -69,9 +43,10 @@ pub struct Pipeline {
     pending: Commit,
     buckets: FxHashMap<(i64, Entity, Entity, EdgeKey), EdgeStats>,
     cursors: BTreeMap<String, Cursor>,
-    stats: PipelineStats,
+    stats: FlowPipeline,
     learner_changed: bool,
     learner_saved_ns: i64,
+    stream: Arc<SeqRing<FlowRecord>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -106,7 +81,7 @@ impl Pipeline {
         };
         learner.set_config(learning);
         let cursors = store.cursors()?.into_iter().map(|c| (c.node.clone(), c)).collect();
-        let stats = PipelineStats {
+        let stats = FlowPipeline {
             lost: store.lost()?.into_iter().collect(),
             evicted: store.evicted()?,
             anomalies: learner.anomaly_count() as u64,
@@ -124,6 +99,7 @@ impl Pipeline {
             stats,
             learner_changed: false,
             learner_saved_ns: now_ns(),
+            stream: Arc::new(SeqRing::new(STREAM_BUFFER)),
         })
     }
 
@@ -157,6 +133,7 @@ impl Pipeline {
         self.lose("kernel", batch.kernel_lost_total.saturating_sub(kernel_seen));
         self.lose("undecodable", batch.undecodable_total.saturating_sub(undecodable_seen));
         self.pending.flows.reserve(batch.flows.len());
+        let first_new = self.pending.flows.len();
         let arrival = now_ns();
         for f in &batch.flows {
             match enrich::enrich(f, &self.history) {
@@ -175,6 +152,7 @@ impl Pipeline {
                 }
             }
         }
+        self.stream.publish_all(self.pending.flows[first_new..].iter().cloned());
         let cursor = Cursor {
             node: node.to_string(),
             epoch: batch.epoch,
@@ -237,7 +215,7 @@ impl Pipeline {
     }
 
     /// What the pipeline did.
-    pub fn stats(&self) -> &PipelineStats {
+    pub fn stats(&self) -> &FlowPipeline {
         &self.stats
     }
 
@@ -254,6 +232,11 @@ impl Pipeline {
     /// The inventory history.
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// Every enriched flow as it arrives, numbered, for live readers.
+    pub fn stream(&self) -> Arc<SeqRing<FlowRecord>> {
+        self.stream.clone()
     }
 
     /// The store (for queries and the review workflow).

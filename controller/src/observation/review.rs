@@ -9,6 +9,7 @@ mod diff;
 
 use std::collections::BTreeSet;
 
+use bulkhead_api::v1::review::ReviewStatus;
 use bulkhead_graph::baseline::LearningConfig;
 use bulkhead_graph::suggest::{self, Suggestion};
 use bulkhead_graph::whatif::{WhatIf, what_if};
@@ -21,27 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ControllerError;
 use crate::observation::flows::{Pipeline, now_ns};
-use crate::observation::storage::{Document, Table};
+use crate::observation::storage::{Document, FlowFilter, Named, Table};
 use crate::policy::store::{MODE_ANNOTATION, Model};
 use bulkhead_model::Mode;
-
-/// Where a suggestion stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Waiting for review.
-    Pending,
-    /// Approved, not applied yet.
-    Approved,
-    /// Rejected.
-    Rejected,
-    /// Applied in audit mode.
-    Audit,
-    /// Applied and enforced.
-    Enforced,
-    /// Replaced by a newer suggestion for the same workload before it was applied.
-    Superseded,
-}
 
 /// A stored suggestion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +32,7 @@ pub struct Record {
     /// Id.
     pub id: u64,
     /// Status.
-    pub status: Status,
+    pub status: ReviewStatus,
     /// When it was created.
     pub created_ns: i64,
     /// Last change.
@@ -167,17 +150,19 @@ pub fn suggest(p: &mut Pipeline, namespace: Option<&str>, actor: &str) -> Result
         if s.policy.spec.is_none() {
             continue;
         }
-        let live =
-            existing.iter_mut().rev().find(|r| r.suggestion.workload == s.workload && r.status != Status::Superseded);
+        let live = existing
+            .iter_mut()
+            .rev()
+            .find(|r| r.suggestion.workload == s.workload && r.status != ReviewStatus::Superseded);
         // A rejected policy stays rejected: the same policy is not proposed again.
         if let Some(r) = &live
-            && r.status == Status::Rejected
+            && r.status == ReviewStatus::Rejected
             && spec_of(&r.suggestion) == spec_of(&s)
         {
             out.push(Record::clone(r));
             continue;
         }
-        let live = live.filter(|r| r.status != Status::Rejected);
+        let live = live.filter(|r| r.status != ReviewStatus::Rejected);
         let mut record = match live {
             Some(r) if spec_of(&r.suggestion) == spec_of(&s) => {
                 r.suggestion = s;
@@ -186,16 +171,16 @@ pub fn suggest(p: &mut Pipeline, namespace: Option<&str>, actor: &str) -> Result
             }
             other => {
                 if let Some(old) = other
-                    && matches!(old.status, Status::Pending | Status::Approved)
+                    && matches!(old.status, ReviewStatus::Pending | ReviewStatus::Approved)
                 {
-                    old.status = Status::Superseded;
+                    old.status = ReviewStatus::Superseded;
                     old.updated_ns = now;
                     let mut old = old.clone();
                     save(p, &mut old)?;
                 }
                 Record {
                     id: 0,
-                    status: Status::Pending,
+                    status: ReviewStatus::Pending,
                     created_ns: now,
                     updated_ns: now,
                     audit_since_ns: None,
@@ -217,14 +202,14 @@ pub fn suggest(p: &mut Pipeline, namespace: Option<&str>, actor: &str) -> Result
 /// Approves or rejects.
 pub fn decide(p: &mut Pipeline, id: u64, approve: bool, actor: &str, reason: &str) -> Result<Record, ControllerError> {
     let mut r = record(p, id)?;
-    if !matches!(r.status, Status::Pending | Status::Approved) {
-        return Err(ControllerError::BadRequest(format!(
+    if !matches!(r.status, ReviewStatus::Pending | ReviewStatus::Approved) {
+        return Err(ControllerError::Conflict(format!(
             "suggestion {id} is {:?}; only pending or approved suggestions can be {}",
             r.status,
             if approve { "approved" } else { "rejected" }
         )));
     }
-    r.status = if approve { Status::Approved } else { Status::Rejected };
+    r.status = if approve { ReviewStatus::Approved } else { ReviewStatus::Rejected };
     r.updated_ns = now_ns();
     save(p, &mut r)?;
     log(p, id, if approve { "approve" } else { "reject" }, actor, reason)?;
@@ -235,14 +220,14 @@ pub fn decide(p: &mut Pipeline, id: u64, approve: bool, actor: &str, reason: &st
 /// an approved suggestion; enforce an approved or audited one.
 fn may_apply(r: &Record, mode: Mode) -> Result<(), ControllerError> {
     let ok = match mode {
-        Mode::Audit => matches!(r.status, Status::Approved | Status::Audit),
-        Mode::Enforce => matches!(r.status, Status::Approved | Status::Audit | Status::Enforced),
+        Mode::Audit => matches!(r.status, ReviewStatus::Approved | ReviewStatus::Audit),
+        Mode::Enforce => matches!(r.status, ReviewStatus::Approved | ReviewStatus::Audit | ReviewStatus::Enforced),
         Mode::Learn => false,
     };
     if ok {
         return Ok(());
     }
-    Err(ControllerError::BadRequest(format!(
+    Err(ControllerError::Conflict(format!(
         "suggestion {} is {:?}: apply --mode audit needs an approved suggestion, --mode enforce an approved or audited one",
         r.id, r.status
     )))
@@ -266,11 +251,11 @@ pub fn applied(p: &mut Pipeline, id: u64, mode: Mode, actor: &str, reason: &str)
     let now = now_ns();
     match mode {
         Mode::Audit => {
-            r.status = Status::Audit;
+            r.status = ReviewStatus::Audit;
             r.audit_since_ns = Some(now);
         }
         _ => {
-            r.status = Status::Enforced;
+            r.status = ReviewStatus::Enforced;
             r.enforced_since_ns = Some(now);
         }
     }
@@ -278,6 +263,19 @@ pub fn applied(p: &mut Pipeline, id: u64, mode: Mode, actor: &str, reason: &str)
     save(p, &mut r)?;
     log(p, id, if mode == Mode::Audit { "apply-audit" } else { "apply-enforce" }, actor, reason)?;
     Ok(r)
+}
+
+/// The most recorded flows what-if replays, and audit counts.
+const REPLAY_MAX: usize = 1_000_000;
+
+/// The filter naming a workload entity.
+fn named(w: &Entity) -> Option<Named> {
+    match w {
+        Entity::Workload { namespace, name, .. } => {
+            Some(Named { namespace: Some(namespace.to_string()), name: name.to_string() })
+        }
+        _ => None,
+    }
 }
 
 /// The workload's side of a flow: its egress, or its ingress.
@@ -322,22 +320,28 @@ pub fn detail(
     policies.put_network(proposed);
     let now = now_ns();
     let window = learning.window_ns.max(learning.quiet_ns);
-    let recent: Vec<FlowRecord> = p
+    let of_workload = FlowFilter { workload: named(&s.workload), ..Default::default() };
+    let mut recent: Vec<FlowRecord> = p
         .store()
-        .flows(now - window, i64::MAX, usize::MAX >> 1)?
+        .query(&FlowFilter { since_ns: Some(now - window), ..of_workload.clone() }, None, REPLAY_MAX)?
         .into_iter()
+        .map(|(_, f)| f)
         .filter(|f| touches(&s.workload, f))
         .collect();
+    recent.reverse();
     let history = p.history();
     let what_if = what_if(&model.inventory, &policies, &recent, |f| history.still_valid(f, now));
     let (would_drop, would_drop_total) = match record.audit_since_ns {
         Some(since) => {
-            let all: Vec<FlowRecord> = p
+            let filter = FlowFilter { since_ns: Some(since), verdict: Some(Verdict::Audit), ..of_workload };
+            let mut all: Vec<FlowRecord> = p
                 .store()
-                .flows(since, i64::MAX, usize::MAX >> 1)?
+                .query(&filter, None, REPLAY_MAX)?
                 .into_iter()
-                .filter(|f| f.verdict == Verdict::Audit && touches(&s.workload, f))
+                .map(|(_, f)| f)
+                .filter(|f| touches(&s.workload, f))
                 .collect();
+            all.reverse();
             let total = all.len() as u64;
             (all.into_iter().rev().take(100).rev().collect(), total)
         }

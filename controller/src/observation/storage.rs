@@ -3,10 +3,13 @@
 //! outgrow one machine. The default is SQLite with real transactions
 //! (`storage/sqlite.rs`): a controller restart loses nothing.
 
+mod filter;
 mod sqlite;
 
 use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord};
+use bulkhead_model::Verdict;
 
+pub use filter::{FlowFilter, Named};
 pub use sqlite::SqliteStorage;
 
 /// Storage failures, naming the store and what was being done.
@@ -47,6 +50,34 @@ pub struct EdgeBucket {
     pub key: EdgeKey,
     /// What was seen in the bucket.
     pub stats: EdgeStats,
+}
+
+/// Connections between two pods (or a pod and an entity without pods) on
+/// one protocol, port and verdict, from the raw flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEdge {
+    /// Source entity.
+    pub src: Entity,
+    /// Source pod ("namespace/name"), empty when not a pod.
+    pub src_pod: String,
+    /// Destination entity.
+    pub dst: Entity,
+    /// Destination pod, empty when not a pod.
+    pub dst_pod: String,
+    /// IANA protocol number.
+    pub protocol: u8,
+    /// Delivered port.
+    pub port: u16,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Connections.
+    pub connections: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// First seen.
+    pub first_seen_ns: i64,
+    /// Last seen.
+    pub last_seen_ns: i64,
 }
 
 /// What a commit did to raw flows.
@@ -106,8 +137,16 @@ pub struct Document {
 pub trait FlowStore: Send {
     /// Stores a commit in one transaction, evicting the oldest raw flows beyond the cap.
     fn commit(&mut self, c: &Commit) -> Result<Appended, StorageError>;
-    /// Raw flows with `from_ns <= time < to_ns`, oldest first, at most `limit`.
-    fn flows(&self, from_ns: i64, to_ns: i64, limit: usize) -> Result<Vec<FlowRecord>, StorageError>;
+    /// Raw flows passing `filter`, newest first, with their ids: at most
+    /// `limit` of those with an id below `before` (from the newest when `None`).
+    fn query(
+        &self,
+        filter: &FlowFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, FlowRecord)>, StorageError>;
+    /// Connections passing `filter` between pods, each counted once.
+    fn pod_edges(&self, filter: &FlowFilter) -> Result<Vec<PodEdge>, StorageError>;
     /// Edge buckets with `from_ns <= bucket < to_ns`.
     fn edges(&self, from_ns: i64, to_ns: i64) -> Result<Vec<EdgeBucket>, StorageError>;
     /// Raw flows evicted by the size cap since the store was created.

@@ -1,6 +1,7 @@
 //! Each node's desired state, from the compiled cluster: only the pods a
 //! node hosts get their endpoints and entries there; identities and the
-//! ipcache go everywhere.
+//! ipcache go everywhere. Quarantined pods are carried in it, so an agent
+//! that restarts or missed the fast path still cuts them off.
 
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_policy::compile::Compiled;
@@ -26,6 +27,7 @@ pub fn for_node(
     model: &Model,
     ids: &mut Ids,
     default_mode: Mode,
+    quarantined: &std::collections::BTreeSet<String>,
 ) -> Result<pb::DesiredState, ControllerError> {
     let mut state = pb::DesiredState { generation, ..Default::default() };
     // Reserved identities (host, world, unknown) are the agent's own.
@@ -56,6 +58,9 @@ pub fn for_node(
             continue;
         };
         let endpoint_id = ids.endpoint(&extras.uid)?;
+        if quarantined.contains(&extras.uid) {
+            state.quarantined_endpoints.push(endpoint_id);
+        }
         let m = mode(extras.mode.unwrap_or(default_mode)) as i32;
         state.endpoints.push(pb::Endpoint {
             endpoint_id,
@@ -75,8 +80,8 @@ pub fn for_node(
                 endpoint_id,
                 remote_identity: e.identity,
                 direction: match e.direction {
-                    Direction::Ingress => pb::Direction::Ingress,
-                    Direction::Egress => pb::Direction::Egress,
+                    Direction::Ingress => bulkhead_api::flow::v1::Direction::Ingress,
+                    Direction::Egress => bulkhead_api::flow::v1::Direction::Egress,
                 } as i32,
                 protocol: u32::from(e.protocol),
                 port: u32::from(e.port),

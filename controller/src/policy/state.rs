@@ -8,19 +8,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bulkhead_api::agent::v1 as agent_pb;
-use bulkhead_api::audit::{AuditLog, Caller};
-use bulkhead_api::controller::v1 as pb;
+use bulkhead_api::audit::{AuditLog, Event};
+use bulkhead_api::v1::audit::Outcome;
+use bulkhead_api::v1::policies::{Explanation, SideDecision};
+use bulkhead_api::v1::status::{NodeSync, Status, UnprotectedPod};
+use bulkhead_model::Mode;
 use bulkhead_policy::compile::{Compiled, Compiler};
 use bulkhead_policy::evaluate::Evaluator;
-use bulkhead_policy::objects::parse_documents;
+use bulkhead_policy::objects::{Object, ObjectRef, parse_documents};
 use bulkhead_policy::ports::Protocol;
+use bulkhead_policy::quarantine::Target;
 use tokio::sync::watch;
 use tracing::instrument;
 
+use crate::auth::Principal;
 use crate::error::ControllerError;
 use crate::policy::ids::{Ids, write_atomic};
+use crate::policy::quarantine::{Book, CutPod, Record};
 use crate::policy::store::{Changes, Model, Store};
-use bulkhead_model::Mode;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -45,6 +50,8 @@ pub struct Config {
     pub max_flows: u64,
     /// Learning window and quiet period of the baselines.
     pub learning: bulkhead_graph::baseline::LearningConfig,
+    /// The HTTP API, if served.
+    pub api: Option<crate::http::ApiConfig>,
 }
 
 /// Add or delete.
@@ -59,8 +66,55 @@ pub enum ChangeKind {
 /// What each node's sync task watches: the node's latest desired state.
 pub type DesiredRx = watch::Receiver<Arc<agent_pb::DesiredState>>;
 
+/// What a node's sync task last found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeReport {
+    /// Its sync state.
+    pub sync: NodeSync,
+    /// Its pods the agent could not protect.
+    pub unprotected: Vec<UnprotectedPod>,
+}
+
 /// Each node's sync state, written by the sync tasks.
-pub type SyncReport = Arc<std::sync::Mutex<BTreeMap<String, pb::NodeSync>>>;
+pub type SyncReport = Arc<std::sync::Mutex<BTreeMap<String, NodeReport>>>;
+
+/// One object a change created, replaced or deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectChange {
+    /// The object.
+    pub target: ObjectRef,
+    /// What was there before, if anything.
+    pub before: Option<Object>,
+    /// What is there now, if anything.
+    pub after: Option<Object>,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeReport {
+    /// Generation after it.
+    pub generation: u64,
+    /// Changed, unchanged and skipped, by name.
+    pub changes: Changes,
+    /// Each changed object, before and after.
+    pub objects: Vec<ObjectChange>,
+    /// Time to validate and compile, microseconds.
+    pub compile_micros: u64,
+}
+
+/// A quarantine made or released, and what the agents must do now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineCut {
+    /// The record.
+    pub record: Record,
+    /// Whether the request made it (false: an active one of the same target was returned).
+    pub created: bool,
+    /// The pods it cuts off (or, on release, cut off until now), with their endpoint ids.
+    pub pods: Vec<(CutPod, Option<u32>)>,
+    /// Every desired state generated from now on carries this decision:
+    /// the agents hold the fast-path change until they apply one at least as new.
+    pub floor: u64,
+}
 
 /// Everything the controller holds.
 pub struct State {
@@ -73,6 +127,7 @@ pub struct State {
     last_error: String,
     senders: BTreeMap<String, watch::Sender<Arc<agent_pb::DesiredState>>>,
     audit: AuditLog,
+    book: Book,
     metrics: Arc<crate::metrics::Metrics>,
     /// Written by the per-node sync tasks.
     pub sync: SyncReport,
@@ -144,6 +199,7 @@ impl State {
             receivers.insert(node.clone(), rx);
         }
         let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
+        let book = Book::load(&cfg.state_dir.join("quarantines.json"))?;
         let mut state = Self {
             cfg,
             store,
@@ -154,6 +210,7 @@ impl State {
             last_error: String::new(),
             senders,
             audit,
+            book,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             sync: SyncReport::default(),
             models: watch::channel(Arc::new(Model::default())).0,
@@ -171,6 +228,8 @@ impl State {
     #[instrument(skip(self), fields(generation))]
     pub fn reconcile(&mut self) -> Result<u64, ControllerError> {
         self.models.send_replace(Arc::new(self.model.clone()));
+        self.follow_quarantines();
+        let cut = self.book.cut_uids(&self.model);
         let generation = self.ids.next_generation();
         tracing::Span::current().record("generation", generation);
         for (node, tx) in &self.senders {
@@ -181,6 +240,7 @@ impl State {
                 &self.model,
                 &mut self.ids,
                 self.cfg.mode,
+                &cut,
             )?;
             tx.send_replace(Arc::new(desired));
         }
@@ -193,60 +253,56 @@ impl State {
         Ok(generation)
     }
 
-    /// Applies or deletes the objects of a YAML stream, all or nothing.
-    #[instrument(skip(self, req, caller), fields(source = %req.source, actor = %caller.actor))]
+    /// Applies or deletes `objs`, all or nothing. `source` names where they
+    /// came from. Auditing is the caller's: it knows who asked.
+    #[instrument(skip(self, objs), fields(objects = objs.len()))]
     pub fn change(
         &mut self,
         kind: ChangeKind,
-        req: &pb::ChangeRequest,
-        caller: &Caller,
-    ) -> Result<pb::ChangeResponse, ControllerError> {
+        source: &str,
+        objs: Vec<Object>,
+    ) -> Result<ChangeReport, ControllerError> {
         let started = Instant::now();
-        let action = match kind {
-            ChangeKind::Apply => "apply",
-            ChangeKind::Delete => "delete",
-        };
-        let result = self.try_change(kind, req);
+        let result = self.try_change(kind, source, objs);
         let micros = started.elapsed().as_micros() as u64;
         self.metrics.record_change("api", result.as_ref().map(|_| micros as f64 / 1e6).map_err(ControllerError::label));
         match result {
-            Ok((changes, generation)) => {
-                for target in &changes.changed {
-                    let detail = format!("generation {generation}, source {}", req.source);
-                    self.audit.record_by(caller, action, target, &detail)?;
-                }
+            Ok((changes, objects, generation)) => {
                 self.last_error.clear();
-                Ok(pb::ChangeResponse {
-                    generation,
-                    changed: changes.changed,
-                    unchanged: changes.unchanged,
-                    skipped: changes.skipped,
-                    compile_micros: micros,
-                })
+                Ok(ChangeReport { generation, changes, objects, compile_micros: micros })
             }
             Err(e) => {
                 self.last_error = e.to_string();
-                self.audit.record_by(caller, &format!("{action} rejected"), &req.source, &self.last_error)?;
                 Err(e)
             }
         }
     }
 
-    fn try_change(&mut self, kind: ChangeKind, req: &pb::ChangeRequest) -> Result<(Changes, u64), ControllerError> {
-        let source = if req.source.is_empty() { "request" } else { req.source.as_str() };
-        let objs = parse_documents(source, &req.yaml)?;
+    fn try_change(
+        &mut self,
+        kind: ChangeKind,
+        source: &str,
+        objs: Vec<Object>,
+    ) -> Result<(Changes, Vec<ObjectChange>, u64), ControllerError> {
         if objs.is_empty() {
             return Err(ControllerError::BadRequest(format!("{source}: no objects")));
         }
+        let refs: Vec<ObjectRef> = objs.iter().map(Object::reference).collect();
         let (candidate, changes) = match kind {
             ChangeKind::Apply => self.store.applied(objs),
             ChangeKind::Delete => self.store.deleted(objs),
         };
         if changes.changed.is_empty() {
-            return Ok((changes, self.ids.generation));
+            return Ok((changes, Vec::new(), self.ids.generation));
         }
+        let changed: BTreeSet<&String> = changes.changed.iter().collect();
+        let objects: Vec<ObjectChange> = refs
+            .into_iter()
+            .filter(|r| changed.contains(&r.to_string()))
+            .map(|r| ObjectChange { before: self.store.get(&r).cloned(), after: candidate.get(&r).cloned(), target: r })
+            .collect();
         let generation = self.commit(candidate)?;
-        Ok((changes, generation))
+        Ok((changes, objects, generation))
     }
 
     /// Validates and compiles a candidate store; only then makes it current,
@@ -376,12 +432,20 @@ impl State {
         )))
     }
 
-    /// The verdict on a connection and what decided each side.
-    pub fn explain(&self, req: &pb::ExplainRequest) -> Result<pb::ExplainResponse, ControllerError> {
-        let from = self.resolve(&req.from)?;
-        let to = self.resolve(&req.to)?;
-        let protocol = match req.protocol.to_ascii_uppercase().as_str() {
-            "" | "TCP" => Some(Protocol::Tcp),
+    /// The verdict on a connection and what decided each side. `from` and
+    /// `to` are addresses or "namespace/name" of a pod (or, for `to`, a service).
+    pub fn explain(
+        &self,
+        from: &str,
+        to: &str,
+        port: Option<u16>,
+        protocol: Option<&str>,
+    ) -> Result<Explanation, ControllerError> {
+        let from_ip = self.resolve(from)?;
+        let to_ip = self.resolve(to)?;
+        let name = protocol.unwrap_or("TCP").to_ascii_uppercase();
+        let proto = match name.as_str() {
+            "TCP" => Some(Protocol::Tcp),
             "UDP" => Some(Protocol::Udp),
             "SCTP" => Some(Protocol::Sctp),
             "ICMP" => None,
@@ -391,35 +455,33 @@ impl State {
                 )));
             }
         };
-        let port = u16::try_from(req.port)
-            .map_err(|_| ControllerError::BadRequest(format!("port {} is above 65535", req.port)))?;
-        if protocol.is_some() && port == 0 {
-            return Err(ControllerError::BadRequest("a port is required for TCP, UDP and SCTP".into()));
+        let port = port.unwrap_or(0);
+        if proto.is_some() && port == 0 {
+            return Err(ControllerError::BadRequest("port: a port is required for TCP, UDP and SCTP".into()));
         }
-        if from.is_ipv4() != to.is_ipv4() {
-            return Err(ControllerError::BadRequest(format!("{from} and {to} are of different address families")));
+        if from_ip.is_ipv4() != to_ip.is_ipv4() {
+            return Err(ControllerError::BadRequest(format!(
+                "{from_ip} and {to_ip} are of different address families"
+            )));
         }
-        let v = Evaluator::new(&self.model.inventory, &self.model.policies).connection(from, to, protocol, port);
-        Ok(pb::ExplainResponse {
+        let v = Evaluator::new(&self.model.inventory, &self.model.policies).connection(from_ip, to_ip, proto, port);
+        let side = |d: &Option<bulkhead_policy::evaluate::Decision>| {
+            d.as_ref().map(|d| SideDecision { allowed: d.allowed, decided_by: d.by.name() })
+        };
+        Ok(Explanation {
             allowed: v.allowed,
-            from_address: from.to_string(),
-            to_address: to.to_string(),
-            egress: v.egress.as_ref().map(|d| d.by.name()).unwrap_or_default(),
-            egress_allowed: v.egress.as_ref().is_none_or(|d| d.allowed),
-            ingress: v.ingress.as_ref().map(|d| d.by.name()).unwrap_or_default(),
-            ingress_allowed: v.ingress.as_ref().is_none_or(|d| d.allowed),
+            from_address: from_ip.to_string(),
+            to_address: to_ip.to_string(),
+            port,
+            protocol: name,
+            egress: side(&v.egress),
+            ingress: side(&v.ingress),
         })
     }
 
     /// The controller's metrics.
     pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
         self.metrics.clone()
-    }
-
-    /// Generation, sizes and each node's sync state.
-    /// Writes a review decision (approve, reject) to the audit log.
-    pub fn audit_review(&self, caller: &Caller, detail: &str) -> Result<(), ControllerError> {
-        Ok(self.audit.record_by(caller, "review", detail, "")?)
     }
 
     /// Follows the committed model (the flow pipeline's inventory).
@@ -437,19 +499,162 @@ impl State {
         self.store.get(r)
     }
 
-    /// Generation, inventory and sync state.
-    pub fn status(&self) -> pb::ControllerStatus {
-        let nodes = self.sync.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
-        pb::ControllerStatus {
+    /// Generation, inventory, sync state and unprotected pods (without
+    /// the flow pipeline, which the observation side adds).
+    pub fn status(&self) -> Status {
+        let reports: Vec<NodeReport> = self.sync.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        Status {
             generation: self.ids.generation,
-            nodes,
             pods: self.model.inventory.pods.len() as u32,
             network_policies: self.model.policies.network.len() as u32,
             cluster_policies: self.model.policies.cluster.len() as u32,
             identities: self.compiled.identities.len() as u32,
             policy_entries: self.compiled.entry_count() as u32,
             last_error: self.last_error.clone(),
-            flows_json: String::new(),
+            nodes: reports
+                .iter()
+                .map(|r| NodeSync {
+                    in_sync: r.sync.error.is_empty() && r.sync.applied_generation == self.ids.generation,
+                    ..r.sync.clone()
+                })
+                .collect(),
+            unprotected: reports.into_iter().flat_map(|r| r.unprotected).collect(),
+            flows: Default::default(),
+            quarantines_active: self.book.active() as u32,
+        }
+    }
+
+    /// The mode of pods that do not say.
+    pub fn default_mode(&self) -> Mode {
+        self.cfg.mode
+    }
+
+    /// The mode a namespace's annotation sets, if any.
+    pub fn namespace_mode(&self, namespace: &str) -> Option<Mode> {
+        let r = ObjectRef { kind: "Namespace".into(), namespace: String::new(), name: namespace.to_string() };
+        match self.store.get(&r) {
+            Some(Object::Namespace(ns)) => ns
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::policy::store::MODE_ANNOTATION))
+                .and_then(|m| m.parse().ok()),
+            _ => None,
+        }
+    }
+
+    /// The namespace of the pod or service at `ip`, if any.
+    pub fn namespace_of(&self, ip: IpAddr) -> Option<String> {
+        let inv = &self.model.inventory;
+        inv.pods
+            .values()
+            .find(|p| p.ips.contains(&ip))
+            .map(|p| p.namespace.clone())
+            .or_else(|| inv.services.values().find(|s| s.cluster_ips.contains(&ip)).map(|s| s.namespace.clone()))
+    }
+
+    /// The endpoint id of the pod with `uid`, once it has been pushed.
+    pub fn endpoint_of(&self, uid: &str) -> Option<u32> {
+        self.ids.endpoints.get(uid).copied()
+    }
+
+    /// The generation `node`'s agent last reported it enforces.
+    pub fn node_generation(&self, node: &str) -> Option<u64> {
+        self.sync.lock().ok()?.get(node).map(|r| r.sync.applied_generation)
+    }
+
+    /// The quarantines.
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+
+    /// Where the controller keeps its state.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.cfg.state_dir
+    }
+
+    fn with_endpoints(&self, pods: Vec<CutPod>) -> Vec<(CutPod, Option<u32>)> {
+        pods.into_iter()
+            .map(|p| {
+                let id = self.ids.endpoints.get(&p.uid).copied();
+                (p, id)
+            })
+            .collect()
+    }
+
+    /// Quarantines `target`, durably, and pushes the new desired state.
+    /// The caller cuts the pods off at once through their agents' fast
+    /// path (with `floor`) and audits.
+    pub fn quarantine(
+        &mut self,
+        target: Target,
+        reason: &str,
+        by: &Principal,
+    ) -> Result<QuarantineCut, ControllerError> {
+        let floor = self.ids.generation + 1;
+        let (record, created) = self.book.create(
+            target,
+            reason,
+            &by.signature(),
+            None,
+            &self.model,
+            crate::observation::flows::now_ns(),
+        )?;
+        let pods = self.with_endpoints(self.book.pods_of(&record, &self.model));
+        Ok(QuarantineCut { record, created, pods, floor })
+    }
+
+    /// Releases quarantine `id`, durably; the caller lifts the cut through
+    /// the agents' fast path (with `floor`), audits, and reconciles.
+    pub fn release(&mut self, id: u64, reason: &str, by: &Principal) -> Result<QuarantineCut, ControllerError> {
+        let floor = self.ids.generation + 1;
+        let (record, pods) =
+            self.book.release(id, &by.signature(), reason, &self.model, crate::observation::flows::now_ns())?;
+        // A pod another active quarantine still covers stays cut off.
+        let still = self.book.cut_uids(&self.model);
+        let pods = self.with_endpoints(pods.into_iter().filter(|p| !still.contains(&p.uid)).collect());
+        Ok(QuarantineCut { record, created: false, pods, floor })
+    }
+
+    /// Ends quarantines of deleted pods and follows Quarantine objects,
+    /// auditing each as the controller's own action. A failure to persist
+    /// is logged: the book in memory stays what is enforced.
+    fn follow_quarantines(&mut self) {
+        let now = crate::observation::flows::now_ns();
+        let mut events: Vec<(Record, &'static str, String)> = Vec::new();
+        match self.book.end_deleted(&self.model, now) {
+            Ok(ended) => {
+                events.extend(ended.into_iter().map(|r| (r, "quarantine-ended", "the pod was deleted".to_string())))
+            }
+            Err(e) => tracing::error!(error = %e, "ending quarantines of deleted pods"),
+        }
+        match self.book.follow_objects(&self.model, now) {
+            Ok((made, released)) => {
+                events.extend(made.into_iter().map(|r| {
+                    let why = r.reason.clone();
+                    (r, "quarantine", why)
+                }));
+                events.extend(
+                    released
+                        .into_iter()
+                        .map(|r| (r, "release", "the Quarantine object was deleted or changed".to_string())),
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "following Quarantine objects"),
+        }
+        for (r, action, detail) in events {
+            let who = Principal::system(r.object.as_deref().unwrap_or("controller"));
+            let target = format!("quarantine {} ({})", r.id, r.target.describe());
+            let event = Event {
+                action,
+                target: &target,
+                namespaces: vec![r.target.namespace().to_string()],
+                detail: &detail,
+                ..Default::default()
+            };
+            if let Err(e) = self.audit.event(&who.caller(), Outcome::Ok, event) {
+                tracing::error!(error = %e, "auditing a quarantine the controller changed");
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use bulkhead_policy::evaluate::PolicySet;
 use bulkhead_policy::inventory::{Inventory, Namespace, Pod, Service, endpoint_slice_addresses};
 use bulkhead_policy::netpol::NetworkPolicy;
 use bulkhead_policy::objects::{Object, ObjectRef};
+use bulkhead_policy::quarantine::Target;
 
 /// Annotation choosing learn, audit or enforce: on a pod, its namespace, or
 /// (audit or enforce only) a NetworkPolicy, for the pods it selects that do
@@ -63,6 +64,8 @@ pub struct Model {
     pub policies: PolicySet,
     /// Per pod ("namespace/name"), what the agent needs besides policy.
     pub pods: BTreeMap<String, PodExtras>,
+    /// Quarantine objects: (the object, its target, its reason).
+    pub quarantines: Vec<(ObjectRef, Target, String)>,
 }
 
 impl Model {
@@ -173,6 +176,7 @@ impl Store {
             Object::EndpointSlice(s) => endpoint_slice_addresses(s).map(|_| ()),
             Object::NetworkPolicy(np) => NetworkPolicy::try_from(np).map(|_| ()),
             Object::ClusterNetworkPolicy(cp) => ClusterPolicy::try_from(cp.as_ref()).map(|_| ()),
+            Object::Quarantine(q) => <(Target, String)>::try_from(q.as_ref()).map(|_| ()),
             Object::Other { .. } => Ok(()),
         }
     }
@@ -249,6 +253,10 @@ impl Store {
                     m.policies.put_network(p);
                 }
                 Object::ClusterNetworkPolicy(cp) => m.policies.put_cluster(ClusterPolicy::try_from(cp.as_ref())?),
+                Object::Quarantine(q) => {
+                    let (target, reason) = <(Target, String)>::try_from(q.as_ref())?;
+                    m.quarantines.push((o.reference(), target, reason));
+                }
                 Object::Other { .. } => {}
             }
         }

@@ -11,8 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Group, Peer, RuleEvidence, WorkloadInfo, cidr};
-use crate::baseline::{Side, WorkloadBaseline};
+use crate::baseline::WorkloadBaseline;
 use crate::flow::Entity;
+use bulkhead_model::Direction;
 
 /// Label on every suggested policy.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "bulkhead");
@@ -78,19 +79,20 @@ pub(super) fn policy(
     let mut evidence = Vec::new();
     let mut ingress = Vec::new();
     let mut egress = Vec::new();
-    for (side, list) in [(Side::Ingress, &groups[0]), (Side::Egress, &groups[1])] {
+    for (side, list) in [(Direction::Ingress, &groups[0]), (Direction::Egress, &groups[1])] {
         for (index, g) in list.iter().enumerate() {
             let peers = peers(g, infos);
             let ports = ports(&g.ports);
             let ev = rule_evidence(side, index, g, infos);
-            let key = format!("{EVIDENCE_PREFIX}/{}-{index}", if side == Side::Ingress { "ingress" } else { "egress" });
+            let key =
+                format!("{EVIDENCE_PREFIX}/{}-{index}", if side == Direction::Ingress { "ingress" } else { "egress" });
             annotations.insert(key, describe(&ev));
             evidence.push(ev);
             match side {
-                Side::Ingress => {
+                Direction::Ingress => {
                     ingress.push(NetworkPolicyIngressRule { from: Some(peers), ports: Some(ports) });
                 }
-                Side::Egress => egress.push(NetworkPolicyEgressRule { to: Some(peers), ports: Some(ports) }),
+                Direction::Egress => egress.push(NetworkPolicyEgressRule { to: Some(peers), ports: Some(ports) }),
             }
         }
     }
@@ -175,7 +177,7 @@ fn ports(set: &BTreeSet<(u8, u16)>) -> Vec<NetworkPolicyPort> {
     out
 }
 
-fn rule_evidence(side: Side, index: usize, g: &Group, infos: &[(&Entity, &WorkloadInfo)]) -> RuleEvidence {
+fn rule_evidence(side: Direction, index: usize, g: &Group, infos: &[(&Entity, &WorkloadInfo)]) -> RuleEvidence {
     let mut peers = Vec::new();
     let mut addrs = BTreeSet::new();
     let (mut connections, mut first, mut last) = (0, i64::MAX, i64::MIN);
@@ -210,7 +212,7 @@ fn describe(ev: &RuleEvidence) -> String {
     format!(
         "{} connections {} {} on {}{via}, seen {} to {}",
         ev.connections,
-        if ev.side == Side::Ingress { "from" } else { "to" },
+        if ev.side == Direction::Ingress { "from" } else { "to" },
         ev.peers.join(", "),
         ev.ports.join(", "),
         timestamp(ev.first_seen_ns),

@@ -228,7 +228,7 @@ fn inventory() -> impl Strategy<Value = Inventory> {
                 name: format!("s{i}"),
                 selector: Some(selector).filter(|s| !s.is_empty()),
                 cluster_ips: vec![format!("10.96.0.{}", 10 + i).parse().unwrap()],
-                ports: vec![ServicePort { protocol, port: 8000 + port % 100, target }],
+                ports: vec![ServicePort { name: String::new(), protocol, port: 8000 + port % 100, target }],
                 // Every other service lists its backends by hand (EndpointSlices), not by labels.
                 endpoints: (i % 2 == 1).then(|| vec!["10.244.1.5".parse().unwrap()]),
             });

@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 
 use bulkhead_api::agent::v1 as pb;
+use bulkhead_api::v1::convert::{self, ConvertError};
 use bulkhead_graph::{Entity, FlowRecord, ServiceRef};
-use bulkhead_model::{Direction, Verdict};
+use bulkhead_model::{EventType, Verdict};
 
 use super::history::History;
 
@@ -30,34 +31,34 @@ fn field<T: std::str::FromStr>(f: &pb::Flow, name: &'static str, v: &str) -> Res
     v.parse().map_err(|_| EnrichError::Field { node: f.node.clone(), field: name, value: v.to_string() })
 }
 
+/// A wire enumeration, decoded once here: unknown or unset values are errors.
+fn code<T>(
+    f: &pb::Flow,
+    decode: fn(i32, &str) -> Result<T, ConvertError>,
+    v: i32,
+    name: &'static str,
+) -> Result<T, EnrichError> {
+    decode(v, name).map_err(|_| EnrichError::Field { node: f.node.clone(), field: name, value: v.to_string() })
+}
+
 /// The IANA number of the agent's protocol name.
 fn protocol(f: &pb::Flow) -> Result<u8, EnrichError> {
-    match f.protocol.as_str() {
-        "TCP" => Ok(6),
-        "UDP" => Ok(17),
-        "SCTP" => Ok(132),
-        "ICMP" => Ok(1),
-        "ICMPv6" => Ok(58),
-        other => field(f, "protocol", other),
-    }
+    bulkhead_model::proto::parse(&f.protocol).ok_or_else(|| EnrichError::Field {
+        node: f.node.clone(),
+        field: "protocol",
+        value: f.protocol.clone(),
+    })
 }
 
 /// The record for `f`, `None` when it is not a connection start.
 pub fn enrich(f: &pb::Flow, history: &History) -> Result<Option<FlowRecord>, EnrichError> {
-    if !matches!(f.event.as_str(), "new" | "denied") || f.is_reply {
+    let event = code(f, convert::event_type, f.event, "event")?;
+    if !matches!(event, EventType::New | EventType::Denied) || f.is_reply {
         return Ok(None);
     }
-    let observation = match f.direction.as_str() {
-        "egress" => Direction::Egress,
-        "ingress" => Direction::Ingress,
-        other => return Err(EnrichError::Field { node: f.node.clone(), field: "direction", value: other.into() }),
-    };
-    let verdict = match f.verdict.as_str() {
-        "forwarded" => Verdict::Forwarded,
-        "dropped" => Verdict::Dropped,
-        "audit" => Verdict::Audit,
-        other => return Err(EnrichError::Field { node: f.node.clone(), field: "verdict", value: other.into() }),
-    };
+    let observation = code(f, convert::direction, f.direction, "direction")?;
+    let verdict = code(f, convert::verdict, f.verdict, "verdict")?;
+    let reason = code(f, convert::reason, f.drop_reason, "drop_reason")?;
     let src_ip: IpAddr = field(f, "src_ip", &f.src_ip)?;
     let dst_ip: IpAddr = field(f, "dst_ip", &f.dst_ip)?;
     let port = |v: u32, name| {
@@ -99,5 +100,8 @@ pub fn enrich(f: &pb::Flow, history: &History) -> Result<Option<FlowRecord>, Enr
         bytes: f.bytes_fwd + f.bytes_rev,
         src_pod,
         dst_pod,
+        rule: (!f.rule_name.is_empty()).then(|| f.rule_name.as_str().into()),
+        drop_reason: (verdict != Verdict::Forwarded && reason.is_drop()).then_some(reason),
+        packets: f.packets_fwd + f.packets_rev,
     }))
 }

@@ -3,72 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use bulkhead_graph::baseline::{Anomaly, WorkloadBaseline};
 use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord};
-use bulkhead_model::Verdict;
 use ipnetwork::IpNetwork;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::Pipeline;
-use crate::observation::storage::StorageError;
+use crate::observation::storage::{FlowFilter, PodEdge, StorageError};
 use crate::policy::store::Model;
-
-/// Filters of `bulkhead flows`; empty fields match everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlowQuery {
-    /// Either end in this namespace.
-    #[serde(default)]
-    pub namespace: String,
-    /// Either end is this pod ("namespace/name" or a name).
-    #[serde(default)]
-    pub pod: String,
-    /// Either end is this workload (its name, or "namespace/name").
-    #[serde(default)]
-    pub workload: String,
-    /// forwarded, dropped or audit.
-    #[serde(default)]
-    pub verdict: Option<Verdict>,
-    /// Destination port (as observed).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// From (nanoseconds since the epoch), inclusive.
-    #[serde(default)]
-    pub since_ns: Option<i64>,
-    /// To, exclusive.
-    #[serde(default)]
-    pub until_ns: Option<i64>,
-    /// At most this many, the newest (default 1000).
-    #[serde(default)]
-    pub limit: Option<usize>,
-}
-
-fn workload_matches(e: &Entity, want: &str) -> bool {
-    match e {
-        Entity::Workload { namespace, name, .. } => {
-            want == &**name || want.split_once('/').is_some_and(|(ns, n)| ns == &**namespace && n == &**name)
-        }
-        _ => false,
-    }
-}
-
-fn pod_matches(pod: &str, want: &str) -> bool {
-    !pod.is_empty() && (pod == want || pod.rsplit('/').next() == Some(want))
-}
-
-impl FlowQuery {
-    /// Whether a record passes the filters.
-    pub fn matches(&self, f: &FlowRecord) -> bool {
-        (self.namespace.is_empty()
-            || f.src.namespace() == Some(self.namespace.as_str())
-            || f.dst.namespace() == Some(self.namespace.as_str()))
-            && (self.pod.is_empty() || pod_matches(&f.src_pod, &self.pod) || pod_matches(&f.dst_pod, &self.pod))
-            && (self.workload.is_empty()
-                || workload_matches(&f.src, &self.workload)
-                || workload_matches(&f.dst, &self.workload))
-            && self.verdict.is_none_or(|v| f.verdict == v)
-            && self.port.is_none_or(|p| f.dst_port == p)
-    }
-}
 
 /// One edge of the graph view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,7 +36,7 @@ pub struct GraphView {
 }
 
 /// World addresses shown as their /24 (IPv4) or /64 (IPv6).
-fn aggregate(e: Entity) -> Entity {
+pub fn aggregate(e: Entity) -> Entity {
     match e {
         Entity::World { cidr } => {
             let prefix = if cidr.is_ipv4() { 24 } else { 64 };
@@ -106,94 +47,91 @@ fn aggregate(e: Entity) -> Entity {
     }
 }
 
-/// A workload's baseline as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BaselineView {
-    /// The workload.
-    pub workload: Entity,
-    /// Its learning state.
-    #[serde(flatten)]
-    pub state: WorkloadBaseline,
-}
-
-/// Every baseline and anomaly.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Baselines {
-    /// Learning window and quiet period, seconds.
-    pub window_seconds: i64,
-    /// Quiet period, seconds.
-    pub quiet_seconds: i64,
-    /// Per workload.
-    pub workloads: Vec<BaselineView>,
-    /// Anomalies, oldest first.
-    pub anomalies: Vec<Anomaly>,
-}
-
 impl Pipeline {
-    /// Stored flows passing `q`, oldest first, the newest `limit` of them.
-    pub fn query_flows(&self, q: &FlowQuery) -> Result<Vec<FlowRecord>, StorageError> {
-        let all =
-            self.store().flows(q.since_ns.unwrap_or(i64::MIN), q.until_ns.unwrap_or(i64::MAX), usize::MAX >> 1)?;
-        let mut out: Vec<FlowRecord> = all.into_iter().filter(|f| q.matches(f)).collect();
-        let limit = q.limit.unwrap_or(1000);
-        if out.len() > limit {
-            out.drain(..out.len() - limit);
+    /// Stored flows passing `f`, newest first, with their ids: at most
+    /// `limit` below id `before`.
+    pub fn query_flows(
+        &self,
+        f: &FlowFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, FlowRecord)>, StorageError> {
+        self.store().query(f, before, limit)
+    }
+
+    /// Connections between pods passing `f`.
+    pub fn pod_edges(&self, f: &FlowFilter) -> Result<Vec<PodEdge>, StorageError> {
+        self.store().pod_edges(f)
+    }
+
+    /// The workload graph over `[since, until)` (from the stored per-minute
+    /// counts), or over everything seen when neither is given (the graph in
+    /// memory); of a namespace, if given.
+    pub fn graph_view_between(
+        &self,
+        namespace: Option<&str>,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<GraphView, StorageError> {
+        if since_ns.is_none() && until_ns.is_none() {
+            return Ok(self.graph_view(namespace));
         }
-        Ok(out)
+        let (from, to) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        // Buckets are a minute wide: take those the window overlaps.
+        let mut g = bulkhead_graph::ServiceGraph::default();
+        for b in self.store().edges(from - from.rem_euclid(super::BUCKET_NS), to)? {
+            g.add_stats(&b.src, &b.dst, b.key, &b.stats);
+        }
+        Ok(view(&g, namespace))
     }
 
     /// The graph (of a namespace, if given).
     pub fn graph_view(&self, namespace: Option<&str>) -> GraphView {
-        let g = match namespace {
-            Some(ns) => self.graph().subgraph(ns),
-            None => self.graph().clone(),
-        };
-        let mut edges: BTreeMap<(Entity, Entity, EdgeKey), EdgeStats> = BTreeMap::new();
-        for (src, dst, key, stats) in g.edges() {
-            edges.entry((aggregate(src), aggregate(dst), key)).or_default().merge(&stats);
+        view(self.graph(), namespace)
+    }
+}
+
+/// `graph` as the API shows it: world addresses per /24 or /64, an edge
+/// whose source end was not seen folded into the one edge that names the
+/// service, when there is exactly one.
+fn view(graph: &bulkhead_graph::ServiceGraph, namespace: Option<&str>) -> GraphView {
+    let sub;
+    let g = match namespace {
+        Some(ns) => {
+            sub = graph.subgraph(ns);
+            &sub
         }
-        // A connection seen only at its destination does not know the
-        // service its source addressed: fold it into the edge that does,
-        // when there is exactly one.
-        let unnamed: Vec<(Entity, Entity, EdgeKey)> = edges.keys().filter(|k| k.2.service.is_none()).cloned().collect();
-        for k in unnamed {
-            let named: Vec<&(Entity, Entity, EdgeKey)> = edges
-                .keys()
-                .filter(|o| o.0 == k.0 && o.1 == k.1 && o.2.protocol == k.2.protocol && o.2.port == k.2.port)
-                .filter(|o| o.2.service.is_some())
-                .collect();
-            if let [one] = named.as_slice() {
-                let one = (*one).clone();
-                if let Some(stats) = edges.remove(&k)
-                    && let Some(e) = edges.get_mut(&one)
-                {
-                    e.merge(&stats);
-                }
+        None => graph,
+    };
+    let mut edges: BTreeMap<(Entity, Entity, EdgeKey), EdgeStats> = BTreeMap::new();
+    for (src, dst, key, stats) in g.edges() {
+        edges.entry((aggregate(src), aggregate(dst), key)).or_default().merge(&stats);
+    }
+    // A connection seen only at its destination does not know the
+    // service its source addressed: fold it into the edge that does,
+    // when there is exactly one.
+    let unnamed: Vec<(Entity, Entity, EdgeKey)> = edges.keys().filter(|k| k.2.service.is_none()).cloned().collect();
+    for k in unnamed {
+        let named: Vec<&(Entity, Entity, EdgeKey)> = edges
+            .keys()
+            .filter(|o| o.0 == k.0 && o.1 == k.1 && o.2.protocol == k.2.protocol && o.2.port == k.2.port)
+            .filter(|o| o.2.service.is_some())
+            .collect();
+        if let [one] = named.as_slice() {
+            let one = (*one).clone();
+            if let Some(stats) = edges.remove(&k)
+                && let Some(e) = edges.get_mut(&one)
+            {
+                e.merge(&stats);
             }
         }
-        let mut nodes: Vec<Entity> = g.entities().into_iter().map(aggregate).collect();
-        nodes.sort();
-        nodes.dedup();
-        GraphView {
-            nodes,
-            edges: edges.into_iter().map(|((src, dst, key), stats)| EdgeView { src, dst, key, stats }).collect(),
-        }
     }
-
-    /// Baselines and anomalies.
-    pub fn baselines(&self) -> Baselines {
-        let cfg = self.learner().config();
-        Baselines {
-            window_seconds: cfg.window_ns / 1_000_000_000,
-            quiet_seconds: cfg.quiet_ns / 1_000_000_000,
-            workloads: self
-                .learner()
-                .workloads()
-                .iter()
-                .map(|(w, s)| BaselineView { workload: w.clone(), state: s.clone() })
-                .collect(),
-            anomalies: self.learner().anomalies().into_iter().cloned().collect(),
-        }
+    let mut nodes: Vec<Entity> = g.entities().into_iter().map(aggregate).collect();
+    nodes.sort();
+    nodes.dedup();
+    GraphView {
+        nodes,
+        edges: edges.into_iter().map(|((src, dst, key), stats)| EdgeView { src, dst, key, stats }).collect(),
     }
 }
 

@@ -1,13 +1,15 @@
 //! The embedded default store: one SQLite file (WAL), raw flows capped by
-//! count with the oldest evicted first and counted, and edge aggregates per
-//! time bucket upserted in transactions.
+//! count with the oldest evicted first and counted (`sqlite/flow_log.rs`),
+//! and edge aggregates per time bucket upserted in transactions.
+
+mod flow_log;
 
 use std::path::{Path, PathBuf};
 
 use bulkhead_graph::FlowRecord;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Appended, Commit, Cursor, Document, EdgeBucket, FlowStore, StorageError, Table};
+use super::{Appended, Commit, Cursor, Document, EdgeBucket, FlowFilter, FlowStore, PodEdge, StorageError, Table};
 
 /// SQLite flow store.
 #[derive(Debug)]
@@ -20,8 +22,6 @@ pub struct SqliteStorage {
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
-CREATE TABLE IF NOT EXISTS flows (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS flows_time ON flows (time_ns);
 CREATE TABLE IF NOT EXISTS edges (
   bucket_ns INTEGER NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL, key TEXT NOT NULL,
   connections INTEGER NOT NULL, forwarded INTEGER NOT NULL, dropped INTEGER NOT NULL, audit INTEGER NOT NULL,
@@ -40,6 +40,11 @@ impl SqliteStorage {
         let s = path.display().to_string();
         let conn = Connection::open(path).map_err(|e| db(&s, "opening", e))?;
         conn.execute_batch(SCHEMA).map_err(|e| db(&s, "creating the schema", e))?;
+        conn.execute_batch(flow_log::SCHEMA).map_err(|e| db(&s, "creating the flow table", e))?;
+        let moved = flow_log::migrate(&conn, &s)?;
+        if moved > 0 {
+            tracing::info!(flows = moved, path = %s, "flows moved to the current schema");
+        }
         Ok(Self { conn, path: path.to_path_buf(), max_flows })
     }
 
@@ -68,27 +73,13 @@ impl FlowStore for SqliteStorage {
     fn commit(&mut self, c: &Commit) -> Result<Appended, StorageError> {
         let name = self.name();
         let tx = self.conn.transaction().map_err(|e| db(&name, "starting a transaction", e))?;
-        {
-            let mut ins = tx
-                .prepare_cached("INSERT INTO flows (time_ns, record) VALUES (?1, ?2)")
-                .map_err(|e| db(&name, "preparing insert", e))?;
-            for f in &c.flows {
-                ins.execute(params![f.time_ns, json(f)]).map_err(|e| db(&name, "inserting a flow", e))?;
-            }
-        }
+        flow_log::insert(&tx, &name, &c.flows)?;
         let mut excess = 0;
         if !c.flows.is_empty() {
-            let count: i64 = tx
-                .query_row("SELECT COUNT(*) FROM flows", [], |r| r.get(0))
-                .map_err(|e| db(&name, "counting flows", e))?;
-            excess = (count as u64).saturating_sub(self.max_flows);
+            excess = flow_log::count(&tx, &name)?.saturating_sub(self.max_flows);
         }
         if excess > 0 {
-            tx.execute(
-                "DELETE FROM flows WHERE id IN (SELECT id FROM flows ORDER BY id LIMIT ?1)",
-                params![excess as i64],
-            )
-            .map_err(|e| db(&name, "evicting the oldest flows", e))?;
+            flow_log::evict(&tx, &name, excess)?;
             tx.execute(
                 "INSERT INTO meta (name, value) VALUES ('evicted', ?1) ON CONFLICT(name) DO UPDATE SET value = value + ?1",
                 params![excess as i64],
@@ -156,21 +147,12 @@ impl FlowStore for SqliteStorage {
         Ok(Appended { stored: c.flows.len() as u64, evicted: excess })
     }
 
-    fn flows(&self, from_ns: i64, to_ns: i64, limit: usize) -> Result<Vec<FlowRecord>, StorageError> {
-        let name = self.name();
-        let mut q = self
-            .conn
-            .prepare_cached("SELECT record FROM flows WHERE time_ns >= ?1 AND time_ns < ?2 ORDER BY id LIMIT ?3")
-            .map_err(|e| db(&name, "preparing a flow query", e))?;
-        let rows = q
-            .query_map(params![from_ns, to_ns, limit as i64], |r| r.get::<_, String>(0))
-            .map_err(|e| db(&name, "querying flows", e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let text = row.map_err(|e| db(&name, "reading a flow", e))?;
-            out.push(decode(&name, "flow", &text)?);
-        }
-        Ok(out)
+    fn query(&self, f: &FlowFilter, before: Option<u64>, limit: usize) -> Result<Vec<(u64, FlowRecord)>, StorageError> {
+        flow_log::query(&self.conn, &self.name(), f, before, limit)
+    }
+
+    fn pod_edges(&self, f: &FlowFilter) -> Result<Vec<PodEdge>, StorageError> {
+        flow_log::pod_edges(&self.conn, &self.name(), f)
     }
 
     fn edges(&self, from_ns: i64, to_ns: i64) -> Result<Vec<EdgeBucket>, StorageError> {
@@ -347,6 +329,9 @@ mod tests {
             src_pod: String::new(),
             dst_pod: String::new(),
             backend: None,
+            rule: None,
+            drop_reason: None,
+            packets: 0,
         }
     }
 
@@ -364,10 +349,108 @@ mod tests {
             assert_eq!(r.evicted, 2);
         }
         let s = SqliteStorage::open(&path, 5).unwrap();
-        let kept: Vec<i64> = s.flows(0, 100, 100).unwrap().iter().map(|f| f.time_ns).collect();
+        let window = |from, to| FlowFilter { since_ns: Some(from), until_ns: Some(to), ..Default::default() };
+        let mut kept: Vec<i64> = s.query(&window(0, 100), None, 100).unwrap().iter().map(|(_, f)| f.time_ns).collect();
+        kept.reverse();
         assert_eq!(kept, vec![2, 3, 4, 5, 6], "the oldest went first, and a reopen keeps the rest");
         assert_eq!(s.evicted().unwrap(), 2, "evictions are counted, never silent");
-        assert_eq!(s.flows(3, 5, 100).unwrap().len(), 2);
+        assert_eq!(s.query(&window(3, 5), None, 100).unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Records of every shape the filters distinguish.
+    fn varied(i: i64) -> FlowRecord {
+        let w = |ns: &str, name: &str| Entity::Workload {
+            namespace: ns.into(),
+            kind: "Deployment".into(),
+            name: name.into(),
+        };
+        let mut f = flow(i);
+        let names = ["web", "api", "db"];
+        let nss = ["shop", "bank", "ops"];
+        f.src = w(nss[(i % 3) as usize], names[(i % 2) as usize]);
+        f.src_pod = format!("{}/{}-{}", nss[(i % 3) as usize], names[(i % 2) as usize], i % 4);
+        f.dst = match i % 5 {
+            0 => Entity::World { cidr: "192.0.2.0/24".parse().unwrap() },
+            1 => Entity::Service { namespace: "bank".into(), name: "ledger".into() },
+            _ => w(nss[((i + 1) % 3) as usize], names[((i / 2) % 3) as usize]),
+        };
+        if matches!(f.dst, Entity::Workload { .. }) {
+            f.dst_pod = format!("{}/{}-0", f.dst.namespace().unwrap_or(""), names[((i / 2) % 3) as usize]);
+        }
+        f.verdict = [Verdict::Forwarded, Verdict::Dropped, Verdict::Audit][(i % 3) as usize];
+        f.dst_port = [80, 5432, 53][(i % 3) as usize];
+        f.protocol = if i % 7 == 0 { 17 } else { 6 };
+        f.rule = (i % 4 == 0).then(|| "shop/p#ingress[0]".into());
+        f.observation = if i % 2 == 0 { Direction::Egress } else { Direction::Ingress };
+        f
+    }
+
+    #[test]
+    fn sql_filters_answer_exactly_what_the_filter_means_and_pages_cover_everything_once() {
+        use bulkhead_api::v1::flows::Side;
+        let dir = std::env::temp_dir().join(format!("bulkhead-filters-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = SqliteStorage::open(&dir.join("flows.db"), 10_000).unwrap();
+        let all: Vec<FlowRecord> = (0..300).map(varied).collect();
+        s.append_flows(&all).unwrap();
+        let named = |t: &str| crate::observation::storage::Named::parse(t);
+        let mut filters = vec![FlowFilter::default()];
+        for side in [Side::Either, Side::Source, Side::Destination] {
+            filters.push(FlowFilter { namespace: Some("bank".into()), side, ..Default::default() });
+            filters.push(FlowFilter { pod: named("web-1"), side, ..Default::default() });
+            filters.push(FlowFilter { pod: named("shop/web-2"), side, ..Default::default() });
+            filters.push(FlowFilter { workload: named("api"), side, ..Default::default() });
+            filters.push(FlowFilter { workload: named("ops/db"), side, ..Default::default() });
+        }
+        filters.push(FlowFilter { verdict: Some(Verdict::Dropped), port: Some(5432), ..Default::default() });
+        filters.push(FlowFilter { protocol: Some(17), rule: Some("shop/p#ingress[0]".into()), ..Default::default() });
+        filters.push(FlowFilter {
+            since_ns: Some(50),
+            until_ns: Some(120),
+            scope: Some(vec!["ops".into()]),
+            ..Default::default()
+        });
+        filters.push(FlowFilter {
+            scope: Some(vec!["bank".into(), "shop".into()]),
+            verdict: Some(Verdict::Audit),
+            ..Default::default()
+        });
+        filters.push(FlowFilter { scope: Some(Vec::new()), ..Default::default() });
+        for f in &filters {
+            let want: Vec<i64> = all.iter().filter(|r| f.matches(r)).map(|r| r.time_ns).rev().collect();
+            // Read in pages of 7: together they are exactly the matching flows, newest first.
+            let (mut got, mut before) = (Vec::new(), None);
+            loop {
+                let page = s.query(f, before, 7).unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                before = page.last().map(|(id, _)| *id);
+                got.extend(page.into_iter().map(|(_, r)| r.time_ns));
+            }
+            assert_eq!(got, want, "{f:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flows_of_the_first_schema_are_moved_not_lost() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("flows.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE flows (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, record TEXT NOT NULL);").unwrap();
+            for i in 0..3 {
+                c.execute("INSERT INTO flows (time_ns, record) VALUES (?1, ?2)", params![i, json(&flow(i))]).unwrap();
+            }
+        }
+        let s = SqliteStorage::open(&path, 10).unwrap();
+        let got: Vec<i64> = s.query(&FlowFilter::default(), None, 10).unwrap().iter().map(|(_, f)| f.time_ns).collect();
+        assert_eq!(got, vec![2, 1, 0]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,0 +1,127 @@
+//! The lab's HTTPS API: a CA and a server certificate made for the lab, an
+//! admin and a viewer token, and where the controller listens. Scripts find
+//! all of it with `bulkhead lab status -o json`, whose `api` member is a
+//! documented contract:
+//! `{"api": {"url": "https://127.0.0.1:PORT", "ca_file": PATH, "tokens": {"admin": PATH, "viewer": PATH}}}`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use bulkhead_controller::auth::tokens::{self, TokenEntry};
+use bulkhead_model::Role;
+use serde::{Deserialize, Serialize};
+
+use crate::error::LabError;
+
+/// The files of each token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFiles {
+    /// A token with the admin role, cluster-wide.
+    pub admin: PathBuf,
+    /// A token with the viewer role, cluster-wide.
+    pub viewer: PathBuf,
+}
+
+/// The lab's API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabApi {
+    /// Where it listens, once the controller reported it ("" before).
+    pub url: String,
+    /// The lab CA's certificate (PEM): trust it to reach `url`.
+    pub ca_file: PathBuf,
+    /// Token files, one token each.
+    pub tokens: TokenFiles,
+    /// The server's certificate chain.
+    pub cert_file: PathBuf,
+    /// The server's private key.
+    pub key_file: PathBuf,
+    /// The controller's tokens file (hashes).
+    pub tokens_file: PathBuf,
+    /// Where the controller writes its URL.
+    pub addr_file: PathBuf,
+}
+
+/// What `lab status -o json` promises under `api`: the URL, the CA and the
+/// token files, and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiContract {
+    /// "https://127.0.0.1:PORT".
+    pub url: String,
+    /// The CA certificate (PEM).
+    pub ca_file: PathBuf,
+    /// Token files by role.
+    pub tokens: TokenFiles,
+}
+
+impl From<&LabApi> for ApiContract {
+    fn from(a: &LabApi) -> Self {
+        Self { url: a.url.clone(), ca_file: a.ca_file.clone(), tokens: a.tokens.clone() }
+    }
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LabError + use<> {
+    let path = path.to_path_buf();
+    move |source| LabError::Io { action, path, source }
+}
+
+/// Writes `text` readable by its owner only.
+fn secret(path: &Path, text: &str) -> Result<(), LabError> {
+    std::fs::write(path, text).map_err(io("writing", path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("restricting", path))
+}
+
+fn tls_err(e: rcgen::Error) -> LabError {
+    LabError::Invalid(format!("making the lab's TLS certificate: {e}"))
+}
+
+/// The lab's API files in `dir`, made on first use and kept after (so
+/// scripts holding a token or the CA keep working across `lab up`).
+pub fn prepare(dir: &Path) -> Result<LabApi, LabError> {
+    let d = dir.join("api");
+    std::fs::create_dir_all(&d).map_err(io("creating", &d))?;
+    let api = LabApi {
+        url: String::new(),
+        ca_file: d.join("ca.pem"),
+        tokens: TokenFiles { admin: d.join("admin.token"), viewer: d.join("viewer.token") },
+        cert_file: d.join("server.pem"),
+        key_file: d.join("server.key"),
+        tokens_file: d.join("tokens.yaml"),
+        addr_file: d.join("url"),
+    };
+    if !api.cert_file.exists() || !api.key_file.exists() || !api.ca_file.exists() {
+        certificates(&api)?;
+    }
+    if !api.tokens_file.exists() || !api.tokens.admin.exists() || !api.tokens.viewer.exists() {
+        let mut entries = Vec::new();
+        for (user, role, file) in
+            [("lab-admin", Role::Admin, &api.tokens.admin), ("lab-viewer", Role::Viewer, &api.tokens.viewer)]
+        {
+            let token = tokens::generate().map_err(io("reading /dev/urandom", Path::new("/dev/urandom")))?;
+            secret(file, &format!("{token}\n"))?;
+            entries.push(TokenEntry { user: user.into(), role, namespaces: None, sha256: tokens::hash(&token) });
+        }
+        let text = tokens::TokenFile::to_yaml(&entries).map_err(|e| LabError::Invalid(e.to_string()))?;
+        secret(&api.tokens_file, &text)?;
+    }
+    Ok(api)
+}
+
+fn certificates(api: &LabApi) -> Result<(), LabError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "Bulkhead lab CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate().map_err(tls_err)?;
+    let ca_cert = ca.self_signed(&ca_key).map_err(tls_err)?;
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).map_err(tls_err)?;
+    server.distinguished_name.push(DnType::CommonName, "bulkhead-controller");
+    server.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    server.subject_alt_names.push(SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+    let key = KeyPair::generate().map_err(tls_err)?;
+    let cert = server.signed_by(&key, &Issuer::from_params(&ca, &ca_key)).map_err(tls_err)?;
+    std::fs::write(&api.ca_file, ca_cert.pem()).map_err(io("writing", &api.ca_file))?;
+    std::fs::write(&api.cert_file, cert.pem()).map_err(io("writing", &api.cert_file))?;
+    secret(&api.key_file, &key.serialize_pem())
+}
