@@ -175,7 +175,7 @@ pub enum AuthError {
 #[derive(Default)]
 pub struct Authenticator {
     /// The tokens file, if configured.
-    pub tokens: Option<tokens::TokenFile>,
+    pub tokens: Option<tokens::TokenSource>,
     /// TokenReview and SubjectAccessReview, if running against a cluster.
     pub kubernetes: Option<kubernetes::KubernetesAuth>,
 }
@@ -183,7 +183,7 @@ pub struct Authenticator {
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("tokens", &self.tokens.as_ref().map(tokens::TokenFile::len))
+            .field("tokens", &self.tokens.as_ref().map(tokens::TokenSource::len))
             .field("kubernetes", &self.kubernetes.is_some())
             .finish()
     }

@@ -68,16 +68,15 @@ fn startup(message: impl std::fmt::Display) -> ControllerError {
     ControllerError::Serve { what: "startup", message: message.to_string() }
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C. Agents keep enforcing the
-/// last pushed state when it stops. `api` is the HTTP API's listener, bound
-/// by the caller (before it entered another network namespace).
-pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), ControllerError> {
-    let socket = cfg.socket.clone();
+/// The context of a controller with `cfg` (state and flow store opened from
+/// its state dir, the tokens file loaded), and each node's desired-state
+/// channel for its sync task. What `run` serves; tests build it directly.
+pub fn open(
+    cfg: Config,
+) -> Result<(Arc<Context>, std::collections::BTreeMap<String, crate::policy::state::DesiredRx>), ControllerError> {
     let agents = cfg.agents.clone();
-    let kubernetes = cfg.kubernetes;
-    let metrics_addr = cfg.metrics_addr;
     let learning = cfg.learning;
-    let api_cfg = cfg.api.clone();
+    let tokens_path = cfg.api.as_ref().and_then(|a| a.tokens.clone());
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ControllerError::Io {
         action: "creating state dir",
         path: cfg.state_dir.clone(),
@@ -86,39 +85,52 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
     let audit = bulkhead_api::audit::AuditLog::new(&cfg.state_dir.join("audit.log"));
     let store = crate::observation::storage::SqliteStorage::open(&cfg.state_dir.join("flows.db"), cfg.max_flows)?;
     let pipeline = crate::observation::flows::Pipeline::open(Box::new(store), learning)?;
-    let (state, receivers) = tokio::task::spawn_blocking(move || State::open(cfg)).await.map_err(startup)??;
-    let report = state.sync.clone();
-    let metrics = state.metrics();
-    let policy = Arc::new(Mutex::new(state));
+    let (state, receivers) = State::open(cfg)?;
     let mut auth = Authenticator::default();
-    if let Some(path) = api_cfg.as_ref().and_then(|a| a.tokens.clone()) {
-        let tokens = crate::auth::tokens::TokenFile::load(&path).map_err(startup)?;
+    if let Some(path) = tokens_path {
+        let tokens = crate::auth::tokens::TokenSource::load(&path).map_err(startup)?;
         tracing::info!(path = %path.display(), holders = tokens.len(), "API tokens loaded");
         auth.tokens = Some(tokens);
     }
-    if kubernetes {
+    let ctx = Context {
+        nodes: state.sync.clone(),
+        metrics: state.metrics(),
+        policy: Arc::new(Mutex::new(state)),
+        stream: pipeline.stream(),
+        stream_epoch: crate::observation::flows::now_ns().max(1) as u64,
+        observation: Arc::new(Mutex::new(pipeline)),
+        agents,
+        audit,
+        auth,
+        learning,
+        channels: Mutex::new(Default::default()),
+    };
+    Ok((Arc::new(ctx), receivers))
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C. Agents keep enforcing the
+/// last pushed state when it stops. `api` is the HTTP API's listener, bound
+/// by the caller (before it entered another network namespace).
+pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), ControllerError> {
+    let socket = cfg.socket.clone();
+    let kubernetes = cfg.kubernetes;
+    let metrics_addr = cfg.metrics_addr;
+    let api_cfg = cfg.api.clone();
+    let (ctx, receivers) = tokio::task::spawn_blocking(move || open(cfg)).await.map_err(startup)??;
+    let ctx = if kubernetes {
         let client = kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
             kind: "API server",
             message: format!("no Kubernetes client configuration: {e}"),
         })?;
-        auth.kubernetes = Some(crate::auth::kubernetes::KubernetesAuth::new(client.clone(), Vec::new()));
-        tokio::spawn(watch_kubernetes(client, policy.clone()));
-    }
-    let stream = pipeline.stream();
-    let observation = Arc::new(Mutex::new(pipeline));
-    let ctx = Arc::new(Context {
-        policy: policy.clone(),
-        observation: observation.clone(),
-        stream,
-        stream_epoch: crate::observation::flows::now_ns().max(1) as u64,
-        nodes: report.clone(),
-        agents: agents.clone(),
-        audit,
-        metrics: metrics.clone(),
-        auth,
-        learning,
-        channels: Mutex::new(Default::default()),
-    });
+        tokio::spawn(watch_kubernetes(client.clone(), ctx.policy.clone()));
+        let mut ctx = Arc::try_unwrap(ctx).map_err(|_| startup("context shared before start"))?;
+        ctx.auth.kubernetes = Some(crate::auth::kubernetes::KubernetesAuth::new(client, Vec::new()));
+        Arc::new(ctx)
+    } else {
+        ctx
+    };
+    let (policy, observation, report, metrics, agents) =
+        (ctx.policy.clone(), ctx.observation.clone(), ctx.nodes.clone(), ctx.metrics.clone(), ctx.agents.clone());
     let mut models = policy.lock().map(|s| s.models()).map_err(|_| startup("controller state lock poisoned"))?;
     // Before any flow is read: buffered flows are enriched with it.
     if let Ok(mut p) = observation.lock() {

@@ -40,6 +40,7 @@ async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response
             ("/apis/bulkhead.dev/v1alpha1/clusternetworkpolicies", false) => {
                 Some(recorded("clusternetworkpolicies.list.json"))
             }
+            ("/apis/bulkhead.dev/v1alpha1/quarantines", false) => Some(recorded("quarantines.list.json")),
             ("/api/v1/nodes", false) => {
                 Some(r#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"1000"},"items":[]}"#.into())
             }
@@ -92,8 +93,8 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     let client = kube::Client::new(service, "default");
     let mut stream = Box::pin(updates(client));
     let (mut relists, mut pod_events, mut batch) = (0, 0, Vec::new());
-    // 7 kinds listed, then the 7 pod events of the recorded watch (the bookmark is not an event).
-    while relists < 7 || pod_events < 7 {
+    // 8 kinds listed, then the 7 pod events of the recorded watch (the bookmark is not an event).
+    while relists < 8 || pod_events < 7 {
         let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
         let u = next.expect("the watchers stalled").expect("stream ended").unwrap();
         match &u {
@@ -111,6 +112,13 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     // backend-0, frontend-abcde, coredns, and the new frontend-fghij once it has an
     // address; the pending batch pod never counted and is deleted anyway.
     assert_eq!((st.pods, st.network_policies, st.cluster_policies), (4, 2, 1), "{st:?}");
+    // The Quarantine object quarantines its pod, recorded as made by the object.
+    assert_eq!(st.quarantines_active, 1, "{st:?}");
+    let q = s.book().all().next().unwrap().clone();
+    assert_eq!(q.object.as_deref(), Some("Quarantine shop/backend-0-incident-4211"));
+    assert_eq!(q.target.describe(), "pod shop/backend-0");
+    assert!(q.reason.starts_with("INC-4211"));
+    assert_eq!(s.book().cut_uids(s.model()).len(), 1, "backend-0 is cut off");
 
     let frontend = "shop/frontend-6d9f7c8b5-abcde";
     let r = explain(&s, frontend, "shop/backend-0", 8080, "TCP");

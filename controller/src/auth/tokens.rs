@@ -14,6 +14,8 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use bulkhead_model::Role;
 use serde::{Deserialize, Serialize};
@@ -207,5 +209,75 @@ mod tests {
             hash("x")
         );
         assert_eq!(TokenFile::parse(&dup).unwrap_err().0, "tokens[1].sha256");
+    }
+}
+
+/// The tokens file as the server uses it: re-read when it changes (checked
+/// at most once a second), so tokens are added and revoked without a
+/// restart. A change that does not parse is refused loudly and the last
+/// valid file stays in force.
+#[derive(Debug)]
+pub struct TokenSource {
+    path: PathBuf,
+    state: RwLock<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    file: TokenFile,
+    modified: Option<SystemTime>,
+    checked: Instant,
+}
+
+/// How often the file is checked for changes.
+const RECHECK: Duration = Duration::from_secs(1);
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl TokenSource {
+    /// Reads the file; the server does not start without a valid one.
+    pub fn load(path: &Path) -> Result<Self, TokenFileError> {
+        let file = TokenFile::load(path)?;
+        let state = Loaded { file, modified: modified(path), checked: Instant::now() };
+        Ok(Self { path: path.to_path_buf(), state: RwLock::new(state) })
+    }
+
+    fn refresh(&self) {
+        let stale = self.state.read().map(|s| s.checked.elapsed() >= RECHECK).unwrap_or(false);
+        if !stale {
+            return;
+        }
+        let Ok(mut s) = self.state.write() else { return };
+        s.checked = Instant::now();
+        let now = modified(&self.path);
+        if now == s.modified {
+            return;
+        }
+        s.modified = now;
+        match TokenFile::load(&self.path) {
+            Ok(file) => {
+                tracing::info!(path = %self.path.display(), holders = file.len(), "tokens file reloaded");
+                s.file = file;
+            }
+            Err(e) => tracing::error!(error = %e, "tokens file changed but is invalid; the previous tokens stay in force"),
+        }
+    }
+
+    /// The holder of `token`, if any, from the file as it is now.
+    pub fn verify(&self, token: &str) -> Option<TokenEntry> {
+        self.refresh();
+        self.state.read().ok().and_then(|s| s.file.verify(token).cloned())
+    }
+
+    /// Number of token holders.
+    pub fn len(&self) -> usize {
+        self.state.read().map(|s| s.file.len()).unwrap_or(0)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

@@ -105,7 +105,13 @@ pub enum Problems {
     /// The object is not in a state that allows it.
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(bulkhead_api::v1::Problem),
-    /// The controller failed, or something it needs is unavailable.
+    /// The request body is larger than the limit.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(bulkhead_api::v1::Problem),
+    /// The controller failed.
+    #[response(status = 500, content_type = "application/problem+json")]
+    Internal(bulkhead_api::v1::Problem),
+    /// Something the controller needs is unavailable now; retry.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(bulkhead_api::v1::Problem),
 }
@@ -140,10 +146,24 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
     }
 }
 
+/// The field a deserializer's message names: "…query string: limit: invalid digit" or "missing field `to`".
+fn field_in(text: &str, fallback: &str) -> String {
+    let named = text
+        .split_once("query string: ")
+        .or_else(|| text.split_once("target type: "))
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .map(|(f, _)| f)
+        .filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+    match named {
+        Some(f) => f.to_string(),
+        None if text.contains("missing field") => text.split('`').nth(1).unwrap_or(fallback).to_string(),
+        None => fallback.to_string(),
+    }
+}
+
 fn query_problem(e: &QueryRejection) -> ServiceError {
     let text = e.body_text();
-    // serde_urlencoded names the field in its message ("unknown variant…", "missing field `x`").
-    let field = text.split('`').nth(1).map(str::to_string).unwrap_or_else(|| "query".to_string());
+    let field = field_in(&text, "query");
     ServiceError::BadRequest { object: None, field: Some(field), detail: format!("query: {text}") }
 }
 
@@ -164,13 +184,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
 
 fn json_problem(e: &JsonRejection) -> ServiceError {
     let text = e.body_text();
-    let field = text.split('`').nth(1).map(str::to_string).unwrap_or_else(|| "body".to_string());
+    let field = field_in(&text, "body");
     match e {
-        JsonRejection::BytesRejection(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ServiceError::BadRequest {
-            object: None,
-            field: Some("body".into()),
-            detail: format!("body: larger than the {} MiB limit", super::BODY_LIMIT >> 20),
-        },
+        JsonRejection::BytesRejection(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ServiceError::TooLarge(format!("body: larger than the {} MiB limit", super::BODY_LIMIT >> 20))
+        }
         _ => ServiceError::BadRequest { object: None, field: Some(field), detail: format!("body: {text}") },
     }
 }

@@ -1,6 +1,6 @@
 //! The Kubernetes API as an inventory source: one kube-rs watcher per kind
 //! (Namespaces, Nodes, Pods, Services, EndpointSlices, NetworkPolicies and
-//! Bulkhead's ClusterNetworkPolicies), turned into store updates. A full
+//! Bulkhead's ClusterNetworkPolicies and Quarantines), turned into store updates. A full
 //! (re)list replaces every object of its kind, so deletions missed while
 //! disconnected are caught up.
 
@@ -8,6 +8,7 @@ use std::fmt::Debug;
 
 use bulkhead_policy::cluster::{self, ClusterNetworkPolicy};
 use bulkhead_policy::objects::Object;
+use bulkhead_policy::quarantine::{self, Quarantine};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
@@ -91,5 +92,7 @@ pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerEr
             Ok(Object::ClusterNetworkPolicy(Box::new(o)))
         })
         .boxed(),
+        events(Api::<Quarantine>::all(client.clone()), quarantine::KIND, |o| Ok(Object::Quarantine(Box::new(o))))
+            .boxed(),
     ])
 }

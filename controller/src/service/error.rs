@@ -45,6 +45,9 @@ pub enum ServiceError {
         /// Why not.
         detail: String,
     },
+    /// The request body is larger than the limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Something the operation needs is not available now (retry).
     #[error("{0}")]
     Unavailable(String),
@@ -74,6 +77,7 @@ impl ServiceError {
             Self::NotFound { .. } => 404,
             Self::BadRequest { .. } => 400,
             Self::Conflict { .. } => 409,
+            Self::TooLarge(_) => 413,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
         }
@@ -87,6 +91,7 @@ impl ServiceError {
             Self::NotFound { .. } => "not_found",
             Self::BadRequest { .. } => "bad_request",
             Self::Conflict { .. } => "conflict",
+            Self::TooLarge(_) => "too_large",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -105,6 +110,7 @@ impl ServiceError {
             Self::NotFound { .. } => "Not found",
             Self::BadRequest { .. } => "Invalid request",
             Self::Conflict { .. } => "Conflict",
+            Self::TooLarge(_) => "Request too large",
             Self::Unavailable(_) => "Unavailable",
             Self::Internal(_) => "Controller error",
         };
@@ -127,6 +133,7 @@ impl ServiceError {
             Self::NotFound { .. } => tonic::Status::not_found(msg),
             Self::BadRequest { .. } => tonic::Status::invalid_argument(msg),
             Self::Conflict { .. } => tonic::Status::failed_precondition(msg),
+            Self::TooLarge(_) => tonic::Status::resource_exhausted(msg),
             Self::Unavailable(_) => tonic::Status::unavailable(msg),
             Self::Internal(_) => tonic::Status::internal(msg),
         }
