@@ -9,6 +9,7 @@ mod suite;
 mod support;
 
 mod e2e {
+    mod api;
     mod closed_loop;
     mod conformance;
     mod controller;

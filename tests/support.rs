@@ -323,3 +323,127 @@ pub fn exec(lab: &Lab, pod: &str, cmd: &[&str]) -> Output {
     args.extend_from_slice(cmd);
     run(&args)
 }
+
+/// A client of a lab's HTTPS API, found the way scripts find it
+/// (`bulkhead lab status -o json`), trusting the lab's CA.
+pub struct Api {
+    pub url: String,
+    dir: PathBuf,
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+/// An answer: the status, the content type and the body (JSON, or a string).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+impl Api {
+    /// The lab's API, from its documented `lab status -o json` contract.
+    pub fn of(lab: &Lab) -> Api {
+        let out = lab.bulkhead(&["lab", "status", "--name", &lab.name, "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let api = &v["api"];
+        let url = api["url"].as_str().unwrap().to_string();
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        let ca = std::fs::read(api["ca_file"].as_str().unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let dir = PathBuf::from(api["ca_file"].as_str().unwrap()).parent().unwrap().to_path_buf();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Api { url, dir, client, rt }
+    }
+
+    /// The token of the lab's "admin" or "viewer" file.
+    pub fn lab_token(&self, role: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{role}.token"))).unwrap().trim().to_string()
+    }
+
+    /// Adds token holders (user, role, namespaces) to the lab's tokens file
+    /// and returns their tokens once the controller has reloaded it.
+    pub fn add_tokens(&self, holders: &[(&str, bulkhead_model::Role, Option<&[&str]>)]) -> Vec<String> {
+        use bulkhead_controller::auth::tokens;
+        let path = self.dir.join("tokens.yaml");
+        let mut file: tokens::TokenFile = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut out = Vec::new();
+        for (user, role, namespaces) in holders {
+            let t = tokens::generate().unwrap();
+            file.tokens.push(tokens::TokenEntry {
+                user: user.to_string(),
+                role: *role,
+                namespaces: namespaces.map(|n| n.iter().map(|s| s.to_string()).collect()),
+                sha256: tokens::hash(&t),
+            });
+            out.push(t);
+        }
+        std::fs::write(&path, tokens::TokenFile::to_yaml(&file.tokens).unwrap()).unwrap();
+        for _ in 0..100 {
+            if self.call("GET", "/api/v1/whoami", Some(&out[0]), None).status == 200 {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the controller did not reload its tokens file");
+    }
+
+    /// One request; `body` is sent as JSON.
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> Answer {
+        self.rt.block_on(async {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let mut r = self.client.request(m, format!("{}{path}", self.url));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let content_type =
+                resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            if content_type.starts_with("text/event-stream") {
+                // A live stream: the headers are the answer.
+                return Answer { status, content_type, body: serde_json::Value::Null, text: String::new() };
+            }
+            let text = resp.text().await.unwrap();
+            let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            Answer { status, content_type, body, text }
+        })
+    }
+
+    /// A GET with a token that must succeed.
+    pub fn get(&self, path: &str, token: &str) -> serde_json::Value {
+        let a = self.call("GET", path, Some(token), None);
+        assert_eq!(a.status, 200, "GET {path}: {}", a.text);
+        a.body
+    }
+}
+
+impl Api {
+    /// Reads a live event stream until `want` appears in it, or `timeout`.
+    pub fn stream_until(&self, path: &str, token: &str, want: &str, timeout: Duration) -> String {
+        self.rt.block_on(async {
+            use futures::StreamExt;
+            let resp = self.client.get(format!("{}{path}", self.url)).bearer_auth(token).send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "GET {path}");
+            let mut body = resp.bytes_stream();
+            let mut seen = String::new();
+            let deadline = tokio::time::Instant::now() + timeout;
+            while !seen.contains(want) {
+                match tokio::time::timeout_at(deadline, body.next()).await {
+                    Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => break,
+                }
+            }
+            seen
+        })
+    }
+}

@@ -36,6 +36,14 @@ pub enum ControllerError {
     /// The request itself is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A field of the request is invalid.
+    #[error("{field}: {message}")]
+    Field {
+        /// The field, e.g. "port".
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The request is valid but the object is not in a state that allows it.
     #[error("{0}")]
     Conflict(String),
@@ -71,7 +79,7 @@ impl ControllerError {
             Self::Io { .. } | Self::StateFile { .. } | Self::Audit(_) => "io",
             Self::Storage(_) => "storage",
             Self::NotFound(_) => "not_found",
-            Self::BadRequest(_) => "bad_request",
+            Self::BadRequest(_) | Self::Field { .. } => "bad_request",
             Self::Conflict(_) => "conflict",
             Self::EndpointIdsExhausted(_) => "capacity",
             Self::Serve { .. } => "serve",

@@ -47,7 +47,12 @@ fn config(dir: &Path, tokens_file: PathBuf) -> bulkhead_controller::Config {
 /// A controller serving its HTTP API on loopback; returns its URL and an admin token.
 async fn serve(dir: &Path) -> (String, String) {
     let admin = tokens::generate().unwrap();
-    let entries = vec![tokens::TokenEntry { user: "root-admin".into(), role: bulkhead_model::Role::Admin, namespaces: None, sha256: tokens::hash(&admin) }];
+    let entries = vec![tokens::TokenEntry {
+        user: "root-admin".into(),
+        role: bulkhead_model::Role::Admin,
+        namespaces: None,
+        sha256: tokens::hash(&admin),
+    }];
     let file = dir.join("tokens.yaml");
     std::fs::write(&file, tokens::TokenFile::to_yaml(&entries).unwrap()).unwrap();
     let cfg = config(dir, file);
@@ -93,7 +98,10 @@ async fn the_served_document_describes_exactly_the_routes_and_every_one_is_authe
             for code in ["400", "401", "403"] {
                 assert!(op["responses"][code].is_object(), "{method} {path} does not document {code}");
             }
-            assert_eq!(op["responses"]["401"]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem");
+            assert_eq!(
+                op["responses"]["401"]["content"]["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/Problem"
+            );
         }
     }
     // One per operation of the service layer; applying in audit and enforcing share a path.

@@ -19,7 +19,8 @@ use kube::client::Body;
 use serde_json::Value;
 
 fn recorded(name: &str) -> Value {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recorded").join(name)).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recorded").join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -65,7 +66,8 @@ async fn api_server(
                     }
                     "alice-token" => {
                         let mut a = recorded("tokenreview.serviceaccount.json");
-                        a["status"]["user"] = serde_json::json!({"username": "alice", "groups": ["oidc:sre", "system:authenticated"]});
+                        a["status"]["user"] =
+                            serde_json::json!({"username": "alice", "groups": ["oidc:sre", "system:authenticated"]});
                         a
                     }
                     _ => recorded("tokenreview.invalid.json"),
@@ -77,11 +79,18 @@ async fn api_server(
                 reviews.lock().unwrap().push(sent.clone());
                 let spec = &sent["spec"];
                 let attrs = &spec["resourceAttributes"];
-                assert_eq!((attrs["group"].as_str(), attrs["resource"].as_str()), (Some("bulkhead.dev"), Some("access")));
+                assert_eq!(
+                    (attrs["group"].as_str(), attrs["resource"].as_str()),
+                    (Some("bulkhead.dev"), Some("access"))
+                );
                 let (user, verb) = (spec["user"].as_str().unwrap(), attrs["verb"].as_str().unwrap());
                 let ns = attrs["namespace"].as_str().unwrap_or("");
                 let granted = GRANTS.iter().any(|(u, v, n)| *u == user && *v == verb && *n == ns);
-                let mut a = recorded(if granted { "subjectaccessreview.allowed.json" } else { "subjectaccessreview.denied.json" });
+                let mut a = recorded(if granted {
+                    "subjectaccessreview.allowed.json"
+                } else {
+                    "subjectaccessreview.denied.json"
+                });
                 a["spec"] = spec.clone();
                 a
             }
@@ -110,7 +119,9 @@ async fn kubernetes_tokens_get_their_rbac_role_and_scope_and_failures_refuse() {
     assert_eq!(p.scope, Scope::Namespaces(["shop".to_string()].into()));
     assert_eq!(p.source, "10.0.0.7:51000");
     let sent = reviews.lock().unwrap().clone();
-    assert!(sent.iter().all(|r| r["spec"]["groups"].as_array().unwrap().iter().any(|g| g == "system:serviceaccounts:shop")));
+    assert!(
+        sent.iter().all(|r| r["spec"]["groups"].as_array().unwrap().iter().any(|g| g == "system:serviceaccounts:shop"))
+    );
     assert!(sent.iter().all(|r| r["spec"]["uid"] == "0f6a3c2e-1d4b-4a9e-8c77-5b2d9e1f4a10"));
     // Cluster-wide first (every role, strongest first), then per namespace.
     assert_eq!(sent[0]["spec"]["resourceAttributes"]["verb"], "admin");

@@ -109,9 +109,8 @@ fn learn_suggest_audit_enforce_on_real_traffic_with_nothing_lost() {
     let records = json(&lab, &["review", "list"]);
     let list = records.as_array().unwrap();
     assert_eq!(list.len(), 4, "{records:#}");
-    let id_of = |name: &str| {
-        list.iter().find(|r| r["workload"]["name"] == name).unwrap()["id"].as_u64().unwrap().to_string()
-    };
+    let id_of =
+        |name: &str| list.iter().find(|r| r["workload"]["name"] == name).unwrap()["id"].as_u64().unwrap().to_string();
     let db = id_of("db");
     for r in list {
         let id = r["id"].as_u64().unwrap().to_string();

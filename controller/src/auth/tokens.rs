@@ -261,7 +261,9 @@ impl TokenSource {
                 tracing::info!(path = %self.path.display(), holders = file.len(), "tokens file reloaded");
                 s.file = file;
             }
-            Err(e) => tracing::error!(error = %e, "tokens file changed but is invalid; the previous tokens stay in force"),
+            Err(e) => {
+                tracing::error!(error = %e, "tokens file changed but is invalid; the previous tokens stay in force")
+            }
         }
     }
 

@@ -83,12 +83,17 @@ pub struct Detail {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(doc: &Document) -> Result<T, ControllerError> {
-    serde_json::from_str(&doc.json)
-        .map_err(|e| ControllerError::BadRequest(format!("stored review record {} is unreadable: {e}", doc.id)))
+    serde_json::from_str(&doc.json).map_err(|e| ControllerError::StateFile {
+        path: "flows.db".into(),
+        message: format!("review record {} is unreadable: {e}", doc.id),
+    })
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<String, ControllerError> {
-    serde_json::to_string(v).map_err(|e| ControllerError::BadRequest(format!("cannot encode a review record: {e}")))
+    serde_json::to_string(v).map_err(|e| ControllerError::StateFile {
+        path: "flows.db".into(),
+        message: format!("cannot encode a review record: {e}"),
+    })
 }
 
 /// What suggestions are looked up by: "namespace/Kind/name".
@@ -240,7 +245,8 @@ pub fn staged_yaml(p: &Pipeline, id: u64, mode: Mode) -> Result<String, Controll
     let mut policy = r.suggestion.policy.clone();
     let annotations = policy.metadata.annotations.get_or_insert_with(Default::default);
     annotations.insert(MODE_ANNOTATION.into(), if mode == Mode::Audit { "audit" } else { "enforce" }.into());
-    serde_yaml::to_string(&policy).map_err(|e| ControllerError::BadRequest(format!("suggestion {id}: {e}")))
+    serde_yaml::to_string(&policy)
+        .map_err(|e| ControllerError::StateFile { path: "flows.db".into(), message: format!("suggestion {id}: {e}") })
 }
 
 /// Records that the suggestion was applied in `mode`.
@@ -294,7 +300,8 @@ pub fn detail(
 ) -> Result<Detail, ControllerError> {
     let record = record(p, id)?;
     let s = &record.suggestion;
-    let yaml = serde_yaml::to_string(&s.policy).map_err(|e| ControllerError::BadRequest(e.to_string()))?;
+    let yaml = serde_yaml::to_string(&s.policy)
+        .map_err(|e| ControllerError::StateFile { path: "flows.db".into(), message: e.to_string() })?;
     let diff = match existing {
         Some(o) => diff::lines(&o.to_yaml()?, &yaml),
         None => Vec::new(),

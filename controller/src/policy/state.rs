@@ -285,7 +285,7 @@ impl State {
         objs: Vec<Object>,
     ) -> Result<(Changes, Vec<ObjectChange>, u64), ControllerError> {
         if objs.is_empty() {
-            return Err(ControllerError::BadRequest(format!("{source}: no objects")));
+            return Err(ControllerError::Field { field: "yaml", message: format!("{source}: no objects") });
         }
         let refs: Vec<ObjectRef> = objs.iter().map(Object::reference).collect();
         let (candidate, changes) = match kind {
@@ -450,19 +450,24 @@ impl State {
             "SCTP" => Some(Protocol::Sctp),
             "ICMP" => None,
             other => {
-                return Err(ControllerError::BadRequest(format!(
-                    "protocol {other:?}: expected TCP, UDP, SCTP or ICMP"
-                )));
+                return Err(ControllerError::Field {
+                    field: "protocol",
+                    message: format!("{other:?}: expected TCP, UDP, SCTP or ICMP"),
+                });
             }
         };
         let port = port.unwrap_or(0);
         if proto.is_some() && port == 0 {
-            return Err(ControllerError::BadRequest("port: a port is required for TCP, UDP and SCTP".into()));
+            return Err(ControllerError::Field {
+                field: "port",
+                message: "a port is required for TCP, UDP and SCTP".into(),
+            });
         }
         if from_ip.is_ipv4() != to_ip.is_ipv4() {
-            return Err(ControllerError::BadRequest(format!(
-                "{from_ip} and {to_ip} are of different address families"
-            )));
+            return Err(ControllerError::Field {
+                field: "to",
+                message: format!("{from_ip} and {to_ip} are of different address families"),
+            });
         }
         let v = Evaluator::new(&self.model.inventory, &self.model.policies).connection(from_ip, to_ip, proto, port);
         let side = |d: &Option<bulkhead_policy::evaluate::Decision>| {

@@ -153,6 +153,7 @@ impl From<ControllerError> for ServiceError {
             }
             ControllerError::Policy(p) => Self::BadRequest { object: None, field: None, detail: p.to_string() },
             ControllerError::BadRequest(detail) => Self::BadRequest { object: None, field: None, detail },
+            ControllerError::Field { field, message } => Self::bad(field, message),
             ControllerError::NotFound(detail) => Self::NotFound { object: detail.clone(), detail },
             ControllerError::Conflict(detail) => Self::Conflict { object: String::new(), detail },
             ControllerError::EndpointIdsExhausted(_) => Self::Unavailable(e.to_string()),

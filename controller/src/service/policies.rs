@@ -215,6 +215,17 @@ impl Service {
                 _ => d,
             })
         };
-        Ok(Explanation { egress: hide(ex.egress.clone(), &ns.0), ingress: hide(ex.ingress.clone(), &ns.1), ..ex })
+        // The address of an end outside the caller's namespaces is not shown either.
+        let address = |a: &str, end: &Option<String>| match end {
+            Some(n) if !scope.contains(n) => format!("(a pod of namespace {n})"),
+            _ => a.to_string(),
+        };
+        Ok(Explanation {
+            egress: hide(ex.egress.clone(), &ns.0),
+            ingress: hide(ex.ingress.clone(), &ns.1),
+            from_address: address(&ex.from_address, &ns.0),
+            to_address: address(&ex.to_address, &ns.1),
+            ..ex
+        })
     }
 }

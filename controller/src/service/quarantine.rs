@@ -155,7 +155,7 @@ impl Service {
         let cut = self.ctx.with_policy(move |s| s.quarantine(target, &reason, &by)).await?;
         if !cut.created {
             // Already in force: answer it as it stands.
-            return self.quarantine_doc(who, cut.record.id).await;
+            return self.quarantine_doc(who, Op::Quarantine, cut.record.id).await;
         }
         self.reconcile_later();
         let pods = self.fast_path(&cut, true, who).await;
@@ -206,7 +206,7 @@ impl Service {
         Ok(document(&cut.record, pods, Some(micros)))
     }
 
-    async fn quarantine_doc(&self, who: &Principal, id: u64) -> Result<Quarantine, ServiceError> {
+    async fn quarantine_doc(&self, who: &Principal, op: Op, id: u64) -> Result<Quarantine, ServiceError> {
         let doc = self
             .ctx
             .with_policy(move |s| {
@@ -217,17 +217,14 @@ impl Service {
             })
             .await?
             .ok_or_else(|| ServiceError::not_found(format!("quarantine {id}")))?;
-        if !who.scope.contains(&doc.namespace) {
-            // Another tenant's quarantine is answered as if it did not exist.
-            return Err(ServiceError::not_found(format!("quarantine {id}")));
-        }
+        self.in_scope(who, op, &format!("quarantine {id}"), &doc.namespace)?;
         Ok(doc)
     }
 
     /// One quarantine.
     pub async fn quarantine_get(&self, who: &Principal, id: u64) -> Result<Quarantine, ServiceError> {
         self.authorize(who, Op::QuarantineGet, &format!("quarantine {id}"))?;
-        self.quarantine_doc(who, id).await
+        self.quarantine_doc(who, Op::QuarantineGet, id).await
     }
 
     /// Quarantines in scope, newest first, a page at a time.
