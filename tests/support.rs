@@ -405,7 +405,18 @@ impl Api {
             if let Some(b) = body {
                 r = r.json(&b);
             }
-            let resp = r.send().await.unwrap();
+            let resp = match r.send().await {
+                Ok(r) => r,
+                // Not listening (a controller restarting): status 0, the error as text.
+                Err(e) => {
+                    return Answer {
+                        status: 0,
+                        content_type: String::new(),
+                        body: serde_json::Value::Null,
+                        text: e.to_string(),
+                    };
+                }
+            };
             let status = resp.status().as_u16();
             let content_type =
                 resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();

@@ -342,6 +342,19 @@ fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<
     if let Some(pid) = lab.controller_pid.take() {
         kill_lab_process(pid);
     }
+    // A controller restarted by hand (not the recorded pid) runs in the
+    // fabric namespace too, holding the API's port: stop it and wait.
+    let fabric_ns = format!("{}fab", ns_prefix(&lab.name));
+    let stale: Vec<i32> = run("ip", &["netns", "pids", &fabric_ns])
+        .map(|out| out.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    for pid in &stale {
+        kill_lab_process(*pid);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stale.iter().any(|p| process_alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let dir = state::dir(&lab.name);
     // The manifests are the lab's truth: the controller starts from them alone.
     let state_dir = dir.join("controller");
