@@ -69,7 +69,7 @@ async fn main() {
         name: name.clone(),
         files: vec![file],
         cni: "bridge".into(),
-        // A node's pod CIDR is a /24: about 240 pods per node.
+        // About 240 pods per node keeps attach times (and the figures) comparable.
         nodes: pods.div_ceil(240).max(2),
         default_mode: "enforce".into(),
         exe,

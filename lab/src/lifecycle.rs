@@ -88,10 +88,8 @@ fn build_node(lab: &str, fabric: &str, i: usize, plan: &crate::cidr::Plan) -> Re
     run("ip", &["-n", &ns, "addr", "replace", &format!("172.30.0.{i}/24"), "dev", "eth0"])?;
     run("ip", &["-n", &ns, "addr", "replace", &format!("fd00:172:30::{i}/64"), "dev", "eth0", "nodad"])?;
     run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
-    for (j, slices) in plan.slices.iter().filter(|(j, _)| **j != i) {
-        for s in slices {
-            run("ip", &["-n", &ns, "route", "replace", &s.to_string(), "via", &format!("172.30.0.{j}")])?;
-        }
+    for (j, block) in plan.blocks.iter().filter(|(j, _)| **j != i) {
+        run("ip", &["-n", &ns, "route", "replace", &block.to_string(), "via", &format!("172.30.0.{j}")])?;
         run(
             "ip",
             &[
@@ -112,14 +110,8 @@ fn build_node(lab: &str, fabric: &str, i: usize, plan: &crate::cidr::Plan) -> Re
         netns: ns,
         agent_pid: None,
         socket: state::dir(lab).join(format!("n{i}.sock")),
-        pod_cidr_v4: plan.slices.get(&i).and_then(|s| s.first()).map(|s| s.to_string()).unwrap_or_default(),
-        ranges_v4: plan
-            .slices
-            .get(&i)
-            .into_iter()
-            .flatten()
-            .map(|s| (s.to_string(), plan.gateways.get(s).map(|g| g.to_string()).unwrap_or_default()))
-            .collect(),
+        pod_cidr_v4: plan.blocks.get(&i).map(|b| b.to_string()).unwrap_or_default(),
+        gateway_v4: plan.gateways.get(&i).map(|g| g.to_string()).unwrap_or_default(),
         pod_cidr_v6: format!("fd00:10:244:{i}::/64"),
         node_ip: node_ip(i),
     })
@@ -128,10 +120,7 @@ fn build_node(lab: &str, fabric: &str, i: usize, plan: &crate::cidr::Plan) -> Re
 fn cni_config(lab: &str, cni: &str, node: &NodeState) -> String {
     let ipam = serde_json::json!({
         "type": "host-local",
-        "ranges": [
-            node.ranges_v4.iter().map(|(subnet, gateway)| serde_json::json!({"subnet": subnet, "gateway": gateway})).collect::<Vec<_>>(),
-            [{"subnet": node.pod_cidr_v6}],
-        ],
+        "ranges": [[{"subnet": node.pod_cidr_v4, "gateway": node.gateway_v4}], [{"subnet": node.pod_cidr_v6}]],
         "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
         "dataDir": state::dir(lab).join("ipam").to_string_lossy(),
     });
@@ -508,7 +497,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     }
     check_tools(&opts.cni)?;
     let manifests = manifest::load(&opts.files)?;
-    let pod_cidr = crate::cidr::parse(&opts.pod_cidr, opts.nodes)?;
+    let pod_cidr = crate::cidr::parse(&opts.pod_cidr)?;
     let fixed: BTreeSet<std::net::Ipv4Addr> = manifests
         .pods
         .iter()
@@ -611,7 +600,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
             remove_pod(existing.as_ref().unwrap_or(&lab), p);
         }
         let node_idx = match spec.fixed_ip {
-            Some(IpAddr::V4(ip)) => crate::cidr::node_of(pod_cidr, ip, opts.nodes).ok_or_else(|| {
+            Some(IpAddr::V4(ip)) => crate::cidr::node_of(&plan, ip).ok_or_else(|| {
                 LabError::Invalid(format!(
                     "pod {key}: status.podIP {ip} is outside the pod CIDR {pod_cidr} (--pod-cidr)"
                 ))

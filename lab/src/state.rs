@@ -69,12 +69,11 @@ pub struct NodeState {
     pub agent_pid: Option<i32>,
     /// The agent's gRPC Unix socket.
     pub socket: PathBuf,
-    /// The node's own IPv4 pod slice, e.g. 10.244.1.0/24.
+    /// The node's block of the IPv4 pod CIDR, e.g. 10.244.0.0/17.
     pub pod_cidr_v4: String,
-    /// Every IPv4 slice the node allocates from (its own first, then those of
-    /// addresses manifests ask for), each with its gateway.
+    /// The gateway of the node's block (kept off addresses pods ask for).
     #[serde(default)]
-    pub ranges_v4: Vec<(String, String)>,
+    pub gateway_v4: String,
     /// The node's IPv6 pod CIDR, e.g. fd00:10:244:1::/64.
     pub pod_cidr_v6: String,
     /// The node's address on the lab fabric, 172.30.0.<index>.

@@ -94,3 +94,33 @@ fn a_deleted_pod_is_detached_and_its_pins_removed() {
     assert!(detached, "the agent must notice the pod is gone and drop its links");
     assert!(lab.probe("x/a", "x/a", 80, false, false));
 }
+
+#[test]
+fn any_pod_cidr_and_any_address_inside_it_including_the_first_one() {
+    // k3s' range; a pod asks for .1 of node 1's slice (the gateway moves off
+    // it) and one for a slice no node owns by default (it is served anyway).
+    let manifests = [
+        pod("k", "a", "a", &["80"]).replace("spec:", "status: {podIP: 10.42.1.1}\nspec:"),
+        pod("k", "b", "b", &["80"]).replace("spec:", "status: {podIP: 10.42.7.9}\nspec:"),
+        pod("k", "c", "c", &["80"]),
+    ]
+    .concat();
+    let lab = Lab::up_with("cidr", "bridge", 2, &manifests, &["--pod-cidr", "10.42.0.0/16"]);
+    assert_eq!(lab.ip("k/a", false).to_string(), "10.42.1.1");
+    assert_eq!(lab.ip("k/b", false).to_string(), "10.42.7.9");
+    assert!(lab.ip("k/c", false).to_string().starts_with("10.42."), "{}", lab.ip("k/c", false));
+    for (from, to) in [("k/a", "k/b"), ("k/b", "k/c"), ("k/c", "k/a")] {
+        assert!(lab.probe(from, to, 80, false, false), "{from} -> {to}");
+    }
+    // Outside the CIDR: refused, naming the pod and the CIDR.
+    let outside = pod("k", "d", "d", &["80"]).replace("spec:", "status: {podIP: 10.244.1.5}\nspec:");
+    let file = std::env::temp_dir().join(format!("bulkhead-{}-outside.yaml", lab.name));
+    std::fs::write(&file, outside).unwrap();
+    let f = file.to_string_lossy().into_owned();
+    let name = format!("{}x", lab.name);
+    let out = crate::support::try_bulkhead(&["lab", "up", "--name", &name, "--pod-cidr", "10.42.0.0/16", "-f", &f]);
+    let _ = crate::support::try_bulkhead(&["lab", "down", "--name", &name]);
+    let _ = std::fs::remove_file(&file);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("k/d") && err.contains("outside the pod CIDR 10.42.0.0/16"), "{err}");
+}
