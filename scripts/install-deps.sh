@@ -7,7 +7,7 @@ packages=(
   clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool linux-libc-dev
   iproute2 containernetworking-plugins nftables iptables
   protobuf-compiler pkg-config
-  iperf3 sockperf python3-scapy procps psmisc curl jq
+  iperf3 sockperf python3-scapy python3-venv procps psmisc curl jq
 )
 
 missing=()
@@ -27,8 +27,19 @@ if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf
 fi
 
+# Python tools the tests run, in the repository's own virtualenv:
+# schemathesis fuzzes the API against the OpenAPI document it serves.
+here="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$here/.venv"
+if ! "$venv/bin/st" --version >/dev/null 2>&1; then
+  echo "install-deps: installing schemathesis into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "schemathesis==4.32.5"
+fi
+
 for tool in clang-19 bpftool ip nft iperf3 protoc; do
   command -v "$tool" >/dev/null || { echo "install-deps: $tool still missing" >&2; exit 1; }
 done
+"$venv/bin/st" --version >/dev/null || { echo "install-deps: schemathesis missing in $venv" >&2; exit 1; }
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/ptp && -x /usr/lib/cni/host-local ]] \
   || { echo "install-deps: CNI plugins missing under /usr/lib/cni" >&2; exit 1; }

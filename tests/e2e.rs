@@ -13,6 +13,7 @@ mod e2e {
     mod closed_loop;
     mod conformance;
     mod controller;
+    mod fuzz;
     mod lifecycle;
     mod malformed;
     mod policy;

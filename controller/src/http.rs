@@ -78,7 +78,10 @@ impl ApiConfig {
         description = "Flows, the service graph, baselines, suggestions and their review, policies, quarantine and the audit log of a Bulkhead controller. Authenticate with `Authorization: Bearer <token>`. Errors are application/problem+json naming the object and field."
     ),
     modifiers(&Bearer),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    // Referenced from parameters and the problem responses, which utoipa
+    // does not collect on its own.
+    components(schemas(bulkhead_api::v1::Problem, bulkhead_api::v1::flows::Side, write::Format))
 )]
 pub struct ApiDoc;
 
@@ -147,6 +150,7 @@ pub fn router(service: Service) -> (axum::Router, utoipa::openapi::OpenApi) {
             .into_response()
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(read_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -166,6 +170,25 @@ pub fn router(service: Service) -> (axum::Router, utoipa::openapi::OpenApi) {
             HeaderValue::from_static("same-origin"),
         ));
     (router, doc)
+}
+
+/// Reads the whole request body (up to the limit) before anything answers:
+/// an early answer (401, a bad path) then never leaves an unread body on a
+/// kept-alive connection, which would make the server drop it under the
+/// client's next request. A body over the limit is answered 413 and the
+/// connection is closed, as said in the answer.
+async fn read_body(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => {
+            let mut r =
+                ApiError(ServiceError::TooLarge(format!("body: larger than the {} MiB limit", BODY_LIMIT >> 20)))
+                    .into_response();
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
 }
 
 /// Binds the API's listener (before the caller enters another network

@@ -60,7 +60,7 @@ pub enum Format {
 
 /// The suggested NetworkPolicies themselves, as a Kubernetes List.
 #[utoipa::path(get, path = "/api/v1/suggestions/export", tag = "review", params(ExportParams),
-    responses((status = 200, body = PolicyList, content_type = "application/json"), Problems))]
+    responses((status = 200, description = "The List, as JSON or (format=yaml) YAML", content((PolicyList = "application/json"), (PolicyList = "application/yaml"))), Problems))]
 pub async fn export(State(s): State<Service>, Who(who): Who, Q(q): Q<ExportParams>) -> Result<Response, ApiError> {
     let r = s.export(&who, ExportQuery { namespace: q.namespace, status: q.status }).await;
     let list = done(&s, Op::Export, r)?.0;
