@@ -241,6 +241,8 @@ pub async fn serve(
                 }
             },
         };
+        // Answers go out as they are written, not held back for more (Nagle).
+        let _ = tcp.set_nodelay(true);
         let router = router.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
