@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS flow_log (
 CREATE INDEX IF NOT EXISTS flow_log_time ON flow_log (time_ns);
 CREATE INDEX IF NOT EXISTS flow_log_src_ns ON flow_log (src_ns, id);
 CREATE INDEX IF NOT EXISTS flow_log_dst_ns ON flow_log (dst_ns, id);
+CREATE INDEX IF NOT EXISTS flow_log_src_pod ON flow_log (src_pod, id);
+CREATE INDEX IF NOT EXISTS flow_log_dst_pod ON flow_log (dst_pod, id);
 ";
 
 const WORKLOAD: i64 = 0;
@@ -95,76 +97,109 @@ pub fn evict(tx: &Transaction<'_>, path: &str, n: u64) -> Result<(), StorageErro
     Ok(())
 }
 
-/// SQL conditions and their parameters for `f` (and `before`, an id bound).
-fn conditions(f: &FlowFilter) -> (Vec<String>, Vec<Box<dyn ToSql>>) {
+/// Which filter of a query names an end by an indexed column, so the query
+/// can walk that index once per end instead of scanning every flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    Namespace,
+    Pod,
+    Workload,
+}
+
+fn driver(f: &FlowFilter) -> Option<Driver> {
+    if f.side != Side::Either {
+        return None;
+    }
+    if f.namespace.is_some() {
+        Some(Driver::Namespace)
+    } else if f.pod.as_ref().is_some_and(|p| p.namespace.is_some()) {
+        Some(Driver::Pod)
+    } else if f.workload.as_ref().is_some_and(|w| w.namespace.is_some()) {
+        Some(Driver::Workload)
+    } else {
+        None
+    }
+}
+
+/// SQL conditions for `f`, their parameters appended to `args`. With
+/// `driven` (an end and the filter that drives), that filter applies to
+/// that end alone; every other filter keeps its meaning.
+fn conditions(f: &FlowFilter, args: &mut Vec<Box<dyn ToSql>>, driven: Option<(&str, Driver)>) -> Vec<String> {
     let mut sql: Vec<String> = Vec::new();
-    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
     let arg = |v: Box<dyn ToSql>, args: &mut Vec<Box<dyn ToSql>>| {
         args.push(v);
         format!("?{}", args.len())
     };
-    let ends: &[&str] = match f.side {
+    let all_ends: &[&str] = match f.side {
         Side::Either => &["src", "dst"],
         Side::Source => &["src"],
         Side::Destination => &["dst"],
     };
-    let any_end = |per_end: &dyn Fn(&str) -> String| {
+    let ends_of = |d: Driver| -> Vec<&str> {
+        match driven {
+            Some((end, by)) if by == d => vec![end],
+            _ => all_ends.to_vec(),
+        }
+    };
+    let any_end = |ends: &[&str], per_end: &dyn Fn(&str) -> String| {
         let parts: Vec<String> = ends.iter().map(|e| per_end(e)).collect();
         format!("({})", parts.join(" OR "))
     };
     if let Some(ns) = &f.namespace {
-        let p = arg(Box::new(ns.clone()), &mut args);
-        sql.push(any_end(&|e| format!("{e}_ns = {p}")));
+        let p = arg(Box::new(ns.clone()), args);
+        sql.push(any_end(&ends_of(Driver::Namespace), &|e| format!("{e}_ns = {p}")));
     }
     if let Some(pod) = &f.pod {
         // Names were validated (no SQL pattern characters can reach LIKE).
         let cond = match &pod.namespace {
             Some(ns) => {
-                let p = arg(Box::new(format!("{ns}/{}", pod.name)), &mut args);
-                any_end(&|e| format!("{e}_pod = {p}"))
+                let p = arg(Box::new(format!("{ns}/{}", pod.name)), args);
+                any_end(&ends_of(Driver::Pod), &|e| format!("{e}_pod = {p}"))
             }
             None => {
-                let p = arg(Box::new(format!("%/{}", pod.name)), &mut args);
-                any_end(&|e| format!("{e}_pod LIKE {p}"))
+                let p = arg(Box::new(format!("%/{}", pod.name)), args);
+                any_end(all_ends, &|e| format!("{e}_pod LIKE {p}"))
             }
         };
         sql.push(cond);
     }
     if let Some(w) = &f.workload {
-        let n = arg(Box::new(w.name.clone()), &mut args);
+        let n = arg(Box::new(w.name.clone()), args);
         let cond = match &w.namespace {
             Some(ns) => {
-                let p = arg(Box::new(ns.clone()), &mut args);
-                any_end(&|e| format!("({e}_kind = {WORKLOAD} AND {e}_name = {n} AND {e}_ns = {p})"))
+                let p = arg(Box::new(ns.clone()), args);
+                any_end(&ends_of(Driver::Workload), &|e| {
+                    format!("({e}_ns = {p} AND {e}_kind = {WORKLOAD} AND {e}_name = {n})")
+                })
             }
-            None => any_end(&|e| format!("({e}_kind = {WORKLOAD} AND {e}_name = {n})")),
+            None => any_end(all_ends, &|e| format!("({e}_kind = {WORKLOAD} AND {e}_name = {n})")),
         };
         sql.push(cond);
     }
     if let Some(v) = f.verdict {
-        sql.push(format!("verdict = {}", arg(Box::new(v.code()), &mut args)));
+        sql.push(format!("verdict = {}", arg(Box::new(v.code()), args)));
     }
     if let Some(p) = f.port {
-        sql.push(format!("dst_port = {}", arg(Box::new(p), &mut args)));
+        sql.push(format!("dst_port = {}", arg(Box::new(p), args)));
     }
     if let Some(p) = f.protocol {
-        sql.push(format!("protocol = {}", arg(Box::new(p), &mut args)));
+        sql.push(format!("protocol = {}", arg(Box::new(p), args)));
     }
     if let Some(r) = &f.rule {
-        sql.push(format!("rule = {}", arg(Box::new(r.clone()), &mut args)));
+        sql.push(format!("rule = {}", arg(Box::new(r.clone()), args)));
     }
     if let Some(t) = f.since_ns {
-        sql.push(format!("time_ns >= {}", arg(Box::new(t), &mut args)));
+        sql.push(format!("time_ns >= {}", arg(Box::new(t), args)));
     }
     if let Some(t) = f.until_ns {
-        sql.push(format!("time_ns < {}", arg(Box::new(t), &mut args)));
+        sql.push(format!("time_ns < {}", arg(Box::new(t), args)));
     }
     if let Some(scope) = &f.scope {
-        let list: Vec<String> = scope.iter().map(|ns| arg(Box::new(ns.clone()), &mut args)).collect();
+        let list: Vec<String> = scope.iter().map(|ns| arg(Box::new(ns.clone()), args)).collect();
         let list = if list.is_empty() { "NULL".to_string() } else { list.join(", ") };
         sql.push(format!("(src_ns IN ({list}) OR dst_ns IN ({list}))"));
     }
-    (sql, args)
+    sql
 }
 
 fn where_clause(sql: &[String]) -> String {
@@ -180,13 +215,34 @@ pub fn query(
     before: Option<u64>,
     limit: usize,
 ) -> Result<Vec<(u64, FlowRecord)>, StorageError> {
-    let (mut sql, mut args) = conditions(f);
-    if let Some(b) = before {
-        args.push(Box::new(b as i64));
-        sql.push(format!("id < ?{}", args.len()));
-    }
-    args.push(Box::new(limit as i64));
-    let text = format!("SELECT id, record FROM flow_log {} ORDER BY id DESC LIMIT ?{}", where_clause(&sql), args.len());
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    let page = |mut sql: Vec<String>, args: &mut Vec<Box<dyn ToSql>>| {
+        if let Some(b) = before {
+            args.push(Box::new(b as i64));
+            sql.push(format!("id < ?{}", args.len()));
+        }
+        args.push(Box::new(limit as i64));
+        format!("SELECT id, record FROM flow_log {} ORDER BY id DESC LIMIT ?{}", where_clause(&sql), args.len())
+    };
+    let text = match driver(f) {
+        // Newest first along each end's index, then merged: reads about
+        // `limit` rows per end, however many flows match.
+        Some(d) => {
+            let src = conditions(f, &mut args, Some(("src", d)));
+            let src = page(src, &mut args);
+            let dst = conditions(f, &mut args, Some(("dst", d)));
+            let dst = page(dst, &mut args);
+            args.push(Box::new(limit as i64));
+            format!(
+                "SELECT id, record FROM ({src}) UNION SELECT id, record FROM ({dst}) ORDER BY id DESC LIMIT ?{}",
+                args.len()
+            )
+        }
+        None => {
+            let sql = conditions(f, &mut args, None);
+            page(sql, &mut args)
+        }
+    };
     let mut q = conn.prepare_cached(&text).map_err(|e| db(path, "preparing a flow query", e))?;
     let params: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
     let rows = q
@@ -205,7 +261,8 @@ pub fn query(
 /// see it (outside the cluster, or dropped at the source). A connection
 /// whose destination pod's agent did not report it is not counted.
 pub fn pod_edges(conn: &Connection, path: &str, f: &FlowFilter) -> Result<Vec<PodEdge>, StorageError> {
-    let (mut sql, args) = conditions(f);
+    let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+    let mut sql = conditions(f, &mut args, None);
     sql.push(format!(
         "(observation = {} OR dst_kind NOT IN ({WORKLOAD}, {SERVICE}) OR verdict = {})",
         Direction::Ingress.code(),
