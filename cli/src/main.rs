@@ -207,24 +207,28 @@ enum PolicyCommand {
 enum LabCommand {
     /// Create (or complete) the lab from Kubernetes manifests. Idempotent.
     Up {
+        /// Kubernetes YAML (Namespace, Pod, Deployment, Service, NetworkPolicy, ClusterNetworkPolicy). Repeat.
         #[arg(short = 'f', long = "file", required = true)]
         files: Vec<PathBuf>,
+        /// The CNI plugin that wires pods: bridge or ptp.
         #[arg(long, default_value = "bridge")]
         cni: String,
+        /// Nodes (each a network namespace with its own agent).
         #[arg(long, default_value_t = 1)]
         nodes: usize,
+        /// The lab's name (up to 20 lowercase letters, digits and dashes).
         #[arg(long, default_value = "lab")]
         name: String,
         /// Mode of pods without a bulkhead.dev/mode annotation (on the pod or its namespace).
         #[arg(long, default_value = "enforce")]
         mode: String,
         /// The controller's baseline learning window, seconds [default: its own, 3600].
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         learn_window: u64,
         /// The controller's baseline quiet period, seconds [default: its own, 600].
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         learn_quiet: u64,
-        /// IPv4 pod CIDR, cut into a /24 per node; any status.podIP inside it is honoured.
+        /// IPv4 pod CIDR, split into one block per node that together cover it; any status.podIP inside it is honoured.
         #[arg(long, default_value = bulkhead_lab::cidr::DEFAULT)]
         pod_cidr: String,
     },
