@@ -1,5 +1,6 @@
 //! The one thing every operation is handed (kube-rs `controller-rs`
-//! style): the policy side and the observation side behind their locks,
+//! style): the policy side, the quarantines and the observation side
+//! behind their locks,
 //! the live flow stream, the nodes' sync reports, the agents' sockets for
 //! the quarantine fast path, the audit log, metrics, and the authenticator.
 
@@ -19,12 +20,16 @@ use crate::auth::Authenticator;
 use crate::error::ControllerError;
 use crate::metrics::Metrics;
 use crate::observation::flows::Pipeline;
+use crate::policy::quarantine::desk::Desk;
 use crate::policy::state::{State, SyncReport};
 
 /// Shared by every operation, transport and background task.
 pub struct Context {
-    /// The policy side: objects, model, compilation, desired state, quarantines.
+    /// The policy side: objects, model, compilation, desired state.
     pub policy: Arc<Mutex<State>>,
+    /// The quarantines, behind their own lock, so a cut never waits for
+    /// the policy side.
+    pub desk: Desk,
     /// The observation side: flows, graph, baselines, storage, review.
     pub observation: Arc<Mutex<Pipeline>>,
     /// Every enriched flow, numbered, for live readers.
@@ -77,6 +82,23 @@ impl Context {
         f: impl FnOnce(&mut State) -> Result<T, ControllerError> + Send + 'static,
     ) -> Result<T, ControllerError> {
         locked(self.policy.clone(), "controller state", f).await
+    }
+
+    /// Runs `f` on the quarantine desk, off the async threads (a decision
+    /// is synced to disk before it is enforced).
+    pub async fn with_desk<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Desk) -> Result<T, ControllerError> + Send + 'static,
+    ) -> Result<T, ControllerError> {
+        let desk = self.desk.clone();
+        tokio::task::spawn_blocking(move || f(&desk))
+            .await
+            .map_err(|e| ControllerError::Serve { what: "quarantine book", message: format!("worker failed: {e}") })?
+    }
+
+    /// The generation `node`'s agent last reported it enforces.
+    pub fn node_generation(&self, node: &str) -> Option<u64> {
+        self.nodes.lock().ok()?.get(node).map(|r| r.sync.applied_generation)
     }
 
     /// Runs `f` on the observation side.

@@ -95,6 +95,7 @@ pub fn open(
     let ctx = Context {
         nodes: state.sync.clone(),
         metrics: state.metrics(),
+        desk: state.desk().clone(),
         policy: Arc::new(Mutex::new(state)),
         stream: pipeline.stream(),
         stream_epoch: crate::observation::flows::now_ns().max(1) as u64,

@@ -114,11 +114,11 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     assert_eq!((st.pods, st.network_policies, st.cluster_policies), (4, 2, 1), "{st:?}");
     // The Quarantine object quarantines its pod, recorded as made by the object.
     assert_eq!(st.quarantines_active, 1, "{st:?}");
-    let q = s.book().all().next().unwrap().clone();
+    let q = s.desk().read(|b| b.all().next().cloned()).unwrap().unwrap();
     assert_eq!(q.object.as_deref(), Some("Quarantine shop/backend-0-incident-4211"));
     assert_eq!(q.target.describe(), "pod shop/backend-0");
     assert!(q.reason.starts_with("INC-4211"));
-    assert_eq!(s.book().cut_uids(s.model()).len(), 1, "backend-0 is cut off");
+    assert_eq!(s.desk().read(|b| b.cut_uids(s.model()).len()).unwrap(), 1, "backend-0 is cut off");
 
     let frontend = "shop/frontend-6d9f7c8b5-abcde";
     let r = explain(&s, frontend, "shop/backend-0", 8080, "TCP");

@@ -5,6 +5,8 @@
 //! new pod of the same name is not cut off); a workload quarantine cuts
 //! off every pod of the workload, including pods created later.
 
+pub mod desk;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -17,14 +17,14 @@ use bulkhead_policy::compile::{Compiled, Compiler};
 use bulkhead_policy::evaluate::Evaluator;
 use bulkhead_policy::objects::{Object, ObjectRef, parse_documents};
 use bulkhead_policy::ports::Protocol;
-use bulkhead_policy::quarantine::Target;
 use tokio::sync::watch;
 use tracing::instrument;
 
 use crate::auth::Principal;
 use crate::error::ControllerError;
 use crate::policy::ids::{Ids, write_atomic};
-use crate::policy::quarantine::{Book, CutPod, Record};
+use crate::policy::quarantine::Book;
+use crate::policy::quarantine::desk::{Desk, View};
 use crate::policy::store::{Changes, Model, Store};
 
 /// How the controller runs.
@@ -102,20 +102,6 @@ pub struct ChangeReport {
     pub compile_micros: u64,
 }
 
-/// A quarantine made or released, and what the agents must do now.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QuarantineCut {
-    /// The record.
-    pub record: Record,
-    /// Whether the request made it (false: an active one of the same target was returned).
-    pub created: bool,
-    /// The pods it cuts off (or, on release, cut off until now), with their endpoint ids.
-    pub pods: Vec<(CutPod, Option<u32>)>,
-    /// Every desired state generated from now on carries this decision:
-    /// the agents hold the fast-path change until they apply one at least as new.
-    pub floor: u64,
-}
-
 /// Everything the controller holds.
 pub struct State {
     cfg: Config,
@@ -127,7 +113,8 @@ pub struct State {
     last_error: String,
     senders: BTreeMap<String, watch::Sender<Arc<agent_pb::DesiredState>>>,
     audit: AuditLog,
-    book: Book,
+    desk: Desk,
+    views: watch::Sender<Arc<View>>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Written by the per-node sync tasks.
     pub sync: SyncReport,
@@ -199,7 +186,7 @@ impl State {
             receivers.insert(node.clone(), rx);
         }
         let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
-        let book = Book::load(&cfg.state_dir.join("quarantines.json"))?;
+        let (desk, views) = Desk::new(Book::load(&cfg.state_dir.join("quarantines.json"))?);
         let mut state = Self {
             cfg,
             store,
@@ -210,7 +197,8 @@ impl State {
             last_error: String::new(),
             senders,
             audit,
-            book,
+            desk,
+            views,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             sync: SyncReport::default(),
             models: watch::channel(Arc::new(Model::default())).0,
@@ -227,10 +215,12 @@ impl State {
     /// Pushes a new generation of every node's desired state to its sync task.
     #[instrument(skip(self), fields(generation))]
     pub fn reconcile(&mut self) -> Result<u64, ControllerError> {
-        self.models.send_replace(Arc::new(self.model.clone()));
-        self.follow_quarantines();
-        let cut = self.book.cut_uids(&self.model);
-        let generation = self.ids.next_generation();
+        let model = Arc::new(self.model.clone());
+        self.models.send_replace(model.clone());
+        let ids = &mut self.ids;
+        let turn = self.desk.turn(&self.model, || ids.next_generation())?;
+        self.audit_quarantines(turn.changed);
+        let (cut, generation) = (turn.cut, turn.generation);
         tracing::Span::current().record("generation", generation);
         for (node, tx) in &self.senders {
             let desired = crate::policy::desired::for_node(
@@ -250,6 +240,7 @@ impl State {
         self.ids.retain(&uids, &rules);
         (self.ids.identities, self.ids.next_identity) = self.compiler.identities();
         self.ids.save(&self.cfg.state_dir.join("ids.json"))?;
+        self.views.send_replace(Arc::new(View { model, endpoints: self.ids.endpoints.clone(), generation }));
         Ok(generation)
     }
 
@@ -525,7 +516,7 @@ impl State {
                 .collect(),
             unprotected: reports.into_iter().flat_map(|r| r.unprotected).collect(),
             flows: Default::default(),
-            quarantines_active: self.book.active() as u32,
+            quarantines_active: self.desk.read(|b| b.active()).unwrap_or(0) as u32,
         }
     }
 
@@ -558,19 +549,9 @@ impl State {
             .or_else(|| inv.services.values().find(|s| s.cluster_ips.contains(&ip)).map(|s| s.namespace.clone()))
     }
 
-    /// The endpoint id of the pod with `uid`, once it has been pushed.
-    pub fn endpoint_of(&self, uid: &str) -> Option<u32> {
-        self.ids.endpoints.get(uid).copied()
-    }
-
-    /// The generation `node`'s agent last reported it enforces.
-    pub fn node_generation(&self, node: &str) -> Option<u64> {
-        self.sync.lock().ok()?.get(node).map(|r| r.sync.applied_generation)
-    }
-
-    /// The quarantines.
-    pub fn book(&self) -> &Book {
-        &self.book
+    /// The quarantines, behind their own lock.
+    pub fn desk(&self) -> &Desk {
+        &self.desk
     }
 
     /// Where the controller keeps its state.
@@ -578,75 +559,9 @@ impl State {
         &self.cfg.state_dir
     }
 
-    fn with_endpoints(&self, pods: Vec<CutPod>) -> Vec<(CutPod, Option<u32>)> {
-        pods.into_iter()
-            .map(|p| {
-                let id = self.ids.endpoints.get(&p.uid).copied();
-                (p, id)
-            })
-            .collect()
-    }
-
-    /// Quarantines `target`, durably, and pushes the new desired state.
-    /// The caller cuts the pods off at once through their agents' fast
-    /// path (with `floor`) and audits.
-    pub fn quarantine(
-        &mut self,
-        target: Target,
-        reason: &str,
-        by: &Principal,
-    ) -> Result<QuarantineCut, ControllerError> {
-        let floor = self.ids.generation + 1;
-        let (record, created) = self.book.create(
-            target,
-            reason,
-            &by.signature(),
-            None,
-            &self.model,
-            crate::observation::flows::now_ns(),
-        )?;
-        let pods = self.with_endpoints(self.book.pods_of(&record, &self.model));
-        Ok(QuarantineCut { record, created, pods, floor })
-    }
-
-    /// Releases quarantine `id`, durably; the caller lifts the cut through
-    /// the agents' fast path (with `floor`), audits, and reconciles.
-    pub fn release(&mut self, id: u64, reason: &str, by: &Principal) -> Result<QuarantineCut, ControllerError> {
-        let floor = self.ids.generation + 1;
-        let (record, pods) =
-            self.book.release(id, &by.signature(), reason, &self.model, crate::observation::flows::now_ns())?;
-        // A pod another active quarantine still covers stays cut off.
-        let still = self.book.cut_uids(&self.model);
-        let pods = self.with_endpoints(pods.into_iter().filter(|p| !still.contains(&p.uid)).collect());
-        Ok(QuarantineCut { record, created: false, pods, floor })
-    }
-
-    /// Ends quarantines of deleted pods and follows Quarantine objects,
-    /// auditing each as the controller's own action. A failure to persist
-    /// is logged: the book in memory stays what is enforced.
-    fn follow_quarantines(&mut self) {
-        let now = crate::observation::flows::now_ns();
-        let mut events: Vec<(Record, &'static str, String)> = Vec::new();
-        match self.book.end_deleted(&self.model, now) {
-            Ok(ended) => {
-                events.extend(ended.into_iter().map(|r| (r, "quarantine-ended", "the pod was deleted".to_string())))
-            }
-            Err(e) => tracing::error!(error = %e, "ending quarantines of deleted pods"),
-        }
-        match self.book.follow_objects(&self.model, now) {
-            Ok((made, released)) => {
-                events.extend(made.into_iter().map(|r| {
-                    let why = r.reason.clone();
-                    (r, "quarantine", why)
-                }));
-                events.extend(
-                    released
-                        .into_iter()
-                        .map(|r| (r, "release", "the Quarantine object was deleted or changed".to_string())),
-                );
-            }
-            Err(e) => tracing::error!(error = %e, "following Quarantine objects"),
-        }
+    /// Audits the quarantines a reconcile changed, as the controller's
+    /// own actions.
+    fn audit_quarantines(&self, events: Vec<(crate::policy::quarantine::Record, &'static str, String)>) {
         for (r, action, detail) in events {
             let who = Principal::system(r.object.as_deref().unwrap_or("controller"));
             let target = format!("quarantine {} ({})", r.id, r.target.describe());

@@ -23,10 +23,10 @@ fn named(field: &str, v: Option<&str>) -> Result<Option<Named>, ServiceError> {
 }
 
 /// Every pod of the model in scope, as documents, sorted by key.
-fn pods(s: &State, scope: &Scope) -> Vec<Pod> {
+fn pods(s: &State, scope: &Scope) -> Result<Vec<Pod>, crate::error::ControllerError> {
     let model = s.model();
-    let cut = s.book().cut_uids(model);
-    model
+    let cut = s.desk().read(|b| b.cut_uids(model))?;
+    Ok(model
         .inventory
         .pods
         .values()
@@ -48,7 +48,7 @@ fn pods(s: &State, scope: &Scope) -> Vec<Pod> {
                 quarantined: extras.is_some_and(|e| cut.contains(&e.uid)),
             }
         })
-        .collect()
+        .collect())
 }
 
 impl Service {
@@ -105,7 +105,7 @@ impl Service {
         let after = cursor_in("pods", q.cursor.as_deref())?;
         let workload = named("workload", q.workload.as_deref())?;
         let scope = who.scope.clone();
-        let all = self.ctx.with_policy(move |s| Ok(pods(s, &scope))).await?;
+        let all = self.ctx.with_policy(move |s| pods(s, &scope)).await?;
         let matching: Vec<Pod> = all
             .into_iter()
             .filter(|p| q.namespace.as_ref().is_none_or(|ns| &p.namespace == ns))
@@ -126,7 +126,7 @@ impl Service {
     pub async fn workloads(&self, who: &Principal, namespace: Option<String>) -> Result<Vec<Workload>, ServiceError> {
         self.authorize(who, Op::Workloads, "workloads")?;
         let scope = who.scope.clone();
-        let all = self.ctx.with_policy(move |s| Ok(pods(s, &scope))).await?;
+        let all = self.ctx.with_policy(move |s| pods(s, &scope)).await?;
         let mut by: BTreeMap<WorkloadRef, Workload> = BTreeMap::new();
         for p in all.into_iter().filter(|p| namespace.as_ref().is_none_or(|ns| &p.namespace == ns)) {
             let w = by.entry(p.workload.clone()).or_insert_with(|| Workload {

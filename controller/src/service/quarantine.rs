@@ -17,8 +17,8 @@ use bulkhead_policy::quarantine::Target;
 
 use super::{Op, Service, ServiceError, cursor_in, cursor_out, page_size};
 use crate::auth::Principal;
-use crate::policy::quarantine::Record;
-use crate::policy::state::QuarantineCut;
+use crate::policy::quarantine::desk::{QuarantineCut, View};
+use crate::policy::quarantine::{Book, Record};
 
 /// How long the fast path waits for one agent.
 const FAST_PATH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -103,15 +103,34 @@ impl Service {
         futures::future::join_all(calls).await
     }
 
-    /// Pushes the new desired state in the background: it carries the
-    /// decision through restarts, and to agents the fast path missed.
-    fn reconcile_later(&self) {
-        let ctx = self.ctx.clone();
+    /// Enforces a decision already made durable: the agents' fast path
+    /// first (nothing competes with it; the answer waits for it alone), then
+    /// the new desired state, which carries the decision through restarts
+    /// and to agents the fast path missed. Runs as its own task, so a caller
+    /// that goes away does not stop it halfway.
+    async fn enforce(&self, cut: QuarantineCut, quarantine: bool, who: &Principal) -> Vec<QuarantinedPod> {
+        let (svc, who) = (self.clone(), who.clone());
+        let pods: Vec<QuarantinedPod> = cut
+            .pods
+            .iter()
+            .map(|(p, _)| QuarantinedPod {
+                pod: p.pod.clone(),
+                node: p.node.clone(),
+                endpoint_id: 0,
+                enforced: false,
+                agent_micros: None,
+                error: "enforcement was interrupted; the desired state carries it".into(),
+            })
+            .collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            if let Err(e) = ctx.with_policy(|s| s.reconcile()).await {
+            // Answered as soon as the agents have it; the push follows.
+            let _ = tx.send(svc.fast_path(&cut, quarantine, &who).await);
+            if let Err(e) = svc.ctx.with_policy(|s| s.reconcile()).await {
                 tracing::error!(error = %e, "pushing the desired state after a quarantine change");
             }
         });
+        rx.await.unwrap_or(pods)
     }
 
     /// Quarantines a pod or every pod of a workload.
@@ -136,15 +155,11 @@ impl Service {
         self.in_scope(who, Op::Quarantine, &target_name, &ns)?;
         if let Target::Workload { namespace, name } = &target {
             let (ns2, n2) = (namespace.clone(), name.clone());
-            let exists = self
-                .ctx
-                .with_policy(move |s| {
-                    let m = s.model();
-                    Ok(m.inventory.pods.values().any(|p| {
-                        matches!(m.workload_of(p), bulkhead_graph::Entity::Workload { namespace, name, .. } if *namespace == *ns2 && *name == *n2)
-                    }))
-                })
-                .await?;
+            let view = self.ctx.desk.view();
+            let m = &view.model;
+            let exists = m.inventory.pods.values().any(|p| {
+                matches!(m.workload_of(p), bulkhead_graph::Entity::Workload { namespace, name, .. } if *namespace == *ns2 && *name == *n2)
+            });
             if !exists {
                 return Err(ServiceError::not_found(format!(
                     "workload {namespace}/{name} (no pod of it is in the inventory)"
@@ -152,13 +167,12 @@ impl Service {
             }
         }
         let by = who.clone();
-        let cut = self.ctx.with_policy(move |s| s.quarantine(target, &reason, &by)).await?;
+        let cut = self.ctx.with_desk(move |d| d.quarantine(target, &reason, &by)).await?;
         if !cut.created {
             // Already in force: answer it as it stands.
             return self.quarantine_doc(who, Op::Quarantine, cut.record.id).await;
         }
-        self.reconcile_later();
-        let pods = self.fast_path(&cut, true, who).await;
+        let pods = self.enforce(cut.clone(), true, who).await;
         let micros = started.elapsed().as_micros() as u64;
         let pod_list: Vec<String> =
             pods.iter().map(|p| format!("{} ({})", p.pod, if p.enforced { "enforced" } else { &p.error })).collect();
@@ -185,13 +199,12 @@ impl Service {
         if q.reason.trim().is_empty() {
             return Err(ServiceError::bad("reason", "say why (it is recorded and audited)"));
         }
-        let current = self.ctx.with_policy(move |s| Ok(s.book().get(id).cloned())).await?;
+        let current = self.ctx.desk.read(|b| b.get(id).cloned())?;
         let Some(current) = current else { return Err(ServiceError::not_found(target)) };
         self.in_scope(who, Op::Release, &target, current.target.namespace())?;
         let (by, reason) = (who.clone(), q.reason.trim().to_string());
-        let cut = self.ctx.with_policy(move |s| s.release(id, &reason, &by)).await?;
-        self.reconcile_later();
-        let pods = self.fast_path(&cut, false, who).await;
+        let cut = self.ctx.with_desk(move |d| d.release(id, &reason, &by)).await?;
+        let pods = self.enforce(cut.clone(), false, who).await;
         let micros = started.elapsed().as_micros() as u64;
         let event = Event {
             action: Op::Release.name(),
@@ -206,16 +219,35 @@ impl Service {
         Ok(document(&cut.record, pods, Some(micros)))
     }
 
+    /// The pods an active record cuts off now, as the last desired state
+    /// has them, each `enforced` once its node applied a state made after it.
+    fn current_pods(&self, book: &Book, view: &View, r: &Record) -> Vec<QuarantinedPod> {
+        if r.state != QuarantineState::Active {
+            return Vec::new();
+        }
+        book.pods_of(r, &view.model)
+            .into_iter()
+            .map(|p| {
+                let endpoint = view.endpoints.get(&p.uid).copied();
+                let applied = self.ctx.node_generation(&p.node).is_some_and(|g| g > r.created_ns as u64 / 1000);
+                QuarantinedPod {
+                    pod: p.pod,
+                    node: p.node,
+                    endpoint_id: endpoint.unwrap_or(0),
+                    enforced: endpoint.is_some() && applied,
+                    agent_micros: None,
+                    error: String::new(),
+                }
+            })
+            .collect()
+    }
+
     async fn quarantine_doc(&self, who: &Principal, op: Op, id: u64) -> Result<Quarantine, ServiceError> {
+        let view = self.ctx.desk.view();
         let doc = self
             .ctx
-            .with_policy(move |s| {
-                Ok(s.book().get(id).map(|r| {
-                    let pods = current_pods(s, r);
-                    document(r, pods, None)
-                }))
-            })
-            .await?
+            .desk
+            .read(|b| b.get(id).map(|r| document(r, self.current_pods(b, &view, r), None)))?
             .ok_or_else(|| ServiceError::not_found(format!("quarantine {id}")))?;
         self.in_scope(who, op, &format!("quarantine {id}"), &doc.namespace)?;
         Ok(doc)
@@ -233,46 +265,20 @@ impl Service {
         let limit = page_size(q.limit)?;
         let before = cursor_in("quarantines", q.cursor.as_deref())?;
         let scope = who.scope.clone();
-        let mut items = self
-            .ctx
-            .with_policy(move |s| {
-                Ok(s.book()
-                    .all()
-                    .filter(|r| scope.contains(r.target.namespace()))
-                    .filter(|r| q.namespace.as_ref().is_none_or(|ns| ns == r.target.namespace()))
-                    .filter(|r| q.state.is_none_or(|st| r.state == st))
-                    .filter(|r| before.is_none_or(|b| r.id < b))
-                    .take(limit + 1)
-                    .map(|r| document(r, current_pods(s, r), None))
-                    .collect::<Vec<_>>())
-            })
-            .await?;
+        let view = self.ctx.desk.view();
+        let mut items = self.ctx.desk.read(|b| {
+            b.all()
+                .filter(|r| scope.contains(r.target.namespace()))
+                .filter(|r| q.namespace.as_ref().is_none_or(|ns| ns == r.target.namespace()))
+                .filter(|r| q.state.is_none_or(|st| r.state == st))
+                .filter(|r| before.is_none_or(|b| r.id < b))
+                .take(limit + 1)
+                .map(|r| document(r, self.current_pods(b, &view, r), None))
+                .collect::<Vec<_>>()
+        })?;
         let more = items.len() > limit;
         items.truncate(limit);
         let next_cursor = if more { items.last().map(|r| cursor_out("quarantines", r.id)) } else { None };
         Ok(Page { items, next_cursor })
     }
-}
-
-/// The pods an active record cuts off now, as the desired state has them.
-fn current_pods(s: &crate::policy::state::State, r: &Record) -> Vec<QuarantinedPod> {
-    if r.state != QuarantineState::Active {
-        return Vec::new();
-    }
-    s.book()
-        .pods_of(r, s.model())
-        .into_iter()
-        .map(|p| {
-            let endpoint = s.endpoint_of(&p.uid);
-            let applied = s.node_generation(&p.node).is_some_and(|g| g > r.created_ns as u64 / 1000);
-            QuarantinedPod {
-                pod: p.pod,
-                node: p.node,
-                endpoint_id: endpoint.unwrap_or(0),
-                enforced: endpoint.is_some() && applied,
-                agent_micros: None,
-                error: String::new(),
-            }
-        })
-        .collect()
 }
