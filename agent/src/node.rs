@@ -176,6 +176,14 @@ impl Node {
         if new.generation < self.desired.generation {
             return Err(AgentError::StaleGeneration { got: new.generation, applied: self.desired.generation });
         }
+        let ifaces = endpoints::interfaces().map_err(|source| AgentError::Io {
+            action: "listing interfaces",
+            path: "/proc/self/ns/net".into(),
+            source,
+        })?;
+        if self.enforces(&new, &ifaces) {
+            return self.renumber(new, &wire, started);
+        }
         let table = PolicyTable::build(&new.policy)?;
         let ranges = table.endpoints_with_ranges();
         let mut report = ApplyReport { generation: new.generation, ..Default::default() };
@@ -184,11 +192,6 @@ impl Node {
         let mut attachments = BTreeMap::new();
         let mut wanted = KernelState { table, ..Default::default() };
         let mut used_ifindex = BTreeSet::new();
-        let ifaces = endpoints::interfaces().map_err(|source| AgentError::Io {
-            action: "listing interfaces",
-            path: "/proc/self/ns/net".into(),
-            source,
-        })?;
         for spec in &new.endpoints {
             // Unchanged pod whose interface is still there: nothing to find or attach again.
             let known = self.desired.endpoints.iter().find(|e| e.endpoint_id == spec.endpoint_id);
@@ -295,11 +298,7 @@ impl Node {
         self.attachments = attachments;
         self.refresh_xdp()?;
         self.enricher = Arc::new(Enricher::new(&self.cfg.node, &self.desired));
-        let path = state_path(&self.cfg);
-        let tmp = path.with_extension("pb.tmp");
-        std::fs::write(&tmp, wire.encode_to_vec())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| AgentError::Io { action: "saving desired state", path, source })?;
+        self.save(&wire)?;
         report.took = started.elapsed();
         tracing::info!(
             generation = report.generation,
@@ -310,6 +309,70 @@ impl Node {
             "desired state applied"
         );
         Ok(report)
+    }
+
+    /// Whether `new` asks for exactly what is enforced, every pod still
+    /// attached through the interface it had: then nothing in the kernel
+    /// needs reading or writing (a change elsewhere in the cluster, or a
+    /// quarantine on another node, renumbers every node's state).
+    fn enforces(&self, new: &DesiredState, ifaces: &BTreeMap<u32, String>) -> bool {
+        let d = &self.desired;
+        d.generation != 0
+            && new.endpoints == d.endpoints
+            && new.quarantined == d.quarantined
+            && new.policy == d.policy
+            && new.ipcache == d.ipcache
+            && new.identities == d.identities
+            && new.rule_names == d.rule_names
+            && self.attachments.len() == new.endpoints.len()
+            && new.endpoints.iter().all(|e| match self.attachments.get(&e.endpoint_id) {
+                Some(Attachment::Attached { ifindex, ifname }) => {
+                    ifaces.get(ifindex) == Some(ifname) && self.dataplane.is_attached(*ifindex)
+                }
+                _ => false,
+            })
+    }
+
+    /// Takes `new`'s generation for the state already enforced. Fast-path
+    /// quarantine decisions it now carries are settled as in a full apply.
+    fn renumber(
+        &mut self,
+        new: DesiredState,
+        wire: &pb::DesiredState,
+        started: Instant,
+    ) -> Result<ApplyReport, AgentError> {
+        let mut candidates = self.known_ids();
+        candidates.extend(new.endpoints.iter().map(|e| e.endpoint_id));
+        let mut writes = self.quarantines.cut_before_apply(&new.quarantined, &candidates, new.generation)?;
+        writes += self.quarantines.settle_after_apply(roster(&new, &self.attachments), &candidates, new.generation)?;
+        if writes > 0 {
+            self.refresh_xdp()?;
+        }
+        self.desired.generation = new.generation;
+        self.save(wire)?;
+        let report = ApplyReport {
+            generation: new.generation,
+            attached: new.endpoints.len() as u32,
+            map_writes: writes,
+            took: started.elapsed(),
+            ..Default::default()
+        };
+        tracing::info!(
+            generation = report.generation,
+            writes,
+            took_us = report.took.as_micros() as u64,
+            "desired state unchanged; renumbered"
+        );
+        Ok(report)
+    }
+
+    /// Keeps the applied state for the next start.
+    fn save(&self, wire: &pb::DesiredState) -> Result<(), AgentError> {
+        let path = state_path(&self.cfg);
+        let tmp = path.with_extension("pb.tmp");
+        std::fs::write(&tmp, wire.encode_to_vec())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| AgentError::Io { action: "saving desired state", path, source })
     }
 
     /// XDP fast drop is attached exactly while an endpoint is quarantined.

@@ -96,6 +96,46 @@ fn a_deleted_pod_is_detached_and_its_pins_removed() {
 }
 
 #[test]
+fn an_unchanged_state_is_renumbered_without_map_writes_and_a_vanished_pod_is_still_noticed() {
+    use bulkhead_api::agent::v1 as pb;
+    use prost::Message;
+    let lab = Lab::up("renum", "bridge", 1, &two());
+    let saved = bulkhead_lab::state::dir(&lab.name).join("agent-n1/desired.pb");
+    let mut state = pb::DesiredState::decode(&*std::fs::read(&saved).unwrap()).unwrap();
+    // Far ahead of the controller's numbering, so its own pushes cannot interleave.
+    state.generation += 1_000_000_000_000;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut agent = rt.block_on(bulkhead_lab::lifecycle::agent_for(&lab.state, "x/a")).unwrap();
+    let r = rt.block_on(agent.apply_state(state.clone())).unwrap().into_inner();
+    assert_eq!((r.generation, r.endpoints_attached, r.map_writes), (state.generation, 2, 0), "{r:?}");
+    assert!(r.problems.is_empty(), "{r:?}");
+    let st = rt.block_on(agent.get_status(pb::StatusRequest {})).unwrap().into_inner();
+    assert_eq!(st.generation, state.generation);
+    assert!(lab.probe("x/a", "x/gone", 80, false, false), "still enforced as before");
+
+    // The same state again, but a pod's interface went away behind the agent's back.
+    let pod = lab.state.pod("x/gone").unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pod.server_pid.unwrap()), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let out = std::process::Command::new("ip").args(["netns", "del", &pod.netns]).output().unwrap();
+    assert!(out.status.success());
+    // The kernel tears a namespace down asynchronously: push until its veth is gone.
+    let mut last = None;
+    for _ in 0..50 {
+        state.generation += 1;
+        let r = rt.block_on(agent.apply_state(state.clone())).unwrap().into_inner();
+        if r.endpoints_attached == 1 {
+            last = Some(r);
+            break;
+        }
+        assert_eq!((r.endpoints_attached, r.map_writes), (2, 0), "{r:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let r = last.expect("the vanished pod's interface must stop counting as attached");
+    assert!(r.problems.iter().any(|p| p.pod == "x/gone"), "the vanished pod is reported: {r:?}");
+}
+
+#[test]
 fn any_pod_cidr_and_any_address_inside_it_including_the_first_one() {
     // k3s' range; a pod asks for .1 of node 1's slice (the gateway moves off
     // it) and one for a slice no node owns by default (it is served anyway).
