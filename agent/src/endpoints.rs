@@ -40,6 +40,11 @@ pub fn interfaces() -> Result<BTreeMap<u32, String>, std::io::Error> {
         .map_err(std::io::Error::from)
 }
 
+/// The name of interface `ifindex` in this network namespace, if it exists.
+pub fn name_of(ifindex: u32) -> Option<String> {
+    nix::net::if_::if_indextoname(ifindex).ok().map(|n| n.to_string_lossy().into_owned())
+}
+
 /// The first IPv4 and IPv6 address of an endpoint, for anti-spoofing.
 pub fn first_addrs(ips: &[IpAddr]) -> (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>) {
     let v4 = ips.iter().find_map(|ip| match ip {

@@ -176,14 +176,14 @@ impl Node {
         if new.generation < self.desired.generation {
             return Err(AgentError::StaleGeneration { got: new.generation, applied: self.desired.generation });
         }
+        if self.enforces(&new) {
+            return self.renumber(new, &wire, started);
+        }
         let ifaces = endpoints::interfaces().map_err(|source| AgentError::Io {
             action: "listing interfaces",
             path: "/proc/self/ns/net".into(),
             source,
         })?;
-        if self.enforces(&new, &ifaces) {
-            return self.renumber(new, &wire, started);
-        }
         let table = PolicyTable::build(&new.policy)?;
         let ranges = table.endpoints_with_ranges();
         let mut report = ApplyReport { generation: new.generation, ..Default::default() };
@@ -311,15 +311,16 @@ impl Node {
         Ok(report)
     }
 
-    /// Whether `new` asks for exactly what is enforced, every pod still
-    /// attached through the interface it had: then nothing in the kernel
-    /// needs reading or writing (a change elsewhere in the cluster, or a
-    /// quarantine on another node, renumbers every node's state).
-    fn enforces(&self, new: &DesiredState, ifaces: &BTreeMap<u32, String>) -> bool {
+    /// Whether `new` asks for exactly what is enforced but perhaps for other
+    /// quarantines, every pod still attached through the interface it had:
+    /// then only quarantine entries need writing (a change elsewhere in the
+    /// cluster, or a quarantine, renumbers every node's state).
+    /// Each interface is looked up by index, not listed: a listing waits
+    /// for the kernel's RTNL lock, which attaching XDP elsewhere holds.
+    fn enforces(&self, new: &DesiredState) -> bool {
         let d = &self.desired;
         d.generation != 0
             && new.endpoints == d.endpoints
-            && new.quarantined == d.quarantined
             && new.policy == d.policy
             && new.ipcache == d.ipcache
             && new.identities == d.identities
@@ -327,14 +328,15 @@ impl Node {
             && self.attachments.len() == new.endpoints.len()
             && new.endpoints.iter().all(|e| match self.attachments.get(&e.endpoint_id) {
                 Some(Attachment::Attached { ifindex, ifname }) => {
-                    ifaces.get(ifindex) == Some(ifname) && self.dataplane.is_attached(*ifindex)
+                    endpoints::name_of(*ifindex).as_ref() == Some(ifname) && self.dataplane.is_attached(*ifindex)
                 }
                 _ => false,
             })
     }
 
-    /// Takes `new`'s generation for the state already enforced. Fast-path
-    /// quarantine decisions it now carries are settled as in a full apply.
+    /// Takes `new` where it differs from what is enforced only in its
+    /// generation and the endpoints it quarantines: those are cut and lifted
+    /// exactly as a full apply would, and nothing else is read or written.
     fn renumber(
         &mut self,
         new: DesiredState,
@@ -348,11 +350,12 @@ impl Node {
         if writes > 0 {
             self.refresh_xdp()?;
         }
-        self.desired.generation = new.generation;
+        let generation = new.generation;
+        self.desired = new;
         self.save(wire)?;
         let report = ApplyReport {
-            generation: new.generation,
-            attached: new.endpoints.len() as u32,
+            generation,
+            attached: self.desired.endpoints.len() as u32,
             map_writes: writes,
             took: started.elapsed(),
             ..Default::default()
@@ -361,7 +364,7 @@ impl Node {
             generation = report.generation,
             writes,
             took_us = report.took.as_micros() as u64,
-            "desired state unchanged; renumbered"
+            "desired state renumbered (only quarantines can change)"
         );
         Ok(report)
     }
