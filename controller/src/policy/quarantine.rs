@@ -103,6 +103,15 @@ pub struct CutPod {
     pub node: String,
 }
 
+/// A change to the book made in memory and not saved yet.
+#[must_use = "a staged change is committed or it is not durable"]
+#[derive(Debug)]
+pub struct Staged {
+    id: u64,
+    /// The record before the change (none: the change created it).
+    before: Option<Record>,
+}
+
 impl Book {
     /// Loads the book, or starts an empty one.
     pub fn load(path: &Path) -> Result<Self, ControllerError> {
@@ -118,7 +127,7 @@ impl Book {
     }
 
     /// Writes the book and syncs it to disk: a quarantine is durable before
-    /// it is enforced or answered.
+    /// it is answered.
     fn save(&self) -> Result<(), ControllerError> {
         let file = File { next_id: self.next_id, records: self.records.values().cloned().collect() };
         let text = serde_json::to_vec(&file)
@@ -172,8 +181,40 @@ impl Book {
         model: &Model,
         now_ns: i64,
     ) -> Result<(Record, bool), ControllerError> {
+        match self.stage_create(target, reason, by, object, model, now_ns)? {
+            (record, Some(staged)) => {
+                self.commit(staged)?;
+                Ok((record, true))
+            }
+            (record, None) => Ok((record, false)),
+        }
+    }
+
+    /// Makes a change [`Book::stage_create`] or [`Book::stage_release`]
+    /// staged durable, or undoes it when it cannot be saved: what is not
+    /// durable is not made.
+    pub fn commit(&mut self, staged: Staged) -> Result<(), ControllerError> {
+        let Err(e) = self.save() else { return Ok(()) };
+        match staged.before {
+            Some(before) => self.records.insert(staged.id, before),
+            None => self.records.remove(&staged.id),
+        };
+        Err(e)
+    }
+
+    /// [`Book::create`] in memory only, until [`Book::commit`]; no change
+    /// (None) when an active quarantine of the same target is returned.
+    pub fn stage_create(
+        &mut self,
+        target: Target,
+        reason: &str,
+        by: &str,
+        object: Option<String>,
+        model: &Model,
+        now_ns: i64,
+    ) -> Result<(Record, Option<Staged>), ControllerError> {
         if let Some(r) = self.records.values().find(|r| r.state == QuarantineState::Active && r.target == target) {
-            return Ok((r.clone(), false));
+            return Ok((r.clone(), None));
         }
         let pod_uid = match &target {
             Target::Pod { namespace, name } => {
@@ -199,12 +240,7 @@ impl Book {
         };
         self.next_id += 1;
         self.records.insert(record.id, record.clone());
-        if let Err(e) = self.save() {
-            // Not durable, so not made: nothing is enforced for it.
-            self.records.remove(&record.id);
-            return Err(e);
-        }
-        Ok((record, true))
+        Ok((record.clone(), Some(Staged { id: record.id, before: None })))
     }
 
     /// Releases an active quarantine, durably; returns the record and the
@@ -217,6 +253,20 @@ impl Book {
         model: &Model,
         now_ns: i64,
     ) -> Result<(Record, Vec<CutPod>), ControllerError> {
+        let (record, pods, staged) = self.stage_release(id, by, reason, model, now_ns)?;
+        self.commit(staged)?;
+        Ok((record, pods))
+    }
+
+    /// [`Book::release`] in memory only, until [`Book::commit`].
+    pub fn stage_release(
+        &mut self,
+        id: u64,
+        by: &str,
+        reason: &str,
+        model: &Model,
+        now_ns: i64,
+    ) -> Result<(Record, Vec<CutPod>, Staged), ControllerError> {
         let Some(current) = self.records.get(&id).cloned() else {
             return Err(ControllerError::NotFound(format!("quarantine {id}")));
         };
@@ -233,11 +283,7 @@ impl Book {
         next.ended_ns = Some(now_ns);
         next.end_reason = Some(reason.to_string());
         self.records.insert(id, next.clone());
-        if let Err(e) = self.save() {
-            self.records.insert(id, current);
-            return Err(e);
-        }
-        Ok((next, pods))
+        Ok((next, pods, Staged { id, before: Some(current) }))
     }
 
     /// Ends the pod quarantines whose pod is gone (deleted, or replaced by

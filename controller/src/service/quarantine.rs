@@ -1,7 +1,7 @@
-//! Quarantine, owned by the controller. A quarantine is persisted first,
-//! then pushed at once to each affected pod's agent through its fast path
-//! (not at the next sync), and answered when every agent reports the drop
-//! enforced, with the timings. The new desired state, which carries it
+//! Quarantine, owned by the controller. A quarantine is pushed at once to
+//! each affected pod's agent through its fast path (not at the next sync)
+//! while it is saved, and answered once it is durable and every agent
+//! reports the drop enforced, with the timings. The new desired state, which carries it
 //! through any restart, follows in the background.
 
 use std::time::Instant;
@@ -103,7 +103,7 @@ impl Service {
         futures::future::join_all(calls).await
     }
 
-    /// Enforces a decision already made durable: the agents' fast path
+    /// Enforces a decision: the agents' fast path
     /// first (nothing competes with it; the answer waits for it alone), then
     /// the new desired state, which carries the decision through restarts
     /// and to agents the fast path missed. Runs as its own task, so a caller
@@ -131,6 +131,20 @@ impl Service {
             }
         });
         rx.await.unwrap_or(pods)
+    }
+
+    /// Enforces a decision once the desk announces it, while the desk saves
+    /// it; nothing when it announces none.
+    async fn enforce_announced(
+        &self,
+        announced: tokio::sync::oneshot::Receiver<QuarantineCut>,
+        quarantine: bool,
+        who: &Principal,
+    ) -> Vec<QuarantinedPod> {
+        match announced.await {
+            Ok(cut) => self.enforce(cut, quarantine, who).await,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Quarantines a pod or every pod of a workload.
@@ -167,12 +181,18 @@ impl Service {
             }
         }
         let by = who.clone();
-        let cut = self.ctx.with_desk(move |d| d.quarantine(target, &reason, &by)).await?;
+        let (tx, announced) = tokio::sync::oneshot::channel();
+        let decided = self.ctx.with_desk(move |d| {
+            d.quarantine(target, &reason, &by, move |cut| {
+                let _ = tx.send(cut);
+            })
+        });
+        let (decided, pods) = tokio::join!(decided, self.enforce_announced(announced, true, who));
+        let cut = decided?;
         if !cut.created {
             // Already in force: answer it as it stands.
             return self.quarantine_doc(who, Op::Quarantine, cut.record.id).await;
         }
-        let pods = self.enforce(cut.clone(), true, who).await;
         let micros = started.elapsed().as_micros() as u64;
         let pod_list: Vec<String> =
             pods.iter().map(|p| format!("{} ({})", p.pod, if p.enforced { "enforced" } else { &p.error })).collect();
@@ -203,8 +223,14 @@ impl Service {
         let Some(current) = current else { return Err(ServiceError::not_found(target)) };
         self.in_scope(who, Op::Release, &target, current.target.namespace())?;
         let (by, reason) = (who.clone(), q.reason.trim().to_string());
-        let cut = self.ctx.with_desk(move |d| d.release(id, &reason, &by)).await?;
-        let pods = self.enforce(cut.clone(), false, who).await;
+        let (tx, announced) = tokio::sync::oneshot::channel();
+        let decided = self.ctx.with_desk(move |d| {
+            d.release(id, &reason, &by, move |cut| {
+                let _ = tx.send(cut);
+            })
+        });
+        let (decided, pods) = tokio::join!(decided, self.enforce_announced(announced, false, who));
+        let cut = decided?;
         let micros = started.elapsed().as_micros() as u64;
         let event = Event {
             action: Op::Release.name(),

@@ -102,28 +102,53 @@ impl Desk {
         Ok(f(&self.lock()?.book))
     }
 
-    /// Quarantines `target`, durably, on the published view.
-    pub fn quarantine(&self, target: Target, reason: &str, by: &Principal) -> Result<QuarantineCut, ControllerError> {
+    /// Quarantines `target`, durably, on the published view. A new
+    /// decision goes to `announce` before it is saved, so the agents can cut
+    /// while the disk syncs; an error after the announcement means it could
+    /// not be saved and was undone, and the next desired state (it lacks the
+    /// decision and is numbered from its floor) lifts what the agents did.
+    pub fn quarantine(
+        &self,
+        target: Target,
+        reason: &str,
+        by: &Principal,
+        announce: impl FnOnce(QuarantineCut),
+    ) -> Result<QuarantineCut, ControllerError> {
         let view = self.view();
         let mut ledger = self.lock()?;
         let floor = ledger.generation + 1;
         let now = crate::observation::flows::now_ns();
-        let (record, created) = ledger.book.create(target, reason, &by.signature(), None, &view.model, now)?;
+        let (record, staged) = ledger.book.stage_create(target, reason, &by.signature(), None, &view.model, now)?;
         let pods = with_endpoints(&view, ledger.book.pods_of(&record, &view.model));
-        Ok(QuarantineCut { record, created, pods, floor })
+        let cut = QuarantineCut { record, created: staged.is_some(), pods, floor };
+        if let Some(staged) = staged {
+            announce(cut.clone());
+            ledger.book.commit(staged)?;
+        }
+        Ok(cut)
     }
 
     /// Releases quarantine `id`, durably; the pods it let go (those no
-    /// other active quarantine still covers).
-    pub fn release(&self, id: u64, reason: &str, by: &Principal) -> Result<QuarantineCut, ControllerError> {
+    /// other active quarantine still covers). Announced before it is saved,
+    /// as [`Desk::quarantine`] is.
+    pub fn release(
+        &self,
+        id: u64,
+        reason: &str,
+        by: &Principal,
+        announce: impl FnOnce(QuarantineCut),
+    ) -> Result<QuarantineCut, ControllerError> {
         let view = self.view();
         let mut ledger = self.lock()?;
         let floor = ledger.generation + 1;
         let now = crate::observation::flows::now_ns();
-        let (record, pods) = ledger.book.release(id, &by.signature(), reason, &view.model, now)?;
+        let (record, pods, staged) = ledger.book.stage_release(id, &by.signature(), reason, &view.model, now)?;
         let still = ledger.book.cut_uids(&view.model);
         let pods = with_endpoints(&view, pods.into_iter().filter(|p| !still.contains(&p.uid)).collect());
-        Ok(QuarantineCut { record, created: false, pods, floor })
+        let cut = QuarantineCut { record, created: false, pods, floor };
+        announce(cut.clone());
+        ledger.book.commit(staged)?;
+        Ok(cut)
     }
 
     /// A reconcile's turn on `model`: ends quarantines of deleted pods,
@@ -198,21 +223,37 @@ mod tests {
         let turn = desk.turn(&model, || 41).unwrap();
         assert_eq!(turn.generation, 41);
         let target = Target::Workload { namespace: "shop".into(), name: "web".into() };
-        let cut = desk.quarantine(target, "test", &Principal::system("test")).unwrap();
+        let mut announced = None;
+        let cut = desk.quarantine(target, "test", &Principal::system("test"), |c| announced = Some(c)).unwrap();
+        assert_eq!(announced.as_ref(), Some(&cut), "a new decision is announced before it is saved");
         // The reconcile that took 41 may have read the book before the
         // decision, so the decision holds only from 42.
         assert_eq!(cut.floor, 42);
         assert!(cut.created);
-        let again = desk.quarantine(cut.record.target.clone(), "again", &Principal::system("test")).unwrap();
+        let again = desk
+            .quarantine(cut.record.target.clone(), "again", &Principal::system("test"), |_| panic!("nothing new"))
+            .unwrap();
         assert!(!again.created, "an active quarantine of the same target is returned");
         assert_eq!(again.record.id, cut.record.id);
+    }
+
+    #[test]
+    fn a_decision_that_cannot_be_saved_is_undone_after_its_announcement() {
+        let (desk, _tx, dir) = desk("unsaved");
+        std::fs::remove_dir_all(&dir.0).unwrap();
+        let target = Target::Workload { namespace: "shop".into(), name: "web".into() };
+        let mut announced = None;
+        let err = desk.quarantine(target, "test", &Principal::system("test"), |c| announced = Some(c)).unwrap_err();
+        assert!(matches!(err, ControllerError::Io { .. }), "{err}");
+        assert!(announced.is_some_and(|c| c.created), "announced before the save was tried");
+        assert_eq!(desk.read(|b| b.active()).unwrap(), 0, "not durable, so not made");
     }
 
     #[test]
     fn a_pod_missing_from_the_published_view_is_not_found() {
         let (desk, _tx, _dir) = desk("missing");
         let target = Target::Pod { namespace: "shop".into(), name: "web-0".into() };
-        let err = desk.quarantine(target, "test", &Principal::system("test")).unwrap_err();
+        let err = desk.quarantine(target, "test", &Principal::system("test"), |_| panic!("not made")).unwrap_err();
         assert!(matches!(err, ControllerError::NotFound(_)), "{err}");
         assert_eq!(desk.read(|b| b.active()).unwrap(), 0, "nothing recorded");
     }
