@@ -1,0 +1,295 @@
+//! Graph and flow queries at a million stored flows, over HTTPS and over
+//! gRPC, in one run: p50/p99 of each query on each transport. A controller
+//! (no agents) is opened on a state dir filled with generated flows and edge
+//! buckets (200 workloads in 10 namespaces over the last hour), and serves
+//! both transports in-process.
+//!
+//! `cargo run --release --example query_latency -- [FLOWS] [ROUNDS]` (default 1 000 000 and 50); JSON on stdout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bulkhead_api::controller::v1 as pb;
+use bulkhead_controller::observation::storage::{Commit, EdgeBucket, FlowStore, SqliteStorage};
+use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord};
+use bulkhead_model::{Direction, Verdict};
+
+const NAMESPACES: usize = 10;
+const WORKLOADS: usize = 200;
+
+fn workload(i: usize) -> Entity {
+    Entity::Workload {
+        namespace: format!("ns{}", i % NAMESPACES).into(),
+        kind: "Deployment".into(),
+        name: format!("w{i}").into(),
+    }
+}
+
+fn record(i: usize, now: i64) -> FlowRecord {
+    let (s, d) = (i % WORKLOADS, (i * 7 + 3) % WORKLOADS);
+    let t = now - 3_600_000_000_000 + (i as i64 * 3_600_000_000_000 / 1_000_000).min(3_599_000_000_000);
+    FlowRecord {
+        time_ns: t,
+        observation: if i.is_multiple_of(2) { Direction::Egress } else { Direction::Ingress },
+        node: format!("n{}", i % 4),
+        src: workload(s),
+        dst: workload(d),
+        src_ip: std::net::IpAddr::from([10, 244, (s / 250) as u8, (s % 250) as u8 + 2]),
+        src_port: 30_000 + (i % 30_000) as u16,
+        dst_ip: std::net::IpAddr::from([10, 244, (d / 250) as u8, (d % 250) as u8 + 2]),
+        dst_port: 8000 + (d % 10) as u16,
+        protocol: 6,
+        service: None,
+        verdict: if i.is_multiple_of(53) { Verdict::Dropped } else { Verdict::Forwarded },
+        bytes: 1200,
+        src_pod: format!("ns{}/w{s}-0", s % NAMESPACES),
+        dst_pod: format!("ns{}/w{d}-0", d % NAMESPACES),
+        backend: None,
+        rule: None,
+        drop_reason: None,
+        packets: 10,
+    }
+}
+
+fn fill(dir: &std::path::Path, flows: usize) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let mut store = SqliteStorage::open(&dir.join("flows.db"), flows as u64 + 1).unwrap();
+    let mut buckets: BTreeMap<(i64, Entity, Entity, u16), EdgeStats> = BTreeMap::new();
+    let batch = 50_000;
+    for start in (0..flows).step_by(batch) {
+        let recs: Vec<FlowRecord> = (start..(start + batch).min(flows)).map(|i| record(i, now)).collect();
+        for r in recs.iter().filter(|r| r.observation == Direction::Ingress) {
+            let b = r.time_ns - r.time_ns.rem_euclid(60_000_000_000);
+            buckets.entry((b, r.src.clone(), r.dst.clone(), r.dst_port)).or_default().add(r);
+        }
+        store.commit(&Commit { flows: recs, ..Default::default() }).unwrap();
+        eprintln!("query_latency: {} flows stored", (start + batch).min(flows));
+    }
+    let edges: Vec<EdgeBucket> = buckets
+        .into_iter()
+        .map(|((bucket_ns, src, dst, port), stats)| EdgeBucket {
+            bucket_ns,
+            src,
+            dst,
+            key: EdgeKey { protocol: 6, port, service: None },
+            stats,
+        })
+        .collect();
+    store.commit(&Commit { edges, ..Default::default() }).unwrap();
+}
+
+/// Removes the benchmark's state dir, also when a step panics.
+struct Clean(std::path::PathBuf);
+
+impl Drop for Clean {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn quantiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flows: usize = args.get(1).map(|a| a.parse().unwrap()).unwrap_or(1_000_000);
+    let rounds: usize = args.get(2).map(|a| a.parse().unwrap()).unwrap_or(50);
+    let dir = std::env::temp_dir().join(format!("bulkhead-query-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _clean = Clean(dir.clone());
+    let started = Instant::now();
+    fill(&dir, flows);
+    let filled = started.elapsed();
+
+    // TLS and tokens as the lab makes them.
+    let api_files = bulkhead_lab::api::prepare(&dir).unwrap();
+    let token = std::fs::read_to_string(&api_files.tokens.admin).unwrap().trim().to_string();
+    let api = bulkhead_controller::http::ApiConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        tls: Some((api_files.cert_file.clone(), api_files.key_file.clone())),
+        plaintext: false,
+        addr_file: Some(dir.join("url")),
+        tokens: Some(api_files.tokens_file.clone()),
+    };
+    let cfg = bulkhead_controller::Config {
+        cluster: "bench".into(),
+        state_dir: dir.clone(),
+        socket: dir.join("controller.sock"),
+        mode: bulkhead_model::Mode::Enforce,
+        agents: Default::default(),
+        manifests: vec![],
+        kubernetes: false,
+        metrics_addr: None,
+        max_flows: flows as u64 + 1,
+        learning: Default::default(),
+        api: Some(api.clone()),
+    };
+    let listener = bulkhead_controller::http::bind(&api).unwrap();
+    let opened = Instant::now();
+    let (ctx, _rx) = bulkhead_controller::run::open(cfg).unwrap();
+    let open_took = opened.elapsed();
+    let service = bulkhead_controller::service::Service::new(ctx);
+    tokio::spawn(bulkhead_controller::http::serve(api, listener, service.clone(), std::future::pending()));
+    let socket = dir.join("controller.sock");
+    let uds = bulkhead_api::listen::root_only_listener(&socket).unwrap();
+    let grpc = bulkhead_controller::grpc::Grpc::new(service);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                pb::controller_server::ControllerServer::new(grpc)
+                    .max_encoding_message_size(64 << 20)
+                    .max_decoding_message_size(64 << 20),
+            )
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(uds)),
+    );
+    let url = loop {
+        if let Ok(u) = std::fs::read_to_string(dir.join("url")) {
+            break u.trim().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let ca = std::fs::read(&api_files.ca_file).unwrap();
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let mut grpc = bulkhead_api::connect_controller(&socket).await.unwrap();
+
+    type Grpc = pb::controller_client::ControllerClient<tonic::transport::Channel>;
+    type Call = Arc<dyn Fn(Grpc) -> std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send>> + Send + Sync>;
+    let queries: Vec<(&str, String, Call)> = vec![
+        (
+            "flows newest 100",
+            "/api/v1/flows?limit=100".into(),
+            Arc::new(|mut c: Grpc| {
+                Box::pin(async move {
+                    c.flows(pb::FlowQuery { limit: Some(100), ..Default::default() })
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .items
+                        .len()
+                })
+            }),
+        ),
+        (
+            "flows of a namespace, 100",
+            "/api/v1/flows?namespace=ns3&limit=100".into(),
+            Arc::new(|mut c: Grpc| {
+                Box::pin(async move {
+                    c.flows(pb::FlowQuery { namespace: Some("ns3".into()), limit: Some(100), ..Default::default() })
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .items
+                        .len()
+                })
+            }),
+        ),
+        (
+            "flows of a pod, dropped, 100",
+            "/api/v1/flows?pod=ns7/w17-0&verdict=dropped&limit=100".into(),
+            Arc::new(|mut c: Grpc| {
+                Box::pin(async move {
+                    let q = pb::FlowQuery {
+                        pod: Some("ns7/w17-0".into()),
+                        verdict: Some(bulkhead_api::flow::v1::Verdict::Dropped as i32),
+                        limit: Some(100),
+                        ..Default::default()
+                    };
+                    c.flows(q).await.unwrap().into_inner().items.len()
+                })
+            }),
+        ),
+        (
+            "graph, workloads, all time",
+            "/api/v1/graph".into(),
+            Arc::new(|mut c: Grpc| {
+                Box::pin(async move { c.graph(pb::GraphQuery::default()).await.unwrap().into_inner().edges.len() })
+            }),
+        ),
+        (
+            "graph, workloads, last 15 min",
+            "/api/v1/graph?since=15m".into(),
+            Arc::new(|mut c: Grpc| {
+                Box::pin(async move {
+                    c.graph(pb::GraphQuery { since: Some("15m".into()), ..Default::default() })
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .edges
+                        .len()
+                })
+            }),
+        ),
+        (
+            "graph, namespaces",
+            "/api/v1/graph?level=namespace".into(),
+            Arc::new(|mut c: Grpc| {
+                Box::pin(async move {
+                    let q = pb::GraphQuery { level: Some(pb::Level::Namespace as i32), ..Default::default() };
+                    c.graph(q).await.unwrap().into_inner().edges.len()
+                })
+            }),
+        ),
+        (
+            "graph, pods, last 5 min",
+            "/api/v1/graph?level=pod&since=5m".into(),
+            Arc::new(|mut c: Grpc| {
+                Box::pin(async move {
+                    let q = pb::GraphQuery {
+                        level: Some(pb::Level::Pod as i32),
+                        since: Some("5m".into()),
+                        ..Default::default()
+                    };
+                    c.graph(q).await.unwrap().into_inner().edges.len()
+                })
+            }),
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, path, call) in &queries {
+        let (mut over_http, mut over_grpc) = (Vec::new(), Vec::new());
+        let mut sizes = (0usize, 0usize);
+        for _ in 0..rounds {
+            // Interleaved, so both transports see the same machine.
+            let t = Instant::now();
+            let r = http.get(format!("{url}{path}")).bearer_auth(&token).send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            let body = r.bytes().await.unwrap();
+            over_http.push(t.elapsed().as_secs_f64() * 1000.0);
+            sizes.0 = body.len();
+            let t = Instant::now();
+            sizes.1 = call(grpc.clone()).await;
+            over_grpc.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (hp50, hp99) = quantiles(over_http);
+        let (gp50, gp99) = quantiles(over_grpc);
+        eprintln!(
+            "query_latency: {name}: HTTPS p50 {hp50:.1} ms p99 {hp99:.1} ms; gRPC p50 {gp50:.1} ms p99 {gp99:.1} ms"
+        );
+        results.push(serde_json::json!({
+            "query": name, "path": path, "https_bytes": sizes.0, "items": sizes.1,
+            "https_ms": {"p50": hp50, "p99": hp99}, "grpc_ms": {"p50": gp50, "p99": gp99},
+            "https_over_grpc_p50": hp50 / gp50,
+        }));
+    }
+    let _ = grpc.status(pb::StatusRequest {}).await;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "stored_flows": flows, "rounds": rounds, "fill_seconds": filled.as_secs_f64(),
+            "controller_open_seconds": open_took.as_secs_f64(), "queries": results,
+        }))
+        .unwrap()
+    );
+}
