@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes JSON results under bench/results/.
-# Needs root. Takes about 20 minutes on two cores.
+# Needs root. Takes about 25 minutes on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
@@ -30,6 +30,13 @@ cargo bench --quiet -p bulkhead-graph --bench suggest -- --noplot > bench/result
 
 echo "bench: end-to-end flow loss at the highest connection rate the lab reaches" >&2
 cargo run --quiet --release --example flow_loss -- 10 4 32 2>/dev/null > bench/results/flow_loss.json
+
+echo "bench: API queries at 1 000 000 stored flows, HTTPS vs gRPC" >&2
+cargo run --quiet --release --example query_latency -- 1000000 30 2>/dev/null > bench/results/query_latency.json
+
+echo "bench: quarantine through the API, call to drop on the wire (100 and 1000 pods)" >&2
+cargo run --quiet --release --example quarantine_latency -- 100 40 2>/dev/null > bench/results/quarantine_100.json
+cargo run --quiet --release --example quarantine_latency -- 1000 40 2>/dev/null > bench/results/quarantine_1000.json
 
 # Last: tearing down its 1000 namespaces keeps the kernel busy (RTNL) for minutes.
 echo "bench: agent resident memory with 1000 endpoints" >&2
