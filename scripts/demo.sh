@@ -49,7 +49,7 @@ for id in $("$B" review list --lab $LAB -o json | jq -r '.[] | select(.status ==
 done
 sleep 10
 "$B" review list --lab $LAB
-frontend=$("$B" review list --lab $LAB -o json | jq -r '.[] | select(.suggestion.workload.name == "frontend") | .id')
+frontend=$("$B" review list --lab $LAB -o json | jq -r '.[] | select(.workload.name == "frontend") | .id')
 "$B" review show --lab $LAB "$frontend" | sed -n '/^what-if/,$p'
 
 step "Every suggestion reported zero would-drop flows in audit: promote them to enforce"
@@ -72,10 +72,18 @@ sleep 3
 "$B" flows --lab $LAB --verdict dropped --since 10s
 "$B" baseline --lab $LAB | sed -n '/anomalies/,$p'
 
-step "Quarantine the frontend: cut off both ways in milliseconds, then release it"
-"$B" quarantine --lab $LAB boutique/frontend-0 --reason "demo: talked to redis directly"
+step "Quarantine the frontend through the HTTPS API: a viewer may not, a responder or admin may; cut off both ways in milliseconds, then released"
+api=$("$B" lab status --name $LAB -o json)
+export BULKHEAD_SERVER=$(jq -r .api.url <<<"$api") BULKHEAD_CA_FILE=$(jq -r .api.ca_file <<<"$api")
+viewer=$(jq -r .api.tokens.viewer <<<"$api") admin=$(jq -r .api.tokens.admin <<<"$api")
+echo "  API $BULKHEAD_SERVER (CA $BULKHEAD_CA_FILE; tokens $admin, $viewer)"
+"$B" --token-file "$viewer" get whoami
+"$B" --token-file "$viewer" quarantine boutique/frontend-0 --reason "demo: a viewer tries" || true
+"$B" --token-file "$admin" quarantine boutique/frontend-0 --reason "demo: talked to redis directly"
 "$B" lab probe --name $LAB boutique/loadgenerator-0 boutique/frontend:80 || true
-"$B" release --lab $LAB boutique/frontend-0 --reason "demo: reimaged"
+"$B" --token-file "$admin" release boutique/frontend-0 --reason "demo: reimaged"
 "$B" lab probe --name $LAB boutique/loadgenerator-0 boutique/frontend:80
+"$B" --token-file "$admin" audit --limit 4
+unset BULKHEAD_SERVER BULKHEAD_CA_FILE
 
 step "Done. Try: $B graph --lab $LAB -o yaml; $B review show --lab $LAB $frontend; $B flows --lab $LAB --workload frontend"
