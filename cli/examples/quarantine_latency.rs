@@ -7,7 +7,7 @@
 //!   of it);
 //! - answered: until the answer, which the controller gives once the
 //!   agent reports the drop enforced and both have written their audit
-//!   records (each synced to disk), after persisting the quarantine.
+//!   records (each synced to disk), and the quarantine is persisted (in parallel).
 //!
 //! It then checks that a new connection fails too, releases (`DELETE`) and
 //! waits until the client connects again. The baseline, interleaved in the

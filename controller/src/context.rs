@@ -85,7 +85,7 @@ impl Context {
     }
 
     /// Runs `f` on the quarantine desk, off the async threads (a decision
-    /// is synced to disk before it is enforced).
+    /// is synced to disk there while the agents enforce it).
     pub async fn with_desk<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Desk) -> Result<T, ControllerError> + Send + 'static,

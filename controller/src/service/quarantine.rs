@@ -147,8 +147,17 @@ impl Service {
         }
     }
 
-    /// Quarantines a pod or every pod of a workload.
+    /// Quarantines a pod or every pod of a workload. Runs as its own task:
+    /// a caller that goes away (a closed connection, a timeout) cannot leave
+    /// a decision saved but never pushed or audited.
     pub async fn quarantine(&self, who: &Principal, req: QuarantineRequest) -> Result<Quarantine, ServiceError> {
+        let (svc, who) = (self.clone(), who.clone());
+        tokio::spawn(async move { svc.quarantine_now(&who, req).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("the quarantine task failed: {e}")))?
+    }
+
+    async fn quarantine_now(&self, who: &Principal, req: QuarantineRequest) -> Result<Quarantine, ServiceError> {
         let started = Instant::now();
         let (field, value) = match (&req.pod, &req.workload) {
             (Some(p), None) => ("pod", p.clone()),
@@ -211,8 +220,16 @@ impl Service {
         Ok(document(&cut.record, pods, Some(micros)))
     }
 
-    /// Releases a quarantine; traffic is restored at once.
+    /// Releases a quarantine; traffic is restored at once. Runs as its own
+    /// task, as [`Service::quarantine`] does.
     pub async fn release(&self, who: &Principal, id: u64, q: ReleaseQuery) -> Result<Quarantine, ServiceError> {
+        let (svc, who) = (self.clone(), who.clone());
+        tokio::spawn(async move { svc.release_now(&who, id, q).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("the release task failed: {e}")))?
+    }
+
+    async fn release_now(&self, who: &Principal, id: u64, q: ReleaseQuery) -> Result<Quarantine, ServiceError> {
         let started = Instant::now();
         let target = format!("quarantine {id}");
         self.authorize(who, Op::Release, &target)?;

@@ -1,7 +1,8 @@
 //! The quarantine book behind its own short lock, with the view of the
-//! cluster that the last reconcile published. A quarantine is decided, made
-//! durable and handed to the agents' fast path without waiting for the
-//! policy side, which a compile or a reconcile can hold for a long time.
+//! cluster that the last reconcile published. A quarantine is decided and
+//! handed to the agents' fast path while it is made durable, without
+//! waiting for the policy side, which a compile or a reconcile can hold for
+//! a long time.
 //!
 //! The one ordering that matters: a reconcile reads the cut pods and takes
 //! its generation in one hold of this lock, and a decision's `floor` is the
@@ -129,8 +130,9 @@ impl Desk {
     }
 
     /// Releases quarantine `id`, durably; the pods it let go (those no
-    /// other active quarantine still covers). Announced before it is saved,
-    /// as [`Desk::quarantine`] is.
+    /// other active quarantine still covers). Unlike a quarantine, it is
+    /// announced only once saved: a release that cannot be saved must not
+    /// have let anything through.
     pub fn release(
         &self,
         id: u64,
@@ -146,8 +148,8 @@ impl Desk {
         let still = ledger.book.cut_uids(&view.model);
         let pods = with_endpoints(&view, pods.into_iter().filter(|p| !still.contains(&p.uid)).collect());
         let cut = QuarantineCut { record, created: false, pods, floor };
-        announce(cut.clone());
         ledger.book.commit(staged)?;
+        announce(cut.clone());
         Ok(cut)
     }
 
