@@ -17,8 +17,12 @@ use bulkhead_policy::quarantine::Target;
 
 use super::{Op, Service, ServiceError, cursor_in, cursor_out, page_size};
 use crate::auth::Principal;
-use crate::policy::quarantine::desk::{QuarantineCut, View};
+use crate::error::ControllerError;
+use crate::policy::quarantine::desk::{Desk, QuarantineCut, View};
 use crate::policy::quarantine::{Book, Record};
+
+/// Where the desk announces a decision it has made and is saving.
+type Announce = Box<dyn FnOnce(QuarantineCut) + Send>;
 
 /// How long the fast path waits for one agent.
 const FAST_PATH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -133,18 +137,26 @@ impl Service {
         rx.await.unwrap_or(pods)
     }
 
-    /// Enforces a decision once the desk announces it, while the desk saves
-    /// it; nothing when it announces none.
-    async fn enforce_announced(
+    /// Runs a desk decision (`quarantine` or release) and enforces what the
+    /// desk announces while it saves it; nothing when it announces none.
+    async fn decide_and_enforce(
         &self,
-        announced: tokio::sync::oneshot::Receiver<QuarantineCut>,
         quarantine: bool,
         who: &Principal,
-    ) -> Vec<QuarantinedPod> {
-        match announced.await {
-            Ok(cut) => self.enforce(cut, quarantine, who).await,
-            Err(_) => Vec::new(),
-        }
+        decide: impl FnOnce(&Desk, Announce) -> Result<QuarantineCut, ControllerError> + Send + 'static,
+    ) -> Result<(QuarantineCut, Vec<QuarantinedPod>), ServiceError> {
+        let (tx, announced) = tokio::sync::oneshot::channel();
+        let announce: Announce = Box::new(move |cut| {
+            let _ = tx.send(cut);
+        });
+        let enforced = async {
+            match announced.await {
+                Ok(cut) => self.enforce(cut, quarantine, who).await,
+                Err(_) => Vec::new(),
+            }
+        };
+        let (decided, pods) = tokio::join!(self.ctx.with_desk(move |d| decide(d, announce)), enforced);
+        Ok((decided?, pods))
     }
 
     /// Quarantines a pod or every pod of a workload. Runs as its own task:
@@ -190,14 +202,8 @@ impl Service {
             }
         }
         let by = who.clone();
-        let (tx, announced) = tokio::sync::oneshot::channel();
-        let decided = self.ctx.with_desk(move |d| {
-            d.quarantine(target, &reason, &by, move |cut| {
-                let _ = tx.send(cut);
-            })
-        });
-        let (decided, pods) = tokio::join!(decided, self.enforce_announced(announced, true, who));
-        let cut = decided?;
+        let (cut, pods) =
+            self.decide_and_enforce(true, who, move |d, announce| d.quarantine(target, &reason, &by, announce)).await?;
         if !cut.created {
             // Already in force: answer it as it stands.
             return self.quarantine_doc(who, Op::Quarantine, cut.record.id).await;
@@ -240,14 +246,8 @@ impl Service {
         let Some(current) = current else { return Err(ServiceError::not_found(target)) };
         self.in_scope(who, Op::Release, &target, current.target.namespace())?;
         let (by, reason) = (who.clone(), q.reason.trim().to_string());
-        let (tx, announced) = tokio::sync::oneshot::channel();
-        let decided = self.ctx.with_desk(move |d| {
-            d.release(id, &reason, &by, move |cut| {
-                let _ = tx.send(cut);
-            })
-        });
-        let (decided, pods) = tokio::join!(decided, self.enforce_announced(announced, false, who));
-        let cut = decided?;
+        let (cut, pods) =
+            self.decide_and_enforce(false, who, move |d, announce| d.release(id, &reason, &by, announce)).await?;
         let micros = started.elapsed().as_micros() as u64;
         let event = Event {
             action: Op::Release.name(),
