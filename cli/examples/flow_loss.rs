@@ -17,13 +17,9 @@ use std::time::{Duration, Instant};
 
 use bulkhead_api::controller::v1 as pb;
 
-struct Down(String);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = bulkhead_lab::down(&self.0);
-    }
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::Down;
 
 fn manifests(clients: usize) -> String {
     format!(

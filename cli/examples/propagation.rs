@@ -14,30 +14,15 @@ use std::time::{Duration, Instant};
 use bulkhead_api::controller::v1 as pb;
 use bulkhead_lab::probe;
 
-struct Down(String);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = bulkhead_lab::down(&self.0);
-    }
-}
+#[path = "support/mod.rs"]
+mod support;
 
 fn manifests(pods: usize) -> String {
     let mut out = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: srv, namespace: prop, labels: {{app: srv}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 8000}}, {{containerPort: 8001}}]}}]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: cli, namespace: prop, labels: {{app: cli}}}}\nspec: {{containers: [{{name: c}}]}}\n---\n{}",
         policy(8000)
     );
-    // Bystanders in workloads of at most 100 pods (the lab caps replicas).
-    let mut left = pods.saturating_sub(2);
-    let mut i = 0;
-    while left > 0 {
-        let n = left.min(100);
-        out.push_str(&format!(
-            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: filler-{i}, namespace: prop}}\nspec:\n  replicas: {n}\n  template:\n    metadata: {{labels: {{app: filler-{i}}}}}\n    spec: {{containers: [{{name: c}}]}}\n"
-        ));
-        left -= n;
-        i += 1;
-    }
+    out.push_str(&support::bystanders("prop", pods.saturating_sub(2)));
     out
 }
 
@@ -58,25 +43,8 @@ async fn main() {
     let pods: usize = args.get(1).map(|a| a.parse().unwrap()).unwrap_or(100);
     let changes: usize = args.get(2).map(|a| a.parse().unwrap()).unwrap_or(100);
     let name = format!("prop{pods}");
-    let exe = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("bulkhead");
-    assert!(exe.exists(), "build the binary first: cargo build --release ({})", exe.display());
-    let _ = bulkhead_lab::down(&name);
-    let _guard = Down(name.clone());
-    let file = std::env::temp_dir().join(format!("bulkhead-{name}.yaml"));
-    std::fs::write(&file, manifests(pods)).unwrap();
     let started = Instant::now();
-    let opts = bulkhead_lab::UpOptions {
-        name: name.clone(),
-        files: vec![file],
-        cni: "bridge".into(),
-        // About 240 pods per node keeps attach times (and the figures) comparable.
-        nodes: pods.div_ceil(240).max(2),
-        default_mode: "enforce".into(),
-        exe,
-        learn: (0, 0),
-        pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
-    };
-    let lab = bulkhead_lab::up(&opts).await.unwrap();
+    let (_guard, lab) = support::up(&name, &manifests(pods), pods).await;
     eprintln!("propagation: lab of {} pods up in {:.0} s", lab.pods.len(), started.elapsed().as_secs_f64());
     let mut client = bulkhead_api::connect_controller(&lab.controller_socket()).await.unwrap();
     let mut samples = Vec::new();

@@ -25,27 +25,12 @@ use std::time::{Duration, Instant};
 
 use bulkhead_lab::probe;
 
-struct Down(String);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = bulkhead_lab::down(&self.0);
-    }
-}
+#[path = "support/mod.rs"]
+mod support;
 
 fn manifests(pods: usize) -> String {
     let mut out = "apiVersion: v1\nkind: Pod\nmetadata: {name: srv, namespace: qlat, labels: {app: srv}}\nspec: {containers: [{name: c, ports: [{containerPort: 8000}]}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: cli, namespace: qlat, labels: {app: cli}}\nspec: {containers: [{name: c}]}\n".to_string();
-    // Bystanders in workloads of at most 100 pods (the lab caps replicas).
-    let mut left = pods.saturating_sub(2);
-    let mut i = 0;
-    while left > 0 {
-        let n = left.min(100);
-        out.push_str(&format!(
-            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: filler-{i}, namespace: qlat}}\nspec:\n  replicas: {n}\n  template:\n    metadata: {{labels: {{app: filler-{i}}}}}\n    spec: {{containers: [{{name: c}}]}}\n"
-        ));
-        left -= n;
-        i += 1;
-    }
+    out.push_str(&support::bystanders("qlat", pods.saturating_sub(2)));
     out
 }
 
@@ -99,24 +84,8 @@ async fn main() {
     let pods: usize = args.get(1).map(|a| a.parse().unwrap()).unwrap_or(100);
     let rounds: usize = args.get(2).map(|a| a.parse().unwrap()).unwrap_or(50);
     let name = format!("qlat{pods}");
-    let exe = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("bulkhead");
-    assert!(exe.exists(), "build the binary first: cargo build --release ({})", exe.display());
-    let _ = bulkhead_lab::down(&name);
-    let _guard = Down(name.clone());
-    let file = std::env::temp_dir().join(format!("bulkhead-{name}.yaml"));
-    std::fs::write(&file, manifests(pods)).unwrap();
     let started = Instant::now();
-    let opts = bulkhead_lab::UpOptions {
-        name: name.clone(),
-        files: vec![file],
-        cni: "bridge".into(),
-        nodes: pods.div_ceil(240).max(2),
-        default_mode: "enforce".into(),
-        exe,
-        learn: (0, 0),
-        pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
-    };
-    let lab = bulkhead_lab::up(&opts).await.unwrap();
+    let (_guard, lab) = support::up(&name, &manifests(pods), pods).await;
     eprintln!("quarantine_latency: lab of {} pods up in {:.0} s", lab.pods.len(), started.elapsed().as_secs_f64());
     let api = lab.api.clone().expect("the lab serves its API");
     let token = std::fs::read_to_string(&api.tokens.admin).unwrap().trim().to_string();

@@ -1,0 +1,62 @@
+//! What the lab benchmarks share: the lab they bring up and remove, and
+//! bystander pods that make a cluster the size a figure is quoted at.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// Removes the lab on drop, also when the benchmark panics.
+pub struct Down(pub String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = bulkhead_lab::down(&self.0);
+    }
+}
+
+/// The release `bulkhead` binary next to the running example.
+pub fn exe() -> PathBuf {
+    let exe = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("bulkhead");
+    assert!(exe.exists(), "build the binary first: cargo build --release ({})", exe.display());
+    exe
+}
+
+/// `pods` bystander pods in `namespace`, in Deployments of at most 100
+/// (the lab caps replicas), each document preceded by `---`.
+pub fn bystanders(namespace: &str, pods: usize) -> String {
+    let mut out = String::new();
+    let mut left = pods;
+    let mut i = 0;
+    while left > 0 {
+        let n = left.min(100);
+        out.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: filler-{i}, namespace: {namespace}}}\nspec:\n  replicas: {n}\n  template:\n    metadata: {{labels: {{app: filler-{i}}}}}\n    spec: {{containers: [{{name: c}}]}}\n"
+        ));
+        left -= n;
+        i += 1;
+    }
+    out
+}
+
+/// Brings up lab `name` from `manifests` on the bridge CNI, enforcing,
+/// about 240 pods per node (at least 2 nodes) so attach times and figures
+/// stay comparable; any earlier lab of that name is removed first. The
+/// guard removes it again.
+pub async fn up(name: &str, manifests: &str, pods: usize) -> (Down, bulkhead_lab::state::LabState) {
+    let exe = exe();
+    let _ = bulkhead_lab::down(name);
+    let guard = Down(name.to_string());
+    let file = std::env::temp_dir().join(format!("bulkhead-{name}.yaml"));
+    std::fs::write(&file, manifests).unwrap();
+    let opts = bulkhead_lab::UpOptions {
+        name: name.to_string(),
+        files: vec![file],
+        cni: "bridge".into(),
+        nodes: pods.div_ceil(240).max(2),
+        default_mode: "enforce".into(),
+        exe,
+        learn: (0, 0),
+        pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
+    };
+    (guard, bulkhead_lab::up(&opts).await.unwrap())
+}
