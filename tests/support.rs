@@ -284,6 +284,19 @@ impl Conn {
     }
 }
 
+/// A Deployment of one replica serving `port`, with its Service, calling
+/// `calls` ("name:port, name.ns:port", every 300 ms) when not empty.
+pub fn deployment(ns: &str, name: &str, port: u16, calls: &str) -> String {
+    let calls = if calls.is_empty() {
+        String::new()
+    } else {
+        format!("\n  annotations: {{lab.bulkhead.dev/calls: \"{calls}\", lab.bulkhead.dev/call-interval: 300ms}}")
+    };
+    format!(
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}{calls}\nspec:\n  replicas: 1\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: c\n        ports: [{{containerPort: {port}}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{port: {port}}}]\n"
+    )
+}
+
 /// One Pod document: `namespace/name`, labelled `app: <app>`, serving `ports`
 /// ("80" for TCP, "9000/UDP" for UDP).
 pub fn pod(namespace: &str, name: &str, app: &str, ports: &[&str]) -> String {

@@ -171,6 +171,13 @@ impl Controller for Grpc {
         self.call(Op::BlastRadius, req, |s, who, Workload(w)| async move { s.blast_radius(&who, w).await }).await
     }
 
+    async fn allowed_edges(&self, req: Request<pb::AllowedQuery>) -> Result<Response<pb::Allowed>, Status> {
+        self.call(Op::AllowedEdges, req, |s, who, q: bulkhead_api::v1::graph::AllowedQuery| async move {
+            s.allowed(&who, q).await
+        })
+        .await
+    }
+
     async fn baselines(&self, req: Request<pb::BaselinesRequest>) -> Result<Response<pb::Baselines>, Status> {
         self.call(Op::Baselines, req, |s, who, Empty| async move { s.baselines(&who).await }).await
     }

@@ -11,20 +11,10 @@ use std::time::{Duration, Instant};
 use bulkhead_model::Role;
 use serde_json::{Value, json};
 
-use crate::support::{Api, Lab, pod};
+use crate::support::{Api, Lab, deployment, pod};
 
-fn deployment(ns: &str, name: &str, port: u16, calls: &str) -> String {
-    let calls = if calls.is_empty() {
-        String::new()
-    } else {
-        format!("\n  annotations: {{lab.bulkhead.dev/calls: \"{calls}\", lab.bulkhead.dev/call-interval: 300ms}}")
-    };
-    format!(
-        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}{calls}\nspec:\n  replicas: 1\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: c\n        ports: [{{containerPort: {port}}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{port: {port}}}]\n"
-    )
-}
-
-fn manifests() -> String {
+/// Two tenants' apps: shop calls bank and bank calls shop back.
+pub fn manifests() -> String {
     [
         deployment("shop", "web", 80, "api:8080, ledger.bank:9000"),
         deployment("shop", "api", 8080, ""),
@@ -161,6 +151,21 @@ fn every_endpoint_every_role_and_tenants_see_only_their_own() {
     assert!(diff["new"].is_array() && diff["vanished"].is_array(), "{diff}");
     let radius = api.get("/api/v1/graph/blast-radius?workload=shop/web", &admin);
     assert!(radius["reachable"].as_array().unwrap().iter().any(|n| n["name"] == "ledger"), "{radius}");
+    // No policy yet: everything is allowed, and web → api:8080 is the used part of it.
+    let allowed = api.get("/api/v1/graph/allowed?namespace=shop", &admin);
+    let edge = |src: &str, dst: &str, port: u16| {
+        allowed["edges"].as_array().unwrap().iter().find(|e| {
+            e["source"] == format!("workload:shop/Deployment/{src}")
+                && e["destination"] == format!("workload:{dst}")
+                && e["port"] == port
+        })
+    };
+    assert_eq!(edge("web", "shop/Deployment/api", 8080).map(|e| e["observed"].clone()), Some(json!(true)), "{allowed}");
+    assert_eq!(
+        edge("api", "bank/Deployment/vault", 5432).map(|e| e["observed"].clone()),
+        Some(json!(false)),
+        "{allowed}"
+    );
     let anomalies = api.get("/api/v1/anomalies?namespace=shop", &admin);
     let a = &anomalies["items"][0];
     assert_eq!((a["source"]["name"].as_str(), a["destination"]["name"].as_str()), (Some("vault"), Some("api")), "{a}");
@@ -298,6 +303,8 @@ fn every_endpoint_every_role_and_tenants_see_only_their_own() {
         row("graph diff", "GET", "/api/v1/graph/diff?since=1h&until=1m", None, Role::Viewer, false),
         row("blast radius in", "GET", "/api/v1/graph/blast-radius?workload=shop/web", None, Role::Viewer, false),
         row("blast radius out", "GET", "/api/v1/graph/blast-radius?workload=bank/ledger", None, Role::Viewer, true),
+        row("allowed in", "GET", "/api/v1/graph/allowed?namespace=shop", None, Role::Viewer, false),
+        row("allowed out", "GET", "/api/v1/graph/allowed?namespace=bank", None, Role::Viewer, true),
         row("baselines", "GET", "/api/v1/baselines", None, Role::Viewer, false),
         row("anomalies", "GET", "/api/v1/anomalies", None, Role::Viewer, false),
         row("suggest in", "POST", "/api/v1/suggestions", Some(json!({"namespace": "shop"})), Role::Reviewer, false),

@@ -162,3 +162,36 @@ pub struct BlastRadius {
     /// Everything it can open connections to, directly or through what it reaches.
     pub reachable: Vec<GraphNode>,
 }
+
+/// Query of what the policies in force allow between workloads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AllowedQuery {
+    /// Only pairs with an end in this namespace (needed on large clusters).
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// One connection the policies in force allow, from one workload to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AllowedEdge {
+    /// Source node id (as in the workload-level graph).
+    pub source: String,
+    /// Destination node id.
+    pub destination: String,
+    /// TCP, UDP, SCTP…
+    pub protocol: String,
+    /// The destination port (declared by its pods, or seen in traffic to it).
+    pub port: u16,
+    /// Whether traffic was observed on it: allowed but never used is where to tighten.
+    pub observed: bool,
+}
+
+/// What the policies in force allow, laid over what was observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Allowed {
+    /// The workloads the edges refer to.
+    pub nodes: Vec<GraphNode>,
+    /// Allowed edges, sorted by source, destination, protocol and port.
+    pub edges: Vec<AllowedEdge>,
+}

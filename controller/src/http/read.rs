@@ -7,7 +7,7 @@ use axum::extract::State;
 use bulkhead_api::v1::audit::{AuditEntry, AuditQuery};
 use bulkhead_api::v1::baselines::{Anomaly, AnomalyQuery, Baselines};
 use bulkhead_api::v1::flows::{Flow, FlowQuery};
-use bulkhead_api::v1::graph::{BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphQuery};
+use bulkhead_api::v1::graph::{Allowed, AllowedQuery, BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphQuery};
 use bulkhead_api::v1::inventory::{Namespace, Pod, PodQuery, Service as ServiceDoc, Workload};
 use bulkhead_api::v1::policies::{ExplainQuery, Explanation, PolicyInForce, PolicyQuery};
 use bulkhead_api::v1::quarantine::{Quarantine, QuarantineQuery};
@@ -131,6 +131,19 @@ pub async fn blast_radius(
 ) -> Result<Json<BlastRadius>, ApiError> {
     let r = s.blast_radius(&who, q.workload).await;
     done(&s, Op::BlastRadius, r)
+}
+
+/// What the policies in force allow between workloads, marked observed or
+/// not: allowed but never used is where to tighten.
+#[utoipa::path(get, path = "/api/v1/graph/allowed", tag = "graph", params(AllowedQuery),
+    responses((status = 200, body = Allowed), Problems))]
+pub async fn allowed(
+    State(s): State<Service>,
+    Who(who): Who,
+    Q(q): Q<AllowedQuery>,
+) -> Result<Json<Allowed>, ApiError> {
+    let r = s.allowed(&who, q).await;
+    done(&s, Op::AllowedEdges, r)
 }
 
 /// Baselines of the workloads.

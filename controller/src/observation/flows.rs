@@ -9,6 +9,7 @@ pub mod collect;
 pub mod enrich;
 pub mod history;
 pub mod query;
+pub mod reach;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

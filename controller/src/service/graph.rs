@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use bulkhead_api::v1::Page;
 use bulkhead_api::v1::baselines::{Anomaly, AnomalyQuery, Baselines, Phase, WorkloadBaseline};
-use bulkhead_api::v1::graph::{BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphEdge, GraphNode, GraphQuery, Level};
+use bulkhead_api::v1::graph::{
+    Allowed, AllowedEdge, AllowedQuery, BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphEdge, GraphNode,
+    GraphQuery, Level,
+};
 use bulkhead_graph::{EdgeKey, EdgeStats, Entity};
 use bulkhead_model::proto;
 
@@ -15,6 +18,7 @@ use super::{Op, Service, ServiceError, cursor_in, cursor_out, page_size, time, v
 use crate::auth::{Principal, Scope};
 use crate::observation::flows::now_ns;
 use crate::observation::flows::query::aggregate;
+use crate::observation::flows::reach::{MAX_PAIRS, TooManyPairs};
 use crate::observation::storage::{FlowFilter, Named};
 
 /// The pod level covers the last hour unless told otherwise.
@@ -198,6 +202,52 @@ impl Service {
         Ok(BlastRadius {
             from: view::node(scope, Level::Workload, &radius.from, ""),
             reachable: reachable.into_values().collect(),
+        })
+    }
+
+    /// What the policies in force allow between workloads, each edge marked
+    /// observed or not; a peer outside the caller's scope is its namespace.
+    pub async fn allowed(&self, who: &Principal, q: AllowedQuery) -> Result<Allowed, ServiceError> {
+        let target = q.namespace.clone().unwrap_or_else(|| "allowed edges".into());
+        self.authorize(who, Op::AllowedEdges, &target)?;
+        if let Some(ns) = &q.namespace {
+            self.in_scope(who, Op::AllowedEdges, &target, ns)?;
+        }
+        let model = self.ctx.with_policy(|s| Ok(s.model().clone())).await?;
+        let namespace = q.namespace.clone();
+        let edges = self
+            .ctx
+            .with_observation(move |p| {
+                Ok(p.allowed_edges(&model, namespace.as_deref()).map_err(|TooManyPairs(pairs)| pairs))
+            })
+            .await?
+            .map_err(|pairs| {
+                ServiceError::bad(
+                    "namespace",
+                    format!(
+                        "comparing every workload with every other means {pairs} pairs (at most {MAX_PAIRS}): name a namespace"
+                    ),
+                )
+            })?;
+        let scope = &who.scope;
+        let mut out = Builder::default();
+        let mut allowed = std::collections::BTreeSet::new();
+        for e in edges.iter().filter(|e| view::visible(scope, &e.src) || view::visible(scope, &e.dst)) {
+            let (a, b) = (out.node(scope, Level::Workload, &e.src, ""), out.node(scope, Level::Workload, &e.dst, ""));
+            allowed.insert((a, b, e.protocol, e.port, e.observed));
+        }
+        Ok(Allowed {
+            nodes: out.nodes.into_values().collect(),
+            edges: allowed
+                .into_iter()
+                .map(|(source, destination, protocol, port, observed)| AllowedEdge {
+                    source,
+                    destination,
+                    protocol: proto::name(protocol),
+                    port,
+                    observed,
+                })
+                .collect(),
         })
     }
 

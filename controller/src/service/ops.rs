@@ -55,6 +55,8 @@ ops! {
     GraphDiff => "graph-diff", Viewer, "compare graph windows";
     /// What a workload can reach.
     BlastRadius => "blast-radius", Viewer, "compute a blast radius";
+    /// What the policies in force allow between workloads.
+    AllowedEdges => "allowed-edges", Viewer, "read allowed edges";
     /// Baselines.
     Baselines => "baselines", Viewer, "read baselines";
     /// Anomalies.

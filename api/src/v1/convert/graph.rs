@@ -3,7 +3,9 @@
 use super::enums::{level, node_kind};
 use super::{ConvertError, list, optional_enum, port, required, to_pb};
 use crate::controller::v1 as pb;
-use crate::v1::graph::{BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphEdge, GraphNode, GraphQuery};
+use crate::v1::graph::{
+    Allowed, AllowedEdge, AllowedQuery, BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphEdge, GraphNode, GraphQuery,
+};
 
 impl From<GraphNode> for pb::GraphNode {
     fn from(n: GraphNode) -> Self {
@@ -177,6 +179,57 @@ impl TryFrom<pb::BlastRadius> for BlastRadius {
     type Error = ConvertError;
     fn try_from(b: pb::BlastRadius) -> Result<Self, ConvertError> {
         Ok(Self { from: required(b.from, "from")?, reachable: list(b.reachable, "reachable")? })
+    }
+}
+
+impl From<AllowedEdge> for pb::AllowedEdge {
+    fn from(e: AllowedEdge) -> Self {
+        Self {
+            source: e.source,
+            destination: e.destination,
+            protocol: e.protocol,
+            port: u32::from(e.port),
+            observed: e.observed,
+        }
+    }
+}
+
+impl TryFrom<pb::AllowedEdge> for AllowedEdge {
+    type Error = ConvertError;
+    fn try_from(e: pb::AllowedEdge) -> Result<Self, ConvertError> {
+        Ok(Self {
+            source: e.source,
+            destination: e.destination,
+            protocol: e.protocol,
+            port: port(e.port, "port")?,
+            observed: e.observed,
+        })
+    }
+}
+
+impl From<Allowed> for pb::Allowed {
+    fn from(a: Allowed) -> Self {
+        Self { nodes: to_pb(a.nodes), edges: to_pb(a.edges) }
+    }
+}
+
+impl TryFrom<pb::Allowed> for Allowed {
+    type Error = ConvertError;
+    fn try_from(a: pb::Allowed) -> Result<Self, ConvertError> {
+        Ok(Self { nodes: list(a.nodes, "nodes")?, edges: list(a.edges, "edges")? })
+    }
+}
+
+impl From<AllowedQuery> for pb::AllowedQuery {
+    fn from(q: AllowedQuery) -> Self {
+        Self { namespace: q.namespace }
+    }
+}
+
+impl TryFrom<pb::AllowedQuery> for AllowedQuery {
+    type Error = ConvertError;
+    fn try_from(q: pb::AllowedQuery) -> Result<Self, ConvertError> {
+        Ok(Self { namespace: q.namespace })
     }
 }
 

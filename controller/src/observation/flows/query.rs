@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::Pipeline;
 use crate::observation::storage::{FlowFilter, PodEdge, StorageError};
-use crate::policy::store::Model;
 
 /// One edge of the graph view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,66 +131,5 @@ fn view(graph: &bulkhead_graph::ServiceGraph, namespace: Option<&str>) -> GraphV
     GraphView {
         nodes,
         edges: edges.into_iter().map(|((src, dst, key), stats)| EdgeView { src, dst, key, stats }).collect(),
-    }
-}
-
-/// What a workload can reach under the policies in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BlastRadius {
-    /// The workload asked about.
-    pub from: Entity,
-    /// Everything it can open connections to, directly or through what it reaches.
-    pub reachable: Vec<Entity>,
-}
-
-impl Pipeline {
-    /// Everything workload `from` ("namespace/name") can reach transitively:
-    /// A reaches B when some pod of A may connect to some pod of B on a port
-    /// B's pods declare or traffic to B was seen on, as the policy
-    /// evaluator decides. Every current workload is a candidate, and every
-    /// external entity seen in flows.
-    pub fn blast_radius(&self, model: &Model, from: &str) -> Result<BlastRadius, String> {
-        use bulkhead_policy::evaluate::Evaluator;
-        use bulkhead_policy::ports::Protocol;
-        let (ns, name) = from.split_once('/').ok_or_else(|| format!("{from:?}: expected namespace/name"))?;
-        let start = self
-            .history()
-            .workloads()
-            .keys()
-            .find(|w| matches!(w, Entity::Workload { namespace, name: n, .. } if &**namespace == ns && &**n == name))
-            .cloned()
-            .ok_or_else(|| format!("no workload {from}"))?;
-        // One address per workload, and every (protocol, port) to try per destination.
-        let mut addr: BTreeMap<Entity, std::net::IpAddr> = BTreeMap::new();
-        let mut ports: BTreeMap<Entity, std::collections::BTreeSet<(u8, u16)>> = BTreeMap::new();
-        for pod in model.inventory.pods.values() {
-            let Some(ip) = pod.ips.first() else { continue };
-            let w = model.workload_of(pod);
-            addr.entry(w.clone()).or_insert(*ip);
-            ports.entry(w).or_default().extend(pod.ports.iter().map(|p| (p.protocol.number(), p.port)));
-        }
-        let mut graph = self.graph().clone();
-        for (_, dst, key, _) in self.graph().edges() {
-            ports.entry(dst).or_default().insert((key.protocol, key.port));
-        }
-        for w in addr.keys() {
-            graph.add_entity(w);
-        }
-        let eval = Evaluator::new(&model.inventory, &model.policies);
-        let target = |e: &Entity| match e {
-            Entity::Workload { .. } => addr.get(e).copied(),
-            Entity::World { cidr } => Some(cidr.network()),
-            Entity::Host { node } => model.inventory.nodes.get(&**node).and_then(|ips| ips.first().copied()),
-            Entity::Service { .. } => None,
-        };
-        let allowed = |a: &Entity, b: &Entity| {
-            let (Some(src), Some(dst)) = (addr.get(a), target(b)) else { return false };
-            ports.get(b).is_some_and(|set| {
-                set.iter().any(|(proto, port)| eval.connection(*src, dst, Protocol::from_number(*proto), *port).allowed)
-            })
-        };
-        let reachable =
-            graph.blast_radius(&start, allowed).into_iter().map(aggregate).collect::<std::collections::BTreeSet<_>>();
-        Ok(BlastRadius { from: start, reachable: reachable.into_iter().collect() })
     }
 }
