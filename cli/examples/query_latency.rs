@@ -118,6 +118,7 @@ async fn main() {
         plaintext: false,
         addr_file: Some(dir.join("url")),
         tokens: Some(api_files.tokens_file.clone()),
+        console: None,
     };
     let cfg = bulkhead_controller::Config {
         cluster: "bench".into(),

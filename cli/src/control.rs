@@ -73,6 +73,10 @@ pub struct ControllerArgs {
     /// The API's tokens file (user, role, namespaces and SHA-256 of each token).
     #[arg(long)]
     tokens_file: Option<PathBuf>,
+    /// Serve the web console's built files from DIR at `/` (default: this
+    /// source tree's `ui/dist`, when built).
+    #[arg(long, value_name = "DIR")]
+    console_dir: Option<PathBuf>,
 }
 
 impl ControllerArgs {
@@ -85,6 +89,7 @@ impl ControllerArgs {
             plaintext: self.api_plaintext,
             addr_file: self.api_addr_file.clone(),
             tokens: self.tokens_file.clone(),
+            console: self.console_dir.clone().or_else(bulkhead_controller::http::console::default_dir),
         })
     }
 }

@@ -449,6 +449,10 @@ async fn lab(command: LabCommand) -> Result<()> {
             }
             if let Some(api) = &lab.api {
                 println!("API {}", api.url);
+                match bulkhead_controller::http::console::default_dir() {
+                    Some(_) => println!("  console        {}/ (sign in with a token below)", api.url),
+                    None => println!("  console        not built (make console), so not served"),
+                }
                 println!("  CA certificate {}", api.ca_file.display());
                 println!("  admin token    {}", api.tokens.admin.display());
                 println!("  viewer token   {}", api.tokens.viewer.display());

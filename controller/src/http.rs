@@ -5,6 +5,7 @@
 //! and only when asked for. Bearer tokens in the `Authorization` header (no
 //! cookies), no CORS, strict security headers, request size and time limits.
 
+pub mod console;
 mod extract;
 mod read;
 mod tls;
@@ -50,6 +51,8 @@ pub struct ApiConfig {
     pub addr_file: Option<PathBuf>,
     /// The tokens file.
     pub tokens: Option<PathBuf>,
+    /// The web console's built files, served at `/`.
+    pub console: Option<PathBuf>,
 }
 
 impl ApiConfig {
@@ -64,6 +67,13 @@ impl ApiConfig {
             (None, true) if !self.addr.ip().is_loopback() => {
                 Err(bad("--api-plaintext is allowed only on a loopback address; use TLS for anything else"))
             }
+            _ => Ok(()),
+        }?;
+        match &self.console {
+            Some(dir) if !dir.join("index.html").is_file() => Err(bad(&format!(
+                "--console-dir {}: no index.html there; build the console with `make console`",
+                dir.display()
+            ))),
             _ => Ok(()),
         }
     }
@@ -109,7 +119,7 @@ pub(crate) fn done<T>(s: &Service, op: Op, r: Result<T, ServiceError>) -> Result
 }
 
 /// The routes and the document generated from them.
-pub fn router(service: Service) -> (axum::Router, utoipa::openapi::OpenApi) {
+pub fn router(service: Service, console: Option<PathBuf>) -> (axum::Router, utoipa::openapi::OpenApi) {
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(read::whoami))
         .routes(routes!(read::status))
@@ -122,6 +132,7 @@ pub fn router(service: Service) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(read::graph))
         .routes(routes!(read::graph_diff))
         .routes(routes!(read::blast_radius))
+        .routes(routes!(read::allowed))
         .routes(routes!(read::baselines))
         .routes(routes!(read::anomalies))
         .routes(routes!(read::suggestions, write::suggest))
@@ -142,12 +153,19 @@ pub fn router(service: Service) -> (axum::Router, utoipa::openapi::OpenApi) {
     let router = api
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { Json(served) }))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .fallback(|| async {
-            ApiError(ServiceError::NotFound {
-                object: "path".into(),
-                detail: "no such path; see /api/v1/openapi.json".into(),
-            })
-            .into_response()
+        .fallback(move |method: axum::http::Method, uri: axum::http::Uri| {
+            let console = console.clone();
+            async move {
+                match (method, console) {
+                    (axum::http::Method::GET | axum::http::Method::HEAD, Some(dir)) => console::serve(dir, uri).await,
+                    (axum::http::Method::GET | axum::http::Method::HEAD, None) => console::absent(uri).await,
+                    _ => ApiError(ServiceError::NotFound {
+                        object: "path".into(),
+                        detail: "no such path; see /api/v1/openapi.json".into(),
+                    })
+                    .into_response(),
+                }
+            }
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(read_body))
@@ -155,7 +173,8 @@ pub fn router(service: Service) -> (axum::Router, utoipa::openapi::OpenApi) {
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(SetResponseHeaderLayer::overriding(
+        // The console's page sets its own, with a nonce; everything else gets this one.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
@@ -227,7 +246,7 @@ pub async fn serve(
         crate::policy::ids::write_atomic(f, format!("{scheme}://{local}\n").as_bytes())?;
     }
     tracing::info!(url = %format!("{scheme}://{local}"), "HTTP API serving");
-    let (router, _) = router(service);
+    let (router, _) = router(service, cfg.console.clone());
     let hsts = acceptor.is_some();
     tokio::pin!(shutdown);
     loop {

@@ -40,12 +40,18 @@ fn config(dir: &Path, tokens_file: PathBuf) -> bulkhead_controller::Config {
             plaintext: true,
             addr_file: Some(dir.join("url")),
             tokens: Some(tokens_file),
+            console: None,
         }),
     }
 }
 
 /// A controller serving its HTTP API on loopback; returns its URL and an admin token.
 async fn serve(dir: &Path) -> (String, String) {
+    serve_with(dir, None).await
+}
+
+/// `serve`, with the console's files served from `console`.
+async fn serve_with(dir: &Path, console: Option<PathBuf>) -> (String, String) {
     let admin = tokens::generate().unwrap();
     let entries = vec![tokens::TokenEntry {
         user: "root-admin".into(),
@@ -55,7 +61,10 @@ async fn serve(dir: &Path) -> (String, String) {
     }];
     let file = dir.join("tokens.yaml");
     std::fs::write(&file, tokens::TokenFile::to_yaml(&entries).unwrap()).unwrap();
-    let cfg = config(dir, file);
+    let mut cfg = config(dir, file);
+    if let Some(api) = cfg.api.as_mut() {
+        api.console = console;
+    }
     let api = cfg.api.clone().unwrap();
     let listener = http::bind(&api).unwrap();
     let (ctx, _rx) = bulkhead_controller::run::open(cfg).unwrap();
@@ -175,4 +184,83 @@ async fn the_served_document_describes_exactly_the_routes_and_every_one_is_authe
     assert!(cfg.check().unwrap_err().to_string().contains("loopback"));
     cfg.plaintext = false;
     assert!(cfg.check().unwrap_err().to_string().contains("--api-tls-cert"));
+}
+
+/// The console's typed client is generated from `ui/openapi.json`
+/// (`npm run gen`); this keeps that copy equal to the document served.
+/// `BULKHEAD_UPDATE_OPENAPI=1` rewrites it.
+#[tokio::test]
+async fn the_consoles_copy_of_the_document_is_the_served_one() {
+    let dir = Dir(std::env::temp_dir().join(format!("bulkhead-http-doc-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let (url, _) = serve(&dir.0).await;
+    let doc: Value = reqwest::get(format!("{url}/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
+    let served = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    let copy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/openapi.json");
+    if std::env::var_os("BULKHEAD_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&copy, &served).unwrap();
+    }
+    let kept = std::fs::read_to_string(&copy).unwrap_or_default();
+    assert!(
+        kept == served,
+        "ui/openapi.json differs from the served document: run `BULKHEAD_UPDATE_OPENAPI=1 cargo test -p bulkhead-controller --test http` then `cd ui && npm run gen`"
+    );
+}
+
+/// The console's files at `/`: the page with a fresh CSP nonce in its body
+/// and its policy (never 'unsafe-inline'), hashed assets cached for good, a
+/// missing asset a 404 (not the page), anything else the page, nothing
+/// outside the directory, and the API's paths untouched.
+#[tokio::test]
+async fn the_console_is_served_with_a_nonce_and_nothing_outside_its_directory() {
+    let dir = Dir(std::env::temp_dir().join(format!("bulkhead-http-console-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let site = dir.0.join("site");
+    std::fs::create_dir_all(site.join("assets")).unwrap();
+    std::fs::write(site.join("index.html"), "<meta name=csp-nonce content=__CSP_NONCE__><p>console</p>").unwrap();
+    std::fs::write(site.join("assets/app-1a2b.js"), "export {}").unwrap();
+    std::fs::write(dir.0.join("secret.txt"), "not for the web").unwrap();
+    let (url, admin) = serve_with(&dir.0, Some(site.clone())).await;
+    let c = reqwest::Client::new();
+
+    let page = |path: &'static str| {
+        let c = c.clone();
+        let url = url.clone();
+        async move { c.get(format!("{url}{path}")).send().await.unwrap() }
+    };
+    let first = page("/").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = first.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let body = first.text().await.unwrap();
+    assert!(!body.contains("__CSP_NONCE__"), "{body}");
+    let nonce = body.split("content=").nth(1).unwrap().split('>').next().unwrap().to_string();
+    assert_eq!(nonce.len(), 32);
+    assert!(csp.contains(&format!("style-src 'self' 'nonce-{nonce}'")) && csp.contains("default-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let second = page("/").await.text().await.unwrap();
+    assert!(!second.contains(&nonce), "every page gets its own nonce");
+    // A deep link is the page too.
+    assert!(page("/flows").await.text().await.unwrap().contains("console"));
+
+    let js = page("/assets/app-1a2b.js").await;
+    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(js.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert_eq!(page("/assets/gone-9z.js").await.status(), 404);
+    for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/assets/..%2f..%2fsecret.txt"] {
+        let r = c.get(format!("{url}{path}")).send().await.unwrap();
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("not for the web"), "{path} escaped the console directory");
+    }
+    // The API is not shadowed, and writing to the console is not a thing.
+    assert_eq!(page("/api/v1/nope").await.status(), 404);
+    assert_eq!(c.post(format!("{url}/")).bearer_auth(&admin).send().await.unwrap().status(), 404);
+    let api = c.get(format!("{url}/api/v1/status")).bearer_auth(&admin).send().await.unwrap();
+    assert!(!api.headers()["content-security-policy"].to_str().unwrap().contains("nonce"));
+
+    // A console directory without a page is refused at start.
+    let mut cfg = config(&dir.0, dir.0.join("tokens.yaml")).api.unwrap();
+    cfg.console = Some(dir.0.join("nowhere"));
+    assert!(cfg.check().unwrap_err().to_string().contains("make console"));
 }
