@@ -1,7 +1,7 @@
 # The two commands that work on a fresh machine (as root):
 #   make demo   installs what is missing, builds, and runs the lab demo
 #   make test   installs what is missing and runs every test
-.PHONY: demo test deps build bench clean-labs
+.PHONY: demo test deps build console bench clean-labs
 
 deps:
 	bash scripts/install-deps.sh
@@ -9,13 +9,16 @@ deps:
 build: deps
 	cargo build --release
 
-demo: build
+console: deps
+	bash scripts/build-console.sh
+
+demo: build console
 	bash scripts/demo.sh
 
-test: deps
+test: deps console
 	bash scripts/test.sh
 
-bench: build
+bench: build console
 	bash bench/run.sh
 
 clean-labs:

@@ -4,7 +4,9 @@
 # least-privilege NetworkPolicies, applies them in audit mode and then
 # enforces them; the application keeps working while a pod that tries
 # something new is denied and reported. Ends with a quarantine.
-# Set KEEP=1 to leave the lab up afterwards.
+# Ends by printing the console's URL and a token, and keeps the lab up
+# until Ctrl-C; DEMO_EXIT=1 ends right away instead (for scripts), and
+# KEEP=1 ends right away leaving the lab up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BULKHEAD_BIN:-target/release/bulkhead}
@@ -86,4 +88,15 @@ echo "  API $BULKHEAD_SERVER (CA $BULKHEAD_CA_FILE; tokens $admin, $viewer)"
 "$B" --token-file "$admin" audit --limit 4
 unset BULKHEAD_SERVER BULKHEAD_CA_FILE
 
-step "Done. Try: $B graph --lab $LAB -o yaml; $B review show --lab $LAB $frontend; $B flows --lab $LAB --workload frontend"
+if [[ ${DEMO_EXIT:-0} == 1 || ${KEEP:-0} == 1 ]]; then
+  step "Done. Try: $B graph --lab $LAB -o yaml; $B review show --lab $LAB $frontend; $B flows --lab $LAB --workload frontend"
+  exit 0
+fi
+
+step "The console: the map, flows, review, quarantine, policies, status and the audit log"
+echo "  Open      $(jq -r .api.url <<<"$api")/"
+echo "  Token     $(cat "$admin")   (admin; a viewer's: $(cat "$viewer"))"
+echo "  CA        $(jq -r .api.ca_file <<<"$api") (the lab's own; or accept the browser's warning)"
+echo "  The lab and the console stay up until Ctrl-C, then everything is removed."
+trap '"$B" lab down --name $LAB >/dev/null; exit 0' INT TERM
+while :; do sleep 3600 & wait $!; done

@@ -8,6 +8,7 @@ packages=(
   iproute2 containernetworking-plugins nftables iptables
   protobuf-compiler pkg-config
   iperf3 sockperf python3-scapy python3-venv procps psmisc curl jq
+  chromium
 )
 
 missing=()
@@ -37,7 +38,11 @@ if ! "$venv/bin/st" --version >/dev/null 2>&1; then
   "$venv/bin/pip" install -q "schemathesis==4.32.5"
 fi
 
-for tool in clang-19 bpftool ip nft iperf3 protoc; do
+# The console is built with Node.js 20 or newer (the machine's; Debian's is older).
+command -v node >/dev/null && command -v npm >/dev/null \
+  || { echo "install-deps: Node.js 20+ and npm are needed for the console (node, npm)" >&2; exit 1; }
+
+for tool in clang-19 bpftool ip nft iperf3 protoc chromium; do
   command -v "$tool" >/dev/null || { echo "install-deps: $tool still missing" >&2; exit 1; }
 done
 "$venv/bin/st" --version >/dev/null || { echo "install-deps: schemathesis missing in $venv" >&2; exit 1; }

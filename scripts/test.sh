@@ -15,6 +15,19 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "test: WARNING clippy missing, lints not checked" >&2
 fi
+# The console: its typed API client must be the one generated from the
+# served OpenAPI document (ui/openapi.json, checked by the controller's
+# tests), then the type check and the unit tests of its data shaping.
+(
+  cd ui
+  gen=$(mktemp --suffix=.d.ts)
+  trap 'rm -f "$gen"' EXIT
+  npx --no-install openapi-typescript openapi.json -o "$gen" >/dev/null 2>&1
+  diff -q "$gen" src/api/schema.d.ts >/dev/null \
+    || { echo "test: ui/src/api/schema.d.ts is stale: run (cd ui && npm run gen)" >&2; exit 1; }
+  npx --no-install tsc --noEmit
+  npx --no-install vitest run --reporter=dot
+)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

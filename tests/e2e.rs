@@ -12,6 +12,7 @@ mod e2e {
     mod api;
     mod closed_loop;
     mod conformance;
+    mod console;
     mod controller;
     mod fuzz;
     mod lifecycle;

@@ -1,0 +1,158 @@
+// The WebGL drawing of the map (Sigma.js on a graphology graph). It redraws
+// from `shaped` and reports clicks; everything else is the view's.
+import { useEffect, useRef } from "react";
+import Graph from "graphology";
+import Sigma from "sigma";
+import type { MapEdge, MapNode, Shaped } from "./shape";
+import { layout } from "./shape";
+
+export interface Highlight {
+  /** Nodes to emphasise (a blast radius, search matches); others fade. */
+  nodes: ReadonlySet<string> | null;
+  selectedNode: string | null;
+  selectedEdge: string | null;
+}
+
+interface Props {
+  shaped: Shaped;
+  highlight: Highlight;
+  onNode: (id: string) => void;
+  onEdge: (id: string) => void;
+  onStage: () => void;
+  /** Called after each full redraw with how long it took, for the benchmark. */
+  onRendered?: (ms: number) => void;
+}
+
+/** Nodes that only write a namespace's name above its group. */
+const LABEL = "label:";
+
+function css(name: string, fallback: string): string {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+function edgeColor(e: MapEdge): string {
+  if (e.cut) return css("--cut", "#c026d3");
+  if (e.unused) return css("--allowed", "#3b82f6");
+  if (e.verdict === "dropped") return css("--dropped", "#dc2626");
+  if (e.verdict === "audit") return css("--audit", "#d97706");
+  return css("--forwarded", "#64748b");
+}
+
+function nodeColor(n: MapNode): string {
+  if (n.quarantined) return css("--quarantined", "#111827");
+  if (n.kind === "group") return css("--group", "#0e7490");
+  if (n.kind === "world") return css("--world", "#9333ea");
+  if (n.kind === "host") return css("--host", "#78716c");
+  if (n.kind === "namespace") return css("--group", "#0e7490");
+  return css("--node", "#2563eb");
+}
+
+export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRendered }: Props) {
+  const box = useRef<HTMLDivElement>(null);
+  const sigma = useRef<Sigma | null>(null);
+  const handlers = useRef({ onNode, onEdge, onStage });
+  handlers.current = { onNode, onEdge, onStage };
+  const hl = useRef(highlight);
+  hl.current = highlight;
+
+  useEffect(() => {
+    const container = box.current;
+    if (!container) return;
+    const started = performance.now();
+    const g = new Graph({ type: "directed", multi: false, allowSelfLoops: false });
+    const { positions: pos, labels } = layout(shaped.nodes);
+    const big = shaped.nodes.length > 400;
+    for (const l of labels) {
+      if (!l.group || shaped.nodes.some((n) => n.id === `group:${l.group}`)) continue;
+      g.addNode(`${LABEL}${l.group}`, { x: l.x, y: l.y, size: 0.01, label: l.group, color: "rgba(0,0,0,0)", forceLabel: true });
+    }
+    for (const n of shaped.nodes) {
+      const p = pos.get(n.id) ?? { x: 0, y: 0 };
+      const size = n.kind === "group" ? 7 + Math.min(14, Math.sqrt(n.members) * 2) : big ? 3 : 6;
+      g.addNode(n.id, {
+        x: p.x,
+        y: p.y,
+        size,
+        label: n.quarantined ? `${n.label} [quarantined]` : n.label,
+        color: nodeColor(n),
+        group: n.group,
+      });
+    }
+    for (const e of shaped.edges) {
+      if (!g.hasNode(e.source) || !g.hasNode(e.target)) continue;
+      const size = e.unused ? 0.8 : Math.min(6, 0.8 + Math.log10(1 + e.connections));
+      g.addDirectedEdgeWithKey(e.id, e.source, e.target, {
+        size: e.fresh || e.cut ? size + 1.5 : size,
+        color: edgeColor(e),
+        type: "arrow",
+      });
+    }
+    const dim = css("--dim", "#cbd5e1");
+    const renderer = new Sigma(g, container, {
+      renderEdgeLabels: false,
+      enableEdgeEvents: true,
+      defaultEdgeType: "arrow",
+      labelRenderedSizeThreshold: big ? 9 : 0,
+      labelColor: { color: css("--fg", "#0f172a") },
+      labelFont: "system-ui, sans-serif",
+      zIndex: true,
+      stagePadding: 60,
+      nodeReducer: (id, data) => {
+        const h = hl.current;
+        const out = { ...data };
+        if (id.startsWith(LABEL)) return out;
+        if (h.selectedNode === id) {
+          out.highlighted = true;
+          out.zIndex = 2;
+        } else if (h.nodes && !h.nodes.has(id)) {
+          out.color = dim;
+          out.label = "";
+          out.zIndex = 0;
+        } else if (h.nodes) {
+          out.highlighted = true;
+          out.zIndex = 1;
+        }
+        return out;
+      },
+      edgeReducer: (id, data) => {
+        const h = hl.current;
+        const out = { ...data };
+        if (h.selectedEdge === id) out.size = (data.size ?? 1) + 2;
+        else if (h.nodes) {
+          const [s, t] = [g.source(id), g.target(id)];
+          if (!h.nodes.has(s) || !h.nodes.has(t)) out.color = dim;
+        }
+        return out;
+      },
+    });
+    renderer.on("clickNode", ({ node }) => {
+      if (!node.startsWith(LABEL)) handlers.current.onNode(node);
+    });
+    renderer.on("clickEdge", ({ edge }) => handlers.current.onEdge(edge));
+    renderer.on("clickStage", () => handlers.current.onStage());
+    renderer.on("enterNode", () => container.classList.add("pointer"));
+    renderer.on("leaveNode", () => container.classList.remove("pointer"));
+    renderer.on("enterEdge", () => container.classList.add("pointer"));
+    renderer.on("leaveEdge", () => container.classList.remove("pointer"));
+    sigma.current = renderer;
+    container.dataset.nodes = String(g.order);
+    container.dataset.edges = String(g.size);
+    // Sigma draws on the next frame; report once it has.
+    requestAnimationFrame(() => {
+      container.dataset.rendered = String(Date.now());
+      onRendered?.(performance.now() - started);
+    });
+    return () => {
+      renderer.kill();
+      sigma.current = null;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [shaped]);
+
+  useEffect(() => {
+    sigma.current?.refresh({ skipIndexation: true });
+  }, [highlight]);
+
+  return <div ref={box} className="canvas" data-testid="map-canvas" aria-label="Service map (use the list beside it from the keyboard)" role="img" />;
+}
