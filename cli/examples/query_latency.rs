@@ -8,86 +8,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bulkhead_api::controller::v1 as pb;
-use bulkhead_controller::observation::storage::{Commit, EdgeBucket, FlowStore, SqliteStorage};
-use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord};
-use bulkhead_model::{Direction, Verdict};
 
 const NAMESPACES: usize = 10;
 const WORKLOADS: usize = 200;
 
-fn workload(i: usize) -> Entity {
-    Entity::Workload {
-        namespace: format!("ns{}", i % NAMESPACES).into(),
-        kind: "Deployment".into(),
-        name: format!("w{i}").into(),
-    }
-}
-
-fn record(i: usize, now: i64) -> FlowRecord {
-    let (s, d) = (i % WORKLOADS, (i * 7 + 3) % WORKLOADS);
-    let t = now - 3_600_000_000_000 + (i as i64 * 3_600_000_000_000 / 1_000_000).min(3_599_000_000_000);
-    FlowRecord {
-        time_ns: t,
-        observation: if i.is_multiple_of(2) { Direction::Egress } else { Direction::Ingress },
-        node: format!("n{}", i % 4),
-        src: workload(s),
-        dst: workload(d),
-        src_ip: std::net::IpAddr::from([10, 244, (s / 250) as u8, (s % 250) as u8 + 2]),
-        src_port: 30_000 + (i % 30_000) as u16,
-        dst_ip: std::net::IpAddr::from([10, 244, (d / 250) as u8, (d % 250) as u8 + 2]),
-        dst_port: 8000 + (d % 10) as u16,
-        protocol: 6,
-        service: None,
-        verdict: if i.is_multiple_of(53) { Verdict::Dropped } else { Verdict::Forwarded },
-        bytes: 1200,
-        src_pod: format!("ns{}/w{s}-0", s % NAMESPACES),
-        dst_pod: format!("ns{}/w{d}-0", d % NAMESPACES),
-        backend: None,
-        rule: None,
-        drop_reason: None,
-        packets: 10,
-    }
-}
-
+/// A million flows over the last hour, between 200 workloads.
 fn fill(dir: &std::path::Path, flows: usize) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64;
-    let mut store = SqliteStorage::open(&dir.join("flows.db"), flows as u64 + 1).unwrap();
-    let mut buckets: BTreeMap<(i64, Entity, Entity, u16), EdgeStats> = BTreeMap::new();
-    let batch = 50_000;
-    for start in (0..flows).step_by(batch) {
-        let recs: Vec<FlowRecord> = (start..(start + batch).min(flows)).map(|i| record(i, now)).collect();
-        for r in recs.iter().filter(|r| r.observation == Direction::Ingress) {
-            let b = r.time_ns - r.time_ns.rem_euclid(60_000_000_000);
-            buckets.entry((b, r.src.clone(), r.dst.clone(), r.dst_port)).or_default().add(r);
-        }
-        store.commit(&Commit { flows: recs, ..Default::default() }).unwrap();
-        eprintln!("query_latency: {} flows stored", (start + batch).min(flows));
-    }
-    let edges: Vec<EdgeBucket> = buckets
-        .into_iter()
-        .map(|((bucket_ns, src, dst, port), stats)| EdgeBucket {
-            bucket_ns,
-            src,
-            dst,
-            key: EdgeKey { protocol: 6, port, service: None },
-            stats,
-        })
-        .collect();
-    store.commit(&Commit { edges, ..Default::default() }).unwrap();
-}
-
-/// Removes the benchmark's state dir, also when a step panics.
-struct Clean(std::path::PathBuf);
-
-impl Drop for Clean {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    let now = synthetic::now_ns();
+    let records = (0..flows).map(|i| {
+        let t = now - 3_600_000_000_000 + (i as i64 * 3_600_000_000_000 / 1_000_000).min(3_599_000_000_000);
+        synthetic::record(i, i % WORKLOADS, (i * 7 + 3) % WORKLOADS, NAMESPACES, t)
+    });
+    synthetic::store(dir, flows as u64 + 1, records);
 }
 
 fn quantiles(mut v: Vec<f64>) -> (f64, f64) {
@@ -101,44 +40,14 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let flows: usize = args.get(1).map(|a| a.parse().unwrap()).unwrap_or(1_000_000);
     let rounds: usize = args.get(2).map(|a| a.parse().unwrap()).unwrap_or(50);
-    let dir = std::env::temp_dir().join(format!("bulkhead-query-latency-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _clean = Clean(dir.clone());
+    let clean = synthetic::state_dir("query-latency");
+    let dir = clean.0.clone();
     let started = Instant::now();
     fill(&dir, flows);
     let filled = started.elapsed();
-
-    // TLS and tokens as the lab makes them.
-    let api_files = bulkhead_lab::api::prepare(&dir).unwrap();
-    let token = std::fs::read_to_string(&api_files.tokens.admin).unwrap().trim().to_string();
-    let api = bulkhead_controller::http::ApiConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        tls: Some((api_files.cert_file.clone(), api_files.key_file.clone())),
-        plaintext: false,
-        addr_file: Some(dir.join("url")),
-        tokens: Some(api_files.tokens_file.clone()),
-        console: None,
-    };
-    let cfg = bulkhead_controller::Config {
-        cluster: "bench".into(),
-        state_dir: dir.clone(),
-        socket: dir.join("controller.sock"),
-        mode: bulkhead_model::Mode::Enforce,
-        agents: Default::default(),
-        manifests: vec![],
-        kubernetes: false,
-        metrics_addr: None,
-        max_flows: flows as u64 + 1,
-        learning: Default::default(),
-        api: Some(api.clone()),
-    };
-    let listener = bulkhead_controller::http::bind(&api).unwrap();
-    let opened = Instant::now();
-    let (ctx, _rx) = bulkhead_controller::run::open(cfg).unwrap();
-    let open_took = opened.elapsed();
-    let service = bulkhead_controller::service::Service::new(ctx);
-    tokio::spawn(bulkhead_controller::http::serve(api, listener, service.clone(), std::future::pending()));
+    let served = synthetic::serve(&dir, flows as u64 + 1, None).await;
+    let (url, token, open_took) = (served.url.clone(), served.token.clone(), served.opened);
+    let service = served.service.clone();
     let socket = dir.join("controller.sock");
     let uds = bulkhead_api::listen::root_only_listener(&socket).unwrap();
     let grpc = bulkhead_controller::grpc::Grpc::new(service);
@@ -151,13 +60,7 @@ async fn main() {
             )
             .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(uds)),
     );
-    let url = loop {
-        if let Ok(u) = std::fs::read_to_string(dir.join("url")) {
-            break u.trim().to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let ca = std::fs::read(&api_files.ca_file).unwrap();
+    let ca = std::fs::read(&served.ca_file).unwrap();
     let http = reqwest::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())

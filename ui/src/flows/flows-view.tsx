@@ -26,6 +26,8 @@ export function FlowsView({ params }: { params: URLSearchParams }) {
   const [state, setState] = useState<{ state: string; detail?: string }>({ state: "connecting" });
   const [lost, setLost] = useState<{ total: number; since: number }>({ total: 0, since: Date.now() });
   const [selected, setSelected] = useState<Flow | null>(null);
+  // Every streamed flow this view received, for the lost-flow check of the benchmark.
+  const [received, setReceived] = useState(0);
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
 
@@ -52,6 +54,7 @@ export function FlowsView({ params }: { params: URLSearchParams }) {
       q,
       {
         onFlows: (flows) => {
+          setReceived((n) => n + flows.length);
           const fresh = flows.filter((f) => matches(f, filter)).reverse();
           if (pausedRef.current) {
             held.current = [...fresh, ...held.current].slice(0, KEEP);
@@ -112,8 +115,8 @@ export function FlowsView({ params }: { params: URLSearchParams }) {
             )}
           </>
         )}
-        <span className="muted" data-testid="flow-count">
-          {rows.length} flow(s) shown
+        <span className="muted" data-testid="flow-count" data-received={received} data-lost={lost.total}>
+          {rows.length} flow(s) shown, {received} streamed
         </span>
       </div>
       {stored.state === "error" && <ErrorBox error={stored.error} retry={stored.reload} />}

@@ -109,15 +109,20 @@ fn view(graph: &bulkhead_graph::ServiceGraph, namespace: Option<&str>) -> GraphV
     // A connection seen only at its destination does not know the
     // service its source addressed: fold it into the edge that does,
     // when there is exactly one.
-    let unnamed: Vec<(Entity, Entity, EdgeKey)> = edges.keys().filter(|k| k.2.service.is_none()).cloned().collect();
+    // One pass to index the named edges by their ends, protocol and port
+    // (comparing every unnamed edge with every edge is quadratic: minutes
+    // at 50 000 edges).
+    let mut named: BTreeMap<(Entity, Entity, u8, u16), Vec<EdgeKey>> = BTreeMap::new();
+    let mut unnamed: Vec<(Entity, Entity, EdgeKey)> = Vec::new();
+    for (src, dst, key) in edges.keys() {
+        match key.service {
+            Some(_) => named.entry((src.clone(), dst.clone(), key.protocol, key.port)).or_default().push(key.clone()),
+            None => unnamed.push((src.clone(), dst.clone(), key.clone())),
+        }
+    }
     for k in unnamed {
-        let named: Vec<&(Entity, Entity, EdgeKey)> = edges
-            .keys()
-            .filter(|o| o.0 == k.0 && o.1 == k.1 && o.2.protocol == k.2.protocol && o.2.port == k.2.port)
-            .filter(|o| o.2.service.is_some())
-            .collect();
-        if let [one] = named.as_slice() {
-            let one = (*one).clone();
+        if let Some([one]) = named.get(&(k.0.clone(), k.1.clone(), k.2.protocol, k.2.port)).map(Vec::as_slice) {
+            let one = (k.0.clone(), k.1.clone(), one.clone());
             if let Some(stats) = edges.remove(&k)
                 && let Some(e) = edges.get_mut(&one)
             {
