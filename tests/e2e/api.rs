@@ -57,7 +57,7 @@ fn refusals(api: &Api, admin: &str, user: &str) -> Vec<Value> {
     api.get(&path, admin)["items"].as_array().unwrap().clone()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

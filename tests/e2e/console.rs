@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bulkhead_model::Role;
 
-use crate::e2e::api::manifests;
+use crate::e2e::api::{manifests, wait_for};
 use crate::support::{Api, BIN, Lab};
 
 /// The longest the scenarios may take together.
@@ -43,16 +43,11 @@ fn the_console_drives_the_lab_in_a_real_browser() {
     let admin = api.lab_token("admin");
     let viewer = api.lab_token("viewer");
     let tenant = api.add_tokens(&[("shop-viewer", Role::Viewer, Some(&["shop"]))]).remove(0);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    wait_for("stable baselines", Duration::from_secs(90), || {
         let b = api.get("/api/v1/baselines", &admin);
         let w = b["workloads"].as_array().unwrap();
-        if w.len() >= 4 && w.iter().all(|x| x["phase"] == "stable") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "baselines did not settle: {b}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        w.len() >= 4 && w.iter().all(|x| x["phase"] == "stable")
+    });
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     let mut child = Command::new("node")

@@ -31,6 +31,16 @@ export function go(view: View, params: Record<string, string | undefined | null>
   window.location.hash = format(view, params);
 }
 
+/** Sets or (with an empty value) removes some of a view's filters, in place. */
+export function update(view: View, params: URLSearchParams, changes: Record<string, string | null>): void {
+  const next = new URLSearchParams(params);
+  for (const [k, v] of Object.entries(changes)) {
+    if (v) next.set(k, v);
+    else next.delete(k);
+  }
+  replace(view, next);
+}
+
 /** Replaces the current filters without a new history entry (typing in a filter box). */
 export function replace(view: View, params: Record<string, string | undefined | null> | URLSearchParams): void {
   const target = format(view, params);

@@ -8,7 +8,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
@@ -91,13 +91,11 @@ fn with_nonce(page: Vec<u8>) -> Result<Response, ServiceError> {
 /// The answer when no console directory is configured or built.
 pub async fn absent(uri: Uri) -> Response {
     if uri.path() == "/" || uri.path() == "/index.html" {
-        let mut r = ApiError(ServiceError::NotFound {
+        return ApiError(ServiceError::NotFound {
             object: "console".into(),
             detail: "this controller serves no console: build it with `make console` or pass --console-dir DIR".into(),
         })
         .into_response();
-        *r.status_mut() = StatusCode::NOT_FOUND;
-        return r;
     }
     not_found("no such path; see /api/v1/openapi.json")
 }

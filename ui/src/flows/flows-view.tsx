@@ -6,6 +6,7 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { get, type Flow } from "../api/client";
 import { replace } from "../route";
 import { bytes, peer, time } from "../ui/format";
+import { Panel } from "../ui/panel";
 import { QuarantineButton } from "../ui/quarantine-dialog";
 import { ErrorBox, Loading, useApi } from "../ui/states";
 import { FILTER_KEYS, fromParams, matches, problems, toQuery, type FlowFilter } from "./filter";
@@ -243,13 +244,7 @@ function FlowPanel({ flow, onClose }: { flow: Flow; onClose: () => void }) {
     </div>
   );
   return (
-    <aside className="panel" aria-label="Flow" data-testid="flow-panel">
-      <header>
-        <h2>Flow #{flow.id}</h2>
-        <button type="button" className="ghost" onClick={onClose} aria-label="Close the panel">
-          ✕
-        </button>
-      </header>
+    <Panel title={`Flow #${flow.id}`} onClose={onClose} testid="flow-panel">
       <p>
         {time(flow.time_ns)} on {flow.node} (seen at the {flow.observation} side) ·{" "}
         <strong className={`verdict ${flow.verdict}`}>{flow.verdict}</strong>
@@ -260,6 +255,6 @@ function FlowPanel({ flow, onClose }: { flow: Flow; onClose: () => void }) {
       </p>
       {end("Source", flow.source, flow.src_port)}
       {end("Destination", flow.destination, flow.dst_port)}
-    </aside>
+    </Panel>
   );
 }

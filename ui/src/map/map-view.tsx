@@ -4,11 +4,11 @@
 import { useMemo, useState } from "react";
 import { get, type Graph } from "../api/client";
 import { allAnomalies, allPods, podWorkloadId } from "../api/inventory";
-import { replace } from "../route";
+import { update } from "../route";
 import { ErrorBox, Loading, useApi } from "../ui/states";
 import { MapCanvas, type Highlight } from "./canvas";
 import { EdgePanel, NodePanel } from "./panels";
-import { flowPairs, pairKey, peerNodeId, shape, type MapFilter, type VerdictFilter } from "./shape";
+import { flowPairs, pairKey, peerNodeId, shape, workloadName, workloadNodeId, type MapFilter, type VerdictFilter } from "./shape";
 
 function filterOf(p: URLSearchParams): MapFilter {
   const port = Number(p.get("port"));
@@ -22,7 +22,7 @@ function filterOf(p: URLSearchParams): MapFilter {
 }
 
 export function MapView({ params }: { params: URLSearchParams }) {
-  const filter = filterOf(params);
+  const filter = useMemo(() => filterOf(params), [params]);
   const since = params.get("since") ?? "";
   const overlay = params.get("allowed") === "1";
   const cutId = params.get("cut");
@@ -30,14 +30,7 @@ export function MapView({ params }: { params: URLSearchParams }) {
   const selectedEdge = params.get("edge");
   const blastOf = params.get("blast");
   const single = filter.namespaces.length === 1 ? filter.namespaces[0] : undefined;
-  const set = (changes: Record<string, string | null>) => {
-    const next = new URLSearchParams(params);
-    for (const [k, v] of Object.entries(changes)) {
-      if (v) next.set(k, v);
-      else next.delete(k);
-    }
-    replace("map", next);
-  };
+  const set = (changes: Record<string, string | null>) => update("map", params, changes);
 
   const graph = useApi<Graph>((signal) => get("Loading the service graph", "/api/v1/graph", { level: "workload", since: since || undefined, namespace: single }, undefined, signal), [since, single]);
   const pods = useApi((signal) => allPods(signal), []);
@@ -53,9 +46,9 @@ export function MapView({ params }: { params: URLSearchParams }) {
   );
   const blast = useApi(
     (signal) => {
-      const w = blastOf?.replace(/^workload:/, "").split("/");
-      if (!w || w.length < 3) return Promise.resolve(null);
-      return get("Computing the blast radius", "/api/v1/graph/blast-radius", { workload: `${w[0]}/${w.slice(2).join("/")}` }, undefined, signal);
+      const workload = blastOf ? workloadName(blastOf) : null;
+      if (!workload) return Promise.resolve(null);
+      return get("Computing the blast radius", "/api/v1/graph/blast-radius", { workload }, undefined, signal);
     },
     [blastOf],
   );
@@ -65,7 +58,7 @@ export function MapView({ params }: { params: URLSearchParams }) {
   const inventoryNodes = useMemo(
     () =>
       (workloads.data ?? []).map((w) => ({
-        id: `workload:${w.namespace}/${w.kind}/${w.name}`,
+        id: workloadNodeId(w),
         kind: "workload" as const,
         namespace: w.namespace,
         name: w.name,
@@ -76,7 +69,7 @@ export function MapView({ params }: { params: URLSearchParams }) {
   const quarantined = useMemo(() => new Set((pods.data ?? []).filter((p) => p.quarantined).map(podWorkloadId)), [pods.data]);
   const labels = useMemo(() => {
     const m = new Map<string, Record<string, string>>();
-    for (const w of workloads.data ?? []) m.set(`workload:${w.namespace}/${w.kind}/${w.name}`, (w.labels ?? {}) as Record<string, string>);
+    for (const w of workloads.data ?? []) m.set(workloadNodeId(w), (w.labels ?? {}) as Record<string, string>);
     return m;
   }, [workloads.data]);
   const fresh = useMemo(() => {
@@ -95,9 +88,7 @@ export function MapView({ params }: { params: URLSearchParams }) {
       graph.data
         ? shape({ graph: graph.data, workloads: inventoryNodes, filter, collapsed, quarantined, labels, fresh, cut: cutPairs, allowed: overlay ? allowed.data : null })
         : null,
-    // The filter is rebuilt from the URL each render; compare it by value.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-    [graph.data, inventoryNodes, JSON.stringify(filter), collapsed, quarantined, labels, fresh, cutPairs, overlay, allowed.data],
+    [graph.data, inventoryNodes, filter, collapsed, quarantined, labels, fresh, cutPairs, overlay, allowed.data],
   );
 
   const highlight: Highlight = useMemo(() => {

@@ -5,28 +5,9 @@ import { podWorkloadId } from "../api/inventory";
 import { format } from "../route";
 import { bytes, peer, time } from "../ui/format";
 import { QuarantineButton } from "../ui/quarantine-dialog";
+import { Panel } from "../ui/panel";
 import { Show, useApi } from "../ui/states";
-import { peerNodeId, type MapEdge, type Shaped } from "./shape";
-
-function Panel({ title, onClose, children, testid }: { title: string; onClose: () => void; children: React.ReactNode; testid: string }) {
-  return (
-    <aside className="panel" aria-label={title} data-testid={testid}>
-      <header>
-        <h2>{title}</h2>
-        <button type="button" className="ghost" onClick={onClose} aria-label="Close the panel">
-          ✕
-        </button>
-      </header>
-      {children}
-    </aside>
-  );
-}
-
-/** "namespace/name" of a workload node id `workload:ns/Kind/name`. */
-export function workloadName(id: string): string | null {
-  const m = /^workload:([^/]+)\/[^/]+\/(.+)$/.exec(id);
-  return m ? `${m[1]}/${m[2]}` : null;
-}
+import { peerNodeId, workloadName, type MapEdge, type Shaped } from "./shape";
 
 function FlowList({ flows }: { flows: Flow[] }) {
   return (

@@ -77,10 +77,21 @@ export interface ShapeInput {
   allowed?: Allowed | null;
 }
 
+/** The workload-level graph's node id of a workload (`workload:ns/Kind/name`). */
+export function workloadNodeId(w: { namespace: string; kind: string; name: string }): string {
+  return `workload:${w.namespace}/${w.kind}/${w.name}`;
+}
+
+/** "namespace/name" of a workload node id, as the API names workloads. */
+export function workloadName(id: string): string | null {
+  const m = /^workload:([^/]+)\/[^/]+\/(.+)$/.exec(id);
+  return m ? `${m[1]}/${m[2]}` : null;
+}
+
 /** The graph node id of a flow's end, as the workload-level graph names it. */
 export function peerNodeId(p: Peer): string | null {
   if (p.kind === "workload" && p.namespace && p.name && p.workload_kind) {
-    return `workload:${p.namespace}/${p.workload_kind}/${p.name}`;
+    return workloadNodeId({ namespace: p.namespace, kind: p.workload_kind, name: p.name });
   }
   if (p.kind === "namespace" && p.namespace) return `namespace:${p.namespace}`;
   return null;

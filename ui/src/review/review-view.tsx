@@ -4,7 +4,7 @@
 // the live would-drop count, then enforce; and its history.
 import { useEffect, useState } from "react";
 import { get, post, type ReviewDetail, type ReviewRecord } from "../api/client";
-import { format, replace } from "../route";
+import { format, update } from "../route";
 import { peer, time } from "../ui/format";
 import { useCan } from "../ui/session";
 import { ErrorBox, Show, useApi } from "../ui/states";
@@ -17,14 +17,7 @@ export function ReviewView({ params }: { params: URLSearchParams }) {
   const status = params.get("status") ?? "";
   const namespace = params.get("namespace") ?? "";
   const id = params.get("id");
-  const set = (changes: Record<string, string | null>) => {
-    const next = new URLSearchParams(params);
-    for (const [k, v] of Object.entries(changes)) {
-      if (v) next.set(k, v);
-      else next.delete(k);
-    }
-    replace("review", next);
-  };
+  const set = (changes: Record<string, string | null>) => update("review", params, changes);
   const list = useApi(
     (signal) =>
       get("Loading suggestions", "/api/v1/suggestions", { status: (status || undefined) as ReviewRecord["status"] | undefined, namespace: namespace || undefined, limit: 1000 }, undefined, signal),
