@@ -93,6 +93,7 @@ fn generate(seed: u64, n: usize) -> World {
                 node: format!("n{}", p % 2),
                 ips: vec![ip],
                 ports: Vec::new(),
+                declared: Vec::new(),
             });
             pods.push(ip);
         }

@@ -44,6 +44,10 @@ pub struct Pod {
     pub ips: Vec<IpAddr>,
     /// Named container ports, for named-port rules.
     pub ports: Vec<NamedPort>,
+    /// Every declared container port, named or not: what the pod says it
+    /// serves, for the views of what is allowed and exposed (policy
+    /// matching uses only `ports`).
+    pub declared: Vec<(Protocol, u16)>,
 }
 
 impl Pod {
@@ -204,12 +208,13 @@ impl Pod {
         if spec.and_then(|s| s.host_network).unwrap_or(false) {
             return Ok(None);
         }
-        let mut ports = Vec::new();
+        let (mut ports, mut declared) = (Vec::new(), Vec::new());
         for (ci, c) in spec.map(|s| s.containers.as_slice()).unwrap_or_default().iter().enumerate() {
             for (pi, p) in c.ports.iter().flatten().enumerate() {
                 let f = format!("spec.containers[{ci}].ports[{pi}]");
                 let number = port_number(p.container_port).map_err(|m| blame.err(format!("{f}.containerPort"), m))?;
                 let protocol = Protocol::parse(p.protocol.as_deref(), &blame, &format!("{f}.protocol"))?;
+                declared.push((protocol, number));
                 if let Some(n) = &p.name {
                     check_port_name(n).map_err(|m| blame.err(format!("{f}.name"), m))?;
                     ports.push(NamedPort { name: n.clone(), protocol, port: number });
@@ -236,7 +241,7 @@ impl Pod {
             return Ok(None);
         }
         let node = spec.and_then(|s| s.node_name.clone()).unwrap_or_default();
-        Ok(Some(Self { cluster: cluster.to_string(), namespace, name, labels, node, ips, ports }))
+        Ok(Some(Self { cluster: cluster.to_string(), namespace, name, labels, node, ips, ports, declared }))
     }
 }
 

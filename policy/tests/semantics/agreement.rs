@@ -215,6 +215,7 @@ fn inventory() -> impl Strategy<Value = Inventory> {
                 labels,
                 node: format!("n{node}"),
                 ips,
+                declared: ports.iter().map(|p| (p.protocol, p.port)).collect(),
                 ports,
             });
         }

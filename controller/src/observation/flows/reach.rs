@@ -63,7 +63,7 @@ impl<'m> Reach<'m> {
             let Some(ip) = pod.ips.first() else { continue };
             let w = model.workload_of(pod);
             addr.entry(w.clone()).or_insert(*ip);
-            ports.entry(w).or_default().extend(pod.ports.iter().map(|p| (p.protocol.number(), p.port)));
+            ports.entry(w).or_default().extend(pod.declared.iter().map(|(protocol, port)| (protocol.number(), *port)));
         }
         for (_, dst, key, _) in graph.edges() {
             ports.entry(dst).or_default().insert((key.protocol, key.port));
