@@ -48,7 +48,7 @@ async function eventually(what, f, timeout = 20_000) {
 }
 
 async function nodeList(p) {
-  return p.locator(".map-list ul.nodes li").allInnerTexts();
+  return p.locator(".map-list ul.nodes li [data-node]").allInnerTexts();
 }
 
 const scenarios = {

@@ -287,7 +287,10 @@ impl Service {
             .await?)
     }
 
-    /// Anomalies with an end in scope, newest first, a page at a time.
+    /// Anomalies of workloads in scope, newest first, a page at a time. An
+    /// anomaly belongs to the workload whose baseline it breaks: another
+    /// tenant's workload calling in shows as this tenant's ingress anomaly,
+    /// never as that workload's own egress one (which would name it).
     pub async fn anomalies(&self, who: &Principal, q: AnomalyQuery) -> Result<Page<Anomaly>, ServiceError> {
         self.authorize(who, Op::Anomalies, "anomalies")?;
         let limit = page_size(q.limit)?;
@@ -308,7 +311,7 @@ impl Service {
             .await?;
         all.sort_by_key(|a| std::cmp::Reverse(a.id));
         let matching = all.into_iter().filter(|a| {
-            scope.either(a.edge.src.namespace(), a.edge.dst.namespace())
+            scope.either(a.workload.namespace(), None)
                 && q.namespace.as_ref().is_none_or(|ns| [a.edge.src.namespace(), a.edge.dst.namespace()].contains(&Some(ns.as_str())))
                 && workload.as_ref().is_none_or(|w| {
                     matches!(&a.workload, Entity::Workload { namespace, name, .. } if **name == *w.name && w.namespace.as_deref().is_none_or(|n| n == &**namespace))

@@ -48,6 +48,41 @@ function nodeColor(n: MapNode): string {
   return css("--node", "#2563eb");
 }
 
+/** A graphology graph of `shaped`, laid out, with the namespaces' names as label-only nodes. */
+function build(shaped: Shaped, big: boolean): Graph {
+  const g = new Graph({ type: "directed", multi: false, allowSelfLoops: false });
+  const { positions: pos, labels } = layout(shaped.nodes);
+  const ids = new Set(shaped.nodes.map((n) => n.id));
+  for (const l of labels) {
+    if (!l.group || ids.has(`group:${l.group}`)) continue;
+    g.addNode(`${LABEL}${l.group}`, { x: l.x, y: l.y, size: 0.01, label: l.group, color: "rgba(0,0,0,0)", forceLabel: true });
+  }
+  for (const n of shaped.nodes) {
+    const p = pos.get(n.id) ?? { x: 0, y: 0 };
+    const size = n.kind === "group" ? 7 + Math.min(14, Math.sqrt(n.members) * 2) : big ? 3 : 6;
+    g.addNode(n.id, {
+      x: p.x,
+      y: p.y,
+      size,
+      label: n.quarantined ? `${n.label} [quarantined]` : n.label,
+      color: nodeColor(n),
+      group: n.group,
+    });
+  }
+  for (const e of shaped.edges) {
+    if (!g.hasNode(e.source) || !g.hasNode(e.target)) continue;
+    const size = e.unused ? 0.8 : Math.min(6, 0.8 + Math.log10(1 + e.connections));
+    g.addDirectedEdgeWithKey(e.id, e.source, e.target, {
+      size: e.fresh || e.cut ? size + 1.5 : size,
+      color: edgeColor(e),
+      // Arrow heads cost a second draw per edge; past a few thousand edges
+      // they are unreadable anyway.
+      type: big ? "line" : "arrow",
+    });
+  }
+  return g;
+}
+
 export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRendered }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const sigma = useRef<Sigma | null>(null);
@@ -56,44 +91,17 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
   const hl = useRef(highlight);
   hl.current = highlight;
 
+  // One renderer for the canvas's life. A new shape swaps its graph: losing a
+  // WebGL context that holds tens of thousands of edges takes seconds on
+  // software GL, and filtering must not.
   useEffect(() => {
     const container = box.current;
     if (!container) return;
-    const started = performance.now();
-    const g = new Graph({ type: "directed", multi: false, allowSelfLoops: false });
-    const { positions: pos, labels } = layout(shaped.nodes);
-    const big = shaped.nodes.length > 400;
-    for (const l of labels) {
-      if (!l.group || shaped.nodes.some((n) => n.id === `group:${l.group}`)) continue;
-      g.addNode(`${LABEL}${l.group}`, { x: l.x, y: l.y, size: 0.01, label: l.group, color: "rgba(0,0,0,0)", forceLabel: true });
-    }
-    for (const n of shaped.nodes) {
-      const p = pos.get(n.id) ?? { x: 0, y: 0 };
-      const size = n.kind === "group" ? 7 + Math.min(14, Math.sqrt(n.members) * 2) : big ? 3 : 6;
-      g.addNode(n.id, {
-        x: p.x,
-        y: p.y,
-        size,
-        label: n.quarantined ? `${n.label} [quarantined]` : n.label,
-        color: nodeColor(n),
-        group: n.group,
-      });
-    }
-    for (const e of shaped.edges) {
-      if (!g.hasNode(e.source) || !g.hasNode(e.target)) continue;
-      const size = e.unused ? 0.8 : Math.min(6, 0.8 + Math.log10(1 + e.connections));
-      g.addDirectedEdgeWithKey(e.id, e.source, e.target, {
-        size: e.fresh || e.cut ? size + 1.5 : size,
-        color: edgeColor(e),
-        type: "arrow",
-      });
-    }
     const dim = css("--dim", "#cbd5e1");
-    const renderer = new Sigma(g, container, {
+    const renderer: Sigma = new Sigma(new Graph({ type: "directed" }), container, {
       renderEdgeLabels: false,
       enableEdgeEvents: true,
       defaultEdgeType: "arrow",
-      labelRenderedSizeThreshold: big ? 9 : 0,
       labelColor: { color: css("--fg", "#0f172a") },
       labelFont: "system-ui, sans-serif",
       zIndex: true,
@@ -120,8 +128,8 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
         const out = { ...data };
         if (h.selectedEdge === id) out.size = (data.size ?? 1) + 2;
         else if (h.nodes) {
-          const [s, t] = [g.source(id), g.target(id)];
-          if (!h.nodes.has(s) || !h.nodes.has(t)) out.color = dim;
+          const g = renderer.getGraph();
+          if (!h.nodes.has(g.source(id)) || !h.nodes.has(g.target(id))) out.color = dim;
         }
         return out;
       },
@@ -136,16 +144,33 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
     renderer.on("enterEdge", () => container.classList.add("pointer"));
     renderer.on("leaveEdge", () => container.classList.remove("pointer"));
     sigma.current = renderer;
+    return () => {
+      renderer.kill();
+      sigma.current = null;
+    };
+  }, []);
+
+  useEffect(() => {
+    const container = box.current;
+    const renderer = sigma.current;
+    if (!container || !renderer) return;
+    const started = performance.now();
+    const big = shaped.nodes.length > 400;
+    const g = build(shaped, big);
+    renderer.setSetting("labelRenderedSizeThreshold", big ? 9 : 0);
+    renderer.setGraph(g);
+    // Fit the new shape: a filter changes its extent.
+    renderer.getCamera().setState({ x: 0.5, y: 0.5, ratio: 1, angle: 0 });
     container.dataset.nodes = String(g.order);
     container.dataset.edges = String(g.size);
     // Sigma draws on the next frame; report once it has.
-    requestAnimationFrame(() => {
+    let frame = requestAnimationFrame(() => {
+      frame = 0;
       container.dataset.rendered = String(Date.now());
       onRendered?.(performance.now() - started);
     });
     return () => {
-      renderer.kill();
-      sigma.current = null;
+      if (frame) cancelAnimationFrame(frame);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [shaped]);

@@ -107,7 +107,17 @@ export function MapView({ params }: { params: URLSearchParams }) {
   };
 
   const groups = shaped ? [...shaped.groups.entries()].sort((a, b) => a[0].localeCompare(b[0])) : [];
-  const listed = shaped ? shaped.nodes.filter((n) => !filter.search || n.match).slice(0, 300) : [];
+  // Grouped by namespace, so two workloads of one name in two namespaces are told apart.
+  const listed = useMemo(
+    () =>
+      shaped
+        ? shaped.nodes
+            .filter((n) => !filter.search || n.match)
+            .sort((a, b) => a.group.localeCompare(b.group) || a.label.localeCompare(b.label))
+            .slice(0, 300)
+        : [],
+    [shaped, filter.search],
+  );
   const unused = shaped ? shaped.edges.filter((e) => e.unused).length : 0;
   const cutCount = shaped ? shaped.edges.filter((e) => e.cut).length : 0;
 
@@ -208,8 +218,9 @@ export function MapView({ params }: { params: URLSearchParams }) {
           </div>
           <h3>{filter.search ? "Matches" : "Nodes"}</h3>
           <ul className="nodes">
-            {listed.map((n) => (
+            {listed.map((n, i) => (
               <li key={n.id}>
+                {listed[i - 1]?.group !== n.group && <div className="ns-head">{n.group || "outside the cluster"}</div>}
                 <button type="button" className="link" aria-current={n.id === selectedNode ? "true" : undefined} onClick={() => set({ node: n.id, edge: null })} data-node={n.id}>
                   {n.label}
                   {n.quarantined && <span className="badge quarantined">quarantined</span>}
