@@ -26,30 +26,46 @@ interface Props {
 /** Nodes that only write a namespace's name above its group. */
 const LABEL = "label:";
 
-function css(name: string, fallback: string): string {
-  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  return v || fallback;
+/** The theme's map colours, read once per drawing (a style lookup per edge costs seconds at 50 000). */
+function palette() {
+  const style = getComputedStyle(document.documentElement);
+  const css = (name: string, fallback: string) => style.getPropertyValue(name).trim() || fallback;
+  return {
+    cut: css("--cut", "#c026d3"),
+    allowed: css("--allowed", "#3b82f6"),
+    dropped: css("--dropped", "#dc2626"),
+    audit: css("--audit", "#d97706"),
+    forwarded: css("--forwarded", "#64748b"),
+    quarantined: css("--quarantined", "#111827"),
+    group: css("--group", "#0e7490"),
+    world: css("--world", "#9333ea"),
+    host: css("--host", "#78716c"),
+    node: css("--node", "#2563eb"),
+    dim: css("--dim", "#cbd5e1"),
+    fg: css("--fg", "#0f172a"),
+  };
+}
+type Palette = ReturnType<typeof palette>;
+
+function edgeColor(c: Palette, e: MapEdge): string {
+  if (e.cut) return c.cut;
+  if (e.unused) return c.allowed;
+  if (e.verdict === "dropped") return c.dropped;
+  if (e.verdict === "audit") return c.audit;
+  return c.forwarded;
 }
 
-function edgeColor(e: MapEdge): string {
-  if (e.cut) return css("--cut", "#c026d3");
-  if (e.unused) return css("--allowed", "#3b82f6");
-  if (e.verdict === "dropped") return css("--dropped", "#dc2626");
-  if (e.verdict === "audit") return css("--audit", "#d97706");
-  return css("--forwarded", "#64748b");
-}
-
-function nodeColor(n: MapNode): string {
-  if (n.quarantined) return css("--quarantined", "#111827");
-  if (n.kind === "group") return css("--group", "#0e7490");
-  if (n.kind === "world") return css("--world", "#9333ea");
-  if (n.kind === "host") return css("--host", "#78716c");
-  if (n.kind === "namespace") return css("--group", "#0e7490");
-  return css("--node", "#2563eb");
+function nodeColor(c: Palette, n: MapNode): string {
+  if (n.quarantined) return c.quarantined;
+  if (n.kind === "group" || n.kind === "namespace") return c.group;
+  if (n.kind === "world") return c.world;
+  if (n.kind === "host") return c.host;
+  return c.node;
 }
 
 /** A graphology graph of `shaped`, laid out, with the namespaces' names as label-only nodes. */
 function build(shaped: Shaped, big: boolean): Graph {
+  const colors = palette();
   const g = new Graph({ type: "directed", multi: false, allowSelfLoops: false });
   const { positions: pos, labels } = layout(shaped.nodes);
   const ids = new Set(shaped.nodes.map((n) => n.id));
@@ -65,7 +81,7 @@ function build(shaped: Shaped, big: boolean): Graph {
       y: p.y,
       size,
       label: n.quarantined ? `${n.label} [quarantined]` : n.label,
-      color: nodeColor(n),
+      color: nodeColor(colors, n),
       group: n.group,
     });
   }
@@ -74,7 +90,7 @@ function build(shaped: Shaped, big: boolean): Graph {
     const size = e.unused ? 0.8 : Math.min(6, 0.8 + Math.log10(1 + e.connections));
     g.addDirectedEdgeWithKey(e.id, e.source, e.target, {
       size: e.fresh || e.cut ? size + 1.5 : size,
-      color: edgeColor(e),
+      color: edgeColor(colors, e),
       // Arrow heads cost a second draw per edge; past a few thousand edges
       // they are unreadable anyway.
       type: big ? "line" : "arrow",
@@ -97,12 +113,12 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
   useEffect(() => {
     const container = box.current;
     if (!container) return;
-    const dim = css("--dim", "#cbd5e1");
+    const { dim, fg } = palette();
     const renderer: Sigma = new Sigma(new Graph({ type: "directed" }), container, {
       renderEdgeLabels: false,
       enableEdgeEvents: true,
       defaultEdgeType: "arrow",
-      labelColor: { color: css("--fg", "#0f172a") },
+      labelColor: { color: fg },
       labelFont: "system-ui, sans-serif",
       zIndex: true,
       stagePadding: 60,

@@ -83,12 +83,15 @@ export function MapView({ params }: { params: URLSearchParams }) {
   }, [anomalies.data]);
   const cutPairs = useMemo(() => (cut.data ? flowPairs(cut.data.what_if.would_drop.map((w) => w.flow)) : undefined), [cut.data]);
 
+  // Drawn once what it is drawn from has loaded (or failed), rather than
+  // redrawn as each part arrives: a full redraw of a big map costs seconds.
+  const settled = [pods, workloads, anomalies].every((x) => x.data !== undefined || x.state === "error");
   const shaped = useMemo(
     () =>
-      graph.data
+      graph.data && settled
         ? shape({ graph: graph.data, workloads: inventoryNodes, filter, collapsed, quarantined, labels, fresh, cut: cutPairs, allowed: overlay ? allowed.data : null })
         : null,
-    [graph.data, inventoryNodes, filter, collapsed, quarantined, labels, fresh, cutPairs, overlay, allowed.data],
+    [graph.data, settled, inventoryNodes, filter, collapsed, quarantined, labels, fresh, cutPairs, overlay, allowed.data],
   );
 
   const highlight: Highlight = useMemo(() => {
