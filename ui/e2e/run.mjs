@@ -73,6 +73,13 @@ const scenarios = {
     const names = await nodeList(p);
     for (const w of ["web", "api", "ledger", "vault"]) assert(names.includes(w), `${w} is on the map (${names})`);
     await p.screenshot({ path: join(SHOTS, "console-map.png") });
+    // The automatic theme follows the system's: readable in dark too.
+    await p.emulateMedia({ colorScheme: "dark" });
+    const background = await p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const [r, g, b] = background.match(/\d+/g).map(Number);
+    assert(r + g + b < 150, `the dark theme has a dark background (${background})`);
+    await p.screenshot({ path: join(SHOTS, "console-map-dark.png") });
+    await p.emulateMedia({ colorScheme: "light" });
     // Deep link with a namespace filter: bank and its peers only.
     await p.goto(`${URL}/#/map?namespace=bank`);
     const listed = (ns, name) => p.locator(`.map-list ul.nodes [data-node^="workload:${ns}/"][data-node$="/${name}"]`).count();

@@ -1,6 +1,6 @@
 // The WebGL drawing of the map (Sigma.js on a graphology graph). It redraws
 // from `shaped` and reports clicks; everything else is the view's.
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import Graph from "graphology";
 import Sigma from "sigma";
 import type { MapEdge, MapNode, Shaped } from "./shape";
@@ -99,6 +99,23 @@ function build(shaped: Shaped, big: boolean): Graph {
   return g;
 }
 
+/** Changes whenever the page's colours may have: the theme switch or the system's scheme. */
+function useThemeTick(): number {
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const bump = () => setTick((t) => t + 1);
+    const media = window.matchMedia("(prefers-color-scheme: dark)");
+    media.addEventListener("change", bump);
+    const observer = new MutationObserver(bump);
+    observer.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+    return () => {
+      media.removeEventListener("change", bump);
+      observer.disconnect();
+    };
+  }, []);
+  return tick;
+}
+
 export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRendered }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const sigma = useRef<Sigma | null>(null);
@@ -106,6 +123,8 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
   handlers.current = { onNode, onEdge, onStage };
   const hl = useRef(highlight);
   hl.current = highlight;
+  const theme = useThemeTick();
+  const dim = useRef("#cbd5e1");
 
   // One renderer for the canvas's life. A new shape swaps its graph: losing a
   // WebGL context that holds tens of thousands of edges takes seconds on
@@ -113,7 +132,7 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
   useEffect(() => {
     const container = box.current;
     if (!container) return;
-    const { dim, fg } = palette();
+    const { fg } = palette();
     const renderer: Sigma = new Sigma(new Graph({ type: "directed" }), container, {
       renderEdgeLabels: false,
       enableEdgeEvents: true,
@@ -130,7 +149,7 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
           out.highlighted = true;
           out.zIndex = 2;
         } else if (h.nodes && !h.nodes.has(id)) {
-          out.color = dim;
+          out.color = dim.current;
           out.label = "";
           out.zIndex = 0;
         } else if (h.nodes) {
@@ -145,7 +164,7 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
         if (h.selectedEdge === id) out.size = (data.size ?? 1) + 2;
         else if (h.nodes) {
           const g = renderer.getGraph();
-          if (!h.nodes.has(g.source(id)) || !h.nodes.has(g.target(id))) out.color = dim;
+          if (!h.nodes.has(g.source(id)) || !h.nodes.has(g.target(id))) out.color = dim.current;
         }
         return out;
       },
@@ -174,6 +193,9 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
     const big = shaped.nodes.length > 400;
     const g = build(shaped, big);
     renderer.setSetting("labelRenderedSizeThreshold", big ? 9 : 0);
+    const colors = palette();
+    renderer.setSetting("labelColor", { color: colors.fg });
+    dim.current = colors.dim;
     renderer.setGraph(g);
     // Fit the new shape: a filter changes its extent.
     renderer.getCamera().setState({ x: 0.5, y: 0.5, ratio: 1, angle: 0 });
@@ -189,7 +211,7 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
       if (frame) cancelAnimationFrame(frame);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [shaped]);
+  }, [shaped, theme]);
 
   useEffect(() => {
     sigma.current?.refresh({ skipIndexation: true });
