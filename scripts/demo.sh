@@ -88,6 +88,10 @@ echo "  API $BULKHEAD_SERVER (CA $BULKHEAD_CA_FILE; tokens $admin, $viewer)"
 "$B" --token-file "$admin" audit --limit 4
 unset BULKHEAD_SERVER BULKHEAD_CA_FILE
 
+step "The console in a real browser (Debian's Chromium): the map, a suggestion, the flows"
+shots=${SCREENSHOTS:-target/tmp/demo-screenshots}
+BULKHEAD_URL=$(jq -r .api.url <<<"$api") ADMIN_TOKEN=$(cat "$admin") SCREENSHOTS=$shots node ui/e2e/demo-shots.mjs
+
 if [[ ${DEMO_EXIT:-0} == 1 || ${KEEP:-0} == 1 ]]; then
   step "Done. Try: $B graph --lab $LAB -o yaml; $B review show --lab $LAB $frontend; $B flows --lab $LAB --workload frontend"
   exit 0

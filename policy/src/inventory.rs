@@ -1,5 +1,6 @@
 //! What the cluster contains, as policy sees it: namespaces with labels, pods
-//! with addresses and named ports, services with their backends, and nodes.
+//! with addresses and declared (and named) ports, services with their
+//! backends, and nodes.
 //! Built from Kubernetes objects through `TryFrom`, so bad objects are
 //! refused at the boundary with the field named.
 
@@ -321,4 +322,22 @@ pub fn endpoint_slice_addresses(slice: &discovery::EndpointSlice) -> Result<(Str
         }
     }
     Ok((format!("{namespace}/{service}"), out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_port_is_kept_and_only_named_ones_match_named_rules() {
+        let pod: core::Pod = serde_yaml::from_str(
+            "metadata: {name: a, namespace: x}\n\
+             spec: {nodeName: n1, containers: [{name: c, ports: [{containerPort: 8080, name: http}, {containerPort: 53, protocol: UDP}]}]}\n\
+             status: {podIP: 10.0.0.5, podIPs: [{ip: 10.0.0.5}]}\n",
+        )
+        .unwrap();
+        let pod = Pod::from_object(&pod, "c").unwrap().unwrap();
+        assert_eq!(pod.declared, vec![(Protocol::Tcp, 8080), (Protocol::Udp, 53)]);
+        assert_eq!(pod.ports, vec![NamedPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }]);
+    }
 }

@@ -74,7 +74,9 @@ const scenarios = {
     for (const w of ["web", "api", "ledger", "vault"]) assert(names.includes(w), `${w} is on the map (${names})`);
     await p.screenshot({ path: join(SHOTS, "console-map.png") });
     // The automatic theme follows the system's: readable in dark too.
+    const lightDrawn = await canvas.getAttribute("data-rendered");
     await p.emulateMedia({ colorScheme: "dark" });
+    await eventually("the map redrawn in the dark theme", async () => (await canvas.getAttribute("data-rendered")) !== lightDrawn);
     const background = await p.evaluate(() => getComputedStyle(document.body).backgroundColor);
     const [r, g, b] = background.match(/\d+/g).map(Number);
     assert(r + g + b < 150, `the dark theme has a dark background (${background})`);

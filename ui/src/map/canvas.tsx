@@ -3,6 +3,7 @@
 import { useEffect, useRef, useState } from "react";
 import Graph from "graphology";
 import Sigma from "sigma";
+import type { NodeHoverDrawingFunction } from "sigma/rendering";
 import type { MapEdge, MapNode, Shaped } from "./shape";
 import { layout } from "./shape";
 
@@ -43,6 +44,7 @@ function palette() {
     node: css("--node", "#2563eb"),
     dim: css("--dim", "#cbd5e1"),
     fg: css("--fg", "#0f172a"),
+    panel: css("--panel", "#ffffff"),
   };
 }
 type Palette = ReturnType<typeof palette>;
@@ -99,6 +101,30 @@ function build(shaped: Shaped, big: boolean): Graph {
   return g;
 }
 
+/** Sigma's hover box for a node (selected, matched, under the pointer), in the theme's colours: its own is white in either theme. */
+function hoverDrawer(colors: { current: Palette }): NodeHoverDrawingFunction {
+  return (ctx, data, settings) => {
+    const { fg, panel } = colors.current;
+    const size = settings.labelSize;
+    ctx.font = `${settings.labelWeight} ${size}px ${settings.labelFont}`;
+    ctx.fillStyle = panel;
+    ctx.shadowBlur = 8;
+    ctx.shadowColor = "rgba(0, 0, 0, 0.5)";
+    ctx.beginPath();
+    ctx.arc(data.x, data.y, data.size + 2, 0, Math.PI * 2);
+    ctx.fill();
+    if (data.label) {
+      const width = ctx.measureText(data.label).width;
+      ctx.fillRect(data.x + data.size + 1, data.y - size / 2 - 4, width + 10, size + 8);
+    }
+    ctx.shadowBlur = 0;
+    if (data.label) {
+      ctx.fillStyle = fg;
+      ctx.fillText(data.label, data.x + data.size + 6, data.y + size / 3);
+    }
+  };
+}
+
 /** Changes whenever the page's colours may have: the theme switch or the system's scheme. */
 function useThemeTick(): number {
   const [tick, setTick] = useState(0);
@@ -124,7 +150,11 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
   const hl = useRef(highlight);
   hl.current = highlight;
   const theme = useThemeTick();
-  const dim = useRef("#cbd5e1");
+  const colors = useRef<Palette>(palette());
+  // The shape last drawn, and whether this commit just drew one (then the
+  // highlight effect has nothing left to refresh).
+  const drawn = useRef<Shaped | null>(null);
+  const fresh = useRef(false);
 
   // One renderer for the canvas's life. A new shape swaps its graph: losing a
   // WebGL context that holds tens of thousands of edges takes seconds on
@@ -132,12 +162,13 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
   useEffect(() => {
     const container = box.current;
     if (!container) return;
-    const { fg } = palette();
+    const { fg } = colors.current;
     const renderer: Sigma = new Sigma(new Graph({ type: "directed" }), container, {
       renderEdgeLabels: false,
       enableEdgeEvents: true,
       defaultEdgeType: "arrow",
       labelColor: { color: fg },
+      defaultDrawNodeHover: hoverDrawer(colors),
       labelFont: "system-ui, sans-serif",
       zIndex: true,
       stagePadding: 60,
@@ -149,7 +180,7 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
           out.highlighted = true;
           out.zIndex = 2;
         } else if (h.nodes && !h.nodes.has(id)) {
-          out.color = dim.current;
+          out.color = colors.current.dim;
           out.label = "";
           out.zIndex = 0;
         } else if (h.nodes) {
@@ -164,7 +195,7 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
         if (h.selectedEdge === id) out.size = (data.size ?? 1) + 2;
         else if (h.nodes) {
           const g = renderer.getGraph();
-          if (!h.nodes.has(g.source(id)) || !h.nodes.has(g.target(id))) out.color = dim.current;
+          if (!h.nodes.has(g.source(id)) || !h.nodes.has(g.target(id))) out.color = colors.current.dim;
         }
         return out;
       },
@@ -191,14 +222,24 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
     if (!container || !renderer) return;
     const started = performance.now();
     const big = shaped.nodes.length > 400;
+    colors.current = palette();
     const g = build(shaped, big);
-    renderer.setSetting("labelRenderedSizeThreshold", big ? 9 : 0);
-    const colors = palette();
-    renderer.setSetting("labelColor", { color: colors.fg });
-    dim.current = colors.dim;
+    const settings = { labelRenderedSizeThreshold: big ? 9 : 0, labelColor: { color: colors.current.fg } };
+    const changed =
+      renderer.getSetting("labelRenderedSizeThreshold") !== settings.labelRenderedSizeThreshold ||
+      renderer.getSetting("labelColor").color !== settings.labelColor.color;
+    // Each settings change re-indexes the graph in place: do it on an empty
+    // one, not on the tens of thousands of edges being replaced.
+    if (changed) {
+      renderer.setGraph(new Graph({ type: "directed" }));
+      renderer.setSettings(settings);
+    }
+    // A new shape is fitted (a filter changes its extent); a recolouring keeps the view.
+    if (drawn.current !== shaped) renderer.getCamera().setState({ x: 0.5, y: 0.5, ratio: 1, angle: 0 });
+    drawn.current = shaped;
     renderer.setGraph(g);
-    // Fit the new shape: a filter changes its extent.
-    renderer.getCamera().setState({ x: 0.5, y: 0.5, ratio: 1, angle: 0 });
+    fresh.current = true;
+    queueMicrotask(() => (fresh.current = false));
     container.dataset.nodes = String(g.order);
     container.dataset.edges = String(g.size);
     // Sigma draws on the next frame; report once it has.
@@ -214,7 +255,7 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
   }, [shaped, theme]);
 
   useEffect(() => {
-    sigma.current?.refresh({ skipIndexation: true });
+    if (!fresh.current) sigma.current?.refresh({ skipIndexation: true });
   }, [highlight]);
 
   return <div ref={box} className="canvas" data-testid="map-canvas" aria-label="Service map (use the list beside it from the keyboard)" role="img" />;

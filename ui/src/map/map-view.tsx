@@ -179,6 +179,9 @@ export function MapView({ params }: { params: URLSearchParams }) {
         </label>
       </form>
       <Legend unused={overlay ? unused : null} cut={cutId ? cutCount : null} />
+      {workloads.state === "error" && <ErrorBox error={workloads.error} retry={workloads.reload} />}
+      {pods.state === "error" && <ErrorBox error={pods.error} retry={pods.reload} />}
+      {anomalies.state === "error" && <ErrorBox error={anomalies.error} retry={anomalies.reload} />}
       {allowed.state === "error" && <ErrorBox error={allowed.error} retry={allowed.reload} />}
       {cut.state === "error" && <ErrorBox error={cut.error} retry={cut.reload} />}
       {cut.data && (
