@@ -93,11 +93,17 @@ pub struct Suggestion {
 #[derive(Debug, Default)]
 struct PeerUse {
     ports: BTreeSet<(u8, u16)>,
+    /// Ports allowed without being seen: TCP 53 beside a UDP 53 that was.
+    implied: BTreeSet<(u8, u16)>,
     connections: u64,
     first: Option<i64>,
     last: i64,
     services: BTreeSet<ServiceRef>,
 }
+
+/// DNS over UDP and over TCP, as (IANA protocol, port).
+const DNS_UDP: (u8, u16) = (17, 53);
+const DNS_TCP: (u8, u16) = (6, 53);
 
 /// Suggestions for every workload of the inventory that has a baseline (in
 /// `namespace` if given), in workload order.
@@ -141,6 +147,15 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
             for p in peers.drain(..) {
                 let u = slot.entry(p).or_default();
                 u.ports.insert((edge.protocol, edge.port));
+                // DNS falls back to TCP for answers too large for UDP (RFC
+                // 7766): a policy without it breaks only at the worst moment.
+                if (edge.protocol, edge.port) == DNS_UDP {
+                    if u.ports.insert(DNS_TCP) {
+                        u.implied.insert(DNS_TCP);
+                    }
+                } else if (edge.protocol, edge.port) == DNS_TCP {
+                    u.implied.remove(&DNS_TCP);
+                }
                 u.connections += ev.connections;
                 u.first = Some(u.first.map_or(ev.first_seen_ns, |f| f.min(ev.first_seen_ns)));
                 u.last = u.last.max(ev.last_seen_ns);

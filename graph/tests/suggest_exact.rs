@@ -335,7 +335,9 @@ fn check_exact(seed: u64, n: usize) {
             for proto in [6u8, 17] {
                 for &port in &ports {
                     let v = eval.connection(wa.pods[0], *wb.pods.last().unwrap(), Protocol::from_number(proto), port);
-                    let learned = w.pairs.contains(&(a, b, proto, port));
+                    // TCP 53 goes with a learned UDP 53 (DNS's fallback).
+                    let learned = w.pairs.contains(&(a, b, proto, port))
+                        || ((proto, port) == (6, 53) && w.pairs.contains(&(a, b, 17, 53)));
                     if v.allowed != learned {
                         over.push(format!("{a}->{b} {proto}/{port}: allowed {} learned {learned}", v.allowed));
                     }
@@ -410,6 +412,11 @@ fn suggestions_are_readable_deterministic_and_carry_evidence() {
         let s = a.iter().find(|s| s.workload == e.src).unwrap();
         let y = serde_yaml::to_string(&s.policy).unwrap();
         assert!(y.contains("k8s-app: kube-dns") && y.contains("port: 53"), "{y}");
+        // Only UDP was seen; TCP is allowed too, and the evidence says why.
+        let dns = s.rules.iter().find(|r| r.ports.contains(&"UDP/53".to_string())).unwrap();
+        assert!(dns.ports.contains(&"TCP/53".to_string()), "{:?}", dns.ports);
+        let notes = s.policy.metadata.annotations.as_ref().unwrap();
+        assert!(notes.values().any(|v| v.contains("RFC 7766")), "{notes:?}");
     }
     // The selector of a workload that shares its tier label is still its own.
     let y = &ya[1];

@@ -86,7 +86,14 @@ pub(super) fn policy(
             let ev = rule_evidence(side, index, g, infos);
             let key =
                 format!("{EVIDENCE_PREFIX}/{}-{index}", if side == Direction::Ingress { "ingress" } else { "egress" });
-            annotations.insert(key, describe(&ev));
+            let mut text = describe(&ev);
+            if g.peers.iter().any(|(_, u)| !u.implied.is_empty()) {
+                text.push_str(
+                    "; TCP/53 is allowed beside the UDP/53 seen: resolvers retry over TCP when an answer \
+                     is too large for UDP (RFC 7766)",
+                );
+            }
+            annotations.insert(key, text);
             evidence.push(ev);
             match side {
                 Direction::Ingress => {
