@@ -101,6 +101,9 @@ struct PeerUse {
     services: BTreeSet<ServiceRef>,
 }
 
+/// A workload and what selects its pods.
+type Named<'a> = (&'a Entity, &'a WorkloadInfo);
+
 /// DNS over UDP and over TCP, as (IANA protocol, port).
 const DNS_UDP: (u8, u16) = (17, 53);
 const DNS_TCP: (u8, u16) = (6, 53);
@@ -167,6 +170,29 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
     for (w, info) in &infos {
         by_namespace.entry(w.namespace()).or_default().push((w, info));
     }
+    // Workloads by (namespace, label, value): a selector's candidates are
+    // those carrying its first label, not the whole namespace.
+    let mut by_label: HashMap<(Option<&str>, &str, &str), Vec<Named<'_>>> = HashMap::new();
+    for (w, info) in &infos {
+        for (k, v) in &info.selector {
+            by_label.entry((w.namespace(), k.as_str(), v.as_str())).or_default().push((w, info));
+        }
+    }
+    // Whose pods each workload's selector also picks, found once per
+    // workload: a popular peer is asked about by every workload it talks to.
+    let mut overlap: Vec<Option<Vec<&Entity>>> = vec![None; infos.len()];
+    let mut overlap_of = |i: usize| -> Vec<&Entity> {
+        overlap[i]
+            .get_or_insert_with(|| {
+                let (w, info) = infos[i];
+                let same = match info.selector.iter().next() {
+                    Some((k, v)) => by_label.get(&(w.namespace(), k.as_str(), v.as_str())),
+                    None => by_namespace.get(&w.namespace()),
+                };
+                overlapping(w, info, same.map(Vec::as_slice).unwrap_or_default()).collect()
+            })
+            .clone()
+    };
     let mut out = Vec::new();
     for (i, (w, info)) in infos.iter().enumerate() {
         let Some(baseline) = learner.workloads().get(*w) else { continue };
@@ -181,7 +207,9 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
             out.push(Suggestion { workload: (*w).clone(), stable, policy, rules: Vec::new(), warnings: warn });
             continue;
         }
-        warn.extend(overlaps(w, info, by_namespace.get(&w.namespace()).map(Vec::as_slice).unwrap_or_default()));
+        warn.extend(overlap_of(i).into_iter().map(|o| {
+            format!("its selector also matches the pods of {}: the policy applies to them too", render::entity_name(o))
+        }));
         let [ingress, egress] = std::mem::take(&mut sides[i]);
         let groups = [group(ingress), group(egress)];
         // A peer's selector that also picks another workload's pods lets
@@ -194,9 +222,8 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
             }));
         }
         for j in peers {
-            let (pw, pinfo) = infos[j];
-            let same = by_namespace.get(&pw.namespace()).map(Vec::as_slice).unwrap_or_default();
-            for other in overlapping(pw, pinfo, same) {
+            let pw = infos[j].0;
+            for other in overlap_of(j) {
                 warn.push(format!(
                     "the selector of peer {} also matches the pods of {}: its rules allow them too",
                     render::entity_name(pw),
@@ -233,16 +260,6 @@ fn peers_of(
         }
     }
     Ok(())
-}
-
-/// Other workloads of the namespace (`same_namespace`) whose pods this
-/// selector also picks.
-fn overlaps(w: &Entity, info: &WorkloadInfo, same_namespace: &[(&Entity, &WorkloadInfo)]) -> Vec<String> {
-    overlapping(w, info, same_namespace)
-        .map(|o| {
-            format!("its selector also matches the pods of {}: the policy applies to them too", render::entity_name(o))
-        })
-        .collect()
 }
 
 /// The workloads of `same_namespace` other than `w` whose pods `w`'s selector picks.
