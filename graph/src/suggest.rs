@@ -93,8 +93,8 @@ pub struct Suggestion {
 #[derive(Debug, Default)]
 struct PeerUse {
     ports: BTreeSet<(u8, u16)>,
-    /// Ports allowed without being seen: TCP 53 beside a UDP 53 that was.
-    implied: BTreeSet<(u8, u16)>,
+    /// TCP 53 allowed without being seen, beside a UDP 53 that was.
+    dns_tcp_implied: bool,
     connections: u64,
     first: Option<i64>,
     last: i64,
@@ -153,11 +153,9 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
                 // DNS falls back to TCP for answers too large for UDP (RFC
                 // 7766): a policy without it breaks only at the worst moment.
                 if (edge.protocol, edge.port) == DNS_UDP {
-                    if u.ports.insert(DNS_TCP) {
-                        u.implied.insert(DNS_TCP);
-                    }
+                    u.dns_tcp_implied |= u.ports.insert(DNS_TCP);
                 } else if (edge.protocol, edge.port) == DNS_TCP {
-                    u.implied.remove(&DNS_TCP);
+                    u.dns_tcp_implied = false;
                 }
                 u.connections += ev.connections;
                 u.first = Some(u.first.map_or(ev.first_seen_ns, |f| f.min(ev.first_seen_ns)));

@@ -49,6 +49,11 @@ export async function login(p, url, token) {
   await p.getByTestId("who").waitFor();
 }
 
+/** The names in the map's node list (the buttons, not the namespace headings). */
+export function mapNodeNames(p) {
+  return p.locator(".map-list ul.nodes li [data-node]").allInnerTexts();
+}
+
 export function shotsDir() {
   const d = process.env.SCREENSHOTS ?? join(import.meta.dirname, "screenshots");
   mkdirSync(d, { recursive: true });

@@ -3,7 +3,7 @@
 // and the flows. Fails loudly when a view does not show the app, or logs a
 // console error. Env: BULKHEAD_URL, ADMIN_TOKEN, SCREENSHOTS.
 import { join } from "node:path";
-import { launch, login, page, shotsDir } from "./browser.mjs";
+import { launch, login, mapNodeNames, page, shotsDir } from "./browser.mjs";
 
 const URL = process.env.BULKHEAD_URL;
 const TOKEN = process.env.ADMIN_TOKEN;
@@ -19,7 +19,7 @@ try {
   await p.goto(`${URL}/#/map`);
   const canvas = p.getByTestId("map-canvas");
   await p.waitForFunction(() => Number(document.querySelector('[data-testid="map-canvas"]')?.dataset.edges) >= 10, null, { timeout: 30_000 });
-  const names = await p.locator(".map-list ul.nodes li [data-node]").allInnerTexts();
+  const names = await mapNodeNames(p);
   for (const w of ["frontend", "cartservice", "redis-cart"]) if (!names.includes(w)) throw new Error(`${w} is not on the map: ${names}`);
   await canvas.waitFor();
   await p.screenshot({ path: join(SHOTS, "demo-map.png") });

@@ -4,7 +4,7 @@
 // error too; a failing one leaves a screenshot named after it.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { launch, login, page, shotsDir } from "./browser.mjs";
+import { launch, login, mapNodeNames, page, shotsDir } from "./browser.mjs";
 
 const need = (k) => {
   const v = process.env[k];
@@ -47,10 +47,6 @@ async function eventually(what, f, timeout = 20_000) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
 }
 
-async function nodeList(p) {
-  return p.locator(".map-list ul.nodes li [data-node]").allInnerTexts();
-}
-
 const scenarios = {
   async "log in"(p, { expect }) {
     expect(401);
@@ -70,7 +66,7 @@ const scenarios = {
     const canvas = p.getByTestId("map-canvas");
     await canvas.waitFor();
     await eventually("the app on the map", async () => Number(await canvas.getAttribute("data-edges")) >= 3);
-    const names = await nodeList(p);
+    const names = await mapNodeNames(p);
     for (const w of ["web", "api", "ledger", "vault"]) assert(names.includes(w), `${w} is on the map (${names})`);
     await p.screenshot({ path: join(SHOTS, "console-map.png") });
     // The automatic theme follows the system's: readable in dark too.
@@ -160,7 +156,7 @@ const scenarios = {
     assert(/enforced in .*(µs|ms)/.test(result), `the time to enforce is shown: ${result}`);
     await dialog.getByRole("button", { name: "Close" }).click();
     assert(!probe("bank/ledger-0", "shop/api:8080"), "the quarantined pod is cut off");
-    await eventually("the mark on the map", async () => (await nodeList(p)).some((n) => n.startsWith("api") && n.includes("quarantined")));
+    await eventually("the mark on the map", async () => (await mapNodeNames(p)).some((n) => n.startsWith("api") && n.includes("quarantined")));
     await p.goto(`${URL}/#/quarantine?state=active`);
     const row = p.getByTestId("quarantine-list").locator("tr", { hasText: "shop/api-0" });
     await row.getByRole("button", { name: "Release" }).click();
@@ -174,8 +170,8 @@ const scenarios = {
     await p.goto(`${URL}/#/map`);
     const canvas = p.getByTestId("map-canvas");
     await canvas.waitFor();
-    await eventually("shop on the map", async () => (await nodeList(p)).includes("web"));
-    const names = await nodeList(p);
+    await eventually("shop on the map", async () => (await mapNodeNames(p)).includes("web"));
+    const names = await mapNodeNames(p);
     assert(!names.includes("ledger") && !names.includes("vault"), `no bank workload is named: ${names}`);
     await p.goto(`${URL}/#/flows`);
     await eventually("flows", async () => (await p.getByTestId("flow-row").count()) > 0);

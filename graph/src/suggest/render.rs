@@ -87,7 +87,7 @@ pub(super) fn policy(
             let key =
                 format!("{EVIDENCE_PREFIX}/{}-{index}", if side == Direction::Ingress { "ingress" } else { "egress" });
             let mut text = describe(&ev);
-            if g.peers.iter().any(|(_, u)| !u.implied.is_empty()) {
+            if g.peers.iter().any(|(_, u)| u.dns_tcp_implied) {
                 text.push_str(
                     "; TCP/53 is allowed beside the UDP/53 seen: resolvers retry over TCP when an answer \
                      is too large for UDP (RFC 7766)",

@@ -66,8 +66,7 @@ function nodeColor(c: Palette, n: MapNode): string {
 }
 
 /** A graphology graph of `shaped`, laid out, with the namespaces' names as label-only nodes. */
-function build(shaped: Shaped, big: boolean): Graph {
-  const colors = palette();
+function build(shaped: Shaped, big: boolean, colors: Palette): Graph {
   const g = new Graph({ type: "directed", multi: false, allowSelfLoops: false });
   const { positions: pos, labels } = layout(shaped.nodes);
   const ids = new Set(shaped.nodes.map((n) => n.id));
@@ -223,7 +222,7 @@ export function MapCanvas({ shaped, highlight, onNode, onEdge, onStage, onRender
     const started = performance.now();
     const big = shaped.nodes.length > 400;
     colors.current = palette();
-    const g = build(shaped, big);
+    const g = build(shaped, big, colors.current);
     const settings = { labelRenderedSizeThreshold: big ? 9 : 0, labelColor: { color: colors.current.fg } };
     const changed =
       renderer.getSetting("labelRenderedSizeThreshold") !== settings.labelRenderedSizeThreshold ||

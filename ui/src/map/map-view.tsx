@@ -179,11 +179,7 @@ export function MapView({ params }: { params: URLSearchParams }) {
         </label>
       </form>
       <Legend unused={overlay ? unused : null} cut={cutId ? cutCount : null} />
-      {workloads.state === "error" && <ErrorBox error={workloads.error} retry={workloads.reload} />}
-      {pods.state === "error" && <ErrorBox error={pods.error} retry={pods.reload} />}
-      {anomalies.state === "error" && <ErrorBox error={anomalies.error} retry={anomalies.reload} />}
-      {allowed.state === "error" && <ErrorBox error={allowed.error} retry={allowed.reload} />}
-      {cut.state === "error" && <ErrorBox error={cut.error} retry={cut.reload} />}
+      {[workloads, pods, anomalies, allowed, cut].map((x, i) => x.state === "error" && <ErrorBox key={i} error={x.error} retry={x.reload} />)}
       {cut.data && (
         <div className="notice" data-testid="map-cut">
           Suggestion #{cut.data.record.id} ({cut.data.record.workload.namespace}/{cut.data.record.workload.name}) would drop{" "}
