@@ -4,6 +4,7 @@
 //! the CLI and the tests all share one implementation.
 
 pub mod baseline;
+pub mod exposure;
 pub mod flow;
 pub mod pairing;
 pub mod service_graph;

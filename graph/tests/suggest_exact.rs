@@ -94,6 +94,7 @@ fn generate(seed: u64, n: usize) -> World {
                 ips: vec![ip],
                 ports: Vec::new(),
                 declared: Vec::new(),
+                host_ports: Vec::new(),
             });
             pods.push(ip);
         }
@@ -119,9 +120,12 @@ fn generate(seed: u64, n: usize) -> World {
                         protocol: *p,
                         port,
                         target: TargetPort::Number(target),
+                        node_port: None,
+                        app_protocol: None,
                     })
                     .collect(),
                 endpoints: None,
+                exposure: Default::default(),
             });
         }
         workloads.push(Workload { entity, labels, pods, service });

@@ -79,6 +79,7 @@ macro_rules! coded_enum {
         }
     };
 }
+pub(crate) use coded_enum;
 
 coded_enum!(
     /// Relative to the pod: egress is what the pod sends. A flow observed at

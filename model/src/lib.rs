@@ -4,6 +4,7 @@
 //! the dataplane crate asserts at compile time that they are equal.
 
 mod codes;
+pub mod exposure;
 pub mod identity;
 pub mod proto;
 mod role;

@@ -45,6 +45,7 @@ fn cluster(pods: usize, policies: usize) -> (Inventory, PolicySet) {
             ips: vec![format!("10.{}.{}.{}", 100 + node, (i / 250) % 256, i % 250 + 1).parse().unwrap()],
             ports: vec![NamedPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }],
             declared: vec![(Protocol::Tcp, 8080)],
+            host_ports: Vec::new(),
         });
     }
     let mut set = PolicySet::default();

@@ -49,6 +49,33 @@ pub struct Pod {
     /// serves, for the views of what is allowed and exposed (policy
     /// matching uses only `ports`).
     pub declared: Vec<(Protocol, u16)>,
+    /// Container ports also bound on the node's addresses (`hostPort`).
+    pub host_ports: Vec<HostPort>,
+}
+
+/// A container port bound on the node too: reachable from outside the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostPort {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// The port on the node.
+    pub host: u16,
+    /// The container port it forwards to.
+    pub container: u16,
+}
+
+/// A pod on the host network: no pod policy applies to it, so exposure lists
+/// it apart from the pods policy sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostNetworkPod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The node whose addresses it listens on.
+    pub node: String,
+    /// Its declared container ports (which are the node's ports).
+    pub declared: Vec<(Protocol, u16)>,
 }
 
 impl Pod {
@@ -78,6 +105,10 @@ pub struct ServicePort {
     pub port: u16,
     /// The port the backend receives on.
     pub target: TargetPort,
+    /// The port on every node, for NodePort and LoadBalancer services.
+    pub node_port: Option<u16>,
+    /// `appProtocol`, a hint of what the port speaks.
+    pub app_protocol: Option<String>,
 }
 
 impl ServicePort {
@@ -92,6 +123,36 @@ impl ServicePort {
             }
         }
     }
+}
+
+/// A service's `spec.type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ServiceType {
+    /// Reachable on its ClusterIP (or, headless, on its pods) only.
+    #[default]
+    ClusterIp,
+    /// Also on a port of every node.
+    NodePort,
+    /// Also on a load balancer's address (and a NodePort).
+    LoadBalancer,
+    /// A DNS alias of a name outside the cluster.
+    ExternalName,
+}
+
+/// What makes a service reachable from outside the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceExposure {
+    /// `spec.type`.
+    pub kind: ServiceType,
+    /// `spec.externalIPs`: node-routed addresses kube-proxy also serves it on.
+    pub external_ips: Vec<IpAddr>,
+    /// `status.loadBalancer.ingress[].ip`.
+    pub load_balancer_ips: Vec<IpAddr>,
+    /// `externalTrafficPolicy: Local`: outside clients keep their address
+    /// (otherwise kube-proxy replaces it with the receiving node's).
+    pub local_traffic: bool,
+    /// `spec.externalName`, for ExternalName services.
+    pub external_name: Option<String>,
 }
 
 /// A service.
@@ -110,6 +171,8 @@ pub struct Service {
     /// Backend addresses from EndpointSlices; `None` when none were seen, in
     /// which case the selector decides.
     pub endpoints: Option<Vec<IpAddr>>,
+    /// Type and outside addresses.
+    pub exposure: ServiceExposure,
 }
 
 impl Service {
@@ -132,6 +195,10 @@ pub struct Inventory {
     pub services: BTreeMap<String, Service>,
     /// Node addresses by node name.
     pub nodes: BTreeMap<String, Vec<IpAddr>>,
+    /// Pods on the host network, by "namespace/name".
+    pub host_network: BTreeMap<String, HostNetworkPod>,
+    /// Services Ingresses and Gateway routes send outside traffic to.
+    pub routes: Vec<crate::routes::RouteBackend>,
 }
 
 impl Inventory {
@@ -209,13 +276,17 @@ impl Pod {
         if spec.and_then(|s| s.host_network).unwrap_or(false) {
             return Ok(None);
         }
-        let (mut ports, mut declared) = (Vec::new(), Vec::new());
+        let (mut ports, mut declared, mut host_ports) = (Vec::new(), Vec::new(), Vec::new());
         for (ci, c) in spec.map(|s| s.containers.as_slice()).unwrap_or_default().iter().enumerate() {
             for (pi, p) in c.ports.iter().flatten().enumerate() {
                 let f = format!("spec.containers[{ci}].ports[{pi}]");
                 let number = port_number(p.container_port).map_err(|m| blame.err(format!("{f}.containerPort"), m))?;
                 let protocol = Protocol::parse(p.protocol.as_deref(), &blame, &format!("{f}.protocol"))?;
                 declared.push((protocol, number));
+                if let Some(h) = p.host_port.filter(|h| *h != 0) {
+                    let host = port_number(h).map_err(|m| blame.err(format!("{f}.hostPort"), m))?;
+                    host_ports.push(HostPort { protocol, host, container: number });
+                }
                 if let Some(n) = &p.name {
                     check_port_name(n).map_err(|m| blame.err(format!("{f}.name"), m))?;
                     ports.push(NamedPort { name: n.clone(), protocol, port: number });
@@ -242,7 +313,33 @@ impl Pod {
             return Ok(None);
         }
         let node = spec.and_then(|s| s.node_name.clone()).unwrap_or_default();
-        Ok(Some(Self { cluster: cluster.to_string(), namespace, name, labels, node, ips, ports, declared }))
+        Ok(Some(Self { cluster: cluster.to_string(), namespace, name, labels, node, ips, ports, declared, host_ports }))
+    }
+}
+
+impl HostNetworkPod {
+    /// A pod object on the host network, `None` for any other pod (or a finished one).
+    pub fn from_object(pod: &core::Pod) -> Result<Option<Self>, PolicyError> {
+        let spec = pod.spec.as_ref();
+        if !spec.and_then(|s| s.host_network).unwrap_or(false) {
+            return Ok(None);
+        }
+        if pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed") {
+            return Ok(None);
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        let blame = Blame::new("Pod", Some(&namespace), &name);
+        let mut declared = Vec::new();
+        for (ci, c) in spec.map(|s| s.containers.as_slice()).unwrap_or_default().iter().enumerate() {
+            for (pi, p) in c.ports.iter().flatten().enumerate() {
+                let f = format!("spec.containers[{ci}].ports[{pi}]");
+                let number = port_number(p.container_port).map_err(|m| blame.err(format!("{f}.containerPort"), m))?;
+                declared.push((Protocol::parse(p.protocol.as_deref(), &blame, &format!("{f}.protocol"))?, number));
+            }
+        }
+        let node = spec.and_then(|s| s.node_name.clone()).unwrap_or_default();
+        Ok(Some(Self { namespace, name, node, declared }))
     }
 }
 
@@ -292,9 +389,65 @@ impl TryFrom<&core::Service> for Service {
                     }
                 },
             };
-            ports.push(ServicePort { name: p.name.clone().unwrap_or_default(), protocol, port, target });
+            let node_port = p
+                .node_port
+                .filter(|n| *n != 0)
+                .map(port_number)
+                .transpose()
+                .map_err(|m| blame.err(format!("{f}.nodePort"), m))?;
+            ports.push(ServicePort {
+                name: p.name.clone().unwrap_or_default(),
+                protocol,
+                port,
+                target,
+                node_port,
+                app_protocol: p.app_protocol.clone(),
+            });
         }
-        Ok(Self { namespace, name, selector, cluster_ips, ports, endpoints: None })
+        let exposure = ServiceExposure::of(svc, spec, &blame)?;
+        Ok(Self { namespace, name, selector, cluster_ips, ports, endpoints: None, exposure })
+    }
+}
+
+impl ServiceExposure {
+    fn of(svc: &core::Service, spec: &core::ServiceSpec, blame: &Blame) -> Result<Self, PolicyError> {
+        let kind = match spec.type_.as_deref().unwrap_or("ClusterIP") {
+            "ClusterIP" => ServiceType::ClusterIp,
+            "NodePort" => ServiceType::NodePort,
+            "LoadBalancer" => ServiceType::LoadBalancer,
+            "ExternalName" => ServiceType::ExternalName,
+            other => {
+                return Err(blame.err(
+                    "spec.type",
+                    format!("{other:?}: expected ClusterIP, NodePort, LoadBalancer or ExternalName"),
+                ));
+            }
+        };
+        let parse = |field: String, ip: &str| -> Result<IpAddr, PolicyError> {
+            ip.parse().map_err(|_| blame.err(field, format!("invalid IP {ip:?}")))
+        };
+        let mut external_ips = Vec::new();
+        for (i, ip) in spec.external_ips.iter().flatten().enumerate() {
+            external_ips.push(parse(format!("spec.externalIPs[{i}]"), ip)?);
+        }
+        let mut load_balancer_ips = Vec::new();
+        let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
+        for (i, ing) in ingress.into_iter().flatten().enumerate() {
+            if let Some(ip) = &ing.ip {
+                load_balancer_ips.push(parse(format!("status.loadBalancer.ingress[{i}].ip"), ip)?);
+            }
+        }
+        let external_name = spec.external_name.clone().filter(|n| !n.is_empty());
+        if kind == ServiceType::ExternalName && external_name.is_none() {
+            return Err(blame.err("spec.externalName", "an ExternalName service needs a name"));
+        }
+        Ok(Self {
+            kind,
+            external_ips,
+            load_balancer_ips,
+            local_traffic: spec.external_traffic_policy.as_deref() == Some("Local"),
+            external_name,
+        })
     }
 }
 
@@ -339,5 +492,32 @@ mod tests {
         let pod = Pod::from_object(&pod, "c").unwrap().unwrap();
         assert_eq!(pod.declared, vec![(Protocol::Tcp, 8080), (Protocol::Udp, 53)]);
         assert_eq!(pod.ports, vec![NamedPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }]);
+    }
+
+    #[test]
+    fn service_types_and_outside_addresses_are_read_and_bad_ones_named() {
+        let svc: core::Service = serde_yaml::from_str(
+            "metadata: {name: db, namespace: x}\n\
+             spec: {type: LoadBalancer, externalTrafficPolicy: Local, externalIPs: [192.0.2.7], ports: [{port: 6379, nodePort: 30079, name: tcp-redis}]}\n\
+             status: {loadBalancer: {ingress: [{ip: 172.30.0.1}]}}\n",
+        )
+        .unwrap();
+        let s = Service::try_from(&svc).unwrap();
+        assert_eq!(s.exposure.kind, ServiceType::LoadBalancer);
+        assert!(s.exposure.local_traffic);
+        assert_eq!(s.exposure.external_ips, vec!["192.0.2.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(s.exposure.load_balancer_ips, vec!["172.30.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(s.ports[0].node_port, Some(30079));
+        let bad: core::Service = serde_yaml::from_str("metadata: {name: a}\nspec: {type: Public}\n").unwrap();
+        let e = Service::try_from(&bad).unwrap_err().to_string();
+        assert!(e.contains("spec.type"), "{e}");
+        let host: core::Pod = serde_yaml::from_str(
+            "metadata: {name: h, namespace: x}\n\
+             spec: {hostNetwork: true, nodeName: n1, containers: [{name: c, ports: [{containerPort: 9100}]}]}\n",
+        )
+        .unwrap();
+        assert_eq!(Pod::from_object(&host, "c").unwrap(), None);
+        let h = HostNetworkPod::from_object(&host).unwrap().unwrap();
+        assert_eq!((h.node.as_str(), h.declared.as_slice()), ("n1", &[(Protocol::Tcp, 9100)][..]));
     }
 }

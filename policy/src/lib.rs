@@ -14,6 +14,7 @@ pub mod netpol;
 pub mod objects;
 pub mod ports;
 pub mod quarantine;
+pub mod routes;
 pub mod selector;
 
 pub use error::PolicyError;

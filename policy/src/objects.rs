@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::cluster::{self, ClusterNetworkPolicy};
 use crate::error::PolicyError;
 use crate::quarantine::{self, Quarantine};
+use crate::routes::{GATEWAY_API_VERSION, GatewayRoute, ROUTE_KINDS};
 
 /// A Kubernetes object policy cares about, still in its wire form.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +30,10 @@ pub enum Object {
     ClusterNetworkPolicy(Box<ClusterNetworkPolicy>),
     /// A Bulkhead Quarantine.
     Quarantine(Box<Quarantine>),
+    /// An Ingress (its backends are internet-facing).
+    Ingress(Box<net::Ingress>),
+    /// A Gateway API HTTPRoute or GRPCRoute (its backends are internet-facing).
+    Route(Box<GatewayRoute>),
     /// Any other kind, kept by name so callers can say what they skipped.
     Other {
         /// apiVersion of the document.
@@ -79,6 +84,8 @@ impl Object {
             Object::NetworkPolicy(o) => meta_ref("NetworkPolicy", &o.metadata, true),
             Object::ClusterNetworkPolicy(o) => meta_ref(cluster::KIND, &o.metadata, false),
             Object::Quarantine(o) => meta_ref(quarantine::KIND, &o.metadata, true),
+            Object::Ingress(o) => meta_ref("Ingress", &o.metadata, true),
+            Object::Route(o) => meta_ref(&o.kind, &o.metadata, true),
             Object::Other { kind, .. } => {
                 ObjectRef { kind: kind.clone(), namespace: String::new(), name: String::new() }
             }
@@ -153,6 +160,8 @@ fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> 
                 quarantine::API_VERSION
             )));
         }
+        ("networking.k8s.io/v1", "Ingress") => Object::Ingress(Box::new(decode(v, source, i, &kind)?)),
+        (GATEWAY_API_VERSION, k) if ROUTE_KINDS.contains(&k) => Object::Route(Box::new(decode(v, source, i, &kind)?)),
         _ => Object::Other { api_version, kind },
     };
     out.push(obj);
@@ -171,6 +180,8 @@ impl Object {
             Object::NetworkPolicy(o) => serde_yaml::to_string(o),
             Object::ClusterNetworkPolicy(o) => serde_yaml::to_string(o),
             Object::Quarantine(o) => serde_yaml::to_string(o),
+            Object::Ingress(o) => serde_yaml::to_string(o),
+            Object::Route(o) => serde_yaml::to_string(o),
             Object::Other { api_version, kind } => Ok(format!("apiVersion: {api_version}\nkind: {kind}\n")),
         };
         r.map_err(|e| PolicyError::Document {

@@ -88,6 +88,7 @@ pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerEr
             Ok(Object::NetworkPolicy(o))
         })
         .boxed(),
+        events(Api::<net::Ingress>::all(client.clone()), "Ingress", |o| Ok(Object::Ingress(Box::new(o)))).boxed(),
         events(Api::<ClusterNetworkPolicy>::all(client.clone()), cluster::KIND, |o| {
             Ok(Object::ClusterNetworkPolicy(Box::new(o)))
         })

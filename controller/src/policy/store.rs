@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use bulkhead_policy::PolicyError;
 use bulkhead_policy::cluster::ClusterPolicy;
 use bulkhead_policy::evaluate::PolicySet;
-use bulkhead_policy::inventory::{Inventory, Namespace, Pod, Service, endpoint_slice_addresses};
+use bulkhead_policy::inventory::{HostNetworkPod, Inventory, Namespace, Pod, Service, endpoint_slice_addresses};
 use bulkhead_policy::netpol::NetworkPolicy;
 use bulkhead_policy::objects::{Object, ObjectRef};
 use bulkhead_policy::quarantine::Target;
+use bulkhead_policy::routes::{ingress_backends, route_backends};
 
 /// Annotation choosing learn, audit or enforce: on a pod, its namespace, or
 /// (audit or enforce only) a NetworkPolicy, for the pods it selects that do
@@ -177,6 +178,8 @@ impl Store {
             Object::NetworkPolicy(np) => NetworkPolicy::try_from(np).map(|_| ()),
             Object::ClusterNetworkPolicy(cp) => ClusterPolicy::try_from(cp.as_ref()).map(|_| ()),
             Object::Quarantine(q) => <(Target, String)>::try_from(q.as_ref()).map(|_| ()),
+            Object::Ingress(i) => ingress_backends(i).map(|_| ()),
+            Object::Route(r) => route_backends(r).map(|_| ()),
             Object::Other { .. } => Ok(()),
         }
     }
@@ -226,6 +229,9 @@ impl Store {
                     m.inventory.nodes.insert(node.metadata.name.clone().unwrap_or_default(), ips);
                 }
                 Object::Pod(pod) => {
+                    if let Some(h) = HostNetworkPod::from_object(pod)? {
+                        m.inventory.host_network.insert(format!("{}/{}", h.namespace, h.name), h);
+                    }
                     let Some(p) = Pod::from_object(pod, cluster)? else { continue };
                     let annotations = pod.metadata.annotations.clone().unwrap_or_default();
                     let extras = PodExtras {
@@ -257,6 +263,8 @@ impl Store {
                     let (target, reason) = <(Target, String)>::try_from(q.as_ref())?;
                     m.quarantines.push((o.reference(), target, reason));
                 }
+                Object::Ingress(i) => m.inventory.routes.extend(ingress_backends(i)?),
+                Object::Route(r) => m.inventory.routes.extend(route_backends(r)?),
                 Object::Other { .. } => {}
             }
         }

@@ -216,6 +216,7 @@ fn inventory() -> impl Strategy<Value = Inventory> {
                 node: format!("n{node}"),
                 ips,
                 declared: ports.iter().map(|p| (p.protocol, p.port)).collect(),
+                host_ports: Vec::new(),
                 ports,
             });
         }
@@ -229,9 +230,17 @@ fn inventory() -> impl Strategy<Value = Inventory> {
                 name: format!("s{i}"),
                 selector: Some(selector).filter(|s| !s.is_empty()),
                 cluster_ips: vec![format!("10.96.0.{}", 10 + i).parse().unwrap()],
-                ports: vec![ServicePort { name: String::new(), protocol, port: 8000 + port % 100, target }],
+                ports: vec![ServicePort {
+                    name: String::new(),
+                    protocol,
+                    port: 8000 + port % 100,
+                    target,
+                    node_port: None,
+                    app_protocol: None,
+                }],
                 // Every other service lists its backends by hand (EndpointSlices), not by labels.
                 endpoints: (i % 2 == 1).then(|| vec!["10.244.1.5".parse().unwrap()]),
+                exposure: Default::default(),
             });
         }
         inv.nodes.insert("n1".into(), vec!["172.30.0.1".parse().unwrap()]);

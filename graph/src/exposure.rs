@@ -1,0 +1,183 @@
+//! Exposure: every service port and workload port, how far it is exposed,
+//! what it says it speaks, who the policies in force let reach it (the
+//! world, namespaces, workloads) and who did in a window, and the findings
+//! that follow. "Can reach" asks the one policy evaluator; "did reach" reads
+//! the service graph.
+
+mod entries;
+mod findings;
+mod reach;
+
+use std::collections::BTreeMap;
+
+use bulkhead_model::exposure::{AppProtocol, Exposer, ExposureClass, FindingKind};
+use bulkhead_policy::evaluate::PolicySet;
+use bulkhead_policy::inventory::{Inventory, Pod};
+use bulkhead_policy::ports::Protocol;
+use serde::Serialize;
+
+use crate::{EdgeKey, EdgeStats, Entity};
+
+/// The namespace label naming a namespace's tenant: ports reachable from
+/// another tenant's namespaces are a finding.
+pub const TENANT_LABEL: &str = "bulkhead.dev/tenant";
+
+/// The most workloads one port lists by name as able to reach it; the
+/// per-namespace counts stay complete.
+pub const MAX_LISTED_WORKLOADS: usize = 50;
+
+/// What the report is computed from.
+pub struct Input<'a> {
+    /// The cluster.
+    pub inventory: &'a Inventory,
+    /// The policies in force.
+    pub policies: &'a PolicySet,
+    /// The workload a pod belongs to.
+    pub workload_of: &'a dyn Fn(&Pod) -> Entity,
+    /// The edges observed in the window.
+    pub observed: &'a [(Entity, Entity, EdgeKey, EdgeStats)],
+}
+
+/// One thing that makes a port reachable from outside, with its detail
+/// ("NodePort 30080", "Ingress shop/web").
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ExposedBy {
+    /// What it is.
+    pub via: Exposer,
+    /// Which one.
+    pub detail: String,
+}
+
+/// How many of a namespace's workloads may reach a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceReach {
+    /// The namespace.
+    pub namespace: String,
+    /// Workloads of it the policies let connect.
+    pub workloads: usize,
+    /// Its workloads.
+    pub of: usize,
+}
+
+/// Who the policies in force let reach a port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CanReach {
+    /// How an outside address reaches it, when one can; `None` when none can
+    /// (or the port is not exposed outside the cluster).
+    pub world: Option<String>,
+    /// Namespaces with at least one workload that may connect.
+    pub namespaces: Vec<NamespaceReach>,
+    /// Whether every namespace with workloads, other than the port's own, may.
+    pub every_namespace: bool,
+    /// Workloads that may connect, at most `MAX_LISTED_WORKLOADS`.
+    pub workloads: Vec<Entity>,
+    /// How many workloads may connect.
+    pub workloads_total: usize,
+}
+
+/// Who connected to a port in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reached {
+    /// The source: a workload, a world prefix or a node.
+    pub source: Entity,
+    /// Connections or attempts.
+    pub connections: u64,
+    /// Of which dropped by policy.
+    pub dropped: u64,
+    /// Last seen, nanoseconds since the epoch.
+    pub last_seen_ns: i64,
+}
+
+/// One finding, with what it rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What it reports.
+    pub kind: FindingKind,
+    /// One sentence for a person.
+    pub message: String,
+    /// The facts behind it: rules, addresses, sources, counts.
+    pub evidence: Vec<String>,
+}
+
+/// One exposed port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExposedPort {
+    /// Namespace.
+    pub namespace: String,
+    /// The service, for service ports.
+    pub service: Option<String>,
+    /// The workloads serving it.
+    pub workloads: Vec<Entity>,
+    /// How far it is exposed.
+    pub class: ExposureClass,
+    /// What exposes it outside the cluster.
+    pub exposed_by: Vec<ExposedBy>,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// The port clients address: the service port, the host port, or the container port.
+    pub port: u16,
+    /// The port(s) the workloads receive it on.
+    pub targets: Vec<u16>,
+    /// The port's name, if any.
+    pub name: String,
+    /// What its declaration (appProtocol, port name) says it speaks.
+    pub declared_protocol: Option<AppProtocol>,
+    /// Whether some container declares the target port.
+    pub declared: bool,
+    /// Whether pod policy can apply (not on a host-network pod).
+    pub policed: bool,
+    /// Who the policies in force let reach it.
+    pub can_reach: CanReach,
+    /// Who did in the window, most connections first.
+    pub did_reach: Vec<Reached>,
+    /// Findings.
+    pub findings: Vec<Finding>,
+}
+
+impl ExposedPort {
+    /// The protocol it is taken to speak, for database findings: the
+    /// declaration, else the well-known use of the port.
+    pub fn protocol_guess(&self) -> Option<AppProtocol> {
+        self.declared_protocol
+            .or_else(|| self.targets.iter().chain([&self.port]).find_map(|p| AppProtocol::well_known(*p)))
+    }
+}
+
+/// The exposure report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Exposure {
+    /// Every port, by namespace, then service or workload, then port.
+    pub ports: Vec<ExposedPort>,
+}
+
+impl Exposure {
+    /// How many findings of each kind.
+    pub fn finding_counts(&self) -> BTreeMap<FindingKind, usize> {
+        let mut out = BTreeMap::new();
+        for f in self.ports.iter().flat_map(|p| &p.findings) {
+            *out.entry(f.kind).or_insert(0) += 1;
+        }
+        out
+    }
+}
+
+/// Builds the report: every service port, every workload port no service
+/// fronts, every host port and host-network port, and every port traffic
+/// reached that nothing declares.
+pub fn report(input: &Input<'_>) -> Exposure {
+    let entries = entries::collect(input);
+    let sources = reach::Sources::new(input);
+    let observed = entries::ObservedIndex::new(input.observed);
+    let mut ports = Vec::with_capacity(entries.len());
+    for (mut p, backends) in entries {
+        let r = sources.can_reach(input, &p, &backends);
+        p.can_reach = r.can.clone();
+        p.did_reach = observed.reached(&p);
+        p.findings = findings::of(input.inventory, &p, &r, &backends, &sources);
+        ports.push(p);
+    }
+    Exposure { ports }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! The findings of one port, each only when its condition holds, each with
+//! the facts it rests on.
+
+use std::collections::BTreeSet;
+
+use bulkhead_model::exposure::{ExposureClass, FindingKind};
+use bulkhead_policy::inventory::Inventory;
+
+use super::entries::Backend;
+use super::reach::{Reach, Sources};
+use super::{ExposedPort, Finding, TENANT_LABEL};
+use crate::Entity;
+
+/// How many names a finding's evidence lists before it counts the rest.
+const EVIDENCE_NAMES: usize = 10;
+
+fn name(e: &Entity) -> String {
+    match e {
+        Entity::Workload { namespace, kind, name } => format!("{namespace}/{kind}/{name}"),
+        Entity::Service { namespace, name } => format!("{namespace}/service/{name}"),
+        Entity::World { cidr } => format!("world {cidr}"),
+        Entity::Host { node } => format!("node {node}"),
+    }
+}
+
+fn listed(mut names: Vec<String>) -> Vec<String> {
+    let total = names.len();
+    names.truncate(EVIDENCE_NAMES);
+    if total > EVIDENCE_NAMES {
+        names.push(format!("and {} more", total - EVIDENCE_NAMES));
+    }
+    names
+}
+
+fn tenant<'a>(inv: &'a Inventory, ns: &str) -> Option<&'a str> {
+    inv.namespaces.get(ns).and_then(|n| n.labels.get(TENANT_LABEL)).map(String::as_str)
+}
+
+/// A port's findings.
+pub(super) fn of(
+    inv: &Inventory,
+    p: &ExposedPort,
+    reach: &Reach,
+    backends: &[Backend<'_>],
+    sources: &Sources<'_>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let what = match &p.service {
+        Some(s) => format!("service {}/{s} port {}", p.namespace, p.port),
+        None => format!("{} port {}", p.workloads.first().map(name).unwrap_or_default(), p.port),
+    };
+    if let Some(db) = p.protocol_guess().filter(|a| a.is_database())
+        && (p.can_reach.world.is_some() || p.can_reach.every_namespace)
+    {
+        let mut evidence = Vec::new();
+        if let Some(w) = &p.can_reach.world {
+            evidence.push(format!("world: {w}"));
+        }
+        if p.can_reach.every_namespace {
+            evidence.push(format!("every namespace: {} namespaces may connect", p.can_reach.namespaces.len()));
+        }
+        let whom = if p.can_reach.world.is_some() { "the world" } else { "every namespace" };
+        out.push(Finding {
+            kind: FindingKind::DatabaseExposed,
+            message: format!("{what} looks like {db} and is reachable from {whom}"),
+            evidence,
+        });
+    }
+    if let Some(own) = tenant(inv, &p.namespace) {
+        let foreign: Vec<String> = p
+            .can_reach
+            .namespaces
+            .iter()
+            .filter_map(|n| {
+                tenant(inv, &n.namespace).filter(|t| *t != own).map(|t| format!("{} (tenant {t})", n.namespace))
+            })
+            .collect();
+        if !foreign.is_empty() {
+            out.push(Finding {
+                kind: FindingKind::CrossTenant,
+                message: format!(
+                    "{what} of tenant {own} is reachable from {} namespace(s) of other tenants",
+                    foreign.len()
+                ),
+                evidence: listed(foreign),
+            });
+        }
+    }
+    if !reach.rules.is_empty() {
+        let used: BTreeSet<&Entity> = p.did_reach.iter().map(|r| &r.source).collect();
+        let unused: Vec<String> =
+            reach.allowed.iter().filter(|w| !used.contains(w) && !p.workloads.contains(w)).map(name).collect();
+        if !unused.is_empty() {
+            let mut evidence =
+                vec![format!("allowed by {}", reach.rules.iter().cloned().collect::<Vec<_>>().join(", "))];
+            evidence.extend(listed(unused.clone()));
+            out.push(Finding {
+                kind: FindingKind::UnusedPath,
+                message: format!("{what}: {} workload(s) are allowed but never connected in the window", unused.len()),
+                evidence,
+            });
+        }
+    }
+    if !p.declared && !p.did_reach.is_empty() {
+        let evidence = listed(
+            p.did_reach.iter().map(|r| format!("{}: {} connection(s)", name(&r.source), r.connections)).collect(),
+        );
+        out.push(Finding {
+            kind: FindingKind::Undeclared,
+            message: format!(
+                "{what} received traffic but no container declares {}/{:?}",
+                p.protocol.as_str(),
+                p.targets
+            ),
+            evidence,
+        });
+    }
+    if p.class == ExposureClass::InternetFacing && (!p.policed || sources.unprotected(backends, p.protocol)) {
+        let why = if p.policed {
+            "no ingress policy selects its pods".to_string()
+        } else {
+            "it runs on the host network, where no pod policy applies".to_string()
+        };
+        out.push(Finding {
+            kind: FindingKind::NoPolicy,
+            message: format!("{what} is internet-facing and {why}"),
+            evidence: p.exposed_by.iter().map(|e| e.detail.clone()).collect(),
+        });
+    }
+    out
+}
