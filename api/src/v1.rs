@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod baselines;
 pub mod convert;
+pub mod exposure;
 pub mod flows;
 pub mod graph;
 pub mod inventory;

@@ -12,6 +12,7 @@ use bulkhead_api::controller::v1::controller_client::ControllerClient;
 use bulkhead_api::v1::audit::{AuditEntry, AuditQuery};
 use bulkhead_api::v1::baselines::{Anomaly, AnomalyQuery, Baselines};
 use bulkhead_api::v1::convert::ConvertError;
+use bulkhead_api::v1::exposure::{Exposure, ExposureQuery};
 use bulkhead_api::v1::flows::{Flow, FlowQuery, StreamEvent};
 use bulkhead_api::v1::graph::{BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphQuery};
 use bulkhead_api::v1::inventory::{Namespace, Pod, PodQuery, Service, Workload};
@@ -238,6 +239,10 @@ impl Client {
     pub async fn blast_radius(&mut self, workload: String) -> Result<BlastRadius> {
         let q = [("workload", workload.clone())];
         op!(self, grpc blast_radius(pb::BlastRadiusRequest { workload }), http h => h.get("/api/v1/graph/blast-radius", &q))
+    }
+    /// The exposure report.
+    pub async fn exposure(&mut self, q: ExposureQuery) -> Result<Exposure> {
+        op!(self, grpc exposure(pb::ExposureQuery::from(q.clone())), http h => h.get("/api/v1/exposure", &q))
     }
     /// Baselines.
     pub async fn baselines(&mut self) -> Result<Baselines> {

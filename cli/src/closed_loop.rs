@@ -57,7 +57,8 @@ pub fn peer(p: &Peer) -> String {
     }
 }
 
-fn node(n: &GraphNode) -> String {
+/// A graph node, readable: `namespace/name`, or the name alone.
+pub fn node(n: &GraphNode) -> String {
     match &n.namespace {
         Some(ns) if n.kind != bulkhead_api::v1::graph::NodeKind::Namespace => format!("{ns}/{}", n.name),
         _ => n.name.clone(),

@@ -3,6 +3,7 @@
 mod client;
 mod closed_loop;
 mod control;
+mod exposure;
 mod flows;
 mod inspect;
 mod quarantine;
@@ -78,6 +79,15 @@ enum Command {
     Graph {
         #[command(flatten)]
         args: closed_loop::GraphArgs,
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: closed_loop::Output,
+    },
+    /// Every service and workload port: how far it is exposed (internet-facing,
+    /// cluster-internal, headless, ExternalName), who the policies in force
+    /// let reach it, who did, and the findings.
+    Exposure {
+        #[command(flatten)]
+        args: exposure::ExposureArgs,
         #[arg(short, long, value_enum, default_value = "human")]
         output: closed_loop::Output,
     },
@@ -373,6 +383,7 @@ fn main() -> Result<()> {
             runtime()?.block_on(closed_loop::stored_flows(&cli.target, filters, output))
         }
         Command::Graph { args, output } => runtime()?.block_on(closed_loop::graph(&cli.target, args, output)),
+        Command::Exposure { args, output } => runtime()?.block_on(exposure::show(&cli.target, args, output)),
         Command::Baseline { output } => runtime()?.block_on(closed_loop::baseline(&cli.target, output)),
         Command::Suggest { namespace, output } => {
             runtime()?.block_on(closed_loop::suggest(&cli.target, namespace, output))

@@ -178,6 +178,13 @@ impl Controller for Grpc {
         .await
     }
 
+    async fn exposure(&self, req: Request<pb::ExposureQuery>) -> Result<Response<pb::Exposure>, Status> {
+        self.call(Op::Exposure, req, |s, who, q: bulkhead_api::v1::exposure::ExposureQuery| async move {
+            s.exposure(&who, q).await
+        })
+        .await
+    }
+
     async fn baselines(&self, req: Request<pb::BaselinesRequest>) -> Result<Response<pb::Baselines>, Status> {
         self.call(Op::Baselines, req, |s, who, Empty| async move { s.baselines(&who).await }).await
     }

@@ -85,13 +85,18 @@ impl ApiConfig {
     info(
         title = "Bulkhead controller API",
         version = "v1",
-        description = "Flows, the service graph, baselines, suggestions and their review, policies, quarantine and the audit log of a Bulkhead controller. Authenticate with `Authorization: Bearer <token>`. Errors are application/problem+json naming the object and field."
+        description = "Flows, the service graph, exposure, baselines, suggestions and their review, policies, quarantine and the audit log of a Bulkhead controller. Authenticate with `Authorization: Bearer <token>`. Errors are application/problem+json naming the object and field."
     ),
     modifiers(&Bearer),
     security(("bearer" = [])),
     // Referenced from parameters and the problem responses, which utoipa
     // does not collect on its own.
-    components(schemas(bulkhead_api::v1::Problem, bulkhead_api::v1::flows::Side, write::Format))
+    components(schemas(
+        bulkhead_api::v1::Problem,
+        bulkhead_api::v1::flows::Side,
+        bulkhead_model::exposure::FindingKind,
+        write::Format
+    ))
 )]
 pub struct ApiDoc;
 
@@ -133,6 +138,7 @@ pub fn router(service: Service, console: Option<PathBuf>) -> (axum::Router, utoi
         .routes(routes!(read::graph_diff))
         .routes(routes!(read::blast_radius))
         .routes(routes!(read::allowed))
+        .routes(routes!(read::exposure))
         .routes(routes!(read::baselines))
         .routes(routes!(read::anomalies))
         .routes(routes!(read::suggestions, write::suggest))

@@ -9,6 +9,7 @@
 
 mod audit;
 mod error;
+mod exposure;
 mod flows;
 mod graph;
 mod inventory;

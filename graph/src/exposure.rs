@@ -95,8 +95,11 @@ pub struct Finding {
     pub kind: FindingKind,
     /// One sentence for a person.
     pub message: String,
-    /// The facts behind it: rules, addresses, sources, counts.
+    /// The facts behind it: rules, addresses, counts (never workload names,
+    /// which a tenant may not see: those are `workloads`).
     pub evidence: Vec<String>,
+    /// The workloads it is about (sources that connected, or could and did not).
+    pub workloads: Vec<Entity>,
 }
 
 /// One exposed port.

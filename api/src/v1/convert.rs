@@ -142,6 +142,7 @@ macro_rules! items {
 // After the macros, so the submodules see them.
 mod baselines;
 mod enums;
+mod exposure;
 mod flows;
 mod graph;
 mod inventory;

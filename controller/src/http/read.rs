@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use bulkhead_api::v1::audit::{AuditEntry, AuditQuery};
 use bulkhead_api::v1::baselines::{Anomaly, AnomalyQuery, Baselines};
+use bulkhead_api::v1::exposure::{Exposure, ExposureQuery};
 use bulkhead_api::v1::flows::{Flow, FlowQuery};
 use bulkhead_api::v1::graph::{Allowed, AllowedQuery, BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphQuery};
 use bulkhead_api::v1::inventory::{Namespace, Pod, PodQuery, Service as ServiceDoc, Workload};
@@ -144,6 +145,19 @@ pub async fn allowed(
 ) -> Result<Json<Allowed>, ApiError> {
     let r = s.allowed(&who, q).await;
     done(&s, Op::AllowedEdges, r)
+}
+
+/// Every service and workload port: how far it is exposed, who the
+/// policies in force let reach it, who did in the window, and the findings.
+#[utoipa::path(get, path = "/api/v1/exposure", tag = "exposure", params(ExposureQuery),
+    responses((status = 200, body = Exposure), Problems))]
+pub async fn exposure(
+    State(s): State<Service>,
+    Who(who): Who,
+    Q(q): Q<ExposureQuery>,
+) -> Result<Json<Exposure>, ApiError> {
+    let r = s.exposure(&who, q).await;
+    done(&s, Op::Exposure, r)
 }
 
 /// Baselines of the workloads.

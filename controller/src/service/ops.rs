@@ -57,6 +57,8 @@ ops! {
     BlastRadius => "blast-radius", Viewer, "compute a blast radius";
     /// What the policies in force allow between workloads.
     AllowedEdges => "allowed-edges", Viewer, "read allowed edges";
+    /// The exposure report.
+    Exposure => "exposure", Viewer, "read the exposure report";
     /// Baselines.
     Baselines => "baselines", Viewer, "read baselines";
     /// Anomalies.

@@ -11,26 +11,8 @@ use super::reach::{Reach, Sources};
 use super::{ExposedPort, Finding, TENANT_LABEL};
 use crate::Entity;
 
-/// How many names a finding's evidence lists before it counts the rest.
-const EVIDENCE_NAMES: usize = 10;
-
-fn name(e: &Entity) -> String {
-    match e {
-        Entity::Workload { namespace, kind, name } => format!("{namespace}/{kind}/{name}"),
-        Entity::Service { namespace, name } => format!("{namespace}/service/{name}"),
-        Entity::World { cidr } => format!("world {cidr}"),
-        Entity::Host { node } => format!("node {node}"),
-    }
-}
-
-fn listed(mut names: Vec<String>) -> Vec<String> {
-    let total = names.len();
-    names.truncate(EVIDENCE_NAMES);
-    if total > EVIDENCE_NAMES {
-        names.push(format!("and {} more", total - EVIDENCE_NAMES));
-    }
-    names
-}
+/// How many workloads a finding names.
+const NAMED: usize = 10;
 
 fn tenant<'a>(inv: &'a Inventory, ns: &str) -> Option<&'a str> {
     inv.namespaces.get(ns).and_then(|n| n.labels.get(TENANT_LABEL)).map(String::as_str)
@@ -47,7 +29,10 @@ pub(super) fn of(
     let mut out = Vec::new();
     let what = match &p.service {
         Some(s) => format!("service {}/{s} port {}", p.namespace, p.port),
-        None => format!("{} port {}", p.workloads.first().map(name).unwrap_or_default(), p.port),
+        None => match p.workloads.first() {
+            Some(Entity::Workload { namespace, kind, name }) => format!("{kind} {namespace}/{name} port {}", p.port),
+            _ => format!("port {}", p.port),
+        },
     };
     if let Some(db) = p.protocol_guess().filter(|a| a.is_database())
         && (p.can_reach.world.is_some() || p.can_reach.every_namespace)
@@ -64,6 +49,7 @@ pub(super) fn of(
             kind: FindingKind::DatabaseExposed,
             message: format!("{what} looks like {db} and is reachable from {whom}"),
             evidence,
+            workloads: Vec::new(),
         });
     }
     if let Some(own) = tenant(inv, &p.namespace) {
@@ -82,29 +68,27 @@ pub(super) fn of(
                     "{what} of tenant {own} is reachable from {} namespace(s) of other tenants",
                     foreign.len()
                 ),
-                evidence: listed(foreign),
+                evidence: foreign,
+                workloads: Vec::new(),
             });
         }
     }
     if !reach.rules.is_empty() {
         let used: BTreeSet<&Entity> = p.did_reach.iter().map(|r| &r.source).collect();
-        let unused: Vec<String> =
-            reach.allowed.iter().filter(|w| !used.contains(w) && !p.workloads.contains(w)).map(name).collect();
+        let unused: Vec<&Entity> =
+            reach.allowed.iter().filter(|w| !used.contains(w) && !p.workloads.contains(w)).collect();
         if !unused.is_empty() {
-            let mut evidence =
-                vec![format!("allowed by {}", reach.rules.iter().cloned().collect::<Vec<_>>().join(", "))];
-            evidence.extend(listed(unused.clone()));
+            let rules = reach.rules.iter().cloned().collect::<Vec<_>>().join(", ");
             out.push(Finding {
                 kind: FindingKind::UnusedPath,
                 message: format!("{what}: {} workload(s) are allowed but never connected in the window", unused.len()),
-                evidence,
+                evidence: vec![format!("allowed by {rules}")],
+                workloads: unused.into_iter().take(NAMED).cloned().collect(),
             });
         }
     }
     if !p.declared && !p.did_reach.is_empty() {
-        let evidence = listed(
-            p.did_reach.iter().map(|r| format!("{}: {} connection(s)", name(&r.source), r.connections)).collect(),
-        );
+        let connections: u64 = p.did_reach.iter().map(|r| r.connections).sum();
         out.push(Finding {
             kind: FindingKind::Undeclared,
             message: format!(
@@ -112,7 +96,8 @@ pub(super) fn of(
                 p.protocol.as_str(),
                 p.targets
             ),
-            evidence,
+            evidence: vec![format!("{connections} connection(s) from {} source(s) in the window", p.did_reach.len())],
+            workloads: p.did_reach.iter().take(NAMED).map(|r| r.source.clone()).collect(),
         });
     }
     if p.class == ExposureClass::InternetFacing && (!p.policed || sources.unprotected(backends, p.protocol)) {
@@ -125,6 +110,7 @@ pub(super) fn of(
             kind: FindingKind::NoPolicy,
             message: format!("{what} is internet-facing and {why}"),
             evidence: p.exposed_by.iter().map(|e| e.detail.clone()).collect(),
+            workloads: Vec::new(),
         });
     }
     out

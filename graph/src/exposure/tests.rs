@@ -156,7 +156,7 @@ fn policies_narrow_can_reach_and_unused_paths_are_reported() {
     assert_eq!((&redis.did_reach[0].source, redis.did_reach[0].connections), (&w("shop", "web"), 3));
     let k = kinds(redis);
     assert_eq!(k, [FindingKind::UnusedPath], "{:#?}", redis.findings);
-    assert!(redis.findings[0].evidence.iter().any(|e| e.contains("shop/Deployment/api")));
+    assert!(redis.findings[0].workloads.contains(&w("shop", "api")), "{:#?}", redis.findings);
     assert!(redis.findings[0].evidence[0].contains("shop/redis#0"));
     // The Local LoadBalancer keeps client addresses: a pod-only rule stops the world.
     let api = port(&e, "shop", Some("api"), 443);
@@ -187,6 +187,7 @@ fn traffic_to_a_port_nobody_declares_is_its_own_entry_and_finding() {
     let p = port(&e, "shop", None, 9999);
     assert!(!p.declared);
     assert_eq!(kinds(p), [FindingKind::CrossTenant, FindingKind::Undeclared]);
-    assert!(p.findings[1].evidence[0].contains("other/Deployment/client: 2"), "{:#?}", p.findings);
+    assert_eq!(p.findings[1].workloads, [w("other", "client")]);
+    assert!(p.findings[1].evidence[0].starts_with("2 connection(s) from 1 source"), "{:#?}", p.findings);
     assert!(e.ports.iter().filter(|p| p.findings.iter().any(|f| f.kind == FindingKind::Undeclared)).count() == 1);
 }

@@ -72,6 +72,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/exposure": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every service and workload port: how far it is exposed, who the
+         *     policies in force let reach it, who did in the window, and the findings.
+         */
+        get: operations["exposure"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/flows": {
         parameters: {
             query?: never;
@@ -529,6 +549,12 @@ export interface components {
             /** @description The stable workload that saw something new. */
             workload: components["schemas"]["WorkloadRef"];
         };
+        /**
+         * @description The application protocols recognised from a port's declaration (and,
+         *     from observed traffic, by the agent's classifier).
+         * @enum {string}
+         */
+        AppProtocol: "http" | "http2" | "grpc" | "tls" | "dns" | "redis" | "mysql" | "postgres" | "mongodb" | "kafka" | "amqp" | "memcached" | "ssh";
         /** @description Apply an approved suggestion in audit, or enforce it. */
         ApplyRequest: {
             /** @description `audit` or `enforce`. */
@@ -590,6 +616,22 @@ export interface components {
             /** @description Everything it can open connections to, directly or through what it reaches. */
             reachable: components["schemas"]["GraphNode"][];
         };
+        /** @description Who the policies in force let reach a port. */
+        CanReach: {
+            /** @description Every other namespace with workloads may connect. */
+            every_namespace: boolean;
+            /** @description Namespaces with workloads that may connect. */
+            namespaces: components["schemas"]["NamespaceReach"][];
+            /** @description Workloads that may connect (at most 50 are listed). */
+            workloads: components["schemas"]["GraphNode"][];
+            /**
+             * Format: int64
+             * @description How many workloads may connect.
+             */
+            workloads_total: number;
+            /** @description How an outside address reaches it; absent when none can. */
+            world?: string | null;
+        };
         /** @description Objects to add, replace or delete, all or nothing. */
         ChangeRequest: {
             /** @description Where the YAML came from (a file name), for error messages. */
@@ -648,6 +690,101 @@ export interface components {
             /** @description The destination address judged. */
             to_address: string;
         };
+        /** @description One thing that exposes a port outside the cluster. */
+        ExposedBy: {
+            /** @description Which one, e.g. `NodePort 30080 on every node`, `Ingress shop/web`. */
+            detail: string;
+            /** @description What it is. */
+            via: components["schemas"]["Exposer"];
+        };
+        /** @description One exposed port. */
+        ExposedPort: {
+            /** @description Who the policies in force let reach it. */
+            can_reach: components["schemas"]["CanReach"];
+            /** @description How far it is exposed. */
+            class: components["schemas"]["ExposureClass"];
+            /** @description Some container declares the target port. */
+            declared: boolean;
+            declared_protocol?: null | components["schemas"]["AppProtocol"];
+            /** @description Who did in the window, most connections first. */
+            did_reach: components["schemas"]["Reached"][];
+            /** @description What exposes it outside the cluster. */
+            exposed_by: components["schemas"]["ExposedBy"][];
+            /** @description Findings. */
+            findings: components["schemas"]["Finding"][];
+            /** @description The port's name, or an ExternalName service's target name. */
+            name: string;
+            /** @description Namespace. */
+            namespace: string;
+            /** @description Pod policy can apply (false on the host network). */
+            policed: boolean;
+            /**
+             * Format: int32
+             * @description The port clients address (service, host or container port).
+             */
+            port: number;
+            /** @description TCP, UDP or SCTP. */
+            protocol: string;
+            /** @description The service, for service ports. */
+            service?: string | null;
+            /** @description The ports the workloads receive it on. */
+            targets: number[];
+            /** @description The workloads serving it (node ids as on the map). */
+            workloads: components["schemas"]["GraphNode"][];
+        };
+        /**
+         * @description What makes a port reachable from outside the cluster.
+         * @enum {string}
+         */
+        Exposer: "load_balancer" | "node_port" | "external_ip" | "host_port" | "host_network" | "ingress" | "route";
+        /** @description The exposure report. */
+        Exposure: {
+            /** @description Findings by kind, over the ports listed. */
+            findings: components["schemas"]["FindingCount"][];
+            /** @description Ports, by namespace, then service or workload, then port. */
+            ports: components["schemas"]["ExposedPort"][];
+            /**
+             * Format: int64
+             * @description Start of the "did reach" window, nanoseconds since the epoch.
+             */
+            since_ns: number;
+            /**
+             * Format: int64
+             * @description Its end.
+             */
+            until_ns: number;
+        };
+        /**
+         * @description How far a port is exposed, the widest first.
+         * @enum {string}
+         */
+        ExposureClass: "internet_facing" | "cluster_internal" | "headless" | "external_name";
+        /** @description A finding about a port. */
+        Finding: {
+            /** @description The facts behind it: rules, addresses, counts. */
+            evidence: string[];
+            /** @description What it reports. */
+            kind: components["schemas"]["FindingKind"];
+            /** @description One sentence. */
+            message: string;
+            /** @description The workloads it is about. */
+            workloads: components["schemas"]["GraphNode"][];
+        };
+        /** @description How many findings of one kind the report holds. */
+        FindingCount: {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @description The kind. */
+            kind: components["schemas"]["FindingKind"];
+        };
+        /**
+         * @description What an exposure finding reports.
+         * @enum {string}
+         */
+        FindingKind: "database_exposed" | "cross_tenant" | "unused_path" | "undeclared" | "no_policy";
         /** @description One observation of a connection or denied attempt. */
         Flow: {
             /**
@@ -881,6 +1018,21 @@ export interface components {
             mode?: null | components["schemas"]["Mode"];
             /** @description Name. */
             name: string;
+        };
+        /** @description How many of a namespace's workloads may reach a port. */
+        NamespaceReach: {
+            /** @description The namespace. */
+            namespace: string;
+            /**
+             * Format: int64
+             * @description Its workloads.
+             */
+            of: number;
+            /**
+             * Format: int64
+             * @description Its workloads the policies in force let connect.
+             */
+            workloads: number;
         };
         /**
          * @description What a node of the graph is.
@@ -1383,6 +1535,26 @@ export interface components {
             node: string;
             /** @description "namespace/name". */
             pod: string;
+        };
+        /** @description A source that connected to a port in the window. */
+        Reached: {
+            /**
+             * Format: int64
+             * @description Connections or attempts.
+             */
+            connections: number;
+            /**
+             * Format: int64
+             * @description Of which dropped by policy.
+             */
+            dropped: number;
+            /**
+             * Format: int64
+             * @description Last seen, nanoseconds since the epoch.
+             */
+            last_seen_ns: number;
+            /** @description The source (a workload, a world prefix, a node). */
+            source: components["schemas"]["GraphNode"];
         };
         /**
          * @description Why the dataplane forwarded or dropped. Stable codes, never renumbered
@@ -2057,6 +2229,104 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Explanation"];
+                };
+            };
+            /** @description The request is invalid: the problem names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or namespaces do not allow it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description What the request names does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The object is not in a state that allows it. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The controller failed. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something the controller needs is unavailable now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    exposure: {
+        parameters: {
+            query?: {
+                /** @description Only ports of this namespace. */
+                namespace?: string;
+                /** @description Start of the "did reach" window: an RFC 3339 time, or a duration ago such as `24h` (the default). */
+                since?: string;
+                /** @description Only ports with a finding of this kind. */
+                finding?: components["schemas"]["FindingKind"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Exposure"];
                 };
             };
             /** @description The request is invalid: the problem names the field. */

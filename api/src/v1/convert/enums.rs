@@ -4,6 +4,7 @@
 //! document's value through the decoder named after it, which refuses "not
 //! set" (the zero value, where the enumeration has one) and unknown values.
 
+use bulkhead_model::exposure::{AppProtocol, Exposer, ExposureClass, FindingKind};
 use bulkhead_model::{Direction, EventType, Mode, Reason, Role, Verdict};
 
 use super::ConvertError;
@@ -278,5 +279,58 @@ mod tests {
         assert_eq!(reason(0, "drop_reason"), Ok(Reason::None));
         assert_eq!(reason(99, "drop_reason").map_err(|e| e.field), Err("drop_reason".to_string()));
         assert_eq!(mode(0, "mode").map_err(|e| e.message), Err("not set".to_string()));
+    }
+}
+
+enum_map! {
+    /// How far a port is exposed.
+    exposure_class: ExposureClass => pb::ExposureClass, unset Unspecified {
+        InternetFacing => InternetFacing,
+        ClusterInternal => ClusterInternal,
+        Headless => Headless,
+        ExternalName => ExternalName,
+    }
+}
+
+enum_map! {
+    /// What exposes a port outside the cluster.
+    exposer: Exposer => pb::Exposer, unset Unspecified {
+        LoadBalancer => LoadBalancer,
+        NodePort => NodePort,
+        ExternalIp => ExternalIp,
+        HostPort => HostPort,
+        HostNetwork => HostNetwork,
+        Ingress => Ingress,
+        Route => Route,
+    }
+}
+
+enum_map! {
+    /// An application protocol.
+    app_protocol: AppProtocol => pb::AppProtocol, unset Unspecified {
+        Http => Http,
+        Http2 => Http2,
+        Grpc => Grpc,
+        Tls => Tls,
+        Dns => Dns,
+        Redis => Redis,
+        Mysql => Mysql,
+        Postgres => Postgres,
+        Mongodb => Mongodb,
+        Kafka => Kafka,
+        Amqp => Amqp,
+        Memcached => Memcached,
+        Ssh => Ssh,
+    }
+}
+
+enum_map! {
+    /// What an exposure finding reports.
+    finding_kind: FindingKind => pb::FindingKind, unset Unspecified {
+        DatabaseExposed => DatabaseExposed,
+        CrossTenant => CrossTenant,
+        UnusedPath => UnusedPath,
+        Undeclared => Undeclared,
+        NoPolicy => NoPolicy,
     }
 }
