@@ -14,6 +14,7 @@ mod e2e {
     mod conformance;
     mod console;
     mod controller;
+    mod exposure;
     mod fuzz;
     mod lifecycle;
     mod malformed;

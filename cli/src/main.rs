@@ -247,7 +247,8 @@ enum LabCommand {
         #[arg(long, default_value = "lab")]
         name: String,
     },
-    /// Probe connectivity: FROM TO:PORT[/PROTO] (TO: ns/pod, ns/svc or an IP), or --matrix.
+    /// Probe connectivity: FROM TO:PORT[/PROTO] (FROM: ns/pod, or `outside` for an address outside
+    /// the cluster; TO: ns/pod, ns/svc or an IP), or --matrix.
     Probe {
         from: Option<String>,
         to: Option<String>,

@@ -56,21 +56,24 @@ fn question(msg: &[u8]) -> Option<(String, u16, usize)> {
     Some((labels.join("."), qtype, i + 4))
 }
 
-/// The answer to a query, given a lookup of names to addresses; `None` for
-/// messages that are not a single well-formed question (dropped).
-pub fn answer(msg: &[u8], lookup: impl Fn(&str) -> Option<Ipv4Addr>) -> Option<Vec<u8>> {
+/// The answer to a query, given a lookup of names to addresses (several for
+/// a headless service: one per ready pod); `None` for messages that are not
+/// a single well-formed question (dropped).
+pub fn answer(msg: &[u8], lookup: impl Fn(&str) -> Option<Vec<Ipv4Addr>>) -> Option<Vec<u8>> {
     let (name, qtype, end) = question(msg)?;
     let found = lookup(&name);
     let mut r = Vec::with_capacity(end + 16);
     r.extend_from_slice(&msg[..2]);
     let rcode = if found.is_some() { 0 } else { 3 };
     r.extend_from_slice(&[0x85, 0x80 | rcode]); // QR, AA, RD, RA
-    let answers: u16 = if found.is_some() && qtype == TYPE_A { 1 } else { 0 };
+    // A UDP answer stays under 512 bytes: at most 28 records of 16 bytes after the question.
+    let ips: Vec<Ipv4Addr> =
+        if qtype == TYPE_A { found.unwrap_or_default().into_iter().take(28).collect() } else { Vec::new() };
     r.extend_from_slice(&[0, 1]);
-    r.extend_from_slice(&answers.to_be_bytes());
+    r.extend_from_slice(&(ips.len() as u16).to_be_bytes());
     r.extend_from_slice(&[0, 0, 0, 0]);
     r.extend_from_slice(&msg[12..end]);
-    if let (Some(ip), 1) = (found, answers) {
+    for ip in ips {
         r.extend_from_slice(&[0xc0, 12]);
         r.extend_from_slice(&TYPE_A.to_be_bytes());
         r.extend_from_slice(&CLASS_IN.to_be_bytes());
@@ -93,11 +96,16 @@ pub fn parse_answer(id: u16, msg: &[u8]) -> Option<Ipv4Addr> {
         .then(|| Ipv4Addr::new(ans[12], ans[13], ans[14], ans[15]))
 }
 
-/// Looks a service name up in the lab: "svc.ns.svc.cluster.local".
-pub fn lookup(lab: &LabState, name: &str) -> Option<Ipv4Addr> {
+/// Looks a service name up in the lab: "svc.ns.svc.cluster.local". A
+/// headless service answers with the addresses of the pods it selects.
+pub fn lookup(lab: &LabState, name: &str) -> Option<Vec<Ipv4Addr>> {
     let rest = name.strip_suffix(&format!(".{DOMAIN}"))?;
     let (svc, ns) = rest.split_once('.')?;
-    lab.services.iter().find(|s| s.name == svc && s.namespace == ns).map(|s| s.cluster_ip)
+    let s = lab.services.iter().find(|s| s.name == svc && s.namespace == ns)?;
+    if !s.headless {
+        return Some(vec![s.cluster_ip]);
+    }
+    Some(crate::services::selected(lab, s).iter().filter_map(|p| crate::services::ipv4(p)).collect())
 }
 
 /// Resolves `name` from inside the current network namespace, over UDP, as a
@@ -167,7 +175,7 @@ mod tests {
     #[test]
     fn answers_known_names_and_refuses_the_rest() {
         let ip = Ipv4Addr::new(10, 96, 1, 7);
-        let look = |n: &str| (n == "db.shop.svc.cluster.local").then_some(ip);
+        let look = |n: &str| (n == "db.shop.svc.cluster.local").then(|| vec![ip]);
         let r = answer(&query(7, "db.shop.svc.cluster.local"), look).unwrap();
         assert_eq!(parse_answer(7, &r), Some(ip));
         let r = answer(&query(8, "nope.shop.svc.cluster.local"), look).unwrap();

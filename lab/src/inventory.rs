@@ -72,13 +72,31 @@ fn objects(lab: &LabState, policies: &[serde_yaml::Value]) -> Result<Vec<Value>,
                 if !p.name.is_empty() {
                     port["name"] = json!(p.name);
                 }
+                if let Some(n) = p.node_port {
+                    port["nodePort"] = json!(n);
+                }
+                if let Some(a) = &p.app_protocol {
+                    port["appProtocol"] = json!(a);
+                }
                 port
             })
             .collect();
+        let kind = match svc.kind {
+            crate::services::Kind::ClusterIP => "ClusterIP",
+            crate::services::Kind::NodePort => "NodePort",
+            crate::services::Kind::LoadBalancer => "LoadBalancer",
+        };
+        let cluster_ip = if svc.headless { "None".to_string() } else { svc.cluster_ip.to_string() };
+        let mut spec = json!({"type": kind, "selector": svc.selector, "clusterIP": cluster_ip, "clusterIPs": [cluster_ip], "ports": ports});
+        if svc.kind != crate::services::Kind::ClusterIP {
+            spec["externalTrafficPolicy"] = json!(if svc.local_traffic { "Local" } else { "Cluster" });
+        }
+        let ingress: Vec<Value> = svc.load_balancer_ip.iter().map(|ip| json!({"ip": ip.to_string()})).collect();
         out.push(json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": svc.name, "namespace": svc.namespace},
-            "spec": {"selector": svc.selector, "clusterIP": svc.cluster_ip.to_string(), "clusterIPs": [svc.cluster_ip.to_string()], "ports": ports},
+            "spec": spec,
+            "status": {"loadBalancer": {"ingress": ingress}},
         }));
     }
     for doc in policies {

@@ -117,6 +117,23 @@ fn build_node(lab: &str, fabric: &str, i: usize, plan: &crate::cidr::Plan) -> Re
     })
 }
 
+/// The lab's "internet": a namespace on the fabric that is no node and no
+/// pod, to reach node ports and load balancers from outside the cluster.
+fn build_outside(lab: &str, fabric: &str) -> Result<(), LabError> {
+    let ns = crate::probe::outside_netns(lab);
+    if !crate::netns::exists(&ns) {
+        run("ip", &["netns", "add", &ns])?;
+    }
+    run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+    if run("ip", &["-n", fabric, "link", "show", "out"]).is_err() {
+        run("ip", &["-n", fabric, "link", "add", "out", "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+    }
+    run("ip", &["-n", fabric, "link", "set", "out", "master", "fab0", "up"])?;
+    run("ip", &["-n", &ns, "addr", "replace", &format!("{}/24", crate::probe::OUTSIDE_IP), "dev", "eth0"])?;
+    run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+    Ok(())
+}
+
 fn cni_config(lab: &str, cni: &str, node: &NodeState) -> String {
     let ipam = serde_json::json!({
         "type": "host-local",
@@ -532,6 +549,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         run("ip", &["-n", &fabric, "link", "add", "fab0", "type", "bridge"])?;
         run("ip", &["-n", &fabric, "link", "set", "fab0", "up"])?;
     }
+    build_outside(&opts.name, &fabric)?;
     let mut lab = LabState {
         name: opts.name.clone(),
         cni: opts.cni.clone(),
@@ -628,6 +646,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     }
     let previous = existing.as_ref().map(|s| s.services.clone()).unwrap_or_default();
     crate::services::allocate(&mut lab.services, &previous)?;
+    crate::services::place_load_balancers(&mut lab);
     lab.save()?;
     if !lab.services.is_empty() {
         progress(&format!("programming {} services (nftables DNAT, as kube-proxy)", lab.services.len()));

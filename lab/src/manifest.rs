@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml::Value;
 
 use crate::error::LabError;
-use crate::services::{DNS_IP, ServicePort, ServiceState, Target};
+use crate::services::{DNS_IP, Kind, ServicePort, ServiceState, Target};
 
 /// Annotation giving a lab pod a special role; `dns` runs the cluster DNS server.
 pub const ROLE_ANNOTATION: &str = "lab.bulkhead.dev/role";
@@ -289,9 +289,24 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
 fn service_of(doc: &Doc<'_>) -> Result<ServiceState, LabError> {
     let name = doc.str("metadata.name")?;
     let namespace = doc.get("metadata.namespace").and_then(Value::as_str).unwrap_or("default").to_string();
+    let kind = match doc.get("spec.type").and_then(Value::as_str).unwrap_or("ClusterIP") {
+        "ClusterIP" => Kind::ClusterIP,
+        "NodePort" => Kind::NodePort,
+        "LoadBalancer" => Kind::LoadBalancer,
+        "ExternalName" => return Err(doc.err("spec.type", "ExternalName services are not supported by the lab")),
+        other => return Err(doc.err("spec.type", format!("{other:?} is not ClusterIP, NodePort or LoadBalancer"))),
+    };
+    let headless = doc.get("spec.clusterIP").and_then(Value::as_str) == Some("None");
+    if headless && kind != Kind::ClusterIP {
+        return Err(doc.err("spec.clusterIP", "a headless service must be of type ClusterIP"));
+    }
+    let local_traffic = match doc.get("spec.externalTrafficPolicy").and_then(Value::as_str) {
+        None | Some("Cluster") => false,
+        Some("Local") => true,
+        Some(other) => return Err(doc.err("spec.externalTrafficPolicy", format!("{other:?} is not Cluster or Local"))),
+    };
     let requested_ip = match doc.get("spec.clusterIP").and_then(Value::as_str) {
-        None | Some("") => None,
-        Some("None") => return Err(doc.err("spec.clusterIP", "headless services are not supported by the lab")),
+        None | Some("") | Some("None") => None,
         Some(s) => Some(s.parse().map_err(|e| doc.err("spec.clusterIP", format!("invalid IPv4 address {s:?}: {e}")))?),
     };
     let mut ports = Vec::new();
@@ -318,7 +333,20 @@ fn service_of(doc: &Doc<'_>) -> Result<ServiceState, LabError> {
             Some(_) => return Err(doc.err(&format!("{f}.targetPort"), "must be a number or a port name")),
         };
         let name = p.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        ports.push(ServicePort { name, port, target, udp });
+        let node_port = match p.get("nodePort") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| crate::services::NODE_PORTS.contains(n))
+                    .ok_or_else(|| doc.err(&format!("{f}.nodePort"), "must be in 30000..32767"))?,
+            ),
+        };
+        if node_port.is_some() && kind == Kind::ClusterIP {
+            return Err(doc.err(&format!("{f}.nodePort"), "only NodePort and LoadBalancer services have node ports"));
+        }
+        let app_protocol = p.get("appProtocol").and_then(Value::as_str).map(str::to_string);
+        ports.push(ServicePort { name, port, target, udp, node_port, app_protocol });
     }
     if ports.is_empty() {
         return Err(doc.err("spec.ports", "a service needs at least one port"));
@@ -330,6 +358,10 @@ fn service_of(doc: &Doc<'_>) -> Result<ServiceState, LabError> {
         requested_ip,
         cluster_ip: std::net::Ipv4Addr::UNSPECIFIED,
         ports,
+        kind,
+        headless,
+        local_traffic,
+        load_balancer_ip: None,
     })
 }
 
@@ -390,9 +422,27 @@ fn add_cluster_dns(m: &mut Manifests) {
         requested_ip: Some(DNS_IP),
         cluster_ip: std::net::Ipv4Addr::UNSPECIFIED,
         ports: vec![
-            ServicePort { name: "dns".into(), port: 53, target: Target::Named("dns".into()), udp: true },
-            ServicePort { name: "dns-tcp".into(), port: 53, target: Target::Named("dns-tcp".into()), udp: false },
+            ServicePort {
+                name: "dns".into(),
+                port: 53,
+                target: Target::Named("dns".into()),
+                udp: true,
+                node_port: None,
+                app_protocol: None,
+            },
+            ServicePort {
+                name: "dns-tcp".into(),
+                port: 53,
+                target: Target::Named("dns-tcp".into()),
+                udp: false,
+                node_port: None,
+                app_protocol: None,
+            },
         ],
+        kind: Kind::ClusterIP,
+        headless: false,
+        local_traffic: false,
+        load_balancer_ip: None,
     });
 }
 

@@ -44,6 +44,16 @@ pub struct ProbeResult {
     pub connected: bool,
 }
 
+/// The source name of probes from outside the cluster.
+pub const OUTSIDE: &str = "outside";
+/// The outside namespace's address on the lab fabric: no node's, no pod's.
+pub const OUTSIDE_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 30, 0, 250);
+
+/// The outside namespace of lab `lab`.
+pub fn outside_netns(lab: &str) -> String {
+    format!("bh_{lab}_out")
+}
+
 async fn one(p: &Probe, timeout: Duration) -> bool {
     let ip = match &p.dns {
         None => p.ip,
@@ -85,7 +95,11 @@ pub fn run(lab: &LabState, probes: &[Probe], timeout: Duration) -> Result<Vec<Pr
     }
     let mut handles = Vec::new();
     for (from, list) in by_source {
-        let netns = crate::netns::path(&lab.pod(&from)?.netns);
+        let netns = if from == OUTSIDE {
+            crate::netns::path(&outside_netns(&lab.name))
+        } else {
+            crate::netns::path(&lab.pod(&from)?.netns)
+        };
         handles.push(std::thread::spawn(move || -> Result<Vec<(usize, bool)>, LabError> {
             let rt = crate::netns::runtime_in(&netns)?;
             Ok(rt.block_on(async {
@@ -116,7 +130,17 @@ pub fn run(lab: &LabState, probes: &[Probe], timeout: Duration) -> Result<Vec<Pr
 
 /// One probe from a pod to "ns/pod", "ns/svc" (resolved through the
 /// cluster DNS from inside the pod) or an IP.
+/// `from` may be `outside`: an address outside the cluster, on the lab's
+/// fabric, for node ports and load balancers.
 pub fn probe_for(lab: &LabState, from: &str, to: &str, port: u16, udp: bool, v6: bool) -> Result<Probe, LabError> {
+    if from == OUTSIDE {
+        let ip: IpAddr = to.parse().map_err(|_| {
+            LabError::Invalid(format!(
+                "from outside, probe an address (a node's, or a load balancer's), not {to:?}: outside clients have no cluster DNS"
+            ))
+        })?;
+        return Ok(Probe { from: OUTSIDE.into(), to: to.to_string(), ip, port, udp, dns: None });
+    }
     let from = lab.pod(from)?.key();
     if lab.pod(to).is_err()
         && let Some(svc) = lab.services.iter().find(|s| s.key() == to)

@@ -1,0 +1,182 @@
+//! The exposure report on a lab app with a NodePort, a LoadBalancer, a
+//! headless service and a database, two tenants apart: the classes; can
+//! reach checked against real probes from an outside address and from the
+//! other tenant's namespace, before and after policies; did reach against
+//! the flows; each finding exactly when its condition holds; the tenant's
+//! view; the CLI.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bulkhead_model::Role;
+use serde_json::{Value, json};
+
+use crate::e2e::api::wait_for;
+use crate::support::{Api, Lab};
+
+const OUTSIDE: &str = bulkhead_lab::probe::OUTSIDE;
+
+fn manifests() -> String {
+    let deployment = |ns: &str, name: &str, port: &str| {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: 1\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, ports: [{port}]}}]}}\n"
+        )
+    };
+    [
+        "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {bulkhead.dev/tenant: a}}\n".to_string(),
+        "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other, labels: {bulkhead.dev/tenant: b}}\n".to_string(),
+        deployment("shop", "web", "{containerPort: 8080, name: http}"),
+        deployment("shop", "redis", "{containerPort: 6379, name: tcp-redis}"),
+        deployment("shop", "api", "{containerPort: 8443}"),
+        deployment("other", "client", "{containerPort: 81}"),
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {type: NodePort, selector: {app: web}, ports: [{port: 80, targetPort: http, nodePort: 30080}]}\n".to_string(),
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: redis, namespace: shop}\nspec: {selector: {app: redis}, ports: [{name: tcp-redis, port: 6379}]}\n".to_string(),
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: peers, namespace: shop}\nspec: {clusterIP: None, selector: {app: redis}, ports: [{port: 6379}]}\n".to_string(),
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec: {type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: api}, ports: [{port: 443, targetPort: 8443}]}\n".to_string(),
+    ]
+    .concat()
+}
+
+/// The lab pod of `ns`'s workload `app`.
+fn pod(lab: &Lab, ns: &str, app: &str) -> String {
+    let p = lab.state.pods.iter().find(|p| p.namespace == ns && p.labels.get("app").map(String::as_str) == Some(app));
+    p.unwrap_or_else(|| panic!("no pod of {ns}/{app}")).key()
+}
+
+fn node_ip(lab: &Lab, pod_key: &str) -> IpAddr {
+    let node = lab.state.pod(pod_key).unwrap().node;
+    lab.state.nodes.iter().find(|n| n.index == node).unwrap().node_ip
+}
+
+fn port<'a>(report: &'a Value, service: &str, number: u64) -> &'a Value {
+    report["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["service"] == service && p["port"] == number)
+        .unwrap_or_else(|| panic!("no service {service} port {number} in {report:#}"))
+}
+
+fn kinds(p: &Value) -> Vec<String> {
+    p["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect()
+}
+
+fn namespaces(p: &Value) -> Vec<String> {
+    p["can_reach"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["namespace"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn policy(name: &str, app: &str, from: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  podSelector: {{matchLabels: {{app: {app}}}}}\n  policyTypes: [Ingress]\n  ingress: {from}\n"
+    )
+}
+
+#[test]
+fn classes_can_reach_did_reach_and_findings_agree_with_real_traffic() {
+    let lab = Lab::up("expo", "bridge", 2, &manifests());
+    let api = Api::of(&lab);
+    let admin = api.lab_token("admin");
+    let (web, redis, api_pod, client) =
+        (pod(&lab, "shop", "web"), pod(&lab, "shop", "redis"), pod(&lab, "shop", "api"), pod(&lab, "other", "client"));
+    let lb = lab.state.services.iter().find(|s| s.name == "api").unwrap().load_balancer_ip.unwrap();
+    assert_eq!(IpAddr::V4(lb), node_ip(&lab, &api_pod), "a Local load balancer is announced where its pod runs");
+
+    // The classes, straight from the inventory.
+    let r = api.get("/api/v1/exposure", &admin);
+    let w = port(&r, "web", 80);
+    assert_eq!((w["class"].as_str(), w["exposed_by"][0]["via"].as_str()), (Some("internet_facing"), Some("node_port")));
+    let db = port(&r, "redis", 6379);
+    assert_eq!((db["class"].as_str(), db["declared_protocol"].as_str()), (Some("cluster_internal"), Some("redis")));
+    assert_eq!(port(&r, "peers", 6379)["class"], "headless");
+    let a = port(&r, "api", 443);
+    let via: Vec<&str> = a["exposed_by"].as_array().unwrap().iter().map(|e| e["via"].as_str().unwrap()).collect();
+    assert_eq!((a["class"].as_str(), via), (Some("internet_facing"), vec!["load_balancer", "node_port"]));
+
+    // No policy yet: the world reaches the load balancer, the other tenant the database.
+    assert!(a["can_reach"]["world"].is_string(), "{a:#}");
+    assert!(lab.probe(OUTSIDE, &lb.to_string(), 443, false, false), "outside -> load balancer");
+    assert!(namespaces(db).contains(&"other".to_string()) && db["can_reach"]["every_namespace"] == true);
+    assert!(lab.probe(&client, "shop/redis", 6379, false, false), "the other tenant reaches the database");
+    for k in ["database_exposed", "cross_tenant"] {
+        assert!(kinds(db).contains(&k.to_string()), "{k} in {db:#}");
+    }
+    assert!(kinds(w).contains(&"no_policy".to_string()) && kinds(a).contains(&"no_policy".to_string()));
+    // The headless service resolves to its pod, through the cluster DNS.
+    assert!(lab.probe(&web, "shop/peers", 6379, false, false), "headless DNS answer");
+
+    // Policies: the database for shop only, the API for web only, web closed.
+    for (name, app, from) in [
+        ("redis", "redis", "[{from: [{podSelector: {}}]}]"),
+        ("api", "api", "[{from: [{podSelector: {matchLabels: {app: web}}}]}]"),
+        ("web", "web", "[]"),
+    ] {
+        let a = api.call(
+            "POST",
+            "/api/v1/policies",
+            Some(&admin),
+            Some(json!({"yaml": policy(name, app, from), "source": "exposure-test"})),
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    wait_for("the database closed to the other tenant", Duration::from_secs(30), || {
+        !lab.probe(&client, "shop/redis", 6379, false, false)
+    });
+    assert!(!lab.probe(OUTSIDE, &lb.to_string(), 443, false, false), "the world is cut from the load balancer");
+    // A Cluster-policy node port: on the pod's own node the client becomes
+    // the node's address, which policy never stops; elsewhere it is stopped.
+    let own = node_ip(&lab, &web);
+    let other_node = lab.state.nodes.iter().map(|n| n.node_ip).find(|ip| *ip != own).unwrap();
+    assert!(lab.probe(OUTSIDE, &own.to_string(), 30080, false, false), "node port on the pod's own node");
+    assert!(!lab.probe(OUTSIDE, &other_node.to_string(), 30080, false, false), "node port through the other node");
+
+    // Real traffic for did reach, and one port nobody declares.
+    assert!(lab.probe(&web, "shop/redis", 6379, false, false));
+    lab.probe(&web, &redis, 7000, false, false);
+    let mut last = Value::Null;
+    wait_for("did reach from the flows", Duration::from_secs(30), || {
+        last = api.get("/api/v1/exposure?namespace=shop", &admin);
+        let db = port(&last, "redis", 6379);
+        let sources: Vec<&str> =
+            db["did_reach"].as_array().unwrap().iter().filter_map(|d| d["source"]["name"].as_str()).collect();
+        let undeclared = last["ports"].as_array().unwrap().iter().any(|p| p["port"] == 7000);
+        sources.contains(&"web") && undeclared
+    });
+    let db = port(&last, "redis", 6379);
+    assert_eq!(namespaces(db), ["shop"], "{db:#}");
+    assert_eq!(db["can_reach"]["every_namespace"], false);
+    let web_source = db["did_reach"].as_array().unwrap().iter().find(|d| d["source"]["name"] == "web").unwrap();
+    assert_eq!(web_source["dropped"], 0, "{web_source:#}");
+    assert!(!kinds(db).contains(&"database_exposed".to_string()) && !kinds(db).contains(&"cross_tenant".to_string()));
+    assert!(kinds(db).contains(&"unused_path".to_string()), "api is allowed and never called redis: {db:#}");
+    let a = port(&last, "api", 443);
+    assert!(a["can_reach"]["world"].is_null() && !kinds(a).contains(&"no_policy".to_string()), "{a:#}");
+    let w = port(&last, "web", 80);
+    let world = w["can_reach"]["world"].as_str().unwrap();
+    assert!(world.contains(&own.to_string()), "the world reaches web through its own node: {world}");
+    let undeclared = last["ports"].as_array().unwrap().iter().find(|p| p["port"] == 7000).unwrap();
+    assert!(kinds(undeclared).contains(&"undeclared".into()), "{undeclared:#}");
+    assert_eq!(undeclared["declared"], false);
+    assert_eq!(last["ports"].as_array().unwrap().iter().filter(|p| kinds(p).contains(&"undeclared".into())).count(), 1);
+
+    // A tenant of `other` sees its own ports only; a bad query is refused, naming the field.
+    let tenant = &api.add_tokens(&[("tenant-b", Role::Viewer, Some(&["other"]))])[0];
+    let mine = api.get("/api/v1/exposure", tenant);
+    assert!(mine["ports"].as_array().unwrap().iter().all(|p| p["namespace"] == "other"), "{mine:#}");
+    assert_eq!(api.call("GET", "/api/v1/exposure?namespace=shop", Some(tenant), None).status, 403);
+    let bad = api.call("GET", "/api/v1/exposure?finding=everything", Some(&admin), None);
+    assert_eq!(bad.status, 400, "{}", bad.text);
+
+    // The CLI prints the same report.
+    let out = lab.bulkhead(&["exposure", "--lab", &lab.name, "-n", "shop"]);
+    assert!(
+        out.contains("shop/svc/web:80/TCP") && out.contains("internet_facing") && out.contains("[unused_path]"),
+        "{out}"
+    );
+    let json: Value = serde_json::from_str(&lab.bulkhead(&["exposure", "--lab", &lab.name, "-o", "json"])).unwrap();
+    assert_eq!(port(&json, "redis", 6379)["class"], "cluster_internal");
+}
