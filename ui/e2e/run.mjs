@@ -200,6 +200,33 @@ const scenarios = {
     assert(status === 403, `the API refuses a viewer's quarantine (got ${status})`);
   },
 
+  async "exposure: classes, reach and a database finding; a tenant sees its own ports"(p) {
+    await login(p, URL, ADMIN);
+    await p.goto(`${URL}/#/exposure`);
+    await p.getByTestId("exposure-table").waitFor();
+    const vault = p.getByTestId("exposure-row").filter({ hasText: "bank/svc/vault:5432/TCP" });
+    await vault.waitFor();
+    const row = await vault.innerText();
+    assert(row.includes("cluster-internal") && row.includes("every namespace"), `vault's row: ${row}`);
+    assert(row.includes("database exposed"), `vault's postgres port is reachable from every namespace: ${row}`);
+    await vault.getByRole("button", { name: "bank/svc/vault:5432/TCP" }).click();
+    const detail = await p.getByTestId("exposure-detail").innerText();
+    assert(detail.includes("Served by vault") && detail.includes("every namespace"), `the detail: ${detail}`);
+    await p.screenshot({ path: join(SHOTS, "console-exposure.png"), fullPage: true });
+    await p.goto(`${URL}/#/exposure?finding=database_exposed`);
+    await p.getByTestId("exposure-summary").waitFor();
+    await eventually("only ports with the finding", async () => {
+      const rows = await p.getByTestId("exposure-row").allInnerTexts();
+      return rows.length > 0 && rows.every((r) => r.includes("database exposed"));
+    });
+    await p.getByRole("button", { name: "Sign out" }).click();
+    await login(p, URL, TENANT);
+    await p.goto(`${URL}/#/exposure`);
+    await p.getByTestId("exposure-table").waitFor();
+    const mine = await p.getByTestId("exposure-row").allInnerTexts();
+    assert(mine.length > 0 && mine.every((r) => r.startsWith("shop/")), `the tenant of shop sees only shop's ports: ${mine.join(" | ")}`);
+  },
+
   async "every other view loads: policies and explain, status, audit"(p) {
     await login(p, URL, ADMIN);
     await p.goto(`${URL}/#/policies`);

@@ -8,6 +8,7 @@ import { SessionContext } from "./ui/session";
 import { Loading } from "./ui/states";
 import { MapView } from "./map/map-view";
 import { FlowsView } from "./flows/flows-view";
+import { ExposureView } from "./exposure/exposure-view";
 import { ReviewView } from "./review/review-view";
 import { QuarantineView } from "./quarantine/quarantine-view";
 import { PoliciesView } from "./policies/policies-view";
@@ -17,6 +18,7 @@ import { AuditView } from "./audit/audit-view";
 const LABELS: Record<View, string> = {
   map: "Map",
   flows: "Flows",
+  exposure: "Exposure",
   review: "Review",
   quarantine: "Quarantine",
   policies: "Policies",
@@ -120,6 +122,8 @@ function CurrentView({ route }: { route: Route }) {
       return <MapView params={p} />;
     case "flows":
       return <FlowsView params={p} />;
+    case "exposure":
+      return <ExposureView params={p} />;
     case "review":
       return <ReviewView params={p} />;
     case "quarantine":

@@ -75,15 +75,14 @@ pub(super) fn of(
     }
     if !reach.rules.is_empty() {
         let used: BTreeSet<&Entity> = p.did_reach.iter().map(|r| &r.source).collect();
-        let unused: Vec<&Entity> =
-            reach.allowed.iter().filter(|w| !used.contains(w) && !p.workloads.contains(w)).collect();
-        if !unused.is_empty() {
+        let (first, total) = sources.unused(reach, &used, &p.workloads, NAMED);
+        if total > 0 {
             let rules = reach.rules.iter().cloned().collect::<Vec<_>>().join(", ");
             out.push(Finding {
                 kind: FindingKind::UnusedPath,
-                message: format!("{what}: {} workload(s) are allowed but never connected in the window", unused.len()),
+                message: format!("{what}: {total} workload(s) are allowed but never connected in the window"),
                 evidence: vec![format!("allowed by {rules}")],
-                workloads: unused.into_iter().take(NAMED).cloned().collect(),
+                workloads: first,
             });
         }
     }

@@ -4,16 +4,17 @@
 //! Outside addresses are represented by one address per region the
 //! policies' CIDRs cut the address space into.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bulkhead_model::Direction;
 use bulkhead_model::exposure::{Exposer, ExposureClass};
 use bulkhead_policy::cluster::{Tier, TierPeer};
-use bulkhead_policy::evaluate::{Decider, Evaluator, Remote, RemoteSignature};
+use bulkhead_policy::evaluate::{Decider, Evaluator, PolicySet, Remote, RemoteSignature};
 use bulkhead_policy::inventory::Pod;
 use bulkhead_policy::netpol::Peer;
-use bulkhead_policy::ports::Protocol;
+use bulkhead_policy::ports::{NamedPort, Protocol};
 use ipnetwork::IpNetwork;
 use rustc_hash::FxHashMap;
 
@@ -32,21 +33,33 @@ struct Class<'a> {
     pod: &'a Pod,
     ip: IpAddr,
     members: Vec<Entity>,
+    /// Members per namespace.
+    per_ns: BTreeMap<String, usize>,
+    /// The policies that select its pods: the only ones that decide for
+    /// them, so the evaluator answers alike on this set and on all policies,
+    /// without walking the others.
+    own: PolicySet,
 }
+
+/// (source class, destination class, protocol, port) → the ingress rule
+/// that admits it, or `None` when either side refuses.
+type Memo = FxHashMap<(usize, usize, u8, u16), Option<Decider>>;
 
 /// Everything that can connect to a port, grouped.
 pub(super) struct Sources<'a> {
     eval: Evaluator<'a>,
     classes: Vec<Class<'a>>,
+    class_of: FxHashMap<Entity, usize>,
     totals: BTreeMap<String, usize>,
     world: Vec<IpAddr>,
+    memo: RefCell<Memo>,
 }
 
 /// The reach of one port, with what findings need beyond the report's view.
 pub(super) struct Reach {
     pub can: CanReach,
-    /// Every workload that may connect.
-    pub allowed: BTreeSet<Entity>,
+    /// The classes of the workloads that may connect.
+    allowed: Vec<usize>,
     /// The policy rules that admitted them, when policy (not openness) did.
     pub rules: BTreeSet<String>,
 }
@@ -78,7 +91,9 @@ impl<'a> Sources<'a> {
             }
         }
         let mut totals: BTreeMap<String, usize> = BTreeMap::new();
-        let mut groups: FxHashMap<(RemoteSignature, Vec<bool>), usize> = FxHashMap::default();
+        let mut groups: FxHashMap<(RemoteSignature, RemoteSignature, Vec<bool>, Vec<NamedPort>), usize> =
+            FxHashMap::default();
+        let mut class_of: FxHashMap<Entity, usize> = FxHashMap::default();
         let mut classes: Vec<Class<'a>> = Vec::new();
         for (w, pod) in reps {
             *totals.entry(pod.namespace.clone()).or_insert(0) += 1;
@@ -96,14 +111,35 @@ impl<'a> Sources<'a> {
                         .map(|np| np.namespace == pod.namespace && np.pod_selector.matches(&pod.labels)),
                 )
                 .collect();
-            let key = (eval.signature(Direction::Ingress, &Remote::Pod(pod, ip)), subject);
-            match groups.get(&key) {
-                Some(i) => classes[*i].members.push(w),
-                None => {
-                    groups.insert(key, classes.len());
-                    classes.push(Class { pod, ip, members: vec![w] });
+            // As a source (ingress signature), as a destination (egress
+            // signature, which holds its named ports), and as a subject
+            // (the policies selecting it, and its named ports for ingress).
+            let mut named = pod.ports.clone();
+            named.sort();
+            let key = (
+                eval.signature(Direction::Ingress, &Remote::Pod(pod, ip)),
+                eval.signature(Direction::Egress, &Remote::Pod(pod, ip)),
+                subject,
+                named,
+            );
+            let i = *groups.entry(key).or_insert_with(|| {
+                let mut own = PolicySet::default();
+                for np in input.policies.network.values() {
+                    if np.namespace == pod.namespace && np.pod_selector.matches(&pod.labels) {
+                        own.put_network(np.clone());
+                    }
                 }
-            }
+                for cp in input.policies.cluster.values() {
+                    if cp.selects(&ns_labels, &pod.labels) {
+                        own.put_cluster(cp.clone());
+                    }
+                }
+                classes.push(Class { pod, ip, members: Vec::new(), per_ns: BTreeMap::new(), own });
+                classes.len() - 1
+            });
+            *classes[i].per_ns.entry(pod.namespace.clone()).or_insert(0) += 1;
+            class_of.insert(w.clone(), i);
+            classes[i].members.push(w);
         }
         let mut taken: BTreeSet<IpAddr> = BTreeSet::new();
         for p in input.inventory.pods.values() {
@@ -143,18 +179,37 @@ impl<'a> Sources<'a> {
                 }
             }
         }
-        Self { eval, classes, totals, world }
+        Self { eval, classes, class_of, totals, world, memo: RefCell::new(FxHashMap::default()) }
     }
 
-    /// Whether `src` may open a connection to backend `b` on `protocol`.
-    fn allows(&self, src: (&Pod, IpAddr), b: &Backend<'_>, protocol: Protocol) -> Option<Decider> {
-        let bip = b.pod.ips.iter().copied().find(|ip| ip.is_ipv4() == src.1.is_ipv4())?;
-        let egress = self.eval.decide(src.0, Direction::Egress, &Remote::Pod(b.pod, bip), Some(protocol), b.target);
-        if !egress.allowed {
-            return None;
+    /// Whether class `src` may connect to class `dst` on `protocol`/`port`,
+    /// asked once per quadruple: classes are what the evaluator cannot tell apart.
+    fn allows_class(&self, src: usize, dst: usize, protocol: Protocol, port: u16) -> Option<Decider> {
+        let key = (src, dst, protocol.number(), port);
+        if let Some(d) = self.memo.borrow().get(&key) {
+            return d.clone();
         }
-        let ingress = self.eval.decide(b.pod, Direction::Ingress, &Remote::Pod(src.0, src.1), Some(protocol), b.target);
-        ingress.allowed.then_some(ingress.by)
+        let (s, d) = (&self.classes[src], &self.classes[dst]);
+        let by = (|| {
+            let bip = d.pod.ips.iter().copied().find(|ip| ip.is_ipv4() == s.ip.is_ipv4())?;
+            let to = Remote::Pod(d.pod, bip);
+            let egress =
+                Evaluator::new(self.eval.inventory, &s.own).decide(s.pod, Direction::Egress, &to, Some(protocol), port);
+            if !egress.allowed {
+                return None;
+            }
+            let from = Remote::Pod(s.pod, s.ip);
+            let ingress = Evaluator::new(self.eval.inventory, &d.own).decide(
+                d.pod,
+                Direction::Ingress,
+                &from,
+                Some(protocol),
+                port,
+            );
+            ingress.allowed.then_some(ingress.by)
+        })();
+        self.memo.borrow_mut().insert(key, by.clone());
+        by
     }
 
     /// How an outside address reaches the port, if one can.
@@ -212,18 +267,19 @@ impl<'a> Sources<'a> {
 
     /// Who may reach the port on its backends.
     pub(super) fn can_reach(&self, input: &Input<'_>, p: &ExposedPort, backends: &[Backend<'_>]) -> Reach {
-        // One backend per workload and target port: pods of a workload share their policies.
-        let mut reps: BTreeMap<(Entity, u16), Backend<'_>> = BTreeMap::new();
+        // One backend per class and target port: the evaluator answers them alike.
+        let mut dsts: BTreeSet<(usize, u16)> = BTreeSet::new();
         for b in backends {
-            reps.entry(((input.workload_of)(b.pod), b.target)).or_insert(*b);
+            if let Some(c) = self.class_of.get(&(input.workload_of)(b.pod)) {
+                dsts.insert((*c, b.target));
+            }
         }
-        let mut allowed = BTreeSet::new();
+        let mut allowed = Vec::new();
         let mut rules = BTreeSet::new();
         if p.policed {
-            for c in &self.classes {
-                let by = reps.values().find_map(|b| self.allows((c.pod, c.ip), b, p.protocol));
-                if let Some(by) = by {
-                    allowed.extend(c.members.iter().cloned());
+            for c in 0..self.classes.len() {
+                if let Some(by) = dsts.iter().find_map(|(d, t)| self.allows_class(c, *d, p.protocol, *t)) {
+                    allowed.push(c);
                     if !matches!(by, Decider::Open | Decider::OwnNode) {
                         rules.insert(by.name());
                     }
@@ -231,8 +287,10 @@ impl<'a> Sources<'a> {
             }
         }
         let mut per_ns: BTreeMap<&str, usize> = BTreeMap::new();
-        for w in &allowed {
-            *per_ns.entry(w.namespace().unwrap_or_default()).or_insert(0) += 1;
+        for c in &allowed {
+            for (ns, n) in &self.classes[*c].per_ns {
+                *per_ns.entry(ns.as_str()).or_insert(0) += n;
+            }
         }
         let namespaces: Vec<NamespaceReach> = per_ns
             .iter()
@@ -244,14 +302,51 @@ impl<'a> Sources<'a> {
             .collect();
         let others: Vec<&String> = self.totals.keys().filter(|ns| **ns != p.namespace).collect();
         let every_namespace = !others.is_empty() && others.iter().all(|ns| per_ns.contains_key(ns.as_str()));
+        // The first workloads of the allowed classes (not a set of them all:
+        // on an open port that would be every workload, for every port).
+        let mut listed: Vec<&Entity> =
+            allowed.iter().flat_map(|c| self.classes[*c].members.iter()).take(MAX_LISTED_WORKLOADS).collect();
+        listed.sort();
         let can = CanReach {
             world: self.world(input, p, backends),
             namespaces,
             every_namespace,
-            workloads: allowed.iter().take(MAX_LISTED_WORKLOADS).cloned().collect(),
-            workloads_total: allowed.len(),
+            workloads: listed.iter().take(MAX_LISTED_WORKLOADS).map(|e| (*e).clone()).collect(),
+            workloads_total: per_ns.values().sum(),
         };
         Reach { can, allowed, rules }
+    }
+
+    /// Up to `n` workloads allowed to reach the port that are neither in
+    /// `used` nor in `exclude`, and how many there are in all.
+    pub(super) fn unused(
+        &self,
+        reach: &Reach,
+        used: &BTreeSet<&Entity>,
+        exclude: &[Entity],
+        n: usize,
+    ) -> (Vec<Entity>, usize) {
+        let skip = |e: &Entity| used.contains(e) || exclude.contains(e);
+        let mut total: usize = reach.allowed.iter().map(|c| self.classes[*c].members.len()).sum();
+        let mut seen: BTreeSet<&Entity> = BTreeSet::new();
+        for e in used.iter().copied().chain(exclude.iter()) {
+            if seen.insert(e) && self.class_of.get(e).is_some_and(|c| reach.allowed.contains(c)) {
+                total -= 1;
+            }
+        }
+        let mut first = Vec::new();
+        'outer: for c in &reach.allowed {
+            for m in &self.classes[*c].members {
+                if first.len() == n {
+                    break 'outer;
+                }
+                if !skip(m) {
+                    first.push(m.clone());
+                }
+            }
+        }
+        first.sort();
+        (first, total)
     }
 
     /// Whether no ingress policy selects any of the backends.
