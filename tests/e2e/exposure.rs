@@ -173,6 +173,7 @@ fn classes_can_reach_did_reach_and_findings_agree_with_real_traffic() {
 
     // The CLI prints the same report.
     let out = lab.bulkhead(&["exposure", "--lab", &lab.name, "-n", "shop"]);
+    println!("{out}");
     assert!(
         out.contains("shop/svc/web:80/TCP") && out.contains("internet_facing") && out.contains("[unused_path]"),
         "{out}"

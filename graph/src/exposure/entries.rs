@@ -91,7 +91,12 @@ fn service_ports<'a>(input: &Input<'a>, svc: &'a Service, out: &mut Vec<(Exposed
         } else {
             ExposureClass::ClusterInternal
         };
-        p.declared_protocol = AppProtocol::hinted(&sp.name, sp.app_protocol.as_deref());
+        // The service port's declaration, else the name of the container port it targets.
+        let target_name = backends.iter().find_map(|b| {
+            b.pod.ports.iter().find(|n| n.protocol == sp.protocol && n.port == b.target).map(|n| n.name.as_str())
+        });
+        p.declared_protocol = AppProtocol::hinted(&sp.name, sp.app_protocol.as_deref())
+            .or_else(|| target_name.and_then(|n| AppProtocol::hinted(n, None)));
         p.workloads =
             backends.iter().map(|b| (input.workload_of)(b.pod)).collect::<BTreeSet<_>>().into_iter().collect();
         p.targets = backends.iter().map(|b| b.target).collect::<BTreeSet<_>>().into_iter().collect();

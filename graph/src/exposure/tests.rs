@@ -109,7 +109,8 @@ fn classes_exposers_and_hints_come_from_the_inventory() {
     let web = port(&e, "shop", Some("web"), 80);
     assert_eq!(web.class, ExposureClass::InternetFacing);
     assert_eq!(web.exposed_by[0].via, Exposer::NodePort);
-    assert_eq!((web.targets.as_slice(), web.declared_protocol), (&[8080u16][..], None));
+    // Its own port is unnamed: the container port it targets, `http`, says.
+    assert_eq!((web.targets.as_slice(), web.declared_protocol), (&[8080u16][..], Some(AppProtocol::Http)));
     let redis = port(&e, "shop", Some("redis"), 6379);
     assert_eq!((redis.class, redis.declared_protocol), (ExposureClass::ClusterInternal, Some(AppProtocol::Redis)));
     assert_eq!(port(&e, "shop", Some("peers"), 6379).class, ExposureClass::Headless);

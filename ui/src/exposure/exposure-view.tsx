@@ -97,7 +97,7 @@ export function ExposureView({ params }: { params: URLSearchParams }) {
                     <th>port</th>
                     <th>class</th>
                     <th>exposed by</th>
-                    <th>type</th>
+                    <th>declared type</th>
                     <th>world</th>
                     <th>namespaces that can reach</th>
                     <th>did reach</th>
