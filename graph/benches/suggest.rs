@@ -72,9 +72,18 @@ fn learned(n: usize) -> (Learner, suggest::Inventory) {
         workloads: entities
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.clone(), WorkloadInfo { selector: BTreeMap::from([("app".into(), format!("w{i}"))]) }))
+            .map(|(i, e)| {
+                (
+                    e.clone(),
+                    WorkloadInfo {
+                        selector: BTreeMap::from([("app".into(), format!("w{i}"))]),
+                        present_since_ns: None,
+                    },
+                )
+            })
             .collect(),
         nodes: BTreeMap::new(),
+        now_ns: 0,
     };
     (learner, inventory)
 }

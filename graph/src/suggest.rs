@@ -5,6 +5,7 @@
 //! annotated with the evidence behind it.
 
 mod cidr;
+mod idle;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,6 +19,7 @@ use crate::flow::{Entity, ServiceRef};
 use bulkhead_model::Direction;
 
 pub use cidr::exact_cover;
+pub use idle::{BASIS_ANNOTATION, NOTHING_OBSERVED};
 
 /// Labels that differ between pods of one workload or between its
 /// revisions: never part of a suggested selector.
@@ -34,6 +36,8 @@ pub const UNSTABLE_LABELS: [&str; 5] = [
 pub struct WorkloadInfo {
     /// Stable labels common to all its pods: its pod selector.
     pub selector: BTreeMap<String, String>,
+    /// Since when the inventory has held it (unknown: never "nothing observed").
+    pub present_since_ns: Option<i64>,
 }
 
 /// The inventory the suggester reads.
@@ -43,6 +47,9 @@ pub struct Inventory {
     pub workloads: BTreeMap<Entity, WorkloadInfo>,
     /// Node addresses by name, for traffic from or to other nodes.
     pub nodes: BTreeMap<String, Vec<IpAddr>>,
+    /// Now, nanoseconds since the epoch: a workload present for a whole
+    /// learning window without a connection is "nothing observed".
+    pub now_ns: i64,
 }
 
 /// A peer as the suggestion names it: a workload by its index in the
@@ -193,10 +200,19 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
     };
     let mut out = Vec::new();
     for (i, (w, info)) in infos.iter().enumerate() {
-        let Some(baseline) = learner.workloads().get(*w) else { continue };
         if namespace.is_some_and(|n| w.namespace() != Some(n)) {
             continue;
         }
+        let Some(baseline) = learner.workloads().get(*w) else {
+            // Nothing to or from it: once its window has passed, nothing is what it needs.
+            let window = learner.config().window_ns;
+            if let Some(since) = info.present_since_ns.filter(|t| inventory.now_ns - t >= window)
+                && !info.selector.is_empty()
+            {
+                out.push(idle::suggestion(w, info, since, window));
+            }
+            continue;
+        };
         let mut warn = warnings.remove(&i).unwrap_or_default();
         let stable = baseline.phase == Phase::Stable;
         if info.selector.is_empty() {
@@ -209,6 +225,9 @@ pub fn suggest(learner: &Learner, inventory: &Inventory, namespace: Option<&str>
             format!("its selector also matches the pods of {}: the policy applies to them too", render::entity_name(o))
         }));
         let [ingress, egress] = std::mem::take(&mut sides[i]);
+        if ingress.is_empty() {
+            warn.push("no connection reached it while it learned: the policy denies all ingress".into());
+        }
         let groups = [group(ingress), group(egress)];
         // A peer's selector that also picks another workload's pods lets
         // that workload in too: say so.
@@ -332,6 +351,7 @@ mod tests {
         learner.tick(10);
         let labels = |pairs: &[(&str, &str)]| WorkloadInfo {
             selector: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            present_since_ns: None,
         };
         let inventory = Inventory {
             workloads: BTreeMap::from([
@@ -340,6 +360,7 @@ mod tests {
                 (w("api"), labels(&[("app", "api")])),
             ]),
             nodes: BTreeMap::new(),
+            now_ns: 0,
         };
         let out = suggest(&learner, &inventory, None);
         let api = out.iter().find(|s| s.workload == w("api")).unwrap();
@@ -355,5 +376,31 @@ mod tests {
                 .iter()
                 .any(|m| m.contains("its selector also matches the pods of x/Deployment/frontend-v2"))
         );
+    }
+
+    #[test]
+    fn a_workload_nothing_used_gets_deny_all_once_its_window_has_passed() {
+        let learner = Learner::new(LearningConfig { window_ns: 100, quiet_ns: 1, evidence_per_anomaly: 1 });
+        let info = WorkloadInfo {
+            selector: BTreeMap::from([("app".to_string(), "idle".to_string())]),
+            present_since_ns: Some(1_000),
+        };
+        let mut inventory =
+            Inventory { workloads: BTreeMap::from([(w("idle"), info)]), nodes: BTreeMap::new(), now_ns: 1_050 };
+        assert!(suggest(&learner, &inventory, None).is_empty(), "still inside its window");
+        inventory.now_ns = 1_100;
+        let out = suggest(&learner, &inventory, None);
+        let s = &out[0];
+        assert!(s.stable && s.warnings[0].starts_with("nothing observed"), "{:?}", s.warnings);
+        let meta = &s.policy.metadata;
+        assert_eq!(meta.annotations.as_ref().unwrap()[BASIS_ANNOTATION], NOTHING_OBSERVED);
+        let spec = s.policy.spec.as_ref().unwrap();
+        assert_eq!(spec.ingress.as_deref(), Some(&[][..]), "all ingress denied");
+        let egress = spec.egress.as_ref().unwrap();
+        assert_eq!(egress.len(), 1);
+        let ports: Vec<_> = egress[0].ports.iter().flatten().map(|p| p.protocol.clone().unwrap()).collect();
+        assert_eq!(ports, ["UDP", "TCP"], "DNS only, both ways a resolver asks");
+        inventory.workloads.values_mut().for_each(|i| i.present_since_ns = None);
+        assert!(suggest(&learner, &inventory, None).is_empty(), "unknown presence is never nothing observed");
     }
 }

@@ -295,9 +295,10 @@ fn suggest_for(w: &World) -> (Learner, Vec<suggest::Suggestion>, PolicySet) {
         workloads: w
             .workloads
             .iter()
-            .map(|x| (x.entity.clone(), WorkloadInfo { selector: x.labels.clone() }))
+            .map(|x| (x.entity.clone(), WorkloadInfo { selector: x.labels.clone(), present_since_ns: None }))
             .collect(),
         nodes: w.inventory.nodes.clone(),
+        now_ns: 0,
     };
     let suggestions = suggest::suggest(&learner, &inv, None);
     let mut policies = PolicySet::default();

@@ -305,6 +305,8 @@ fn every_endpoint_every_role_and_tenants_see_only_their_own() {
         row("blast radius out", "GET", "/api/v1/graph/blast-radius?workload=bank/ledger", None, Role::Viewer, true),
         row("allowed in", "GET", "/api/v1/graph/allowed?namespace=shop", None, Role::Viewer, false),
         row("allowed out", "GET", "/api/v1/graph/allowed?namespace=bank", None, Role::Viewer, true),
+        row("exposure in", "GET", "/api/v1/exposure?namespace=shop", None, Role::Viewer, false),
+        row("exposure out", "GET", "/api/v1/exposure?namespace=bank", None, Role::Viewer, true),
         row("baselines", "GET", "/api/v1/baselines", None, Role::Viewer, false),
         row("anomalies", "GET", "/api/v1/anomalies", None, Role::Viewer, false),
         row("suggest in", "POST", "/api/v1/suggestions", Some(json!({"namespace": "shop"})), Role::Reviewer, false),

@@ -181,3 +181,45 @@ fn classes_can_reach_did_reach_and_findings_agree_with_real_traffic() {
     let json: Value = serde_json::from_str(&lab.bulkhead(&["exposure", "--lab", &lab.name, "-o", "json"])).unwrap();
     assert_eq!(port(&json, "redis", 6379)["class"], "cluster_internal");
 }
+
+/// A workload nobody talks to gets a "nothing observed" deny-all suggestion
+/// once its window has passed; enforced, it stops a probe from another namespace.
+#[test]
+fn an_idle_workload_gets_deny_all_that_blocks_another_namespace_once_applied() {
+    let manifests = [
+        "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: idle, namespace: shop, labels: {app: idle}}\nspec: {containers: [{name: c, ports: [{containerPort: 80}]}]}\n",
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: other, labels: {app: client}}\nspec: {containers: [{name: c, ports: [{containerPort: 81}]}]}\n",
+    ]
+    .concat();
+    let lab = Lab::up_with("idle", "bridge", 1, &manifests, &["--learn-window", "2", "--learn-quiet", "1"]);
+    let api = Api::of(&lab);
+    let admin = api.lab_token("admin");
+    let mut record = Value::Null;
+    wait_for("a nothing-observed suggestion", Duration::from_secs(30), || {
+        let a = api.call("POST", "/api/v1/suggestions", Some(&admin), Some(json!({"namespace": "shop"})));
+        assert_eq!(a.status, 200, "{}", a.text);
+        match a.body.as_array().unwrap().iter().find(|r| r["workload"]["name"] == "idle") {
+            Some(r) => {
+                record = r.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    let warnings = record["warnings"].to_string();
+    assert!(warnings.contains("nothing observed"), "{record:#}");
+    assert_eq!(record["policy"]["metadata"]["annotations"]["bulkhead.dev/basis"], "nothing-observed");
+    assert_eq!(record["policy"]["spec"]["ingress"], json!([]), "{record:#}");
+    assert!(lab.probe("other/client", "shop/idle", 80, false, false), "open before the policy");
+    let id = record["id"].as_u64().unwrap();
+    for (step, body) in
+        [("approve", json!({"reason": "idle"})), ("apply", json!({"mode": "enforce", "reason": "idle"}))]
+    {
+        let a = api.call("POST", &format!("/api/v1/suggestions/{id}/{step}"), Some(&admin), Some(body));
+        assert_eq!(a.status, 200, "{step}: {}", a.text);
+    }
+    wait_for("the idle pod closed", Duration::from_secs(30), || {
+        !lab.probe("other/client", "shop/idle", 80, false, false)
+    });
+}

@@ -145,8 +145,11 @@ fn spec_of(s: &Suggestion) -> String {
 /// whose policy is unchanged keeps its id and status (its evidence is
 /// refreshed); a changed one supersedes a pending or approved predecessor.
 pub fn suggest(p: &mut Pipeline, namespace: Option<&str>, actor: &str) -> Result<Vec<Record>, ControllerError> {
-    let inventory =
-        suggest::Inventory { workloads: p.history().workloads().clone(), nodes: p.history().node_ips().clone() };
+    let inventory = suggest::Inventory {
+        workloads: p.history().workloads().clone(),
+        nodes: p.history().node_ips().clone(),
+        now_ns: now_ns(),
+    };
     let fresh = suggest::suggest(p.learner(), &inventory, namespace);
     let mut existing = records(p)?;
     let mut out = Vec::new();

@@ -41,6 +41,8 @@ pub struct History {
     nodes: HashMap<IpAddr, Arc<str>>,
     node_ips: BTreeMap<String, Vec<IpAddr>>,
     workloads: BTreeMap<Entity, WorkloadInfo>,
+    /// When each current workload first appeared in the inventory.
+    present_since: BTreeMap<Entity, i64>,
 }
 
 /// Closed intervals older than this are forgotten (no agent buffers a flow that long).
@@ -101,9 +103,11 @@ impl History {
                 let mut common: BTreeMap<String, String> = sets.first().map(|l| (*l).clone()).unwrap_or_default();
                 common
                     .retain(|k, v| !UNSTABLE_LABELS.contains(&k.as_str()) && sets.iter().all(|l| l.get(k) == Some(v)));
-                (w, WorkloadInfo { selector: common })
+                let since = *self.present_since.entry(w.clone()).or_insert(now_ns);
+                (w, WorkloadInfo { selector: common, present_since_ns: Some(since) })
             })
             .collect();
+        self.present_since.retain(|w, _| self.workloads.contains_key(w));
     }
 
     /// The pod that held `ip` at `time_ns`: the earliest holder whose hold
