@@ -19,7 +19,7 @@ export RUST_BACKTRACE=0
 "$B" lab down --name $LAB >/dev/null
 trap '[[ ${KEEP:-0} == 1 ]] || "$B" lab down --name $LAB >/dev/null' EXIT
 
-step "Bringing up Online Boutique: 2 nodes, bridge CNI, 12 Deployments, 11 Services, cluster DNS; no policy yet"
+step "Bringing up Online Boutique: 2 nodes, bridge CNI, 12 Deployments, 12 Services (frontend-external a LoadBalancer), cluster DNS; no policy yet"
 "$B" lab up --name $LAB --nodes 2 --cni bridge -f examples/boutique/app.yaml \
   --learn-window "$WINDOW" --learn-quiet "$QUIET"
 
@@ -40,6 +40,9 @@ done
 
 step "The service graph Bulkhead learned"
 "$B" graph --lab $LAB
+
+step "Exposure: every port, how far it is exposed, what it says it speaks, who can reach it and who did (no policy yet)"
+"$B" exposure --lab $LAB
 
 step "Suggested least-privilege policies (one per workload, ingress and egress, with evidence)"
 "$B" suggest --lab $LAB
@@ -66,6 +69,9 @@ step "Enforced for 15 s: all legitimate traffic still flows (dropped flows since
 sleep 15
 "$B" flows --lab $LAB --verdict dropped --since 15s
 echo "  $("$B" flows --lab $LAB --since 15s --limit 1000000 -o json | jq length) flows recorded, $("$B" flows --lab $LAB --verdict dropped --since 15s -o json | jq length) dropped"
+
+step "Exposure under the enforced policies: who can reach each port now, and where to tighten"
+"$B" exposure --lab $LAB | sed -n '1,/^$/p'
 
 step "A compromised frontend tries something new: straight to the Redis cache"
 "$B" lab probe --name $LAB boutique/frontend-0 boutique/redis-cart:6379 || true
