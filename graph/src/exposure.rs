@@ -138,11 +138,16 @@ pub struct ExposedPort {
 }
 
 impl ExposedPort {
-    /// The protocol it is taken to speak, for database findings: the
-    /// declaration, else the well-known use of the port.
-    pub fn protocol_guess(&self) -> Option<AppProtocol> {
-        self.declared_protocol
-            .or_else(|| self.targets.iter().chain([&self.port]).find_map(|p| AppProtocol::well_known(*p)))
+    /// The database protocol it may speak, for database findings: its
+    /// declaration's, else the well-known use of its port. Either suffices,
+    /// since a declaration is only a hint.
+    pub fn database_guess(&self) -> Option<AppProtocol> {
+        self.declared_protocol.filter(|a| a.is_database()).or_else(|| {
+            self.targets
+                .iter()
+                .chain([&self.port])
+                .find_map(|p| AppProtocol::well_known(*p).filter(|a| a.is_database()))
+        })
     }
 }
 

@@ -1,5 +1,5 @@
 //! The Kubernetes API as an inventory source: one kube-rs watcher per kind
-//! (Namespaces, Nodes, Pods, Services, EndpointSlices, NetworkPolicies and
+//! (Namespaces, Nodes, Pods, Services, EndpointSlices, Ingresses, NetworkPolicies and
 //! Bulkhead's ClusterNetworkPolicies and Quarantines), turned into store updates. A full
 //! (re)list replaces every object of its kind, so deletions missed while
 //! disconnected are caught up.

@@ -34,7 +34,7 @@ pub(super) fn of(
             _ => format!("port {}", p.port),
         },
     };
-    if let Some(db) = p.protocol_guess().filter(|a| a.is_database())
+    if let Some(db) = p.database_guess()
         && (p.can_reach.world.is_some() || p.can_reach.every_namespace)
     {
         let mut evidence = Vec::new();

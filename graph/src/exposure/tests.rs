@@ -181,6 +181,20 @@ fn an_ip_block_opens_a_local_load_balancer_to_the_world_minus_its_exceptions() {
 }
 
 #[test]
+fn a_database_port_is_flagged_even_when_its_name_says_otherwise() {
+    let mut inv = cluster();
+    let o: core::Service = serde_yaml::from_str(
+        "metadata: {name: cache, namespace: shop}\nspec: {clusterIP: 10.96.1.9, selector: {app: redis}, ports: [{port: 6379, name: grpc}]}",
+    )
+    .unwrap();
+    inv.put_service(Service::try_from(&o).unwrap());
+    let e = run(&inv, &PolicySet::default(), &[]);
+    let p = port(&e, "shop", Some("cache"), 6379);
+    assert_eq!(p.declared_protocol, Some(AppProtocol::Grpc));
+    assert!(kinds(p).contains(&FindingKind::DatabaseExposed), "{:#?}", p.findings);
+}
+
+#[test]
 fn traffic_to_a_port_nobody_declares_is_its_own_entry_and_finding() {
     let inv = cluster();
     let observed = [edge(w("other", "client"), w("shop", "web"), 9999, 2)];
