@@ -37,6 +37,7 @@ async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response
             ("/api/v1/services", false) => Some(recorded("services.list.json")),
             ("/apis/discovery.k8s.io/v1/endpointslices", false) => Some(recorded("endpointslices.list.json")),
             ("/apis/networking.k8s.io/v1/networkpolicies", false) => Some(recorded("networkpolicies.list.json")),
+            ("/apis/networking.k8s.io/v1/ingresses", false) => Some(recorded("ingresses.list.json")),
             ("/apis/bulkhead.dev/v1alpha1/clusternetworkpolicies", false) => {
                 Some(recorded("clusternetworkpolicies.list.json"))
             }
@@ -93,8 +94,8 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     let client = kube::Client::new(service, "default");
     let mut stream = Box::pin(updates(client));
     let (mut relists, mut pod_events, mut batch) = (0, 0, Vec::new());
-    // 8 kinds listed, then the 7 pod events of the recorded watch (the bookmark is not an event).
-    while relists < 8 || pod_events < 7 {
+    // 9 kinds listed, then the 7 pod events of the recorded watch (the bookmark is not an event).
+    while relists < 9 || pod_events < 7 {
         let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
         let u = next.expect("the watchers stalled").expect("stream ended").unwrap();
         match &u {
@@ -119,6 +120,10 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     assert_eq!(q.target.describe(), "pod shop/backend-0");
     assert!(q.reason.starts_with("INC-4211"));
     assert_eq!(s.desk().read(|b| b.cut_uids(s.model()).len()).unwrap(), 1, "backend-0 is cut off");
+    let routes = &s.model().inventory.routes;
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert_eq!((routes[0].from.as_str(), routes[0].service.as_str()), ("shop/shop", "shop/backend"));
+    assert!(routes[0].targets(80, ""), "the Ingress sends to backend's port 80");
 
     let frontend = "shop/frontend-6d9f7c8b5-abcde";
     let r = explain(&s, frontend, "shop/backend-0", 8080, "TCP");
