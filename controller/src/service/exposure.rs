@@ -116,22 +116,21 @@ impl Service {
         .await
         .map_err(|e| ControllerError::Serve { what: "exposure report", message: format!("worker failed: {e}") })?;
         let scope = &who.scope;
-        let ports: Vec<ExposedPort> = report
-            .ports
-            .into_iter()
-            .filter(|p| scope.contains(&p.namespace) && q.namespace.as_ref().is_none_or(|ns| *ns == p.namespace))
-            .filter(|p| q.finding.is_none_or(|k| p.findings.iter().any(|f| f.kind == k)))
-            .map(|p| document(scope, p))
-            .collect();
-        let mut counts: BTreeMap<_, u64> = BTreeMap::new();
-        for f in ports.iter().flat_map(|p| &p.findings) {
-            *counts.entry(f.kind).or_insert(0) += 1;
-        }
+        let visible = exposure::Exposure {
+            ports: report
+                .ports
+                .into_iter()
+                .filter(|p| scope.contains(&p.namespace) && q.namespace.as_ref().is_none_or(|ns| *ns == p.namespace))
+                .filter(|p| q.finding.is_none_or(|k| p.findings.iter().any(|f| f.kind == k)))
+                .collect(),
+        };
+        let counts = visible.finding_counts();
+        let ports: Vec<ExposedPort> = visible.ports.into_iter().map(|p| document(scope, p)).collect();
         Ok(Exposure {
             since_ns: since,
             until_ns: until,
             ports,
-            findings: counts.into_iter().map(|(kind, count)| FindingCount { kind, count }).collect(),
+            findings: counts.into_iter().map(|(kind, count)| FindingCount { kind, count: count as u64 }).collect(),
         })
     }
 }

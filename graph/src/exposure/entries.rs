@@ -92,9 +92,7 @@ fn service_ports<'a>(input: &Input<'a>, svc: &'a Service, out: &mut Vec<(Exposed
             ExposureClass::ClusterInternal
         };
         // The service port's declaration, else the name of the container port it targets.
-        let target_name = backends.iter().find_map(|b| {
-            b.pod.ports.iter().find(|n| n.protocol == sp.protocol && n.port == b.target).map(|n| n.name.as_str())
-        });
+        let target_name = backends.iter().find_map(|b| named(&[b.pod], sp.protocol, b.target));
         p.declared_protocol = AppProtocol::hinted(&sp.name, sp.app_protocol.as_deref())
             .or_else(|| target_name.and_then(|n| AppProtocol::hinted(n, None)));
         p.workloads =

@@ -5,15 +5,16 @@
 //! policies' CIDRs cut the address space into.
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bulkhead_model::Direction;
 use bulkhead_model::exposure::{Exposer, ExposureClass};
-use bulkhead_policy::cluster::{Tier, TierPeer};
+use bulkhead_policy::cluster::{ClusterPolicy, Tier, TierPeer};
 use bulkhead_policy::evaluate::{Decider, Evaluator, PolicySet, Remote, RemoteSignature};
 use bulkhead_policy::inventory::Pod;
-use bulkhead_policy::netpol::Peer;
+use bulkhead_policy::netpol::{NetworkPolicy, Peer};
 use bulkhead_policy::ports::{NamedPort, Protocol};
 use ipnetwork::IpNetwork;
 use rustc_hash::FxHashMap;
@@ -79,6 +80,18 @@ fn bounds(n: IpNetwork) -> [Option<IpAddr>; 4] {
     }
 }
 
+/// The policies at `indices` of `network` followed by `cluster`.
+fn selected(network: &[&NetworkPolicy], cluster: &[&ClusterPolicy], indices: &[usize]) -> PolicySet {
+    let mut own = PolicySet::default();
+    for &i in indices {
+        match network.get(i) {
+            Some(np) => own.put_network((*np).clone()),
+            None => own.put_cluster(cluster[i - network.len()].clone()),
+        }
+    }
+    own
+}
+
 impl<'a> Sources<'a> {
     pub(super) fn new(input: &Input<'a>) -> Self {
         let eval = Evaluator::new(input.inventory, input.policies);
@@ -91,7 +104,9 @@ impl<'a> Sources<'a> {
             }
         }
         let mut totals: BTreeMap<String, usize> = BTreeMap::new();
-        let mut groups: FxHashMap<(RemoteSignature, RemoteSignature, Vec<bool>, Vec<NamedPort>), usize> =
+        let network: Vec<&NetworkPolicy> = input.policies.network.values().collect();
+        let cluster: Vec<&ClusterPolicy> = input.policies.cluster.values().collect();
+        let mut groups: FxHashMap<(RemoteSignature, RemoteSignature, Vec<usize>, Vec<NamedPort>), usize> =
             FxHashMap::default();
         let mut class_of: FxHashMap<Entity, usize> = FxHashMap::default();
         let mut classes: Vec<Class<'a>> = Vec::new();
@@ -99,17 +114,15 @@ impl<'a> Sources<'a> {
             *totals.entry(pod.namespace.clone()).or_insert(0) += 1;
             let ip = pod.ips[0];
             let ns_labels = input.inventory.namespace_labels(&pod.namespace);
-            // Which policies could decide its egress: the rest of what sets it apart.
-            let subject: Vec<bool> = tiers
+            // The policies that select it (network ones by index, then
+            // cluster ones): the only ones that decide for it, and the rest
+            // of what sets it apart.
+            let subject: Vec<usize> = network
                 .iter()
-                .map(|p| p.selects(&ns_labels, &pod.labels))
-                .chain(
-                    input
-                        .policies
-                        .network
-                        .values()
-                        .map(|np| np.namespace == pod.namespace && np.pod_selector.matches(&pod.labels)),
-                )
+                .map(|np| np.namespace == pod.namespace && np.pod_selector.matches(&pod.labels))
+                .chain(cluster.iter().map(|cp| cp.selects(&ns_labels, &pod.labels)))
+                .enumerate()
+                .filter_map(|(i, selects)| selects.then_some(i))
                 .collect();
             // As a source (ingress signature), as a destination (egress
             // signature, which holds its named ports), and as a subject
@@ -122,21 +135,14 @@ impl<'a> Sources<'a> {
                 subject,
                 named,
             );
-            let i = *groups.entry(key).or_insert_with(|| {
-                let mut own = PolicySet::default();
-                for np in input.policies.network.values() {
-                    if np.namespace == pod.namespace && np.pod_selector.matches(&pod.labels) {
-                        own.put_network(np.clone());
-                    }
+            let i = match groups.entry(key) {
+                Entry::Occupied(o) => *o.get(),
+                Entry::Vacant(v) => {
+                    let own = selected(&network, &cluster, &v.key().2);
+                    classes.push(Class { pod, ip, members: Vec::new(), per_ns: BTreeMap::new(), own });
+                    *v.insert(classes.len() - 1)
                 }
-                for cp in input.policies.cluster.values() {
-                    if cp.selects(&ns_labels, &pod.labels) {
-                        own.put_cluster(cp.clone());
-                    }
-                }
-                classes.push(Class { pod, ip, members: Vec::new(), per_ns: BTreeMap::new(), own });
-                classes.len() - 1
-            });
+            };
             *classes[i].per_ns.entry(pod.namespace.clone()).or_insert(0) += 1;
             class_of.insert(w.clone(), i);
             classes[i].members.push(w);
