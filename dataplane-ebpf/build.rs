@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// One object per attach point; each is embedded into the crate.
-const PROGRAMS: &[&str] = &["tc_from_pod", "tc_to_pod", "xdp_quarantine", "bench_floor"];
+const PROGRAMS: &[&str] = &["tc_from_pod", "tc_to_pod", "xdp_quarantine", "xdp_prefilter", "bench_floor"];
 
 fn main() -> Result<()> {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

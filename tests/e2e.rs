@@ -10,6 +10,7 @@ mod support;
 
 mod e2e {
     mod api;
+    mod blocks;
     mod closed_loop;
     mod conformance;
     mod console;

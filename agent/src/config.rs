@@ -22,6 +22,8 @@ pub struct AgentConfig {
     pub flow_history: usize,
     /// Periodic counter export interval for long connections, seconds.
     pub report_interval_s: u32,
+    /// The node's uplinks that get the block list's XDP prefilter.
+    pub prefilter: Vec<String>,
 }
 
 impl AgentConfig {
@@ -37,6 +39,7 @@ impl AgentConfig {
             state_dir: PathBuf::from("/var/lib/bulkhead").join(node),
             flow_history: 20_000,
             report_interval_s: 10,
+            prefilter: Vec::new(),
         }
     }
 }

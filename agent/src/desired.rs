@@ -84,6 +84,8 @@ pub struct DesiredState {
     pub rule_names: BTreeMap<u32, String>,
     /// Endpoint ids to quarantine.
     pub quarantined: BTreeSet<u32>,
+    /// The cluster's block list, expired entries included (the agent lifts them).
+    pub blocks: Vec<crate::blocks::BlockItem>,
 }
 
 /// Largest label set accepted for one identity; larger is a bug upstream or an attack.
@@ -253,6 +255,7 @@ impl TryFrom<pb::DesiredState> for DesiredState {
             }
             out.quarantined.insert(q);
         }
+        out.blocks = crate::blocks::parse(s.blocks)?;
         Ok(out)
     }
 }

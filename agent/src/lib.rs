@@ -4,6 +4,7 @@
 //! every pod on the node, applies the desired state it is given over gRPC
 //! without ever opening a window, streams decoded flows and serves metrics.
 
+pub mod blocks;
 pub mod config;
 pub mod desired;
 pub mod endpoints;

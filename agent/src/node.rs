@@ -52,6 +52,8 @@ pub struct Node {
     quarantines: Arc<Quarantines>,
     audit: AuditLog,
     enricher: Arc<Enricher>,
+    /// When the sweep last looked for expired blocks (wall ns).
+    blocks_checked_ns: i64,
 }
 
 impl std::fmt::Debug for Node {
@@ -131,6 +133,10 @@ impl Node {
                 }
             }
         }
+        Self::sync_prefilter(&cfg, &mut dataplane)?;
+        // The block list's map is pinned and survives the restart; this lifts
+        // what expired while no agent ran.
+        crate::blocks::sync(&mut maps, &desired.blocks, wall_ns())?;
         let candidates =
             kernel_eps.values().map(|e| e.endpoint_id).chain(desired.endpoints.iter().map(|e| e.endpoint_id));
         let quarantined: BTreeSet<u32> = maps.quarantined(candidates)?.into_iter().collect();
@@ -145,7 +151,8 @@ impl Node {
             desired.generation,
             roster(&desired, &attachments),
         )?);
-        Ok(Self { cfg, dataplane, maps, desired, attachments, quarantines, audit, enricher })
+        let blocks_checked_ns = wall_ns();
+        Ok(Self { cfg, dataplane, maps, desired, attachments, quarantines, audit, enricher, blocks_checked_ns })
     }
 
     /// The enrichment tables for the current state.
@@ -266,6 +273,7 @@ impl Node {
         let mut candidates = self.known_ids();
         candidates.extend(new.endpoints.iter().map(|e| e.endpoint_id));
         report.map_writes += self.quarantines.cut_before_apply(&new.quarantined, &candidates, new.generation)?;
+        report.map_writes += crate::blocks::sync(&mut self.maps, &new.blocks, wall_ns())?.writes();
 
         let old_nets: BTreeMap<IpNetwork, u32> = self.maps.ipcache()?.into_iter().collect();
         let mut new_nets: BTreeMap<IpNetwork, u32> = new.ipcache.iter().map(|i| (i.net, i.identity)).collect();
@@ -335,7 +343,7 @@ impl Node {
     }
 
     /// Takes `new` where it differs from what is enforced only in its
-    /// generation and the endpoints it quarantines: those are cut and lifted
+    /// generation, the endpoints it quarantines and its block list: those are cut and lifted
     /// exactly as a full apply would, and nothing else is read or written.
     fn renumber(
         &mut self,
@@ -347,6 +355,7 @@ impl Node {
         candidates.extend(new.endpoints.iter().map(|e| e.endpoint_id));
         let mut writes = self.quarantines.cut_before_apply(&new.quarantined, &candidates, new.generation)?;
         writes += self.quarantines.settle_after_apply(roster(&new, &self.attachments), &candidates, new.generation)?;
+        writes += crate::blocks::sync(&mut self.maps, &new.blocks, wall_ns())?.writes();
         if writes > 0 {
             self.refresh_xdp()?;
         }
@@ -364,9 +373,47 @@ impl Node {
             generation = report.generation,
             writes,
             took_us = report.took.as_micros() as u64,
-            "desired state renumbered (only quarantines can change)"
+            "desired state renumbered (only quarantines and blocks can change)"
         );
         Ok(report)
+    }
+
+    /// Lifts the blocks that have expired since the last look (the sweep
+    /// calls it); reads the map only when one has.
+    pub fn sync_blocks(&mut self) -> Result<crate::blocks::Synced, AgentError> {
+        let now = wall_ns();
+        let since = std::mem::replace(&mut self.blocks_checked_ns, now);
+        if !self.desired.blocks.iter().any(|b| b.expires_ns.is_some_and(|t| t > since && t <= now)) {
+            return Ok(crate::blocks::Synced::default());
+        }
+        crate::blocks::sync(&mut self.maps, &self.desired.blocks, now)
+    }
+
+    /// Attaches the prefilter to every configured uplink and takes it off
+    /// uplinks no longer configured. A missing uplink is an error: the
+    /// operator asked for protection the node cannot give.
+    fn sync_prefilter(cfg: &AgentConfig, dataplane: &mut Dataplane) -> Result<(), AgentError> {
+        let ifaces = endpoints::interfaces().map_err(|source| AgentError::Io {
+            action: "listing interfaces",
+            path: "/proc/self/ns/net".into(),
+            source,
+        })?;
+        let mut wanted = BTreeSet::new();
+        for name in &cfg.prefilter {
+            let Some((ifindex, _)) = ifaces.iter().find(|(_, n)| *n == name) else {
+                return Err(AgentError::invalid("--prefilter-dev", format!("no interface {name:?} on this node")));
+            };
+            dataplane.attach_prefilter(*ifindex)?;
+            wanted.insert(*ifindex);
+            tracing::info!(ifname = %name, ifindex, "block-list prefilter attached");
+        }
+        for ifindex in dataplane.prefilter_ifindexes()? {
+            if !wanted.contains(&ifindex) {
+                dataplane.detach_prefilter(ifindex)?;
+                tracing::info!(ifindex, "block-list prefilter removed: its uplink is no longer configured");
+            }
+        }
+        Ok(())
     }
 
     /// Keeps the applied state for the next start.
@@ -442,6 +489,7 @@ impl Node {
             (abi::BH_STAT_EVENTS_LOST, "events_lost"),
             (abi::BH_STAT_FRAGMENTS, "fragments"),
             (abi::BH_STAT_XDP_QUARANTINE_DROPS, "xdp_quarantine_drops"),
+            (abi::BH_STAT_PREFILTER_DROPS, "prefilter_drops"),
         ];
         for (idx, name) in names {
             counters.insert(name.to_string(), stats.get(idx));
@@ -513,4 +561,11 @@ impl Node {
     pub fn live_endpoint_ids(&self) -> BTreeSet<u32> {
         self.attachments.iter().filter(|(_, a)| matches!(a, Attachment::Attached { .. })).map(|(id, _)| *id).collect()
     }
+}
+
+/// Wall-clock now, nanoseconds since the epoch (block expiry is wall time).
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -1,5 +1,6 @@
 //! Periodic housekeeping: expire idle connections (emitting their close
-//! flows with final counters) and detach pods whose interface vanished.
+//! flows with final counters), detach pods whose interface vanished, and
+//! lift blocks whose time is up.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +39,9 @@ pub fn sweep_once(node: &Mutex<Node>, hub: &FlowHub, clock: &Clock) -> usize {
     }
     if let Err(e) = node.reap_vanished() {
         tracing::warn!(error = %e, "reaping vanished interfaces");
+    }
+    if let Err(e) = node.sync_blocks() {
+        tracing::warn!(error = %e, "lifting expired blocks");
     }
     let live = node.live_endpoint_ids();
     let enricher = node.enricher();

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod baselines;
+pub mod blocks;
 pub mod convert;
 pub mod exposure;
 pub mod flows;

@@ -11,6 +11,7 @@ use bulkhead_api::controller::v1 as pb;
 use bulkhead_api::controller::v1::controller_client::ControllerClient;
 use bulkhead_api::v1::audit::{AuditEntry, AuditQuery};
 use bulkhead_api::v1::baselines::{Anomaly, AnomalyQuery, Baselines};
+use bulkhead_api::v1::blocks::{Block, BlockQuery, BlockRequest};
 use bulkhead_api::v1::convert::ConvertError;
 use bulkhead_api::v1::exposure::{Exposure, ExposureQuery};
 use bulkhead_api::v1::flows::{Flow, FlowQuery, StreamEvent};
@@ -323,6 +324,18 @@ impl Client {
     /// Quarantines, a page.
     pub async fn quarantines(&mut self, q: QuarantineQuery) -> Result<Page<Quarantine>> {
         op!(self, grpc list_quarantines(pb::QuarantineQuery::from(q.clone())), http h => h.get("/api/v1/quarantines", &q))
+    }
+    /// Blocks an IP or CIDR.
+    pub async fn block(&mut self, b: BlockRequest) -> Result<Block> {
+        op!(self, grpc block(pb::BlockRequest::from(b.clone())), http h => h.post("/api/v1/blocks", &b))
+    }
+    /// Lifts a block.
+    pub async fn unblock(&mut self, id: u64, q: ReleaseQuery) -> Result<Block> {
+        op!(self, grpc unblock(pb::ReleaseRequest::from((id, q.clone()))), http h => h.delete(&format!("/api/v1/blocks/{id}"), &q))
+    }
+    /// The block list, a page.
+    pub async fn blocks(&mut self, q: BlockQuery) -> Result<Page<Block>> {
+        op!(self, grpc list_blocks(pb::BlockQuery::from(q.clone())), http h => h.get("/api/v1/blocks", &q))
     }
     /// The audit log, a page.
     pub async fn audit(&mut self, q: AuditQuery) -> Result<Page<AuditEntry>> {

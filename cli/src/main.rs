@@ -1,5 +1,6 @@
 //! `bulkhead`: the node agent, the lab, and flow tooling in one binary.
 
+mod blocks;
 mod client;
 mod closed_loop;
 mod control;
@@ -59,6 +60,12 @@ enum Command {
         /// anything starts, so the host's bpffs stays visible.
         #[arg(long)]
         netns: Option<PathBuf>,
+        /// The node's own uplink(s), where the block list's XDP prefilter
+        /// drops blocked sources before anything else sees them (repeat for
+        /// several). Without it, blocks are enforced at the pods only, where
+        /// kube-proxy's SNAT can hide an outside client's address.
+        #[arg(long = "prefilter-dev", value_name = "IFNAME")]
+        prefilter: Vec<String>,
     },
     /// Build and use a lab cluster of network namespaces on this host.
     Lab {
@@ -195,6 +202,13 @@ enum Command {
     Quarantines {
         #[command(subcommand)]
         command: quarantine::QuarantinesCommand,
+        #[arg(short, long, value_enum, default_value = "human", global = true)]
+        output: closed_loop::Output,
+    },
+    /// The cluster's block list: IPs and CIDRs dropped both ways on every node, before policy.
+    Block {
+        #[command(subcommand)]
+        command: blocks::BlockCommand,
         #[arg(short, long, value_enum, default_value = "human", global = true)]
         output: closed_loop::Output,
     },
@@ -361,7 +375,7 @@ fn main() -> Result<()> {
             let err = exec(&command);
             bail!("running {:?} in {}: {err}", command, p.key())
         }
-        Command::Agent { node, socket, state_dir, metrics_addr, netns } => {
+        Command::Agent { node, socket, state_dir, metrics_addr, netns, prefilter } => {
             if let Some(ns) = &netns {
                 bulkhead_lab::netns::enter(ns)?;
             }
@@ -373,6 +387,7 @@ fn main() -> Result<()> {
                 cfg.state_dir = d;
             }
             cfg.metrics_addr = metrics_addr;
+            cfg.prefilter = prefilter;
             runtime()?.block_on(bulkhead_agent::run(cfg))?;
             Ok(())
         }
@@ -426,6 +441,7 @@ fn main() -> Result<()> {
         Command::Quarantines { command: quarantine::QuarantinesCommand::List { namespace, active }, output } => {
             runtime()?.block_on(quarantine::list(&cli.target, namespace, active, output))
         }
+        Command::Block { command, output } => runtime()?.block_on(blocks::run(&cli.target, command, output)),
     }
 }
 

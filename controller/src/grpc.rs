@@ -256,6 +256,18 @@ impl Controller for Grpc {
         self.call(Op::QuarantineGet, req, |s, who, Id(id)| async move { s.quarantine_get(&who, id).await }).await
     }
 
+    async fn block(&self, req: Request<pb::BlockRequest>) -> Result<Response<pb::Block>, Status> {
+        self.call(Op::Block, req, |s, who, b| async move { s.block(&who, b).await }).await
+    }
+
+    async fn unblock(&self, req: Request<pb::ReleaseRequest>) -> Result<Response<pb::Block>, Status> {
+        self.call(Op::Unblock, req, |s, who, (id, q)| async move { s.unblock(&who, id, q).await }).await
+    }
+
+    async fn list_blocks(&self, req: Request<pb::BlockQuery>) -> Result<Response<pb::BlockPage>, Status> {
+        self.call(Op::Blocks, req, |s, who, q| async move { s.blocks(&who, q).await }).await
+    }
+
     async fn audit(&self, req: Request<pb::AuditQuery>) -> Result<Response<pb::AuditPage>, Status> {
         self.call(Op::Audit, req, |s, who, q| async move { s.audit(&who, q).await }).await
     }

@@ -85,7 +85,7 @@ impl ApiConfig {
     info(
         title = "Bulkhead controller API",
         version = "v1",
-        description = "Flows, the service graph, exposure, baselines, suggestions and their review, policies, quarantine and the audit log of a Bulkhead controller. Authenticate with `Authorization: Bearer <token>`. Errors are application/problem+json naming the object and field."
+        description = "Flows, the service graph, exposure, baselines, suggestions and their review, policies, quarantine, the block list and the audit log of a Bulkhead controller. Authenticate with `Authorization: Bearer <token>`. Errors are application/problem+json naming the object and field."
     ),
     modifiers(&Bearer),
     security(("bearer" = [])),
@@ -152,6 +152,8 @@ pub fn router(service: Service, console: Option<PathBuf>) -> (axum::Router, utoi
         .routes(routes!(read::explain))
         .routes(routes!(read::quarantines, write::quarantine))
         .routes(routes!(read::quarantine, write::release))
+        .routes(routes!(read::blocks, write::block))
+        .routes(routes!(write::unblock))
         .routes(routes!(read::audit))
         .with_state(service)
         .split_for_parts();
@@ -249,7 +251,7 @@ pub async fn serve(
     };
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     if let Some(f) = &cfg.addr_file {
-        crate::policy::ids::write_atomic(f, format!("{scheme}://{local}\n").as_bytes())?;
+        crate::policy::files::write_atomic(f, format!("{scheme}://{local}\n").as_bytes())?;
     }
     tracing::info!(url = %format!("{scheme}://{local}"), "HTTP API serving");
     let (router, _) = router(service, cfg.console.clone());

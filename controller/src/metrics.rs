@@ -31,6 +31,7 @@ pub struct Metrics {
     syncs: Family<Labels, Counter>,
     requests: Family<Labels, Counter>,
     quarantine: Histogram,
+    blocks: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -59,6 +60,8 @@ impl Metrics {
         let syncs = Family::<Labels, Counter>::default();
         let requests = Family::<Labels, Counter>::default();
         let quarantine = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let blocks = Family::<Labels, Counter>::default();
+        registry.register("blocks", "Block-list changes by action (block, unblock, expired)", blocks.clone());
         registry.register(
             "quarantine_seconds",
             "From a quarantine request's arrival to every agent's report that the drop is enforced",
@@ -109,7 +112,13 @@ impl Metrics {
             syncs,
             requests,
             quarantine,
+            blocks,
         }
+    }
+
+    /// Counts one block-list change.
+    pub fn record_block(&self, action: &'static str) {
+        self.blocks.get_or_create(&vec![("action".into(), action.into())]).inc();
     }
 
     /// Counts one change and, if it compiled, its compile time.

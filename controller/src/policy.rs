@@ -3,7 +3,9 @@
 //! stable numbering, compilation, quarantines, each node's desired state,
 //! and keeping every agent at it.
 
+pub mod blocks;
 pub mod desired;
+pub mod files;
 pub mod ids;
 pub mod kubernetes;
 pub mod quarantine;

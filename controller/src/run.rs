@@ -168,6 +168,7 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
         }
     }
     drop(tx);
+    tokio::spawn(expire_blocks(ctx.clone()));
     let service = Service::new(ctx);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let (Some(cfg), Some(listener)) = (api_cfg, api) {
@@ -202,4 +203,16 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| ControllerError::Serve { what: "gRPC", message: e.to_string() })
+}
+
+/// Ends blocks whose time is up, once a second. The agents lift them on
+/// their own clocks as well; this records it, audits it and pushes the list.
+async fn expire_blocks(ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = ctx.with_policy(|s| s.expire_blocks()).await {
+            tracing::error!(error = %e, "expiring blocks");
+        }
+    }
 }

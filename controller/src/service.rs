@@ -8,6 +8,7 @@
 //! of its tenant scoping, and every refusal is audited in one place.
 
 mod audit;
+mod blocks;
 mod error;
 mod exposure;
 mod flows;

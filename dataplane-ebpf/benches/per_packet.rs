@@ -6,6 +6,10 @@
 //! - new_denied: a SYN decided by policy every time (all lookups, then drop);
 //! - new_allowed: SYNs of distinct connections (policy, conntrack insert).
 //!
+//! The block list is measured the same way: 1 000 policy entries with none
+//! and with 10 000 blocked prefixes, on the pods' TC programs and on the
+//! uplink's XDP prefilter (a packet it passes).
+//!
 //! Flow events are disabled during measurement so a full ring cannot distort it.
 //! Run: `cargo bench -p bulkhead-dataplane --bench per_packet` (as root).
 //! Sizes are measured interleaved, round by round, against a same-run floor
@@ -20,7 +24,7 @@ use bulkhead_dataplane::maps::EndpointEntry;
 use bulkhead_dataplane::model::{Action, Direction, Mode, proto};
 use bulkhead_dataplane::packet::{self, tcp};
 use bulkhead_dataplane::table::{PolicyEntry, PolicyTable};
-use bulkhead_dataplane::testrun::{Hook, TC_DROP, TC_PASS, TEST_IFINDEX, TestBed};
+use bulkhead_dataplane::testrun::{Hook, TC_DROP, TC_PASS, TEST_IFINDEX, TestBed, XDP_PASS};
 use bulkhead_dataplane::transition::{self, KernelState};
 
 const EP: u32 = 1;
@@ -28,8 +32,20 @@ const POD: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const STRANGER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
 const REPEAT: u32 = 1_000_000;
+const BLOCKS: usize = 10_000;
 
-fn setup(entries: usize) -> TestBed {
+/// Blocked prefixes, none covering the bench's own addresses: /32s and /24s
+/// spread over 100.64.0.0/10, so the trie branches as a real list would.
+fn block_list(bed: &mut TestBed, blocks: usize) {
+    for i in 0..blocks as u32 {
+        // 100.64.0.0 + i * 256 stays below 100.103/16, inside the /10, for i < 10 000.
+        let (addr, len) = if i % 4 == 0 { (0x6440_0000 + (i << 8), 24) } else { (0x6440_0000 + i * 37, 32) };
+        let net = ipnetwork::IpNetwork::new(IpAddr::V4(Ipv4Addr::from(addr)), len).unwrap();
+        bed.maps.put_block(&net, i + 1).unwrap();
+    }
+}
+
+fn setup(entries: usize, blocks: usize) -> TestBed {
     let mut bed = TestBed::new("bench").expect("load programs (root, bpffs)");
     let mut cfg = bed.maps.config().unwrap();
     cfg.flags |= abi::BH_CFG_F_EVENTS_DISABLED;
@@ -83,11 +99,16 @@ fn setup(entries: usize) -> TestBed {
     for op in transition::plan(&KernelState::default(), &new).unwrap() {
         transition::apply(&mut bed.maps, &op).unwrap();
     }
+    block_list(&mut bed, blocks);
     bed
 }
 
 fn ns(bed: &mut TestBed, pkt: &[u8], want: u32, repeat: u32) -> f64 {
-    let r = bed.run(Hook::FromPod, pkt, repeat).unwrap();
+    run_ns(bed, Hook::FromPod, pkt, want, repeat)
+}
+
+fn run_ns(bed: &mut TestBed, hook: Hook, pkt: &[u8], want: u32, repeat: u32) -> f64 {
+    let r = bed.run(hook, pkt, repeat).unwrap();
     assert_eq!(r.retval, want, "unexpected verdict while benchmarking");
     r.per_run.as_nanos() as f64
 }
@@ -95,6 +116,8 @@ fn ns(bed: &mut TestBed, pkt: &[u8], want: u32, repeat: u32) -> f64 {
 /// One bed per size, with an established connection ready.
 struct Case {
     bed: TestBed,
+    blocks: usize,
+    prefilter: Vec<f64>,
     est: Vec<f64>,
     denied: Vec<f64>,
     new_total: f64,
@@ -104,20 +127,28 @@ struct Case {
 const ROUNDS: usize = 7;
 const NEW_PER_ROUND: u32 = 3_000;
 
-fn measure_all(sizes: &[usize]) -> Vec<serde_json::Value> {
+fn measure_all(sizes: &[(usize, usize)]) -> Vec<serde_json::Value> {
     let (pod, peer, stranger) = (IpAddr::V4(POD), IpAddr::V4(PEER), IpAddr::V4(STRANGER));
     let ack = packet::tcp(pod, peer, 40000, 80, tcp::ACK);
     let syn_denied = packet::tcp(pod, stranger, 40000, 80, tcp::SYN);
     let mut cases: Vec<Case> = sizes
         .iter()
-        .map(|s| {
-            eprintln!("per_packet: loading {s} policy entries…");
-            let mut bed = setup(*s);
+        .map(|&(s, blocks)| {
+            eprintln!("per_packet: loading {s} policy entries, {blocks} blocked prefixes…");
+            let mut bed = setup(s, blocks);
             assert_eq!(
                 bed.run(Hook::FromPod, &packet::tcp(pod, peer, 40000, 80, tcp::SYN), 1).unwrap().retval,
                 TC_PASS
             );
-            Case { bed, est: Vec::new(), denied: Vec::new(), new_total: 0.0, new_runs: 0 }
+            Case {
+                bed,
+                blocks,
+                prefilter: Vec::new(),
+                est: Vec::new(),
+                denied: Vec::new(),
+                new_total: 0.0,
+                new_runs: 0,
+            }
         })
         .collect();
     // Interleave the sizes round by round, so drift on a shared machine hits them all alike.
@@ -126,6 +157,7 @@ fn measure_all(sizes: &[usize]) -> Vec<serde_json::Value> {
         for c in &mut cases {
             c.est.push(ns(&mut c.bed, &ack, TC_PASS, REPEAT));
             c.denied.push(ns(&mut c.bed, &syn_denied, TC_DROP, REPEAT));
+            c.prefilter.push(run_ns(&mut c.bed, Hook::Prefilter, &ack, XDP_PASS, REPEAT));
             for i in 0..NEW_PER_ROUND {
                 let port = 1024 + (round as u32 * NEW_PER_ROUND + i) % 60_000;
                 let syn = packet::tcp(pod, peer, port as u16, 80, tcp::SYN);
@@ -139,8 +171,11 @@ fn measure_all(sizes: &[usize]) -> Vec<serde_json::Value> {
         .map(|mut c| {
             c.est.sort_by(f64::total_cmp);
             c.denied.sort_by(f64::total_cmp);
+            c.prefilter.sort_by(f64::total_cmp);
             serde_json::json!({
                 "policy_entries": c.bed.maps.policy().unwrap().len(),
+                "blocked_prefixes": c.blocks,
+                "prefilter_pass_ns": c.prefilter[ROUNDS / 2],
                 "ipcache_entries": c.bed.maps.ipcache().unwrap().len(),
                 "established_ns": c.est[ROUNDS / 2],
                 "new_denied_ns": c.denied[ROUNDS / 2],
@@ -172,14 +207,19 @@ fn floor_ns() -> f64 {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing useful either way.
     // BENCH_SIZES=10,100000 narrows the run while investigating.
-    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+    let policy_sizes: Vec<usize> = std::env::var("BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![10, 1_000, 10_000, 100_000]);
-    let rows = measure_all(&sizes);
+    // The block-list pair: 1 000 policy entries with none and with 10 000 blocked prefixes.
+    let mut sizes: Vec<(usize, usize)> = policy_sizes.iter().map(|s| (*s, 0)).collect();
+    sizes.extend([(1_000, 0), (1_000, BLOCKS)]);
+    let all = measure_all(&sizes);
+    let (rows, pair) = all.split_at(policy_sizes.len());
     let floor = floor_ns();
     let last = rows.len() - 1;
     let ratio = |k: &str| rows[last][k].as_f64().unwrap() / rows[0][k].as_f64().unwrap();
+    let block_ratio = |k: &str| pair[1][k].as_f64().unwrap() / pair[0][k].as_f64().unwrap();
     let out = serde_json::json!({
         "benchmark": "per_packet",
         "method": "BPF_PROG_TEST_RUN; sizes interleaved over 7 rounds; median of 7 x 1e6 repeats (established, new_denied); mean of 21000 single runs of distinct connections (new_allowed); flow events disabled",
@@ -190,6 +230,13 @@ fn main() {
             "established": ratio("established_ns"),
             "new_denied": ratio("new_denied_ns"),
             "new_allowed": ratio("new_allowed_ns"),
+        },
+        "block_list": pair,
+        "ratio_10k_blocked_over_none": {
+            "established": block_ratio("established_ns"),
+            "new_denied": block_ratio("new_denied_ns"),
+            "new_allowed": block_ratio("new_allowed_ns"),
+            "prefilter_pass": block_ratio("prefilter_pass_ns"),
         },
         "targets": {"ratio_max": 1.2, "established_ns_max": 100},
     });

@@ -31,6 +31,7 @@ pod!(
     bh_quarantine,
     bh_config,
     bh_flow_event,
+    bh_block_value,
 );
 
 #[cfg(test)]
@@ -52,6 +53,7 @@ mod tests {
         assert_eq!(size_of::<bh_frag_key>(), 44);
         assert_eq!(size_of::<bh_flow_event>(), 112);
         assert_eq!(size_of::<bh_config>(), 16);
+        assert_eq!(size_of::<bh_block_value>(), 8);
     }
 
     #[test]

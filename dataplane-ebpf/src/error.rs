@@ -8,7 +8,7 @@ pub enum DataplaneError {
     /// Loading an eBPF object into the kernel failed.
     #[error("loading eBPF object {object}: {source}")]
     Load {
-        /// Name of the object (`tc_from_pod`, `tc_to_pod` or `xdp_quarantine`).
+        /// Name of the object (`tc_from_pod`, `tc_to_pod`, `xdp_quarantine` or `xdp_prefilter`).
         object: &'static str,
         /// The loader's error, boxed to keep the enum small.
         #[source]

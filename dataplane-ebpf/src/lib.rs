@@ -36,4 +36,6 @@ pub mod objects {
     pub const BENCH_FLOOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bench_floor.bpf.o"));
     /// XDP on the host-side veth: fast drop for quarantined pods.
     pub const XDP_QUARANTINE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xdp_quarantine.bpf.o"));
+    /// XDP on the node's uplink: the block list's prefilter.
+    pub const XDP_PREFILTER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xdp_prefilter.bpf.o"));
 }

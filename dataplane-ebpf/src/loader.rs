@@ -24,10 +24,13 @@ pub const PROG_FROM_POD: &str = "bh_tc_from_pod";
 pub const PROG_TO_POD: &str = "bh_tc_to_pod";
 /// See [`PROG_FROM_POD`].
 pub const PROG_XDP: &str = "bh_xdp_quarantine";
+/// See [`PROG_FROM_POD`].
+pub const PROG_PREFILTER: &str = "bh_xdp_prefilter";
 
 const HOOK_FROM_POD: &str = "tc-from-pod";
 const HOOK_TO_POD: &str = "tc-to-pod";
 const HOOK_XDP: &str = "xdp";
+const HOOK_PREFILTER: &str = "prefilter";
 
 /// The loaded programs of one node.
 pub struct Dataplane {
@@ -35,6 +38,7 @@ pub struct Dataplane {
     from_pod: Ebpf,
     to_pod: Ebpf,
     xdp: Ebpf,
+    prefilter: Ebpf,
 }
 
 impl std::fmt::Debug for Dataplane {
@@ -76,7 +80,7 @@ fn pinned_link(path: &Path) -> Result<Option<FdLink>, DataplaneError> {
 }
 
 impl Dataplane {
-    /// Loads the three programs, creating or reusing the node's pinned maps,
+    /// Loads the four programs, creating or reusing the node's pinned maps,
     /// and pins the programs under `progs/`.
     pub fn load(pins: &PinLayout) -> Result<Self, DataplaneError> {
         pins.create()?;
@@ -90,12 +94,15 @@ impl Dataplane {
             remove_pin(&path)?;
             prog.pin(&path).map_err(|e| link_err("pinning program", &path)(e.to_string()))?;
         }
-        let prog = xdp_prog(&mut xdp)?;
-        prog.load().map_err(prog_err("loading", PROG_XDP))?;
-        let path = pins.progs().join(PROG_XDP);
-        remove_pin(&path)?;
-        prog.pin(&path).map_err(|e| link_err("pinning program", &path)(e.to_string()))?;
-        Ok(Self { pins: pins.clone(), from_pod, to_pod, xdp })
+        let mut prefilter = load_object("xdp_prefilter", objects::XDP_PREFILTER, pins)?;
+        for (ebpf, name) in [(&mut xdp, PROG_XDP), (&mut prefilter, PROG_PREFILTER)] {
+            let prog = xdp_prog(ebpf, name)?;
+            prog.load().map_err(prog_err("loading", name))?;
+            let path = pins.progs().join(name);
+            remove_pin(&path)?;
+            prog.pin(&path).map_err(|e| link_err("pinning program", &path)(e.to_string()))?;
+        }
+        Ok(Self { pins: pins.clone(), from_pod, to_pod, xdp, prefilter })
     }
 
     /// The node's pin layout.
@@ -124,8 +131,23 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Interfaces that have pinned links, from a previous agent or this one.
+    /// Pods' interfaces that have pinned links, from a previous agent or this one.
     pub fn attached_ifindexes(&self) -> Result<Vec<u32>, DataplaneError> {
+        self.linked(|hook| hook != HOOK_PREFILTER)
+    }
+
+    /// Uplinks that have a pinned prefilter, from a previous agent or this one.
+    pub fn prefilter_ifindexes(&self) -> Result<Vec<u32>, DataplaneError> {
+        self.linked(|hook| hook == HOOK_PREFILTER)
+    }
+
+    /// Removes the prefilter from an uplink.
+    pub fn detach_prefilter(&mut self, ifindex: u32) -> Result<(), DataplaneError> {
+        remove_pin(&self.pins.link(ifindex, HOOK_PREFILTER))
+    }
+
+    /// Interface indexes of the link pins whose hook passes `keep`.
+    fn linked(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<u32>, DataplaneError> {
         let dir = self.pins.links();
         let entries = std::fs::read_dir(&dir).map_err(|source| DataplaneError::Io {
             action: "listing links",
@@ -134,7 +156,11 @@ impl Dataplane {
         })?;
         let mut out: Vec<u32> = entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.split('-').next()).and_then(|n| n.parse().ok()))
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                let (ifindex, hook) = name.split_once('-')?;
+                if keep(hook) { ifindex.parse().ok() } else { None }
+            })
             .collect();
         out.sort_unstable();
         out.dedup();
@@ -144,25 +170,20 @@ impl Dataplane {
     /// Attaches the XDP fast-drop program (used while an endpoint is quarantined).
     pub fn attach_xdp(&mut self, ifindex: u32) -> Result<(), DataplaneError> {
         let path = self.pins.link(ifindex, HOOK_XDP);
-        let prog = xdp_prog(&mut self.xdp)?;
-        let id = match pinned_link(&path)? {
-            Some(fd) => {
-                let link = XdpLink::try_from(fd).map_err(|e| link_err("adopting", &path)(e.to_string()))?;
-                match prog.attach_to_link(link) {
-                    Ok(id) => id,
-                    Err(_) => {
-                        remove_pin(&path)?;
-                        prog.attach_to_if_index(ifindex, XdpMode::default()).map_err(prog_err("attaching", PROG_XDP))?
-                    }
-                }
-            }
-            None => prog.attach_to_if_index(ifindex, XdpMode::default()).map_err(prog_err("attaching", PROG_XDP))?,
-        };
-        let link = prog.take_link(id).map_err(prog_err("taking link of", PROG_XDP))?;
-        let fd: FdLink = link.try_into().map_err(|e: LinkError| link_err("converting", &path)(e.to_string()))?;
-        remove_pin(&path)?;
-        fd.pin(&path).map_err(|e| link_err("pinning", &path)(e.to_string()))?;
-        Ok(())
+        attach_xdp_link(xdp_prog(&mut self.xdp, PROG_XDP)?, PROG_XDP, ifindex, &path)
+    }
+
+    /// Attaches the block list's prefilter to one of the node's own
+    /// uplinks, or swaps the program inside its pinned link. Idempotent;
+    /// the link is pinned, so the prefilter outlives the agent.
+    pub fn attach_prefilter(&mut self, ifindex: u32) -> Result<(), DataplaneError> {
+        let path = self.pins.link(ifindex, HOOK_PREFILTER);
+        attach_xdp_link(xdp_prog(&mut self.prefilter, PROG_PREFILTER)?, PROG_PREFILTER, ifindex, &path)
+    }
+
+    /// Whether the prefilter's link on `ifindex` is pinned.
+    pub fn has_prefilter(&self, ifindex: u32) -> bool {
+        self.pins.link(ifindex, HOOK_PREFILTER).exists()
     }
 
     /// Removes the XDP program from `ifindex`.
@@ -175,10 +196,40 @@ impl Dataplane {
         if from_pod { tc_prog(&mut self.from_pod, PROG_FROM_POD) } else { tc_prog(&mut self.to_pod, PROG_TO_POD) }
     }
 
-    /// The loaded XDP program.
+    /// The loaded XDP quarantine program.
     pub fn xdp_program(&mut self) -> Result<&mut Xdp, DataplaneError> {
-        xdp_prog(&mut self.xdp)
+        xdp_prog(&mut self.xdp, PROG_XDP)
     }
+
+    /// The loaded prefilter program (tests and benches run it directly).
+    pub fn prefilter_program(&mut self) -> Result<&mut Xdp, DataplaneError> {
+        xdp_prog(&mut self.prefilter, PROG_PREFILTER)
+    }
+}
+
+/// Attaches an XDP program to `ifindex` through the link pinned at `path`,
+/// adopting it when it is there (an atomic program swap).
+fn attach_xdp_link(prog: &mut Xdp, name: &'static str, ifindex: u32, path: &Path) -> Result<(), DataplaneError> {
+    let fresh =
+        |prog: &mut Xdp| prog.attach_to_if_index(ifindex, XdpMode::default()).map_err(prog_err("attaching", name));
+    let id = match pinned_link(path)? {
+        Some(fd) => {
+            let link = XdpLink::try_from(fd).map_err(|e| link_err("adopting", path)(e.to_string()))?;
+            match prog.attach_to_link(link) {
+                Ok(id) => id,
+                Err(_) => {
+                    remove_pin(path)?;
+                    fresh(prog)?
+                }
+            }
+        }
+        None => fresh(prog)?,
+    };
+    let link = prog.take_link(id).map_err(prog_err("taking link of", name))?;
+    let fd: FdLink = link.try_into().map_err(|e: LinkError| link_err("converting", path)(e.to_string()))?;
+    remove_pin(path)?;
+    fd.pin(path).map_err(|e| link_err("pinning", path)(e.to_string()))?;
+    Ok(())
 }
 
 fn tc_prog<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier, DataplaneError> {
@@ -187,10 +238,10 @@ fn tc_prog<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedCl
         .ok_or(DataplaneError::MissingProgram { program: name })
 }
 
-fn xdp_prog(ebpf: &mut Ebpf) -> Result<&mut Xdp, DataplaneError> {
-    ebpf.program_mut(PROG_XDP)
+fn xdp_prog<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, DataplaneError> {
+    ebpf.program_mut(name)
         .and_then(|p| <&mut Xdp>::try_from(p).ok())
-        .ok_or(DataplaneError::MissingProgram { program: PROG_XDP })
+        .ok_or(DataplaneError::MissingProgram { program: name })
 }
 
 fn attach_tc(

@@ -130,6 +130,7 @@ pub struct Maps {
     quarantine: Array<MapData, bh_quarantine>,
     stats: PerCpuArray<MapData, u64>,
     config: Array<MapData, bh_config>,
+    blocklist: LpmTrie<MapData, [u8; 16], abi::bh_block_value>,
 }
 
 impl std::fmt::Debug for Maps {
@@ -164,6 +165,7 @@ impl Maps {
             quarantine: typed!(pins, "bh_quarantine_v2", Array<MapData, bh_quarantine>),
             stats: typed!(pins, "bh_stats", PerCpuArray<MapData, u64>),
             config: typed!(pins, "bh_config", Array<MapData, bh_config>),
+            blocklist: typed!(pins, "bh_blocklist", LpmTrie<MapData, [u8; 16], abi::bh_block_value>),
         })
     }
 
@@ -299,6 +301,58 @@ impl Maps {
     /// Deletes a conntrack entry (expired, or its endpoint is gone).
     pub fn remove_conntrack(&mut self, key: &bh_ct_key) -> Result<(), DataplaneError> {
         ignore_missing(self.conntrack.remove(key), "bh_conntrack")
+    }
+
+    /// Blocks `net`, both ways, on every pod and uplink of the node.
+    pub fn put_block(&mut self, net: &IpNetwork, block_id: u32) -> Result<(), DataplaneError> {
+        let v = abi::bh_block_value { block_id, _pad: 0 };
+        self.blocklist.insert(&ipcache_key(net), v, 0).map_err(|e| match e {
+            aya::maps::MapError::SyscallError(ref s) if s.io_error.raw_os_error() == Some(libc::ENOSPC) => {
+                DataplaneError::Capacity { what: "blocked prefixes", capacity: abi::BH_MAX_BLOCKS as usize }
+            }
+            e => DataplaneError::map_op("insert", "bh_blocklist")(e),
+        })
+    }
+
+    /// Lifts the block of `net`.
+    pub fn remove_block(&mut self, net: &IpNetwork) -> Result<(), DataplaneError> {
+        ignore_missing(self.blocklist.remove(&ipcache_key(net)), "bh_blocklist")
+    }
+
+    /// Every blocked prefix and its block id.
+    pub fn blocks(&self) -> Result<Vec<(IpNetwork, u32)>, DataplaneError> {
+        let mut out = Vec::new();
+        for item in self.blocklist.iter() {
+            let (k, v) = item.map_err(DataplaneError::map_op("iterate", "bh_blocklist"))?;
+            if let Some(net) = ipcache_net(k.prefix_len(), k.data()) {
+                out.push((net, v.block_id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every conntrack entry with an address in `nets`, so the
+    /// connection's next packet is decided again and meets the block list
+    /// (established traffic does not read it). Returns how many went.
+    pub fn forget_connections_of(&mut self, nets: &[IpNetwork]) -> Result<usize, DataplaneError> {
+        if nets.is_empty() {
+            return Ok(0);
+        }
+        let covered = |a: &[u8; 16]| {
+            let v6 = Ipv6Addr::from(*a);
+            let ip = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
+            nets.iter().any(|n| n.contains(ip))
+        };
+        let doomed: Vec<bh_ct_key> = self
+            .conntrack()?
+            .into_iter()
+            .filter(|e| covered(&e.key.saddr) || covered(&e.key.daddr))
+            .map(|e| e.key)
+            .collect();
+        for k in &doomed {
+            self.remove_conntrack(k)?;
+        }
+        Ok(doomed.len())
     }
 
     /// Sums the per-CPU counters.

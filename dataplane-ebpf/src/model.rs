@@ -38,6 +38,7 @@ assert_codes!(
     Reason::UnsupportedL3.code() => abi::BH_REASON_UNSUPPORTED_L3,
     Reason::SpoofedSource.code() => abi::BH_REASON_SPOOFED_SOURCE,
     Reason::FragDenied.code() => abi::BH_REASON_FRAG_DENIED,
+    Reason::Blocked.code() => abi::BH_REASON_BLOCKED,
     Reason::AllowedByRule.code() => abi::BH_REASON_ALLOWED_BY_RULE,
     Reason::NotIsolated.code() => abi::BH_REASON_NOT_ISOLATED,
     Reason::Established.code() => abi::BH_REASON_ESTABLISHED,
@@ -50,6 +51,7 @@ assert_codes!(
     identity::UNKNOWN => abi::BH_ID_UNKNOWN,
     identity::FIRST_ALLOCATED => abi::BH_ID_FIRST_ALLOCATED,
     bulkhead_model::MAX_ENDPOINT_ID + 1 => abi::BH_MAX_ENDPOINT_ID,
+    bulkhead_model::MAX_BLOCKS => abi::BH_MAX_BLOCKS,
 );
 
 /// The ABI header has exactly as many reasons as the model: a code added on

@@ -13,7 +13,7 @@ use aya::programs::{TestRun, TestRunOptions};
 
 use crate::error::DataplaneError;
 use crate::flow::{Clock, FlowEvent, drain_ring, open_ring};
-use crate::loader::{Dataplane, PROG_FROM_POD, PROG_TO_POD, PROG_XDP};
+use crate::loader::{Dataplane, PROG_FROM_POD, PROG_PREFILTER, PROG_TO_POD, PROG_XDP};
 use crate::maps::Maps;
 use crate::pins::PinLayout;
 
@@ -38,6 +38,8 @@ pub enum Hook {
     ToPod,
     /// XDP quarantine fast drop.
     Xdp,
+    /// XDP block-list prefilter of the node's uplink.
+    Prefilter,
 }
 
 /// The result of one test run.
@@ -95,6 +97,7 @@ impl TestBed {
             Hook::FromPod => (PROG_FROM_POD, self.dataplane.tc_program(true)?.test_run(opts)),
             Hook::ToPod => (PROG_TO_POD, self.dataplane.tc_program(false)?.test_run(opts)),
             Hook::Xdp => (PROG_XDP, self.dataplane.xdp_program()?.test_run(opts)),
+            Hook::Prefilter => (PROG_PREFILTER, self.dataplane.prefilter_program()?.test_run(opts)),
         };
         let r = res.map_err(|e| DataplaneError::TestRun { program: name, source: Box::new(e) })?;
         Ok(RunResult { retval: r.return_value, per_run: r.duration })

@@ -419,3 +419,62 @@ fn arp_from_a_pod_must_announce_its_own_address() {
         "spoofed IP in learn mode"
     );
 }
+
+#[test]
+fn a_blocked_prefix_drops_both_ways_in_every_mode_and_at_the_prefilter() {
+    // Learn mode forwards everything else: the block list does not depend on policy.
+    let mut bed = bed("blocklist", Mode::Learn, &[]);
+    let out = tcp(v4(POD), v4(OTHER), 40000, 80, packet::tcp::SYN);
+    let ack = tcp(v4(POD), v4(OTHER), 40000, 80, packet::tcp::ACK);
+    let inbound = tcp(v4(OTHER), v4(POD), 50000, 8080, packet::tcp::SYN);
+    assert_eq!(run(&mut bed, Hook::FromPod, &out), TC_PASS);
+    bed.flows();
+
+    let block: ipnetwork::IpNetwork = "10.244.2.0/24".parse().unwrap();
+    bed.maps.put_block(&block, 42).unwrap();
+    assert_eq!(bed.maps.blocks().unwrap(), vec![(block, 42)]);
+    // Established traffic does not read the block list: the agent forgets
+    // the connections a new block covers, and their next packet drops.
+    assert_eq!(run(&mut bed, Hook::FromPod, &ack), TC_PASS, "established, before the agent forgets it");
+    assert_eq!(bed.maps.forget_connections_of(&[block]).unwrap(), 1);
+    assert_eq!(run(&mut bed, Hook::FromPod, &ack), TC_DROP, "the established connection is cut");
+    assert_eq!(run(&mut bed, Hook::ToPod, &inbound), TC_DROP, "from the blocked prefix to the pod");
+    assert_eq!(run(&mut bed, Hook::FromPod, &out), TC_DROP, "from the pod to the blocked prefix");
+    let flows = bed.flows();
+    assert!(!flows.is_empty() && flows.iter().all(|f| f.reason == Reason::Blocked && f.verdict == Verdict::Dropped));
+    // A later fragment is dropped on its addresses alone, first fragment or not.
+    let later = packet::frame(
+        v4(OTHER),
+        v4(POD),
+        L4::Udp { sport: 1, dport: 2 },
+        Frag::Later { id: 9, offset: 72, more: false },
+        64,
+    );
+    assert_eq!(run(&mut bed, Hook::ToPod, &later), TC_DROP);
+    // The uplink prefilter drops by source only, before anything else.
+    assert_eq!(run(&mut bed, Hook::Prefilter, &inbound), XDP_DROP);
+    assert_eq!(run(&mut bed, Hook::Prefilter, &later), XDP_DROP);
+    assert_eq!(run(&mut bed, Hook::Prefilter, &tcp(v4(PEER), v4(POD), 1, 2, packet::tcp::SYN)), XDP_PASS);
+    assert_eq!(run(&mut bed, Hook::Prefilter, &out), XDP_PASS, "the prefilter reads the source only");
+    // Other prefixes are untouched.
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(v4(POD), v4(PEER), 40001, 80, packet::tcp::SYN)), TC_PASS);
+
+    // IPv6, one address.
+    let block6: ipnetwork::IpNetwork = "fd00:10:244:1::20/128".parse().unwrap();
+    bed.maps.put_block(&block6, 43).unwrap();
+    let in6 = tcp(v6(PEER6), v6(POD6), 50000, 8080, packet::tcp::SYN);
+    assert_eq!(run(&mut bed, Hook::ToPod, &in6), TC_DROP);
+    assert_eq!(run(&mut bed, Hook::Prefilter, &in6), XDP_DROP);
+
+    let stats = bed.maps.stats().unwrap();
+    assert_eq!(stats.get(bulkhead_dataplane::abi::BH_STAT_PREFILTER_DROPS), 3);
+    assert_eq!(stats.drops_for(Reason::Blocked), 8);
+
+    // Lifted: the same packets pass again.
+    bed.maps.remove_block(&block).unwrap();
+    bed.maps.remove_block(&block6).unwrap();
+    assert!(bed.maps.blocks().unwrap().is_empty());
+    assert_eq!(run(&mut bed, Hook::ToPod, &inbound), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::Prefilter, &inbound), XDP_PASS);
+    assert_eq!(run(&mut bed, Hook::ToPod, &in6), TC_PASS);
+}

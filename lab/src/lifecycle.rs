@@ -319,6 +319,9 @@ fn start_agent(lab: &LabState, node: &mut NodeState, exe: &Path) -> Result<(), L
         &sd,
         "--metrics-addr",
         "127.0.0.1:9965",
+        // The node's uplink to the fabric: where the block list's prefilter goes.
+        "--prefilter-dev",
+        "eth0",
     ];
     node.agent_pid = Some(spawn(exe, &args, None, &log)?);
     Ok(())

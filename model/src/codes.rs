@@ -167,6 +167,8 @@ coded_enum!(
         SpoofedSource = 7 => "spoofed_source",
         /// A fragment of a datagram whose first fragment was denied.
         FragDenied = 8 => "fragment_denied",
+        /// The source or destination is on the cluster's block list.
+        Blocked = 9 => "blocked",
         /// An allow entry matched.
         AllowedByRule = 100 => "allowed_by_rule",
         /// No policy selects the pod in this direction.

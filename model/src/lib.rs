@@ -15,3 +15,7 @@ pub use role::Role;
 /// Endpoint ids run from 1 to this bound: they index the dataplane's
 /// quarantine array (one slot more, slot 0 unused) and are never reused.
 pub const MAX_ENDPOINT_ID: u32 = 65_535;
+
+/// The most blocked prefixes a node holds at once (`bh_blocklist`): the
+/// controller refuses a block beyond it instead of a node failing to apply.
+pub const MAX_BLOCKS: u32 = 65_536;

@@ -426,6 +426,16 @@ fn every_endpoint_every_role_and_tenants_see_only_their_own() {
         ),
         row("quarantines", "GET", "/api/v1/quarantines", None, Role::Viewer, false),
         row("quarantine get in", "GET", format!("/api/v1/quarantines/{qid}"), None, Role::Viewer, false),
+        row("blocks", "GET", "/api/v1/blocks", None, Role::Viewer, false),
+        // A block reaches every namespace: a tenant is refused it whatever it names.
+        row(
+            "block",
+            "POST",
+            "/api/v1/blocks",
+            Some(json!({"cidr": "198.51.100.0/24", "reason": "matrix", "expires_in": "10m"})),
+            Role::Responder,
+            true,
+        ),
         row("audit", "GET", "/api/v1/audit", None, Role::Viewer, false),
         row("audit out", "GET", "/api/v1/audit?namespace=bank", None, Role::Viewer, true),
     ];
@@ -437,7 +447,18 @@ fn every_endpoint_every_role_and_tenants_see_only_their_own() {
         Some(json!({"pod": "bank/spare", "reason": "matrix target"})),
     );
     let bank_qid = bank_q.body["id"].as_u64().unwrap();
+    let bid = api
+        .call(
+            "POST",
+            "/api/v1/blocks",
+            Some(&admin),
+            Some(json!({"cidr": "198.51.100.128/25", "reason": "matrix target", "expires_in": "10m"})),
+        )
+        .body["id"]
+        .as_u64()
+        .unwrap();
     let extra = [
+        row("unblock", "DELETE", format!("/api/v1/blocks/{bid}?reason=matrix"), None, Role::Responder, true),
         row("quarantine get bank", "GET", format!("/api/v1/quarantines/{bank_qid}"), None, Role::Viewer, true),
         row(
             "release bank",

@@ -141,6 +141,7 @@ macro_rules! items {
 
 // After the macros, so the submodules see them.
 mod baselines;
+mod blocks;
 mod enums;
 mod exposure;
 mod flows;

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use bulkhead_api::v1::audit::{AuditEntry, AuditQuery};
 use bulkhead_api::v1::baselines::{Anomaly, AnomalyQuery, Baselines};
+use bulkhead_api::v1::blocks::{Block, BlockQuery};
 use bulkhead_api::v1::exposure::{Exposure, ExposureQuery};
 use bulkhead_api::v1::flows::{Flow, FlowQuery};
 use bulkhead_api::v1::graph::{Allowed, AllowedQuery, BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphQuery};
@@ -234,6 +235,18 @@ pub async fn quarantines(
 ) -> Result<Json<Page<Quarantine>>, ApiError> {
     let r = s.quarantines(&who, q).await;
     done(&s, Op::Quarantines, r)
+}
+
+/// The block list, newest first.
+#[utoipa::path(get, path = "/api/v1/blocks", tag = "blocks", params(BlockQuery),
+    responses((status = 200, body = Page<Block>), Problems))]
+pub async fn blocks(
+    State(s): State<Service>,
+    Who(who): Who,
+    Q(q): Q<BlockQuery>,
+) -> Result<Json<Page<Block>>, ApiError> {
+    let r = s.blocks(&who, q).await;
+    done(&s, Op::Blocks, r)
 }
 
 /// One quarantine.

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use bulkhead_api::v1::blocks::{Block, BlockRequest};
 use bulkhead_api::v1::flows::{FlowQuery, StreamEvent};
 use bulkhead_api::v1::policies::{ChangeRequest, ChangeResult};
 use bulkhead_api::v1::quarantine::{Quarantine, QuarantineRequest, ReleaseQuery};
@@ -160,6 +161,31 @@ pub async fn release(
 ) -> Result<Json<Quarantine>, ApiError> {
     let r = s.release(&who, id, q).await;
     done(&s, Op::Release, r)
+}
+
+/// Blocks an IP or CIDR on every node, both ways, before policy; answers once saved and pushed.
+#[utoipa::path(post, path = "/api/v1/blocks", tag = "blocks", request_body = BlockRequest,
+    responses((status = 201, body = Block), Problems))]
+pub async fn block(
+    State(s): State<Service>,
+    Who(who): Who,
+    J(req): J<BlockRequest>,
+) -> Result<(StatusCode, Json<Block>), ApiError> {
+    let r = s.block(&who, req).await;
+    done(&s, Op::Block, r).map(|j| (StatusCode::CREATED, j))
+}
+
+/// Lifts a block.
+#[utoipa::path(delete, path = "/api/v1/blocks/{id}", tag = "blocks",
+    params(("id" = u64, Path, description = "Block id"), ReleaseQuery), responses((status = 200, body = Block), Problems))]
+pub async fn unblock(
+    State(s): State<Service>,
+    Who(who): Who,
+    Id(id): Id,
+    Q(q): Q<ReleaseQuery>,
+) -> Result<Json<Block>, ApiError> {
+    let r = s.unblock(&who, id, q).await;
+    done(&s, Op::Unblock, r)
 }
 
 /// Live flows as server-sent events: `flow` events (id "epoch-seq", data a

@@ -3,12 +3,13 @@
 //! ids for flows, security identities, and the desired-state generation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ControllerError;
+use crate::policy::files::write_atomic;
 
 use bulkhead_model::MAX_ENDPOINT_ID;
 
@@ -88,19 +89,4 @@ impl Ids {
         self.generation = now.max(self.generation + 1);
         self.generation
     }
-}
-
-/// Writes a file by writing a sibling and renaming it over.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ControllerError> {
-    let tmp: PathBuf = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|source| ControllerError::Io {
-        action: "writing",
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, path).map_err(|source| ControllerError::Io {
-        action: "renaming",
-        path: path.to_path_buf(),
-        source,
-    })
 }

@@ -8,7 +8,6 @@
 pub mod desk;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bulkhead_api::v1::quarantine::{QuarantineState, TargetKind};
@@ -115,12 +114,7 @@ pub struct Staged {
 impl Book {
     /// Loads the book, or starts an empty one.
     pub fn load(path: &Path) -> Result<Self, ControllerError> {
-        let file: File = match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| ControllerError::StateFile { path: path.to_path_buf(), message: e.to_string() })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
-            Err(source) => return Err(ControllerError::Io { action: "reading", path: path.to_path_buf(), source }),
-        };
+        let file: File = crate::policy::files::read_json(path)?;
         let records: BTreeMap<u64, Record> = file.records.into_iter().map(|r| (r.id, r)).collect();
         let next_id = file.next_id.max(records.keys().max().map_or(1, |m| m + 1));
         Ok(Self { path: path.to_path_buf(), records, next_id })
@@ -132,15 +126,7 @@ impl Book {
         let file = File { next_id: self.next_id, records: self.records.values().cloned().collect() };
         let text = serde_json::to_vec(&file)
             .map_err(|e| ControllerError::StateFile { path: self.path.clone(), message: e.to_string() })?;
-        let tmp = self.path.with_extension("tmp");
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ControllerError::Io { action, path, source }
-        };
-        let mut f = std::fs::File::create(&tmp).map_err(io("writing", &tmp))?;
-        f.write_all(&text).map_err(io("writing", &tmp))?;
-        f.sync_data().map_err(io("syncing", &tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(io("renaming", &self.path))
+        crate::policy::files::write_durable(&self.path, &text)
     }
 
     /// One record.

@@ -22,7 +22,8 @@ use tracing::instrument;
 
 use crate::auth::Principal;
 use crate::error::ControllerError;
-use crate::policy::ids::{Ids, write_atomic};
+use crate::policy::files::write_atomic;
+use crate::policy::ids::Ids;
 use crate::policy::quarantine::Book;
 use crate::policy::quarantine::desk::{Desk, View};
 use crate::policy::store::{Changes, Model, Store};
@@ -114,6 +115,7 @@ pub struct State {
     senders: BTreeMap<String, watch::Sender<Arc<agent_pb::DesiredState>>>,
     audit: AuditLog,
     desk: Desk,
+    blocks: crate::policy::blocks::Book,
     views: watch::Sender<Arc<View>>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Written by the per-node sync tasks.
@@ -187,6 +189,7 @@ impl State {
         }
         let audit = AuditLog::new(&cfg.state_dir.join("audit.log"));
         let (desk, views) = Desk::new(Book::load(&cfg.state_dir.join("quarantines.json"))?);
+        let blocks = crate::policy::blocks::Book::load(&cfg.state_dir.join("blocks.json"))?;
         let mut state = Self {
             cfg,
             store,
@@ -198,6 +201,7 @@ impl State {
             senders,
             audit,
             desk,
+            blocks,
             views,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             sync: SyncReport::default(),
@@ -222,6 +226,7 @@ impl State {
         self.audit_quarantines(turn.changed);
         let (cut, generation) = (turn.cut, turn.generation);
         tracing::Span::current().record("generation", generation);
+        let blocks = self.blocks.entries();
         for (node, tx) in &self.senders {
             let desired = crate::policy::desired::for_node(
                 node,
@@ -232,7 +237,7 @@ impl State {
                 self.cfg.mode,
                 &cut,
             )?;
-            tx.send_replace(Arc::new(desired));
+            tx.send_replace(Arc::new(agent_pb::DesiredState { blocks: blocks.clone(), ..desired }));
         }
         let uids: BTreeSet<String> = self.model.pods.values().map(|p| p.uid.clone()).collect();
         let rules: BTreeSet<String> =
@@ -557,6 +562,70 @@ impl State {
     /// Where the controller keeps its state.
     pub fn state_dir(&self) -> &std::path::Path {
         &self.cfg.state_dir
+    }
+
+    /// The block list.
+    pub fn blocks(&self) -> &crate::policy::blocks::Book {
+        &self.blocks
+    }
+
+    /// Blocks `net` on every node: saved, then pushed. An active block of
+    /// the same prefix is returned as it stands (`false`).
+    pub fn block(
+        &mut self,
+        net: ipnetwork::IpNetwork,
+        reason: &str,
+        by: &Principal,
+        expires_ns: Option<i64>,
+    ) -> Result<(crate::policy::blocks::Record, bool), ControllerError> {
+        let now = crate::observation::flows::now_ns();
+        let (record, made) = self.blocks.block(net, reason, &by.signature(), expires_ns, now)?;
+        if made {
+            self.reconcile()?;
+        }
+        Ok((record, made))
+    }
+
+    /// Lifts block `id` on every node: saved, then pushed.
+    pub fn unblock(
+        &mut self,
+        id: u64,
+        reason: &str,
+        by: &Principal,
+    ) -> Result<crate::policy::blocks::Record, ControllerError> {
+        let now = crate::observation::flows::now_ns();
+        let record = self.blocks.lift(id, reason, &by.signature(), now)?;
+        self.reconcile()?;
+        Ok(record)
+    }
+
+    /// Ends the blocks whose time is up, audits each as the controller's
+    /// own action, and pushes the shorter list (the agents have already
+    /// lifted them on their own clocks).
+    pub fn expire_blocks(&mut self) -> Result<usize, ControllerError> {
+        let ended = self.blocks.expire(crate::observation::flows::now_ns())?;
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let who = Principal::system("controller");
+        for r in &ended {
+            let target = format!("block {} ({})", r.id, r.net);
+            let detail = format!("expired; made by {} because: {}", r.created_by, r.reason);
+            let event = Event {
+                action: "block-expired",
+                target: &target,
+                detail: &detail,
+                before: Some("active".into()),
+                after: Some("expired".into()),
+                ..Default::default()
+            };
+            if let Err(e) = self.audit.event(&who.caller(), Outcome::Ok, event) {
+                tracing::error!(error = %e, "auditing an expired block");
+            }
+            self.metrics.record_block("expired");
+        }
+        self.reconcile()?;
+        Ok(ended.len())
     }
 
     /// Audits the quarantines a reconcile changed, as the controller's

@@ -95,6 +95,12 @@ ops! {
     Quarantines => "list-quarantines", Viewer, "list quarantines";
     /// One quarantine.
     QuarantineGet => "show-quarantine", Viewer, "read a quarantine";
+    /// Block an IP or CIDR on every node.
+    Block => "block", Responder, "block addresses";
+    /// Lift a block.
+    Unblock => "unblock", Responder, "lift blocks";
+    /// The block list.
+    Blocks => "list-blocks", Viewer, "list blocks";
     /// The audit log.
     Audit => "audit", Viewer, "read the audit log";
 }

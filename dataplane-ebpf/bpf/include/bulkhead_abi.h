@@ -37,6 +37,7 @@ typedef uint64_t __u64;
 #define BH_MAX_CONNTRACK 262144
 #define BH_MAX_FRAGMENTS 8192
 #define BH_MAX_DENY_RATELIMIT 16384
+#define BH_MAX_BLOCKS 65536
 #define BH_FLOW_RING_BYTES (4 * 1024 * 1024)
 
 /* Reserved identities. Allocated identities start at BH_ID_FIRST_ALLOCATED. */
@@ -92,6 +93,7 @@ enum bh_reason {
 	BH_REASON_UNSUPPORTED_L3 = 6,   /* neither IPv4, IPv6 nor ARP */
 	BH_REASON_SPOOFED_SOURCE = 7,   /* pod sent with a source address not its own */
 	BH_REASON_FRAG_DENIED = 8,      /* fragment of a datagram whose first fragment was denied */
+	BH_REASON_BLOCKED = 9,          /* source or destination on the cluster's block list */
 	BH_REASON_ALLOWED_BY_RULE = 100,
 	BH_REASON_NOT_ISOLATED = 101,   /* no policy selects the pod in this direction */
 	BH_REASON_ESTABLISHED = 102,
@@ -113,6 +115,7 @@ enum bh_stat {
 	BH_STAT_NO_ENDPOINT = 8,
 	BH_STAT_XDP_QUARANTINE_DROPS = 9,
 	BH_STAT_DENY_EVENTS_RATELIMITED = 10,
+	BH_STAT_PREFILTER_DROPS = 11, /* dropped by the node's XDP prefilter (block list) */
 	BH_STAT_DROP_REASON_BASE = 32, /* + bh_reason for reasons < 32 */
 	BH_STAT_MAX = 64,
 };
@@ -269,6 +272,16 @@ struct bh_config {
 	__u64 deny_event_interval_ns; /* per-tuple deny event rate limit; 0 = 1 s */
 };
 
+/*
+ * bh_blocklist: the cluster-wide block list, keyed like bh_ipcache (IPv4 as
+ * ::ffff:a.b.c.d). Only the block's id is stored: its expiry, reason and
+ * author stay with the agent and the controller.
+ */
+struct bh_block_value {
+	__u32 block_id;
+	__u32 _pad;
+};
+
 /* bh_flows ring buffer record. Addresses follow the connection's original direction. */
 struct bh_flow_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC */
@@ -307,6 +320,7 @@ _Static_assert(sizeof(struct bh_ct_value) == 72, "bh_ct_value layout");
 _Static_assert(sizeof(struct bh_frag_key) == 44, "bh_frag_key layout");
 _Static_assert(sizeof(struct bh_flow_event) == 112, "bh_flow_event layout");
 _Static_assert(sizeof(struct bh_config) == 16, "bh_config layout");
+_Static_assert(sizeof(struct bh_block_value) == 8, "bh_block_value layout");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, saddr) == 40, "bh_flow_event.saddr");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, sport) == 72, "bh_flow_event.sport");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, ifindex) == 76, "bh_flow_event.ifindex");

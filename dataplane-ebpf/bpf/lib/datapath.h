@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The TC datapath shared by both directions. Order of checks:
- *   endpoint -> quarantine -> parse -> anti-spoof -> fragments -> conntrack -> policy.
+ *   endpoint -> quarantine -> parse -> anti-spoof -> fragments -> conntrack
+ *   -> block list -> policy.
  * Quarantine comes before conntrack so it cuts established connections too.
+ * The block list is read only where conntrack has no answer (a new
+ * connection, a non-first fragment, an untracked packet), so established
+ * traffic pays nothing for it; the agent removes the conntrack entries a new
+ * block covers, which sends their next packet down this path.
  */
 #ifndef BH_LIB_DATAPATH_H
 #define BH_LIB_DATAPATH_H
@@ -219,6 +224,9 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 
 	if (p.frag == BH_FRAG_LATER) {
 		bh_stat_inc(BH_STAT_FRAGMENTS);
+		/* A later fragment carries both addresses: blocked whatever its first fragment did. */
+		if (bh_blocked(p.saddr) || bh_blocked(p.daddr))
+			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_BLOCKED, now);
 		struct bh_frag_key fk = {};
 		bh_frag_key_of(&fk, &p, eid, dir);
 		struct bh_frag_value *fv = bpf_map_lookup_elem(&bh_fragments, &fk);
@@ -293,6 +301,12 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 			bh_ct_key_fwd(&key, &p, eid, dir);
 	} else {
 		bh_ct_key_fwd(&key, &p, eid, dir);
+	}
+
+	/* Blocked both ways and in every mode, before policy can allow it. */
+	if (bh_blocked(p.saddr) || bh_blocked(p.daddr)) {
+		bh_frag_remember(&p, eid, dir, BH_VERDICT_DROPPED, BH_REASON_BLOCKED, 0);
+		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_BLOCKED, now);
 	}
 
 	/* First packet of a connection (or an untracked packet): decide. */

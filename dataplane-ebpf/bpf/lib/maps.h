@@ -93,6 +93,15 @@ struct {
 } bh_config SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, BH_MAX_BLOCKS);
+	__type(key, struct bh_ipcache_key);
+	__type(value, struct bh_block_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_blocklist SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, BH_FLOW_RING_BYTES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -104,6 +113,14 @@ static __always_inline int bh_quarantined(__u32 endpoint_id)
 {
 	struct bh_quarantine *q = bpf_map_lookup_elem(&bh_quarantine_v2, &endpoint_id);
 	return q && (q->flags & BH_Q_F_ACTIVE);
+}
+
+/* Whether an address (IPv4-mapped or IPv6) falls in a blocked prefix. */
+static __always_inline int bh_blocked(const __u8 *addr)
+{
+	struct bh_ipcache_key key = { .prefixlen = 128 };
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&bh_blocklist, &key) != 0;
 }
 
 #endif

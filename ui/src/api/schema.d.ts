@@ -55,6 +55,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The block list, newest first. */
+        get: operations["blocks"];
+        put?: never;
+        /** Blocks an IP or CIDR on every node, both ways, before policy; answers once saved and pushed. */
+        post: operations["block"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/blocks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Lifts a block. */
+        delete: operations["unblock"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/explain": {
         parameters: {
             query?: never;
@@ -616,6 +651,55 @@ export interface components {
             /** @description Everything it can open connections to, directly or through what it reaches. */
             reachable: components["schemas"]["GraphNode"][];
         };
+        /** @description A block and its history. */
+        Block: {
+            /** @description The blocked prefix, host bits zero ("203.0.113.7/32"). */
+            cidr: string;
+            /** @description Who made it. */
+            created_by: string;
+            /**
+             * Format: int64
+             * @description When, nanoseconds since the epoch.
+             */
+            created_ns: number;
+            /** @description Why it was lifted. */
+            end_reason?: string | null;
+            /**
+             * Format: int64
+             * @description When it was lifted or expired.
+             */
+            ended_ns?: number | null;
+            /**
+             * Format: int64
+             * @description When it ends by itself; absent = until lifted.
+             */
+            expires_ns?: number | null;
+            /**
+             * Format: int64
+             * @description Id, for `DELETE /api/v1/blocks/{id}`.
+             */
+            id: number;
+            /** @description Who lifted it. */
+            lifted_by?: string | null;
+            /** @description Why it was made. */
+            reason: string;
+            /** @description Where it stands. */
+            state: components["schemas"]["BlockState"];
+        };
+        /** @description What to block, why, and for how long. */
+        BlockRequest: {
+            /** @description An IP ("203.0.113.7") or a CIDR ("203.0.113.0/24"), IPv4 or IPv6. */
+            cidr: string;
+            /** @description How long: "90s", "30m", "2h", "7d"; absent = until lifted. */
+            expires_in?: string | null;
+            /** @description Why (required; recorded and audited). */
+            reason: string;
+        };
+        /**
+         * @description Where a block stands.
+         * @enum {string}
+         */
+        BlockState: "active" | "lifted" | "expired";
         /** @description Who the policies in force let reach a port. */
         CanReach: {
             /** @description Every other namespace with workloads may connect. */
@@ -1165,6 +1249,49 @@ export interface components {
          * @description A page of a list: the items and, when more follow, an opaque cursor to
          *     pass back as `cursor` for the next page.
          */
+        Page_Block: {
+            /** @description The items of this page. */
+            items: {
+                /** @description The blocked prefix, host bits zero ("203.0.113.7/32"). */
+                cidr: string;
+                /** @description Who made it. */
+                created_by: string;
+                /**
+                 * Format: int64
+                 * @description When, nanoseconds since the epoch.
+                 */
+                created_ns: number;
+                /** @description Why it was lifted. */
+                end_reason?: string | null;
+                /**
+                 * Format: int64
+                 * @description When it was lifted or expired.
+                 */
+                ended_ns?: number | null;
+                /**
+                 * Format: int64
+                 * @description When it ends by itself; absent = until lifted.
+                 */
+                expires_ns?: number | null;
+                /**
+                 * Format: int64
+                 * @description Id, for `DELETE /api/v1/blocks/{id}`.
+                 */
+                id: number;
+                /** @description Who lifted it. */
+                lifted_by?: string | null;
+                /** @description Why it was made. */
+                reason: string;
+                /** @description Where it stands. */
+                state: components["schemas"]["BlockState"];
+            }[];
+            /** @description Where the next page starts; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /**
+         * @description A page of a list: the items and, when more follow, an opaque cursor to
+         *     pass back as `cursor` for the next page.
+         */
         Page_Flow: {
             /** @description The items of this page. */
             items: {
@@ -1561,7 +1688,7 @@ export interface components {
          *     or reused: 1..99 are drops (or would-drops in audit), 100.. forwards.
          * @enum {string}
          */
-        Reason: "none" | "policy_deny" | "default_deny" | "quarantine" | "malformed" | "frag_unknown" | "unsupported_l3" | "spoofed_source" | "frag_denied" | "allowed_by_rule" | "not_isolated" | "established" | "learn_mode" | "neighbor_discovery" | "frag_follows_first";
+        Reason: "none" | "policy_deny" | "default_deny" | "quarantine" | "malformed" | "frag_unknown" | "unsupported_l3" | "spoofed_source" | "frag_denied" | "blocked" | "allowed_by_rule" | "not_isolated" | "established" | "learn_mode" | "neighbor_discovery" | "frag_follows_first";
         /** @description One step of a suggestion's history. */
         ReviewAction: {
             /** @description suggest, approve, reject, apply-audit, apply-enforce. */
@@ -2129,6 +2256,296 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Baselines"];
+                };
+            };
+            /** @description The request is invalid: the problem names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or namespaces do not allow it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description What the request names does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The object is not in a state that allows it. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The controller failed. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something the controller needs is unavailable now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    blocks: {
+        parameters: {
+            query?: {
+                /** @description Only blocks in this state. */
+                state?: components["schemas"]["BlockState"];
+                /** @description At most this many, newest first (default 100, at most 1000). */
+                limit?: number;
+                /** @description Where to continue, from a previous page's `next_cursor`. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Block"];
+                };
+            };
+            /** @description The request is invalid: the problem names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or namespaces do not allow it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description What the request names does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The object is not in a state that allows it. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The controller failed. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something the controller needs is unavailable now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    block: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BlockRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Block"];
+                };
+            };
+            /** @description The request is invalid: the problem names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or namespaces do not allow it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description What the request names does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The object is not in a state that allows it. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The controller failed. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something the controller needs is unavailable now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unblock: {
+        parameters: {
+            query?: {
+                /** @description Why (required; recorded and audited). */
+                reason?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Block id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Block"];
                 };
             };
             /** @description The request is invalid: the problem names the field. */

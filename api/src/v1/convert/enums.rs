@@ -12,6 +12,7 @@ use crate::controller::v1 as pb;
 use crate::flow::v1 as flow_pb;
 use crate::v1::audit::Outcome;
 use crate::v1::baselines::Phase;
+use crate::v1::blocks::BlockState;
 use crate::v1::flows::{PeerKind, Side};
 use crate::v1::graph::{Level, NodeKind};
 use crate::v1::quarantine::{QuarantineState, TargetKind};
@@ -68,6 +69,7 @@ enum_map! {
         UnsupportedL3 => UnsupportedL3,
         SpoofedSource => SpoofedSource,
         FragDenied => FragmentDenied,
+        Blocked => Blocked,
         AllowedByRule => AllowedByRule,
         NotIsolated => NotIsolated,
         Established => Established,
@@ -193,6 +195,15 @@ enum_map! {
 }
 
 enum_map! {
+    /// Where a block stands.
+    block_state: BlockState => pb::BlockState, unset Unspecified {
+        Active => Active,
+        Lifted => Lifted,
+        Expired => Expired,
+    }
+}
+
+enum_map! {
     /// Whether an audited action happened.
     outcome: Outcome => pb::Outcome, unset Unspecified {
         Ok => Ok,
@@ -265,6 +276,9 @@ mod tests {
         }
         for s in [QuarantineState::Active, QuarantineState::Released, QuarantineState::Ended] {
             assert_eq!(quarantine_state(pb::QuarantineState::from(s) as i32, "state")?, s);
+        }
+        for s in [BlockState::Active, BlockState::Lifted, BlockState::Expired] {
+            assert_eq!(block_state(pb::BlockState::from(s) as i32, "state")?, s);
         }
         for o in [Outcome::Ok, Outcome::Refused, Outcome::Failed] {
             assert_eq!(outcome(pb::Outcome::from(o) as i32, "outcome")?, o);
