@@ -2,7 +2,8 @@
 //! playwright-core) against a lab running two tenants' apps: the scenarios
 //! of `ui/e2e/run.mjs` (log in, the map, flow filters, a suggestion from
 //! diff to enforce, quarantine from the map with a real probe blocked and
-//! restored, a tenant's view, a viewer's missing controls and the API's
+//! restored, a flow's source blocked and lifted with a real probe, a
+//! tenant's view, a viewer's missing controls and the API's
 //! refusal, the other views), each failing on any console error.
 
 use std::path::{Path, PathBuf};

@@ -164,6 +164,37 @@ const scenarios = {
     await eventually("traffic restored", async () => probe("bank/ledger-0", "shop/api:8080"), 10_000);
   },
 
+  async "block a flow's source, a probe is dropped, lift it from the block list"(p) {
+    await login(p, URL, ADMIN);
+    assert(probe("bank/ledger-0", "shop/api:8080"), "ledger reaches api before the block");
+    await p.goto(`${URL}/#/flows?pod=bank/ledger-0&side=source`);
+    await eventually("a flow from ledger", async () => (await p.getByTestId("flow-row").count()) > 0);
+    await p.getByTestId("flow-row").first().click();
+    const panel = p.getByTestId("flow-panel");
+    await panel.getByTestId("block-button").click();
+    const dialog = p.getByTestId("block-dialog");
+    const address = await dialog.getByTestId("block-cidr").inputValue();
+    assert(/^\d+\.\d+\.\d+\.\d+$/.test(address), `the flow's source address is filled in (${address})`);
+    // No reason: refused in the dialog, nothing sent.
+    await dialog.getByTestId("block-confirm").click();
+    await dialog.getByText("Give a reason").waitFor();
+    await dialog.getByTestId("block-span").selectOption("1h");
+    await dialog.getByTestId("block-reason").fill("e2e: lateral movement");
+    await dialog.getByTestId("block-confirm").click();
+    const result = await dialog.getByTestId("block-result").innerText();
+    assert(result.includes(`${address}/32`) && result.includes("until"), `the block and its end are shown: ${result}`);
+    await dialog.getByRole("button", { name: "Close" }).click();
+    await eventually("the probe dropped", async () => !probe("bank/ledger-0", "shop/api:8080"), 15_000);
+    await p.goto(`${URL}/#/blocks?state=active`);
+    const row = p.getByTestId("block-list").locator("tr", { hasText: `${address}/32` });
+    await row.waitFor();
+    assert((await row.innerText()).includes("e2e: lateral movement"), "the reason is listed");
+    await p.screenshot({ path: join(SHOTS, "console-blocks.png"), fullPage: true });
+    await row.getByRole("button", { name: "Lift" }).click();
+    await eventually("the lift", async () => (await p.getByTestId("block-list").count()) === 0 || !(await row.isVisible()));
+    await eventually("traffic restored", async () => probe("bank/ledger-0", "shop/api:8080"), 15_000);
+  },
+
   async "a tenant token sees only its namespaces"(p) {
     await login(p, URL, TENANT);
     assert((await p.getByTestId("who").innerText()).includes("namespaces shop"), "the header shows the tenant scope");
@@ -187,6 +218,9 @@ const scenarios = {
     await p.locator(".map-list ul.nodes").getByRole("button", { name: "api", exact: true }).click();
     await p.getByTestId("node-panel").getByTestId("pod-api-0").waitFor();
     assert((await p.getByTestId("quarantine-button").count()) === 0, "no quarantine button for a viewer");
+    await p.goto(`${URL}/#/blocks`);
+    await p.getByTestId("blocks-state").waitFor();
+    assert((await p.getByTestId("block-new").count()) === 0, "no block button for a viewer");
     await p.goto(`${URL}/#/review`);
     assert((await p.getByTestId("generate").count()) === 0, "no generate button for a viewer");
     const status = await p.evaluate(async (token) => {

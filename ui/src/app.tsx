@@ -11,6 +11,7 @@ import { FlowsView } from "./flows/flows-view";
 import { ExposureView } from "./exposure/exposure-view";
 import { ReviewView } from "./review/review-view";
 import { QuarantineView } from "./quarantine/quarantine-view";
+import { BlocksView } from "./blocks/blocks-view";
 import { PoliciesView } from "./policies/policies-view";
 import { StatusView } from "./status/status-view";
 import { AuditView } from "./audit/audit-view";
@@ -21,6 +22,7 @@ const LABELS: Record<View, string> = {
   exposure: "Exposure",
   review: "Review",
   quarantine: "Quarantine",
+  blocks: "Blocks",
   policies: "Policies",
   status: "Status",
   audit: "Audit log",
@@ -128,6 +130,8 @@ function CurrentView({ route }: { route: Route }) {
       return <ReviewView params={p} />;
     case "quarantine":
       return <QuarantineView params={p} />;
+    case "blocks":
+      return <BlocksView params={p} />;
     case "policies":
       return <PoliciesView params={p} />;
     case "status":

@@ -13,6 +13,7 @@ export type GraphEdge = Schemas["GraphEdge"];
 export type Pod = Schemas["Pod"];
 export type Workload = Schemas["Workload"];
 export type Quarantine = Schemas["Quarantine"];
+export type Block = Schemas["Block"];
 export type ReviewRecord = Schemas["ReviewRecord"];
 export type ReviewDetail = Schemas["ReviewDetail"];
 export type Status = Schemas["Status"];

@@ -7,6 +7,7 @@ import { get, type Flow } from "../api/client";
 import { replace } from "../route";
 import { bytes, peer, time } from "../ui/format";
 import { Panel } from "../ui/panel";
+import { BlockButton } from "../ui/block-dialog";
 import { QuarantineButton } from "../ui/quarantine-dialog";
 import { ErrorBox, Loading, useApi } from "../ui/states";
 import { FILTER_KEYS, fromParams, matches, problems, toQuery, type FlowFilter } from "./filter";
@@ -254,6 +255,7 @@ function FlowPanel({ flow, onClose }: { flow: Flow; onClose: () => void }) {
         {flow.service ? ` · via ${flow.service.namespace}/${flow.service.name}:${flow.service.port}` : ""}
       </p>
       {end("Source", flow.source, flow.src_port)}
+      {flow.source.ip && <BlockButton address={flow.source.ip} />}
       {end("Destination", flow.destination, flow.dst_port)}
     </Panel>
   );

@@ -16,6 +16,11 @@ export function useSession(): Session {
   return s;
 }
 
+/** Whether the caller may act cluster-wide (blocks reach every namespace): no tenant scope. */
+export function useClusterWide(): boolean {
+  return !useSession().who.namespaces;
+}
+
 /** Whether the caller's role includes `role`: controls it lacks are not drawn. */
 export function useCan(role: Role): boolean {
   return can(useSession().who.role, role);
