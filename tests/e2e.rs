@@ -23,4 +23,5 @@ mod e2e {
     mod quarantine;
     mod restart;
     mod services;
+    mod trail;
 }

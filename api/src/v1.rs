@@ -17,6 +17,7 @@ pub mod quarantine;
 pub mod review;
 pub mod status;
 pub mod time;
+pub mod trail;
 
 use bulkhead_model::Role;
 use serde::{Deserialize, Serialize};

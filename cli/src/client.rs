@@ -23,6 +23,7 @@ use bulkhead_api::v1::review::{
     ApplyRequest, DecisionRequest, ExportQuery, PolicyList, ReviewDetail, ReviewQuery, ReviewRecord, SuggestRequest,
 };
 use bulkhead_api::v1::status::Status;
+use bulkhead_api::v1::trail::{Trail, TrailQuery};
 use bulkhead_api::v1::{Page, Problem, WhoAmI};
 use clap::Args;
 use futures::{Stream, StreamExt};
@@ -336,6 +337,10 @@ impl Client {
     /// The block list, a page.
     pub async fn blocks(&mut self, q: BlockQuery) -> Result<Page<Block>> {
         op!(self, grpc list_blocks(pb::BlockQuery::from(q.clone())), http h => h.get("/api/v1/blocks", &q))
+    }
+    /// The access trail of a pod.
+    pub async fn trail(&mut self, q: TrailQuery) -> Result<Trail> {
+        op!(self, grpc trail(pb::TrailQuery::from(q.clone())), http h => h.get("/api/v1/trail", &q))
     }
     /// The audit log, a page.
     pub async fn audit(&mut self, q: AuditQuery) -> Result<Page<AuditEntry>> {

@@ -9,6 +9,7 @@ mod flows;
 mod inspect;
 mod quarantine;
 mod review_show;
+mod trail;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -97,6 +98,22 @@ enum Command {
         args: exposure::ExposureArgs,
         #[arg(short, long, value_enum, default_value = "human")]
         output: closed_loop::Output,
+    },
+    /// The access trail of a pod for an incident: its connections both ways
+    /// over a window, the ones new against its baseline, what the pods it
+    /// reached did next, its quarantines and the audit records about it.
+    Trail {
+        /// "namespace/pod" (a deleted pod's flows stay).
+        pod: String,
+        /// From: a duration ago (30m, 2h) or an RFC 3339 time.
+        #[arg(long, default_value = "30m")]
+        since: String,
+        /// To [default: now].
+        #[arg(long)]
+        until: Option<String>,
+        /// human, json, yaml, or csv (the connections, for a ticket).
+        #[arg(short, long, value_enum, default_value = "human")]
+        output: trail::TrailOutput,
     },
     /// Baselines (learning or stable) and anomaly events.
     Baseline {
@@ -400,6 +417,9 @@ fn main() -> Result<()> {
         }
         Command::Graph { args, output } => runtime()?.block_on(closed_loop::graph(&cli.target, args, output)),
         Command::Exposure { args, output } => runtime()?.block_on(exposure::show(&cli.target, args, output)),
+        Command::Trail { pod, since, until, output } => {
+            runtime()?.block_on(trail::show(&cli.target, pod, since, until, output))
+        }
         Command::Baseline { output } => runtime()?.block_on(closed_loop::baseline(&cli.target, output)),
         Command::Suggest { namespace, output } => {
             runtime()?.block_on(closed_loop::suggest(&cli.target, namespace, output))

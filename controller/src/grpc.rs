@@ -268,6 +268,10 @@ impl Controller for Grpc {
         self.call(Op::Blocks, req, |s, who, q| async move { s.blocks(&who, q).await }).await
     }
 
+    async fn trail(&self, req: Request<pb::TrailQuery>) -> Result<Response<pb::Trail>, Status> {
+        self.call(Op::Trail, req, |s, who, q| async move { s.trail(&who, q).await }).await
+    }
+
     async fn audit(&self, req: Request<pb::AuditQuery>) -> Result<Response<pb::AuditPage>, Status> {
         self.call(Op::Audit, req, |s, who, q| async move { s.audit(&who, q).await }).await
     }

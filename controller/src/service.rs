@@ -18,6 +18,7 @@ mod ops;
 mod policies;
 mod quarantine;
 mod review;
+mod trail;
 mod view;
 
 use std::sync::Arc;

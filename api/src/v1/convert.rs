@@ -151,6 +151,7 @@ mod k8s;
 mod policies;
 mod quarantine;
 mod review;
+mod trail;
 
 pub use enums::{
     direction, event_type, level, mode, node_kind, outcome, peer_kind, phase, quarantine_state, reason, review_status,

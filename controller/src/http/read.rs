@@ -15,6 +15,7 @@ use bulkhead_api::v1::policies::{ExplainQuery, Explanation, PolicyInForce, Polic
 use bulkhead_api::v1::quarantine::{Quarantine, QuarantineQuery};
 use bulkhead_api::v1::review::{ReviewDetail, ReviewQuery, ReviewRecord};
 use bulkhead_api::v1::status::Status;
+use bulkhead_api::v1::trail::{Trail, TrailQuery};
 use bulkhead_api::v1::{Page, WhoAmI};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -247,6 +248,31 @@ pub async fn blocks(
 ) -> Result<Json<Page<Block>>, ApiError> {
     let r = s.blocks(&who, q).await;
     done(&s, Op::Blocks, r)
+}
+
+/// The access trail of a pod over a window (default: the last 30 minutes).
+#[utoipa::path(get, path = "/api/v1/trail", tag = "incident", params(TrailQuery),
+    responses((status = 200, body = Trail), Problems))]
+pub async fn trail(State(s): State<Service>, Who(who): Who, Q(q): Q<TrailQuery>) -> Result<Json<Trail>, ApiError> {
+    let r = s.trail(&who, q).await;
+    done(&s, Op::Trail, r)
+}
+
+/// The same trail's connections as CSV, one row per connection group (hop 1: the pod's own, hop 2: its peers').
+#[utoipa::path(get, path = "/api/v1/trail/csv", tag = "incident", params(TrailQuery),
+    responses((status = 200, body = String, content_type = "text/csv"), Problems))]
+pub async fn trail_csv(
+    State(s): State<Service>,
+    Who(who): Who,
+    Q(q): Q<TrailQuery>,
+) -> Result<([(axum::http::header::HeaderName, &'static str); 2], String), ApiError> {
+    let r = s.trail(&who, q).await;
+    let Json(t) = done(&s, Op::Trail, r)?;
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+        (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"trail.csv\""),
+    ];
+    Ok((headers, t.to_csv()))
 }
 
 /// One quarantine.

@@ -101,6 +101,8 @@ ops! {
     Unblock => "unblock", Responder, "lift blocks";
     /// The block list.
     Blocks => "list-blocks", Viewer, "list blocks";
+    /// The access trail of a pod.
+    Trail => "trail", Viewer, "read access trails";
     /// The audit log.
     Audit => "audit", Viewer, "read the audit log";
 }

@@ -28,7 +28,7 @@ type Announce = Box<dyn FnOnce(QuarantineCut) + Send>;
 const FAST_PATH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A record as a document, with the pods it cuts off now.
-fn document(r: &Record, pods: Vec<QuarantinedPod>, enforced_micros: Option<u64>) -> Quarantine {
+pub(super) fn document(r: &Record, pods: Vec<QuarantinedPod>, enforced_micros: Option<u64>) -> Quarantine {
     Quarantine {
         id: r.id,
         kind: r.kind(),

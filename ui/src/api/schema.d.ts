@@ -478,6 +478,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/trail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The access trail of a pod over a window (default: the last 30 minutes). */
+        get: operations["trail"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/trail/csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The same trail's connections as CSV, one row per connection group (hop 1: the pod's own, hop 2: its peers'). */
+        get: operations["trail_csv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/whoami": {
         parameters: {
             query?: never;
@@ -1919,6 +1953,83 @@ export interface components {
          * @enum {string}
          */
         TargetKind: "pod" | "workload";
+        /** @description The incident timeline of a pod. */
+        Trail: {
+            /**
+             * @description Audit records about it in the window (its quarantines, blocks of its
+             *     address, refusals), oldest first.
+             */
+            audit: components["schemas"]["AuditEntry"][];
+            /** @description Its connections both ways, earliest first. */
+            connections: components["schemas"]["TrailConnection"][];
+            /** @description The pod, "namespace/name". */
+            pod: string;
+            /** @description Quarantines that cover it, whenever made. */
+            quarantines: components["schemas"]["Quarantine"][];
+            /** @description The second hop: what each pod it reached did next. */
+            second_hop: components["schemas"]["TrailHop"][];
+            /**
+             * Format: int64
+             * @description The window, nanoseconds since the epoch.
+             */
+            since_ns: number;
+            /**
+             * Format: int64
+             * @description See `since_ns`.
+             */
+            until_ns: number;
+            workload?: null | components["schemas"]["WorkloadRef"];
+        };
+        /** @description Connections between one end and a peer on one protocol, port and verdict. */
+        TrailConnection: {
+            /**
+             * Format: int64
+             * @description Bytes both ways.
+             */
+            bytes: number;
+            /**
+             * Format: int64
+             * @description How many connections.
+             */
+            connections: number;
+            /** @description Egress: the end called the peer; ingress: the peer called it. */
+            direction: components["schemas"]["Direction"];
+            /**
+             * Format: int64
+             * @description First seen, nanoseconds since the epoch.
+             */
+            first_seen_ns: number;
+            /**
+             * Format: int64
+             * @description Last seen.
+             */
+            last_seen_ns: number;
+            /** @description Not in the baseline the end's workload learned: new behaviour. */
+            new_edge: boolean;
+            /** @description The other end (a pod, a workload, the world as its address, a node). */
+            peer: components["schemas"]["GraphNode"];
+            /**
+             * Format: int32
+             * @description The port delivered to.
+             */
+            port: number;
+            /** @description TCP, UDP, SCTP, ICMP… */
+            protocol: string;
+            /** @description Forwarded, dropped or audit. */
+            verdict: components["schemas"]["Verdict"];
+        };
+        /** @description What a peer the pod reached did afterwards, inside the window. */
+        TrailHop: {
+            /** @description Its outgoing connections from then on, the pod itself left out. */
+            connections: components["schemas"]["TrailConnection"][];
+            /**
+             * Format: int64
+             * @description When the pod first reached it; only its connections from then on count.
+             */
+            reached_ns: number;
+            /** @description The peer pod. */
+            via: components["schemas"]["GraphNode"];
+        };
         /** @description A pod that is not protected, and why. */
         UnprotectedPod: {
             /** @description Its node. */
@@ -5107,6 +5218,202 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReviewRecord"];
+                };
+            };
+            /** @description The request is invalid: the problem names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or namespaces do not allow it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description What the request names does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The object is not in a state that allows it. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The controller failed. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something the controller needs is unavailable now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    trail: {
+        parameters: {
+            query: {
+                /** @description The pod, "namespace/name" (it may be gone: its flows stay). */
+                pod: string;
+                /** @description From: an RFC 3339 time or a duration ago (default 30m). */
+                since?: string;
+                /** @description To (default now). */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trail"];
+                };
+            };
+            /** @description The request is invalid: the problem names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or namespaces do not allow it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description What the request names does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The object is not in a state that allows it. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The controller failed. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something the controller needs is unavailable now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    trail_csv: {
+        parameters: {
+            query: {
+                /** @description The pod, "namespace/name" (it may be gone: its flows stay). */
+                pod: string;
+                /** @description From: an RFC 3339 time or a duration ago (default 30m). */
+                since?: string;
+                /** @description To (default now). */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
                 };
             };
             /** @description The request is invalid: the problem names the field. */
