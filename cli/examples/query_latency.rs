@@ -1,4 +1,4 @@
-//! Graph and flow queries at a million stored flows, over HTTPS and over
+//! Graph, flow and trail queries at a million stored flows, over HTTPS and over
 //! gRPC, in one run: p50/p99 of each query on each transport. A controller
 //! (no agents) is opened on a state dir filled with generated flows and edge
 //! buckets (200 workloads in 10 namespaces over the last hour), and serves
@@ -111,6 +111,20 @@ async fn main() {
                         ..Default::default()
                     };
                     c.flows(q).await.unwrap().into_inner().items.len()
+                })
+            }),
+        ),
+        (
+            // The incident query: every connection of one pod both ways over
+            // the hour (10 000 flows here), the second hop, quarantines, audit.
+            "trail of a pod, last hour",
+            "/api/v1/trail?pod=ns7/w17-0&since=1h".into(),
+            Arc::new(|mut c: Grpc| {
+                Box::pin(async move {
+                    let q = pb::TrailQuery { pod: "ns7/w17-0".into(), since: Some("1h".into()), until: None };
+                    let t = c.trail(q).await.unwrap().into_inner();
+                    assert!(!t.connections.is_empty() && !t.second_hop.is_empty(), "the trail found its flows");
+                    t.connections.len() + t.second_hop.len()
                 })
             }),
         ),
