@@ -123,7 +123,6 @@ impl Service {
                     })?;
                     let Some(first) = next.iter().find(|e| e.src_pod == peer) else { continue };
                     let via = view::node(&scope, Level::Pod, &first.src, &peer);
-                    let learner = p.learner();
                     let mut out: Vec<TrailConnection> = next
                         .iter()
                         .filter(|e| e.src_pod == peer && e.dst_pod != me)

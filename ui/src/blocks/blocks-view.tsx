@@ -5,7 +5,7 @@ import { ApiError, del, get, type Block } from "../api/client";
 import { replace } from "../route";
 import { BlockDialog } from "../ui/block-dialog";
 import { time } from "../ui/format";
-import { useCan, useClusterWide } from "../ui/session";
+import { useCanBlock } from "../ui/session";
 import { ErrorBox, Show, useApi } from "../ui/states";
 
 export function BlocksView({ params }: { params: URLSearchParams }) {
@@ -14,9 +14,7 @@ export function BlocksView({ params }: { params: URLSearchParams }) {
     (signal) => get("Loading the block list", "/api/v1/blocks", { state: (state || undefined) as Block["state"] | undefined, limit: 1000 }, undefined, signal),
     [state],
   );
-  const responder = useCan("responder");
-  const clusterWide = useClusterWide();
-  const may = responder && clusterWide;
+  const may = useCanBlock();
   const [adding, setAdding] = useState(false);
   return (
     <div className="blocks-view">

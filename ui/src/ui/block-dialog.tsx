@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "react";
 import { post, type Block } from "../api/client";
 import { time } from "./format";
 import { ErrorBox } from "./states";
-import { useCan, useClusterWide } from "./session";
+import { useCanBlock } from "./session";
 
 /** The spans offered; the API takes any ("90s", "30m", "2h", "7d"). */
 const SPANS: [string, string][] = [
@@ -16,9 +16,7 @@ const SPANS: [string, string][] = [
 
 /** The button and its dialog; absent for callers who may not block (a tenant, or below responder). */
 export function BlockButton({ address, onDone }: { address: string; onDone?: (b: Block) => void }) {
-  const responder = useCan("responder");
-  const clusterWide = useClusterWide();
-  const allowed = responder && clusterWide;
+  const allowed = useCanBlock();
   const [open, setOpen] = useState(false);
   if (!allowed) return null;
   return (

@@ -16,9 +16,10 @@ export function useSession(): Session {
   return s;
 }
 
-/** Whether the caller may act cluster-wide (blocks reach every namespace): no tenant scope. */
-export function useClusterWide(): boolean {
-  return !useSession().who.namespaces;
+/** Whether the caller may block addresses: a responder with no tenant scope (a block reaches every namespace). */
+export function useCanBlock(): boolean {
+  const { who } = useSession();
+  return can(who.role, "responder") && !who.namespaces;
 }
 
 /** Whether the caller's role includes `role`: controls it lacks are not drawn. */
