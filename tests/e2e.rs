@@ -22,6 +22,7 @@ mod e2e {
     mod policy;
     mod quarantine;
     mod restart;
+    mod scan;
     mod services;
     mod trail;
 }

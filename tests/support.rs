@@ -234,6 +234,7 @@ fn placeholder(name: &str) -> LabState {
         api: None,
         default_mode: String::new(),
         learn: (0, 0),
+        controller_args: vec![],
         services: vec![],
         controller_pid: None,
         generation: 0,

@@ -34,6 +34,7 @@ pub mod controller {
 /// kernel vouches for its uid; the name is what audit records show).
 pub const ACTOR_METADATA: &str = "bulkhead-actor";
 
+pub mod alertmanager;
 pub mod audit;
 pub mod listen;
 pub mod ring;

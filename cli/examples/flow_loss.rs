@@ -65,6 +65,7 @@ async fn main() {
         pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
         exe,
         learn: (0, 0),
+        controller_args: Vec::new(),
     };
     let lab = bulkhead_lab::up(&opts).await.unwrap();
     let srv = lab.pods.iter().find(|p| p.name == "srv").unwrap();

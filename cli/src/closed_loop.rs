@@ -214,9 +214,26 @@ pub async fn baseline(target: &Target, output: Output) -> Result<()> {
     }
     println!("{} anomalies", anomalies.len());
     for a in &anomalies {
+        if let Some(s) = &a.scan {
+            println!(
+                "  #{:<4} {:<10} {} ({}) tried {} ports on {} hosts: {} attempts ({} dropped), first {}; ports {:?}",
+                a.id,
+                a.kind,
+                peer(&a.source),
+                s.source_ip,
+                s.ports,
+                s.hosts,
+                a.connections,
+                a.dropped,
+                time(a.first_seen_ns),
+                s.sample_ports,
+            );
+            continue;
+        }
         println!(
-            "  #{:<4} {}/{} {:<8} {} -> {} {}/{}: {} connections ({} dropped), first {}",
+            "  #{:<4} {:<10} {}/{} {:<8} {} -> {} {}/{}: {} connections ({} dropped), first {}",
             a.id,
+            a.kind,
             a.workload.namespace,
             a.workload.name,
             a.side,

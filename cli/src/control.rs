@@ -51,6 +51,34 @@ pub struct ControllerArgs {
     /// ...and is stable once no new edge appeared for this many seconds.
     #[arg(long, default_value_t = 600)]
     learn_quiet: u64,
+    /// Scan detection: the sliding window, in seconds...
+    #[arg(long, default_value_t = 5)]
+    scan_window: u64,
+    /// ...in which this many distinct ports of one host make a port scan...
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(2..))]
+    scan_ports: u32,
+    /// ...or this many distinct hosts a host sweep...
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(2..))]
+    scan_hosts: u32,
+    /// ...when at least this share of the attempts, in percent, was dropped
+    /// by policy (0 in learn mode, where nothing is).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    scan_dropped_percent: u8,
+    /// A scan ends after this many seconds without an attempt.
+    #[arg(long, default_value_t = 60)]
+    scan_quiet: u64,
+    /// Quarantine the source workload of every anomaly of this kind
+    /// automatically (port_scan, host_sweep or new_edge; repeatable; none by
+    /// default). Audited as the rule `rule:auto-quarantine/KIND`; a person releases it.
+    #[arg(long = "auto-quarantine", value_name = "KIND")]
+    auto_quarantine: Vec<bulkhead_model::AnomalyKind>,
+    /// Post every alert (anomalies, automatic quarantines) to this URL in
+    /// Alertmanager's webhook format (repeatable).
+    #[arg(long = "alert-webhook", value_name = "URL", value_parser = parse_webhook)]
+    alert_webhooks: Vec<String>,
+    /// The console's address for the alerts' links (default: the API's URL).
+    #[arg(long, value_name = "URL")]
+    alert_external_url: Option<String>,
     /// Run in this network namespace (the lab's fabric); entered before anything
     /// starts, after the API's address is bound (so it stays on the host).
     #[arg(long)]
@@ -94,6 +122,18 @@ impl ControllerArgs {
     }
 }
 
+fn seconds(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1_000_000_000)
+}
+
+fn parse_webhook(s: &str) -> Result<String, String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
+        Ok(u) => Err(format!("{s:?}: expected an http:// or https:// URL with a host, not {}:", u.scheme())),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
+}
+
 fn parse_agent(s: &str) -> Result<(String, PathBuf), String> {
     let (node, path) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NODE=SOCKET"))?;
     if node.is_empty() || path.is_empty() {
@@ -121,11 +161,24 @@ pub async fn controller(a: ControllerArgs, api: Option<std::net::TcpListener>) -
         metrics_addr: a.metrics_addr,
         max_flows: a.max_flows,
         learning: bulkhead_graph::baseline::LearningConfig {
-            window_ns: (a.learn_window as i64).saturating_mul(1_000_000_000),
-            quiet_ns: (a.learn_quiet as i64).saturating_mul(1_000_000_000),
+            window_ns: seconds(a.learn_window),
+            quiet_ns: seconds(a.learn_quiet),
             evidence_per_anomaly: 10,
+            scan: bulkhead_graph::scan::ScanConfig {
+                window_ns: seconds(a.scan_window),
+                ports: a.scan_ports,
+                hosts: a.scan_hosts,
+                dropped_percent: a.scan_dropped_percent,
+                quiet_ns: seconds(a.scan_quiet),
+                ..Default::default()
+            },
         },
         api: api_cfg,
+        response: bulkhead_controller::response::ResponseConfig {
+            auto_quarantine: a.auto_quarantine.into_iter().collect(),
+            webhooks: a.alert_webhooks,
+            external_url: a.alert_external_url,
+        },
     };
     bulkhead_controller::run::run(cfg, api).await?;
     Ok(())

@@ -164,7 +164,7 @@ enum Command {
         output: closed_loop::Output,
     },
     /// Run the controller: compile inventory and policies, keep every agent in sync.
-    Controller(control::ControllerArgs),
+    Controller(Box<control::ControllerArgs>),
     /// Add or replace objects (policies, pods, namespaces…) through the controller. All or nothing.
     Apply {
         /// YAML files ("-" for stdin).
@@ -269,6 +269,10 @@ enum LabCommand {
         /// The controller's baseline quiet period, seconds [default: its own, 600].
         #[arg(long, default_value_t = 0, hide_default_value = true)]
         learn_quiet: u64,
+        /// One more argument for the lab's controller, e.g.
+        /// `--controller-arg=--auto-quarantine=port_scan` (repeatable).
+        #[arg(long = "controller-arg", value_name = "ARG", allow_hyphen_values = true)]
+        controller_args: Vec<String>,
         /// IPv4 pod CIDR, split into one block per node that together cover it; any status.podIP inside it is honoured.
         #[arg(long, default_value = bulkhead_lab::cidr::DEFAULT)]
         pod_cidr: String,
@@ -444,7 +448,7 @@ fn main() -> Result<()> {
             if let Some(ns) = &args.netns {
                 bulkhead_lab::netns::enter(ns)?;
             }
-            runtime()?.block_on(control::controller(args, api))
+            runtime()?.block_on(control::controller(*args, api))
         }
         Command::Apply { files, no_wait } => runtime()?.block_on(control::change(&cli.target, &files, false, !no_wait)),
         Command::Delete { files, no_wait } => runtime()?.block_on(control::change(&cli.target, &files, true, !no_wait)),
@@ -486,10 +490,20 @@ fn parse_target(to: &str) -> Result<(String, u16, bool)> {
 
 async fn lab(command: LabCommand) -> Result<()> {
     match command {
-        LabCommand::Up { files, cni, nodes, name, mode, learn_window, learn_quiet, pod_cidr } => {
+        LabCommand::Up { files, cni, nodes, name, mode, learn_window, learn_quiet, controller_args, pod_cidr } => {
             let exe = std::env::current_exe().context("locating the bulkhead binary")?;
             let learn = (learn_window, learn_quiet);
-            let opts = bulkhead_lab::UpOptions { name, files, cni, nodes, default_mode: mode, exe, learn, pod_cidr };
+            let opts = bulkhead_lab::UpOptions {
+                name,
+                files,
+                cni,
+                nodes,
+                default_mode: mode,
+                exe,
+                learn,
+                controller_args,
+                pod_cidr,
+            };
             let lab = bulkhead_lab::up(&opts).await?;
             for p in &lab.pods {
                 let ips: Vec<String> = p.ips.iter().map(|i| i.to_string()).collect();

@@ -70,16 +70,28 @@ pub enum Via {
     Kubernetes,
     /// The controller itself.
     System,
+    /// One of the controller's response rules (the automatic quarantine).
+    Rule,
 }
 
 impl Via {
-    /// `unix`, `token` or `kubernetes`.
+    /// `unix`, `token`, `kubernetes`, `system` or `rule`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Via::Unix { .. } => "unix",
             Via::Token => "token",
             Via::Kubernetes => "kubernetes",
             Via::System => "system",
+            Via::Rule => "rule",
+        }
+    }
+
+    /// Who acted, for metrics: a `person`, a `rule` or the `system`.
+    pub fn actor_kind(&self) -> &'static str {
+        match self {
+            Via::System => "system",
+            Via::Rule => "rule",
+            Via::Unix { .. } | Via::Token | Via::Kubernetes => "person",
         }
     }
 }
@@ -118,6 +130,18 @@ impl Principal {
             role: Role::Admin,
             scope: Scope::Cluster,
             via: Via::System,
+            source: "controller".into(),
+        }
+    }
+
+    /// A response rule of the controller acting on its own (the automatic
+    /// quarantine): audited under the rule's name, `rule:NAME`.
+    pub fn rule(name: &str) -> Self {
+        Self {
+            user: format!("rule:{name}"),
+            role: Role::Responder,
+            scope: Scope::Cluster,
+            via: Via::Rule,
             source: "controller".into(),
         }
     }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod observation;
 pub mod policy;
+pub mod response;
 pub mod run;
 pub mod service;
 

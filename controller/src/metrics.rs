@@ -32,6 +32,10 @@ pub struct Metrics {
     requests: Family<Labels, Counter>,
     quarantine: Histogram,
     blocks: Family<Labels, Counter>,
+    anomalies: Family<Labels, Counter>,
+    quarantines: Family<Labels, Counter>,
+    findings: Family<Labels, Gauge>,
+    alerts: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -61,6 +65,30 @@ impl Metrics {
         let requests = Family::<Labels, Counter>::default();
         let quarantine = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let blocks = Family::<Labels, Counter>::default();
+        let anomalies = Family::<Labels, Counter>::default();
+        let quarantines = Family::<Labels, Counter>::default();
+        let findings = Family::<Labels, Gauge>::default();
+        let alerts = Family::<Labels, Counter>::default();
+        registry.register(
+            "anomalies",
+            "Anomalies raised, by kind (new_edge, port_scan, host_sweep)",
+            anomalies.clone(),
+        );
+        registry.register(
+            "quarantines",
+            "Quarantines made and released, by action (quarantine, release) and by whom (person, rule, system)",
+            quarantines.clone(),
+        );
+        registry.register(
+            "findings",
+            "Exposure findings now, by kind (database_exposed, cross_tenant, unused_path, undeclared, no_policy)",
+            findings.clone(),
+        );
+        registry.register(
+            "alerts",
+            "Alerts posted to the webhooks, by result (sent, failed, lost: never handed out, too many waiting)",
+            alerts.clone(),
+        );
         registry.register("blocks", "Block-list changes by action (block, unblock, expired)", blocks.clone());
         registry.register(
             "quarantine_seconds",
@@ -113,7 +141,36 @@ impl Metrics {
             requests,
             quarantine,
             blocks,
+            anomalies,
+            quarantines,
+            findings,
+            alerts,
         }
+    }
+
+    /// Counts one anomaly.
+    pub fn record_anomaly(&self, kind: bulkhead_model::AnomalyKind) {
+        self.anomalies.get_or_create(&vec![("kind".into(), kind.as_str().into())]).inc();
+    }
+
+    /// Counts a quarantine made or released, and by whom (`person`, `rule`, `system`).
+    pub fn record_quarantine_action(&self, action: &'static str, by: &'static str) {
+        self.quarantines.get_or_create(&vec![("action".into(), action.into()), ("by".into(), by.into())]).inc();
+    }
+
+    /// Sets the number of exposure findings of each kind.
+    pub fn record_findings(&self, counts: &[(bulkhead_model::exposure::FindingKind, u64)]) {
+        for kind in bulkhead_model::exposure::FindingKind::ALL {
+            let n = counts.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
+            self.findings
+                .get_or_create(&vec![("kind".into(), kind.as_str().into())])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts alerts by result (`sent`, `failed`, `lost`).
+    pub fn record_alerts(&self, result: &'static str, n: u64) {
+        self.alerts.get_or_create(&vec![("result".into(), result.into())]).inc_by(n);
     }
 
     /// Counts one block-list change.

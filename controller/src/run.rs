@@ -117,6 +117,7 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
     let kubernetes = cfg.kubernetes;
     let metrics_addr = cfg.metrics_addr;
     let api_cfg = cfg.api.clone();
+    let response = cfg.response.clone();
     let (ctx, receivers) = tokio::task::spawn_blocking(move || open(cfg)).await.map_err(startup)??;
     let ctx = if kubernetes {
         let client = kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
@@ -170,6 +171,13 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
     drop(tx);
     tokio::spawn(expire_blocks(ctx.clone()));
     let service = Service::new(ctx);
+    let api_url = match (&api_cfg, &api) {
+        (Some(cfg), Some(l)) => {
+            l.local_addr().ok().map(|a| format!("{}://{a}", if cfg.tls.is_some() { "https" } else { "http" }))
+        }
+        _ => None,
+    };
+    tokio::spawn(crate::response::run(service.clone(), response, api_url));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let (Some(cfg), Some(listener)) = (api_cfg, api) {
         let service = service.clone();

@@ -34,6 +34,7 @@ fn config(dir: &Path, tokens_file: PathBuf) -> bulkhead_controller::Config {
         metrics_addr: None,
         max_flows: 1000,
         learning: Default::default(),
+        response: Default::default(),
         api: Some(ApiConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             tls: None,

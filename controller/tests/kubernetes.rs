@@ -66,6 +66,7 @@ fn state(dir: &Path) -> State {
         metrics_addr: None,
         max_flows: 1000,
         learning: Default::default(),
+        response: Default::default(),
         api: None,
     };
     State::open(cfg).unwrap().0

@@ -77,7 +77,7 @@ fn batch(epoch: u64, last_seq: u64, flows: Vec<pb::Flow>) -> pb::FlowBatch {
 }
 
 fn learning() -> LearningConfig {
-    LearningConfig { window_ns: 1_000_000_000, quiet_ns: 1_000_000_000, evidence_per_anomaly: 5 }
+    LearningConfig { window_ns: 1_000_000_000, quiet_ns: 1_000_000_000, evidence_per_anomaly: 5, ..Default::default() }
 }
 
 fn open(dir: &Scratch) -> Pipeline {

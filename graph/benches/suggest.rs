@@ -25,7 +25,8 @@ fn workload(i: usize) -> Entity {
 }
 
 fn learned(n: usize) -> (Learner, suggest::Inventory) {
-    let mut learner = Learner::new(LearningConfig { window_ns: 1, quiet_ns: 1, evidence_per_anomaly: 1 });
+    let mut learner =
+        Learner::new(LearningConfig { window_ns: 1, quiet_ns: 1, evidence_per_anomaly: 1, ..Default::default() });
     let entities: Vec<Entity> = (0..n).map(workload).collect();
     let ports = [80u16, 443, 5432, 6379, 8080, 9090];
     let mut r = FlowRecord {

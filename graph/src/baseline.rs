@@ -4,13 +4,16 @@
 //! the flows that showed it. Time comes from the flows and from `tick`, so
 //! the learner is deterministic and replayable.
 
+mod scans;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::flow::{Entity, FlowRecord, ServiceRef};
+use crate::scan::{ScanConfig, ScanDetector, Step};
 use crate::service_graph::EdgeKey;
-use bulkhead_model::{Direction, Verdict};
+use bulkhead_model::{AnomalyKind, Direction, Verdict};
 
 /// How long workloads learn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,12 +24,20 @@ pub struct LearningConfig {
     pub quiet_ns: i64,
     /// Flows kept as evidence on each anomaly.
     pub evidence_per_anomaly: usize,
+    /// When one source trying many targets is a scan.
+    #[serde(default)]
+    pub scan: ScanConfig,
 }
 
 impl Default for LearningConfig {
     /// One hour of learning, stable after ten quiet minutes.
     fn default() -> Self {
-        Self { window_ns: 3_600_000_000_000, quiet_ns: 600_000_000_000, evidence_per_anomaly: 10 }
+        Self {
+            window_ns: 3_600_000_000_000,
+            quiet_ns: 600_000_000_000,
+            evidence_per_anomaly: 10,
+            scan: ScanConfig::default(),
+        }
     }
 }
 
@@ -100,17 +111,48 @@ pub struct WorkloadBaseline {
     pub edges: u64,
 }
 
-/// A new edge at a workload whose baseline was stable.
+/// What a scan has tried so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanSummary {
+    /// The scanning address.
+    pub source_ip: std::net::IpAddr,
+    /// The scanning pod ("namespace/name"), when a pod.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source_pod: String,
+    /// Distinct ports tried.
+    pub ports: u32,
+    /// Distinct hosts tried.
+    pub hosts: u32,
+    /// The first ports tried, ascending (at most [`crate::scan::SAMPLE`]).
+    pub sample_ports: Vec<u16>,
+    /// New-edge anomalies of the scan's first window, folded into it.
+    pub folded: u32,
+    /// Edges the scan's first window had added to a baseline, taken back out.
+    pub unlearned: u32,
+}
+
+fn new_edge() -> AnomalyKind {
+    AnomalyKind::NewEdge
+}
+
+/// A new edge at a workload whose baseline was stable, or a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
     /// Stable, increasing id.
     pub id: u64,
-    /// The stable workload that saw something new.
+    /// New edge, port scan or host sweep.
+    #[serde(default = "new_edge")]
+    pub kind: AnomalyKind,
+    /// The stable workload that saw something new; for a scan, the scanning
+    /// workload, or the first scanned one when the scanner is not a workload.
     pub workload: Entity,
     /// Its side of the edge.
     pub side: Direction,
-    /// The new edge.
+    /// The new edge; for a scan, its first attempt's.
     pub edge: Edge,
+    /// What a scan tried; none for a new edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanSummary>,
     /// First and last occurrence.
     pub first_seen_ns: i64,
     /// Last occurrence.
@@ -133,13 +175,33 @@ pub struct Learner {
     edges: BTreeMap<Edge, EdgeEvidence>,
     #[serde(with = "pairs")]
     anomalies: BTreeMap<(Entity, Direction, Edge), Anomaly>,
+    /// Scans, by id.
+    #[serde(default)]
+    scans: BTreeMap<u64, Anomaly>,
     next_anomaly: u64,
+    #[serde(skip)]
+    detector: ScanDetector,
+    /// Anomalies made since the last `take_fresh`, for alerts and rules.
+    #[serde(skip)]
+    fresh: Vec<Fresh>,
+    #[serde(skip)]
+    fresh_lost: u64,
 }
+
+/// An anomaly not yet handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fresh {
+    Edge((Entity, Direction, Edge)),
+    Scan(u64),
+}
+
+/// Anomalies waiting to be handed out, at most; beyond it they are counted.
+const FRESH_MAX: usize = 65_536;
 
 impl Learner {
     /// A learner with nothing learned.
     pub fn new(config: LearningConfig) -> Self {
-        Self { config, next_anomaly: 1, ..Default::default() }
+        Self { config, next_anomaly: 1, detector: ScanDetector::new(config.scan), ..Default::default() }
     }
 
     /// The configuration.
@@ -151,6 +213,7 @@ impl Learner {
     /// reached are kept.
     pub fn set_config(&mut self, config: LearningConfig) {
         self.config = config;
+        self.detector.set_config(config.scan);
     }
 
     fn start(&mut self, w: &Entity, t: i64) {
@@ -182,6 +245,11 @@ impl Learner {
         {
             e.add(r, key);
             return Vec::new();
+        }
+        match self.detector.observe(r, key.port) {
+            Step::Normal => {}
+            Step::Scanning { anomaly, ports, hosts } => return self.scanning(anomaly, r, ports, hosts),
+            Step::Detected(d) => return vec![self.scan_started(r, key, d)],
         }
         let known = self.edges.get(&edge).map(|e| (e.egress_learned, e.ingress_learned)).unwrap_or_default();
         let dropped = r.verdict == Verdict::Dropped;
@@ -216,16 +284,29 @@ impl Learner {
         anomalies
     }
 
+    fn fresh(&mut self, f: Fresh) {
+        if self.fresh.len() < FRESH_MAX {
+            self.fresh.push(f);
+        } else {
+            self.fresh_lost += 1;
+        }
+    }
+
     fn anomaly(&mut self, workload: Entity, side: Direction, edge: &Edge, r: &FlowRecord) -> u64 {
         let next = &mut self.next_anomaly;
-        let a = self.anomalies.entry((workload.clone(), side, edge.clone())).or_insert_with(|| {
+        let key = (workload.clone(), side, edge.clone());
+        let mut created = false;
+        let a = self.anomalies.entry(key.clone()).or_insert_with(|| {
             let id = (*next).max(1);
             *next = id + 1;
+            created = true;
             Anomaly {
                 id,
+                kind: AnomalyKind::NewEdge,
                 workload,
                 side,
                 edge: edge.clone(),
+                scan: None,
                 first_seen_ns: r.time_ns,
                 last_seen_ns: r.time_ns,
                 connections: 0,
@@ -241,12 +322,18 @@ impl Learner {
         if a.evidence.len() < self.config.evidence_per_anomaly {
             a.evidence.push(r.clone());
         }
-        a.id
+        let id = a.id;
+        if created {
+            self.fresh(Fresh::Edge(key));
+        }
+        id
     }
 
     /// Marks stable every workload that has learned for the window and seen
     /// no new edge for the quiet period. Returns those that just became stable.
+    /// Also ends scans that have gone quiet.
     pub fn tick(&mut self, now_ns: i64) -> Vec<Entity> {
+        self.detector.tick(now_ns);
         let cfg = self.config;
         let mut out = Vec::new();
         for (w, b) in &mut self.workloads {
@@ -292,12 +379,12 @@ impl Learner {
 
     /// How many anomalies there are.
     pub fn anomaly_count(&self) -> usize {
-        self.anomalies.len()
+        self.anomalies.len() + self.scans.len()
     }
 
     /// Every anomaly, oldest first.
     pub fn anomalies(&self) -> Vec<&Anomaly> {
-        let mut v: Vec<&Anomaly> = self.anomalies.values().collect();
+        let mut v: Vec<&Anomaly> = self.anomalies.values().chain(self.scans.values()).collect();
         v.sort_by_key(|a| a.id);
         v
     }
@@ -361,7 +448,7 @@ mod tests {
 
     #[test]
     fn learns_until_quiet_then_reports_new_edges_with_evidence() {
-        let cfg = LearningConfig { window_ns: 10 * S, quiet_ns: 5 * S, evidence_per_anomaly: 2 };
+        let cfg = LearningConfig { window_ns: 10 * S, quiet_ns: 5 * S, evidence_per_anomaly: 2, ..Default::default() };
         let mut l = Learner::new(cfg);
         let (a, b, c) = (w("a"), w("b"), w("c"));
         let (r, k) = conn(&a, &b, 80, 0, Verdict::Forwarded);
@@ -395,6 +482,64 @@ mod tests {
         assert_eq!(l.baseline_of(&a).count(), 2, "a did not learn the new ingress");
 
         let json = serde_json::to_string(&l).unwrap();
-        assert_eq!(serde_json::from_str::<Learner>(&json).unwrap(), l);
+        assert_eq!(serde_json::to_string(&serde_json::from_str::<Learner>(&json).unwrap()).unwrap(), json);
+    }
+
+    #[test]
+    fn a_scan_is_one_anomaly_its_new_edges_fold_in_and_its_edges_are_not_learned() {
+        let scan = ScanConfig { window_ns: 2 * S, ports: 20, hosts: 20, ..Default::default() };
+        let cfg = LearningConfig { window_ns: 10 * S, quiet_ns: 5 * S, evidence_per_anomaly: 3, scan };
+        let mut l = Learner::new(cfg);
+        let (a, b, c) = (w("a"), w("b"), w("c"));
+        let (r, k) = conn(&a, &b, 80, 0, Verdict::Forwarded);
+        l.observe(&r, &k);
+        let (r, k) = conn(&c, &b, 80, 0, Verdict::Forwarded);
+        l.observe(&r, &k);
+        l.tick(20 * S);
+        assert_eq!(l.baseline_of(&a).count(), 1);
+        // a, stable, tries 100 ports of b in 1.5 s, all dropped.
+        for p in 0..100u16 {
+            let (r, k) = conn(&a, &b, 1000 + p, 30 * S + i64::from(p) * 15_000_000, Verdict::Dropped);
+            l.observe(&r, &k);
+        }
+        let all = l.anomalies();
+        assert_eq!(all.len(), 1, "{all:#?}");
+        let s = all[0];
+        assert_eq!((s.kind, s.workload.clone(), s.side), (AnomalyKind::PortScan, a.clone(), Direction::Egress));
+        assert_eq!((s.connections, s.dropped), (100, 100));
+        let sum = s.scan.as_ref().unwrap();
+        assert_eq!((sum.ports, sum.hosts), (100, 1));
+        assert_eq!(sum.folded, 38, "19 new edges before detection, each an anomaly at both stable ends");
+        assert_eq!(sum.sample_ports, (1000..1032).collect::<Vec<u16>>());
+        assert_eq!(s.evidence.len(), 3);
+        // Handed out once, at once; the folded new edges never are.
+        let fresh = l.take_fresh(31 * S);
+        assert_eq!(fresh.iter().map(|a| a.kind).collect::<Vec<_>>(), vec![AnomalyKind::PortScan]);
+        assert!(l.take_fresh(60 * S).is_empty());
+        // Known edges still pass; another source's new edge is its own anomaly, after the hold.
+        let (r, k) = conn(&a, &b, 80, 32 * S, Verdict::Forwarded);
+        assert!(l.observe(&r, &k).is_empty());
+        let (mut r, k) = conn(&c, &b, 443, 33 * S, Verdict::Forwarded);
+        r.src_ip = "10.0.0.9".parse().unwrap();
+        assert_eq!(l.observe(&r, &k).len(), 2);
+        assert!(l.take_fresh(34 * S).is_empty(), "held for one scan window");
+        assert_eq!(l.take_fresh(35 * S).len(), 2);
+
+        // A learning workload's scan in learn mode (forwarded) is found with
+        // the dropped share at 0, and its edges are taken back out.
+        let scan = ScanConfig { dropped_percent: 0, ..scan };
+        let mut l = Learner::new(LearningConfig { scan, ..cfg });
+        for p in 0..30u16 {
+            let (r, k) = conn(&a, &b, 1000 + p, i64::from(p) * 10_000_000, Verdict::Forwarded);
+            l.observe(&r, &k);
+        }
+        let s = l.anomalies()[0].scan.clone().unwrap();
+        assert_eq!((s.folded, s.unlearned), (0, 19));
+        assert_eq!(l.baseline_of(&a).count(), 0);
+        assert_eq!(l.workloads()[&a].edges, 0);
+        assert_eq!(l.anomaly_count(), 1);
+
+        let json = serde_json::to_string(&l).unwrap();
+        assert_eq!(serde_json::to_string(&serde_json::from_str::<Learner>(&json).unwrap()).unwrap(), json);
     }
 }

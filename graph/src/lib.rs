@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod exposure;
 pub mod flow;
 pub mod pairing;
+pub mod scan;
 pub mod service_graph;
 pub mod suggest;
 pub mod whatif;

@@ -325,7 +325,8 @@ mod tests {
 
     #[test]
     fn a_peer_selector_that_also_picks_another_workload_is_reported() {
-        let mut learner = Learner::new(LearningConfig { window_ns: 1, quiet_ns: 1, evidence_per_anomaly: 1 });
+        let mut learner =
+            Learner::new(LearningConfig { window_ns: 1, quiet_ns: 1, evidence_per_anomaly: 1, ..Default::default() });
         let r = FlowRecord {
             time_ns: 0,
             observation: Direction::Ingress,
@@ -380,7 +381,8 @@ mod tests {
 
     #[test]
     fn a_workload_nothing_used_gets_deny_all_once_its_window_has_passed() {
-        let learner = Learner::new(LearningConfig { window_ns: 100, quiet_ns: 1, evidence_per_anomaly: 1 });
+        let learner =
+            Learner::new(LearningConfig { window_ns: 100, quiet_ns: 1, evidence_per_anomaly: 1, ..Default::default() });
         let info = WorkloadInfo {
             selector: BTreeMap::from([("app".to_string(), "idle".to_string())]),
             present_since_ns: Some(1_000),

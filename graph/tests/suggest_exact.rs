@@ -280,7 +280,12 @@ fn inbound(w: &mut World, ip: IpAddr, b: usize, port: u16, sport: &mut u16, t: &
 /// Graph → learner → suggestions → YAML → policy engine.
 fn suggest_for(w: &World) -> (Learner, Vec<suggest::Suggestion>, PolicySet) {
     let mut pairing = Pairing::new(30 * S);
-    let mut learner = Learner::new(LearningConfig { window_ns: 10 * S, quiet_ns: 5 * S, evidence_per_anomaly: 5 });
+    let mut learner = Learner::new(LearningConfig {
+        window_ns: 10 * S,
+        quiet_ns: 5 * S,
+        evidence_per_anomaly: 5,
+        ..Default::default()
+    });
     for r in &w.records {
         if let Some((counted, k)) = pairing.observe(r) {
             learner.observe(&counted, &k);

@@ -31,6 +31,8 @@ pub struct UpOptions {
     pub exe: PathBuf,
     /// The controller's learning window and quiet period, seconds (0: its defaults).
     pub learn: (u64, u64),
+    /// More arguments for the controller (scan thresholds, response rules, webhooks).
+    pub controller_args: Vec<String>,
     /// The IPv4 pod CIDR, cut into a /24 per node (default 10.244.0.0/16).
     pub pod_cidr: String,
 }
@@ -414,6 +416,7 @@ fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path) -> Result<
     if lab.learn.1 > 0 {
         args.extend(["--learn-quiet".into(), lab.learn.1.to_string()]);
     }
+    args.extend(lab.controller_args.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     lab.controller_pid = Some(spawn(exe, &args, None, &dir.join("controller.log"))?);
     Ok(())
@@ -552,6 +555,8 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         run("ip", &["-n", &fabric, "link", "add", "fab0", "type", "bridge"])?;
         run("ip", &["-n", &fabric, "link", "set", "fab0", "up"])?;
     }
+    // The controller runs here: its metrics and its webhooks' loopback receivers need lo.
+    run("ip", &["-n", &fabric, "link", "set", "lo", "up"])?;
     build_outside(&opts.name, &fabric)?;
     let mut lab = LabState {
         name: opts.name.clone(),
@@ -564,6 +569,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         services: manifests.services.clone(),
         default_mode: opts.default_mode.clone(),
         learn: opts.learn,
+        controller_args: opts.controller_args.clone(),
         controller_pid: existing.as_ref().and_then(|s| s.controller_pid),
         generation: existing.as_ref().map_or(1, |s| s.generation + 1),
         last_endpoint_id: existing.as_ref().map_or(0, |s| s.last_endpoint_id),

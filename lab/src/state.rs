@@ -104,6 +104,9 @@ pub struct LabState {
     /// The controller's learning window and quiet period, seconds (0: its defaults).
     #[serde(default)]
     pub learn: (u64, u64),
+    /// More arguments the controller runs with.
+    #[serde(default)]
+    pub controller_args: Vec<String>,
     /// Services with their ClusterIPs.
     #[serde(default)]
     pub services: Vec<crate::services::ServiceState>,

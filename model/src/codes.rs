@@ -184,6 +184,19 @@ coded_enum!(
     }
 );
 
+coded_enum!(
+    /// What an anomaly reports: one new edge at a stable workload, or one
+    /// source trying many targets (the new edges it makes fold into it).
+    AnomalyKind: u8 {
+        /// A connection a stable workload's baseline does not have.
+        NewEdge = 1 => "new_edge",
+        /// One source trying many ports of one host in a short window, mostly dropped.
+        PortScan = 2 => "port_scan",
+        /// One source trying many hosts in a short window, mostly dropped.
+        HostSweep = 3 => "host_sweep",
+    }
+);
+
 impl Reason {
     /// Whether the reason explains a drop (or a would-drop in audit).
     pub const fn is_drop(self) -> bool {

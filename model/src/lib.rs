@@ -9,7 +9,7 @@ pub mod identity;
 pub mod proto;
 mod role;
 
-pub use codes::{Action, CodeError, Direction, EventType, Mode, Reason, Verdict};
+pub use codes::{Action, AnomalyKind, CodeError, Direction, EventType, Mode, Reason, Verdict};
 pub use role::Role;
 
 /// Endpoint ids run from 1 to this bound: they index the dataplane's

@@ -45,12 +45,36 @@ pub struct Baselines {
     pub workloads: Vec<WorkloadBaseline>,
 }
 
-/// A new edge at a workload whose baseline was stable.
+/// What a port scan or host sweep tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScanSummary {
+    /// The scanning address.
+    #[schema(value_type = String)]
+    pub source_ip: std::net::IpAddr,
+    /// The scanning pod ("namespace/name"), when a pod in the caller's scope.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source_pod: String,
+    /// Distinct ports tried so far.
+    pub ports: u32,
+    /// Distinct hosts tried so far.
+    pub hosts: u32,
+    /// The lowest ports tried (at most 32), ascending.
+    pub sample_ports: Vec<u16>,
+    /// New-edge anomalies of the scan's first window, folded into it.
+    pub folded: u32,
+    /// Edges the scan's first window had added to a baseline, taken back out.
+    pub unlearned: u32,
+}
+
+/// A new edge at a workload whose baseline was stable, or a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Anomaly {
     /// Stable, increasing id.
     pub id: u64,
-    /// The stable workload that saw something new.
+    /// `new_edge`, `port_scan` or `host_sweep`.
+    pub kind: bulkhead_model::AnomalyKind,
+    /// The stable workload that saw something new; for a scan, the scanning
+    /// workload, or the first scanned one when the scanner is not a workload.
     pub workload: WorkloadRef,
     /// Its side of the edge: `egress` (it opened the connection) or `ingress`.
     pub side: bulkhead_model::Direction,
@@ -72,6 +96,9 @@ pub struct Anomaly {
     pub dropped: u64,
     /// The first flows that showed it.
     pub evidence: Vec<Flow>,
+    /// What a scan tried; absent for a new edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanSummary>,
 }
 
 /// Filters of the anomaly list.
@@ -87,6 +114,9 @@ pub struct AnomalyQuery {
     /// Only anomalies last seen at or after: an RFC 3339 time or a duration ago.
     #[serde(default)]
     pub since: Option<String>,
+    /// Only anomalies of this kind.
+    #[serde(default)]
+    pub kind: Option<bulkhead_model::AnomalyKind>,
     /// At most this many, newest first (default 100, at most 1000).
     #[serde(default)]
     pub limit: Option<u32>,

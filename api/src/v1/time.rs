@@ -1,6 +1,11 @@
 //! Times in queries: an RFC 3339 timestamp, or a duration ago ("90s", "5m",
 //! "2h", "1d", "250ms"). One parser, so the CLI and the server agree.
 
+/// Nanoseconds since the epoch as RFC 3339 (the number itself when out of range).
+pub fn rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| ns.to_string(), |t| t.to_string())
+}
+
 /// Nanoseconds since the epoch of `s`, relative to `now_ns` for durations.
 pub fn parse(s: &str, now_ns: i64) -> Result<i64, String> {
     let s = s.trim();

@@ -86,11 +86,6 @@ pub struct Trail {
     pub audit: Vec<AuditEntry>,
 }
 
-/// An RFC 3339 time, for the CSV.
-fn rfc3339(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| ns.to_string(), |t| t.to_string())
-}
-
 /// A CSV field, quoted when it needs to be (RFC 4180).
 fn field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
@@ -115,8 +110,8 @@ impl Trail {
                 c.verdict.as_str().to_string(),
                 c.connections.to_string(),
                 c.bytes.to_string(),
-                rfc3339(c.first_seen_ns),
-                rfc3339(c.last_seen_ns),
+                super::time::rfc3339(c.first_seen_ns),
+                super::time::rfc3339(c.last_seen_ns),
                 c.new_edge.to_string(),
             ];
             out.push_str(&cols.join(","));

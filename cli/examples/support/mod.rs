@@ -56,6 +56,7 @@ pub async fn up(name: &str, manifests: &str, pods: usize) -> (Down, bulkhead_lab
         default_mode: "enforce".into(),
         exe,
         learn: (0, 0),
+        controller_args: Vec::new(),
         pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
     };
     (guard, bulkhead_lab::up(&opts).await.unwrap())

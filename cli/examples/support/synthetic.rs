@@ -133,6 +133,7 @@ pub async fn serve(dir: &Path, max_flows: u64, console: Option<PathBuf>) -> Serv
         metrics_addr: None,
         max_flows,
         learning: Default::default(),
+        response: Default::default(),
         api: Some(api.clone()),
     };
     let listener = bulkhead_controller::http::bind(&api).unwrap();

@@ -220,6 +220,12 @@ impl Pipeline {
         &self.stats
     }
 
+    /// Anomalies made since the last call, once each (see
+    /// [`Learner::take_fresh`]), for alerts and response rules.
+    pub fn take_fresh_anomalies(&mut self, now_ns: i64) -> Vec<bulkhead_graph::baseline::Anomaly> {
+        self.learner.take_fresh(now_ns)
+    }
+
     /// The learner.
     pub fn learner(&self) -> &Learner {
         &self.learner

@@ -53,6 +53,8 @@ pub struct Config {
     pub learning: bulkhead_graph::baseline::LearningConfig,
     /// The HTTP API, if served.
     pub api: Option<crate::http::ApiConfig>,
+    /// The automatic quarantine rule and the alert webhooks.
+    pub response: crate::response::ResponseConfig,
 }
 
 /// Add or delete.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use bulkhead_api::v1::Page;
-use bulkhead_api::v1::baselines::{Anomaly, AnomalyQuery, Baselines, Phase, WorkloadBaseline};
+use bulkhead_api::v1::baselines::{Anomaly, AnomalyQuery, Baselines, Phase, ScanSummary, WorkloadBaseline};
 use bulkhead_api::v1::graph::{
     Allowed, AllowedEdge, AllowedQuery, BlastRadius, Graph, GraphDiff, GraphDiffQuery, GraphEdge, GraphNode,
     GraphQuery, Level,
@@ -317,6 +317,7 @@ impl Service {
                     matches!(&a.workload, Entity::Workload { namespace, name, .. } if **name == *w.name && w.namespace.as_deref().is_none_or(|n| n == &**namespace))
                 })
                 && since.is_none_or(|t| a.last_seen_ns >= t)
+                && q.kind.is_none_or(|k| a.kind == k)
                 && before.is_none_or(|b| a.id < b)
         });
         let mut items: Vec<Anomaly> = Vec::new();
@@ -330,11 +331,23 @@ impl Service {
             let ip = a.evidence.first().map(|f| (f.src_ip, f.dst_ip));
             let unspecified = std::net::IpAddr::from([0, 0, 0, 0]);
             let (sip, dip) = ip.unwrap_or((unspecified, unspecified));
+            let source = view::peer(&who.scope, &a.edge.src, a.evidence.first().map_or("", |f| &f.src_pod), sip);
+            let scan = a.scan.as_ref().map(|s| ScanSummary {
+                source_ip: s.source_ip,
+                source_pod: if source.pod.is_some() { s.source_pod.clone() } else { String::new() },
+                ports: s.ports,
+                hosts: s.hosts,
+                sample_ports: s.sample_ports.clone(),
+                folded: s.folded,
+                unlearned: s.unlearned,
+            });
             items.push(Anomaly {
                 id: a.id,
+                kind: a.kind,
+                scan,
                 workload: w,
                 side: a.side,
-                source: view::peer(&who.scope, &a.edge.src, a.evidence.first().map_or("", |f| &f.src_pod), sip),
+                source,
                 destination: view::peer(&who.scope, &a.edge.dst, a.evidence.first().map_or("", |f| &f.dst_pod), dip),
                 protocol: proto::name(a.edge.protocol),
                 port: a.edge.port,

@@ -223,6 +223,7 @@ impl Service {
         };
         self.audited(who, Outcome::Ok, event)?;
         self.ctx.metrics.record_quarantine(micros);
+        self.ctx.metrics.record_quarantine_action("quarantine", who.via.actor_kind());
         Ok(document(&cut.record, pods, Some(micros)))
     }
 
@@ -258,6 +259,7 @@ impl Service {
             after: Some("released".into()),
         };
         self.audited(who, Outcome::Ok, event)?;
+        self.ctx.metrics.record_quarantine_action("release", who.via.actor_kind());
         // The pods it let go, each `enforced` when its agent lifted the cut.
         Ok(document(&cut.record, pods, Some(micros)))
     }

@@ -573,7 +573,7 @@ export interface components {
             /** @description Source node id (as in the workload-level graph). */
             source: string;
         };
-        /** @description A new edge at a workload whose baseline was stable. */
+        /** @description A new edge at a workload whose baseline was stable, or a scan. */
         Anomaly: {
             /**
              * Format: int64
@@ -599,6 +599,8 @@ export interface components {
              * @description Stable, increasing id.
              */
             id: number;
+            /** @description `new_edge`, `port_scan` or `host_sweep`. */
+            kind: components["schemas"]["AnomalyKind"];
             /**
              * Format: int64
              * @description Last occurrence.
@@ -611,13 +613,23 @@ export interface components {
             port: number;
             /** @description TCP, UDP… */
             protocol: string;
+            scan?: null | components["schemas"]["ScanSummary"];
             /** @description Its side of the edge: `egress` (it opened the connection) or `ingress`. */
             side: components["schemas"]["Direction"];
             /** @description The edge's source. */
             source: components["schemas"]["Peer"];
-            /** @description The stable workload that saw something new. */
+            /**
+             * @description The stable workload that saw something new; for a scan, the scanning
+             *     workload, or the first scanned one when the scanner is not a workload.
+             */
             workload: components["schemas"]["WorkloadRef"];
         };
+        /**
+         * @description What an anomaly reports: one new edge at a stable workload, or one
+         *     source trying many targets (the new edges it makes fold into it).
+         * @enum {string}
+         */
+        AnomalyKind: "new_edge" | "port_scan" | "host_sweep";
         /**
          * @description The application protocols recognised from a port's declaration (and,
          *     from observed traffic, by the agent's classifier).
@@ -1217,6 +1229,8 @@ export interface components {
                  * @description Stable, increasing id.
                  */
                 id: number;
+                /** @description `new_edge`, `port_scan` or `host_sweep`. */
+                kind: components["schemas"]["AnomalyKind"];
                 /**
                  * Format: int64
                  * @description Last occurrence.
@@ -1229,11 +1243,15 @@ export interface components {
                 port: number;
                 /** @description TCP, UDP… */
                 protocol: string;
+                scan?: null | components["schemas"]["ScanSummary"];
                 /** @description Its side of the edge: `egress` (it opened the connection) or `ingress`. */
                 side: components["schemas"]["Direction"];
                 /** @description The edge's source. */
                 source: components["schemas"]["Peer"];
-                /** @description The stable workload that saw something new. */
+                /**
+                 * @description The stable workload that saw something new; for a scan, the scanning
+                 *     workload, or the first scanned one when the scanner is not a workload.
+                 */
                 workload: components["schemas"]["WorkloadRef"];
             }[];
             /** @description Where the next page starts; absent on the last page. */
@@ -1840,6 +1858,35 @@ export interface components {
             /** @description `ingress` or `egress`. */
             side: components["schemas"]["Direction"];
         };
+        /** @description What a port scan or host sweep tried. */
+        ScanSummary: {
+            /**
+             * Format: int32
+             * @description New-edge anomalies of the scan's first window, folded into it.
+             */
+            folded: number;
+            /**
+             * Format: int32
+             * @description Distinct hosts tried so far.
+             */
+            hosts: number;
+            /**
+             * Format: int32
+             * @description Distinct ports tried so far.
+             */
+            ports: number;
+            /** @description The lowest ports tried (at most 32), ascending. */
+            sample_ports: number[];
+            /** @description The scanning address. */
+            source_ip: string;
+            /** @description The scanning pod ("namespace/name"), when a pod in the caller's scope. */
+            source_pod?: string;
+            /**
+             * Format: int32
+             * @description Edges the scan's first window had added to a baseline, taken back out.
+             */
+            unlearned: number;
+        };
         /** @description A service. */
         Service: {
             /** @description Its ClusterIPs. */
@@ -2153,6 +2200,8 @@ export interface operations {
                 workload?: string;
                 /** @description Only anomalies last seen at or after: an RFC 3339 time or a duration ago. */
                 since?: string;
+                /** @description Only anomalies of this kind. */
+                kind?: components["schemas"]["AnomalyKind"];
                 /** @description At most this many, newest first (default 100, at most 1000). */
                 limit?: number;
                 /** @description Where to continue, from a previous page's `next_cursor`. */

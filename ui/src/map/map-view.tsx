@@ -75,6 +75,7 @@ export function MapView({ params }: { params: URLSearchParams }) {
   const fresh = useMemo(() => {
     const s = new Set<string>();
     for (const a of anomalies.data ?? []) {
+      if (a.kind !== "new_edge") continue;
       const x = peerNodeId(a.source);
       const y = peerNodeId(a.destination);
       if (x && y) s.add(pairKey(x, y));

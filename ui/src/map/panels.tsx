@@ -124,7 +124,16 @@ export function NodePanel(props: {
             <ul>
               {anomalies.map((a) => (
                 <li key={a.id}>
-                  {peer(a.source)} → {peer(a.destination)}:{a.port}/{a.protocol}, {a.connections} connection(s), {a.dropped} dropped, first {time(a.first_seen_ns)}
+                  {a.scan ? (
+                    <>
+                      <strong>{a.kind === "port_scan" ? "Port scan" : "Host sweep"}</strong> from {peer(a.source)} ({a.scan.source_ip}): {a.scan.ports} port(s) on {a.scan.hosts} host(s),{" "}
+                      {a.connections} attempt(s), {a.dropped} dropped, first {time(a.first_seen_ns)}
+                    </>
+                  ) : (
+                    <>
+                      {peer(a.source)} → {peer(a.destination)}:{a.port}/{a.protocol}, {a.connections} connection(s), {a.dropped} dropped, first {time(a.first_seen_ns)}
+                    </>
+                  )}
                 </li>
               ))}
             </ul>

@@ -1,10 +1,10 @@
 //! Learned baselines and the anomalies seen once a workload is stable.
 
-use super::enums::{direction, phase};
+use super::enums::{anomaly_kind, direction, phase};
 use super::{ConvertError, list, port, required, to_pb};
 use crate::controller::v1 as pb;
 use crate::flow::v1 as flow_pb;
-use crate::v1::baselines::{Anomaly, AnomalyQuery, Baselines, WorkloadBaseline};
+use crate::v1::baselines::{Anomaly, AnomalyQuery, Baselines, ScanSummary, WorkloadBaseline};
 
 impl From<WorkloadBaseline> for pb::WorkloadBaseline {
     fn from(b: WorkloadBaseline) -> Self {
@@ -65,7 +65,41 @@ impl From<Anomaly> for pb::Anomaly {
             connections: a.connections,
             dropped: a.dropped,
             evidence: to_pb(a.evidence),
+            kind: pb::AnomalyKind::from(a.kind) as i32,
+            scan: a.scan.map(Into::into),
         }
+    }
+}
+
+impl From<ScanSummary> for pb::ScanSummary {
+    fn from(s: ScanSummary) -> Self {
+        Self {
+            source_ip: s.source_ip.to_string(),
+            source_pod: s.source_pod,
+            ports: s.ports,
+            hosts: s.hosts,
+            sample_ports: s.sample_ports.into_iter().map(u32::from).collect(),
+            folded: s.folded,
+            unlearned: s.unlearned,
+        }
+    }
+}
+
+impl TryFrom<pb::ScanSummary> for ScanSummary {
+    type Error = ConvertError;
+    fn try_from(s: pb::ScanSummary) -> Result<Self, ConvertError> {
+        Ok(Self {
+            source_ip: s
+                .source_ip
+                .parse()
+                .map_err(|_| ConvertError::new("scan.source_ip", format!("{:?} is not an address", s.source_ip)))?,
+            source_pod: s.source_pod,
+            ports: s.ports,
+            hosts: s.hosts,
+            sample_ports: s.sample_ports.into_iter().map(|p| port(p, "scan.sample_ports")).collect::<Result<_, _>>()?,
+            folded: s.folded,
+            unlearned: s.unlearned,
+        })
     }
 }
 
@@ -85,20 +119,36 @@ impl TryFrom<pb::Anomaly> for Anomaly {
             connections: a.connections,
             dropped: a.dropped,
             evidence: list(a.evidence, "evidence")?,
+            kind: anomaly_kind(a.kind, "kind")?,
+            scan: a.scan.map(ScanSummary::try_from).transpose()?,
         })
     }
 }
 
 impl From<AnomalyQuery> for pb::AnomalyQuery {
     fn from(q: AnomalyQuery) -> Self {
-        Self { namespace: q.namespace, workload: q.workload, since: q.since, limit: q.limit, cursor: q.cursor }
+        Self {
+            namespace: q.namespace,
+            workload: q.workload,
+            since: q.since,
+            limit: q.limit,
+            cursor: q.cursor,
+            kind: q.kind.map(|k| pb::AnomalyKind::from(k) as i32),
+        }
     }
 }
 
 impl TryFrom<pb::AnomalyQuery> for AnomalyQuery {
     type Error = ConvertError;
     fn try_from(q: pb::AnomalyQuery) -> Result<Self, ConvertError> {
-        Ok(Self { namespace: q.namespace, workload: q.workload, since: q.since, limit: q.limit, cursor: q.cursor })
+        Ok(Self {
+            namespace: q.namespace,
+            workload: q.workload,
+            since: q.since,
+            limit: q.limit,
+            cursor: q.cursor,
+            kind: q.kind.map(|k| anomaly_kind(k, "kind")).transpose()?,
+        })
     }
 }
 
@@ -157,15 +207,36 @@ mod tests {
             connections: 2,
             dropped: 1,
             evidence: vec![f],
+            kind: bulkhead_model::AnomalyKind::NewEdge,
+            scan: None,
         };
-        let page = Page { items: vec![anomaly], next_cursor: None };
+        let scan = Anomaly {
+            id: 4,
+            kind: bulkhead_model::AnomalyKind::PortScan,
+            side: Direction::Egress,
+            scan: Some(ScanSummary {
+                source_ip: "10.1.0.7".parse().unwrap(),
+                source_pod: "shop/web-0".into(),
+                ports: 100,
+                hosts: 1,
+                sample_ports: vec![1, 2, 3],
+                folded: 20,
+                unlearned: 0,
+            }),
+            ..anomaly.clone()
+        };
+        let page = Page { items: vec![anomaly, scan], next_cursor: None };
         assert_eq!(Page::<Anomaly>::try_from(pb::AnomalyPage::from(page.clone()))?, page);
+        let mut bad = pb::AnomalyPage::from(page);
+        bad.items[1].scan.as_mut().unwrap().source_ip = "not-an-ip".into();
+        assert!(Page::<Anomaly>::try_from(bad).unwrap_err().to_string().contains("scan.source_ip"));
         let q = AnomalyQuery {
             namespace: Some("shop".into()),
             workload: Some("shop/web".into()),
             since: Some("1h".into()),
             limit: Some(10),
             cursor: Some("3".into()),
+            kind: Some(bulkhead_model::AnomalyKind::HostSweep),
         };
         assert_eq!(AnomalyQuery::try_from(pb::AnomalyQuery::from(q.clone()))?, q);
         Ok(())

@@ -5,7 +5,7 @@
 //! set" (the zero value, where the enumeration has one) and unknown values.
 
 use bulkhead_model::exposure::{AppProtocol, Exposer, ExposureClass, FindingKind};
-use bulkhead_model::{Direction, EventType, Mode, Reason, Role, Verdict};
+use bulkhead_model::{AnomalyKind, Direction, EventType, Mode, Reason, Role, Verdict};
 
 use super::ConvertError;
 use crate::controller::v1 as pb;
@@ -86,6 +86,15 @@ enum_map! {
         Denied => Denied,
         Closed => Closed,
         Counters => Counters,
+    }
+}
+
+enum_map! {
+    /// What an anomaly reports.
+    anomaly_kind: AnomalyKind => pb::AnomalyKind, unset Unspecified {
+        NewEdge => NewEdge,
+        PortScan => PortScan,
+        HostSweep => HostSweep,
     }
 }
 
