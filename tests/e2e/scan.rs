@@ -221,7 +221,8 @@ fn a_port_scan_is_one_anomaly_the_rule_quarantines_the_scanner_and_the_webhook_h
     assert_eq!(alert["labels"]["severity"], "critical");
     assert_eq!(alert["labels"]["anomaly_id"], a["id"].to_string());
     assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
-    assert!(alert["generatorURL"].as_str().unwrap().starts_with(&api.url), "{alert}");
+    let link = alert["generatorURL"].as_str().unwrap();
+    assert!(link.starts_with(&format!("{}/#/trail?pod={web}&since=", api.url)), "{alert}");
     assert!(alert["annotations"]["summary"].as_str().unwrap().contains("port scan"));
     let rule = &receiver.messages("BulkheadAutoQuarantine")[0]["alerts"][0];
     assert_eq!(rule["labels"]["outcome"], "quarantined");

@@ -142,7 +142,7 @@ const scenarios = {
     await p.getByTestId("map-cut").waitFor();
   },
 
-  async "quarantine a pod from the map, a probe is blocked, release it"(p) {
+  async "quarantine a pod from the map, a probe is blocked, its trail, release it"(p) {
     await login(p, URL, ADMIN);
     assert(probe("bank/ledger-0", "shop/api:8080"), "ledger reaches api before the quarantine");
     await p.goto(`${URL}/#/map?namespace=shop`);
@@ -159,6 +159,27 @@ const scenarios = {
     await eventually("the mark on the map", async () => (await mapNodeNames(p)).some((n) => n.startsWith("api") && n.includes("quarantined")));
     await p.goto(`${URL}/#/quarantine?state=active`);
     const row = p.getByTestId("quarantine-list").locator("tr", { hasText: "shop/api-0" });
+    // The pod's access trail, opened from its quarantine: from 30 minutes before it.
+    await row.getByTestId("trail-link-shop/api-0").click();
+    await p.getByTestId("trail-title").waitFor();
+    assert((await p.getByTestId("trail-title").innerText()).startsWith("shop/api-0"), "the quarantined pod's trail");
+    const since = new globalThis.URL(p.url().replace("#/", "")).searchParams.get("since");
+    assert(/^\d{4}-\d\d-\d\dT/.test(since ?? ""), `the window starts before the quarantine (${since})`);
+    const timeline = p.getByTestId("trail-timeline");
+    await eventually("the dropped attempt after the quarantine", async () => {
+      await p.getByTestId("trail-show").click();
+      return (await timeline.innerText()).includes("dropped");
+    });
+    const events = await timeline.innerText();
+    assert(events.includes("quarantine") && events.includes("e2e: beaconing"), `the quarantine is on the timeline: ${events}`);
+    assert(events.includes("bank/ledger-0"), `ledger's calls are on it: ${events}`);
+    assert((await p.getByTestId("trail-connection").count()) > 0, "its connections are listed");
+    const [download] = await Promise.all([p.waitForEvent("download"), p.getByTestId("trail-csv").click()]);
+    const csv = await (await download.createReadStream()).toArray();
+    const text = Buffer.concat(csv).toString("utf8");
+    assert(text.startsWith("hop,via,direction,peer,") && text.includes("pod:bank/ledger-0"), `the CSV export: ${text.slice(0, 200)}`);
+    await p.screenshot({ path: join(SHOTS, "console-trail.png"), fullPage: true });
+    await p.goto(`${URL}/#/quarantine?state=active`);
     await row.getByRole("button", { name: "Release" }).click();
     await eventually("the release", async () => (await p.getByTestId("quarantine-list").count()) === 0 || !(await row.isVisible()));
     await eventually("traffic restored", async () => probe("bank/ledger-0", "shop/api:8080"), 10_000);

@@ -12,6 +12,7 @@ import { ExposureView } from "./exposure/exposure-view";
 import { ReviewView } from "./review/review-view";
 import { QuarantineView } from "./quarantine/quarantine-view";
 import { BlocksView } from "./blocks/blocks-view";
+import { TrailView } from "./trail/trail-view";
 import { PoliciesView } from "./policies/policies-view";
 import { StatusView } from "./status/status-view";
 import { AuditView } from "./audit/audit-view";
@@ -22,6 +23,7 @@ const LABELS: Record<View, string> = {
   exposure: "Exposure",
   review: "Review",
   quarantine: "Quarantine",
+  trail: "Trail",
   blocks: "Blocks",
   policies: "Policies",
   status: "Status",
@@ -130,6 +132,8 @@ function CurrentView({ route }: { route: Route }) {
       return <ReviewView params={p} />;
     case "quarantine":
       return <QuarantineView params={p} />;
+    case "trail":
+      return <TrailView params={p} />;
     case "blocks":
       return <BlocksView params={p} />;
     case "policies":

@@ -1,7 +1,7 @@
 // Every view is a URL: `#/VIEW?filters`. Links can be shared and bookmarked;
 // the token is never part of one.
 
-export const VIEWS = ["map", "flows", "exposure", "review", "quarantine", "blocks", "policies", "status", "audit"] as const;
+export const VIEWS = ["map", "flows", "exposure", "review", "quarantine", "trail", "blocks", "policies", "status", "audit"] as const;
 export type View = (typeof VIEWS)[number];
 
 export interface Route {

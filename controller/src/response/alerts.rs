@@ -59,11 +59,15 @@ pub fn alert(
     }
 }
 
-/// The console's flows of a pod (or a workload), for an alert's link.
-pub fn flows_link(external: &str, a: &Anomaly) -> String {
+/// Where the console shows an anomaly: the scanning pod's access trail from
+/// 30 minutes before, else the workload's flows.
+pub fn console_link(external: &str, a: &Anomaly) -> String {
     let pod = a.scan.as_ref().map(|s| s.source_pod.as_str()).filter(|p| !p.is_empty());
     match (pod, &a.workload) {
-        (Some(p), _) => format!("{external}/#/flows?pod={p}&side=source"),
+        (Some(p), _) => {
+            let since = rfc3339(a.first_seen_ns.saturating_sub(30 * 60 * 1_000_000_000));
+            format!("{external}/#/trail?pod={p}&since={since}")
+        }
         (None, Entity::Workload { namespace, name, .. }) => format!("{external}/#/flows?workload={namespace}/{name}"),
         _ => format!("{external}/#/flows"),
     }
@@ -120,7 +124,7 @@ pub fn anomaly(a: &Anomaly, external: &str) -> Alert {
             )
         }
     };
-    alert(labels, summary, description, a.first_seen_ns, flows_link(external, a))
+    alert(labels, summary, description, a.first_seen_ns, console_link(external, a))
 }
 
 /// Posts alerts to the webhooks.

@@ -2,7 +2,8 @@
 // were enforced; release is one click, and a new one starts from a pod name.
 import { useState } from "react";
 import { get, type Quarantine } from "../api/client";
-import { replace } from "../route";
+import { format, replace } from "../route";
+import { sinceBefore } from "../trail/timeline";
 import { micros, time } from "../ui/format";
 import { QuarantineButton, ReleaseButton } from "../ui/quarantine-dialog";
 import { useCan } from "../ui/session";
@@ -80,9 +81,15 @@ export function QuarantineView({ params }: { params: URLSearchParams }) {
                   <td>
                     {q.pods.map((x) => (
                       <div key={x.pod}>
-                        {x.pod} {x.enforced ? `(${micros(x.agent_micros)})` : `not enforced: ${x.error ?? "?"}`}
+                        {x.pod} {x.enforced ? `(${micros(x.agent_micros)})` : `not enforced: ${x.error ?? "?"}`}{" "}
+                        <a href={format("trail", { pod: x.pod, since: sinceBefore(q.created_ns) })} data-testid={`trail-link-${x.pod}`}>
+                          trail
+                        </a>
                       </div>
                     ))}
+                    {q.pods.length === 0 && q.kind === "pod" && (
+                      <a href={format("trail", { pod: `${q.namespace}/${q.name}`, since: sinceBefore(q.created_ns) })}>trail</a>
+                    )}
                   </td>
                   <td>{q.state === "active" && <ReleaseButton id={q.id} onDone={list.reload} />}</td>
                 </tr>
