@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use bulkhead_dataplane::PinLayout;
 
+/// Flow events per second an initiating address may cost a node, by default.
+pub const EVENTS_PER_SOURCE: u32 = bulkhead_dataplane::abi::BH_EVENTS_PER_SOURCE;
+/// Events a quiet source may send at once, by default.
+pub const EVENTS_BURST: u32 = bulkhead_dataplane::abi::BH_EVENTS_BURST;
+
 /// How one agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -24,6 +29,12 @@ pub struct AgentConfig {
     pub report_interval_s: u32,
     /// The node's uplinks that get the block list's XDP prefilter.
     pub prefilter: Vec<String>,
+    /// Flow events per second each initiating address may cost the node's
+    /// ring, and how many a quiet one may send at once: a flooding source
+    /// loses its own events, never another pod's.
+    pub events_per_source_s: u32,
+    /// See `events_per_source_s`.
+    pub events_burst: u32,
 }
 
 impl AgentConfig {
@@ -40,6 +51,8 @@ impl AgentConfig {
             flow_history: 20_000,
             report_interval_s: 10,
             prefilter: Vec::new(),
+            events_per_source_s: EVENTS_PER_SOURCE,
+            events_burst: EVENTS_BURST,
         }
     }
 }

@@ -101,6 +101,7 @@ impl Enricher {
             tcp_flags: u32::from(ev.tcp_flags),
             is_reply: ev.is_reply,
             ifindex: ev.ifindex,
+            suppressed: ev.suppressed,
         }
     }
 

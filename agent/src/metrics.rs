@@ -101,8 +101,9 @@ impl Metrics {
                 (abi::BH_STAT_EVENTS_LOST, "lost"),
                 (abi::BH_STAT_EVENTS_SUPPRESSED, "suppressed"),
                 (abi::BH_STAT_DENY_EVENTS_RATELIMITED, "ratelimited"),
+                (abi::BH_STAT_EVENTS_RATELIMITED, "over_source_budget"),
             ]);
-            let help = "Kernel flow events by outcome; lost means the ring was full.";
+            let help = "Kernel flow events by outcome; lost means the ring was full, over_source_budget that their initiating address was over its rate.";
             family(&mut out, "bulkhead_flow_events", "counter", help, &node_label, "outcome", &outcomes);
             let new = [(String::new(), stats.get(abi::BH_STAT_CT_NEW))];
             family(

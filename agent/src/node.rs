@@ -93,6 +93,8 @@ impl Node {
         let mut maps = Maps::open(&cfg.pins)?;
         let mut config = maps.config()?;
         config.report_interval_s = cfg.report_interval_s;
+        config.events_per_source_s = cfg.events_per_source_s;
+        config.events_burst = cfg.events_burst;
         maps.set_config(config)?;
 
         let desired = match std::fs::read(state_path(&cfg)) {
@@ -487,6 +489,7 @@ impl Node {
             (abi::BH_STAT_CT_NEW, "connections_new"),
             (abi::BH_STAT_EVENTS_SENT, "events_sent"),
             (abi::BH_STAT_EVENTS_LOST, "events_lost"),
+            (abi::BH_STAT_EVENTS_RATELIMITED, "events_over_source_budget"),
             (abi::BH_STAT_FRAGMENTS, "fragments"),
             (abi::BH_STAT_XDP_QUARANTINE_DROPS, "xdp_quarantine_drops"),
             (abi::BH_STAT_PREFILTER_DROPS, "prefilter_drops"),

@@ -105,6 +105,7 @@ pub fn sweep_once(node: &Mutex<Node>, hub: &FlowHub, clock: &Clock) -> usize {
             bytes_rev: v.bytes_rev,
             tcp_flags: v.tcp_flags_fwd | v.tcp_flags_rev,
             is_reply: false,
+            suppressed: 0,
         };
         hub.publish(enricher.flow(&ev));
     }

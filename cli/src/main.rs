@@ -67,6 +67,14 @@ enum Command {
         /// kube-proxy's SNAT can hide an outside client's address.
         #[arg(long = "prefilter-dev", value_name = "IFNAME")]
         prefilter: Vec<String>,
+        /// Flow events per second each initiating address may cost this
+        /// node; past it, that source loses its own events (counted, and
+        /// carried in its next event), never another pod's.
+        #[arg(long, value_name = "N", default_value_t = bulkhead_agent::config::EVENTS_PER_SOURCE, value_parser = clap::value_parser!(u32).range(1..))]
+        events_per_source: u32,
+        /// Events a quiet source may send at once, above the rate.
+        #[arg(long, value_name = "N", default_value_t = bulkhead_agent::config::EVENTS_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+        events_burst: u32,
     },
     /// Build and use a lab cluster of network namespaces on this host.
     Lab {
@@ -396,7 +404,7 @@ fn main() -> Result<()> {
             let err = exec(&command);
             bail!("running {:?} in {}: {err}", command, p.key())
         }
-        Command::Agent { node, socket, state_dir, metrics_addr, netns, prefilter } => {
+        Command::Agent { node, socket, state_dir, metrics_addr, netns, prefilter, events_per_source, events_burst } => {
             if let Some(ns) = &netns {
                 bulkhead_lab::netns::enter(ns)?;
             }
@@ -409,6 +417,8 @@ fn main() -> Result<()> {
             }
             cfg.metrics_addr = metrics_addr;
             cfg.prefilter = prefilter;
+            cfg.events_per_source_s = events_per_source;
+            cfg.events_burst = events_burst;
             runtime()?.block_on(bulkhead_agent::run(cfg))?;
             Ok(())
         }

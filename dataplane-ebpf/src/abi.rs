@@ -52,7 +52,7 @@ mod tests {
         assert_eq!(size_of::<bh_ct_value>(), 72);
         assert_eq!(size_of::<bh_frag_key>(), 44);
         assert_eq!(size_of::<bh_flow_event>(), 112);
-        assert_eq!(size_of::<bh_config>(), 16);
+        assert_eq!(size_of::<bh_config>(), 24);
         assert_eq!(size_of::<bh_block_value>(), 8);
     }
 
@@ -64,6 +64,7 @@ mod tests {
         assert_eq!(offset_of!(bh_flow_event, rule_id), 92);
         assert_eq!(offset_of!(bh_flow_event, reason), 96);
         assert_eq!(offset_of!(bh_flow_event, is_reply), 104);
+        assert_eq!(offset_of!(bh_flow_event, suppressed), 108);
         assert_eq!(offset_of!(bh_ct_value, rule_id), 56);
         assert_eq!(offset_of!(bh_endpoint, ipv6), 20);
     }

@@ -57,6 +57,9 @@ pub struct FlowEvent {
     pub tcp_flags: u8,
     /// Whether the packet that produced the event was a reply.
     pub is_reply: bool,
+    /// Events of the same initiating address the kernel suppressed since its
+    /// previous event, over that address's budget: its own loss, carried.
+    pub suppressed: u32,
 }
 
 /// An address as the kernel stores it (IPv4 as ::ffff:a.b.c.d), back as IPv4 or IPv6.
@@ -136,6 +139,7 @@ impl FlowEvent {
             bytes_rev: ev.bytes_rev,
             tcp_flags: ev.tcp_flags,
             is_reply: ev.is_reply != 0,
+            suppressed: ev.suppressed,
         })
     }
 }

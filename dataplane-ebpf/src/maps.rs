@@ -164,7 +164,7 @@ impl Maps {
             conntrack: typed!(pins, "bh_conntrack", HashMap<MapData, bh_ct_key, bh_ct_value>),
             quarantine: typed!(pins, "bh_quarantine_v2", Array<MapData, bh_quarantine>),
             stats: typed!(pins, "bh_stats", PerCpuArray<MapData, u64>),
-            config: typed!(pins, "bh_config", Array<MapData, bh_config>),
+            config: typed!(pins, "bh_config_v2", Array<MapData, bh_config>),
             blocklist: typed!(pins, "bh_blocklist", LpmTrie<MapData, [u8; 16], abi::bh_block_value>),
         })
     }
@@ -367,12 +367,12 @@ impl Maps {
 
     /// Writes the runtime configuration.
     pub fn set_config(&mut self, cfg: bh_config) -> Result<(), DataplaneError> {
-        self.config.set(0, cfg, 0).map_err(DataplaneError::map_op("write", "bh_config"))
+        self.config.set(0, cfg, 0).map_err(DataplaneError::map_op("write", "bh_config_v2"))
     }
 
     /// Reads the runtime configuration.
     pub fn config(&self) -> Result<bh_config, DataplaneError> {
-        self.config.get(&0, 0).map_err(DataplaneError::map_op("read", "bh_config"))
+        self.config.get(&0, 0).map_err(DataplaneError::map_op("read", "bh_config_v2"))
     }
 }
 

@@ -353,9 +353,53 @@ fn events_can_be_disabled_and_are_counted() {
     assert_eq!(bed.maps.stats().unwrap().get(bulkhead_dataplane::abi::BH_STAT_EVENTS_SUPPRESSED), 1);
 }
 
+fn set_event_budget(bed: &mut TestBed, per_second: u32, burst: u32) {
+    let mut cfg = bed.maps.config().unwrap();
+    cfg.events_per_source_s = per_second;
+    cfg.events_burst = burst;
+    bed.maps.set_config(cfg).unwrap();
+}
+
+#[test]
+fn a_flooding_source_loses_its_own_events_and_carries_the_count() {
+    let mut bed = bed("source-budget", Mode::Learn, &[]);
+    set_event_budget(&mut bed, 1, 300);
+    let started = std::time::Instant::now();
+    let (flood, others) = (3000u32, 200u32);
+    for i in 0..flood {
+        // the pod floods its peer with new UDP flows, one port each
+        run(&mut bed, Hook::FromPod, &packet::udp(v4(POD), v4(PEER), 40000, (i + 1) as u16, 0));
+        if i % 15 == 0 && i / 15 < others {
+            // another source keeps opening connections to the pod meanwhile
+            run(&mut bed, Hook::ToPod, &packet::udp(v4(OTHER), v4(POD), 30000 + (i / 15) as u16, 53, 0));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // once its bucket refills, the flooder's next event carries what it lost
+    run(&mut bed, Hook::FromPod, &packet::udp(v4(POD), v4(PEER), 40001, 9, 0));
+    let elapsed = started.elapsed().as_secs() as usize;
+    let flows = bed.flows();
+    let from = |ip: Ipv4Addr| flows.iter().filter(|f| f.src_ip == v4(ip)).collect::<Vec<_>>();
+    assert_eq!(from(OTHER).len(), others as usize, "the other source loses nothing");
+    assert!(from(OTHER).iter().all(|f| f.suppressed == 0));
+    let own = from(POD);
+    assert!(
+        own.len() >= 301 && own.len() <= 301 + elapsed + 1,
+        "the flooder gets its burst and its rate: {}",
+        own.len()
+    );
+    let limited = bed.maps.stats().unwrap().get(bulkhead_dataplane::abi::BH_STAT_EVENTS_RATELIMITED);
+    assert_eq!(limited, u64::from(flood + 1) - own.len() as u64, "every suppressed event is counted");
+    let carried: u64 = own.iter().map(|f| u64::from(f.suppressed)).sum();
+    assert_eq!(carried, limited, "and attributed to its source by its next events");
+    assert!(own.last().is_some_and(|f| f.suppressed > 0 && f.dst_port == 9));
+}
+
 #[test]
 fn a_full_ring_counts_every_lost_event() {
     let mut bed = bed("ring-full", Mode::Learn, &[]);
+    // A source budget far above the flood, so the ring itself overflows.
+    set_event_budget(&mut bed, 1_000_000_000, 1_000_000);
     // 4 MiB ring / 120 bytes per record: 40k new UDP flows overflow it
     let n: u32 = 40_000;
     for i in 0..n {

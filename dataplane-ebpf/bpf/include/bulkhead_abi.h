@@ -38,6 +38,10 @@ typedef uint64_t __u64;
 #define BH_MAX_FRAGMENTS 8192
 #define BH_MAX_DENY_RATELIMIT 16384
 #define BH_MAX_BLOCKS 65536
+#define BH_MAX_EVENT_SOURCES 65536
+/* Flow events per initiating address: refill rate per second and bucket size. */
+#define BH_EVENTS_PER_SOURCE 4000
+#define BH_EVENTS_BURST 8000
 #define BH_FLOW_RING_BYTES (4 * 1024 * 1024)
 
 /* Reserved identities. Allocated identities start at BH_ID_FIRST_ALLOCATED. */
@@ -116,6 +120,7 @@ enum bh_stat {
 	BH_STAT_XDP_QUARANTINE_DROPS = 9,
 	BH_STAT_DENY_EVENTS_RATELIMITED = 10,
 	BH_STAT_PREFILTER_DROPS = 11, /* dropped by the node's XDP prefilter (block list) */
+	BH_STAT_EVENTS_RATELIMITED = 12, /* over its source's event budget; carried in that source's next event */
 	BH_STAT_DROP_REASON_BASE = 32, /* + bh_reason for reasons < 32 */
 	BH_STAT_MAX = 64,
 };
@@ -263,13 +268,15 @@ struct bh_quarantine {
 	__u32 _pad;
 };
 
-/* bh_config: single-slot array the agent writes. */
+/* bh_config_v2: single-slot array the agent writes. */
 #define BH_CFG_F_EVENTS_DISABLED (1U << 0)
 
 struct bh_config {
 	__u32 flags;
 	__u32 report_interval_s; /* periodic counter export; 0 = default 10 s */
 	__u64 deny_event_interval_ns; /* per-tuple deny event rate limit; 0 = 1 s */
+	__u32 events_per_source_s; /* flow events per initiating address per second; 0 = BH_EVENTS_PER_SOURCE */
+	__u32 events_burst; /* events a quiet source may send at once; 0 = BH_EVENTS_BURST */
 };
 
 /*
@@ -306,7 +313,8 @@ struct bh_flow_event {
 	__u8 family; /* 4 or 6 */
 	__u8 tcp_flags; /* union of flags seen, both ways */
 	__u8 is_reply; /* the packet that produced the event was a reply */
-	__u8 _pad[7];
+	__u8 _pad[3];
+	__u32 suppressed; /* events of the same initiating address suppressed since its previous one */
 };
 
 /* Layout pins, checked again from Rust (abi::tests). Change both or neither. */
@@ -319,7 +327,7 @@ _Static_assert(sizeof(struct bh_ct_key) == 44, "bh_ct_key layout");
 _Static_assert(sizeof(struct bh_ct_value) == 72, "bh_ct_value layout");
 _Static_assert(sizeof(struct bh_frag_key) == 44, "bh_frag_key layout");
 _Static_assert(sizeof(struct bh_flow_event) == 112, "bh_flow_event layout");
-_Static_assert(sizeof(struct bh_config) == 16, "bh_config layout");
+_Static_assert(sizeof(struct bh_config) == 24, "bh_config layout");
 _Static_assert(sizeof(struct bh_block_value) == 8, "bh_block_value layout");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, saddr) == 40, "bh_flow_event.saddr");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, sport) == 72, "bh_flow_event.sport");
@@ -327,6 +335,7 @@ _Static_assert(__builtin_offsetof(struct bh_flow_event, ifindex) == 76, "bh_flow
 _Static_assert(__builtin_offsetof(struct bh_flow_event, rule_id) == 92, "bh_flow_event.rule_id");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, reason) == 96, "bh_flow_event.reason");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, is_reply) == 104, "bh_flow_event.is_reply");
+_Static_assert(__builtin_offsetof(struct bh_flow_event, suppressed) == 108, "bh_flow_event.suppressed");
 _Static_assert(__builtin_offsetof(struct bh_ct_value, rule_id) == 56, "bh_ct_value.rule_id");
 _Static_assert(__builtin_offsetof(struct bh_endpoint, ipv6) == 20, "bh_endpoint.ipv6");
 

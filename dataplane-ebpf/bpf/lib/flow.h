@@ -2,7 +2,8 @@
 /*
  * Flow events: one per new connection, per denied attempt (rate-limited per
  * tuple), per close and per periodic counter export. Never one per packet.
- * A reservation that fails because the ring is full is counted, never silent.
+ * A reservation that fails because the ring is full is counted, never silent,
+ * and so is an event over its source's budget.
  */
 #ifndef BH_LIB_FLOW_H
 #define BH_LIB_FLOW_H
@@ -25,6 +26,56 @@ struct bh_event_ctx {
 	__u8 is_reply;
 };
 
+/*
+ * Fairness between sources: every event is charged to the address that
+ * initiated its connection (the tuple's original source), whichever end saw
+ * it, from a token bucket refilled at events_per_source_s up to events_burst.
+ * A flooding source loses its own events first and nobody else's: each
+ * suppressed event is counted on the node, and the source's next event
+ * carries how many it lost. Returns whether to emit; *carried is that count.
+ * The carried count is a plain read-and-reset, so two CPUs racing on one
+ * source can under-attribute a few; BH_STAT_EVENTS_RATELIMITED is exact.
+ */
+static __always_inline int bh_event_budget_take(const struct bh_config *cfg, const __u8 *source, __u64 now,
+						__u32 *carried)
+{
+	__u64 rate = cfg && cfg->events_per_source_s ? cfg->events_per_source_s : BH_EVENTS_PER_SOURCE;
+	__u64 burst = cfg && cfg->events_burst ? cfg->events_burst : BH_EVENTS_BURST;
+	__u64 cap = burst * BH_NS_PER_SEC;
+	struct bh_event_source key;
+	__builtin_memcpy(key.addr, source, 16);
+	*carried = 0;
+	struct bh_event_budget *b = bpf_map_lookup_elem(&bh_event_budget, &key);
+	if (!b) {
+		struct bh_event_budget fresh = { .last_ns = now, .credit = cap - BH_NS_PER_SEC };
+		bpf_map_update_elem(&bh_event_budget, &key, &fresh, BPF_NOEXIST);
+		return 1;
+	}
+	__u64 credit = b->credit;
+	__u64 elapsed = now > b->last_ns ? now - b->last_ns : 0;
+	/* Bounded before multiplying: a long-quiet source simply has a full bucket. */
+	if (elapsed >= cap / rate)
+		credit = cap;
+	else if (credit + elapsed * rate > cap)
+		credit = cap;
+	else
+		credit += elapsed * rate;
+	b->last_ns = now;
+	if (credit < BH_NS_PER_SEC) {
+		b->credit = credit;
+		__sync_fetch_and_add(&b->suppressed, 1);
+		bh_stat_inc(BH_STAT_EVENTS_RATELIMITED);
+		return 0;
+	}
+	b->credit = credit - BH_NS_PER_SEC;
+	__u64 owed = b->suppressed;
+	if (owed) {
+		b->suppressed = 0;
+		*carried = owed > 0xffffffffULL ? 0xffffffffU : (__u32)owed;
+	}
+	return 1;
+}
+
 static __always_inline void bh_emit(const struct bh_event_ctx *c)
 {
 	struct bh_config *cfg = bh_get_config();
@@ -32,13 +83,17 @@ static __always_inline void bh_emit(const struct bh_event_ctx *c)
 		bh_stat_inc(BH_STAT_EVENTS_SUPPRESSED);
 		return;
 	}
+	__u64 now = bpf_ktime_get_ns();
+	__u32 carried;
+	if (!bh_event_budget_take(cfg, c->tuple->saddr, now, &carried))
+		return;
 	struct bh_flow_event *ev = bpf_ringbuf_reserve(&bh_flows, sizeof(*ev), 0);
 	if (!ev) {
 		bh_stat_inc(BH_STAT_EVENTS_LOST);
 		return;
 	}
 	const struct bh_ct_key *t = c->tuple;
-	ev->ts_ns = bpf_ktime_get_ns();
+	ev->ts_ns = now;
 	__builtin_memcpy(ev->saddr, t->saddr, 16);
 	__builtin_memcpy(ev->daddr, t->daddr, 16);
 	ev->sport = t->sport;
@@ -74,6 +129,7 @@ static __always_inline void bh_emit(const struct bh_event_ctx *c)
 		ev->tcp_flags = c->tcp_flags;
 	}
 	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
+	ev->suppressed = carried;
 	bpf_ringbuf_submit(ev, 0);
 	bh_stat_inc(BH_STAT_EVENTS_SENT);
 }

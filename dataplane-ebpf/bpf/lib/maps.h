@@ -90,7 +90,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bh_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} bh_config SEC(".maps");
+} bh_config_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -100,6 +100,26 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bh_blocklist SEC(".maps");
+
+/* A source's flow-event token bucket: credit in event-nanoseconds
+ * (BH_NS_PER_SEC buys one event), refilled at the configured rate. */
+struct bh_event_budget {
+	__u64 last_ns;
+	__u64 credit;
+	__u64 suppressed; /* since the source's last emitted event */
+};
+
+struct bh_event_source {
+	__u8 addr[16]; /* IPv4 as ::ffff:a.b.c.d, like the ipcache */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BH_MAX_EVENT_SOURCES);
+	__type(key, struct bh_event_source);
+	__type(value, struct bh_event_budget);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_event_budget SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -22,7 +22,7 @@ static __always_inline void bh_stat_drop(__u16 reason)
 static __always_inline struct bh_config *bh_get_config(void)
 {
 	__u32 zero = 0;
-	return bpf_map_lookup_elem(&bh_config, &zero);
+	return bpf_map_lookup_elem(&bh_config_v2, &zero);
 }
 
 #endif
