@@ -31,6 +31,9 @@ cargo bench --quiet -p bulkhead-graph --bench suggest -- --noplot > bench/result
 echo "bench: end-to-end flow loss at the highest connection rate the lab reaches" >&2
 cargo run --quiet --release --example flow_loss -- 10 4 32 2>/dev/null > bench/results/flow_loss.json
 
+echo "bench: a 1 000 000-flow flood beside a normal pair, with and without the per-source event budget" >&2
+cargo run --quiet --release --example flood -- 1000000 2>/dev/null > bench/results/flood.json
+
 echo "bench: API queries at 1 000 000 stored flows, HTTPS vs gRPC" >&2
 cargo run --quiet --release --example query_latency -- 1000000 30 2>/dev/null > bench/results/query_latency.json
 

@@ -16,6 +16,7 @@ mod e2e {
     mod console;
     mod controller;
     mod exposure;
+    mod flood;
     mod fuzz;
     mod lifecycle;
     mod malformed;

@@ -67,6 +67,10 @@ pub struct ControllerArgs {
     /// A scan ends after this many seconds without an attempt.
     #[arg(long, default_value_t = 60)]
     scan_quiet: u64,
+    /// Distinct ports between two entities kept as edges of their own; every
+    /// further port is counted on one scan edge (port 0).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    scan_edge_ports: u32,
     /// Quarantine the source workload of every anomaly of this kind
     /// automatically (port_scan, host_sweep or new_edge; repeatable; none by
     /// default). Audited as the rule `rule:auto-quarantine/KIND`; a person releases it.
@@ -170,6 +174,7 @@ pub async fn controller(a: ControllerArgs, api: Option<std::net::TcpListener>) -
                 hosts: a.scan_hosts,
                 dropped_percent: a.scan_dropped_percent,
                 quiet_ns: seconds(a.scan_quiet),
+                edge_ports: a.scan_edge_ports as usize,
                 ..Default::default()
             },
         },

@@ -223,7 +223,7 @@ impl Metrics {
         ] {
             self.flows.get_or_create(&vec![("what".into(), what.into())]).set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        for stage in ["kernel", "agent_buffer", "undecodable", "storage"] {
+        for stage in ["kernel", "source_rate", "agent_buffer", "undecodable", "storage"] {
             let n = stats.lost.get(stage).copied().unwrap_or(0);
             self.flows_lost
                 .get_or_create(&vec![("stage".into(), stage.into())])

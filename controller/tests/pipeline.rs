@@ -216,3 +216,60 @@ fn flows_become_graph_baselines_and_reviewed_suggestions_and_survive_a_restart()
     let e = review::decide(&mut p, id, false, "bob", "").unwrap_err().to_string();
     assert!(e.contains("Audit"), "{e}");
 }
+
+#[test]
+fn a_flood_over_every_port_folds_into_one_scan_edge_and_its_own_loss_is_counted() {
+    let dir = Scratch::new("pipeline-flood");
+    let mut p = open(&dir);
+    p.update_inventory(&model(&[
+        ("web-1", "web", "10.1.0.5"),
+        ("cart-1", "cart", "10.1.0.6"),
+        ("db-1", "db", "10.1.0.7"),
+    ]));
+    let t0 = bulkhead_controller::observation::flows::now_ns();
+    let limit = learning().scan.edge_ports as u32;
+    // web tries 20 000 ports of cart, in batches as an agent sends them; the
+    // kernel suppressed 9 of web's events before each one it sent.
+    let mut seq = 0;
+    for chunk in 0..20u32 {
+        let flows = (0..1000u32)
+            .map(|i| {
+                let port = chunk * 1000 + i + 1;
+                pb::Flow {
+                    suppressed: 9,
+                    ..flow(t0 + i64::from(port), "egress", "10.1.0.5", 10000 + port, "10.1.0.6", port, "forwarded")
+                }
+            })
+            .collect();
+        seq += 1000;
+        p.ingest("n1", batch(7, seq, flows));
+    }
+    // cart keeps calling db normally meanwhile
+    p.ingest(
+        "n1",
+        batch(
+            7,
+            seq + 2,
+            vec![
+                flow(t0, "egress", "10.1.0.6", 41000, "10.1.0.7", 5432, "forwarded"),
+                flow(t0 + 1, "egress", "10.1.0.6", 41001, "10.1.0.7", 5432, "forwarded"),
+            ],
+        ),
+    );
+    p.tick(t0 + 30_000_000_000);
+    let stats = p.stats().clone();
+    assert_eq!(stats.lost.get("source_rate"), Some(&180_000), "the flood's own loss, carried in its events");
+    let edges = p.graph().edges();
+    let flood: Vec<_> = edges.iter().filter(|e| e.0 == deployment("web") && e.1 == deployment("cart")).collect();
+    assert_eq!(flood.len(), limit as usize + 1, "the first ports, then one scan edge");
+    let scan = flood.iter().find(|e| e.2.is_folded()).unwrap();
+    assert_eq!(scan.3.connections, u64::from(20_000 - limit), "the scan edge keeps the counts");
+    let normal: Vec<_> = edges.iter().filter(|e| e.0 == deployment("cart")).collect();
+    assert_eq!((normal.len(), normal[0].2.port, normal[0].3.connections), (1, 5432, 2));
+    let learned = p.learner().edges().keys().filter(|e| e.src == deployment("web")).count();
+    assert!(learned <= limit as usize + 1, "the baselines are bounded too: {learned}");
+    // the stored edge aggregates stay bounded, and so does a graph rebuilt from them
+    drop(p);
+    let p = open(&dir);
+    assert_eq!(p.graph().edges().iter().filter(|e| e.0 == deployment("web")).count(), limit as usize + 1);
+}

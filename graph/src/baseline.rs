@@ -246,7 +246,9 @@ impl Learner {
             e.add(r, key);
             return Vec::new();
         }
-        match self.detector.observe(r, key.port) {
+        // A folded key has no port of its own; the detector counts the one addressed.
+        let port = if key.is_folded() { r.backend.as_ref().map_or(r.dst_port, |b| b.1) } else { key.port };
+        match self.detector.observe(r, port) {
             Step::Normal => {}
             Step::Scanning { anomaly, ports, hosts } => return self.scanning(anomaly, r, ports, hosts),
             Step::Detected(d) => return vec![self.scan_started(r, key, d)],

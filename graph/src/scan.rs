@@ -33,6 +33,10 @@ pub struct ScanConfig {
     pub quiet_ns: i64,
     /// Sources tracked at once. A new source beyond it is not tracked, and counted.
     pub max_sources: usize,
+    /// Distinct ports between two entities the graph and the baselines keep
+    /// apart; every further port is counted on one scan edge
+    /// ([`crate::EdgeKey::folded`]).
+    pub edge_ports: usize,
 }
 
 impl Default for ScanConfig {
@@ -45,6 +49,7 @@ impl Default for ScanConfig {
             dropped_percent: 50,
             quiet_ns: 60_000_000_000,
             max_sources: 65_536,
+            edge_ports: 64,
         }
     }
 }

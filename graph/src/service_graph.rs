@@ -26,6 +26,20 @@ pub struct EdgeKey {
     pub service: Option<ServiceRef>,
 }
 
+impl EdgeKey {
+    /// The scan edge: the key every further port between two entities past
+    /// the limit is counted under (port 0, which no connection addresses), so
+    /// a flood over every port costs one edge, not one per port.
+    pub fn folded(protocol: u8) -> Self {
+        Self { protocol, port: 0, service: None }
+    }
+
+    /// Whether this key is the scan edge of its protocol.
+    pub fn is_folded(&self) -> bool {
+        self.port == 0 && bulkhead_model::proto::has_ports(self.protocol)
+    }
+}
+
 /// What was seen on one edge.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EdgeStats {
@@ -120,6 +134,23 @@ impl ServiceGraph {
                 Some(stats) => stats.add(r),
                 None => edges.entry(key.clone()).or_default().add(r),
             }
+        }
+    }
+
+    /// The key to count a connection under: its own, unless `src` and `dst`
+    /// already have `limit` keys and this is a new port, which then folds
+    /// into the scan edge. Memory grows with entities, not with ports tried.
+    pub fn fold(&self, src: &Entity, dst: &Entity, key: &EdgeKey, limit: usize) -> EdgeKey {
+        if !bulkhead_model::proto::has_ports(key.protocol) {
+            return key.clone();
+        }
+        let edges = match (self.index.get(src), self.index.get(dst)) {
+            (Some(a), Some(b)) => self.graph.find_edge(*a, *b).and_then(|e| self.graph.edge_weight(e)),
+            _ => None,
+        };
+        match edges {
+            Some(edges) if edges.len() >= limit && !edges.contains_key(key) => EdgeKey::folded(key.protocol),
+            _ => key.clone(),
         }
     }
 
@@ -266,5 +297,29 @@ mod tests {
         let sub = g.subgraph("y");
         assert_eq!(sub.entities(), BTreeSet::from([a.clone(), b.clone(), c.clone(), d.clone()]));
         assert_eq!(sub.edges().len(), 2, "b -> c and a -> d touch y; a -> b does not");
+    }
+
+    #[test]
+    fn ports_past_the_limit_fold_into_one_scan_edge_that_keeps_the_counts() {
+        let (a, b, c) = (w("x", "a"), w("x", "b"), w("x", "c"));
+        let mut g = ServiceGraph::default();
+        for port in 1..=1000u16 {
+            let r = rec(Direction::Egress, &a, &b, 40000, port, i64::from(port));
+            let key = g.fold(&r.src, &r.dst, &EdgeKey { protocol: 6, port, service: None }, 8);
+            g.add(&r, &key);
+        }
+        // an edge a already had keeps its own key; another pair is untouched
+        let known = EdgeKey { protocol: 6, port: 3, service: None };
+        assert_eq!(g.fold(&a, &b, &known, 8), known);
+        let other = EdgeKey { protocol: 6, port: 999, service: None };
+        assert_eq!(g.fold(&a, &c, &other, 8), other);
+        // ICMP has no ports to fold
+        let icmp = EdgeKey { protocol: 1, port: 0, service: None };
+        assert!(!icmp.is_folded());
+        let edges = g.edges();
+        assert_eq!(edges.len(), 9, "8 ports and the scan edge");
+        let (_, _, k, s) = edges.iter().find(|e| e.2.is_folded()).unwrap();
+        assert_eq!((k.port, s.connections, s.first_seen_ns, s.last_seen_ns), (0, 992, 9, 1000));
+        assert_eq!(edges.iter().map(|e| e.3.connections).sum::<u64>(), 1000, "no connection lost");
     }
 }

@@ -15,6 +15,7 @@ const edge = (a: GraphNode, b: GraphNode, port: number, counts: Partial<GraphEdg
   bytes: 100,
   first_seen_ns: 1,
   last_seen_ns: 2,
+  folded: false,
   ...counts,
 });
 const web = node("shop", "web");
@@ -37,6 +38,13 @@ describe("shape", () => {
     expect(e?.verdict).toBe("dropped");
     expect(s.edges.find((x) => x.target === ledger.id)?.verdict).toBe("audit");
     expect(s.groups.get("shop")).toBe(3);
+  });
+
+  it("names the scan edge for what it is, not port 0", () => {
+    const scan = { ...graph, edges: [...graph.edges, edge(web, api, 0, { folded: true, connections: 900, dropped: 900, forwarded: 0 })] };
+    const e = shape({ graph: scan, filter: all, collapsed: new Set() }).edges.find((x) => x.id === pairKey(web.id, api.id));
+    expect(e?.ports).toEqual(["TCP/8080", "TCP/9090", "TCP/many ports (scan edge)"]);
+    expect(e?.connections).toBe(912);
   });
 
   it("collapses a namespace into one node and drops the edges inside it", () => {

@@ -83,6 +83,10 @@ pub struct GraphEdge {
     pub first_seen_ns: i64,
     /// Last seen.
     pub last_seen_ns: i64,
+    /// The scan edge (port 0): every port between these two nodes past the
+    /// controller's `--scan-edge-ports`, counted together.
+    #[serde(default)]
+    pub folded: bool,
 }
 
 /// The graph.

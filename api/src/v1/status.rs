@@ -76,7 +76,8 @@ pub struct FlowPipeline {
     /// Oldest stored records evicted by the size cap (retention, not loss).
     pub evicted: u64,
     /// Flows lost, by stage: `kernel` (the node's event ring was full),
-    /// `agent_buffer` (left the agent's buffer before the controller read it),
+    /// `source_rate` (their initiating address was over its event rate: a
+    /// flood's own loss), `agent_buffer` (left the agent's buffer before the controller read it),
     /// `undecodable`, `storage` (a commit failed).
     pub lost: BTreeMap<String, u64>,
     /// Anomaly events.

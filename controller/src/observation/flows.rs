@@ -26,8 +26,10 @@ use crate::observation::storage::{Commit, Cursor, EdgeBucket, FlowStore, Storage
 use crate::policy::store::Model;
 use history::History;
 
-/// Flows the live stream keeps for readers that fall behind.
-pub const STREAM_BUFFER: usize = 65_536;
+/// Flows the live stream keeps for readers that fall behind: 16 s at
+/// 1 000 flows/s. It is held whatever the load, so it is part of the
+/// controller's fixed memory (about 400 bytes a flow).
+pub const STREAM_BUFFER: usize = 16_384;
 
 /// Width of the stored edge aggregates' time buckets.
 pub const BUCKET_NS: i64 = 60_000_000_000;
@@ -133,6 +135,8 @@ impl Pipeline {
             .map_or((0, 0), |c| (c.kernel_lost_total, c.undecodable_total));
         self.lose("kernel", batch.kernel_lost_total.saturating_sub(kernel_seen));
         self.lose("undecodable", batch.undecodable_total.saturating_sub(undecodable_seen));
+        // A flooding source's own events, suppressed in the kernel and carried by its next one.
+        self.lose("source_rate", batch.flows.iter().map(|f| u64::from(f.suppressed)).sum());
         self.pending.flows.reserve(batch.flows.len());
         let first_new = self.pending.flows.len();
         let arrival = now_ns();
@@ -165,6 +169,7 @@ impl Pipeline {
     }
 
     fn counted(&mut self, r: &FlowRecord, key: EdgeKey) {
+        let key = self.graph.fold(&r.src, &r.dst, &key, self.learner.config().scan.edge_ports);
         self.graph.add(r, &key);
         let before = (self.learner.edges().len(), self.learner.workloads().len());
         let anomalies = self.learner.observe(r, &key);

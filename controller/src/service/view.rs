@@ -165,5 +165,6 @@ pub fn edge(scope: &Scope, source: &str, destination: &str, key: &EdgeKey, s: &E
         bytes: s.bytes,
         first_seen_ns: s.first_seen_ns,
         last_seen_ns: s.last_seen_ns,
+        folded: key.is_folded(),
     }
 }

@@ -978,7 +978,8 @@ export interface components {
             evicted: number;
             /**
              * @description Flows lost, by stage: `kernel` (the node's event ring was full),
-             *     `agent_buffer` (left the agent's buffer before the controller read it),
+             *     `source_rate` (their initiating address was over its event rate: a
+             *     flood's own loss), `agent_buffer` (left the agent's buffer before the controller read it),
              *     `undecodable`, `storage` (a commit failed).
              */
             lost: {
@@ -1071,6 +1072,11 @@ export interface components {
              * @description First seen, nanoseconds since the epoch.
              */
             first_seen_ns: number;
+            /**
+             * @description The scan edge (port 0): every port between these two nodes past the
+             *     controller's `--scan-edge-ports`, counted together.
+             */
+            folded?: boolean;
             /**
              * Format: int64
              * @description Of which forwarded.

@@ -7,7 +7,7 @@ import { bytes, peer, time } from "../ui/format";
 import { QuarantineButton } from "../ui/quarantine-dialog";
 import { Panel } from "../ui/panel";
 import { Show, useApi } from "../ui/states";
-import { peerNodeId, workloadName, type MapEdge, type Shaped } from "./shape";
+import { peerNodeId, portLabel, workloadName, type MapEdge, type Shaped } from "./shape";
 
 function FlowList({ flows }: { flows: Flow[] }) {
   return (
@@ -197,9 +197,7 @@ export function EdgePanel({ id, shaped, pods, onClose }: { id: string; shaped: S
         <tbody>
           {edge.parts.map((p) => (
             <tr key={`${p.protocol}/${p.port}/${p.service ?? ""}`}>
-              <td>
-                {p.protocol}/{p.port}
-              </td>
+              <td>{portLabel(p)}</td>
               <td>{p.service ?? "—"}</td>
               <td>{p.connections}</td>
               <td>{p.forwarded}</td>

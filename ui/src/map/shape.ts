@@ -6,6 +6,11 @@ import type { Allowed, Flow, Graph, GraphEdge, GraphNode, Peer, Verdict } from "
 
 export type VerdictFilter = Verdict | "all";
 
+/** An edge's port as people read it: the scan edge stands for every port past the controller's limit. */
+export function portLabel(e: { protocol: string; port: number; folded?: boolean }): string {
+  return e.folded ? `${e.protocol}/many ports (scan edge)` : `${e.protocol}/${e.port}`;
+}
+
 export interface MapFilter {
   /** Only these namespaces (and their peers); empty: all. */
   namespaces: string[];
@@ -217,7 +222,7 @@ export function shape(input: ShapeInput): Shaped {
     m.audit += e.audit;
     m.bytes += e.bytes;
     m.parts.push(e);
-    const port = `${e.protocol}/${e.port}`;
+    const port = portLabel(e);
     if (!m.ports.includes(port)) m.ports.push(port);
     m.fresh ||= input.fresh?.has(pairKey(e.source, e.destination)) ?? false;
     m.cut ||= input.cut?.has(pairKey(e.source, e.destination)) ?? false;

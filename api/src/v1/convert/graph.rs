@@ -49,6 +49,7 @@ impl From<GraphEdge> for pb::GraphEdge {
             bytes: e.bytes,
             first_seen_ns: e.first_seen_ns,
             last_seen_ns: e.last_seen_ns,
+            folded: e.folded,
         }
     }
 }
@@ -69,6 +70,7 @@ impl TryFrom<pb::GraphEdge> for GraphEdge {
             bytes: e.bytes,
             first_seen_ns: e.first_seen_ns,
             last_seen_ns: e.last_seen_ns,
+            folded: e.folded,
         })
     }
 }
@@ -263,6 +265,7 @@ mod tests {
             bytes: 4096,
             first_seen_ns: 1,
             last_seen_ns: 2,
+            folded: port == 0,
         }
     }
 
