@@ -235,6 +235,7 @@ fn placeholder(name: &str) -> LabState {
         default_mode: String::new(),
         learn: (0, 0),
         controller_args: vec![],
+        agent_args: vec![],
         services: vec![],
         controller_pid: None,
         generation: 0,

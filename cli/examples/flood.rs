@@ -79,9 +79,11 @@ async fn run(flows: u64, fair: bool) -> Value {
         exe: support::exe(),
         learn: (3, 2),
         controller_args: vec!["--scan-window=2".into()],
+        agent_args: Vec::new(),
         pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
     };
     let lab = bulkhead_lab::up(&opts).await.unwrap();
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("bulkhead-{name}.yaml")));
     if !fair {
         let pins = bulkhead_dataplane::PinLayout::for_node(&lab.nodes[0].name);
         let mut maps = bulkhead_dataplane::Maps::open(&pins).unwrap();
@@ -137,12 +139,13 @@ async fn run(flows: u64, fair: bool) -> Value {
     talker.join().unwrap();
     let made = made.load(Ordering::Relaxed);
 
-    // Drained once the normal pair's count stops moving.
-    let (mut counted, mut last) = (0, u64::MAX);
+    // Drained once the normal pair is all counted, or its count has not moved for 5 s.
+    let (mut counted, mut last, mut still) = (0, u64::MAX, 0);
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         counted = edges(&mut client, "api", "cart").await.iter().map(|e| e.1).sum::<u64>() - normal_before;
-        if counted >= made || counted == last {
+        still = if counted == last { still + 1 } else { 0 };
+        if counted >= made || still == 5 {
             break;
         }
         last = counted;

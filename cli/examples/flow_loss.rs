@@ -66,6 +66,7 @@ async fn main() {
         exe,
         learn: (0, 0),
         controller_args: Vec::new(),
+        agent_args: Vec::new(),
     };
     let lab = bulkhead_lab::up(&opts).await.unwrap();
     let srv = lab.pods.iter().find(|p| p.name == "srv").unwrap();

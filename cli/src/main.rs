@@ -281,6 +281,10 @@ enum LabCommand {
         /// `--controller-arg=--auto-quarantine=port_scan` (repeatable).
         #[arg(long = "controller-arg", value_name = "ARG", allow_hyphen_values = true)]
         controller_args: Vec<String>,
+        /// One more argument for every node's agent, e.g.
+        /// `--agent-arg=--events-per-source=1000` (repeatable).
+        #[arg(long = "agent-arg", value_name = "ARG", allow_hyphen_values = true)]
+        agent_args: Vec<String>,
         /// IPv4 pod CIDR, split into one block per node that together cover it; any status.podIP inside it is honoured.
         #[arg(long, default_value = bulkhead_lab::cidr::DEFAULT)]
         pod_cidr: String,
@@ -500,7 +504,18 @@ fn parse_target(to: &str) -> Result<(String, u16, bool)> {
 
 async fn lab(command: LabCommand) -> Result<()> {
     match command {
-        LabCommand::Up { files, cni, nodes, name, mode, learn_window, learn_quiet, controller_args, pod_cidr } => {
+        LabCommand::Up {
+            files,
+            cni,
+            nodes,
+            name,
+            mode,
+            learn_window,
+            learn_quiet,
+            controller_args,
+            agent_args,
+            pod_cidr,
+        } => {
             let exe = std::env::current_exe().context("locating the bulkhead binary")?;
             let learn = (learn_window, learn_quiet);
             let opts = bulkhead_lab::UpOptions {
@@ -512,6 +527,7 @@ async fn lab(command: LabCommand) -> Result<()> {
                 exe,
                 learn,
                 controller_args,
+                agent_args,
                 pod_cidr,
             };
             let lab = bulkhead_lab::up(&opts).await?;

@@ -396,6 +396,41 @@ fn a_flooding_source_loses_its_own_events_and_carries_the_count() {
 }
 
 #[test]
+fn a_flood_into_a_pod_is_charged_to_its_sender_not_to_the_pod() {
+    let mut bed = bed("budget-ingress", Mode::Learn, &[]);
+    set_event_budget(&mut bed, 1, 300);
+    // the peer floods the pod; another source keeps connecting to the same pod
+    for i in 0..3000u32 {
+        run(&mut bed, Hook::ToPod, &packet::udp(v4(PEER), v4(POD), 40000, (i + 1) as u16, 0));
+        if i % 15 == 0 {
+            run(&mut bed, Hook::ToPod, &packet::udp(v4(OTHER), v4(POD), 30000 + (i / 15) as u16, 53, 0));
+        }
+    }
+    let flows = bed.flows();
+    assert_eq!(flows.iter().filter(|f| f.src_ip == v4(OTHER)).count(), 200, "charged to the pod, it would lose");
+    assert!(flows.iter().filter(|f| f.src_ip == v4(PEER)).count() <= 310);
+}
+
+#[test]
+fn spoofing_many_sources_buys_no_fresh_budgets() {
+    let mut bed = bed("budget-spoof", Mode::Enforce, &[]);
+    set_event_budget(&mut bed, 1, 300);
+    // every packet claims another source: each is dropped, and charged to the pod itself
+    for i in 0..3000u32 {
+        let spoofed = Ipv4Addr::from(0x0a63_0000 + i);
+        assert_eq!(run(&mut bed, Hook::FromPod, &packet::udp(v4(spoofed), v4(PEER), 40000, 53, 0)), TC_DROP);
+    }
+    let flows = bed.flows();
+    assert!(flows.len() <= 310, "{} events for 3000 spoofed sources", flows.len());
+    assert!(flows.iter().all(|f| f.reason == Reason::SpoofedSource));
+    // the pod's own budget is spent; another source's is not
+    for i in 0..200u16 {
+        run(&mut bed, Hook::ToPod, &packet::udp(v4(OTHER), v4(POD), 30000 + i, 53, 0));
+    }
+    assert_eq!(bed.flows().iter().filter(|f| f.src_ip == v4(OTHER)).count(), 200);
+}
+
+#[test]
 fn a_full_ring_counts_every_lost_event() {
     let mut bed = bed("ring-full", Mode::Learn, &[]);
     // A source budget far above the flood, so the ring itself overflows.

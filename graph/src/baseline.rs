@@ -247,7 +247,7 @@ impl Learner {
             return Vec::new();
         }
         // A folded key has no port of its own; the detector counts the one addressed.
-        let port = if key.is_folded() { r.backend.as_ref().map_or(r.dst_port, |b| b.1) } else { key.port };
+        let port = if key.is_folded() { r.dst_port } else { key.port };
         match self.detector.observe(r, port) {
             Step::Normal => {}
             Step::Scanning { anomaly, ports, hosts } => return self.scanning(anomaly, r, ports, hosts),
@@ -262,7 +262,9 @@ impl Learner {
                 continue;
             }
             match self.phase(end) {
-                Some(Phase::Learning) if !dropped => {
+                // The scan edge is never learned: a port past the limit is
+                // never known, so the detector always sees it.
+                Some(Phase::Learning) if !dropped && !key.is_folded() => {
                     if side == Direction::Egress {
                         learned.0 = true;
                     } else {

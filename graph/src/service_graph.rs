@@ -138,8 +138,9 @@ impl ServiceGraph {
     }
 
     /// The key to count a connection under: its own, unless `src` and `dst`
-    /// already have `limit` keys and this is a new port, which then folds
-    /// into the scan edge. Memory grows with entities, not with ports tried.
+    /// already have `limit` keys of its protocol and this is a new one, which
+    /// then folds into that protocol's scan edge. Memory grows with entities,
+    /// not with ports tried.
     pub fn fold(&self, src: &Entity, dst: &Entity, key: &EdgeKey, limit: usize) -> EdgeKey {
         if !bulkhead_model::proto::has_ports(key.protocol) {
             return key.clone();
@@ -149,7 +150,13 @@ impl ServiceGraph {
             _ => None,
         };
         match edges {
-            Some(edges) if edges.len() >= limit && !edges.contains_key(key) => EdgeKey::folded(key.protocol),
+            Some(edges)
+                if edges.len() >= limit
+                    && !edges.contains_key(key)
+                    && edges.keys().filter(|k| k.protocol == key.protocol && !k.is_folded()).count() >= limit =>
+            {
+                EdgeKey::folded(key.protocol)
+            }
             _ => key.clone(),
         }
     }
@@ -313,9 +320,11 @@ mod tests {
         assert_eq!(g.fold(&a, &b, &known, 8), known);
         let other = EdgeKey { protocol: 6, port: 999, service: None };
         assert_eq!(g.fold(&a, &c, &other, 8), other);
-        // ICMP has no ports to fold
+        // ICMP has no ports to fold; UDP has its own limit
         let icmp = EdgeKey { protocol: 1, port: 0, service: None };
         assert!(!icmp.is_folded());
+        let dns = EdgeKey { protocol: 17, port: 53, service: None };
+        assert_eq!(g.fold(&a, &b, &dns, 8), dns);
         let edges = g.edges();
         assert_eq!(edges.len(), 9, "8 ports and the scan edge");
         let (_, _, k, s) = edges.iter().find(|e| e.2.is_folded()).unwrap();

@@ -33,6 +33,8 @@ pub struct UpOptions {
     pub learn: (u64, u64),
     /// More arguments for the controller (scan thresholds, response rules, webhooks).
     pub controller_args: Vec<String>,
+    /// More arguments for every node's agent (event budgets).
+    pub agent_args: Vec<String>,
     /// The IPv4 pod CIDR, cut into a /24 per node (default 10.244.0.0/16).
     pub pod_cidr: String,
 }
@@ -325,6 +327,8 @@ fn start_agent(lab: &LabState, node: &mut NodeState, exe: &Path) -> Result<(), L
         "--prefilter-dev",
         "eth0",
     ];
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend(lab.agent_args.iter().map(String::as_str));
     node.agent_pid = Some(spawn(exe, &args, None, &log)?);
     Ok(())
 }
@@ -570,6 +574,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         default_mode: opts.default_mode.clone(),
         learn: opts.learn,
         controller_args: opts.controller_args.clone(),
+        agent_args: opts.agent_args.clone(),
         controller_pid: existing.as_ref().and_then(|s| s.controller_pid),
         generation: existing.as_ref().map_or(1, |s| s.generation + 1),
         last_endpoint_id: existing.as_ref().map_or(0, |s| s.last_endpoint_id),

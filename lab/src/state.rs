@@ -107,6 +107,9 @@ pub struct LabState {
     /// More arguments the controller runs with.
     #[serde(default)]
     pub controller_args: Vec<String>,
+    /// More arguments every agent runs with.
+    #[serde(default)]
+    pub agent_args: Vec<String>,
     /// Services with their ClusterIPs.
     #[serde(default)]
     pub services: Vec<crate::services::ServiceState>,

@@ -98,7 +98,17 @@ fn a_flood_loses_only_its_own_events_is_one_scan_and_leaves_the_controller_bound
         "bridge",
         1,
         &manifests(),
-        &["--learn-window", "3", "--learn-quiet", "2", "--controller-arg=--scan-window=2"],
+        // A budget the debug build's pipeline absorbs while other tests share
+        // the two cores; the release benchmark runs the defaults.
+        &[
+            "--learn-window",
+            "3",
+            "--learn-quiet",
+            "2",
+            "--controller-arg=--scan-window=2",
+            "--agent-arg=--events-per-source=1000",
+            "--agent-arg=--events-burst=2000",
+        ],
     );
     let api = Api::of(&lab);
     let admin = api.lab_token("admin");
@@ -144,13 +154,14 @@ fn a_flood_loses_only_its_own_events_is_one_scan_and_leaves_the_controller_bound
     assert_eq!(sent, flows);
 
     // The normal pair loses nothing: every connection is counted.
-    // Counted once the pipeline has drained: the count stops moving.
-    let mut counted = 0;
-    let mut last = u64::MAX;
+    // Counted once the pipeline has drained: all of them, or a count that
+    // has not moved for 5 s.
+    let (mut counted, mut last, mut still) = (0, u64::MAX, 0);
     for _ in 0..60 {
         std::thread::sleep(Duration::from_secs(1));
         counted = connections(&edges_between(&api, &admin, "api", "cart")) - 2;
-        if counted == made || counted == last {
+        still = if counted == last { still + 1 } else { 0 };
+        if counted == made || still == 5 {
             break;
         }
         last = counted;

@@ -57,6 +57,7 @@ pub async fn up(name: &str, manifests: &str, pods: usize) -> (Down, bulkhead_lab
         exe,
         learn: (0, 0),
         controller_args: Vec::new(),
+        agent_args: Vec::new(),
         pod_cidr: bulkhead_lab::cidr::DEFAULT.into(),
     };
     (guard, bulkhead_lab::up(&opts).await.unwrap())

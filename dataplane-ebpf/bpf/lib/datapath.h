@@ -40,15 +40,33 @@ static __always_inline int bh_finish(__u8 verdict, __u16 reason)
 	return BH_TC_PASS;
 }
 
-/* Drops a packet that never reached policy (quarantine, malformed, spoofed), with a rate-limited event. */
+/*
+ * Drops a packet that never reached policy (quarantine, malformed, spoofed),
+ * with a rate-limited event. `orig` is the connection's original direction
+ * when known (a reply), else the packet's own. A packet the pod sent is
+ * charged to the pod's own address, whatever source it claims: spoofing many
+ * sources buys no fresh event budgets.
+ */
 static __always_inline int bh_drop_early(const struct bh_endpoint *ep, const struct bh_pkt *p, __u32 ifindex,
-					 __u8 dir, __u16 reason, __u64 now)
+					 __u8 dir, __u16 reason, __u64 now, const struct bh_ct_key *orig)
 {
 	struct bh_ct_key tuple = {};
-	bh_ct_key_fwd(&tuple, p, ep->endpoint_id, dir);
+	if (orig)
+		tuple = *orig;
+	else
+		bh_ct_key_fwd(&tuple, p, ep->endpoint_id, dir);
 	if (bh_deny_event_due(&tuple, now)) {
+		__u8 own[16] = {};
+		if (ep->ipv4[0] | ep->ipv4[1] | ep->ipv4[2] | ep->ipv4[3]) {
+			own[10] = 0xff;
+			own[11] = 0xff;
+			__builtin_memcpy(&own[12], ep->ipv4, 4);
+		} else {
+			__builtin_memcpy(own, ep->ipv6, 16);
+		}
 		struct bh_event_ctx ev = {
 			.tuple = &tuple,
+			.charge = dir == BH_DIR_EGRESS ? own : 0,
 			.ifindex = ifindex,
 			.local_identity = ep->identity,
 			.remote_identity = BH_ID_UNKNOWN,
@@ -68,7 +86,7 @@ static __always_inline int bh_problem(const struct bh_endpoint *ep, const struct
 				      __u8 dir, __u16 reason, __u64 now)
 {
 	if (ep->mode[dir & 1] == BH_MODE_ENFORCE)
-		return bh_drop_early(ep, p, ifindex, dir, reason, now);
+		return bh_drop_early(ep, p, ifindex, dir, reason, now, 0);
 	return bh_finish(BH_VERDICT_AUDIT, reason);
 }
 
@@ -195,12 +213,12 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 	}
 
 	if (bh_quarantined(eid))
-		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_QUARANTINE, now);
+		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_QUARANTINE, now, 0);
 
 	if (parsed == BH_PARSE_ARP) {
 		/* A pod may only announce its own IPv4 address: no ARP poisoning. */
 		if (dir == BH_DIR_EGRESS && !bh_arp_is_own(ep, data, data_end))
-			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now);
+			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now, 0);
 		return bh_finish(BH_VERDICT_FORWARDED, BH_REASON_NONE);
 	}
 	if (parsed == BH_PARSE_UNSUPPORTED_L3)
@@ -213,12 +231,12 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 	 * whose ingress policy trusts the source address, not this one.
 	 */
 	if (dir == BH_DIR_EGRESS && !bh_source_is_own(ep, &p))
-		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now);
+		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now, 0);
 
 	if (p.proto == BH_IPPROTO_ICMPV6 && p.frag == BH_FRAG_NONE && p.icmp_type >= BH_ICMP6_NDP_FIRST &&
 	    p.icmp_type <= BH_ICMP6_NDP_LAST) {
 		if (dir == BH_DIR_EGRESS && !bh_ndp_from_pod_ok(ep, &p, data, data_end))
-			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now);
+			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_SPOOFED_SOURCE, now, 0);
 		return bh_finish(BH_VERDICT_FORWARDED, BH_REASON_NEIGHBOR_DISCOVERY);
 	}
 
@@ -226,13 +244,13 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 		bh_stat_inc(BH_STAT_FRAGMENTS);
 		/* A later fragment carries both addresses: blocked whatever its first fragment did. */
 		if (bh_blocked(p.saddr) || bh_blocked(p.daddr))
-			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_BLOCKED, now);
+			return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_BLOCKED, now, 0);
 		struct bh_frag_key fk = {};
 		bh_frag_key_of(&fk, &p, eid, dir);
 		struct bh_frag_value *fv = bpf_map_lookup_elem(&bh_fragments, &fk);
 		if (!fv) {
 			if (mode == BH_MODE_ENFORCE)
-				return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_FRAG_UNKNOWN, now);
+				return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_FRAG_UNKNOWN, now, 0);
 			return bh_finish(mode == BH_MODE_AUDIT ? BH_VERDICT_AUDIT : BH_VERDICT_FORWARDED,
 					 BH_REASON_FRAG_UNKNOWN);
 		}
@@ -271,7 +289,7 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 					bh_policy_decide(ep, ct->remote_identity, key.direction, key.protocol, key.dport);
 				if (!d.allowed) {
 					bpf_map_delete_elem(&bh_conntrack, &key);
-					return bh_drop_early(ep, &p, ifindex, dir, d.reason, now);
+					return bh_drop_early(ep, &p, ifindex, dir, d.reason, now, &key);
 				}
 				ct->verdict = BH_VERDICT_FORWARDED;
 				ct->rule_id = d.rule_id;
@@ -306,7 +324,7 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 	/* Blocked both ways and in every mode, before policy can allow it. */
 	if (bh_blocked(p.saddr) || bh_blocked(p.daddr)) {
 		bh_frag_remember(&p, eid, dir, BH_VERDICT_DROPPED, BH_REASON_BLOCKED, 0);
-		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_BLOCKED, now);
+		return bh_drop_early(ep, &p, ifindex, dir, BH_REASON_BLOCKED, now, 0);
 	}
 
 	/* First packet of a connection (or an untracked packet): decide. */

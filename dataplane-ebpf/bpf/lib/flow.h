@@ -13,6 +13,7 @@
 
 struct bh_event_ctx {
 	const struct bh_ct_key *tuple; /* original direction of the connection */
+	const __u8 *charge; /* whose event budget pays; NULL: the tuple's source */
 	const struct bh_ct_value *ct;  /* may be NULL: denied, never tracked */
 	__u32 ifindex;
 	__u32 local_identity;
@@ -29,7 +30,8 @@ struct bh_event_ctx {
 /*
  * Fairness between sources: every event is charged to the address that
  * initiated its connection (the tuple's original source), whichever end saw
- * it, from a token bucket refilled at events_per_source_s up to events_burst.
+ * it, or to the pod that sent a packet dropped before policy (spoofed,
+ * malformed, quarantined: see bh_drop_early), from a token bucket refilled at events_per_source_s up to events_burst.
  * A flooding source loses its own events first and nobody else's: each
  * suppressed event is counted on the node, and the source's next event
  * carries how many it lost. Returns whether to emit; *carried is that count.
@@ -76,6 +78,16 @@ static __always_inline int bh_event_budget_take(const struct bh_config *cfg, con
 	return 1;
 }
 
+/* Gives a carried count back when its event found the ring full. */
+static __always_inline void bh_event_budget_owe(const __u8 *source, __u32 n)
+{
+	struct bh_event_source key;
+	__builtin_memcpy(key.addr, source, 16);
+	struct bh_event_budget *b = bpf_map_lookup_elem(&bh_event_budget, &key);
+	if (b)
+		__sync_fetch_and_add(&b->suppressed, n);
+}
+
 static __always_inline void bh_emit(const struct bh_event_ctx *c)
 {
 	struct bh_config *cfg = bh_get_config();
@@ -85,11 +97,14 @@ static __always_inline void bh_emit(const struct bh_event_ctx *c)
 	}
 	__u64 now = bpf_ktime_get_ns();
 	__u32 carried;
-	if (!bh_event_budget_take(cfg, c->tuple->saddr, now, &carried))
+	const __u8 *charge = c->charge ? c->charge : c->tuple->saddr;
+	if (!bh_event_budget_take(cfg, charge, now, &carried))
 		return;
 	struct bh_flow_event *ev = bpf_ringbuf_reserve(&bh_flows, sizeof(*ev), 0);
 	if (!ev) {
 		bh_stat_inc(BH_STAT_EVENTS_LOST);
+		if (carried)
+			bh_event_budget_owe(charge, carried);
 		return;
 	}
 	const struct bh_ct_key *t = c->tuple;
