@@ -37,6 +37,13 @@ if ! "$venv/bin/st" --version >/dev/null 2>&1; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis==4.32.5"
 fi
+# Interpreters without the fix for CPython gh-106905 get a guard around
+# ast.parse (see scripts/python/bulkhead_ast_fix.py).
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if ! "$venv/bin/python" -c 'import sys; v = sys.version_info[:3]; sys.exit(not (v >= (3, 13) or (3, 12, 2) <= v < (3, 13) or (3, 11, 8) <= v < (3, 12)))'; then
+  cp "$here/scripts/python/bulkhead_ast_fix.py" "$site/"
+  echo "import bulkhead_ast_fix" > "$site/bulkhead_ast_fix.pth"
+fi
 
 # The console is built with Node.js 20 or newer (the machine's; Debian's is older).
 command -v node >/dev/null && command -v npm >/dev/null \
