@@ -56,17 +56,12 @@ static __always_inline int bh_drop_early(const struct bh_endpoint *ep, const str
 	else
 		bh_ct_key_fwd(&tuple, p, ep->endpoint_id, dir);
 	if (bh_deny_event_due(&tuple, now)) {
-		__u8 own[16] = {};
-		if (ep->ipv4[0] | ep->ipv4[1] | ep->ipv4[2] | ep->ipv4[3]) {
-			own[10] = 0xff;
-			own[11] = 0xff;
-			__builtin_memcpy(&own[12], ep->ipv4, 4);
-		} else {
-			__builtin_memcpy(own, ep->ipv6, 16);
-		}
+		/* The pod's own budget, keyed ::<endpoint id> (the IPv4-compatible
+		 * form, which no source address in these maps takes). */
+		__u32 own[4] = { 0, 0, 0, ep->endpoint_id };
 		struct bh_event_ctx ev = {
 			.tuple = &tuple,
-			.charge = dir == BH_DIR_EGRESS ? own : 0,
+			.charge = dir == BH_DIR_EGRESS ? (const __u8 *)own : 0,
 			.ifindex = ifindex,
 			.local_identity = ep->identity,
 			.remote_identity = BH_ID_UNKNOWN,
