@@ -44,7 +44,7 @@ static __always_inline int bh_finish(__u8 verdict, __u16 reason)
  * Drops a packet that never reached policy (quarantine, malformed, spoofed),
  * with a rate-limited event. `orig` is the connection's original direction
  * when known (a reply), else the packet's own. A packet the pod sent is
- * charged to the pod's own address, whatever source it claims: spoofing many
+ * charged to the pod's endpoint, whatever source it claims: spoofing many
  * sources buys no fresh event budgets.
  */
 static __always_inline int bh_drop_early(const struct bh_endpoint *ep, const struct bh_pkt *p, __u32 ifindex,

@@ -31,15 +31,17 @@ struct bh_event_ctx {
  * Fairness between sources: every event is charged to the address that
  * initiated its connection (the tuple's original source), whichever end saw
  * it, or to the pod that sent a packet dropped before policy (spoofed,
- * malformed, quarantined: see bh_drop_early), from a token bucket refilled at events_per_source_s up to events_burst.
- * A flooding source loses its own events first and nobody else's: each
- * suppressed event is counted on the node, and the source's next event
- * carries how many it lost. Returns whether to emit; *carried is that count.
+ * malformed, quarantined: see bh_drop_early), from a token bucket refilled
+ * at events_per_source_s up to events_burst. A flooding source loses its own
+ * events first and nobody else's: each suppressed event is counted on the
+ * node, and the source's next event carries how many it lost. Returns
+ * whether to emit; *carried is that count, and *budget the bucket it came
+ * from (NULL for a new source), to give the count back if the ring is full.
  * The carried count is a plain read-and-reset, so two CPUs racing on one
  * source can under-attribute a few; BH_STAT_EVENTS_RATELIMITED is exact.
  */
 static __always_inline int bh_event_budget_take(const struct bh_config *cfg, const __u8 *source, __u64 now,
-						__u32 *carried)
+						__u32 *carried, struct bh_event_budget **budget)
 {
 	__u64 rate = cfg && cfg->events_per_source_s ? cfg->events_per_source_s : BH_EVENTS_PER_SOURCE;
 	__u64 burst = cfg && cfg->events_burst ? cfg->events_burst : BH_EVENTS_BURST;
@@ -48,6 +50,7 @@ static __always_inline int bh_event_budget_take(const struct bh_config *cfg, con
 	__builtin_memcpy(key.addr, source, 16);
 	*carried = 0;
 	struct bh_event_budget *b = bpf_map_lookup_elem(&bh_event_budget, &key);
+	*budget = b;
 	if (!b) {
 		struct bh_event_budget fresh = { .last_ns = now, .credit = cap - BH_NS_PER_SEC };
 		bpf_map_update_elem(&bh_event_budget, &key, &fresh, BPF_NOEXIST);
@@ -78,16 +81,6 @@ static __always_inline int bh_event_budget_take(const struct bh_config *cfg, con
 	return 1;
 }
 
-/* Gives a carried count back when its event found the ring full. */
-static __always_inline void bh_event_budget_owe(const __u8 *source, __u32 n)
-{
-	struct bh_event_source key;
-	__builtin_memcpy(key.addr, source, 16);
-	struct bh_event_budget *b = bpf_map_lookup_elem(&bh_event_budget, &key);
-	if (b)
-		__sync_fetch_and_add(&b->suppressed, n);
-}
-
 static __always_inline void bh_emit(const struct bh_event_ctx *c)
 {
 	struct bh_config *cfg = bh_get_config();
@@ -97,14 +90,15 @@ static __always_inline void bh_emit(const struct bh_event_ctx *c)
 	}
 	__u64 now = bpf_ktime_get_ns();
 	__u32 carried;
-	const __u8 *charge = c->charge ? c->charge : c->tuple->saddr;
-	if (!bh_event_budget_take(cfg, charge, now, &carried))
+	struct bh_event_budget *budget;
+	if (!bh_event_budget_take(cfg, c->charge ? c->charge : c->tuple->saddr, now, &carried, &budget))
 		return;
 	struct bh_flow_event *ev = bpf_ringbuf_reserve(&bh_flows, sizeof(*ev), 0);
 	if (!ev) {
 		bh_stat_inc(BH_STAT_EVENTS_LOST);
-		if (carried)
-			bh_event_budget_owe(charge, carried);
+		/* The count stays owed, for the source's next event. */
+		if (budget && carried)
+			__sync_fetch_and_add(&budget->suppressed, carried);
 		return;
 	}
 	const struct bh_ct_key *t = c->tuple;
