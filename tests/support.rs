@@ -143,6 +143,13 @@ impl Lab {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
     }
 
+    /// The key (`ns/name`) of the first pod of `ns` labelled `app=APP`.
+    pub fn pod_of(&self, ns: &str, app: &str) -> String {
+        let p =
+            self.state.pods.iter().find(|p| p.namespace == ns && p.labels.get("app").map(String::as_str) == Some(app));
+        p.unwrap_or_else(|| panic!("no pod of {ns}/{app}")).key()
+    }
+
     /// Status of every node's agent.
     pub fn status(&self) -> Vec<pb::AgentStatus> {
         Self::rt().block_on(async {

@@ -33,11 +33,6 @@ fn manifests() -> String {
     .concat()
 }
 
-fn pod(lab: &Lab, ns: &str, app: &str) -> String {
-    let p = lab.state.pods.iter().find(|p| p.namespace == ns && p.labels.get("app").map(String::as_str) == Some(app));
-    p.unwrap_or_else(|| panic!("no pod of {ns}/{app}")).key()
-}
-
 fn wall_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
 }
@@ -54,7 +49,7 @@ fn blocked_prefixes_drop_both_ways_on_every_node_survive_restarts_and_expire() {
     let api = Api::of(&lab);
     let admin = api.lab_token("admin");
     let (web, intruder, bystander) =
-        (pod(&lab, "shop", "web"), pod(&lab, "other", "intruder"), pod(&lab, "other", "bystander"));
+        (lab.pod_of("shop", "web"), lab.pod_of("other", "intruder"), lab.pod_of("other", "bystander"));
     let intruder_ip = lab.ip(&intruder, false);
     let nodes: Vec<String> = lab.state.nodes.iter().map(|n| n.node_ip.to_string()).collect();
     assert_eq!(nodes.len(), 2);

@@ -38,11 +38,6 @@ fn manifests() -> String {
 }
 
 /// The lab pod of `ns`'s workload `app`.
-fn pod(lab: &Lab, ns: &str, app: &str) -> String {
-    let p = lab.state.pods.iter().find(|p| p.namespace == ns && p.labels.get("app").map(String::as_str) == Some(app));
-    p.unwrap_or_else(|| panic!("no pod of {ns}/{app}")).key()
-}
-
 fn node_ip(lab: &Lab, pod_key: &str) -> IpAddr {
     let node = lab.state.pod(pod_key).unwrap().node;
     lab.state.nodes.iter().find(|n| n.index == node).unwrap().node_ip
@@ -81,8 +76,12 @@ fn classes_can_reach_did_reach_and_findings_agree_with_real_traffic() {
     let lab = Lab::up("expo", "bridge", 2, &manifests());
     let api = Api::of(&lab);
     let admin = api.lab_token("admin");
-    let (web, redis, api_pod, client) =
-        (pod(&lab, "shop", "web"), pod(&lab, "shop", "redis"), pod(&lab, "shop", "api"), pod(&lab, "other", "client"));
+    let (web, redis, api_pod, client) = (
+        lab.pod_of("shop", "web"),
+        lab.pod_of("shop", "redis"),
+        lab.pod_of("shop", "api"),
+        lab.pod_of("other", "client"),
+    );
     let lb = lab.state.services.iter().find(|s| s.name == "api").unwrap().load_balancer_ip.unwrap();
     assert_eq!(IpAddr::V4(lb), node_ip(&lab, &api_pod), "a Local load balancer is announced where its pod runs");
 

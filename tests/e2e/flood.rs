@@ -32,11 +32,6 @@ fn manifests() -> String {
     .concat()
 }
 
-fn pod(lab: &Lab, app: &str) -> String {
-    let p = lab.state.pods.iter().find(|p| p.labels.get("app").map(String::as_str) == Some(app));
-    p.unwrap_or_else(|| panic!("no pod of {app}")).key()
-}
-
 /// A /proc/PID/status figure in KiB (VmRSS, RssAnon, RssFile).
 fn status_kib(pid: i32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -112,7 +107,8 @@ fn a_flood_loses_only_its_own_events_is_one_scan_and_leaves_the_controller_bound
     );
     let api = Api::of(&lab);
     let admin = api.lab_token("admin");
-    let (web, db, app, cart) = (pod(&lab, "web"), pod(&lab, "db"), pod(&lab, "api"), pod(&lab, "cart"));
+    let (web, db, app, cart) =
+        (lab.pod_of("shop", "web"), lab.pod_of("shop", "db"), lab.pod_of("shop", "api"), lab.pod_of("shop", "cart"));
     for (from, to, port) in [(&web, &db, 5432), (&app, &cart, 7070), (&web, &db, 5432), (&app, &cart, 7070)] {
         assert!(lab.probe(from, to, port, false, false), "{from} -> {to}:{port}");
     }

@@ -92,11 +92,6 @@ fn manifests() -> String {
     .concat()
 }
 
-fn pod(lab: &Lab, app: &str) -> String {
-    let p = lab.state.pods.iter().find(|p| p.labels.get("app").map(String::as_str) == Some(app));
-    p.unwrap_or_else(|| panic!("no pod of {app}")).key()
-}
-
 fn metric(lab: &Lab, line_start: &str) -> Option<f64> {
     let fabric = format!("bh_{}_fab", lab.name);
     let out = std::process::Command::new("ip")
@@ -129,7 +124,7 @@ fn a_port_scan_is_one_anomaly_the_rule_quarantines_the_scanner_and_the_webhook_h
     );
     let api = Api::of(&lab);
     let admin = api.lab_token("admin");
-    let (web, app, db) = (pod(&lab, "web"), pod(&lab, "api"), pod(&lab, "db"));
+    let (web, app, db) = (lab.pod_of("shop", "web"), lab.pod_of("shop", "api"), lab.pod_of("shop", "db"));
     let receiver = Receiver::start(&format!("bh_{}_fab", lab.name));
 
     // The baseline: web calls db and api, api calls db; everything stable.

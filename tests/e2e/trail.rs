@@ -27,11 +27,6 @@ fn manifests() -> String {
     .concat()
 }
 
-fn pod(lab: &Lab, ns: &str, app: &str) -> String {
-    let p = lab.state.pods.iter().find(|p| p.namespace == ns && p.labels.get("app").map(String::as_str) == Some(app));
-    p.unwrap_or_else(|| panic!("no pod of {ns}/{app}")).key()
-}
-
 /// The connection groups of a trail list as (direction, peer id, port, verdict, connections, new).
 fn rows(list: &Value) -> Vec<(String, String, u64, String, u64, bool)> {
     let mut out: Vec<_> = list
@@ -64,8 +59,12 @@ fn the_trail_is_the_connections_made_with_the_new_ones_the_second_hop_and_the_qu
     let lab = Lab::up_with("trail", "bridge", 2, &manifests(), &["--learn-window", "3", "--learn-quiet", "2"]);
     let api = Api::of(&lab);
     let admin = api.lab_token("admin");
-    let (web, app, db, attacker) =
-        (pod(&lab, "shop", "web"), pod(&lab, "shop", "api"), pod(&lab, "shop", "db"), pod(&lab, "other", "attacker"));
+    let (web, app, db, attacker) = (
+        lab.pod_of("shop", "web"),
+        lab.pod_of("shop", "api"),
+        lab.pod_of("shop", "db"),
+        lab.pod_of("other", "attacker"),
+    );
     let id = |p: &str| format!("pod:{p}");
 
     // The baseline: web calls api, and nothing else, until web is stable.
