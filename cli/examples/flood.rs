@@ -11,7 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -117,23 +117,7 @@ async fn run(flows: u64, fair: bool) -> Value {
     };
     let (netns, target) = (bulkhead_lab::netns::path(&web.netns), db.ips[0]);
     let started = Instant::now();
-    std::thread::spawn(move || {
-        bulkhead_lab::netns::enter(&netns).unwrap();
-        let sockets: Vec<UdpSocket> = (0..64).map(|_| UdpSocket::bind("0.0.0.0:0").unwrap()).collect();
-        let mut sent = 0u64;
-        'out: for port in (1..=u16::MAX).cycle() {
-            for s in &sockets {
-                if sent == flows {
-                    break 'out;
-                }
-                if s.send_to(b"x", SocketAddr::new(target, port)).is_ok() {
-                    sent += 1;
-                }
-            }
-        }
-    })
-    .join()
-    .unwrap();
+    bulkhead_lab::probe::udp_flood(&netns, target, flows).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     talker.join().unwrap();

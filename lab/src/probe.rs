@@ -183,3 +183,30 @@ pub fn matrix(lab: &LabState, ports: &[u16], udp: &[bool], v6: bool) -> Result<V
     }
     Ok(out)
 }
+
+/// Sends `flows` one-byte UDP datagrams from inside the namespace at `netns`
+/// to `target`, each a new flow to the dataplane: 64 sockets (64 source
+/// ports) times every destination port, as an attacker floods a pod. A
+/// datagram the socket buffer refused is not counted. Returns how many were sent.
+pub fn udp_flood(netns: &std::path::Path, target: IpAddr, flows: u64) -> Result<u64, LabError> {
+    let netns = netns.to_path_buf();
+    let sender = std::thread::spawn(move || -> Result<u64, LabError> {
+        crate::netns::enter(&netns)?;
+        let io = |source| LabError::Io { action: "opening a flood socket", path: netns.clone(), source };
+        let sockets =
+            (0..64).map(|_| std::net::UdpSocket::bind("0.0.0.0:0").map_err(io)).collect::<Result<Vec<_>, _>>()?;
+        let mut sent = 0u64;
+        for port in (1..=u16::MAX).cycle() {
+            for s in &sockets {
+                if sent == flows {
+                    return Ok(sent);
+                }
+                if s.send_to(b"x", SocketAddr::new(target, port)).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        Ok(sent)
+    });
+    sender.join().map_err(|_| LabError::Invalid("the flood thread panicked".into()))?
+}

@@ -10,7 +10,7 @@
 //! Prints the figures as JSON. `FLOOD_FLOWS` sets the size (default 200 000;
 //! the benchmark in bench/README.md runs 1 000 000).
 
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -61,28 +61,6 @@ fn connections(edges: &[Value]) -> u64 {
 
 fn lost(status: &Value, stage: &str) -> u64 {
     status["flows"]["lost"][stage].as_u64().unwrap_or(0)
-}
-
-/// Sends `flows` UDP datagrams from inside `netns`, each a new flow:
-/// 64 sockets (64 source ports) times every destination port.
-fn flood(netns: std::path::PathBuf, target: std::net::IpAddr, flows: u64) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        bulkhead_lab::netns::enter(&netns).unwrap();
-        let sockets: Vec<UdpSocket> = (0..64).map(|_| UdpSocket::bind("0.0.0.0:0").unwrap()).collect();
-        let mut sent = 0u64;
-        'out: for port in (1..=u16::MAX).cycle() {
-            for s in &sockets {
-                if sent == flows {
-                    break 'out;
-                }
-                // A full socket buffer is not a flow; try the next one.
-                if s.send_to(b"x", SocketAddr::new(target, port)).is_ok() {
-                    sent += 1;
-                }
-            }
-        }
-        sent
-    })
 }
 
 #[test]
@@ -142,7 +120,7 @@ fn a_flood_loses_only_its_own_events_is_one_scan_and_leaves_the_controller_bound
         })
     };
     let started = Instant::now();
-    let sent = flood(lab.netns(&web), lab.ip(&db, false), flows).join().unwrap();
+    let sent = bulkhead_lab::probe::udp_flood(&lab.netns(&web), lab.ip(&db, false), flows).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     talker.join().unwrap();
