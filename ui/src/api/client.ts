@@ -81,8 +81,15 @@ function url(path: string, pathParams: Params | undefined, query: Params | undef
   return s ? `${p}?${s}` : p;
 }
 
-async function call<T>(what: string, method: string, target: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json" };
+async function call<T>(
+  what: string,
+  method: string,
+  target: string,
+  body?: unknown,
+  signal?: AbortSignal,
+  accept = "application/json",
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: accept };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let r: Response;
@@ -102,7 +109,7 @@ async function call<T>(what: string, method: string, target: string, body?: unkn
     if (r.status === 401 && onUnauthorized) onUnauthorized();
     throw new ApiError(what, r.status, problem);
   }
-  return (await r.json()) as T;
+  return (accept === "application/json" ? await r.json() : await r.text()) as T;
 }
 
 /** GET `path` with its typed query and path parameters. */
@@ -114,6 +121,11 @@ export function get<P extends Get>(
   signal?: AbortSignal,
 ): Promise<Answer<paths[P]["get"]>> {
   return call(what, "GET", url(path, pathParams as Params, query as Params), undefined, signal);
+}
+
+/** GET `path` as text of type `accept` (the CSV exports), with the same errors as `get`. */
+export function getText<P extends Get>(what: string, path: P, query: Query<paths[P]["get"]>, accept: string): Promise<string> {
+  return call(what, "GET", url(path, undefined, query as Params), undefined, undefined, accept);
 }
 
 /** POST a typed body to `path`. */

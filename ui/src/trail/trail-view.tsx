@@ -2,7 +2,7 @@
 // from 30 minutes before its quarantine), new edges marked, the second hop,
 // its quarantines and audit records; exported as JSON or CSV for a ticket.
 import { useEffect, useState } from "react";
-import { ApiError, authHeader, buildUrl, get } from "../api/client";
+import { get, getText } from "../api/client";
 import { replace } from "../route";
 import { bytes, time } from "../ui/format";
 import { ErrorBox, Show, useApi } from "../ui/states";
@@ -119,9 +119,7 @@ export function TrailView({ params }: { params: URLSearchParams }) {
   const csv = async () => {
     setExportError(null);
     try {
-      const r = await fetch(buildUrl("/api/v1/trail/csv", undefined, query), { headers: authHeader() });
-      if (!r.ok) throw new ApiError("Exporting the trail as CSV", r.status, await r.json().catch(() => null));
-      save(`${stem}.csv`, "text/csv", await r.text());
+      save(`${stem}.csv`, "text/csv", await getText("Exporting the trail as CSV", "/api/v1/trail/csv", query, "text/csv"));
     } catch (e) {
       setExportError(e instanceof Error ? e : new Error(String(e)));
     }
