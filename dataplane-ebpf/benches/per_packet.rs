@@ -10,6 +10,12 @@
 //! and with 10 000 blocked prefixes, on the pods' TC programs and on the
 //! uplink's XDP prefilter (a packet it passes).
 //!
+//! Payload sampling is measured as a pair too, 1 000 policy entries with
+//! sampling on (the default) and off, adding two packets to the pod: a data
+//! segment of an established connection it serves (sampled once, before the
+//! measurement) and new UDP datagrams with a payload (each one a sample, or
+//! a counted skip once the pod's sample budget is spent).
+//!
 //! Flow events are disabled during measurement so a full ring cannot distort it.
 //! Run: `cargo bench -p bulkhead-dataplane --bench per_packet` (as root).
 //! Sizes are measured interleaved, round by round, against a same-run floor
@@ -45,10 +51,13 @@ fn block_list(bed: &mut TestBed, blocks: usize) {
     }
 }
 
-fn setup(entries: usize, blocks: usize) -> TestBed {
+fn setup(entries: usize, blocks: usize, sampling: bool) -> TestBed {
     let mut bed = TestBed::new("bench").expect("load programs (root, bpffs)");
     let mut cfg = bed.maps.config().unwrap();
     cfg.flags |= abi::BH_CFG_F_EVENTS_DISABLED;
+    if !sampling {
+        cfg.flags |= abi::BH_CFG_F_SAMPLES_DISABLED;
+    }
     bed.maps.set_config(cfg).unwrap();
     // 100 000 ipcache entries: /32s across 10.1.0.0/16 .. plus the pods
     for i in 0..100_000u32 {
@@ -69,6 +78,19 @@ fn setup(entries: usize, blocks: usize) -> TestBed {
         action: Action::Allow,
         rule_id: 1,
     }];
+    // what the pod serves: TCP 6379 and UDP 53 from the peer
+    for (protocol, port, rule_id) in [(proto::TCP, 6379, 2), (proto::UDP, 53, 3)] {
+        rules.push(PolicyEntry {
+            endpoint_id: EP,
+            identity: 301,
+            direction: Direction::Ingress,
+            protocol,
+            port,
+            end_port: 0,
+            action: Action::Allow,
+            rule_id,
+        });
+    }
     for i in 1..entries as u32 {
         rules.push(PolicyEntry {
             endpoint_id: 2 + i % 1000,
@@ -117,6 +139,9 @@ fn run_ns(bed: &mut TestBed, hook: Hook, pkt: &[u8], want: u32, repeat: u32) -> 
 struct Case {
     bed: TestBed,
     blocks: usize,
+    sampling: bool,
+    served_est: Vec<f64>,
+    served_new_total: f64,
     prefilter: Vec<f64>,
     est: Vec<f64>,
     denied: Vec<f64>,
@@ -127,22 +152,41 @@ struct Case {
 const ROUNDS: usize = 7;
 const NEW_PER_ROUND: u32 = 3_000;
 
-fn measure_all(sizes: &[(usize, usize)]) -> Vec<serde_json::Value> {
+/// A frame whose last `payload.len()` bytes are `payload`.
+fn with_payload(mut frame: Vec<u8>, payload: &[u8]) -> Vec<u8> {
+    let at = frame.len() - payload.len();
+    frame[at..].copy_from_slice(payload);
+    frame
+}
+
+fn measure_all(sizes: &[(usize, usize, bool)]) -> Vec<serde_json::Value> {
     let (pod, peer, stranger) = (IpAddr::V4(POD), IpAddr::V4(PEER), IpAddr::V4(STRANGER));
     let ack = packet::tcp(pod, peer, 40000, 80, tcp::ACK);
+    let request = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n";
+    let served_l4 = packet::L4::Tcp { sport: 50000, dport: 6379, flags: tcp::ACK };
+    let served_data = with_payload(packet::frame(peer, pod, served_l4, packet::Frag::None, request.len()), request);
     let syn_denied = packet::tcp(pod, stranger, 40000, 80, tcp::SYN);
     let mut cases: Vec<Case> = sizes
         .iter()
-        .map(|&(s, blocks)| {
-            eprintln!("per_packet: loading {s} policy entries, {blocks} blocked prefixes…");
-            let mut bed = setup(s, blocks);
+        .map(|&(s, blocks, sampling)| {
+            eprintln!("per_packet: loading {s} policy entries, {blocks} blocked prefixes, sampling {sampling}…");
+            let mut bed = setup(s, blocks, sampling);
             assert_eq!(
                 bed.run(Hook::FromPod, &packet::tcp(pod, peer, 40000, 80, tcp::SYN), 1).unwrap().retval,
                 TC_PASS
             );
+            // the served connection: its SYN, then its first data (the sample)
+            assert_eq!(
+                bed.run(Hook::ToPod, &packet::tcp(peer, pod, 50000, 6379, tcp::SYN), 1).unwrap().retval,
+                TC_PASS
+            );
+            assert_eq!(bed.run(Hook::ToPod, &served_data, 1).unwrap().retval, TC_PASS);
             Case {
                 bed,
                 blocks,
+                sampling,
+                served_est: Vec::new(),
+                served_new_total: 0.0,
                 prefilter: Vec::new(),
                 est: Vec::new(),
                 denied: Vec::new(),
@@ -158,10 +202,13 @@ fn measure_all(sizes: &[(usize, usize)]) -> Vec<serde_json::Value> {
             c.est.push(ns(&mut c.bed, &ack, TC_PASS, REPEAT));
             c.denied.push(ns(&mut c.bed, &syn_denied, TC_DROP, REPEAT));
             c.prefilter.push(run_ns(&mut c.bed, Hook::Prefilter, &ack, XDP_PASS, REPEAT));
+            c.served_est.push(run_ns(&mut c.bed, Hook::ToPod, &served_data, TC_PASS, REPEAT));
             for i in 0..NEW_PER_ROUND {
                 let port = 1024 + (round as u32 * NEW_PER_ROUND + i) % 60_000;
                 let syn = packet::tcp(pod, peer, port as u16, 80, tcp::SYN);
                 c.new_total += ns(&mut c.bed, &syn, TC_PASS, 1);
+                let query = with_payload(packet::udp(peer, pod, port as u16, 53, 40), &[0x42; 40]);
+                c.served_new_total += run_ns(&mut c.bed, Hook::ToPod, &query, TC_PASS, 1);
                 c.new_runs += 1;
             }
         }
@@ -172,7 +219,16 @@ fn measure_all(sizes: &[(usize, usize)]) -> Vec<serde_json::Value> {
             c.est.sort_by(f64::total_cmp);
             c.denied.sort_by(f64::total_cmp);
             c.prefilter.sort_by(f64::total_cmp);
+            c.served_est.sort_by(f64::total_cmp);
+            let samples = c.bed.maps.stats().unwrap();
             serde_json::json!({
+                "payload_sampling": c.sampling,
+                "served_established_ns": c.served_est[ROUNDS / 2],
+                "served_new_udp_ns": c.served_new_total / f64::from(c.new_runs),
+                "samples_sent": samples.get(abi::BH_STAT_SAMPLES_SENT),
+                "samples_skipped": samples.get(abi::BH_STAT_SAMPLES_OVER_BUDGET)
+                    + samples.get(abi::BH_STAT_SAMPLES_LOST)
+                    + samples.get(abi::BH_STAT_SAMPLES_DISABLED),
                 "policy_entries": c.bed.maps.policy().unwrap().len(),
                 "blocked_prefixes": c.blocks,
                 "prefilter_pass_ns": c.prefilter[ROUNDS / 2],
@@ -212,10 +268,12 @@ fn main() {
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![10, 1_000, 10_000, 100_000]);
     // The block-list pair: 1 000 policy entries with none and with 10 000 blocked prefixes.
-    let mut sizes: Vec<(usize, usize)> = policy_sizes.iter().map(|s| (*s, 0)).collect();
-    sizes.extend([(1_000, 0), (1_000, BLOCKS)]);
+    let mut sizes: Vec<(usize, usize, bool)> = policy_sizes.iter().map(|s| (*s, 0, true)).collect();
+    sizes.extend([(1_000, 0, true), (1_000, BLOCKS, true), (1_000, 0, true), (1_000, 0, false)]);
     let all = measure_all(&sizes);
-    let (rows, pair) = all.split_at(policy_sizes.len());
+    let (rows, rest) = all.split_at(policy_sizes.len());
+    let (pair, sampling) = rest.split_at(2);
+    let sampling_ratio = |k: &str| sampling[0][k].as_f64().unwrap() / sampling[1][k].as_f64().unwrap();
     let floor = floor_ns();
     let last = rows.len() - 1;
     let ratio = |k: &str| rows[last][k].as_f64().unwrap() / rows[0][k].as_f64().unwrap();
@@ -237,6 +295,13 @@ fn main() {
             "new_denied": block_ratio("new_denied_ns"),
             "new_allowed": block_ratio("new_allowed_ns"),
             "prefilter_pass": block_ratio("prefilter_pass_ns"),
+        },
+        "payload_sampling": sampling,
+        "ratio_sampling_on_over_off": {
+            "established": sampling_ratio("established_ns"),
+            "served_established": sampling_ratio("served_established_ns"),
+            "new_allowed": sampling_ratio("new_allowed_ns"),
+            "served_new_udp": sampling_ratio("served_new_udp_ns"),
         },
         "targets": {"ratio_max": 1.2, "established_ns_max": 100},
     });

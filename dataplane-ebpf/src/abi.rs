@@ -32,6 +32,8 @@ pod!(
     bh_config,
     bh_flow_event,
     bh_block_value,
+    bh_sample_event,
+    bh_token_bucket,
 );
 
 #[cfg(test)]
@@ -54,6 +56,8 @@ mod tests {
         assert_eq!(size_of::<bh_flow_event>(), 112);
         assert_eq!(size_of::<bh_config>(), 24);
         assert_eq!(size_of::<bh_block_value>(), 8);
+        assert_eq!(size_of::<bh_sample_event>(), 248);
+        assert_eq!(size_of::<bh_token_bucket>(), 16);
     }
 
     #[test]
@@ -67,6 +71,8 @@ mod tests {
         assert_eq!(offset_of!(bh_flow_event, suppressed), 108);
         assert_eq!(offset_of!(bh_ct_value, rule_id), 56);
         assert_eq!(offset_of!(bh_endpoint, ipv6), 20);
+        assert_eq!(offset_of!(bh_sample_event, data), 120);
+        assert_eq!(offset_of!(bh_ct_value, sampled), 70);
     }
 }
 

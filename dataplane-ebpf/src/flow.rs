@@ -7,7 +7,7 @@ use aya::maps::{Map, MapData, RingBuf};
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 
-use crate::abi::bh_flow_event;
+use crate::abi::{self, bh_flow_event, bh_sample_event};
 use crate::error::DataplaneError;
 use crate::model::{Direction, EventType, Reason, Verdict};
 use crate::pins::PinLayout;
@@ -60,6 +60,37 @@ pub struct FlowEvent {
     /// Events of the same initiating address the kernel suppressed since its
     /// previous event, over that address's budget: its own loss, carried.
     pub suppressed: u32,
+    /// For a `Sample` event, the bytes, to classify and forget: never
+    /// serialized, so a payload cannot leave the node by accident.
+    #[serde(skip)]
+    pub sample: Option<PayloadSample>,
+}
+
+/// The first payload bytes of one way of a connection (see `bh_sample_event`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PayloadSample {
+    /// The packet's whole L4 payload length.
+    pub payload_len: u16,
+    /// Bytes from payload offset 0 (the first `BH_SAMPLE_TLS_HEAD` of a
+    /// ClientHello when `tls_ext` is set).
+    pub head: Vec<u8>,
+    /// A ClientHello's bytes from its first extension, and that offset.
+    pub tls_ext: Option<(u16, Vec<u8>)>,
+}
+
+impl PayloadSample {
+    fn from_abi(s: &bh_sample_event) -> Self {
+        let captured = usize::from(s.captured).min(s.data.len());
+        if s.tls_ext_at == 0 {
+            return Self { payload_len: s.payload_len, head: s.data[..captured].to_vec(), tls_ext: None };
+        }
+        let head = (abi::BH_SAMPLE_TLS_HEAD as usize).min(captured);
+        Self {
+            payload_len: s.payload_len,
+            head: s.data[..head].to_vec(),
+            tls_ext: Some((s.tls_ext_at, s.data[head..captured].to_vec())),
+        }
+    }
 }
 
 /// An address as the kernel stores it (IPv4 as ::ffff:a.b.c.d), back as IPv4 or IPv6.
@@ -110,9 +141,19 @@ impl FlowEvent {
             return Err(DataplaneError::UnknownCode { kind: "flow event length", code: raw.len() as u32 });
         }
         let mut ev = bh_flow_event::default();
-        let dst = aya_pod_bytes(&mut ev);
+        let dst = abi::as_bytes_mut(&mut ev);
         dst.copy_from_slice(&raw[..dst.len()]);
-        Self::from_abi(&ev, clock)
+        let mut decoded = Self::from_abi(&ev, clock)?;
+        if decoded.event == EventType::Sample {
+            if raw.len() < std::mem::size_of::<bh_sample_event>() {
+                return Err(DataplaneError::UnknownCode { kind: "sample event length", code: raw.len() as u32 });
+            }
+            let mut s = bh_sample_event::default();
+            let dst = abi::as_bytes_mut(&mut s);
+            dst.copy_from_slice(&raw[..dst.len()]);
+            decoded.sample = Some(PayloadSample::from_abi(&s));
+        }
+        Ok(decoded)
     }
 
     /// Builds the typed record from the ABI struct.
@@ -140,12 +181,9 @@ impl FlowEvent {
             tcp_flags: ev.tcp_flags,
             is_reply: ev.is_reply != 0,
             suppressed: ev.suppressed,
+            sample: None,
         })
     }
-}
-
-fn aya_pod_bytes(ev: &mut bh_flow_event) -> &mut [u8] {
-    crate::abi::as_bytes_mut(ev)
 }
 
 /// Reads the pinned flow ring. Only one reader per node should exist: the agent.

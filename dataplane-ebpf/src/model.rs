@@ -29,6 +29,7 @@ assert_codes!(
     EventType::Denied.code() => abi::BH_EV_DENIED,
     EventType::Closed.code() => abi::BH_EV_CLOSED,
     EventType::Counters.code() => abi::BH_EV_COUNTERS,
+    EventType::Sample.code() => abi::BH_EV_SAMPLE,
     Reason::None.code() => abi::BH_REASON_NONE,
     Reason::PolicyDeny.code() => abi::BH_REASON_POLICY_DENY,
     Reason::DefaultDeny.code() => abi::BH_REASON_DEFAULT_DENY,

@@ -1,7 +1,16 @@
 //! Crafting Ethernet frames for `BPF_PROG_TEST_RUN` tests and benchmarks.
-//! Checksums are left zero: the programs never verify them.
+//!
+//! Frames are written by etherparse's [`PacketBuilder`], which fills in the
+//! lengths, the ether type, the protocol numbers and the checksums (the
+//! programs never verify the checksums). Malformed frames are made by the
+//! callers, by truncating or patching the bytes of a well-formed one.
 
 use std::net::IpAddr;
+
+use etherparse::{
+    EtherType, Ethernet2Header, Icmpv4Header, Icmpv6Header, IpFragOffset, IpHeaders, IpNumber, Ipv4Extensions,
+    Ipv4Header, Ipv6Extensions, Ipv6FragmentHeader, Ipv6Header, PacketBuilder, TcpHeader, UdpHeader,
+};
 
 /// TCP flag bits.
 pub mod tcp {
@@ -11,8 +20,16 @@ pub mod tcp {
     pub const SYN: u8 = 0x02;
     /// RST: reset the connection.
     pub const RST: u8 = 0x04;
+    /// PSH: push the data to the application.
+    pub const PSH: u8 = 0x08;
     /// ACK: acknowledgement field is significant.
     pub const ACK: u8 = 0x10;
+    /// URG: urgent pointer field is significant.
+    pub const URG: u8 = 0x20;
+    /// ECE: ECN echo.
+    pub const ECE: u8 = 0x40;
+    /// CWR: congestion window reduced.
+    pub const CWR: u8 = 0x80;
 }
 
 /// An L4 header to put in a frame.
@@ -64,100 +81,150 @@ pub enum Frag {
     },
 }
 
-fn l4_bytes(l4: L4, v6: bool, payload: usize) -> (u8, Vec<u8>) {
-    match l4 {
-        L4::Tcp { sport, dport, flags } => {
-            let mut h = vec![0u8; 20 + payload];
-            h[0..2].copy_from_slice(&sport.to_be_bytes());
-            h[2..4].copy_from_slice(&dport.to_be_bytes());
-            h[12] = 5 << 4;
-            h[13] = flags;
-            h[14..16].copy_from_slice(&65535u16.to_be_bytes());
-            (6, h)
+/// Source MAC of every frame.
+const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+/// Destination MAC of every frame.
+const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+/// IPv4 TTL and IPv6 hop limit.
+const TTL: u8 = 64;
+/// TCP window size.
+const TCP_WINDOW: u16 = 65535;
+/// What a later fragment carries where its datagram's L4 header would be.
+const LATER_FILL: u8 = 0xab;
+
+impl L4 {
+    /// The IP protocol number of this header in a packet of the given family.
+    fn ip_number(self, v6: bool) -> IpNumber {
+        match self {
+            L4::Tcp { .. } => IpNumber::TCP,
+            L4::Udp { .. } => IpNumber::UDP,
+            L4::IcmpEcho { .. } if v6 => IpNumber::IPV6_ICMP,
+            L4::IcmpEcho { .. } => IpNumber::ICMP,
         }
-        L4::Udp { sport, dport } => {
-            let mut h = vec![0u8; 8 + payload];
-            h[0..2].copy_from_slice(&sport.to_be_bytes());
-            h[2..4].copy_from_slice(&dport.to_be_bytes());
-            h[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
-            (17, h)
-        }
-        L4::IcmpEcho { id, reply } => {
-            let mut h = vec![0u8; 8 + payload];
-            h[0] = match (v6, reply) {
-                (false, false) => 8,
-                (false, true) => 0,
-                (true, false) => 128,
-                (true, true) => 129,
-            };
-            h[4..6].copy_from_slice(&id.to_be_bytes());
-            (if v6 { 58 } else { 1 }, h)
+    }
+
+    /// The length of this header on the wire.
+    fn header_len(self) -> usize {
+        match self {
+            L4::Tcp { .. } => TcpHeader::MIN_LEN,
+            L4::Udp { .. } => UdpHeader::LEN,
+            L4::IcmpEcho { .. } => Icmpv4Header::MIN_LEN.max(Icmpv6Header::MIN_LEN),
         }
     }
 }
 
-/// Builds a full Ethernet frame.
-pub fn frame(src: IpAddr, dst: IpAddr, l4: L4, frag: Frag, payload: usize) -> Vec<u8> {
-    let v6 = src.is_ipv6();
-    let (proto, mut l4b) = l4_bytes(l4, v6, payload);
-    if let Frag::Later { .. } = frag {
-        // A later fragment carries payload only.
-        l4b = vec![0xab; l4b.len()];
-    }
-    let mut f = vec![0u8; 14];
-    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
-    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+/// A TCP header without options: sequence and acknowledgment numbers zero.
+fn tcp_header(sport: u16, dport: u16, flags: u8) -> TcpHeader {
+    let mut h = TcpHeader::new(sport, dport, 0, TCP_WINDOW);
+    h.fin = flags & tcp::FIN != 0;
+    h.syn = flags & tcp::SYN != 0;
+    h.rst = flags & tcp::RST != 0;
+    h.psh = flags & tcp::PSH != 0;
+    h.ack = flags & tcp::ACK != 0;
+    h.urg = flags & tcp::URG != 0;
+    h.ece = flags & tcp::ECE != 0;
+    h.cwr = flags & tcp::CWR != 0;
+    h
+}
+
+/// The IP header (with an IPv6 fragment header where `frag` asks for one),
+/// or `None` when `src` and `dst` are of different families. Lengths are
+/// left for the builder; `proto` is the protocol the fragment header or the
+/// IP header names next, which the builder sets again on write.
+fn ip_headers(src: IpAddr, dst: IpAddr, proto: IpNumber, frag: Frag) -> Option<IpHeaders> {
+    let (offset, more, id) = match frag {
+        Frag::None => (0, false, 0),
+        Frag::First { id } => (0, true, id),
+        Frag::Later { id, offset, more } => (offset, more, id),
+    };
+    // A u16 byte offset in 8-byte units is at most 0x1fff, `IpFragOffset::MAX_U16`: this never fails.
+    let offset = IpFragOffset::try_new(offset / 8).ok()?;
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-            let mut ip = vec![0u8; 20];
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&((20 + l4b.len()) as u16).to_be_bytes());
-            let (id, off) = match frag {
-                Frag::None => (0u16, 0u16),
-                Frag::First { id } => (id as u16, 0x2000),
-                Frag::Later { id, offset, more } => (id as u16, (offset / 8) | if more { 0x2000 } else { 0 }),
+            let ip = Ipv4Header {
+                identification: id as u16,
+                dont_fragment: false,
+                more_fragments: more,
+                fragment_offset: offset,
+                time_to_live: TTL,
+                protocol: proto,
+                source: s.octets(),
+                destination: d.octets(),
+                ..Ipv4Header::default()
             };
-            ip[4..6].copy_from_slice(&id.to_be_bytes());
-            ip[6..8].copy_from_slice(&off.to_be_bytes());
-            ip[8] = 64;
-            ip[9] = proto;
-            ip[12..16].copy_from_slice(&s.octets());
-            ip[16..20].copy_from_slice(&d.octets());
-            f.extend(ip);
+            Some(IpHeaders::Ipv4(ip, Ipv4Extensions::default()))
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-            let mut ip = vec![0u8; 40];
-            ip[0] = 0x60;
-            let mut ext = Vec::new();
-            let next = match frag {
-                Frag::None => proto,
-                Frag::First { id } | Frag::Later { id, .. } => {
-                    let (offset, more) = match frag {
-                        Frag::Later { offset, more, .. } => (offset, more),
-                        _ => (0, true),
-                    };
-                    ext = vec![0u8; 8];
-                    ext[0] = proto;
-                    let fo = (offset & 0xfff8) | u16::from(more);
-                    ext[2..4].copy_from_slice(&fo.to_be_bytes());
-                    ext[4..8].copy_from_slice(&id.to_be_bytes());
-                    44
-                }
+            let ip = Ipv6Header {
+                next_header: proto,
+                hop_limit: TTL,
+                source: s.octets(),
+                destination: d.octets(),
+                ..Ipv6Header::default()
             };
-            ip[4..6].copy_from_slice(&((ext.len() + l4b.len()) as u16).to_be_bytes());
-            ip[6] = next;
-            ip[7] = 64;
-            ip[8..24].copy_from_slice(&s.octets());
-            ip[24..40].copy_from_slice(&d.octets());
-            f.extend(ip);
-            f.extend(ext);
+            let exts = Ipv6Extensions {
+                fragment: (frag != Frag::None).then(|| Ipv6FragmentHeader::new(proto, offset, more, id)),
+                ..Ipv6Extensions::default()
+            };
+            Some(IpHeaders::Ipv6(ip, exts))
         }
-        _ => return f,
+        _ => None,
     }
-    f.extend(l4b);
-    f
+}
+
+/// Builds a full Ethernet frame whose L4 header is followed by `payload`
+/// bytes of zeros (for [`Frag::Later`], `0xab` bytes in place of the L4
+/// header and of the payload alike).
+///
+/// See [`frame_with_payload`] for the frame's layout; this is it with a
+/// payload of that filler.
+pub fn frame(src: IpAddr, dst: IpAddr, l4: L4, frag: Frag, payload: usize) -> Vec<u8> {
+    let fill = if matches!(frag, Frag::Later { .. }) { LATER_FILL } else { 0 };
+    frame_with_payload(src, dst, l4, frag, &vec![fill; payload])
+}
+
+/// Builds a full Ethernet frame carrying `payload` after its L4 header: the
+/// TCP segment's data, the UDP datagram's data, or the ICMP echo's data.
+///
+/// The frame goes from MAC 02:00:00:00:00:01 to 02:00:00:00:00:02, with a
+/// TTL (hop limit) of 64 and, for TCP, sequence and acknowledgment numbers
+/// zero and a window of 65535. IPv4 never sets DF; an IPv6 fragment carries
+/// a fragment extension header. A [`Frag::Later`] fragment has no L4 header:
+/// its data is `0xab` bytes of the L4 header's length, then `payload`.
+///
+/// Returns only the Ethernet header (ether type 0) when `src` and `dst` are
+/// of different families, and an empty `Vec` when `payload` is too long for
+/// the IP length fields (64 KiB): etherparse writes nothing else that can
+/// fail into a `Vec`.
+pub fn frame_with_payload(src: IpAddr, dst: IpAddr, l4: L4, frag: Frag, payload: &[u8]) -> Vec<u8> {
+    let v6 = src.is_ipv6();
+    let proto = l4.ip_number(v6);
+    let Some(ip) = ip_headers(src, dst, proto, frag) else {
+        let eth = Ethernet2Header { source: SRC_MAC, destination: DST_MAC, ether_type: EtherType(0) };
+        return eth.to_bytes().to_vec();
+    };
+    let ip = PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ip(ip);
+    let mut f = Vec::new();
+    let written = match (frag, l4) {
+        (Frag::Later { .. }, _) => {
+            let mut data = vec![LATER_FILL; l4.header_len()];
+            data.extend_from_slice(payload);
+            ip.write_to_vec(&mut f, proto, &data)
+        }
+        (_, L4::Tcp { sport, dport, flags }) => ip.tcp_header(tcp_header(sport, dport, flags)).write_to_vec(&mut f, payload),
+        (_, L4::Udp { sport, dport }) => ip.udp(sport, dport).write_to_vec(&mut f, payload),
+        (_, L4::IcmpEcho { id, reply }) => match (v6, reply) {
+            (false, false) => ip.icmpv4_echo_request(id, 0).write_to_vec(&mut f, payload),
+            (false, true) => ip.icmpv4_echo_reply(id, 0).write_to_vec(&mut f, payload),
+            (true, false) => ip.icmpv6_echo_request(id, 0).write_to_vec(&mut f, payload),
+            (true, true) => ip.icmpv6_echo_reply(id, 0).write_to_vec(&mut f, payload),
+        },
+    };
+    match written {
+        Ok(()) => f,
+        // The payload does not fit the IP length fields: no such frame exists.
+        Err(_) => Vec::new(),
+    }
 }
 
 /// A plain (unfragmented) TCP frame.

@@ -557,3 +557,131 @@ fn a_blocked_prefix_drops_both_ways_in_every_mode_and_at_the_prefilter() {
     assert_eq!(run(&mut bed, Hook::Prefilter, &inbound), XDP_PASS);
     assert_eq!(run(&mut bed, Hook::ToPod, &in6), TC_PASS);
 }
+
+/// A TCP segment carrying `payload`.
+fn tcp_data(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let l4 = L4::Tcp { sport, dport, flags: packet::tcp::ACK | 0x08 };
+    let mut f = packet::frame(src, dst, l4, Frag::None, payload.len());
+    let at = f.len() - payload.len();
+    f[at..].copy_from_slice(payload);
+    f
+}
+
+fn samples(bed: &mut TestBed) -> Vec<bulkhead_dataplane::FlowEvent> {
+    bed.flows().into_iter().filter(|f| f.event == EventType::Sample).collect()
+}
+
+fn stat(bed: &TestBed, idx: u32) -> u64 {
+    bed.maps.stats().unwrap().get(idx)
+}
+
+#[test]
+fn the_first_payload_each_way_of_a_served_connection_is_sampled_once() {
+    use bulkhead_dataplane::abi;
+    let mut bed = bed("samples", Mode::Learn, &[]);
+    let (client, server) = (v4(PEER), v4(POD));
+    assert_eq!(run(&mut bed, Hook::ToPod, &tcp(client, server, 50000, 6379, packet::tcp::SYN)), TC_PASS);
+    assert_eq!(
+        run(&mut bed, Hook::FromPod, &tcp(server, client, 6379, 50000, packet::tcp::SYN | packet::tcp::ACK)),
+        TC_PASS
+    );
+    // the handshake's last ACK carries nothing: no sample, and the way stays open
+    assert_eq!(run(&mut bed, Hook::ToPod, &tcp(client, server, 50000, 6379, packet::tcp::ACK)), TC_PASS);
+    assert!(samples(&mut bed).is_empty());
+    let request = b"*1\r\n$4\r\nPING\r\n";
+    for _ in 0..3 {
+        assert_eq!(run(&mut bed, Hook::ToPod, &tcp_data(client, server, 50000, 6379, request)), TC_PASS);
+    }
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp_data(server, client, 6379, 50000, b"+PONG\r\n")), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp_data(server, client, 6379, 50000, b"+PONG\r\n")), TC_PASS);
+    let s = samples(&mut bed);
+    assert_eq!(s.len(), 2, "one each way: {s:?}");
+    let (req, resp) = (&s[0], &s[1]);
+    assert_eq!((req.is_reply, req.src_ip, req.dst_port, req.direction), (false, client, 6379, Direction::Ingress));
+    assert_eq!(req.sample.as_ref().unwrap().head, request);
+    assert_eq!(req.sample.as_ref().unwrap().payload_len as usize, request.len());
+    assert!(resp.is_reply);
+    assert_eq!(resp.sample.as_ref().unwrap().head, b"+PONG\r\n");
+    assert_eq!(stat(&bed, abi::BH_STAT_SAMPLES_SENT), 2);
+
+    // a connection the pod opens is never sampled
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp(server, v4(OTHER), 40000, 80, packet::tcp::SYN)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &tcp_data(server, v4(OTHER), 40000, 80, b"GET / HTTP/1.1\r\n")), TC_PASS);
+    assert!(samples(&mut bed).is_empty());
+
+    // a UDP datagram's first packet is its sample; long payloads are cut at BH_SAMPLE_BYTES
+    let big = vec![0x61u8; 600];
+    assert_eq!(
+        run(&mut bed, Hook::ToPod, &{
+            let mut f = packet::udp(client, server, 5353, 53, big.len());
+            let at = f.len() - big.len();
+            f[at..].copy_from_slice(&big);
+            f
+        }),
+        TC_PASS
+    );
+    let s = samples(&mut bed);
+    assert_eq!(s.len(), 1);
+    let sample = s[0].sample.as_ref().unwrap();
+    assert_eq!((sample.head.len(), sample.payload_len), (abi::BH_SAMPLE_BYTES as usize, 600));
+    assert!(sample.tls_ext.is_none());
+}
+
+#[test]
+fn a_client_hello_sample_reaches_its_extensions() {
+    let mut bed = bed("samples-tls", Mode::Learn, &[]);
+    let (client, server) = (v4(PEER), v4(POD));
+    // record, handshake header, version, random, a 32-byte session id,
+    // 40 bytes of cipher suites, one compression method, then the extensions
+    let mut hello = vec![0x16, 3, 1, 0, 0, 1, 0, 0, 0, 3, 3];
+    hello.extend_from_slice(&[0x11; 32]);
+    hello.push(32);
+    hello.extend_from_slice(&[0x22; 32]);
+    hello.extend_from_slice(&[0, 40]);
+    hello.extend_from_slice(&[0x13; 40]);
+    hello.extend_from_slice(&[1, 0]);
+    let ext_at = hello.len() + 2;
+    let sni = b"\x00\x00\x00\x0d\x00\x0b\x00\x00\x08web.shop";
+    hello.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    hello.extend_from_slice(sni);
+    hello.extend_from_slice(&[0x44; 60]);
+    assert_eq!(run(&mut bed, Hook::ToPod, &tcp(client, server, 50001, 443, packet::tcp::SYN)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::ToPod, &tcp_data(client, server, 50001, 443, &hello)), TC_PASS);
+    let s = samples(&mut bed);
+    assert_eq!(s.len(), 1);
+    let sample = s[0].sample.as_ref().unwrap();
+    assert_eq!(sample.head, &hello[..bulkhead_dataplane::abi::BH_SAMPLE_TLS_HEAD as usize]);
+    let (at, bytes) = sample.tls_ext.as_ref().expect("the extensions window");
+    assert_eq!(usize::from(*at), ext_at);
+    assert_eq!(&bytes[..sni.len()], sni);
+    assert_eq!(bytes.len(), hello.len() - ext_at, "the rest of the packet, within the window");
+    assert!(
+        bytes.len()
+            <= (bulkhead_dataplane::abi::BH_SAMPLE_BYTES - bulkhead_dataplane::abi::BH_SAMPLE_TLS_HEAD) as usize
+    );
+}
+
+#[test]
+fn samples_are_bounded_per_pod_and_every_skip_is_counted() {
+    use bulkhead_dataplane::abi;
+    let mut bed = bed("samples-budget", Mode::Learn, &[]);
+    let server = v4(POD);
+    let burst = abi::BH_SAMPLES_BURST as u16;
+    let extra = 50u16;
+    for i in 0..burst + extra {
+        let f = packet::udp(v4(PEER), server, 10000 + i, 53, 12);
+        assert_eq!(run(&mut bed, Hook::ToPod, &f), TC_PASS);
+    }
+    let sent = samples(&mut bed).len() as u64;
+    let over = stat(&bed, abi::BH_STAT_SAMPLES_OVER_BUDGET);
+    assert!(sent >= u64::from(burst) && sent <= u64::from(burst) + 5, "the burst, and what refilled meanwhile: {sent}");
+    assert_eq!(sent + over, u64::from(burst + extra), "every sample is sent or counted as skipped");
+    assert_eq!(stat(&bed, abi::BH_STAT_SAMPLES_SENT), sent);
+
+    let mut cfg = bed.maps.config().unwrap();
+    cfg.flags |= abi::BH_CFG_F_SAMPLES_DISABLED;
+    bed.maps.set_config(cfg).unwrap();
+    assert_eq!(run(&mut bed, Hook::ToPod, &packet::udp(v4(OTHER), server, 9, 53, 12)), TC_PASS);
+    assert!(samples(&mut bed).is_empty());
+    assert_eq!(stat(&bed, abi::BH_STAT_SAMPLES_DISABLED), 1);
+}

@@ -142,6 +142,8 @@ coded_enum!(
         Closed = 3 => "closed",
         /// Periodic counters of a long-lived connection.
         Counters = 4 => "counters",
+        /// A payload sample for type identification, not a connection event.
+        Sample = 5 => "sample",
     }
 );
 

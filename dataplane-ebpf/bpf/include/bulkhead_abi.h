@@ -42,6 +42,17 @@ typedef uint64_t __u64;
 /* Flow events per initiating address: refill rate per second and bucket size. */
 #define BH_EVENTS_PER_SOURCE 4000
 #define BH_EVENTS_BURST 8000
+/*
+ * Payload samples (type identification): the first bytes of the first
+ * payload each way of a connection a pod serves, at most BH_SAMPLE_BYTES,
+ * at most BH_SAMPLES_PER_ENDPOINT a second per pod (bucket of
+ * BH_SAMPLES_BURST). A TLS ClientHello's sample is BH_SAMPLE_TLS_HEAD bytes
+ * of its start plus the rest from its first extension, where SNI and ALPN are.
+ */
+#define BH_SAMPLE_BYTES 128
+#define BH_SAMPLE_TLS_HEAD 16
+#define BH_SAMPLES_PER_ENDPOINT 64
+#define BH_SAMPLES_BURST 256
 #define BH_FLOW_RING_BYTES (4 * 1024 * 1024)
 
 /* Reserved identities. Allocated identities start at BH_ID_FIRST_ALLOCATED. */
@@ -81,6 +92,7 @@ enum bh_event_type {
 	BH_EV_DENIED = 2,   /* dropped attempt (rate-limited per tuple) */
 	BH_EV_CLOSED = 3,   /* FIN/RST seen, or expired by the agent's sweep */
 	BH_EV_COUNTERS = 4, /* periodic counters of a long-lived connection */
+	BH_EV_SAMPLE = 5,   /* a payload sample (struct bh_sample_event), not a connection event */
 };
 
 /*
@@ -121,6 +133,10 @@ enum bh_stat {
 	BH_STAT_DENY_EVENTS_RATELIMITED = 10,
 	BH_STAT_PREFILTER_DROPS = 11, /* dropped by the node's XDP prefilter (block list) */
 	BH_STAT_EVENTS_RATELIMITED = 12, /* over its source's event budget; carried in that source's next event */
+	BH_STAT_SAMPLES_SENT = 13,
+	BH_STAT_SAMPLES_OVER_BUDGET = 14, /* skipped: the pod's sample budget was spent */
+	BH_STAT_SAMPLES_LOST = 15,        /* skipped: ring full, or the bytes could not be read */
+	BH_STAT_SAMPLES_DISABLED = 16,    /* skipped: sampling turned off by config */
 	BH_STAT_DROP_REASON_BASE = 32, /* + bh_reason for reasons < 32 */
 	BH_STAT_MAX = 64,
 };
@@ -221,6 +237,11 @@ struct bh_ct_key {
 #define BH_CT_F_CLOSED (1U << 3) /* close event emitted; entry expires soon */
 #define BH_CT_F_SEEN_REPLY (1U << 4)
 
+/* bh_ct_value.sampled bits: that way's payload sample is taken (or skipped, counted). */
+#define BH_CT_SAMPLED_FWD (1U << 0)
+#define BH_CT_SAMPLED_REV (1U << 1)
+#define BH_CT_SAMPLED_BOTH (BH_CT_SAMPLED_FWD | BH_CT_SAMPLED_REV)
+
 struct bh_ct_value {
 	__u64 created_ns;
 	__u64 last_seen_ns;
@@ -236,7 +257,8 @@ struct bh_ct_value {
 	__u8 tcp_flags_rev;
 	__u8 state;
 	__u16 reason;
-	__u16 _pad;
+	__u8 sampled; /* BH_CT_SAMPLED_*; set at creation for what is never sampled */
+	__u8 _pad;
 };
 
 /* bh_fragments: verdict of a datagram's first fragment, for the fragments that follow. */
@@ -270,6 +292,7 @@ struct bh_quarantine {
 
 /* bh_config_v2: single-slot array the agent writes. */
 #define BH_CFG_F_EVENTS_DISABLED (1U << 0)
+#define BH_CFG_F_SAMPLES_DISABLED (1U << 1)
 
 struct bh_config {
 	__u32 flags;
@@ -317,6 +340,27 @@ struct bh_flow_event {
 	__u32 suppressed; /* events of the same initiating address suppressed since its previous one */
 };
 
+/*
+ * A payload sample: a flow event of type BH_EV_SAMPLE (is_reply says which
+ * way the bytes went) followed by the bytes. With tls_ext_at set, data holds
+ * BH_SAMPLE_TLS_HEAD bytes from payload offset 0, then bytes from payload
+ * offset tls_ext_at (a ClientHello's first extension).
+ */
+struct bh_sample_event {
+	struct bh_flow_event flow;
+	__u16 payload_len; /* the packet's whole L4 payload */
+	__u16 captured;    /* bytes of data that hold payload */
+	__u16 tls_ext_at;  /* 0: one window from offset 0 */
+	__u16 _pad;
+	__u8 data[BH_SAMPLE_BYTES];
+};
+
+/* bh_sample_budget: a pod's sample token bucket, credit in sample-nanoseconds. */
+struct bh_token_bucket {
+	__u64 last_ns;
+	__u64 credit;
+};
+
 /* Layout pins, checked again from Rust (abi::tests). Change both or neither. */
 _Static_assert(sizeof(struct bh_endpoint) == 36, "bh_endpoint layout");
 _Static_assert(sizeof(struct bh_ipcache_key) == 20, "bh_ipcache_key layout");
@@ -329,6 +373,10 @@ _Static_assert(sizeof(struct bh_frag_key) == 44, "bh_frag_key layout");
 _Static_assert(sizeof(struct bh_flow_event) == 112, "bh_flow_event layout");
 _Static_assert(sizeof(struct bh_config) == 24, "bh_config layout");
 _Static_assert(sizeof(struct bh_block_value) == 8, "bh_block_value layout");
+_Static_assert(sizeof(struct bh_sample_event) == 248, "bh_sample_event layout");
+_Static_assert(sizeof(struct bh_token_bucket) == 16, "bh_token_bucket layout");
+_Static_assert(__builtin_offsetof(struct bh_sample_event, data) == 120, "bh_sample_event.data");
+_Static_assert(__builtin_offsetof(struct bh_ct_value, sampled) == 70, "bh_ct_value.sampled");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, saddr) == 40, "bh_flow_event.saddr");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, sport) == 72, "bh_flow_event.sport");
 _Static_assert(__builtin_offsetof(struct bh_flow_event, ifindex) == 76, "bh_flow_event.ifindex");

@@ -8,6 +8,9 @@
  * connection, a non-first fragment, an untracked packet), so established
  * traffic pays nothing for it; the agent removes the conntrack entries a new
  * block covers, which sends their next packet down this path.
+ * Payload samples cost established traffic one test of ct->sampled, in a
+ * cache line the conntrack path reads anyway: each way of a connection the
+ * pod serves is sampled (or skipped, counted) once, then never looked at.
  */
 #ifndef BH_LIB_DATAPATH_H
 #define BH_LIB_DATAPATH_H
@@ -20,6 +23,7 @@
 #include "policy.h"
 #include "conntrack.h"
 #include "flow.h"
+#include "sample.h"
 
 #define BH_REPORT_INTERVAL_DEFAULT_S 10
 
@@ -291,6 +295,15 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 				ct->reason = d.reason;
 			}
 			int closed = bh_ct_account(ct, &p, pkt_len, reply, now);
+			/* The first payload each way of a connection the pod serves, once. */
+			__u8 way = reply ? BH_CT_SAMPLED_REV : BH_CT_SAMPLED_FWD;
+			if (!(ct->sampled & way) && p.payload_end > p.payload_off) {
+				ct->sampled |= way;
+				if (key.direction == BH_DIR_INGRESS) {
+					bh_sample_packet(skb, &key, ep, &p, ifindex, ct->remote_identity, ct->rule_id,
+							 ct->reason, ct->verdict, reply, now);
+				}
+			}
 			if (closed || bh_report_due(ct, now)) {
 				struct bh_event_ctx ev = {
 					.tuple = &key,
@@ -376,11 +389,20 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 			.verdict = verdict,
 			.tcp_flags_fwd = p.tcp_flags,
 			.reason = reason,
+			/* Only what the pod serves is sampled: egress connections never are. */
+			.sampled = dir == BH_DIR_INGRESS ? 0 : BH_CT_SAMPLED_BOTH,
 		};
+		/* A first packet with payload (UDP, TCP Fast Open) is its way's sample. */
+		int sample = dir == BH_DIR_INGRESS && p.payload_end > p.payload_off;
+		if (sample)
+			nct.sampled = BH_CT_SAMPLED_FWD;
 		bpf_map_update_elem(&bh_conntrack, &key, &nct, BPF_ANY);
 		bh_stat_inc(BH_STAT_CT_NEW);
 		ev.ct = &nct;
 		bh_emit(&ev);
+		if (sample) {
+			bh_sample_packet(skb, &key, ep, &p, ifindex, remote_id, rule_id, reason, verdict, 0, now);
+		}
 	} else if (bh_deny_event_due(&key, now)) {
 		/* Untracked forwarded packets (ICMP errors, other protocols): rate-limited like denials. */
 		bh_emit(&ev);

@@ -28,6 +28,21 @@ struct bh_event_ctx {
 };
 
 /*
+ * A token bucket's credit, in unit-nanoseconds (BH_NS_PER_SEC buys one
+ * unit), after refilling at rate units a second up to cap.
+ */
+static __always_inline __u64 bh_bucket_refill(__u64 credit, __u64 last_ns, __u64 now, __u64 rate, __u64 cap)
+{
+	__u64 elapsed = now > last_ns ? now - last_ns : 0;
+	/* Bounded before multiplying: a long-quiet source simply has a full bucket. */
+	if (elapsed >= cap / rate)
+		return cap;
+	if (credit + elapsed * rate > cap)
+		return cap;
+	return credit + elapsed * rate;
+}
+
+/*
  * Fairness between sources: every event is charged to the address that
  * initiated its connection (the tuple's original source), whichever end saw
  * it, or to the pod that sent a packet dropped before policy (spoofed,
@@ -56,15 +71,7 @@ static __always_inline int bh_event_budget_take(const struct bh_config *cfg, con
 		bpf_map_update_elem(&bh_event_budget, &key, &fresh, BPF_NOEXIST);
 		return 1;
 	}
-	__u64 credit = b->credit;
-	__u64 elapsed = now > b->last_ns ? now - b->last_ns : 0;
-	/* Bounded before multiplying: a long-quiet source simply has a full bucket. */
-	if (elapsed >= cap / rate)
-		credit = cap;
-	else if (credit + elapsed * rate > cap)
-		credit = cap;
-	else
-		credit += elapsed * rate;
+	__u64 credit = bh_bucket_refill(b->credit, b->last_ns, now, rate, cap);
 	b->last_ns = now;
 	if (credit < BH_NS_PER_SEC) {
 		b->credit = credit;
@@ -81,26 +88,9 @@ static __always_inline int bh_event_budget_take(const struct bh_config *cfg, con
 	return 1;
 }
 
-static __always_inline void bh_emit(const struct bh_event_ctx *c)
+/* Fills an event's connection fields from c (all but suppressed). */
+static __always_inline void bh_fill_event(struct bh_flow_event *ev, const struct bh_event_ctx *c, __u64 now)
 {
-	struct bh_config *cfg = bh_get_config();
-	if (cfg && (cfg->flags & BH_CFG_F_EVENTS_DISABLED)) {
-		bh_stat_inc(BH_STAT_EVENTS_SUPPRESSED);
-		return;
-	}
-	__u64 now = bpf_ktime_get_ns();
-	__u32 carried;
-	struct bh_event_budget *budget;
-	if (!bh_event_budget_take(cfg, c->charge ? c->charge : c->tuple->saddr, now, &carried, &budget))
-		return;
-	struct bh_flow_event *ev = bpf_ringbuf_reserve(&bh_flows, sizeof(*ev), 0);
-	if (!ev) {
-		bh_stat_inc(BH_STAT_EVENTS_LOST);
-		/* The count stays owed, for the source's next event. */
-		if (budget && carried)
-			__sync_fetch_and_add(&budget->suppressed, carried);
-		return;
-	}
 	const struct bh_ct_key *t = c->tuple;
 	ev->ts_ns = now;
 	__builtin_memcpy(ev->saddr, t->saddr, 16);
@@ -138,6 +128,29 @@ static __always_inline void bh_emit(const struct bh_event_ctx *c)
 		ev->tcp_flags = c->tcp_flags;
 	}
 	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
+}
+
+static __always_inline void bh_emit(const struct bh_event_ctx *c)
+{
+	struct bh_config *cfg = bh_get_config();
+	if (cfg && (cfg->flags & BH_CFG_F_EVENTS_DISABLED)) {
+		bh_stat_inc(BH_STAT_EVENTS_SUPPRESSED);
+		return;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	__u32 carried;
+	struct bh_event_budget *budget;
+	if (!bh_event_budget_take(cfg, c->charge ? c->charge : c->tuple->saddr, now, &carried, &budget))
+		return;
+	struct bh_flow_event *ev = bpf_ringbuf_reserve(&bh_flows, sizeof(*ev), 0);
+	if (!ev) {
+		bh_stat_inc(BH_STAT_EVENTS_LOST);
+		/* The count stays owed, for the source's next event. */
+		if (budget && carried)
+			__sync_fetch_and_add(&budget->suppressed, carried);
+		return;
+	}
+	bh_fill_event(ev, c, now);
 	ev->suppressed = carried;
 	bpf_ringbuf_submit(ev, 0);
 	bh_stat_inc(BH_STAT_EVENTS_SENT);

@@ -121,6 +121,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bh_event_budget SEC(".maps");
 
+/* A pod's payload-sample bucket (see bh_sample), indexed by endpoint id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BH_MAX_ENDPOINT_ID);
+	__type(key, __u32); /* endpoint_id */
+	__type(value, struct bh_token_bucket);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bh_sample_budget SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, BH_FLOW_RING_BYTES);

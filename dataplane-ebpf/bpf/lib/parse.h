@@ -48,7 +48,11 @@ struct bh_pkt {
 	__u8 tcp_flags;
 	__u8 frag; /* enum bh_frag_kind */
 	__u8 icmp_type;
-	__u8 _pad[3];
+	__u8 _pad;
+	/* TCP and UDP: the L4 payload is [payload_off, payload_end) from the
+	 * frame's start, by the IP lengths (never trailing padding); empty else. */
+	__u16 payload_off;
+	__u16 payload_end;
 };
 
 #define BH_TCP_FIN 0x01
@@ -64,8 +68,9 @@ static __always_inline void bh_map_v4(__u8 *dst, __be32 addr)
 	((__u32 *)dst)[3] = addr;
 }
 
-/* Reads ports (or the ICMP echo id) from the L4 header at l4. */
-static __always_inline int bh_parse_l4(struct bh_pkt *p, void *l4, void *end)
+/* Reads ports (or the ICMP echo id) from the L4 header at l4, at l4_off
+ * from the frame's start; l3_end is where the IP packet ends. */
+static __always_inline int bh_parse_l4(struct bh_pkt *p, void *l4, void *end, __u32 l4_off, __u32 l3_end)
 {
 	switch (p->proto) {
 	case BH_IPPROTO_TCP: {
@@ -77,6 +82,11 @@ static __always_inline int bh_parse_l4(struct bh_pkt *p, void *l4, void *end)
 		p->sport = bpf_ntohs(th->source);
 		p->dport = bpf_ntohs(th->dest);
 		p->tcp_flags = ((__u8 *)th)[13];
+		__u32 off = l4_off + th->doff * 4;
+		if (off < l3_end && l3_end <= 0xffff) {
+			p->payload_off = off;
+			p->payload_end = l3_end;
+		}
 		return BH_PARSE_OK;
 	}
 	case BH_IPPROTO_UDP: {
@@ -85,6 +95,10 @@ static __always_inline int bh_parse_l4(struct bh_pkt *p, void *l4, void *end)
 			return BH_PARSE_MALFORMED;
 		p->sport = bpf_ntohs(uh->source);
 		p->dport = bpf_ntohs(uh->dest);
+		if (l4_off + 8 < l3_end && l3_end <= 0xffff) {
+			p->payload_off = l4_off + 8;
+			p->payload_end = l3_end;
+		}
 		return BH_PARSE_OK;
 	}
 	case BH_IPPROTO_SCTP: {
@@ -148,7 +162,8 @@ static __always_inline int bh_parse_ipv4(struct bh_pkt *p, void *data, void *end
 		p->frag = BH_FRAG_FIRST;
 		p->frag_id = bpf_ntohs(ip->id);
 	}
-	return bh_parse_l4(p, (void *)ip + hdr_len, end);
+	return bh_parse_l4(p, (void *)ip + hdr_len, end, sizeof(struct ethhdr) + hdr_len,
+			   sizeof(struct ethhdr) + tot_len);
 }
 
 static __always_inline int bh_parse_ipv6(struct bh_pkt *p, void *data, void *end, __u32 pkt_len)
@@ -206,7 +221,8 @@ static __always_inline int bh_parse_ipv6(struct bh_pkt *p, void *data, void *end
 	p->proto = next;
 	if (next == BH_IPV6_NONE)
 		return BH_PARSE_OK;
-	return bh_parse_l4(p, cur, end);
+	return bh_parse_l4(p, cur, end, cur - data,
+			   sizeof(struct ethhdr) + sizeof(*ip6) + bpf_ntohs(ip6->payload_len));
 }
 
 /* Parses an Ethernet frame in [data, end); pkt_len is the full frame length. */
