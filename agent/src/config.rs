@@ -35,6 +35,10 @@ pub struct AgentConfig {
     pub events_per_source_s: u32,
     /// See `events_per_source_s`.
     pub events_burst: u32,
+    /// Whether the kernel samples the first payload bytes each way of the
+    /// connections pods serve, for type identification (bounded per pod;
+    /// only the class and a few fields leave the agent).
+    pub payload_samples: bool,
 }
 
 impl AgentConfig {
@@ -53,6 +57,7 @@ impl AgentConfig {
             prefilter: Vec::new(),
             events_per_source_s: EVENTS_PER_SOURCE,
             events_burst: EVENTS_BURST,
+            payload_samples: true,
         }
     }
 }

@@ -11,10 +11,12 @@ use bulkhead_api::agent::v1 as pb;
 use bulkhead_api::flow::v1 as flow_pb;
 use bulkhead_api::ring::{Read, SeqRing};
 use bulkhead_dataplane::FlowEvent;
+use bulkhead_dataplane::flow::PayloadSample;
 use bulkhead_dataplane::model::{Direction, proto};
 use ipnetwork::IpNetwork;
 use tokio::sync::watch;
 
+use crate::classify::{Sample, Sender, Transport, classify};
 use crate::desired::DesiredState;
 
 /// Lookup tables that name the workloads in a flow, rebuilt on every apply.
@@ -102,6 +104,7 @@ impl Enricher {
             is_reply: ev.is_reply,
             ifindex: ev.ifindex,
             suppressed: ev.suppressed,
+            app: ev.sample.as_ref().map(|s| app_sample(ev, s)),
         }
     }
 
@@ -113,6 +116,28 @@ impl Enricher {
             .max_by_key(|(n, _)| n.prefix())
             .map(|(_, id)| *id)
             .unwrap_or(bulkhead_dataplane::abi::BH_ID_WORLD)
+    }
+}
+
+/// Classifies a payload sample; only the class and its fields go on.
+fn app_sample(ev: &FlowEvent, s: &PayloadSample) -> pb::AppSample {
+    let sender = if ev.is_reply { Sender::Server } else { Sender::Client };
+    let transport = if ev.protocol == proto::UDP { Transport::Udp } else { Transport::Tcp };
+    let sample = Sample {
+        sender,
+        transport,
+        head: &s.head,
+        ext: s.tls_ext.as_ref().map(|(at, bytes)| (*at, bytes.as_slice())),
+        payload_len: s.payload_len,
+    };
+    let class = classify(&sample);
+    pb::AppSample {
+        protocol: class.protocol.map(|p| flow_pb::AppProtocol::from(p).into()),
+        from_server: ev.is_reply,
+        sni: class.sni,
+        alpn: class.alpn,
+        host: class.host,
+        method: class.method,
     }
 }
 

@@ -5,6 +5,7 @@
 //! without ever opening a window, streams decoded flows and serves metrics.
 
 pub mod blocks;
+pub mod classify;
 pub mod config;
 pub mod desired;
 pub mod endpoints;

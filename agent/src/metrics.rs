@@ -105,6 +105,14 @@ impl Metrics {
             ]);
             let help = "Kernel flow events by outcome; lost means the ring was full, over_source_budget that their initiating address was over its rate.";
             family(&mut out, "bulkhead_flow_events", "counter", help, &node_label, "outcome", &outcomes);
+            let samples = by(&[
+                (abi::BH_STAT_SAMPLES_SENT, "sent"),
+                (abi::BH_STAT_SAMPLES_OVER_BUDGET, "over_budget"),
+                (abi::BH_STAT_SAMPLES_LOST, "lost"),
+                (abi::BH_STAT_SAMPLES_DISABLED, "disabled"),
+            ]);
+            let help = "Payload samples for type identification by outcome; every one not sent is a skipped sample.";
+            family(&mut out, "bulkhead_payload_samples", "counter", help, &node_label, "outcome", &samples);
             let new = [(String::new(), stats.get(abi::BH_STAT_CT_NEW))];
             family(
                 &mut out,

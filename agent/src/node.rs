@@ -95,6 +95,11 @@ impl Node {
         config.report_interval_s = cfg.report_interval_s;
         config.events_per_source_s = cfg.events_per_source_s;
         config.events_burst = cfg.events_burst;
+        if cfg.payload_samples {
+            config.flags &= !abi::BH_CFG_F_SAMPLES_DISABLED;
+        } else {
+            config.flags |= abi::BH_CFG_F_SAMPLES_DISABLED;
+        }
         maps.set_config(config)?;
 
         let desired = match std::fs::read(state_path(&cfg)) {
@@ -490,6 +495,10 @@ impl Node {
             (abi::BH_STAT_EVENTS_SENT, "events_sent"),
             (abi::BH_STAT_EVENTS_LOST, "events_lost"),
             (abi::BH_STAT_EVENTS_RATELIMITED, "events_over_source_budget"),
+            (abi::BH_STAT_SAMPLES_SENT, "samples_sent"),
+            (abi::BH_STAT_SAMPLES_OVER_BUDGET, "samples_over_budget"),
+            (abi::BH_STAT_SAMPLES_LOST, "samples_lost"),
+            (abi::BH_STAT_SAMPLES_DISABLED, "samples_disabled"),
             (abi::BH_STAT_FRAGMENTS, "fragments"),
             (abi::BH_STAT_XDP_QUARANTINE_DROPS, "xdp_quarantine_drops"),
             (abi::BH_STAT_PREFILTER_DROPS, "prefilter_drops"),

@@ -106,6 +106,7 @@ pub fn sweep_once(node: &Mutex<Node>, hub: &FlowHub, clock: &Clock) -> usize {
             tcp_flags: v.tcp_flags_fwd | v.tcp_flags_rev,
             is_reply: false,
             suppressed: 0,
+            sample: None,
         };
         hub.publish(enricher.flow(&ev));
     }

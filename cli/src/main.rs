@@ -75,6 +75,10 @@ enum Command {
         /// Events a quiet source may send at once, above the rate.
         #[arg(long, value_name = "N", default_value_t = bulkhead_agent::config::EVENTS_BURST, value_parser = clap::value_parser!(u32).range(1..))]
         events_burst: u32,
+        /// Do not sample the first payload bytes of the connections pods
+        /// serve: the exposure report then knows only declared protocols.
+        #[arg(long)]
+        no_payload_samples: bool,
     },
     /// Build and use a lab cluster of network namespaces on this host.
     Lab {
@@ -369,6 +373,10 @@ enum LabCommand {
         /// Interval between calls to each target.
         #[arg(long, default_value = "1s")]
         call_interval: String,
+        /// Ports that speak a protocol, "PORT=PROTOCOL,…" (from the pod's
+        /// port names and its lab.bulkhead.dev/speaks annotation).
+        #[arg(long, default_value = "")]
+        speak: String,
     },
 }
 
@@ -387,14 +395,17 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         // These two enter a namespace: they must run before any other thread exists.
-        Command::Lab { command: LabCommand::Serve { netns, tcp, udp, name, calls, namespace, call_interval } } => {
+        Command::Lab {
+            command: LabCommand::Serve { netns, tcp, udp, name, calls, namespace, call_interval, speak },
+        } => {
             let plan = bulkhead_lab::server::CallPlan {
                 namespace,
                 calls: bulkhead_lab::calls::parse_calls(&calls).map_err(|e| anyhow::anyhow!("--calls: {e}"))?,
                 interval: bulkhead_lab::calls::parse_interval(&call_interval)
                     .map_err(|e| anyhow::anyhow!("--call-interval: {e}"))?,
             };
-            bulkhead_lab::server::serve(&netns, &tcp, &udp, &name, plan)?;
+            let speak = bulkhead_lab::speak::parse_speaks(&speak).map_err(|e| anyhow::anyhow!("--speak: {e}"))?;
+            bulkhead_lab::server::serve(&netns, &tcp, &udp, &speak, &name, plan)?;
             Ok(())
         }
         Command::Lab { command: LabCommand::Dns { netns, lab } } => {
@@ -408,7 +419,17 @@ fn main() -> Result<()> {
             let err = exec(&command);
             bail!("running {:?} in {}: {err}", command, p.key())
         }
-        Command::Agent { node, socket, state_dir, metrics_addr, netns, prefilter, events_per_source, events_burst } => {
+        Command::Agent {
+            node,
+            socket,
+            state_dir,
+            metrics_addr,
+            netns,
+            prefilter,
+            events_per_source,
+            events_burst,
+            no_payload_samples,
+        } => {
             if let Some(ns) = &netns {
                 bulkhead_lab::netns::enter(ns)?;
             }
@@ -423,6 +444,7 @@ fn main() -> Result<()> {
             cfg.prefilter = prefilter;
             cfg.events_per_source_s = events_per_source;
             cfg.events_burst = events_burst;
+            cfg.payload_samples = !no_payload_samples;
             runtime()?.block_on(bulkhead_agent::run(cfg))?;
             Ok(())
         }

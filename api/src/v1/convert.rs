@@ -154,8 +154,8 @@ mod review;
 mod trail;
 
 pub use enums::{
-    anomaly_kind, direction, event_type, level, mode, node_kind, outcome, peer_kind, phase, quarantine_state, reason,
-    review_status, role, side, target_kind, verdict,
+    anomaly_kind, app_protocol, direction, event_type, level, mode, node_kind, outcome, peer_kind, phase,
+    quarantine_state, reason, review_status, role, side, target_kind, verdict,
 };
 
 impl From<Problem> for pb::Problem {

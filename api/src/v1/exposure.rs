@@ -111,6 +111,12 @@ pub struct ExposedPort {
     /// What the declaration (appProtocol, port name) says it speaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_protocol: Option<AppProtocol>,
+    /// What its traffic speaks, by the payload samples: the class most
+    /// recognised samples said in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaks: Option<AppProtocol>,
+    /// Every class the samples said in the window, most samples first.
+    pub heard: Vec<HeardProtocol>,
     /// Some container declares the target port.
     pub declared: bool,
     /// Pod policy can apply (false on the host network).
@@ -121,6 +127,27 @@ pub struct ExposedPort {
     pub did_reach: Vec<Reached>,
     /// Findings.
     pub findings: Vec<Finding>,
+}
+
+/// What a port's payload samples of one class said. Only the class and
+/// these fields are kept, never the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HeardProtocol {
+    /// The class; absent for bytes no rule recognised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<AppProtocol>,
+    /// Samples of what clients sent.
+    pub client_samples: u64,
+    /// Samples of what the server sent.
+    pub server_samples: u64,
+    /// Last sample, nanoseconds since the epoch.
+    pub last_seen_ns: i64,
+    /// TLS server names and HTTP hosts asked for (a few).
+    pub hosts: Vec<String>,
+    /// TLS ALPN protocols offered.
+    pub alpn: Vec<String>,
+    /// HTTP methods, Redis or memcached commands.
+    pub methods: Vec<String>,
 }
 
 /// How many findings of one kind the report holds.

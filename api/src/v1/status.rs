@@ -71,6 +71,9 @@ pub struct FlowPipeline {
     pub records: u64,
     /// Wire flows that were not connection starts (closes, counters, replies).
     pub not_connections: u64,
+    /// Classified payload samples taken in (type identification).
+    #[serde(default)]
+    pub samples: u64,
     /// Records stored.
     pub stored: u64,
     /// Oldest stored records evicted by the size cap (retention, not loss).

@@ -86,6 +86,7 @@ enum_map! {
         Denied => Denied,
         Closed => Closed,
         Counters => Counters,
+        Sample => Sample,
     }
 }
 
@@ -330,7 +331,7 @@ enum_map! {
 
 enum_map! {
     /// An application protocol.
-    app_protocol: AppProtocol => pb::AppProtocol, unset Unspecified {
+    app_protocol: AppProtocol => flow_pb::AppProtocol, unset Unspecified {
         Http => Http,
         Http2 => Http2,
         Grpc => Grpc,
@@ -355,5 +356,6 @@ enum_map! {
         UnusedPath => UnusedPath,
         Undeclared => Undeclared,
         NoPolicy => NoPolicy,
+        ProtocolMismatch => ProtocolMismatch,
     }
 }

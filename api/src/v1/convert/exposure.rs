@@ -3,8 +3,10 @@
 use super::enums::{app_protocol, exposer, exposure_class, finding_kind};
 use super::{ConvertError, list, optional_enum, port, required, to_pb};
 use crate::controller::v1 as pb;
+use crate::flow::v1 as flow_pb;
 use crate::v1::exposure::{
-    CanReach, ExposedBy, ExposedPort, Exposure, ExposureQuery, Finding, FindingCount, NamespaceReach, Reached,
+    CanReach, ExposedBy, ExposedPort, Exposure, ExposureQuery, Finding, FindingCount, HeardProtocol, NamespaceReach,
+    Reached,
 };
 
 impl From<ExposureQuery> for pb::ExposureQuery {
@@ -129,7 +131,9 @@ impl From<ExposedPort> for pb::ExposedPort {
             port: u32::from(p.port),
             targets: p.targets.into_iter().map(u32::from).collect(),
             name: p.name,
-            declared_protocol: p.declared_protocol.map(|a| pb::AppProtocol::from(a) as i32),
+            declared_protocol: p.declared_protocol.map(|a| flow_pb::AppProtocol::from(a) as i32),
+            speaks: p.speaks.map(|a| flow_pb::AppProtocol::from(a) as i32),
+            heard: to_pb(p.heard),
             declared: p.declared,
             policed: p.policed,
             can_reach: Some(p.can_reach.into()),
@@ -159,11 +163,42 @@ impl TryFrom<pb::ExposedPort> for ExposedPort {
             targets,
             name: p.name,
             declared_protocol: optional_enum(p.declared_protocol, "declared_protocol", app_protocol)?,
+            speaks: optional_enum(p.speaks, "speaks", app_protocol)?,
+            heard: list(p.heard, "heard")?,
             declared: p.declared,
             policed: p.policed,
             can_reach: required(p.can_reach, "can_reach")?,
             did_reach: list(p.did_reach, "did_reach")?,
             findings: list(p.findings, "findings")?,
+        })
+    }
+}
+
+impl From<HeardProtocol> for pb::HeardProtocol {
+    fn from(h: HeardProtocol) -> Self {
+        Self {
+            protocol: h.protocol.map(|a| flow_pb::AppProtocol::from(a) as i32),
+            client_samples: h.client_samples,
+            server_samples: h.server_samples,
+            last_seen_ns: h.last_seen_ns,
+            hosts: h.hosts,
+            alpn: h.alpn,
+            methods: h.methods,
+        }
+    }
+}
+
+impl TryFrom<pb::HeardProtocol> for HeardProtocol {
+    type Error = ConvertError;
+    fn try_from(h: pb::HeardProtocol) -> Result<Self, ConvertError> {
+        Ok(Self {
+            protocol: optional_enum(h.protocol, "protocol", app_protocol)?,
+            client_samples: h.client_samples,
+            server_samples: h.server_samples,
+            last_seen_ns: h.last_seen_ns,
+            hosts: h.hosts,
+            alpn: h.alpn,
+            methods: h.methods,
         })
     }
 }
@@ -230,6 +265,16 @@ mod tests {
             targets: vec![6379],
             name: "tcp-redis".into(),
             declared_protocol: Some(AppProtocol::Redis),
+            speaks: Some(AppProtocol::Redis),
+            heard: vec![HeardProtocol {
+                protocol: Some(AppProtocol::Redis),
+                client_samples: 3,
+                server_samples: 2,
+                last_seen_ns: 9,
+                hosts: Vec::new(),
+                alpn: Vec::new(),
+                methods: vec!["PING".into()],
+            }],
             declared: true,
             policed: true,
             can_reach: CanReach {
