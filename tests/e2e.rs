@@ -26,4 +26,5 @@ mod e2e {
     mod scan;
     mod services;
     mod trail;
+    mod types;
 }

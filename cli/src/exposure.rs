@@ -31,6 +31,15 @@ fn what(p: &ExposedPort) -> String {
     format!("{}/{owner}:{}/{}", p.namespace, p.port, p.protocol)
 }
 
+/// The declared type and what the payload samples heard: `http`, `http>tls`, `-`.
+fn kind_of(p: &ExposedPort) -> String {
+    let declared = p.declared_protocol.map_or("-", |a| a.as_str());
+    match p.speaks {
+        Some(heard) if Some(heard) != p.declared_protocol => format!("{declared}>{heard}"),
+        _ => declared.to_string(),
+    }
+}
+
 fn world(p: &ExposedPort) -> &'static str {
     match (&p.can_reach.world, p.class) {
         (Some(_), _) => "yes",
@@ -60,16 +69,16 @@ pub async fn show(target: &Target, args: ExposureArgs, output: Output) -> Result
         return Ok(());
     }
     println!(
-        "{:<44} {:<17} {:<10} {:<6} {:<24} {:>6} {:>8}",
+        "{:<44} {:<17} {:<16} {:<6} {:<24} {:>6} {:>8}",
         "PORT", "CLASS", "TYPE", "WORLD", "NAMESPACES", "DID", "FINDINGS"
     );
     for p in &r.ports {
         let did: u64 = p.did_reach.iter().map(|d| d.connections).sum();
         println!(
-            "{:<44} {:<17} {:<10} {:<6} {:<24} {:>6} {:>8}",
+            "{:<44} {:<17} {:<16} {:<6} {:<24} {:>6} {:>8}",
             what(p),
             p.class.as_str(),
-            p.declared_protocol.map_or("-", |a| a.as_str()),
+            kind_of(p),
             world(p),
             namespaces(p),
             did,

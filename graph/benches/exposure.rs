@@ -139,7 +139,15 @@ fn bench(c: &mut Criterion) {
             sets.push(("least_privilege", least_privilege(workloads)));
         }
         for (name, set) in sets {
-            let input = Input { inventory: &inv, policies: &set, workload_of: &workload, observed: &edges };
+            let apps = bulkhead_graph::apps::AppObservations::default();
+            let input = Input {
+                inventory: &inv,
+                policies: &set,
+                workload_of: &workload,
+                observed: &edges,
+                apps: &apps,
+                since_ns: 0,
+            };
             let r = exposure::report(&input);
             eprintln!("{name} {workloads}: {} ports, findings {:?}", r.ports.len(), r.finding_counts());
             g.bench_function(format!("{name}_{services}_services_{workloads}_workloads"), |b| {

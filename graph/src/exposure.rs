@@ -16,6 +16,7 @@ use bulkhead_policy::inventory::{Inventory, Pod};
 use bulkhead_policy::ports::Protocol;
 use serde::Serialize;
 
+use crate::apps::{self, AppObservations, Heard};
 use crate::{EdgeKey, EdgeStats, Entity};
 
 /// The namespace label naming a namespace's tenant: ports reachable from
@@ -36,6 +37,10 @@ pub struct Input<'a> {
     pub workload_of: &'a dyn Fn(&Pod) -> Entity,
     /// The edges observed in the window.
     pub observed: &'a [(Entity, Entity, EdgeKey, EdgeStats)],
+    /// What the ports' payload samples said.
+    pub apps: &'a AppObservations,
+    /// Start of the window, nanoseconds since the epoch: older samples do not count.
+    pub since_ns: i64,
 }
 
 /// One thing that makes a port reachable from outside, with its detail
@@ -102,6 +107,17 @@ pub struct Finding {
     pub workloads: Vec<Entity>,
 }
 
+/// What a port's payload samples of one class said, over its workloads
+/// and target ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeardProtocol {
+    /// The class; `None` for bytes no rule recognised.
+    pub protocol: Option<AppProtocol>,
+    /// Samples, and their fields.
+    #[serde(flatten)]
+    pub heard: Heard,
+}
+
 /// One exposed port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExposedPort {
@@ -125,6 +141,10 @@ pub struct ExposedPort {
     pub name: String,
     /// What its declaration (appProtocol, port name) says it speaks.
     pub declared_protocol: Option<AppProtocol>,
+    /// What observed traffic speaks: the class most recognised samples said.
+    pub speaks: Option<AppProtocol>,
+    /// Every class the samples said, most samples first.
+    pub heard: Vec<HeardProtocol>,
     /// Whether some container declares the target port.
     pub declared: bool,
     /// Whether pod policy can apply (not on a host-network pod).
@@ -142,7 +162,7 @@ impl ExposedPort {
     /// declaration's, else the well-known use of its port. Either suffices,
     /// since a declaration is only a hint.
     pub fn database_guess(&self) -> Option<AppProtocol> {
-        self.declared_protocol.filter(|a| a.is_database()).or_else(|| {
+        self.speaks.filter(|a| a.is_database()).or(self.declared_protocol.filter(|a| a.is_database())).or_else(|| {
             self.targets
                 .iter()
                 .chain([&self.port])
@@ -180,11 +200,39 @@ pub fn report(input: &Input<'_>) -> Exposure {
     for (mut p, backends) in entries {
         let r = sources.can_reach(input, &p, &backends);
         p.can_reach = r.can.clone();
+        heard(input, &mut p);
         p.did_reach = observed.reached(&p);
         p.findings = findings::of(input.inventory, &p, &r, &backends, &sources);
         ports.push(p);
     }
     Exposure { ports }
+}
+
+/// Sums the samples of the port's workloads on its target ports.
+fn heard(input: &Input<'_>, p: &mut ExposedPort) {
+    if input.apps.is_empty() {
+        return;
+    }
+    let mut by: apps::PortApps = std::collections::BTreeMap::new();
+    for w in &p.workloads {
+        for t in &p.targets {
+            for (a, h) in input.apps.of(w, p.protocol.number(), *t, input.since_ns) {
+                let e = by.entry(a).or_default();
+                e.client_samples += h.client_samples;
+                e.server_samples += h.server_samples;
+                e.first_ns = if e.first_ns == 0 { h.first_ns } else { e.first_ns.min(h.first_ns) };
+                e.last_ns = e.last_ns.max(h.last_ns);
+                for (set, add) in [(&mut e.hosts, h.hosts), (&mut e.alpn, h.alpn), (&mut e.methods, h.methods)] {
+                    set.extend(add.into_iter().take(apps::MAX_VALUES.saturating_sub(set.len())));
+                }
+            }
+        }
+    }
+    p.speaks = apps::speaks(&by);
+    let mut heard: Vec<HeardProtocol> =
+        by.into_iter().map(|(protocol, heard)| HeardProtocol { protocol, heard }).collect();
+    heard.sort_by(|a, b| b.heard.samples().cmp(&a.heard.samples()).then_with(|| a.protocol.cmp(&b.protocol)));
+    p.heard = heard;
 }
 
 #[cfg(test)]

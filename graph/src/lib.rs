@@ -3,6 +3,7 @@
 //! suggestions and what-if replay. Pure logic with no I/O, so the controller,
 //! the CLI and the tests all share one implementation.
 
+pub mod apps;
 pub mod baseline;
 pub mod exposure;
 pub mod flow;

@@ -1,11 +1,18 @@
 //! Traffic a lab pod generates, declared on its Deployment (or Pod):
-//! `lab.bulkhead.dev/calls: "svc:port[/proto], svc.ns:port, …"`. Each target
+//! `lab.bulkhead.dev/calls: "svc:port[/proto][@app], svc.ns:port, …"`, where
+//! `@app` (`@http`, `@tls`, `@redis`…) makes the call speak that protocol's
+//! opening bytes instead of only reading the server's answer. Each target
 //! is resolved through the lab DNS from inside the pod, as an application
 //! would, and called every `lab.bulkhead.dev/call-interval` (default 1s).
 //! Any public microservice topology runs from its manifests plus this.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use bulkhead_model::exposure::AppProtocol;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::speak;
 
 /// The calls annotation.
 pub const CALLS_ANNOTATION: &str = "lab.bulkhead.dev/calls";
@@ -21,11 +28,17 @@ pub struct Call {
     pub port: u16,
     /// UDP instead of TCP.
     pub udp: bool,
+    /// The application protocol the call speaks, if any.
+    pub speaks: Option<AppProtocol>,
 }
 
 impl std::fmt::Display for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}/{}", self.host, self.port, if self.udp { "UDP" } else { "TCP" })
+        write!(f, "{}:{}/{}", self.host, self.port, if self.udp { "UDP" } else { "TCP" })?;
+        match self.speaks {
+            Some(a) => write!(f, "@{a}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -33,7 +46,11 @@ impl std::fmt::Display for Call {
 pub fn parse_calls(s: &str) -> Result<Vec<Call>, String> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (host, rest) = item.rsplit_once(':').ok_or_else(|| format!("{item:?}: expected svc:port[/proto]"))?;
+        let (item_l4, speaks) = match item.rsplit_once('@') {
+            Some((l4, app)) => (l4, Some(app.parse::<AppProtocol>().map_err(|e| format!("{item:?}: {e}"))?)),
+            None => (item, None),
+        };
+        let (host, rest) = item_l4.rsplit_once(':').ok_or_else(|| format!("{item:?}: expected svc:port[/proto]"))?;
         let (port, proto) = rest.split_once('/').unwrap_or((rest, "TCP"));
         let port: u16 =
             port.parse().ok().filter(|p| *p > 0).ok_or_else(|| format!("{item:?}: port must be 1-65535"))?;
@@ -48,7 +65,7 @@ pub fn parse_calls(s: &str) -> Result<Vec<Call>, String> {
         if !valid {
             return Err(format!("{item:?}: {host:?} is not a service name"));
         }
-        out.push(Call { host: host.to_ascii_lowercase(), port, udp });
+        out.push(Call { host: host.to_ascii_lowercase(), port, udp, speaks });
     }
     Ok(out)
 }
@@ -77,20 +94,31 @@ async fn once(call: &Call, namespace: &str) -> Result<(), String> {
     if call.udp {
         let sock = tokio::net::UdpSocket::bind(("0.0.0.0", 0)).await.map_err(|e| e.to_string())?;
         sock.connect(addr).await.map_err(|e| e.to_string())?;
-        sock.send(b"call\n").await.map_err(|e| e.to_string())?;
+        let msg = match call.speaks {
+            Some(p) => speak::opener(p, &call.host),
+            None => b"call\n".to_vec(),
+        };
+        sock.send(&msg).await.map_err(|e| e.to_string())?;
         let mut buf = [0u8; 64];
         tokio::time::timeout(timeout, sock.recv(&mut buf))
             .await
             .map_err(|_| "no answer")?
             .map_err(|e| e.to_string())?;
     } else {
-        use tokio::io::AsyncReadExt;
         let mut s = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
             .await
             .map_err(|_| "connect timed out")?
             .map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 512];
+        // A client-first protocol's opener goes before reading; a server-first one's after the greeting.
+        let client_first = call.speaks.filter(|p| !speak::server_first(*p));
+        if let Some(p) = client_first {
+            s.write_all(&speak::opener(p, &call.host)).await.map_err(|e| e.to_string())?;
+        }
         tokio::time::timeout(timeout, s.read(&mut buf)).await.map_err(|_| "no answer")?.map_err(|e| e.to_string())?;
+        if let Some(p) = call.speaks.filter(|p| speak::server_first(*p)) {
+            s.write_all(&speak::opener(p, &call.host)).await.map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }
@@ -128,11 +156,15 @@ mod tests {
 
     #[test]
     fn parses_the_annotation_and_refuses_nonsense() {
-        let c = parse_calls("cart:7070, redis-cart.shop:6379/tcp ,dns.kube-system:53/UDP").unwrap();
+        let c = parse_calls("cart:7070, redis-cart.shop:6379/tcp@redis ,dns.kube-system:53/UDP").unwrap();
         assert_eq!(c.len(), 3);
-        assert_eq!(c[1], Call { host: "redis-cart.shop".into(), port: 6379, udp: false });
-        assert!(c[2].udp);
-        for bad in ["cart", "cart:0", "cart:70000", "cart:80/icmp", ":80", "a b:80", "a..b:80"] {
+        assert_eq!(
+            c[1],
+            Call { host: "redis-cart.shop".into(), port: 6379, udp: false, speaks: Some(AppProtocol::Redis) }
+        );
+        assert_eq!(c[1].to_string(), "redis-cart.shop:6379/TCP@redis");
+        assert!(c[2].udp && c[2].speaks.is_none());
+        for bad in ["cart", "cart:0", "cart:70000", "cart:80/icmp", ":80", "a b:80", "a..b:80", "web:80@gopher"] {
             assert!(parse_calls(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_interval("500ms").unwrap(), Duration::from_millis(500));

@@ -15,6 +15,7 @@ pub mod probe;
 pub mod server;
 pub mod services;
 pub mod shell;
+pub mod speak;
 pub mod state;
 pub mod status;
 

@@ -266,6 +266,7 @@ fn build_pod(
         let ns_path = crate::netns::path(&netns).to_string_lossy().into_owned();
         let log = state::dir(lab).join(format!("pod-{}-{}.log", spec.namespace, spec.name));
         let (t, u) = (tcp.join(","), udp.join(","));
+        let speak = crate::speak::for_pod(spec).map_err(LabError::Invalid)?;
         let mut args = vec!["lab", "serve", "--netns", &ns_path, "--name", &key];
         if spec.annotations.get(manifest::ROLE_ANNOTATION).map(String::as_str) == Some("dns") {
             args = vec!["lab", "dns", "--netns", &ns_path, "--lab", lab];
@@ -275,6 +276,9 @@ fn build_pod(
             }
             if !u.is_empty() {
                 args.extend(["--udp", &u]);
+            }
+            if !speak.is_empty() {
+                args.extend(["--speak", &speak]);
             }
             if let Some(c) = &calls {
                 args.extend(["--calls", c, "--namespace", &spec.namespace]);

@@ -89,6 +89,8 @@ coded_enum!(
         Undeclared = 3 => "undeclared",
         /// An internet-facing port that no ingress policy selects.
         NoPolicy = 4 => "no_policy",
+        /// A port whose traffic is another protocol than it declares.
+        ProtocolMismatch = 5 => "protocol_mismatch",
     }
 );
 

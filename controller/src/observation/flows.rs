@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_api::ring::SeqRing;
 use bulkhead_api::v1::status::FlowPipeline;
+use bulkhead_graph::apps::AppObservations;
 use bulkhead_graph::baseline::{Learner, LearningConfig};
 use bulkhead_graph::{EdgeKey, EdgeStats, Entity, FlowRecord, Pairing, ServiceGraph};
 use rustc_hash::FxHashMap;
@@ -50,6 +51,7 @@ pub struct Pipeline {
     learner_changed: bool,
     learner_saved_ns: i64,
     stream: Arc<SeqRing<FlowRecord>>,
+    apps: AppObservations,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -103,6 +105,7 @@ impl Pipeline {
             learner_changed: false,
             learner_saved_ns: now_ns(),
             stream: Arc::new(SeqRing::new(STREAM_BUFFER)),
+            apps: AppObservations::default(),
         })
     }
 
@@ -141,6 +144,19 @@ impl Pipeline {
         let first_new = self.pending.flows.len();
         let arrival = now_ns();
         for f in &batch.flows {
+            match enrich::app_seen(f, &self.history) {
+                Ok(Some(seen)) => {
+                    self.stats.samples += 1;
+                    self.apps.add(&seen);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "payload sample not readable");
+                    self.lose("undecodable", 1);
+                    continue;
+                }
+            }
             match enrich::enrich(f, &self.history) {
                 Ok(Some(r)) => {
                     if let Some((counted, k)) = self.pairing.observe_at(&r, arrival) {
@@ -218,6 +234,11 @@ impl Pipeline {
                 self.lose("storage", commit.flows.len() as u64);
             }
         }
+    }
+
+    /// What the ports pods serve were heard speaking, since the controller started.
+    pub fn apps(&self) -> &AppObservations {
+        &self.apps
     }
 
     /// What the pipeline did.

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use bulkhead_api::v1::exposure::{
-    CanReach, ExposedBy, ExposedPort, Exposure, ExposureQuery, Finding, FindingCount, NamespaceReach, Reached,
+    CanReach, ExposedBy, ExposedPort, Exposure, ExposureQuery, Finding, FindingCount, HeardProtocol, NamespaceReach,
+    Reached,
 };
 use bulkhead_api::v1::graph::{GraphNode, Level};
 use bulkhead_graph::Entity;
@@ -52,6 +53,20 @@ fn document(scope: &Scope, p: exposure::ExposedPort) -> ExposedPort {
         targets: p.targets,
         name: p.name,
         declared_protocol: p.declared_protocol,
+        speaks: p.speaks,
+        heard: p
+            .heard
+            .into_iter()
+            .map(|h| HeardProtocol {
+                protocol: h.protocol,
+                client_samples: h.heard.client_samples,
+                server_samples: h.heard.server_samples,
+                last_seen_ns: h.heard.last_ns,
+                hosts: h.heard.hosts.into_iter().collect(),
+                alpn: h.heard.alpn.into_iter().collect(),
+                methods: h.heard.methods.into_iter().collect(),
+            })
+            .collect(),
         declared: p.declared,
         policed: p.policed,
         can_reach: CanReach {
@@ -96,11 +111,12 @@ impl Service {
             return Err(ServiceError::bad("since", "must be in the past"));
         }
         let model = self.ctx.with_policy(|s| Ok(s.model().clone())).await?;
-        let observed = self
+        let (observed, apps) = self
             .ctx
             .with_observation(move |p| {
                 let g = p.graph_view_between(None, Some(since), Some(until))?;
-                Ok(g.edges.into_iter().map(|e| (e.src, e.dst, e.key, e.stats)).collect::<Vec<_>>())
+                let edges = g.edges.into_iter().map(|e| (e.src, e.dst, e.key, e.stats)).collect::<Vec<_>>();
+                Ok((edges, p.apps().clone()))
             })
             .await?;
         let report = tokio::task::spawn_blocking(move || {
@@ -110,6 +126,8 @@ impl Service {
                 policies: &model.policies,
                 workload_of: &workload_of,
                 observed: &observed,
+                apps: &apps,
+                since_ns: since,
             };
             exposure::report(&input)
         })

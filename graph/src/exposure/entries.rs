@@ -29,6 +29,8 @@ fn blank(namespace: &str, protocol: Protocol, port: u16) -> ExposedPort {
         targets: Vec::new(),
         name: String::new(),
         declared_protocol: None,
+        speaks: None,
+        heard: Vec::new(),
         declared: true,
         policed: true,
         can_reach: CanReach::default(),

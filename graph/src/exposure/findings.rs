@@ -9,7 +9,7 @@ use bulkhead_policy::inventory::Inventory;
 use super::entries::Backend;
 use super::reach::{Reach, Sources};
 use super::{ExposedPort, Finding, TENANT_LABEL};
-use crate::Entity;
+use crate::{Entity, apps};
 
 /// How many workloads a finding names.
 const NAMED: usize = 10;
@@ -97,6 +97,32 @@ pub(super) fn of(
             ),
             evidence: vec![format!("{connections} connection(s) from {} source(s) in the window", p.did_reach.len())],
             workloads: p.did_reach.iter().take(NAMED).map(|r| r.source.clone()).collect(),
+        });
+    }
+    if let (Some(declared), Some(speaks)) = (p.declared_protocol, p.speaks)
+        && !apps::consistent(declared, speaks)
+    {
+        let evidence = p
+            .heard
+            .iter()
+            .map(|h| {
+                let class = h.protocol.map_or("unrecognised bytes", |a| a.as_str());
+                let mut line = format!(
+                    "{class}: {} sample(s) from clients, {} from the server",
+                    h.heard.client_samples, h.heard.server_samples
+                );
+                if !h.heard.hosts.is_empty() {
+                    line.push_str(&format!("; names {}", h.heard.hosts.iter().cloned().collect::<Vec<_>>().join(", ")));
+                }
+                line
+            })
+            .collect();
+        let name = if p.name.is_empty() { String::new() } else { format!(" ({})", p.name) };
+        out.push(Finding {
+            kind: FindingKind::ProtocolMismatch,
+            message: format!("{what}{name} declares {declared} but its traffic is {speaks}"),
+            evidence,
+            workloads: Vec::new(),
         });
     }
     if p.class == ExposureClass::InternetFacing && (!p.policed || sources.unprotected(backends, p.protocol)) {

@@ -88,7 +88,62 @@ fn edge(src: Entity, dst: Entity, port: u16, connections: u64) -> (Entity, Entit
 }
 
 fn run(inv: &Inventory, set: &PolicySet, observed: &[(Entity, Entity, EdgeKey, EdgeStats)]) -> Exposure {
-    report(&Input { inventory: inv, policies: set, workload_of: &workload, observed })
+    run_heard(inv, set, observed, &AppObservations::default())
+}
+
+fn run_heard(
+    inv: &Inventory,
+    set: &PolicySet,
+    observed: &[(Entity, Entity, EdgeKey, EdgeStats)],
+    apps: &AppObservations,
+) -> Exposure {
+    report(&Input { inventory: inv, policies: set, workload_of: &workload, observed, apps, since_ns: 0 })
+}
+
+fn sample(server: Entity, port: u16, app: Option<AppProtocol>, from_server: bool, host: &str) -> crate::apps::AppSeen {
+    crate::apps::AppSeen {
+        server,
+        protocol: 6,
+        port,
+        app,
+        from_server,
+        host: host.into(),
+        alpn: Vec::new(),
+        method: String::new(),
+        time_ns: 7,
+    }
+}
+
+#[test]
+fn traffic_speaking_another_protocol_than_declared_is_a_finding_with_its_samples() {
+    let inv = cluster();
+    let mut apps = AppObservations::default();
+    // web declares http on 8080 but speaks TLS; redis speaks what it declares.
+    apps.add(&sample(w("shop", "web"), 8080, Some(AppProtocol::Tls), false, "web.shop"));
+    apps.add(&sample(w("shop", "web"), 8080, Some(AppProtocol::Tls), true, ""));
+    apps.add(&sample(w("shop", "web"), 8080, None, true, ""));
+    apps.add(&sample(w("shop", "redis"), 6379, Some(AppProtocol::Redis), false, ""));
+    let e = run_heard(&inv, &PolicySet::default(), &[], &apps);
+    let web = port(&e, "shop", Some("web"), 80);
+    assert_eq!(web.speaks, Some(AppProtocol::Tls));
+    assert_eq!(web.heard.len(), 2);
+    assert_eq!((web.heard[0].protocol, web.heard[0].heard.samples()), (Some(AppProtocol::Tls), 2));
+    let mismatch = web.findings.iter().find(|f| f.kind == FindingKind::ProtocolMismatch).expect("a mismatch");
+    assert!(mismatch.message.contains("declares http but its traffic is tls"), "{}", mismatch.message);
+    assert!(mismatch.evidence[0].contains("1 sample(s) from clients, 1 from the server; names web.shop"));
+    let redis = port(&e, "shop", Some("redis"), 6379);
+    assert_eq!(redis.speaks, Some(AppProtocol::Redis));
+    assert!(!kinds(redis).contains(&FindingKind::ProtocolMismatch));
+    // Samples before the window do not count.
+    let later = report(&Input {
+        inventory: &inv,
+        policies: &PolicySet::default(),
+        workload_of: &workload,
+        observed: &[],
+        apps: &apps,
+        since_ns: 8,
+    });
+    assert_eq!(port(&later, "shop", Some("web"), 80).speaks, None);
 }
 
 fn port<'a>(e: &'a Exposure, ns: &str, service: Option<&str>, port: u16) -> &'a ExposedPort {

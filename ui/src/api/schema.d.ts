@@ -842,6 +842,8 @@ export interface components {
             exposed_by: components["schemas"]["ExposedBy"][];
             /** @description Findings. */
             findings: components["schemas"]["Finding"][];
+            /** @description Every class the samples said in the window, most samples first. */
+            heard: components["schemas"]["HeardProtocol"][];
             /** @description The port's name, or an ExternalName service's target name. */
             name: string;
             /** @description Namespace. */
@@ -857,6 +859,7 @@ export interface components {
             protocol: string;
             /** @description The service, for service ports. */
             service?: string | null;
+            speaks?: null | components["schemas"]["AppProtocol"];
             /** @description The ports the workloads receive it on. */
             targets: number[];
             /** @description The workloads serving it (node ids as on the map). */
@@ -914,7 +917,7 @@ export interface components {
          * @description What an exposure finding reports.
          * @enum {string}
          */
-        FindingKind: "database_exposed" | "cross_tenant" | "unused_path" | "undeclared" | "no_policy";
+        FindingKind: "database_exposed" | "cross_tenant" | "unused_path" | "undeclared" | "no_policy" | "protocol_mismatch";
         /** @description One observation of a connection or denied attempt. */
         Flow: {
             /**
@@ -1000,6 +1003,11 @@ export interface components {
              * @description Connection records made from them.
              */
             records: number;
+            /**
+             * Format: int64
+             * @description Classified payload samples taken in (type identification).
+             */
+            samples?: number;
             /** @description The last storage error; empty when fine. */
             storage_error: string;
             /**
@@ -1113,6 +1121,34 @@ export interface components {
             redacted?: boolean;
             /** @description The workload's owner kind, for workloads and pods. */
             workload_kind?: string | null;
+        };
+        /**
+         * @description What a port's payload samples of one class said. Only the class and
+         *     these fields are kept, never the bytes.
+         */
+        HeardProtocol: {
+            /** @description TLS ALPN protocols offered. */
+            alpn: string[];
+            /**
+             * Format: int64
+             * @description Samples of what clients sent.
+             */
+            client_samples: number;
+            /** @description TLS server names and HTTP hosts asked for (a few). */
+            hosts: string[];
+            /**
+             * Format: int64
+             * @description Last sample, nanoseconds since the epoch.
+             */
+            last_seen_ns: number;
+            /** @description HTTP methods, Redis or memcached commands. */
+            methods: string[];
+            protocol?: null | components["schemas"]["AppProtocol"];
+            /**
+             * Format: int64
+             * @description Samples of what the server sent.
+             */
+            server_samples: number;
         };
         /**
          * @description How fine the graph's nodes are.

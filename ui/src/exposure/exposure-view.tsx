@@ -16,7 +16,23 @@ const FINDINGS: Record<FindingKind, string> = {
   unused_path: "unused allowed path",
   undeclared: "undeclared port",
   no_policy: "no policy",
+  protocol_mismatch: "speaks another protocol",
 };
+
+// Declared type and what the payload samples heard, e.g. "http → tls".
+function typeOf(p: Port): string {
+  const declared = p.declared_protocol ?? "—";
+  if (!p.speaks) return declared;
+  return p.speaks === p.declared_protocol ? `${declared} (heard)` : `${declared} → ${p.speaks}`;
+}
+
+function heardLine(h: Schemas["HeardProtocol"]): string {
+  const parts = [`${h.protocol ?? "unrecognised bytes"}: ${h.client_samples} client, ${h.server_samples} server sample(s)`];
+  if (h.hosts.length) parts.push(`names ${h.hosts.join(", ")}`);
+  if (h.alpn.length) parts.push(`ALPN ${h.alpn.join(", ")}`);
+  if (h.methods.length) parts.push(`methods ${h.methods.join(", ")}`);
+  return parts.join("; ");
+}
 
 const CLASSES: Record<Port["class"], string> = {
   internet_facing: "internet-facing",
@@ -97,7 +113,7 @@ export function ExposureView({ params }: { params: URLSearchParams }) {
                     <th>port</th>
                     <th>class</th>
                     <th>exposed by</th>
-                    <th>declared type</th>
+                    <th>type (declared → heard)</th>
                     <th>world</th>
                     <th>namespaces that can reach</th>
                     <th>did reach</th>
@@ -118,7 +134,7 @@ export function ExposureView({ params }: { params: URLSearchParams }) {
                           </td>
                           <td>{CLASSES[p.class]}</td>
                           <td>{p.exposed_by.map((e) => e.detail).join("; ") || "—"}</td>
-                          <td>{p.declared_protocol ?? "—"}</td>
+                          <td data-testid="exposure-type">{typeOf(p)}</td>
                           <td title={p.can_reach.world ?? undefined}>{p.can_reach.world ? "yes" : p.class === "internet_facing" ? "no" : "—"}</td>
                           <td>{p.policed ? reachedBy(p) : "not policed (host network)"}</td>
                           <td>{did ? `${did} from ${p.did_reach.length}` : "none"}</td>
@@ -158,6 +174,11 @@ function Detail({ p }: { p: Port }) {
         {p.declared ? "" : " (no container declares it)"}.{" "}
         <a href={format("map", { node: p.workloads[0]?.id })}>Show on the map</a>
       </p>
+      {p.heard.length > 0 && (
+        <p data-testid="exposure-heard">
+          Heard: {p.heard.map(heardLine).join(" · ")}
+        </p>
+      )}
       {p.can_reach.world && <p>World: {p.can_reach.world}</p>}
       <p>
         Can reach: {p.can_reach.workloads_total} workload(s)

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use bulkhead_api::agent::v1 as pb;
 use bulkhead_api::v1::convert::{self, ConvertError};
+use bulkhead_graph::apps::AppSeen;
 use bulkhead_graph::{Entity, FlowRecord, ServiceRef};
 use bulkhead_model::{EventType, Verdict};
 
@@ -48,6 +49,46 @@ fn protocol(f: &pb::Flow) -> Result<u8, EnrichError> {
         field: "protocol",
         value: f.protocol.clone(),
     })
+}
+
+/// A payload sample's class, named with the workload serving the port;
+/// `None` when `f` is not a sample. Samples are taken at the serving pod, so
+/// the destination is that pod's own address and port.
+pub fn app_seen(f: &pb::Flow, history: &History) -> Result<Option<AppSeen>, EnrichError> {
+    let event = code(f, convert::event_type, f.event, "event")?;
+    if event != EventType::Sample {
+        return Ok(None);
+    }
+    let Some(app) = &f.app else {
+        return Err(EnrichError::Field { node: f.node.clone(), field: "app", value: "absent".into() });
+    };
+    let class = match app.protocol {
+        Some(v) => Some(code(f, convert::app_protocol, v, "app.protocol")?),
+        None => None,
+    };
+    let dst_ip: IpAddr = field(f, "dst_ip", &f.dst_ip)?;
+    let port = u16::try_from(f.dst_port).map_err(|_| EnrichError::Field {
+        node: f.node.clone(),
+        field: "dst_port",
+        value: f.dst_port.to_string(),
+    })?;
+    let named = match &f.destination {
+        Some(w) if !w.pod.is_empty() && !w.namespace.is_empty() => format!("{}/{}", w.namespace, w.pod),
+        _ => String::new(),
+    };
+    let (server, _) = history.entity_named(dst_ip, f.time_unix_nanos, &named);
+    let host = if app.sni.is_empty() { app.host.clone() } else { app.sni.clone() };
+    Ok(Some(AppSeen {
+        server,
+        protocol: protocol(f)?,
+        port,
+        app: class,
+        from_server: app.from_server,
+        host,
+        alpn: app.alpn.clone(),
+        method: app.method.clone(),
+        time_ns: f.time_unix_nanos,
+    }))
 }
 
 /// The record for `f`, `None` when it is not a connection start.
