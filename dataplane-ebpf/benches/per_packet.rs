@@ -152,19 +152,12 @@ struct Case {
 const ROUNDS: usize = 7;
 const NEW_PER_ROUND: u32 = 3_000;
 
-/// A frame whose last `payload.len()` bytes are `payload`.
-fn with_payload(mut frame: Vec<u8>, payload: &[u8]) -> Vec<u8> {
-    let at = frame.len() - payload.len();
-    frame[at..].copy_from_slice(payload);
-    frame
-}
-
 fn measure_all(sizes: &[(usize, usize, bool)]) -> Vec<serde_json::Value> {
     let (pod, peer, stranger) = (IpAddr::V4(POD), IpAddr::V4(PEER), IpAddr::V4(STRANGER));
     let ack = packet::tcp(pod, peer, 40000, 80, tcp::ACK);
     let request = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n";
     let served_l4 = packet::L4::Tcp { sport: 50000, dport: 6379, flags: tcp::ACK };
-    let served_data = with_payload(packet::frame(peer, pod, served_l4, packet::Frag::None, request.len()), request);
+    let served_data = packet::frame_with_payload(peer, pod, served_l4, packet::Frag::None, request);
     let syn_denied = packet::tcp(pod, stranger, 40000, 80, tcp::SYN);
     let mut cases: Vec<Case> = sizes
         .iter()
@@ -207,7 +200,8 @@ fn measure_all(sizes: &[(usize, usize, bool)]) -> Vec<serde_json::Value> {
                 let port = 1024 + (round as u32 * NEW_PER_ROUND + i) % 60_000;
                 let syn = packet::tcp(pod, peer, port as u16, 80, tcp::SYN);
                 c.new_total += ns(&mut c.bed, &syn, TC_PASS, 1);
-                let query = with_payload(packet::udp(peer, pod, port as u16, 53, 40), &[0x42; 40]);
+                let l4 = packet::L4::Udp { sport: port as u16, dport: 53 };
+                let query = packet::frame_with_payload(peer, pod, l4, packet::Frag::None, &[0x42; 40]);
                 c.served_new_total += run_ns(&mut c.bed, Hook::ToPod, &query, TC_PASS, 1);
                 c.new_runs += 1;
             }

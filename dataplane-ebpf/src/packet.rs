@@ -103,12 +103,13 @@ impl L4 {
         }
     }
 
-    /// The length of this header on the wire.
-    fn header_len(self) -> usize {
+    /// The length of this header on the wire in a packet of the given family.
+    fn header_len(self, v6: bool) -> usize {
         match self {
             L4::Tcp { .. } => TcpHeader::MIN_LEN,
             L4::Udp { .. } => UdpHeader::LEN,
-            L4::IcmpEcho { .. } => Icmpv4Header::MIN_LEN.max(Icmpv6Header::MIN_LEN),
+            L4::IcmpEcho { .. } if v6 => Icmpv6Header::MIN_LEN,
+            L4::IcmpEcho { .. } => Icmpv4Header::MIN_LEN,
         }
     }
 }
@@ -130,15 +131,14 @@ fn tcp_header(sport: u16, dport: u16, flags: u8) -> TcpHeader {
 /// The IP header (with an IPv6 fragment header where `frag` asks for one),
 /// or `None` when `src` and `dst` are of different families. Lengths are
 /// left for the builder; `proto` is the protocol the fragment header or the
-/// IP header names next, which the builder sets again on write.
-fn ip_headers(src: IpAddr, dst: IpAddr, proto: IpNumber, frag: Frag) -> Option<IpHeaders> {
-    let (offset, more, id) = match frag {
-        Frag::None => (0, false, 0),
-        Frag::First { id } => (0, true, id),
-        Frag::Later { id, offset, more } => (offset, more, id),
+/// IP header names next, which the builder sets again on write; `offset` is
+/// `frag`'s, in 8-byte units.
+fn ip_headers(src: IpAddr, dst: IpAddr, proto: IpNumber, frag: Frag, offset: IpFragOffset) -> Option<IpHeaders> {
+    let (more, id) = match frag {
+        Frag::None => (false, 0),
+        Frag::First { id } => (true, id),
+        Frag::Later { id, more, .. } => (more, id),
     };
-    // A u16 byte offset in 8-byte units is at most 0x1fff, `IpFragOffset::MAX_U16`: this never fails.
-    let offset = IpFragOffset::try_new(offset / 8).ok()?;
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             let ip = Ipv4Header {
@@ -163,7 +163,7 @@ fn ip_headers(src: IpAddr, dst: IpAddr, proto: IpNumber, frag: Frag) -> Option<I
                 ..Ipv6Header::default()
             };
             let exts = Ipv6Extensions {
-                fragment: (frag != Frag::None).then(|| Ipv6FragmentHeader::new(proto, offset, more, id)),
+                fragment: (frag != Frag::None).then_some(Ipv6FragmentHeader::new(proto, offset, more, id)),
                 ..Ipv6Extensions::default()
             };
             Some(IpHeaders::Ipv6(ip, exts))
@@ -199,7 +199,15 @@ pub fn frame(src: IpAddr, dst: IpAddr, l4: L4, frag: Frag, payload: usize) -> Ve
 pub fn frame_with_payload(src: IpAddr, dst: IpAddr, l4: L4, frag: Frag, payload: &[u8]) -> Vec<u8> {
     let v6 = src.is_ipv6();
     let proto = l4.ip_number(v6);
-    let Some(ip) = ip_headers(src, dst, proto, frag) else {
+    let offset = match frag {
+        Frag::Later { offset, .. } => offset / 8,
+        Frag::None | Frag::First { .. } => 0,
+    };
+    // A u16 byte offset in 8-byte units is at most 0x1fff, `IpFragOffset::MAX_U16`: never out of range.
+    let Ok(offset) = IpFragOffset::try_new(offset) else {
+        return Vec::new();
+    };
+    let Some(ip) = ip_headers(src, dst, proto, frag, offset) else {
         let eth = Ethernet2Header { source: SRC_MAC, destination: DST_MAC, ether_type: EtherType(0) };
         return eth.to_bytes().to_vec();
     };
@@ -207,11 +215,13 @@ pub fn frame_with_payload(src: IpAddr, dst: IpAddr, l4: L4, frag: Frag, payload:
     let mut f = Vec::new();
     let written = match (frag, l4) {
         (Frag::Later { .. }, _) => {
-            let mut data = vec![LATER_FILL; l4.header_len()];
+            let mut data = vec![LATER_FILL; l4.header_len(v6)];
             data.extend_from_slice(payload);
             ip.write_to_vec(&mut f, proto, &data)
         }
-        (_, L4::Tcp { sport, dport, flags }) => ip.tcp_header(tcp_header(sport, dport, flags)).write_to_vec(&mut f, payload),
+        (_, L4::Tcp { sport, dport, flags }) => {
+            ip.tcp_header(tcp_header(sport, dport, flags)).write_to_vec(&mut f, payload)
+        }
         (_, L4::Udp { sport, dport }) => ip.udp(sport, dport).write_to_vec(&mut f, payload),
         (_, L4::IcmpEcho { id, reply }) => match (v6, reply) {
             (false, false) => ip.icmpv4_echo_request(id, 0).write_to_vec(&mut f, payload),

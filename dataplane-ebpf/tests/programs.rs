@@ -560,11 +560,8 @@ fn a_blocked_prefix_drops_both_ways_in_every_mode_and_at_the_prefilter() {
 
 /// A TCP segment carrying `payload`.
 fn tcp_data(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let l4 = L4::Tcp { sport, dport, flags: packet::tcp::ACK | 0x08 };
-    let mut f = packet::frame(src, dst, l4, Frag::None, payload.len());
-    let at = f.len() - payload.len();
-    f[at..].copy_from_slice(payload);
-    f
+    let l4 = L4::Tcp { sport, dport, flags: packet::tcp::ACK | packet::tcp::PSH };
+    packet::frame_with_payload(src, dst, l4, Frag::None, payload)
 }
 
 fn samples(bed: &mut TestBed) -> Vec<bulkhead_dataplane::FlowEvent> {
@@ -611,15 +608,8 @@ fn the_first_payload_each_way_of_a_served_connection_is_sampled_once() {
 
     // a UDP datagram's first packet is its sample; long payloads are cut at BH_SAMPLE_BYTES
     let big = vec![0x61u8; 600];
-    assert_eq!(
-        run(&mut bed, Hook::ToPod, &{
-            let mut f = packet::udp(client, server, 5353, 53, big.len());
-            let at = f.len() - big.len();
-            f[at..].copy_from_slice(&big);
-            f
-        }),
-        TC_PASS
-    );
+    let datagram = packet::frame_with_payload(client, server, L4::Udp { sport: 5353, dport: 53 }, Frag::None, &big);
+    assert_eq!(run(&mut bed, Hook::ToPod, &datagram), TC_PASS);
     let s = samples(&mut bed);
     assert_eq!(s.len(), 1);
     let sample = s[0].sample.as_ref().unwrap();
