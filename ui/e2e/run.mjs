@@ -282,6 +282,25 @@ const scenarios = {
     assert(mine.length > 0 && mine.every((r) => r.startsWith("shop/")), `the tenant of shop sees only shop's ports: ${mine.join(" | ")}`);
   },
 
+  async "map: exposure badges, and what can reach a workload"(p) {
+    await login(p, URL, ADMIN);
+    await p.goto(`${URL}/#/map?namespace=bank`);
+    const vault = p.locator('.map-list ul.nodes li').filter({ has: p.locator('[data-node$="/vault"]') });
+    await vault.waitFor();
+    await eventually("vault's finding badge", async () => (await vault.getByTestId("badge-findings").count()) === 1);
+    await vault.locator("[data-node]").click();
+    await p.getByTestId("reach-button").click();
+    const notice = p.getByTestId("map-reach");
+    await notice.waitFor();
+    const text = await notice.innerText();
+    // no policy yet: every workload of the app can connect to vault's port
+    assert(/What can reach bank\/vault: [1-9]\d* workload\(s\) under the policies in force/.test(text), `the reach notice: ${text}`);
+    assert(/[?&]reach=[^&]*vault/.test(decodeURIComponent(p.url())), `the reach is in the URL: ${p.url()}`);
+    await p.screenshot({ path: join(SHOTS, "console-map-reach.png") });
+    await notice.getByRole("button", { name: "Clear" }).click();
+    await notice.waitFor({ state: "detached" });
+  },
+
   async "every other view loads: policies and explain, status, audit"(p) {
     await login(p, URL, ADMIN);
     await p.goto(`${URL}/#/policies`);

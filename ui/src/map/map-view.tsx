@@ -4,9 +4,10 @@
 import { useMemo, useState } from "react";
 import { get, type Graph } from "../api/client";
 import { allAnomalies, allPods, podWorkloadId } from "../api/inventory";
-import { update } from "../route";
+import { format, update } from "../route";
 import { ErrorBox, Loading, useApi } from "../ui/states";
 import { MapCanvas, type Highlight } from "./canvas";
+import { marks, reachers } from "./exposure";
 import { EdgePanel, NodePanel } from "./panels";
 import { flowPairs, pairKey, peerNodeId, shape, workloadName, workloadNodeId, type MapFilter, type VerdictFilter } from "./shape";
 
@@ -29,6 +30,7 @@ export function MapView({ params }: { params: URLSearchParams }) {
   const selectedNode = params.get("node");
   const selectedEdge = params.get("edge");
   const blastOf = params.get("blast");
+  const reachOf = params.get("reach");
   const single = filter.namespaces.length === 1 ? filter.namespaces[0] : undefined;
   const set = (changes: Record<string, string | null>) => update("map", params, changes);
 
@@ -52,6 +54,9 @@ export function MapView({ params }: { params: URLSearchParams }) {
     },
     [blastOf],
   );
+  const exposure = useApi((signal) => get("Loading the exposure report", "/api/v1/exposure", {}, undefined, signal), []);
+  const marked = useMemo(() => marks(exposure.data), [exposure.data]);
+  const reach = useMemo(() => (reachOf ? reachers(exposure.data, reachOf) : null), [exposure.data, reachOf]);
   const [collapsed, setCollapsed] = useState<Set<string>>(() => new Set((params.get("collapse") ?? "").split(",").filter(Boolean)));
 
   // Workloads with no observed connection are on the map too.
@@ -98,9 +103,10 @@ export function MapView({ params }: { params: URLSearchParams }) {
   const highlight: Highlight = useMemo(() => {
     let nodes: Set<string> | null = null;
     if (blast.data && blastOf) nodes = new Set([blastOf, ...blast.data.reachable.map((n) => n.id)]);
+    else if (reach && reachOf) nodes = new Set([reachOf, ...reach.ids]);
     else if (filter.search && shaped) nodes = new Set(shaped.nodes.filter((n) => n.match).map((n) => n.id));
     return { nodes, selectedNode, selectedEdge };
-  }, [blast.data, blastOf, filter.search, shaped, selectedNode, selectedEdge]);
+  }, [blast.data, blastOf, reach, reachOf, filter.search, shaped, selectedNode, selectedEdge]);
 
   const toggle = (ns: string) => {
     const next = new Set(collapsed);
@@ -180,13 +186,23 @@ export function MapView({ params }: { params: URLSearchParams }) {
         </label>
       </form>
       <Legend unused={overlay ? unused : null} cut={cutId ? cutCount : null} />
-      {[workloads, pods, anomalies, allowed, cut].map((x, i) => x.state === "error" && <ErrorBox key={i} error={x.error} retry={x.reload} />)}
+      {[workloads, pods, anomalies, allowed, cut, exposure].map((x, i) => x.state === "error" && <ErrorBox key={i} error={x.error} retry={x.reload} />)}
       {cut.data && (
         <div className="notice" data-testid="map-cut">
           Suggestion #{cut.data.record.id} ({cut.data.record.workload.namespace}/{cut.data.record.workload.name}) would drop{" "}
           {cut.data.what_if.would_drop.length} recorded flow(s), on the {cutCount} edge(s) drawn in magenta.{" "}
           <button type="button" className="link" onClick={() => set({ cut: null })}>
             Hide
+          </button>
+        </div>
+      )}
+      {reachOf && reach && (
+        <div className="notice" data-testid="map-reach">
+          {reach.ports === 0
+            ? `${workloadName(reachOf) ?? reachOf} serves no port the exposure report knows of.`
+            : `What can reach ${workloadName(reachOf) ?? reachOf}: ${reach.total} workload(s) under the policies in force${reach.total > reach.listed ? ` (${reach.listed} named, highlighted)` : " (highlighted)"}; the world: ${reach.world ?? "no"}.`}{" "}
+          <button type="button" className="link" onClick={() => set({ reach: null })}>
+            Clear
           </button>
         </div>
       )}
@@ -228,6 +244,12 @@ export function MapView({ params }: { params: URLSearchParams }) {
                   {n.label}
                   {n.quarantined && <span className="badge quarantined">quarantined</span>}
                 </button>
+                {marked.internet.has(n.id) && <span className="badge internet" data-testid="badge-internet">internet-facing</span>}
+                {marked.findings.has(n.id) && (
+                  <a className="badge finding" href={format("exposure", { namespace: n.group || undefined })} data-testid="badge-findings">
+                    {marked.findings.get(n.id)} finding(s)
+                  </a>
+                )}
               </li>
             ))}
           </ul>
@@ -255,7 +277,8 @@ export function MapView({ params }: { params: URLSearchParams }) {
             pods={pods.data ?? []}
             labels={labels.get(selectedNode)}
             anomalies={anomalies.data ?? []}
-            onBlast={() => set({ blast: selectedNode })}
+            onBlast={() => set({ blast: selectedNode, reach: null })}
+            onReach={() => set({ reach: selectedNode, blast: null })}
             onClose={() => set({ node: null })}
             onChanged={pods.reload}
           />

@@ -43,6 +43,7 @@ export function NodePanel(props: {
   labels?: Record<string, string>;
   anomalies: Anomaly[];
   onBlast: () => void;
+  onReach: () => void;
   onClose: () => void;
   onChanged: () => void;
 }) {
@@ -71,6 +72,9 @@ export function NodePanel(props: {
           <QuarantineButton target={{ kind: "workload", name }} onDone={props.onChanged} />
           <button type="button" onClick={props.onBlast} data-testid="blast-button">
             Blast radius
+          </button>
+          <button type="button" onClick={props.onReach} data-testid="reach-button">
+            What can reach it
           </button>
           <a href={format("flows", { workload: name })}>All its flows</a>
         </div>
