@@ -34,8 +34,9 @@ fn what(p: &ExposedPort) -> String {
 /// The declared type and what the payload samples heard: `http`, `http>tls`, `-`.
 fn kind_of(p: &ExposedPort) -> String {
     let declared = p.declared_protocol.map_or("-", |a| a.as_str());
-    match p.speaks {
-        Some(heard) if Some(heard) != p.declared_protocol => format!("{declared}>{heard}"),
+    match (p.declared_protocol, p.speaks) {
+        (Some(d), Some(heard)) if bulkhead_graph::apps::consistent(d, heard) => declared.to_string(),
+        (_, Some(heard)) => format!("{declared}>{heard}"),
         _ => declared.to_string(),
     }
 }

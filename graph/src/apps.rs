@@ -126,10 +126,12 @@ impl AppObservations {
     }
 }
 
-/// The class most recognised samples said, if any: what the port speaks.
+/// What the port speaks: the class its server's own bytes said most, since
+/// a client's bytes say only what the client hoped for; else the class the
+/// clients said most (some servers' first bytes name nothing).
 pub fn speaks(apps: &PortApps) -> Option<AppProtocol> {
     apps.iter()
-        .filter_map(|(a, h)| a.map(|a| (a, h.samples())))
+        .filter_map(|(a, h)| a.map(|a| (a, (h.server_samples, h.client_samples))))
         .max_by(|x, y| x.1.cmp(&y.1).then_with(|| y.0.cmp(&x.0)))
         .map(|(a, _)| a)
 }
@@ -178,6 +180,13 @@ mod tests {
         assert_eq!(speaks(&later), Some(AppProtocol::Http));
         assert!(o.of(&w, 17, 8080, 0).is_empty());
         assert!(consistent(AppProtocol::Grpc, AppProtocol::Http2));
+        // A gRPC client at an HTTP/1 server: the server's bytes say what the port speaks.
+        let mut mixed = AppObservations::default();
+        for _ in 0..3 {
+            mixed.add(&seen(Some(AppProtocol::Http2), false, "", 50));
+        }
+        mixed.add(&seen(Some(AppProtocol::Http), true, "", 50));
+        assert_eq!(speaks(&mixed.of(&w, 6, 8080, 0)), Some(AppProtocol::Http));
         assert!(!consistent(AppProtocol::Http, AppProtocol::Tls));
     }
 

@@ -141,7 +141,7 @@ pub struct ExposedPort {
     pub name: String,
     /// What its declaration (appProtocol, port name) says it speaks.
     pub declared_protocol: Option<AppProtocol>,
-    /// What observed traffic speaks: the class most recognised samples said.
+    /// What observed traffic speaks (see `apps::speaks`).
     pub speaks: Option<AppProtocol>,
     /// Every class the samples said, most samples first.
     pub heard: Vec<HeardProtocol>,

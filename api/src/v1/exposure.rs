@@ -111,8 +111,8 @@ pub struct ExposedPort {
     /// What the declaration (appProtocol, port name) says it speaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_protocol: Option<AppProtocol>,
-    /// What its traffic speaks, by the payload samples: the class most
-    /// recognised samples said in the window.
+    /// What its traffic speaks, by the payload samples: the class the
+    /// server's bytes said most in the window, else its clients'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speaks: Option<AppProtocol>,
     /// Every class the samples said in the window, most samples first.

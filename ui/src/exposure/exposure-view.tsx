@@ -23,7 +23,10 @@ const FINDINGS: Record<FindingKind, string> = {
 function typeOf(p: Port): string {
   const declared = p.declared_protocol ?? "—";
   if (!p.speaks) return declared;
-  return p.speaks === p.declared_protocol ? `${declared} (heard)` : `${declared} → ${p.speaks}`;
+  // gRPC is HTTP/2 on the wire: either heard is the other's declaration
+  const h2 = new Set(["grpc", "http2"]);
+  const same = p.speaks === p.declared_protocol || (h2.has(p.speaks) && h2.has(p.declared_protocol ?? ""));
+  return same ? `${declared} (heard ${p.speaks})` : `${declared} → ${p.speaks}`;
 }
 
 function heardLine(h: Schemas["HeardProtocol"]): string {
