@@ -19,6 +19,7 @@ mod e2e {
     mod flood;
     mod fuzz;
     mod lifecycle;
+    mod listening;
     mod malformed;
     mod policy;
     mod quarantine;

@@ -39,6 +39,9 @@ pub struct AgentConfig {
     /// connections pods serve, for type identification (bounded per pod;
     /// only the class and a few fields leave the agent).
     pub payload_samples: bool,
+    /// How often each pod's listening sockets are read again; `None` never
+    /// reads them (the exposure report then cannot tell open from declared).
+    pub listener_scan: Option<std::time::Duration>,
 }
 
 impl AgentConfig {
@@ -58,6 +61,7 @@ impl AgentConfig {
             events_per_source_s: EVENTS_PER_SOURCE,
             events_burst: EVENTS_BURST,
             payload_samples: true,
+            listener_scan: Some(std::time::Duration::from_secs(10)),
         }
     }
 }

@@ -58,6 +58,23 @@ pub enum AgentError {
     /// An audit record could not be written, so the change was refused.
     #[error(transparent)]
     Audit(#[from] bulkhead_api::audit::AuditError),
+    /// A pod's network namespace could not be entered.
+    #[error("{pod}: {source}")]
+    PodNetns {
+        /// The pod, as "namespace/pod".
+        pod: String,
+        /// Why (boxed: the CNI error is large, and every agent result carries this enum).
+        #[source]
+        source: Box<bulkhead_cni::CniError>,
+    },
+    /// A pod's socket tables could not be read.
+    #[error("{pod}: listening sockets: {message}")]
+    Listeners {
+        /// The pod, as "namespace/pod".
+        pod: String,
+        /// What failed.
+        message: String,
+    },
     /// Running the gRPC service or one of its shared locks failed.
     #[error("serving {what}: {message}")]
     Serve {
@@ -82,6 +99,8 @@ impl AgentError {
             Self::UnknownEndpoint(_) => "unknown_endpoint",
             Self::NotAttached { .. } => "not_attached",
             Self::Io { .. } | Self::StateFile { .. } | Self::Audit(_) => "io",
+            Self::PodNetns { .. } => "netns",
+            Self::Listeners { .. } => "listeners",
             Self::Serve { .. } => "serve",
         }
     }

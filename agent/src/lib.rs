@@ -11,6 +11,7 @@ pub mod desired;
 pub mod endpoints;
 pub mod error;
 pub mod flows;
+pub mod listeners;
 pub mod metrics;
 pub mod node;
 pub mod quarantine;

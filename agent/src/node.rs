@@ -54,6 +54,8 @@ pub struct Node {
     enricher: Arc<Enricher>,
     /// When the sweep last looked for expired blocks (wall ns).
     blocks_checked_ns: i64,
+    /// Each pod's listening sockets, read by the scan loop.
+    listeners: Arc<crate::listeners::Book>,
 }
 
 impl std::fmt::Debug for Node {
@@ -159,12 +161,39 @@ impl Node {
             roster(&desired, &attachments),
         )?);
         let blocks_checked_ns = wall_ns();
-        Ok(Self { cfg, dataplane, maps, desired, attachments, quarantines, audit, enricher, blocks_checked_ns })
+        Ok(Self {
+            cfg,
+            dataplane,
+            maps,
+            desired,
+            attachments,
+            quarantines,
+            audit,
+            enricher,
+            blocks_checked_ns,
+            listeners: Arc::default(),
+        })
     }
 
     /// The enrichment tables for the current state.
     pub fn enricher(&self) -> Arc<Enricher> {
         self.enricher.clone()
+    }
+
+    /// Where the scan loop records what pods listen on.
+    pub fn listeners(&self) -> Arc<crate::listeners::Book> {
+        self.listeners.clone()
+    }
+
+    /// The attached pods whose sockets the scan loop reads: endpoint id,
+    /// network namespace (if known) and "namespace/pod".
+    pub fn scan_targets(&self) -> Vec<(u32, Option<std::path::PathBuf>, String)> {
+        self.desired
+            .endpoints
+            .iter()
+            .filter(|e| matches!(self.attachments.get(&e.endpoint_id), Some(Attachment::Attached { .. })))
+            .map(|e| (e.endpoint_id, e.netns.clone(), e.name()))
+            .collect()
     }
 
     /// The maps (sweeps and metrics read them).
@@ -522,6 +551,7 @@ impl Node {
                     Some(Attachment::Failed { error }) => (String::new(), 0, false, error.clone()),
                     None => (String::new(), 0, false, "not attached yet".into()),
                 };
+                let scan = self.listeners.get(e.endpoint_id).unwrap_or_default();
                 pb::EndpointStatus {
                     endpoint_id: e.endpoint_id,
                     pod: e.name(),
@@ -530,6 +560,9 @@ impl Node {
                     attached,
                     quarantined: quarantined.contains(&e.endpoint_id),
                     error,
+                    listeners: scan.listeners.iter().map(pb::Listener::from).collect(),
+                    listeners_scanned_ns: scan.scanned_ns,
+                    listeners_error: scan.error,
                 }
             })
             .collect();
@@ -576,7 +609,7 @@ impl Node {
 }
 
 /// Wall-clock now, nanoseconds since the epoch (block expiry is wall time).
-fn wall_ns() -> i64 {
+pub(crate) fn wall_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))

@@ -20,6 +20,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let metrics_addr = cfg.metrics_addr;
     let history = cfg.flow_history;
     let pins = cfg.pins.clone();
+    let listener_scan = cfg.listener_scan;
     let node = Arc::new(Mutex::new(
         tokio::task::spawn_blocking(move || Node::start(cfg))
             .await
@@ -53,6 +54,13 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         });
     }
     tokio::spawn(crate::sweep::run(node.clone(), hub.clone(), Duration::from_secs(2)));
+    if let Some(every) = listener_scan {
+        let book = node
+            .lock()
+            .map(|n| n.listeners())
+            .map_err(|_| AgentError::Serve { what: "startup", message: "node lock poisoned".into() })?;
+        tokio::spawn(crate::listeners::run(node.clone(), book, every));
+    }
     if let Some(addr) = metrics_addr {
         let (node, hub, metrics) = (node.clone(), hub.clone(), metrics.clone());
         tokio::spawn(async move {

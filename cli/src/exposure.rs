@@ -57,6 +57,11 @@ fn namespaces(p: &ExposedPort) -> String {
     if names.is_empty() { "none".into() } else { names.join(",") }
 }
 
+/// How many of the port's pods listen on it (`2/2`), or `-` when none was read.
+fn open(p: &ExposedPort) -> String {
+    p.listening.as_ref().map_or_else(|| "-".to_string(), |l| format!("{}/{}", l.open.len(), l.pods_read))
+}
+
 /// Prints the report.
 pub async fn show(target: &Target, args: ExposureArgs, output: Output) -> Result<()> {
     let mut c = target.client().await?;
@@ -70,16 +75,17 @@ pub async fn show(target: &Target, args: ExposureArgs, output: Output) -> Result
         return Ok(());
     }
     println!(
-        "{:<44} {:<17} {:<16} {:<6} {:<24} {:>6} {:>8}",
-        "PORT", "CLASS", "TYPE", "WORLD", "NAMESPACES", "DID", "FINDINGS"
+        "{:<44} {:<17} {:<16} {:<7} {:<6} {:<24} {:>6} {:>8}",
+        "PORT", "CLASS", "TYPE", "OPEN", "WORLD", "NAMESPACES", "DID", "FINDINGS"
     );
     for p in &r.ports {
         let did: u64 = p.did_reach.iter().map(|d| d.connections).sum();
         println!(
-            "{:<44} {:<17} {:<16} {:<6} {:<24} {:>6} {:>8}",
+            "{:<44} {:<17} {:<16} {:<7} {:<6} {:<24} {:>6} {:>8}",
             what(p),
             p.class.as_str(),
             kind_of(p),
+            open(p),
             world(p),
             namespaces(p),
             did,

@@ -79,6 +79,12 @@ enum Command {
         /// serve: the exposure report then knows only declared protocols.
         #[arg(long)]
         no_payload_samples: bool,
+        /// How often each pod's listening sockets are read from its network
+        /// namespace, in seconds (a new pod's within 2 s of attaching); 0
+        /// never reads them, and the exposure report then cannot tell open
+        /// ports from declared ones.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        listener_scan_interval: u64,
     },
     /// Build and use a lab cluster of network namespaces on this host.
     Lab {
@@ -429,6 +435,7 @@ fn main() -> Result<()> {
             events_per_source,
             events_burst,
             no_payload_samples,
+            listener_scan_interval,
         } => {
             if let Some(ns) = &netns {
                 bulkhead_lab::netns::enter(ns)?;
@@ -445,6 +452,8 @@ fn main() -> Result<()> {
             cfg.events_per_source_s = events_per_source;
             cfg.events_burst = events_burst;
             cfg.payload_samples = !no_payload_samples;
+            cfg.listener_scan =
+                (listener_scan_interval > 0).then(|| std::time::Duration::from_secs(listener_scan_interval));
             runtime()?.block_on(bulkhead_agent::run(cfg))?;
             Ok(())
         }

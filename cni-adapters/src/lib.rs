@@ -24,6 +24,7 @@ use std::path::PathBuf;
 pub use bridge::BridgeResolver;
 pub use detect::resolve_auto;
 pub use error::{CniError, PeerMismatch};
+pub use netns::in_netns;
 pub use ptp::PtpResolver;
 pub use veth::VethPeerResolver;
 

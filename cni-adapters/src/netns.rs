@@ -38,3 +38,15 @@ where
         handle.join().map_err(|_panic| CniError::NetnsThreadPanicked { netns: netns.to_path_buf() })?
     })
 }
+
+/// Runs `work` on a helper thread inside the network namespace at `netns`,
+/// for callers outside this crate (the agent reads a pod's socket tables
+/// this way). The caller's thread never changes namespace.
+pub fn in_netns<T, F>(netns: &Path, work: F) -> Result<T, CniError>
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    let ns_file = open(netns)?;
+    run_in(netns, &ns_file, || Ok(work()))
+}

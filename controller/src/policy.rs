@@ -8,6 +8,7 @@ pub mod desired;
 pub mod files;
 pub mod ids;
 pub mod kubernetes;
+pub mod listening;
 pub mod quarantine;
 pub mod state;
 pub mod store;

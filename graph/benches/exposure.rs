@@ -140,6 +140,7 @@ fn bench(c: &mut Criterion) {
         }
         for (name, set) in sets {
             let apps = bulkhead_graph::apps::AppObservations::default();
+            let sockets = exposure::Sockets::new();
             let input = Input {
                 inventory: &inv,
                 policies: &set,
@@ -147,6 +148,7 @@ fn bench(c: &mut Criterion) {
                 observed: &edges,
                 apps: &apps,
                 since_ns: 0,
+                sockets: &sockets,
             };
             let r = exposure::report(&input);
             eprintln!("{name} {workloads}: {} ports, findings {:?}", r.ports.len(), r.finding_counts());

@@ -6,6 +6,7 @@
 
 mod entries;
 mod findings;
+mod listening;
 mod reach;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use bulkhead_policy::inventory::{Inventory, Pod};
 use bulkhead_policy::ports::Protocol;
 use serde::Serialize;
 
+pub use self::listening::{Listening, PodSockets, Sockets};
 use crate::apps::{self, AppObservations, Heard};
 use crate::{EdgeKey, EdgeStats, Entity};
 
@@ -41,6 +43,8 @@ pub struct Input<'a> {
     pub apps: &'a AppObservations,
     /// Start of the window, nanoseconds since the epoch: older samples do not count.
     pub since_ns: i64,
+    /// What the pods the agents read listen on.
+    pub sockets: &'a Sockets,
 }
 
 /// One thing that makes a port reachable from outside, with its detail
@@ -149,6 +153,8 @@ pub struct ExposedPort {
     pub declared: bool,
     /// Whether pod policy can apply (not on a host-network pod).
     pub policed: bool,
+    /// Whether its pods listen on it, when an agent read them.
+    pub listening: Option<Listening>,
     /// Who the policies in force let reach it.
     pub can_reach: CanReach,
     /// Who did in the window, most connections first.
@@ -191,7 +197,7 @@ impl Exposure {
 
 /// Builds the report: every service port, every workload port no service
 /// fronts, every host port and host-network port, and every port traffic
-/// reached that nothing declares.
+/// reached or a pod listens on that nothing declares.
 pub fn report(input: &Input<'_>) -> Exposure {
     let entries = entries::collect(input);
     let sources = reach::Sources::new(input);
@@ -201,6 +207,7 @@ pub fn report(input: &Input<'_>) -> Exposure {
         let r = sources.can_reach(input, &p, &backends);
         p.can_reach = r.can.clone();
         heard(input, &mut p);
+        p.listening = listening::of(input.sockets, p.protocol, &backends);
         p.did_reach = observed.reached(&p);
         p.findings = findings::of(input.inventory, &p, &r, &backends, &sources);
         ports.push(p);

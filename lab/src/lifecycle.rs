@@ -260,9 +260,10 @@ fn build_pod(
     let key = format!("{}/{}", spec.namespace, spec.name);
     let mut server_pid = None;
     let calls = spec.annotations.get(crate::calls::CALLS_ANNOTATION).cloned();
-    if !spec.ports.is_empty() || calls.is_some() {
-        let tcp: Vec<String> = spec.ports.iter().filter(|p| !p.udp).map(|p| p.port.to_string()).collect();
-        let udp: Vec<String> = spec.ports.iter().filter(|p| p.udp).map(|p| p.port.to_string()).collect();
+    let served = crate::listens::served(spec).map_err(LabError::Invalid)?;
+    if !served.is_empty() || calls.is_some() {
+        let tcp: Vec<String> = served.iter().filter(|p| !p.udp).map(|p| p.port.to_string()).collect();
+        let udp: Vec<String> = served.iter().filter(|p| p.udp).map(|p| p.port.to_string()).collect();
         let ns_path = crate::netns::path(&netns).to_string_lossy().into_owned();
         let log = state::dir(lab).join(format!("pod-{}-{}.log", spec.namespace, spec.name));
         let (t, u) = (tcp.join(","), udp.join(","));

@@ -91,6 +91,10 @@ coded_enum!(
         NoPolicy = 4 => "no_policy",
         /// A port whose traffic is another protocol than it declares.
         ProtocolMismatch = 5 => "protocol_mismatch",
+        /// A pod listens on a port no container declares.
+        ListeningUndeclared = 6 => "listening_undeclared",
+        /// A declared (or service-targeted) port some of its pods do not listen on.
+        NotListening = 7 => "not_listening",
     }
 );
 

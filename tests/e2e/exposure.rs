@@ -17,16 +17,18 @@ use crate::support::{Api, Lab};
 const OUTSIDE: &str = bulkhead_lab::probe::OUTSIDE;
 
 fn manifests() -> String {
-    let deployment = |ns: &str, name: &str, port: &str| {
+    let annotated = |ns: &str, name: &str, port: &str, annotations: &str| {
         format!(
-            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: 1\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, ports: [{port}]}}]}}\n"
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}, annotations: {{{annotations}}}}}\nspec:\n  replicas: 1\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, ports: [{port}]}}]}}\n"
         )
     };
+    let deployment = |ns: &str, name: &str, port: &str| annotated(ns, name, port, "");
     [
         "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {bulkhead.dev/tenant: a}}\n".to_string(),
         "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: other, labels: {bulkhead.dev/tenant: b}}\n".to_string(),
         deployment("shop", "web", "{containerPort: 8080, name: http}"),
-        deployment("shop", "redis", "{containerPort: 6379, name: tcp-redis}"),
+        // redis also serves 7000, which no container declares
+        annotated("shop", "redis", "{containerPort: 6379, name: tcp-redis}", "lab.bulkhead.dev/listens: \"tcp/7000\""),
         deployment("shop", "api", "{containerPort: 8443}"),
         deployment("other", "client", "{containerPort: 81}"),
         "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {type: NodePort, selector: {app: web}, ports: [{port: 80, targetPort: http, nodePort: 30080}]}\n".to_string(),
@@ -135,14 +137,18 @@ fn classes_can_reach_did_reach_and_findings_agree_with_real_traffic() {
 
     // Real traffic for did reach, and one port nobody declares.
     assert!(lab.probe(&web, "shop/redis", 6379, false, false));
-    lab.probe(&web, &redis, 7000, false, false);
+    assert!(lab.probe(&web, &redis, 7000, false, false), "the undeclared port answers");
     let mut last = Value::Null;
     wait_for("did reach from the flows", Duration::from_secs(30), || {
         last = api.get("/api/v1/exposure?namespace=shop", &admin);
         let db = port(&last, "redis", 6379);
         let sources: Vec<&str> =
             db["did_reach"].as_array().unwrap().iter().filter_map(|d| d["source"]["name"].as_str()).collect();
-        let undeclared = last["ports"].as_array().unwrap().iter().any(|p| p["port"] == 7000);
+        let undeclared = last["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["port"] == 7000 && !p["did_reach"].as_array().unwrap().is_empty());
         sources.contains(&"web") && undeclared
     });
     let db = port(&last, "redis", 6379);
@@ -159,6 +165,7 @@ fn classes_can_reach_did_reach_and_findings_agree_with_real_traffic() {
     assert!(world.contains(&own.to_string()), "the world reaches web through its own node: {world}");
     let undeclared = last["ports"].as_array().unwrap().iter().find(|p| p["port"] == 7000).unwrap();
     assert!(kinds(undeclared).contains(&"undeclared".into()), "{undeclared:#}");
+    assert!(kinds(undeclared).contains(&"listening_undeclared".into()), "its pod listens on it: {undeclared:#}");
     assert_eq!(undeclared["declared"], false);
     assert_eq!(last["ports"].as_array().unwrap().iter().filter(|p| kinds(p).contains(&"undeclared".into())).count(), 1);
 

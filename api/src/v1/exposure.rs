@@ -121,6 +121,10 @@ pub struct ExposedPort {
     pub declared: bool,
     /// Pod policy can apply (false on the host network).
     pub policed: bool,
+    /// Whether its pods listen on it, by their agents' reads of each pod's
+    /// socket tables; absent when none of its pods was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listening: Option<Listening>,
     /// Who the policies in force let reach it.
     pub can_reach: CanReach,
     /// Who did in the window, most connections first.
@@ -148,6 +152,21 @@ pub struct HeardProtocol {
     pub alpn: Vec<String>,
     /// HTTP methods, Redis or memcached commands.
     pub methods: Vec<String>,
+}
+
+/// Whether the pods behind a port listen on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Listening {
+    /// Pods behind the port whose sockets were read.
+    pub pods_read: u64,
+    /// Those listening on it, "namespace/pod".
+    pub open: Vec<String>,
+    /// Those bound to loopback only, which other pods cannot reach.
+    pub loopback_only: Vec<String>,
+    /// Those with no socket on it.
+    pub closed: Vec<String>,
+    /// The oldest of the reads, nanoseconds since the epoch.
+    pub read_ns: i64,
 }
 
 /// How many findings of one kind the report holds.

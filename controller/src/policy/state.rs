@@ -76,6 +76,8 @@ pub struct NodeReport {
     pub sync: NodeSync,
     /// Its pods the agent could not protect.
     pub unprotected: Vec<UnprotectedPod>,
+    /// What its pods listen on, by the agent's last reads.
+    pub sockets: bulkhead_graph::exposure::Sockets,
 }
 
 /// Each node's sync state, written by the sync tasks.

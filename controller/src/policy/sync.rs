@@ -133,6 +133,7 @@ pub async fn reconcile(
                     policy_entries: st.policy_entries,
                 },
                 unprotected: pods,
+                sockets: crate::policy::listening::from_status(&agent.node, st),
             }
         }
         Err(e) => {
@@ -140,6 +141,7 @@ pub async fn reconcile(
             NodeReport {
                 sync: NodeSync { node: agent.node.clone(), in_sync: false, error: e.to_string(), ..prev.sync },
                 unprotected: prev.unprotected,
+                sockets: prev.sockets,
             }
         }
     };

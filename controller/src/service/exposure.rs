@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use bulkhead_api::v1::exposure::{
-    CanReach, ExposedBy, ExposedPort, Exposure, ExposureQuery, Finding, FindingCount, HeardProtocol, NamespaceReach,
-    Reached,
+    CanReach, ExposedBy, ExposedPort, Exposure, ExposureQuery, Finding, FindingCount, HeardProtocol, Listening,
+    NamespaceReach, Reached,
 };
 use bulkhead_api::v1::graph::{GraphNode, Level};
 use bulkhead_graph::Entity;
@@ -69,6 +69,13 @@ fn document(scope: &Scope, p: exposure::ExposedPort) -> ExposedPort {
             .collect(),
         declared: p.declared,
         policed: p.policed,
+        listening: p.listening.map(|l| Listening {
+            pods_read: l.pods_read as u64,
+            open: l.open,
+            loopback_only: l.loopback_only,
+            closed: l.closed,
+            read_ns: l.read_ns,
+        }),
         can_reach: CanReach {
             world: p.can_reach.world,
             namespaces: p
@@ -119,6 +126,12 @@ impl Service {
                 Ok((edges, p.apps().clone()))
             })
             .await?;
+        let sockets: exposure::Sockets = self
+            .ctx
+            .nodes
+            .lock()
+            .map(|nodes| nodes.values().flat_map(|n| n.sockets.clone()).collect())
+            .unwrap_or_default();
         let report = tokio::task::spawn_blocking(move || {
             let workload_of = |pod: &Pod| model.workload_of(pod);
             let input = Input {
@@ -128,6 +141,7 @@ impl Service {
                 observed: &observed,
                 apps: &apps,
                 since_ns: since,
+                sockets: &sockets,
             };
             exposure::report(&input)
         })

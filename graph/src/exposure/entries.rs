@@ -33,6 +33,7 @@ fn blank(namespace: &str, protocol: Protocol, port: u16) -> ExposedPort {
         heard: Vec::new(),
         declared: true,
         policed: true,
+        listening: None,
         can_reach: CanReach::default(),
         did_reach: Vec::new(),
         findings: Vec::new(),
@@ -184,7 +185,8 @@ fn named<'a>(pods: &[&'a Pod], protocol: Protocol, port: u16) -> Option<&'a str>
     pods.iter().flat_map(|p| p.ports.iter()).find(|n| n.protocol == protocol && n.port == port).map(|n| n.name.as_str())
 }
 
-/// Ports traffic reached on a workload that no entry covers: nothing declares them.
+/// Ports traffic reached, or a pod listens on, that no entry covers:
+/// nothing declares them.
 fn undeclared<'a>(input: &Input<'a>, out: &mut Vec<(ExposedPort, Vec<Backend<'a>>)>) {
     let covered: BTreeSet<(Entity, u8, u16)> = out
         .iter()
@@ -196,21 +198,27 @@ fn undeclared<'a>(input: &Input<'a>, out: &mut Vec<(ExposedPort, Vec<Backend<'a>
     for pod in input.inventory.pods.values() {
         pods_of.entry((input.workload_of)(pod)).or_default().push(pod);
     }
+    // Reached by traffic, then open on a pod's socket.
+    let reached = input.observed.iter().filter_map(|(_, dst, key, _)| {
+        Some((dst.clone(), Protocol::from_number(key.protocol)?, key.port))
+            .filter(|_| matches!(dst, Entity::Workload { .. }))
+    });
+    let listened = input.inventory.pods.values().flat_map(|pod| {
+        let w = (input.workload_of)(pod);
+        let open = input.sockets.get(&pod.key()).map(|s| s.open.iter().copied().collect::<Vec<_>>());
+        open.unwrap_or_default().into_iter().map(move |(pr, pt)| (w.clone(), pr, pt))
+    });
     let mut seen = BTreeSet::new();
-    for (_, dst, key, _) in input.observed {
-        let Some(protocol) = Protocol::from_number(key.protocol) else { continue };
-        if !matches!(dst, Entity::Workload { .. })
-            || covered.contains(&(dst.clone(), key.protocol, key.port))
-            || !seen.insert((dst.clone(), key.protocol, key.port))
-        {
+    for (dst, protocol, port) in reached.chain(listened) {
+        if covered.contains(&(dst.clone(), protocol.number(), port)) || !seen.insert((dst.clone(), protocol, port)) {
             continue;
         }
-        let pods = pods_of.get(dst).cloned().unwrap_or_default();
-        let mut p = blank(dst.namespace().unwrap_or_default(), protocol, key.port);
-        p.workloads = vec![dst.clone()];
-        p.targets = vec![key.port];
+        let pods = pods_of.get(&dst).cloned().unwrap_or_default();
+        let mut p = blank(dst.namespace().unwrap_or_default(), protocol, port);
+        p.workloads = vec![dst];
+        p.targets = vec![port];
         p.declared = false;
-        out.push((p, pods.into_iter().map(|pod| Backend { pod, target: key.port }).collect()));
+        out.push((p, pods.into_iter().map(|pod| Backend { pod, target: port }).collect()));
     }
 }
 

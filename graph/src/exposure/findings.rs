@@ -86,7 +86,10 @@ pub(super) fn of(
             });
         }
     }
-    if !p.declared && !p.did_reach.is_empty() {
+    // Traffic to a port its pods were read not to listen on was refused or
+    // stray (a late reply), not a use of the port.
+    let unserved = p.listening.as_ref().is_some_and(|l| l.open.is_empty());
+    if !p.declared && !p.did_reach.is_empty() && !unserved {
         let connections: u64 = p.did_reach.iter().map(|r| r.connections).sum();
         out.push(Finding {
             kind: FindingKind::Undeclared,
@@ -98,6 +101,35 @@ pub(super) fn of(
             evidence: vec![format!("{connections} connection(s) from {} source(s) in the window", p.did_reach.len())],
             workloads: p.did_reach.iter().take(NAMED).map(|r| r.source.clone()).collect(),
         });
+    }
+    if let Some(l) = &p.listening {
+        let targets: Vec<String> = p.targets.iter().map(u16::to_string).collect();
+        let port = format!("{}/{}", p.protocol.as_str(), targets.join(","));
+        if !p.declared && !l.open.is_empty() {
+            out.push(Finding {
+                kind: FindingKind::ListeningUndeclared,
+                message: format!("{what}: {} pod(s) listen on {port} but no container declares it", l.open.len()),
+                evidence: l.open.iter().take(NAMED).map(|pod| format!("{pod} listens on {port}")).collect(),
+                workloads: Vec::new(),
+            });
+        }
+        if p.declared && !(l.closed.is_empty() && l.loopback_only.is_empty()) {
+            let shut = l.closed.len() + l.loopback_only.len();
+            let mut evidence: Vec<String> =
+                l.closed.iter().take(NAMED).map(|pod| format!("{pod}: no socket on {port}")).collect();
+            evidence.extend(
+                l.loopback_only
+                    .iter()
+                    .take(NAMED)
+                    .map(|pod| format!("{pod}: {port} is bound to loopback only, which other pods cannot reach")),
+            );
+            out.push(Finding {
+                kind: FindingKind::NotListening,
+                message: format!("{what}: {shut} of {} pod(s) read do not listen on {port}", l.pods_read),
+                evidence,
+                workloads: Vec::new(),
+            });
+        }
     }
     if let (Some(declared), Some(speaks)) = (p.declared_protocol, p.speaks)
         && !apps::consistent(declared, speaks)

@@ -97,7 +97,16 @@ fn run_heard(
     observed: &[(Entity, Entity, EdgeKey, EdgeStats)],
     apps: &AppObservations,
 ) -> Exposure {
-    report(&Input { inventory: inv, policies: set, workload_of: &workload, observed, apps, since_ns: 0 })
+    let sockets = Sockets::new();
+    report(&Input {
+        inventory: inv,
+        policies: set,
+        workload_of: &workload,
+        observed,
+        apps,
+        since_ns: 0,
+        sockets: &sockets,
+    })
 }
 
 fn sample(server: Entity, port: u16, app: Option<AppProtocol>, from_server: bool, host: &str) -> crate::apps::AppSeen {
@@ -142,8 +151,91 @@ fn traffic_speaking_another_protocol_than_declared_is_a_finding_with_its_samples
         observed: &[],
         apps: &apps,
         since_ns: 8,
+        sockets: &Sockets::new(),
     });
     assert_eq!(port(&later, "shop", Some("web"), 80).speaks, None);
+}
+
+#[test]
+fn ports_open_but_undeclared_and_declared_but_not_open_are_findings_from_the_pods_sockets() {
+    let inv = cluster();
+    let open = |ports: &[(Protocol, u16)], loopback: &[(Protocol, u16)]| PodSockets {
+        read_ns: 11,
+        open: ports.iter().copied().collect(),
+        loopback: loopback.iter().copied().collect(),
+    };
+    let mut sockets = Sockets::new();
+    // web serves 8080 and a debug port nobody declared; redis binds loopback
+    // only; api is not read at all.
+    sockets.insert("shop/web-1".into(), open(&[(Protocol::Tcp, 8080), (Protocol::Tcp, 6060)], &[]));
+    sockets.insert("shop/redis-1".into(), open(&[], &[(Protocol::Tcp, 6379)]));
+    let run = |s: &Sockets| {
+        report(&Input {
+            inventory: &inv,
+            policies: &PolicySet::default(),
+            workload_of: &workload,
+            observed: &[],
+            apps: &AppObservations::default(),
+            since_ns: 0,
+            sockets: s,
+        })
+    };
+    let e = run(&sockets);
+    let web = port(&e, "shop", Some("web"), 80);
+    // Traffic to a port nothing listens on is no use of it.
+    let stray = [edge(w("other", "client"), w("shop", "web"), 7777, 1)];
+    let with_stray = report(&Input {
+        inventory: &inv,
+        policies: &PolicySet::default(),
+        workload_of: &workload,
+        observed: &stray,
+        apps: &AppObservations::default(),
+        since_ns: 0,
+        sockets: &sockets,
+    });
+    let p = with_stray.ports.iter().find(|p| p.port == 7777).expect("the reached port is listed");
+    assert_eq!(p.did_reach.len(), 1);
+    assert!(!kinds(p).contains(&FindingKind::Undeclared), "{:?}", p.findings);
+    let unread = run_heard(&inv, &PolicySet::default(), &stray, &AppObservations::default());
+    let p = unread.ports.iter().find(|p| p.port == 7777).expect("listed");
+    assert!(kinds(p).contains(&FindingKind::Undeclared), "{:?}", p.findings);
+    let l = web.listening.as_ref().expect("web was read");
+    assert_eq!((l.pods_read, l.open.as_slice(), l.read_ns), (1, &["shop/web-1".to_string()][..], 11));
+    assert!(!kinds(web).contains(&FindingKind::NotListening));
+    let debug = e
+        .ports
+        .iter()
+        .find(|p| p.workloads == [w("shop", "web")] && p.port == 6060)
+        .expect("the undeclared open port is listed");
+    assert!(!debug.declared);
+    let f = debug.findings.iter().find(|f| f.kind == FindingKind::ListeningUndeclared).expect("finding");
+    assert!(f.message.contains("1 pod(s) listen on TCP/6060 but no container declares it"), "{}", f.message);
+    assert_eq!(f.evidence, vec!["shop/web-1 listens on TCP/6060"]);
+    // Declared and targeted, but bound to loopback: not listening, for both services.
+    for svc in ["redis", "peers"] {
+        let redis = port(&e, "shop", Some(svc), 6379);
+        let f = redis.findings.iter().find(|f| f.kind == FindingKind::NotListening).expect("not listening");
+        assert!(f.message.contains("1 of 1 pod(s) read do not listen on TCP/6379"), "{}", f.message);
+        assert!(f.evidence[0].contains("loopback only"), "{:?}", f.evidence);
+    }
+    // Not read: no claim either way.
+    let api = port(&e, "shop", Some("api"), 443);
+    assert_eq!(api.listening, None);
+    assert!(!kinds(api).contains(&FindingKind::NotListening));
+    // Nothing read: neither finding anywhere, and no extra port.
+    let none = run(&Sockets::new());
+    let counts = none.finding_counts();
+    assert!(
+        !counts.contains_key(&FindingKind::NotListening) && !counts.contains_key(&FindingKind::ListeningUndeclared)
+    );
+    assert!(!none.ports.iter().any(|p| p.port == 6060));
+    // A pod that stops listening: closed, not loopback.
+    sockets.insert("shop/web-1".into(), open(&[(Protocol::Tcp, 6060)], &[]));
+    let e = run(&sockets);
+    let web = port(&e, "shop", Some("web"), 80);
+    assert_eq!(web.listening.as_ref().unwrap().closed, vec!["shop/web-1".to_string()]);
+    let f = web.findings.iter().find(|f| f.kind == FindingKind::NotListening).expect("not listening");
+    assert_eq!(f.evidence, vec!["shop/web-1: no socket on TCP/8080"]);
 }
 
 fn port<'a>(e: &'a Exposure, ns: &str, service: Option<&str>, port: u16) -> &'a ExposedPort {

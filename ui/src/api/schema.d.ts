@@ -844,6 +844,7 @@ export interface components {
             findings: components["schemas"]["Finding"][];
             /** @description Every class the samples said in the window, most samples first. */
             heard: components["schemas"]["HeardProtocol"][];
+            listening?: null | components["schemas"]["Listening"];
             /** @description The port's name, or an ExternalName service's target name. */
             name: string;
             /** @description Namespace. */
@@ -917,7 +918,7 @@ export interface components {
          * @description What an exposure finding reports.
          * @enum {string}
          */
-        FindingKind: "database_exposed" | "cross_tenant" | "unused_path" | "undeclared" | "no_policy" | "protocol_mismatch";
+        FindingKind: "database_exposed" | "cross_tenant" | "unused_path" | "undeclared" | "no_policy" | "protocol_mismatch" | "listening_undeclared" | "not_listening";
         /** @description One observation of a connection or denied attempt. */
         Flow: {
             /**
@@ -1155,6 +1156,25 @@ export interface components {
          * @enum {string}
          */
         Level: "namespace" | "workload" | "pod";
+        /** @description Whether the pods behind a port listen on it. */
+        Listening: {
+            /** @description Those with no socket on it. */
+            closed: string[];
+            /** @description Those bound to loopback only, which other pods cannot reach. */
+            loopback_only: string[];
+            /** @description Those listening on it, "namespace/pod". */
+            open: string[];
+            /**
+             * Format: int64
+             * @description Pods behind the port whose sockets were read.
+             */
+            pods_read: number;
+            /**
+             * Format: int64
+             * @description The oldest of the reads, nanoseconds since the epoch.
+             */
+            read_ns: number;
+        };
         /**
          * @description Sent on the live stream instead of flows the client was too slow for:
          *     they left the controller's buffer before it read them.

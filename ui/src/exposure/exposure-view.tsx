@@ -17,7 +17,17 @@ const FINDINGS: Record<FindingKind, string> = {
   undeclared: "undeclared port",
   no_policy: "no policy",
   protocol_mismatch: "speaks another protocol",
+  listening_undeclared: "open, undeclared",
+  not_listening: "declared, not open",
 };
+
+// Whether its pods listen on it, by the agents' reads of their sockets.
+function listeningOf(p: Port): string {
+  const l = p.listening;
+  if (!l) return "not read";
+  if (l.open.length === l.pods_read) return `open (${l.pods_read} pod${l.pods_read === 1 ? "" : "s"})`;
+  return `${l.open.length}/${l.pods_read} open`;
+}
 
 // Declared type and what the payload samples heard, e.g. "http → tls".
 function typeOf(p: Port): string {
@@ -117,6 +127,7 @@ export function ExposureView({ params }: { params: URLSearchParams }) {
                     <th>class</th>
                     <th>exposed by</th>
                     <th>type (declared → heard)</th>
+                    <th>listening</th>
                     <th>world</th>
                     <th>namespaces that can reach</th>
                     <th>did reach</th>
@@ -138,6 +149,7 @@ export function ExposureView({ params }: { params: URLSearchParams }) {
                           <td>{CLASSES[p.class]}</td>
                           <td>{p.exposed_by.map((e) => e.detail).join("; ") || "—"}</td>
                           <td data-testid="exposure-type">{typeOf(p)}</td>
+                          <td data-testid="exposure-listening">{listeningOf(p)}</td>
                           <td title={p.can_reach.world ?? undefined}>{p.can_reach.world ? "yes" : p.class === "internet_facing" ? "no" : "—"}</td>
                           <td>{p.policed ? reachedBy(p) : "not policed (host network)"}</td>
                           <td>{did ? `${did} from ${p.did_reach.length}` : "none"}</td>
@@ -151,7 +163,7 @@ export function ExposureView({ params }: { params: URLSearchParams }) {
                         </tr>
                         {open === k && (
                           <tr className="detail">
-                            <td colSpan={8}>
+                            <td colSpan={9}>
                               <Detail p={p} />
                             </td>
                           </tr>
@@ -180,6 +192,13 @@ function Detail({ p }: { p: Port }) {
       {p.heard.length > 0 && (
         <p data-testid="exposure-heard">
           Heard: {p.heard.map(heardLine).join(" · ")}
+        </p>
+      )}
+      {p.listening && (
+        <p data-testid="exposure-sockets">
+          Sockets read {time(p.listening.read_ns)}: {p.listening.open.length} of {p.listening.pods_read} pod(s) listen
+          {p.listening.loopback_only.length > 0 && `; loopback only: ${p.listening.loopback_only.join(", ")}`}
+          {p.listening.closed.length > 0 && `; not listening: ${p.listening.closed.join(", ")}`}.
         </p>
       )}
       {p.can_reach.world && <p>World: {p.can_reach.world}</p>}

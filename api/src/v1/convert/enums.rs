@@ -357,5 +357,7 @@ enum_map! {
         Undeclared => Undeclared,
         NoPolicy => NoPolicy,
         ProtocolMismatch => ProtocolMismatch,
+        ListeningUndeclared => ListeningUndeclared,
+        NotListening => NotListening,
     }
 }

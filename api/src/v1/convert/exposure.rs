@@ -5,8 +5,8 @@ use super::{ConvertError, list, optional_enum, port, required, to_pb};
 use crate::controller::v1 as pb;
 use crate::flow::v1 as flow_pb;
 use crate::v1::exposure::{
-    CanReach, ExposedBy, ExposedPort, Exposure, ExposureQuery, Finding, FindingCount, HeardProtocol, NamespaceReach,
-    Reached,
+    CanReach, ExposedBy, ExposedPort, Exposure, ExposureQuery, Finding, FindingCount, HeardProtocol, Listening,
+    NamespaceReach, Reached,
 };
 
 impl From<ExposureQuery> for pb::ExposureQuery {
@@ -136,6 +136,7 @@ impl From<ExposedPort> for pb::ExposedPort {
             heard: to_pb(p.heard),
             declared: p.declared,
             policed: p.policed,
+            listening: p.listening.map(Into::into),
             can_reach: Some(p.can_reach.into()),
             did_reach: to_pb(p.did_reach),
             findings: to_pb(p.findings),
@@ -167,6 +168,7 @@ impl TryFrom<pb::ExposedPort> for ExposedPort {
             heard: list(p.heard, "heard")?,
             declared: p.declared,
             policed: p.policed,
+            listening: p.listening.map(Into::into),
             can_reach: required(p.can_reach, "can_reach")?,
             did_reach: list(p.did_reach, "did_reach")?,
             findings: list(p.findings, "findings")?,
@@ -200,6 +202,30 @@ impl TryFrom<pb::HeardProtocol> for HeardProtocol {
             alpn: h.alpn,
             methods: h.methods,
         })
+    }
+}
+
+impl From<Listening> for pb::Listening {
+    fn from(l: Listening) -> Self {
+        Self {
+            pods_read: l.pods_read,
+            open: l.open,
+            loopback_only: l.loopback_only,
+            closed: l.closed,
+            read_ns: l.read_ns,
+        }
+    }
+}
+
+impl From<pb::Listening> for Listening {
+    fn from(l: pb::Listening) -> Self {
+        Self {
+            pods_read: l.pods_read,
+            open: l.open,
+            loopback_only: l.loopback_only,
+            closed: l.closed,
+            read_ns: l.read_ns,
+        }
     }
 }
 
@@ -277,6 +303,13 @@ mod tests {
             }],
             declared: true,
             policed: true,
+            listening: Some(Listening {
+                pods_read: 2,
+                open: vec!["shop/redis-0".into()],
+                loopback_only: vec![],
+                closed: vec!["shop/redis-1".into()],
+                read_ns: 7,
+            }),
             can_reach: CanReach {
                 world: Some("from 203.0.113.10".into()),
                 namespaces: vec![NamespaceReach { namespace: "shop".into(), workloads: 2, of: 3 }],
