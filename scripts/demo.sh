@@ -2,8 +2,9 @@
 # The lab demo: Online Boutique (eleven services, a cache and a load
 # generator) on two nodes. Bulkhead learns its traffic, suggests
 # least-privilege NetworkPolicies, applies them in audit mode and then
-# enforces them; the application keeps working while a pod that tries
-# something new is denied and reported. Ends with a quarantine.
+# enforces them; the application keeps working. Then an intrusion from
+# outside through the load balancer, its access trail, a block of its
+# source and the frontend's quarantine.
 # Ends by printing the console's URL and a token, and keeps the lab up
 # until Ctrl-C; DEMO_EXIT=1 ends right away instead (for scripts), and
 # KEEP=1 ends right away leaving the lab up.
@@ -11,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BULKHEAD_BIN:-target/release/bulkhead}
 LAB=demo
+# The lab's outside address: on the fabric, no node and no pod (the world).
+OUTSIDE=172.30.0.250
 WINDOW=${WINDOW:-30}
 QUIET=${QUIET:-15}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -73,25 +76,43 @@ echo "  $("$B" flows --lab $LAB --since 15s --limit 1000000 -o json | jq length)
 step "Exposure under the enforced policies: who can reach each port now, and where to tighten"
 "$B" exposure --lab $LAB | sed -n '1,/^$/p'
 
-step "A compromised frontend tries something new: straight to the Redis cache"
+step "An intrusion: from outside ($OUTSIDE) through the shop's load balancer into the frontend, which then reaches for the Redis cache and sweeps the cart service's ports"
+lb=$(jq -r '.services[] | select(.name == "frontend-external") | .load_balancer_ip' "/run/bulkhead/labs/$LAB/state.json")
+echo "  frontend-external is at $lb:80"
+"$B" lab probe --name $LAB outside "$lb:80"
 "$B" lab probe --name $LAB boutique/frontend-0 boutique/redis-cart:6379 || true
+for port in 22 80 443 3306 5432 6379 8080 9090; do
+  "$B" lab probe --name $LAB boutique/frontend-0 boutique/cartservice:$port >/dev/null 2>&1 || true
+done
 "$B" lab probe --name $LAB boutique/frontend-0 boutique/cartservice:7070
 sleep 3
-"$B" flows --lab $LAB --verdict dropped --since 10s
+"$B" flows --lab $LAB --verdict dropped --since 15s
 "$B" baseline --lab $LAB | sed -n '/anomalies/,$p'
 
-step "Quarantine the frontend through the HTTPS API: a viewer may not, a responder or admin may; cut off both ways in milliseconds, then released"
 api=$("$B" lab status --name $LAB -o json)
 export BULKHEAD_SERVER=$(jq -r .api.url <<<"$api") BULKHEAD_CA_FILE=$(jq -r .api.ca_file <<<"$api")
 viewer=$(jq -r .api.tokens.viewer <<<"$api") admin=$(jq -r .api.tokens.admin <<<"$api")
+
+step "The frontend's access trail over the last 2 minutes, through the HTTPS API: every connection both ways, NEW where its baseline lacks it, and what the peers it reached did next"
 echo "  API $BULKHEAD_SERVER (CA $BULKHEAD_CA_FILE; tokens $admin, $viewer)"
+"$B" --token-file "$admin" trail boutique/frontend-0 --since 2m
+echo "  (The intruder arrives as the node's address: frontend-external has externalTrafficPolicy Cluster, so the"
+echo "   node rewrites the source. The block below still stops it, at the node's uplink, before that rewrite.)"
+
+step "Block the intruder's address on every node for an hour: the load balancer no longer answers it, the shop's own traffic still flows"
+"$B" --token-file "$admin" block add "$OUTSIDE" --reason "demo: intrusion through frontend-external" --expires-in 1h
+"$B" --token-file "$admin" block list --active
+"$B" lab probe --name $LAB outside "$lb:80" || true
+"$B" lab probe --name $LAB boutique/loadgenerator-0 boutique/frontend:80
+
+step "Quarantine the frontend: a viewer may not, a responder or admin may; cut off both ways in milliseconds, then released"
 "$B" --token-file "$viewer" get whoami
 "$B" --token-file "$viewer" quarantine boutique/frontend-0 --reason "demo: a viewer tries" || true
-"$B" --token-file "$admin" quarantine boutique/frontend-0 --reason "demo: talked to redis directly"
+"$B" --token-file "$admin" quarantine boutique/frontend-0 --reason "demo: intrusion, lateral movement to redis-cart"
 "$B" lab probe --name $LAB boutique/loadgenerator-0 boutique/frontend:80 || true
 "$B" --token-file "$admin" release boutique/frontend-0 --reason "demo: reimaged"
 "$B" lab probe --name $LAB boutique/loadgenerator-0 boutique/frontend:80
-"$B" --token-file "$admin" audit --limit 4
+"$B" --token-file "$admin" audit --limit 6
 unset BULKHEAD_SERVER BULKHEAD_CA_FILE
 
 step "The console in a real browser (Debian's Chromium): the map, a suggestion, the flows"

@@ -1,6 +1,7 @@
 //! The exposure report at 1 000 services and 10 000 workloads (one pod
 //! each, 50 namespaces, a declared port each, ten observed edges per
-//! workload) with one policy per namespace (same namespace and a shared
+//! workload, every pod's sockets read: it listens on its declared port, one
+//! in ten also on a debug port nobody declared) with one policy per namespace (same namespace and a shared
 //! front namespace may connect); the target is under one second.
 //! Also least privilege (one policy per workload naming its three callers,
 //! as suggestions write them), at 100 services and 1 000 workloads, beside
@@ -128,19 +129,34 @@ fn observed(inv: &Inventory) -> Vec<(Entity, Entity, EdgeKey, EdgeStats)> {
         .collect()
 }
 
+/// Every pod read: its declared ports open, and one pod in ten with an undeclared debug port.
+fn sockets(inv: &Inventory) -> exposure::Sockets {
+    inv.pods
+        .values()
+        .enumerate()
+        .map(|(i, pod)| {
+            let mut open: std::collections::BTreeSet<_> = pod.declared.iter().copied().collect();
+            if i % 10 == 0 {
+                open.insert((bulkhead_policy::ports::Protocol::Tcp, 6060));
+            }
+            (pod.key(), exposure::PodSockets { read_ns: 1, open, loopback: Default::default() })
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("exposure");
     g.sample_size(10);
     for (workloads, services) in [(1_000, 100), (10_000, 1_000)] {
         let inv = cluster(workloads, services);
         let edges = observed(&inv);
+        let sockets = sockets(&inv);
         let mut sets = vec![("per_namespace", per_namespace())];
         if workloads <= 1_000 {
             sets.push(("least_privilege", least_privilege(workloads)));
         }
         for (name, set) in sets {
             let apps = bulkhead_graph::apps::AppObservations::default();
-            let sockets = exposure::Sockets::new();
             let input = Input {
                 inventory: &inv,
                 policies: &set,
