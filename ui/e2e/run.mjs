@@ -260,13 +260,19 @@ const scenarios = {
     await p.goto(`${URL}/#/exposure`);
     await p.getByTestId("exposure-table").waitFor();
     const vault = p.getByTestId("exposure-row").filter({ hasText: "bank/svc/vault:5432/TCP" });
-    await vault.waitFor();
+    // Its agent reads the pod's sockets within seconds of attaching; the view shows what it found.
+    await eventually("vault's sockets read", async () => {
+      await p.reload();
+      await vault.waitFor();
+      return (await vault.getByTestId("exposure-listening").innerText()) === "open (1 pod)";
+    });
     const row = await vault.innerText();
     assert(row.includes("cluster-internal") && row.includes("every namespace"), `vault's row: ${row}`);
     assert(row.includes("database exposed"), `vault's postgres port is reachable from every namespace: ${row}`);
     await vault.getByRole("button", { name: "bank/svc/vault:5432/TCP" }).click();
     const detail = await p.getByTestId("exposure-detail").innerText();
     assert(detail.includes("Served by vault") && detail.includes("every namespace"), `the detail: ${detail}`);
+    assert(/Sockets read .*: 1 of 1 pod\(s\) listen/.test(detail), `the detail says who listens: ${detail}`);
     await p.screenshot({ path: join(SHOTS, "console-exposure.png"), fullPage: true });
     await p.goto(`${URL}/#/exposure?finding=database_exposed`);
     await p.getByTestId("exposure-summary").waitFor();
