@@ -438,7 +438,7 @@ fn main() -> Result<()> {
             listener_scan_interval,
         } => {
             if let Some(ns) = &netns {
-                bulkhead_lab::netns::enter(ns)?;
+                bulkhead_cni::netns::enter(ns)?;
             }
             let mut cfg = AgentConfig::for_node(&node);
             if let Some(s) = socket {
@@ -491,7 +491,7 @@ fn main() -> Result<()> {
             // Bound before entering the lab's namespace, so the API is on the host.
             let api = args.api().map(|c| bulkhead_controller::http::bind(&c)).transpose()?;
             if let Some(ns) = &args.netns {
-                bulkhead_lab::netns::enter(ns)?;
+                bulkhead_cni::netns::enter(ns)?;
             }
             runtime()?.block_on(control::controller(*args, api))
         }

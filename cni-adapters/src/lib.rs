@@ -13,7 +13,7 @@ mod bridge;
 mod detect;
 mod error;
 mod netlink;
-mod netns;
+pub mod netns;
 mod ptp;
 mod veth;
 

@@ -1,4 +1,5 @@
-//! Running a piece of work inside another network namespace.
+//! Entering network namespaces: the one helper every Bulkhead process uses,
+//! the agent and controller on a node as much as the lab.
 
 use std::fs::File;
 use std::path::Path;
@@ -49,4 +50,33 @@ where
 {
     let ns_file = open(netns)?;
     run_in(netns, &ns_file, || Ok(work()))
+}
+
+/// Moves the calling thread into the network namespace at `netns`, for a
+/// process that starts inside a node's namespace (`--netns`) before it
+/// spawns any thread, or a thread that lives there for good. Anything
+/// shorter runs in the namespace with [`in_netns`] instead.
+pub fn enter(netns: &Path) -> Result<(), CniError> {
+    let ns_file = open(netns)?;
+    setns(&ns_file, CloneFlags::CLONE_NEWNET)
+        .map_err(|source| CniError::NetnsEnter { netns: netns.to_path_buf(), source })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entering_names_what_is_wrong_and_the_own_namespace_is_a_no_op() {
+        let missing = enter(Path::new("/nonexistent/netns")).unwrap_err();
+        assert!(matches!(missing, CniError::NetnsOpen { .. }), "{missing}");
+        // A file that is no namespace: setns refuses it, and says which file.
+        let not_ns = enter(Path::new("/proc/self/status")).unwrap_err();
+        assert!(matches!(not_ns, CniError::NetnsEnter { .. }), "{not_ns}");
+        assert!(not_ns.to_string().contains("/proc/self/status"), "{not_ns}");
+        let own =
+            in_netns(Path::new("/proc/self/ns/net"), || std::fs::read_link("/proc/thread-self/ns/net").ok()).unwrap();
+        assert_eq!(own, std::fs::read_link("/proc/self/ns/net").ok());
+    }
 }

@@ -57,12 +57,12 @@ pub enum LabError {
         message: String,
     },
     /// Switching into a network namespace failed.
-    #[error("entering network namespace {path}: {source}")]
+    #[error("{source}")]
     Netns {
         /// Path of the namespace.
         path: PathBuf,
-        /// The system error.
+        /// Why.
         #[source]
-        source: nix::Error,
+        source: Box<bulkhead_cni::CniError>,
     },
 }

@@ -1,9 +1,7 @@
-//! Entering a network namespace on the current thread.
+//! The lab's named network namespaces (iproute2's `/var/run/netns`), and
+//! entering one through the shared helper of `bulkhead_cni::netns`.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-
-use nix::sched::{CloneFlags, setns};
 
 use crate::error::LabError;
 
@@ -15,12 +13,8 @@ pub fn path(name: &str) -> PathBuf {
 /// Moves the calling thread into the namespace at `path`. Sockets created
 /// afterwards on this thread live there.
 pub fn enter(path: &Path) -> Result<(), LabError> {
-    let file = std::fs::File::open(path).map_err(|source| LabError::Io {
-        action: "opening netns",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Netns { path: path.to_path_buf(), source })
+    bulkhead_cni::netns::enter(path)
+        .map_err(|source| LabError::Netns { path: path.to_path_buf(), source: Box::new(source) })
 }
 
 /// Enters the namespace at `path` and returns a single-threaded runtime
