@@ -49,6 +49,10 @@ pub struct Target {
     /// Lab whose controller to use when neither --server nor --socket is given.
     #[arg(long, default_value = "lab", global = true)]
     pub lab: String,
+    /// Seconds an HTTPS request may take before the CLI gives up with an
+    /// error (the --follow streams are not limited).
+    #[arg(long, env = "BULKHEAD_TIMEOUT", default_value_t = 60, value_name = "SECONDS", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
 impl Target {
@@ -63,7 +67,12 @@ impl Target {
     /// A connected client.
     pub async fn client(&self) -> Result<Client> {
         match &self.server {
-            Some(url) => Ok(Client::Http(Http::new(url, self.token()?, self.ca_file.as_deref())?)),
+            Some(url) => Ok(Client::Http(Http::new(
+                url,
+                self.token()?,
+                self.ca_file.as_deref(),
+                std::time::Duration::from_secs(self.timeout),
+            )?)),
             None => {
                 let socket = self.socket();
                 let c = bulkhead_api::connect_controller(&socket)
@@ -97,10 +106,12 @@ pub struct Http {
     base: String,
     token: String,
     client: reqwest::Client,
+    /// How long one request may take.
+    timeout: std::time::Duration,
 }
 
 impl Http {
-    fn new(url: &str, token: String, ca: Option<&Path>) -> Result<Self> {
+    fn new(url: &str, token: String, ca: Option<&Path>, timeout: std::time::Duration) -> Result<Self> {
         let base = url.trim_end_matches('/').to_string();
         if !base.starts_with("https://") && !base.starts_with("http://") {
             bail!("--server {url:?}: expected https://HOST:PORT");
@@ -113,11 +124,17 @@ impl Http {
                 .with_context(|| format!("{}: not a PEM certificate", path.display()))?;
             b = b.add_root_certificate(cert);
         }
-        Ok(Self { base, token, client: b.build().context("building the HTTPS client")? })
+        Ok(Self { base, token, client: b.build().context("building the HTTPS client")?, timeout })
     }
 
-    async fn answer<T: DeserializeOwned>(r: reqwest::RequestBuilder) -> Result<T> {
-        let resp = r.send().await.context("calling the controller's API")?;
+    async fn answer<T: DeserializeOwned>(&self, r: reqwest::RequestBuilder) -> Result<T> {
+        let resp = r.timeout(self.timeout).send().await.map_err(|e| {
+            if e.is_timeout() {
+                anyhow!("the controller's API did not answer within {:?} (raise --timeout)", self.timeout)
+            } else {
+                anyhow!(e).context("calling the controller's API")
+            }
+        })?;
         let status = resp.status();
         let text = resp.text().await.context("reading the answer")?;
         if status.is_success() {
@@ -131,15 +148,15 @@ impl Http {
     }
 
     async fn get<Q: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, q: &Q) -> Result<T> {
-        Self::answer(self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).query(q)).await
+        self.answer(self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).query(q)).await
     }
 
     async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        Self::answer(self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body)).await
+        self.answer(self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body)).await
     }
 
     async fn delete<Q: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, q: &Q) -> Result<T> {
-        Self::answer(self.client.delete(format!("{}{path}", self.base)).bearer_auth(&self.token).query(q)).await
+        self.answer(self.client.delete(format!("{}{path}", self.base)).bearer_auth(&self.token).query(q)).await
     }
 }
 
@@ -414,4 +431,30 @@ fn sse_events(
             }
         }
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_the_server_never_answers_ends_with_a_clear_error() {
+        // Accepts, reads, and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            loop {
+                let (c, _) = listener.accept().await.unwrap();
+                conns.push(c);
+            }
+        });
+        let h = Http::new(&url, "t".into(), None, std::time::Duration::from_millis(300)).unwrap();
+        let started = std::time::Instant::now();
+        let err = h.get::<_, WhoAmI>("/api/v1/whoami", &()).await.unwrap_err().to_string();
+        assert!(err.contains("did not answer within 300ms (raise --timeout)"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        held.abort();
+    }
 }
