@@ -6,7 +6,7 @@ use bulkhead_api::v1::blocks::{Block, BlockQuery, BlockRequest, BlockState};
 use bulkhead_api::v1::quarantine::ReleaseQuery;
 use clap::Subcommand;
 
-use crate::client::Target;
+use crate::client::{Target, all_pages};
 use crate::closed_loop::{Output, print_doc, time};
 
 /// What `bulkhead block` does.
@@ -82,16 +82,11 @@ pub async fn run(target: &Target, command: BlockCommand, output: Output) -> Resu
             }
         }
         BlockCommand::List { active } => {
-            let mut q = BlockQuery { state: active.then_some(BlockState::Active), limit: Some(1000), cursor: None };
-            let mut all = Vec::new();
-            loop {
-                let page = c.blocks(q.clone()).await?;
-                all.extend(page.items);
-                match page.next_cursor {
-                    Some(n) => q.cursor = Some(n),
-                    None => break,
-                }
-            }
+            let all = all_pages!(c.blocks(BlockQuery {
+                state: active.then_some(BlockState::Active),
+                limit: Some(1000),
+                cursor: None
+            }));
             if print_doc(&all, output)? {
                 return Ok(());
             }

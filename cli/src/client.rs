@@ -196,6 +196,25 @@ macro_rules! op {
     };
 }
 
+/// Every page of a listing: calls `client.method(query)` and follows its
+/// cursors until the last page.
+macro_rules! all_pages {
+    ($c:ident . $method:ident ($q:expr)) => {{
+        let mut q = $q;
+        let mut all = Vec::new();
+        loop {
+            let page = $c.$method(q.clone()).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(n) => q.cursor = Some(n),
+                None => break,
+            }
+        }
+        all
+    }};
+}
+pub(crate) use all_pages;
+
 impl Client {
     /// Who the server says the caller is.
     pub async fn whoami(&mut self) -> Result<WhoAmI> {

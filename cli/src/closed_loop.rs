@@ -13,7 +13,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::client::Target;
+use crate::client::{Target, all_pages};
 
 /// How to print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -470,16 +470,7 @@ pub async fn review(target: &Target, cmd: ReviewCommand, output: Output) -> Resu
     let mut c = target.client().await?;
     let record = match cmd {
         ReviewCommand::List => {
-            let mut all = Vec::new();
-            let mut q = ReviewQuery { limit: Some(1000), ..Default::default() };
-            loop {
-                let page = c.reviews(q.clone()).await?;
-                all.extend(page.items);
-                match page.next_cursor {
-                    Some(n) => q.cursor = Some(n),
-                    None => break,
-                }
-            }
+            let mut all = all_pages!(c.reviews(ReviewQuery { limit: Some(1000), ..Default::default() }));
             all.reverse();
             if print_doc(&all, output)? {
                 return Ok(());

@@ -7,7 +7,7 @@ use bulkhead_api::v1::inventory::PodQuery;
 use bulkhead_api::v1::policies::PolicyQuery;
 use clap::Subcommand;
 
-use crate::client::Target;
+use crate::client::{Target, all_pages};
 use crate::closed_loop::{Output, print_doc};
 
 /// What `bulkhead get` shows.
@@ -56,16 +56,7 @@ pub async fn get(target: &Target, cmd: GetCommand, output: Output) -> Result<()>
             }
         }
         GetCommand::Pods { namespace } => {
-            let mut q = PodQuery { namespace, limit: Some(1000), ..Default::default() };
-            let mut all = Vec::new();
-            loop {
-                let page = c.pods(q.clone()).await?;
-                all.extend(page.items);
-                match page.next_cursor {
-                    Some(n) => q.cursor = Some(n),
-                    None => break,
-                }
-            }
+            let all = all_pages!(c.pods(PodQuery { namespace, limit: Some(1000), ..Default::default() }));
             if !print_doc(&all, output)? {
                 println!("{:<40} {:<12} {:<30} {:<8} {:<11} IPS", "POD", "NODE", "WORKLOAD", "MODE", "QUARANTINE");
                 for p in &all {

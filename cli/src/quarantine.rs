@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use bulkhead_api::v1::quarantine::{Quarantine, QuarantineQuery, QuarantineRequest, QuarantineState, ReleaseQuery};
 use clap::Subcommand;
 
-use crate::client::Target;
+use crate::client::{Target, all_pages};
 use crate::closed_loop::{Output, print_doc, time};
 
 fn print_one(q: &Quarantine) {
@@ -106,21 +106,12 @@ pub enum QuarantinesCommand {
 /// `bulkhead quarantines list`.
 pub async fn list(target: &Target, namespace: Option<String>, active: bool, output: Output) -> Result<()> {
     let mut c = target.client().await?;
-    let mut q = QuarantineQuery {
+    let all = all_pages!(c.quarantines(QuarantineQuery {
         namespace,
         state: active.then_some(QuarantineState::Active),
         limit: Some(1000),
         cursor: None,
-    };
-    let mut all = Vec::new();
-    loop {
-        let page = c.quarantines(q.clone()).await?;
-        all.extend(page.items);
-        match page.next_cursor {
-            Some(n) => q.cursor = Some(n),
-            None => break,
-        }
-    }
+    }));
     if print_doc(&all, output)? {
         return Ok(());
     }
