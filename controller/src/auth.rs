@@ -6,6 +6,7 @@
 //! namespaces it may see and act in.
 
 pub mod kubernetes;
+pub mod pki;
 pub mod tokens;
 
 use std::collections::BTreeSet;

@@ -61,6 +61,14 @@ pub enum ControllerError {
         /// What went wrong.
         message: String,
     },
+    /// A certificate or key could not be made.
+    #[error("making {what}: {message}")]
+    Pki {
+        /// The certificate being made, e.g. "the CA".
+        what: &'static str,
+        /// Why it failed.
+        message: String,
+    },
     /// Serving the API failed.
     #[error("serving {what}: {message}")]
     Serve {
@@ -83,6 +91,7 @@ impl ControllerError {
             Self::Conflict(_) => "conflict",
             Self::EndpointIdsExhausted(_) => "capacity",
             Self::Serve { .. } => "serve",
+            Self::Pki { .. } => "pki",
             Self::Watch { .. } => "watch",
         }
     }

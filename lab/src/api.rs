@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use bulkhead_controller::auth::pki::Ca;
 use bulkhead_controller::auth::tokens::{self, TokenEntry};
 use bulkhead_model::Role;
 use serde::{Deserialize, Serialize};
@@ -71,8 +72,8 @@ fn secret(path: &Path, text: &str) -> Result<(), LabError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("restricting", path))
 }
 
-fn tls_err(e: rcgen::Error) -> LabError {
-    LabError::Invalid(format!("making the lab's TLS certificate: {e}"))
+fn tls_err(e: bulkhead_controller::ControllerError) -> LabError {
+    LabError::Invalid(format!("the lab's TLS certificate: {e}"))
 }
 
 /// The lab's API files in `dir`, made on first use and kept after (so
@@ -108,20 +109,10 @@ pub fn prepare(dir: &Path) -> Result<LabApi, LabError> {
 }
 
 fn certificates(api: &LabApi) -> Result<(), LabError> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "Bulkhead lab CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    let ca_key = KeyPair::generate().map_err(tls_err)?;
-    let ca_cert = ca.self_signed(&ca_key).map_err(tls_err)?;
-    let mut server = CertificateParams::new(vec!["localhost".to_string()]).map_err(tls_err)?;
-    server.distinguished_name.push(DnType::CommonName, "bulkhead-controller");
-    server.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    server.subject_alt_names.push(SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)));
-    let key = KeyPair::generate().map_err(tls_err)?;
-    let cert = server.signed_by(&key, &Issuer::from_params(&ca, &ca_key)).map_err(tls_err)?;
-    std::fs::write(&api.ca_file, ca_cert.pem()).map_err(io("writing", &api.ca_file))?;
-    std::fs::write(&api.cert_file, cert.pem()).map_err(io("writing", &api.cert_file))?;
-    secret(&api.key_file, &key.serialize_pem())
+    let ca = Ca::generate("Bulkhead lab CA").map_err(tls_err)?;
+    let ips = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    let server = ca.server("bulkhead-controller", &["localhost".to_string()], &ips).map_err(tls_err)?;
+    std::fs::write(&api.ca_file, &ca.pem.cert).map_err(io("writing", &api.ca_file))?;
+    std::fs::write(&api.cert_file, &server.cert).map_err(io("writing", &api.cert_file))?;
+    secret(&api.key_file, &server.key)
 }
