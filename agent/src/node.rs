@@ -104,15 +104,21 @@ impl Node {
         }
         maps.set_config(config)?;
 
+        let mut saved = None;
         let desired = match std::fs::read(state_path(&cfg)) {
-            Ok(bytes) => match pb::DesiredState::decode(bytes.as_slice()).map(DesiredState::try_from) {
-                Ok(Ok(s)) => s,
-                _ => {
-                    let path = state_path(&cfg);
-                    tracing::warn!(path = %path.display(), "saved desired state unreadable; enforcement continues from the maps until a new state arrives");
-                    DesiredState::default()
+            Ok(bytes) => {
+                match pb::DesiredState::decode(bytes.as_slice()).map(|w| (w.clone(), DesiredState::try_from(w))) {
+                    Ok((wire, Ok(s))) => {
+                        saved = Some(wire);
+                        s
+                    }
+                    _ => {
+                        let path = state_path(&cfg);
+                        tracing::warn!(path = %path.display(), "saved desired state unreadable; enforcement continues from the maps until a new state arrives");
+                        DesiredState::default()
+                    }
                 }
-            },
+            }
             Err(_) => DesiredState::default(),
         };
 
@@ -161,7 +167,7 @@ impl Node {
             roster(&desired, &attachments),
         )?);
         let blocks_checked_ns = wall_ns();
-        Ok(Self {
+        let mut node = Self {
             cfg,
             dataplane,
             maps,
@@ -172,7 +178,26 @@ impl Node {
             enricher,
             blocks_checked_ns,
             listeners: Arc::default(),
-        })
+        };
+        // Pods of the saved state that no pinned link covers (a rebooted
+        // node: bpffs is empty, the state directory is not) are attached
+        // and enforced now, not when the controller next changes something.
+        if let Some(wire) = saved
+            && node.attachments.len() < node.desired.endpoints.len()
+        {
+            match node.apply(wire) {
+                Ok(r) => tracing::info!(
+                    generation = r.generation,
+                    attached = r.attached,
+                    problems = r.problems.len(),
+                    "saved desired state applied to pods without a pinned link"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "saved desired state could not be applied; waiting for the controller")
+                }
+            }
+        }
+        Ok(node)
     }
 
     /// The enrichment tables for the current state.
