@@ -21,6 +21,8 @@ pub struct Metrics {
     apply: Family<Vec<(String, String)>, Counter>,
     /// Quarantines performed.
     pub quarantines: Counter,
+    /// Set once the gRPC socket serves: what `/readyz` answers.
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -43,7 +45,7 @@ impl Metrics {
         let quarantines = Counter::default();
         registry.register("state_apply", "Desired-state applies by result (error label on failure)", apply.clone());
         registry.register("quarantine", "Quarantines performed through the API", quarantines.clone());
-        Self { registry, apply, quarantines }
+        Self { registry, apply, quarantines, ready: std::sync::atomic::AtomicBool::new(false) }
     }
 
     /// Counts one apply; `Err` carries the error's metric label.
@@ -174,23 +176,60 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, node_label: &str
     }
 }
 
-/// Serves `/metrics` on `addr` until the process ends.
+/// Serves `/metrics`, and the probes `/healthz` (the node's state is
+/// usable) and `/readyz` (the gRPC socket serves too), on `addr` until the
+/// process ends. The probes answer no data.
 pub async fn serve(
     addr: std::net::SocketAddr,
     node: Arc<Mutex<Node>>,
     hub: Arc<FlowHub>,
     metrics: Arc<Metrics>,
 ) -> Result<(), std::io::Error> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let (node, hub, metrics) = (node.clone(), hub.clone(), metrics.clone());
-            async move {
-                let body = tokio::task::spawn_blocking(move || metrics.render(&node, &hub)).await.unwrap_or_default();
-                ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
-            }
-        }),
-    );
+    use axum::http::StatusCode;
+    let healthy = {
+        let node = node.clone();
+        move || node.lock().is_ok()
+    };
+    let live = healthy.clone();
+    let ready_metrics = metrics.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (node, hub, metrics) = (node.clone(), hub.clone(), metrics.clone());
+                async move {
+                    let body =
+                        tokio::task::spawn_blocking(move || metrics.render(&node, &hub)).await.unwrap_or_default();
+                    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let ok = live();
+                async move {
+                    if ok {
+                        (StatusCode::OK, "ok\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "node state poisoned\n")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let ok = healthy() && ready_metrics.ready.load(std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    if ok {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not serving yet\n")
+                    }
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }

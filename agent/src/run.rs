@@ -76,6 +76,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         source: e.source,
     })?;
     tracing::info!(socket = %socket.display(), "agent serving");
+    metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let quarantines = node
         .lock()

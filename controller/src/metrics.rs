@@ -253,21 +253,36 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` on `addr` until the process ends.
+/// Serves `/metrics`, and the probes `/healthz` and `/readyz` (the
+/// controller's state answers), on `addr` until the process ends. The
+/// probes answer no data.
 pub async fn serve(addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result<(), std::io::Error> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let ctx = ctx.clone();
-            async move {
-                let body = match ctx.status().await {
-                    Ok(st) => ctx.metrics.render(&st),
-                    Err(e) => format!("# status unavailable: {e}\n"),
-                };
-                ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+    let probe = ctx.clone();
+    let probe = move || {
+        let ctx = probe.clone();
+        async move {
+            match ctx.status().await {
+                Ok(_) => (axum::http::StatusCode::OK, "ok\n".to_string()),
+                Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
             }
-        }),
-    );
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let ctx = ctx.clone();
+                async move {
+                    let body = match ctx.status().await {
+                        Ok(st) => ctx.metrics.render(&st),
+                        Err(e) => format!("# status unavailable: {e}\n"),
+                    };
+                    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+                }
+            }),
+        )
+        .route("/healthz", axum::routing::get(probe.clone()))
+        .route("/readyz", axum::routing::get(probe));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }

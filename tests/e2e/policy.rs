@@ -185,6 +185,20 @@ fn metrics_are_served_on_each_node() {
     assert!(text.contains("bulkhead_flow_events_total{") && text.contains("outcome=\"lost\""), "{text}");
     assert!(text.contains("bulkhead_state_apply_total{result=\"ok\"} 1"), "{text}");
     assert!(text.contains("bulkhead_endpoints{") && text.trim_end().ends_with("# EOF"), "{text}");
+    // The probes a DaemonSet's kubelet asks: the agent and the controller
+    // (in the fabric) are alive and ready, and say nothing more.
+    let fabric = format!("bh_{}_fab", lab.name);
+    for (ns, url) in [(node, "http://127.0.0.1:9965"), (&fabric, "http://127.0.0.1:9966")] {
+        for (path, want) in [("/healthz", "ok"), ("/readyz", "")] {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", ns, "curl", "-sf", &format!("{url}{path}")])
+                .output()
+                .unwrap();
+            let body = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{url}{path}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(body.starts_with(want) && body.len() < 16, "{url}{path}: {body}");
+        }
+    }
 }
 
 fn change_before() -> String {
