@@ -29,13 +29,18 @@ if ! mountpoint -q /sys/fs/bpf; then
 fi
 
 # Python tools the tests run, in the repository's own virtualenv:
-# schemathesis fuzzes the API against the OpenAPI document it serves.
+# schemathesis fuzzes the API against the OpenAPI document it serves;
+# kubernetes-validate checks `bulkhead install` against the Kubernetes
+# schemas it bundles (no download); checkov scans it for security posture.
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$here/.venv"
-if ! "$venv/bin/st" --version >/dev/null 2>&1; then
-  echo "install-deps: installing schemathesis into $venv" >&2
+python_tools=("schemathesis==4.32.5" "kubernetes-validate==1.37.0" "checkov==3.3.30")
+if ! "$venv/bin/st" --version >/dev/null 2>&1 \
+  || ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1 \
+  || ! "$venv/bin/checkov" --version >/dev/null 2>&1; then
+  echo "install-deps: installing ${python_tools[*]} into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "schemathesis==4.32.5"
+  "$venv/bin/pip" install -q "${python_tools[@]}"
 fi
 # Interpreters without the fix for CPython gh-106905 get a guard around
 # ast.parse (see scripts/python/bulkhead_ast_fix.py).
@@ -53,5 +58,7 @@ for tool in clang-19 bpftool ip nft iperf3 protoc chromium; do
   command -v "$tool" >/dev/null || { echo "install-deps: $tool still missing" >&2; exit 1; }
 done
 "$venv/bin/st" --version >/dev/null || { echo "install-deps: schemathesis missing in $venv" >&2; exit 1; }
+"$venv/bin/kubernetes-validate" --version >/dev/null || { echo "install-deps: kubernetes-validate missing in $venv" >&2; exit 1; }
+"$venv/bin/checkov" --version >/dev/null || { echo "install-deps: checkov missing in $venv" >&2; exit 1; }
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/ptp && -x /usr/lib/cni/host-local ]] \
   || { echo "install-deps: CNI plugins missing under /usr/lib/cni" >&2; exit 1; }

@@ -58,18 +58,27 @@ impl Killed {
     /// Starts it again, detached, appending to its log; `lab down` removes it
     /// with the namespace it runs in.
     pub fn restart(&self) {
+        self.restart_under(&[]);
+    }
+
+    /// Starts it again under a wrapper command (`prefix` then its argv), and
+    /// returns the new process id.
+    pub fn restart_under(&self, prefix: &[&str]) -> u32 {
         use std::os::unix::process::CommandExt;
         let log = std::fs::OpenOptions::new().append(true).create(true).open(&self.log).unwrap();
-        let mut child = Command::new(&self.argv[0])
-            .args(&self.argv[1..])
+        let argv: Vec<&str> = prefix.iter().copied().chain(self.argv.iter().map(String::as_str)).collect();
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0)
             .spawn()
             .unwrap();
+        let pid = child.id();
         // Reaped when `lab down` kills it, so it never lingers as a zombie.
         std::thread::spawn(move || child.wait());
+        pid
     }
 }
 

@@ -7,6 +7,7 @@ mod control;
 mod exposure;
 mod flows;
 mod inspect;
+mod install;
 mod quarantine;
 mod review_show;
 mod trail;
@@ -240,6 +241,12 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "human", global = true)]
         output: closed_loop::Output,
     },
+    /// Print everything a cluster needs (namespace, CRDs, RBAC, agent
+    /// DaemonSet, controller, Services, policies; Secrets if asked), for
+    /// `bulkhead install | kubectl apply -f -`.
+    Install(Box<install::InstallArgs>),
+    /// Print what removes Bulkhead, for `bulkhead uninstall | kubectl delete --ignore-not-found -f -`.
+    Uninstall(install::UninstallArgs),
     /// The cluster's block list: IPs and CIDRs dropped both ways on every node, before policy.
     Block {
         #[command(subcommand)]
@@ -509,6 +516,14 @@ fn main() -> Result<()> {
         }
         Command::Quarantines { command: quarantine::QuarantinesCommand::List { namespace, active }, output } => {
             runtime()?.block_on(quarantine::list(&cli.target, namespace, active, output))
+        }
+        Command::Install(args) => {
+            print!("{}", install::install(&args)?);
+            Ok(())
+        }
+        Command::Uninstall(args) => {
+            print!("{}", install::uninstall(&args)?);
+            Ok(())
         }
         Command::Block { command, output } => runtime()?.block_on(blocks::run(&cli.target, command, output)),
     }

@@ -1,0 +1,172 @@
+//! The controller: one Deployment (one writer of its state volume, so
+//! `Recreate`), its Services (API and agents; the console), its state
+//! volume and a PodDisruptionBudget.
+
+use serde_json::{Value, json};
+
+use super::{API_PORT, CONTROLLER_METRICS_PORT, InstallArgs, TLS_SECRET, TOKENS_SECRET, meta, selector};
+
+const STATE: &str = "bulkhead-controller-state";
+
+fn args(a: &InstallArgs) -> Vec<String> {
+    let mut v = vec![
+        "controller".to_string(),
+        format!("--cluster={}", a.cluster),
+        format!("--mode={}", a.mode),
+        "--kubernetes".into(),
+        "--state-dir=/var/lib/bulkhead/controller".into(),
+        "--socket=/run/bulkhead/controller.sock".into(),
+        format!("--api-addr=0.0.0.0:{API_PORT}"),
+        "--api-tls-cert=/etc/bulkhead/tls/tls.crt".into(),
+        "--api-tls-key=/etc/bulkhead/tls/tls.key".into(),
+        "--console-dir=/usr/share/bulkhead/console".into(),
+        format!("--metrics-addr=0.0.0.0:{CONTROLLER_METRICS_PORT}"),
+    ];
+    if a.generate_secrets {
+        v.push("--tokens-file=/etc/bulkhead/tokens/tokens.yaml".into());
+    }
+    v
+}
+
+fn volumes(a: &InstallArgs) -> (Value, Value) {
+    let state = if a.ephemeral_state {
+        json!({ "name": "state", "emptyDir": {} })
+    } else {
+        json!({ "name": "state", "persistentVolumeClaim": { "claimName": STATE } })
+    };
+    let mut volumes = vec![
+        state,
+        json!({ "name": "run", "emptyDir": { "medium": "Memory", "sizeLimit": "16Mi" } }),
+        json!({ "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }),
+        json!({ "name": "tls", "secret": { "secretName": TLS_SECRET, "defaultMode": 0o440 } }),
+    ];
+    let mut mounts = vec![
+        json!({ "name": "state", "mountPath": "/var/lib/bulkhead/controller" }),
+        json!({ "name": "run", "mountPath": "/run/bulkhead" }),
+        json!({ "name": "tmp", "mountPath": "/tmp" }),
+        json!({ "name": "tls", "mountPath": "/etc/bulkhead/tls", "readOnly": true }),
+    ];
+    if a.generate_secrets {
+        volumes.push(json!({ "name": "tokens", "secret": { "secretName": TOKENS_SECRET, "defaultMode": 0o440 } }));
+        mounts.push(json!({ "name": "tokens", "mountPath": "/etc/bulkhead/tokens", "readOnly": true }));
+    }
+    (Value::Array(volumes), Value::Array(mounts))
+}
+
+fn deployment(a: &InstallArgs) -> Value {
+    let (volumes, mounts) = volumes(a);
+    let probe = |path: &str, period: u32| {
+        json!({
+            "httpGet": { "path": path, "port": "metrics" },
+            "periodSeconds": period,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        })
+    };
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta("bulkhead-controller", &a.namespace, "controller"),
+        "spec": {
+            "replicas": 1,
+            // One controller writes the state volume at a time.
+            "strategy": { "type": "Recreate" },
+            "selector": { "matchLabels": selector("controller") },
+            "template": {
+                "metadata": { "labels": super::labels("controller") },
+                "spec": {
+                    "serviceAccountName": "bulkhead-controller",
+                    "automountServiceAccountToken": true,
+                    "securityContext": {
+                        "runAsNonRoot": true,
+                        "runAsUser": 65532,
+                        "runAsGroup": 65532,
+                        "fsGroup": 65532,
+                        "seccompProfile": { "type": "RuntimeDefault" },
+                    },
+                    "containers": [{
+                        "name": "controller",
+                        "image": a.image,
+                        "imagePullPolicy": a.image_pull_policy,
+                        "args": args(a),
+                        "env": [{ "name": "RUST_LOG", "value": "info" }],
+                        "ports": [
+                            { "name": "https", "containerPort": API_PORT, "protocol": "TCP" },
+                            { "name": "metrics", "containerPort": CONTROLLER_METRICS_PORT, "protocol": "TCP" },
+                        ],
+                        "startupProbe": { "httpGet": { "path": "/healthz", "port": "metrics" }, "periodSeconds": 2, "failureThreshold": 150 },
+                        "livenessProbe": probe("/healthz", 10),
+                        "readinessProbe": probe("/readyz", 5),
+                        "resources": {
+                            "requests": { "cpu": "200m", "memory": "512Mi" },
+                            "limits": { "cpu": "2", "memory": "4Gi" },
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "capabilities": { "drop": ["ALL"] },
+                        },
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    })
+}
+
+/// The controller's objects: state volume, Deployment, Services, PDB.
+pub fn objects(a: &InstallArgs) -> Vec<Value> {
+    let ns = &a.namespace;
+    let mut out = Vec::new();
+    if !a.ephemeral_state {
+        let mut spec = json!({
+            "accessModes": ["ReadWriteOnce"],
+            "resources": { "requests": { "storage": a.state_size } },
+        });
+        if let Some(class) = &a.storage_class {
+            spec["storageClassName"] = json!(class);
+        }
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": meta(STATE, ns, "controller"),
+            "spec": spec,
+        }));
+    }
+    out.push(deployment(a));
+    out.push(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta("bulkhead-controller", ns, "controller"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector("controller"),
+            "ports": [
+                { "name": "https", "port": API_PORT, "targetPort": "https", "protocol": "TCP" },
+                { "name": "metrics", "port": CONTROLLER_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP" },
+            ],
+        },
+    }));
+    out.push(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta("bulkhead-console", ns, "controller"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector("controller"),
+            "ports": [{ "name": "https", "port": 443, "targetPort": "https", "protocol": "TCP" }],
+        },
+    }));
+    out.push(json!({
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta("bulkhead-controller", ns, "controller"),
+        "spec": {
+            // One replica: a drain may move it (agents keep enforcing meanwhile), never two at once.
+            "maxUnavailable": 1,
+            "selector": { "matchLabels": selector("controller") },
+        },
+    }));
+    out
+}

@@ -1,0 +1,141 @@
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+
+use super::*;
+
+fn args() -> InstallArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: InstallArgs,
+    }
+    Wrap::parse_from(["install"]).a
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+#[test]
+fn the_defaults_learn_and_print_no_secrets() {
+    let objects = objects(&args()).unwrap();
+    let controller = find(&objects, "Deployment", "bulkhead-controller");
+    let cargs = &controller["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(cargs.as_array().unwrap().iter().any(|a| a == "--mode=learn"), "{cargs}");
+    assert!(!cargs.as_array().unwrap().iter().any(|a| a.as_str().unwrap().starts_with("--tokens-file")));
+    assert!(objects.iter().all(|o| o["kind"] != "Secret"));
+    for o in &objects {
+        let cluster_scoped = matches!(
+            o["kind"].as_str().unwrap(),
+            "Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding"
+        );
+        assert_eq!(o["metadata"].get("namespace").is_none(), cluster_scoped, "{}", o["metadata"]);
+        if !cluster_scoped {
+            assert_eq!(o["metadata"]["namespace"], "bulkhead-system");
+        }
+    }
+}
+
+#[test]
+fn the_controller_may_only_read_what_it_watches_and_review_callers() {
+    let objects = objects(&args()).unwrap();
+    let role = find(&objects, "ClusterRole", "bulkhead-controller");
+    for rule in role["rules"].as_array().unwrap() {
+        let verbs: Vec<&str> = rule["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let resources: Vec<&str> = rule["resources"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        match resources.as_slice() {
+            ["tokenreviews"] | ["subjectaccessreviews"] => assert_eq!(verbs, ["create"]),
+            _ => assert_eq!(verbs, ["list", "watch"], "{resources:?}"),
+        }
+        assert!(!resources.contains(&"secrets") && !resources.contains(&"*"));
+    }
+    let agent_sa = find(&objects, "ServiceAccount", "bulkhead-agent");
+    assert_eq!(agent_sa["automountServiceAccountToken"], false);
+    assert!(
+        objects.iter().all(|o| !(o["kind"] == "ClusterRoleBinding" && o.to_string().contains("bulkhead-agent"))),
+        "the agent is bound to no role"
+    );
+    for role in bulkhead_model::Role::ALL {
+        let r = find(&objects, "ClusterRole", &format!("bulkhead-{}", role.as_str()));
+        assert_eq!(r["rules"][0]["verbs"][0], role.as_str());
+        assert_eq!(r["rules"][0]["resources"][0], "access");
+    }
+}
+
+#[test]
+fn the_agent_has_only_the_capabilities_it_needs_each_with_its_reason() {
+    let text = install(&args()).unwrap();
+    let objects = objects(&args()).unwrap();
+    let ds = find(&objects, "DaemonSet", "bulkhead-agent");
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(c["securityContext"]["privileged"], false);
+    let added: Vec<&str> =
+        c["securityContext"]["capabilities"]["add"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(added, ["BPF", "NET_ADMIN", "SYS_ADMIN"]);
+    for cap in added {
+        let line = format!("- {cap}");
+        let at = text.lines().position(|l| l.trim() == line).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let comments: Vec<&str> =
+            lines[..at].iter().rev().take_while(|l| l.trim_start().starts_with('#')).map(|l| l.trim()).collect();
+        assert!(comments.last().is_some_and(|c| c.starts_with(&format!("# CAP_{cap}:"))), "{cap}: {comments:?}");
+    }
+    for (at, _) in agent::REASONS {
+        assert!(text.lines().any(|l| l.trim() == at), "a reason for {at:?} has nothing to stand above");
+    }
+    assert_eq!(ds["spec"]["template"]["spec"]["hostNetwork"], true);
+    assert!(c["livenessProbe"].is_object() && c["readinessProbe"].is_object());
+}
+
+#[test]
+fn generated_secrets_hold_a_ca_a_certificate_for_the_services_and_a_hashed_admin_token() {
+    let mut a = args();
+    a.generate_secrets = true;
+    a.namespace = "sec-x".into();
+    let objects = objects(&a).unwrap();
+    let tls = find(&objects, "Secret", TLS_SECRET);
+    assert_eq!(tls["type"], "kubernetes.io/tls");
+    assert!(tls["stringData"]["tls.crt"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    let token = find(&objects, "Secret", ADMIN_TOKEN_SECRET)["stringData"]["token"].as_str().unwrap().to_string();
+    let file = find(&objects, "Secret", TOKENS_SECRET)["stringData"]["tokens.yaml"].as_str().unwrap().to_string();
+    assert!(!file.contains(&token), "the tokens file keeps only the hash");
+    assert!(file.contains(&bulkhead_controller::auth::tokens::hash(&token)));
+    assert!(secrets::dns_names("sec-x").contains(&"bulkhead-controller.sec-x.svc".to_string()));
+    let controller = find(&objects, "Deployment", "bulkhead-controller");
+    assert!(controller.to_string().contains("--tokens-file=/etc/bulkhead/tokens/tokens.yaml"));
+    // Two installs never share a CA or a token.
+    let again = super::objects(&a).unwrap();
+    assert_ne!(find(&again, "Secret", ADMIN_TOKEN_SECRET)["stringData"]["token"], token.as_str());
+}
+
+#[test]
+fn bad_arguments_are_refused_by_name() {
+    for (field, set) in [
+        ("--namespace", (|a: &mut InstallArgs| a.namespace = "Bad_NS".into()) as fn(&mut InstallArgs)),
+        ("--mode", |a| a.mode = "block".into()),
+        ("--cluster", |a| a.cluster = String::new()),
+        ("--image", |a| a.image = "a b".into()),
+    ] {
+        let mut a = args();
+        set(&mut a);
+        let e = objects(&a).unwrap_err().to_string();
+        assert!(e.starts_with(field), "{field}: {e}");
+    }
+}
+
+#[test]
+fn uninstall_removes_the_controller_first_and_the_crds_and_namespace_last() {
+    let text = uninstall(&UninstallArgs { namespace: "bulkhead-system".into() }).unwrap();
+    let kinds: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
+    assert_eq!(kinds.first(), Some(&"Deployment"));
+    assert_eq!(kinds.get(1), Some(&"DaemonSet"));
+    assert_eq!(kinds.last(), Some(&"Namespace"));
+    assert!(kinds.contains(&"Secret") && kinds.contains(&"ClusterRole"));
+    assert!(!text.contains("BEGIN"), "references only, no key material");
+}
