@@ -7,7 +7,7 @@ packages=(
   clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool linux-libc-dev
   iproute2 containernetworking-plugins nftables iptables
   protobuf-compiler pkg-config
-  iperf3 sockperf python3-scapy python3-venv procps psmisc curl jq
+  iperf3 sockperf python3-scapy python3-venv procps psmisc curl jq umoci
   chromium
 )
 
@@ -54,7 +54,7 @@ fi
 command -v node >/dev/null && command -v npm >/dev/null \
   || { echo "install-deps: Node.js 20+ and npm are needed for the console (node, npm)" >&2; exit 1; }
 
-for tool in clang-19 bpftool ip nft iperf3 protoc chromium; do
+for tool in clang-19 bpftool ip nft iperf3 protoc chromium umoci; do
   command -v "$tool" >/dev/null || { echo "install-deps: $tool still missing" >&2; exit 1; }
 done
 "$venv/bin/st" --version >/dev/null || { echo "install-deps: schemathesis missing in $venv" >&2; exit 1; }

@@ -18,6 +18,7 @@ mod e2e {
     mod exposure;
     mod flood;
     mod fuzz;
+    mod image;
     mod install;
     mod lifecycle;
     mod listening;
