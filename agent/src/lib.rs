@@ -6,6 +6,7 @@
 
 pub mod blocks;
 pub mod classify;
+pub mod cleanup;
 pub mod config;
 pub mod desired;
 pub mod endpoints;

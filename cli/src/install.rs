@@ -3,6 +3,7 @@
 //! so what is applied can be read, diffed and kept in Git first.
 
 mod agent;
+mod cleanup;
 mod controller;
 mod policies;
 mod rbac;
@@ -76,6 +77,16 @@ pub struct UninstallArgs {
     /// The namespace Bulkhead was installed in.
     #[arg(long, default_value = "bulkhead-system")]
     pub namespace: String,
+    /// Print instead, for `kubectl apply -f -` after the uninstall, the
+    /// DaemonSet that detaches Bulkhead's programs from every node.
+    #[arg(long)]
+    pub node_cleanup: bool,
+    /// The image the cleanup runs (the one installed).
+    #[arg(long, default_value = concat!("bulkhead:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// The cleanup's image pull policy.
+    #[arg(long, default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub image_pull_policy: String,
 }
 
 /// The labels every object carries; `component` tells the pieces apart.
@@ -178,8 +189,19 @@ pub fn install(a: &InstallArgs) -> Result<String> {
 /// What removes Bulkhead, for `kubectl delete -f -`, in the order that keeps
 /// pods protected longest: the controller goes first (agents keep enforcing
 /// the last state), then the agents, then everything else. Programs stay
-/// attached on the nodes until `bulkhead node-cleanup` runs there.
+/// attached on the nodes until `bulkhead node-cleanup` runs there
+/// (`--node-cleanup` prints the DaemonSet that runs it everywhere).
 pub fn uninstall(a: &UninstallArgs) -> Result<String> {
+    if a.node_cleanup {
+        let mut out = String::from(
+            "# Detaches Bulkhead from every node: `bulkhead uninstall --node-cleanup | kubectl apply -f -`,\n# then `kubectl -n bulkhead-cleanup rollout status daemonset/bulkhead-node-cleanup`\n# and `kubectl delete namespace bulkhead-cleanup`.\n",
+        );
+        for o in cleanup::objects(&a.image, &a.image_pull_policy) {
+            out.push_str("---\n");
+            out.push_str(&render::yaml(&o, &[])?);
+        }
+        return Ok(out);
+    }
     let full = InstallArgs {
         namespace: a.namespace.clone(),
         cluster: "default".into(),
@@ -192,6 +214,9 @@ pub fn uninstall(a: &UninstallArgs) -> Result<String> {
         ephemeral_state: false,
         metrics_namespace: "monitoring".into(),
     };
+    if a.image.is_empty() {
+        bail!("--image: expected an image reference");
+    }
     let objects = objects(&full)?;
     let rank = |o: &Value| match o["kind"].as_str() {
         Some("Deployment") => 0,

@@ -245,8 +245,20 @@ enum Command {
     /// DaemonSet, controller, Services, policies; Secrets if asked), for
     /// `bulkhead install | kubectl apply -f -`.
     Install(Box<install::InstallArgs>),
-    /// Print what removes Bulkhead, for `bulkhead uninstall | kubectl delete --ignore-not-found -f -`.
+    /// Print what removes Bulkhead, for `bulkhead uninstall | kubectl delete --ignore-not-found -f -`;
+    /// with --node-cleanup, the DaemonSet that then detaches it from every node.
     Uninstall(install::UninstallArgs),
+    /// Detach every Bulkhead program from this node and remove its maps
+    /// (its pins under /sys/fs/bpf/bulkhead/NODE). Run after the agent
+    /// stopped: pods are then protected by the CNI alone.
+    NodeCleanup {
+        /// Node name.
+        #[arg(long, env = "BULKHEAD_NODE")]
+        node: String,
+        /// Then wait for SIGTERM (the cleanup DaemonSet's pods stay up).
+        #[arg(long)]
+        wait: bool,
+    },
     /// The cluster's block list: IPs and CIDRs dropped both ways on every node, before policy.
     Block {
         #[command(subcommand)]
@@ -523,6 +535,18 @@ fn main() -> Result<()> {
         }
         Command::Uninstall(args) => {
             print!("{}", install::uninstall(&args)?);
+            Ok(())
+        }
+        Command::NodeCleanup { node, wait } => {
+            let done = bulkhead_agent::cleanup::remove_pins(&node)?;
+            if done.existed {
+                println!("node {node}: removed {} ({} links detached)", done.path.display(), done.links);
+            } else {
+                println!("node {node}: nothing pinned at {}", done.path.display());
+            }
+            if wait {
+                runtime()?.block_on(bulkhead_api::listen::shutdown_signal());
+            }
             Ok(())
         }
         Command::Block { command, output } => runtime()?.block_on(blocks::run(&cli.target, command, output)),

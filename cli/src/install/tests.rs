@@ -131,11 +131,36 @@ fn bad_arguments_are_refused_by_name() {
 
 #[test]
 fn uninstall_removes_the_controller_first_and_the_crds_and_namespace_last() {
-    let text = uninstall(&UninstallArgs { namespace: "bulkhead-system".into() }).unwrap();
+    let a = UninstallArgs {
+        namespace: "bulkhead-system".into(),
+        node_cleanup: false,
+        image: "bulkhead:1".into(),
+        image_pull_policy: "IfNotPresent".into(),
+    };
+    let text = uninstall(&a).unwrap();
     let kinds: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
     assert_eq!(kinds.first(), Some(&"Deployment"));
     assert_eq!(kinds.get(1), Some(&"DaemonSet"));
     assert_eq!(kinds.last(), Some(&"Namespace"));
     assert!(kinds.contains(&"Secret") && kinds.contains(&"ClusterRole"));
     assert!(!text.contains("BEGIN"), "references only, no key material");
+}
+
+#[test]
+fn the_node_cleanup_is_ready_only_after_its_init_container_cleaned() {
+    let a = UninstallArgs {
+        namespace: "bulkhead-system".into(),
+        node_cleanup: true,
+        image: "registry.example/bulkhead:1".into(),
+        image_pull_policy: "Always".into(),
+    };
+    let text = uninstall(&a).unwrap();
+    let docs: Vec<serde_yaml::Value> =
+        serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let spec = &ds["spec"]["template"]["spec"];
+    assert_eq!(spec["initContainers"][0]["args"][0], "node-cleanup");
+    assert_eq!(spec["containers"][0]["args"][1], "--wait");
+    assert_eq!(spec["initContainers"][0]["image"], "registry.example/bulkhead:1");
+    assert!(spec["initContainers"][0]["securityContext"]["capabilities"]["add"].is_null());
 }
