@@ -177,6 +177,9 @@ pub fn install(a: &InstallArgs) -> Result<String> {
         out.push_str("---\n");
         out.push_str(&render::yaml(o, &agent::REASONS)?);
     }
+    eprintln!(
+        "bulkhead install: NOTE: agents do not connect to the controller over the network yet; installed\n  agents load and pin the dataplane but receive no policy, so a cluster is not protected by this\n  release (see Known limits in the README)."
+    );
     if a.generate_secrets {
         eprintln!(
             "bulkhead install: the first admin token is in Secret {ADMIN_TOKEN_SECRET}; read it with\n  kubectl -n {} get secret {ADMIN_TOKEN_SECRET} -o jsonpath='{{.data.token}}' | base64 -d",
