@@ -38,6 +38,7 @@ pub mod alertmanager;
 pub mod audit;
 pub mod listen;
 pub mod ring;
+pub mod tunnel;
 pub mod v1;
 
 use std::path::{Path, PathBuf};

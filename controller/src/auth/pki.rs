@@ -10,6 +10,8 @@ use rcgen::{
     SanType,
 };
 
+use bulkhead_api::tunnel::tls::AGENT_DOMAIN;
+
 use crate::error::ControllerError;
 
 /// A certificate and its private key, both PEM.
@@ -53,6 +55,16 @@ impl Ca {
         params.subject_alt_names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(common_name, params, "the server certificate")
+    }
+
+    /// A client certificate naming `node` (an agent), for mTLS to the
+    /// controller. The node rides in a DNS name under [`AGENT_DOMAIN`], so no
+    /// server certificate of the same CA can pass for an agent.
+    pub fn agent(&self, node: &str) -> Result<Pem, ControllerError> {
+        let mut params =
+            CertificateParams::new(vec![format!("{node}.{AGENT_DOMAIN}")]).map_err(err("an agent certificate"))?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(&format!("bulkhead-agent {node}"), params, "an agent certificate")
     }
 
     fn sign(
