@@ -505,7 +505,13 @@ pub async fn review(target: &Target, cmd: ReviewCommand, output: Output) -> Resu
         ReviewCommand::Reject { id, reason } => c.decide(id, false, DecisionRequest { reason }).await?,
         ReviewCommand::Apply { id, mode, reason } => {
             let mode: Mode = mode.parse().map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
-            c.apply_review(id, ApplyRequest { mode, reason }).await?
+            let record = c.apply_review(id, ApplyRequest { mode, reason }).await?;
+            // Answers once every node enforces it, as `apply` does: a probe
+            // right after sees the new mode.
+            let generation = c.status().await?.generation;
+            let took = crate::control::wait_enforced(target, generation, std::time::Duration::from_secs(60)).await?;
+            eprintln!("enforced on every node after {} ms", took.as_millis());
+            record
         }
     };
     if !print_doc(&record, output)? {

@@ -75,15 +75,37 @@ fn learn_suggest_audit_enforce_on_real_traffic_with_nothing_lost() {
     std::thread::sleep(Duration::from_secs(3));
     let restarted_at = now_ns();
     controller.restart();
-    std::thread::sleep(Duration::from_secs(3));
-    let gap = json(&lab, &["flows", "--workload", "web", "--limit", "1000000"]);
-    let in_gap = gap
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| (killed_at..restarted_at).contains(&f["time_ns"].as_i64().unwrap()))
-        .count();
-    assert!(in_gap >= 5, "flows made while the controller was down were not resent: {in_gap}");
+    // The agents dial the restarted controller again and resend what they buffered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = crate::support::try_bulkhead(&[
+            "flows",
+            "--workload",
+            "web",
+            "--limit",
+            "1000000",
+            "--lab",
+            &lab.name,
+            "-o",
+            "json",
+        ]);
+        // Until the restarted controller serves, nothing is counted.
+        let gap: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()));
+        let in_gap = gap
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| (killed_at..restarted_at).contains(&f["time_ns"].as_i64().unwrap()))
+            .count();
+        if in_gap >= 5 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flows made while the controller was down were not resent: {in_gap}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // The calls went through the services to their backends, named by workload.
     wait_stable(&lab, 4);
