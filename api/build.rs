@@ -6,6 +6,7 @@ fn main() -> anyhow::Result<()> {
         &[
             "proto/bulkhead/flow/v1/flow.proto",
             "proto/bulkhead/agent/v1/agent.proto",
+            "proto/bulkhead/agent/v1/enrollment.proto",
             "proto/bulkhead/controller/v1/controller.proto",
         ],
         &["proto"],

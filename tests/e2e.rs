@@ -9,6 +9,7 @@ mod suite;
 mod support;
 
 mod e2e {
+    mod agents;
     mod api;
     mod blocks;
     mod closed_loop;

@@ -42,6 +42,9 @@ pub struct AgentConfig {
     /// How often each pod's listening sockets are read again; `None` never
     /// reads them (the exposure report then cannot tell open from declared).
     pub listener_scan: Option<std::time::Duration>,
+    /// The controller to dial over the network (mTLS), besides serving the
+    /// Unix socket; `None` waits for a controller on the socket only.
+    pub controller: Option<crate::uplink::Uplink>,
 }
 
 impl AgentConfig {
@@ -62,6 +65,7 @@ impl AgentConfig {
             events_burst: EVENTS_BURST,
             payload_samples: true,
             listener_scan: Some(std::time::Duration::from_secs(10)),
+            controller: None,
         }
     }
 }

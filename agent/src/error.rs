@@ -75,6 +75,13 @@ pub enum AgentError {
         /// What failed.
         message: String,
     },
+    /// The connection to the controller cannot be set up (its CA, the
+    /// node's certificate or key).
+    #[error("the controller connection: {0}")]
+    Uplink(String),
+    /// The controller refused to enroll this node; retried only slowly.
+    #[error("the controller refused to enroll this node: {0}")]
+    UplinkRefused(String),
     /// Running the gRPC service or one of its shared locks failed.
     #[error("serving {what}: {message}")]
     Serve {
@@ -101,6 +108,7 @@ impl AgentError {
             Self::Io { .. } | Self::StateFile { .. } | Self::Audit(_) => "io",
             Self::PodNetns { .. } => "netns",
             Self::Listeners { .. } => "listeners",
+            Self::Uplink(_) | Self::UplinkRefused(_) => "uplink",
             Self::Serve { .. } => "serve",
         }
     }

@@ -19,6 +19,7 @@ pub mod quarantine;
 pub mod run;
 pub mod service;
 pub mod sweep;
+pub mod uplink;
 
 pub use config::AgentConfig;
 pub use error::AgentError;

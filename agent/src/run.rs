@@ -1,4 +1,5 @@
-//! Wiring: node, flow pump, sweep, metrics and the gRPC socket.
+//! Wiring: node, flow pump, sweep, metrics, the gRPC socket and the
+//! connection to the controller.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let history = cfg.flow_history;
     let pins = cfg.pins.clone();
     let listener_scan = cfg.listener_scan;
+    let uplink = cfg.controller.clone();
+    // Before anything is attached: bad certificate files stop the start.
+    let dialer = uplink.as_ref().map(crate::uplink::dialer).transpose()?;
+    let node_name = cfg.node.clone();
     let node = Arc::new(Mutex::new(
         tokio::task::spawn_blocking(move || Node::start(cfg))
             .await
@@ -87,8 +92,13 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
         bulkhead_api::listen::shutdown_signal().await;
         tracing::info!("shutting down; enforcement stays pinned");
     };
+    let server = AgentServer::new(service).max_decoding_message_size(256 * 1024 * 1024);
+    if let (Some(up), Some(dialer)) = (uplink, dialer) {
+        tracing::info!(controller = %up.addr, "dialing the controller");
+        tokio::spawn(crate::uplink::run(up, node_name, dialer, tonic::service::Routes::new(server.clone())));
+    }
     tonic::transport::Server::builder()
-        .add_service(AgentServer::new(service).max_decoding_message_size(256 * 1024 * 1024))
+        .add_service(server)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| AgentError::Serve { what: "gRPC", message: e.to_string() })

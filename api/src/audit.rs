@@ -86,8 +86,9 @@ pub struct Caller {
 
 impl Caller {
     /// The caller of a request that may change enforcement: only over a
-    /// Unix socket (so the kernel vouches for the peer), only as root or
-    /// one of `allowed_uids`, and only with a stated actor. `server` names
+    /// Unix socket (so the kernel vouches for the peer) as root or one of
+    /// `allowed_uids`, or over the mTLS tunnel the agent dialed to its
+    /// controller, and only with a stated actor. `server` names
     /// the socket's owner in errors ("agent", "controller").
     pub fn from_request<T>(
         req: &tonic::Request<T>,
@@ -95,23 +96,34 @@ impl Caller {
         allowed_uids: &[u32],
         server: &str,
     ) -> Result<Self, tonic::Status> {
+        let tunnel = req.extensions().get::<crate::tunnel::TunnelPeer>();
         let cred = req.extensions().get::<tonic::transport::server::UdsConnectInfo>().and_then(|i| i.peer_cred);
-        let Some(cred) = cred else {
-            return Err(tonic::Status::unauthenticated(format!(
-                "enforcement changes are accepted only over the {server}'s Unix socket"
-            )));
+        let (uid, pid, source) = match (tunnel, cred) {
+            // Over a tunnel the agent dialed, the peer is the controller it verified.
+            (Some(peer), _) => (None, None, format!("controller {} (mTLS)", peer.controller)),
+            (None, Some(cred)) => {
+                if cred.uid() != 0 && !allowed_uids.contains(&cred.uid()) {
+                    return Err(tonic::Status::permission_denied(format!(
+                        "uid {} may not change enforcement",
+                        cred.uid()
+                    )));
+                }
+                let source = match cred.pid() {
+                    Some(pid) => format!("unix uid {} pid {pid}", cred.uid()),
+                    None => format!("unix uid {}", cred.uid()),
+                };
+                (Some(cred.uid()), cred.pid(), source)
+            }
+            (None, None) => {
+                return Err(tonic::Status::unauthenticated(format!(
+                    "enforcement changes are accepted only over the {server}'s Unix socket or its controller tunnel"
+                )));
+            }
         };
-        if cred.uid() != 0 && !allowed_uids.contains(&cred.uid()) {
-            return Err(tonic::Status::permission_denied(format!("uid {} may not change enforcement", cred.uid())));
-        }
         if actor.trim().is_empty() {
             return Err(tonic::Status::invalid_argument("actor: say who is asking (it goes to the audit log)"));
         }
-        let source = match cred.pid() {
-            Some(pid) => format!("unix uid {} pid {pid}", cred.uid()),
-            None => format!("unix uid {}", cred.uid()),
-        };
-        Ok(Self { actor: actor.to_string(), role: None, uid: Some(cred.uid()), pid: cred.pid(), source, scope: None })
+        Ok(Self { actor: actor.to_string(), role: None, uid, pid, source, scope: None })
     }
 }
 

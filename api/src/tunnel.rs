@@ -13,6 +13,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::transport::{Channel, Endpoint, Uri};
 
+/// The controller's agents port, where agents dial (the lab and the install use it).
+pub const AGENTS_PORT: u16 = 8444;
 /// How often each side pings an idle tunnel, so a dead peer is noticed.
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
 /// How long a ping may go unanswered before the tunnel counts as dead.
@@ -29,12 +31,29 @@ pub enum TunnelError {
     Open(#[source] tonic::transport::Error),
 }
 
-/// Serves `routes` over `io` until the peer closes it (the agent side).
-pub async fn serve<T>(io: T, routes: tonic::service::Routes) -> Result<(), TunnelError>
+/// Who is on the far side of a tunnel the agent dialed: the controller it
+/// verified at the handshake. Every request served over the tunnel carries
+/// it, so the agent can audit calls that arrive without a Unix peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelPeer {
+    /// The controller's address and the name its certificate was verified for.
+    pub controller: String,
+}
+
+/// Serves `routes` over `io` until the peer closes it (the agent side, and
+/// the controller's enrollment). Each request carries `peer` as an
+/// extension (the agent's [`TunnelPeer`]), so handlers know who is calling.
+pub async fn serve<T, P>(io: T, routes: tonic::service::Routes, peer: P) -> Result<(), TunnelError>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    P: Clone + Send + Sync + 'static,
 {
-    let service = hyper_util::service::TowerToHyperService::new(routes.prepare());
+    let routes =
+        tower::ServiceExt::map_request(routes.prepare(), move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer.clone());
+            req
+        });
+    let service = hyper_util::service::TowerToHyperService::new(routes);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http2_only();
     builder
         .http2()
@@ -78,6 +97,10 @@ mod tests {
     /// An agent API that answers its status, served by the side that dialed.
     struct Agent;
 
+    fn peer() -> TunnelPeer {
+        TunnelPeer { controller: "the test's controller".into() }
+    }
+
     fn no() -> tonic::Status {
         tonic::Status::unimplemented("not in this test")
     }
@@ -105,8 +128,12 @@ mod tests {
         }
         async fn get_status(
             &self,
-            _: tonic::Request<pb::StatusRequest>,
+            req: tonic::Request<pb::StatusRequest>,
         ) -> Result<tonic::Response<pb::AgentStatus>, tonic::Status> {
+            // The tunnel's peer rides on every request.
+            if req.extensions().get::<TunnelPeer>() != Some(&peer()) {
+                return Err(tonic::Status::unauthenticated("the request does not carry the tunnel's peer"));
+            }
             Ok(tonic::Response::new(pb::AgentStatus { node: "n1".into(), generation: 42, ..Default::default() }))
         }
         async fn stream_flows(
@@ -123,7 +150,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let dialer = tokio::spawn(async move {
             let io = tokio::net::TcpStream::connect(addr).await.unwrap();
-            serve(io, tonic::service::Routes::new(pb::agent_server::AgentServer::new(Agent))).await
+            serve(io, tonic::service::Routes::new(pb::agent_server::AgentServer::new(Agent)), peer()).await
         });
         let (accepted, _) = listener.accept().await.unwrap();
         let mut client = pb::agent_client::AgentClient::new(channel(accepted).await.unwrap());
@@ -194,7 +221,7 @@ mod tests {
     async fn over_mtls_the_controller_learns_the_node_from_the_certificate_and_refuses_strangers() {
         let pki = Pki::new("mtls");
         let d = &pki.dir;
-        let acceptor = tls::acceptor(&d.join("ca.pem"), &d.join("server.pem"), &d.join("server.key")).unwrap();
+        let acceptor = tls::acceptor(&d.join("ca.pem"), &d.join("server.pem"), &d.join("server.key"), false).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
 
@@ -202,10 +229,12 @@ mod tests {
         let dialed = addr.clone();
         let agent = tokio::spawn(async move {
             let io = tls::dial(&good, &dialed, "bulkhead-controller").await.unwrap();
-            serve(io, tonic::service::Routes::new(pb::agent_server::AgentServer::new(Agent))).await
+            serve(io, tonic::service::Routes::new(pb::agent_server::AgentServer::new(Agent)), peer()).await
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let (node, io) = tls::accept(&acceptor, tcp).await.unwrap();
+        let tls::Accepted::Agent(node, io) = tls::accept(&acceptor, tcp).await.unwrap() else {
+            panic!("n1's certificate was not seen");
+        };
         assert_eq!(node, "n1");
         let mut client = pb::agent_client::AgentClient::new(channel(io).await.unwrap());
         assert_eq!(client.get_status(pb::StatusRequest {}).await.unwrap().into_inner().node, "n1");
@@ -219,8 +248,26 @@ mod tests {
             let dialer =
                 tokio::spawn(async move { tls::dial(&connector, &dialed, "bulkhead-controller").await.map(|_| ()) });
             let (tcp, _) = listener.accept().await.unwrap();
-            let refused = tls::accept(&acceptor, tcp).await.map(|(n, _)| n);
-            assert!(refused.is_err(), "{who}: accepted as {refused:?}");
+            let refused = tls::accept(&acceptor, tcp).await;
+            assert!(refused.is_err(), "{who}: accepted");
+            let _ = dialer.await;
+        }
+
+        // Without a certificate: refused, unless the acceptor lets clients
+        // enroll; then it is anonymous, and a stranger is still refused.
+        let open = tls::acceptor(&d.join("ca.pem"), &d.join("server.pem"), &d.join("server.key"), true).unwrap();
+        for (acceptor, who, admitted) in [(&acceptor, None, false), (&open, None, true), (&open, Some("rogue"), false)]
+        {
+            let connector = match who {
+                None => tls::anonymous_connector(&d.join("ca.pem")).unwrap(),
+                Some(w) => pki.connector(w),
+            };
+            let dialed = addr.clone();
+            let dialer =
+                tokio::spawn(async move { tls::dial(&connector, &dialed, "bulkhead-controller").await.map(|_| ()) });
+            let (tcp, _) = listener.accept().await.unwrap();
+            let accepted = tls::accept(acceptor, tcp).await;
+            assert_eq!(matches!(accepted, Ok(tls::Accepted::Anonymous(_))), admitted, "{who:?}");
             let _ = dialer.await;
         }
 

@@ -21,9 +21,39 @@ pub struct ControllerArgs {
     /// Service, EndpointSlice, NetworkPolicy, ClusterNetworkPolicy).
     #[arg(short = 'f', long = "manifests")]
     manifests: Vec<PathBuf>,
-    /// An agent: NODE=SOCKET. Repeat for every node.
+    /// An agent on this host: NODE=SOCKET (repeatable). Agents on the
+    /// network need none: they register on --agent-listen.
     #[arg(long = "agent", value_parser = parse_agent)]
     agents: Vec<(String, PathBuf)>,
+    /// Serve the agents port here: agents dial it with mTLS and register
+    /// (the node comes from their certificate).
+    #[arg(long, value_name = "ADDR", requires_all = ["agent_tls_ca", "agent_tls_cert", "agent_tls_key"])]
+    agent_listen: Option<std::net::SocketAddr>,
+    /// Bulkhead's CA (PEM): agent certificates must chain to it.
+    #[arg(long, value_name = "FILE", requires = "agent_listen")]
+    agent_tls_ca: Option<PathBuf>,
+    /// The controller's certificate for the agents port (PEM).
+    #[arg(long, value_name = "FILE", requires = "agent_listen")]
+    agent_tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "agent_listen")]
+    agent_tls_key: Option<PathBuf>,
+    /// Revoked agents: one node name or sha256:FINGERPRINT per line, read
+    /// again whenever the file changes (live connections it names are cut).
+    #[arg(long, value_name = "FILE", requires = "agent_listen")]
+    revoked_agents: Option<PathBuf>,
+    /// Let agents without a certificate enroll: the CA's private key (PEM,
+    /// the key of --agent-tls-ca), to sign a 24-hour certificate for the
+    /// node a TokenReview of the agent's pod-bound token names. Needs
+    /// --kubernetes.
+    #[arg(long, value_name = "FILE", requires_all = ["agent_listen", "kubernetes"])]
+    agent_enroll_ca_key: Option<PathBuf>,
+    /// The only ServiceAccount that may enroll agents, as NAMESPACE:NAME.
+    #[arg(long, value_name = "NS:NAME", default_value = "bulkhead-system:bulkhead-agent")]
+    agent_service_account: String,
+    /// The audience agents' tokens must be issued for.
+    #[arg(long, value_name = "AUDIENCE", default_value = bulkhead_controller::agents::enroll::AUDIENCE)]
+    agent_token_audience: String,
     /// Mode of pods without a bulkhead.dev/mode annotation: learn, audit or enforce.
     #[arg(long, default_value = "enforce")]
     mode: String,
@@ -151,15 +181,44 @@ pub async fn controller(a: ControllerArgs, api: Option<std::net::TcpListener>) -
     let mode = a.mode.parse().map_err(|e: bulkhead_model::CodeError| anyhow::anyhow!("--mode: {e}"))?;
     let api_cfg = a.api();
     let agents: BTreeMap<String, PathBuf> = a.agents.into_iter().collect();
-    if agents.is_empty() {
-        tracing::warn!("no --agent given: the controller compiles but pushes to nobody");
+    if agents.is_empty() && a.agent_listen.is_none() {
+        tracing::warn!("neither --agent nor --agent-listen given: the controller compiles but pushes to nobody");
     }
+    let enroll = match a.agent_enroll_ca_key {
+        Some(ca_key) => {
+            let (ns, name) = a
+                .agent_service_account
+                .split_once(':')
+                .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains(':'))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--agent-service-account {:?}: expected NAMESPACE:NAME", a.agent_service_account)
+                })?;
+            Some(bulkhead_controller::agents::enroll::EnrollConfig {
+                ca_key,
+                service_account: format!("system:serviceaccount:{ns}:{name}"),
+                audience: a.agent_token_audience,
+            })
+        }
+        None => None,
+    };
+    let agent_listen = match (a.agent_listen, a.agent_tls_ca, a.agent_tls_cert, a.agent_tls_key) {
+        (Some(addr), Some(ca), Some(cert), Some(key)) => Some(bulkhead_controller::agents::listen::AgentListen {
+            addr,
+            ca,
+            cert,
+            key,
+            revoked: a.revoked_agents,
+            enroll,
+        }),
+        _ => None,
+    };
     let cfg = bulkhead_controller::Config {
         cluster: a.cluster,
         state_dir: a.state_dir,
         socket: a.socket,
         mode,
         agents,
+        agent_listen,
         manifests: a.manifests,
         kubernetes: a.kubernetes,
         metrics_addr: a.metrics_addr,
@@ -205,7 +264,7 @@ fn read_inputs(files: &[PathBuf]) -> Result<Vec<(String, String)>> {
 }
 
 /// Waits until every node enforces `generation`, reporting progress.
-async fn wait_enforced(target: &Target, generation: u64, timeout: Duration) -> Result<Duration> {
+pub(crate) async fn wait_enforced(target: &Target, generation: u64, timeout: Duration) -> Result<Duration> {
     let started = Instant::now();
     let mut client = target.client().await?;
     loop {

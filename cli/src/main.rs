@@ -11,6 +11,7 @@ mod install;
 mod quarantine;
 mod review_show;
 mod trail;
+mod uplink;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,6 +87,8 @@ enum Command {
         /// ports from declared ones.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         listener_scan_interval: u64,
+        #[command(flatten)]
+        uplink: uplink::UplinkArgs,
     },
     /// Build and use a lab cluster of network namespaces on this host.
     Lab {
@@ -455,6 +458,7 @@ fn main() -> Result<()> {
             events_burst,
             no_payload_samples,
             listener_scan_interval,
+            uplink,
         } => {
             if let Some(ns) = &netns {
                 bulkhead_cni::netns::enter(ns)?;
@@ -473,6 +477,7 @@ fn main() -> Result<()> {
             cfg.payload_samples = !no_payload_samples;
             cfg.listener_scan =
                 (listener_scan_interval > 0).then(|| std::time::Duration::from_secs(listener_scan_interval));
+            cfg.controller = uplink.uplink()?;
             runtime()?.block_on(bulkhead_agent::run(cfg))?;
             Ok(())
         }

@@ -193,6 +193,28 @@ pub enum AuthError {
     /// The Kubernetes API could not be asked; the request fails closed.
     #[error("cannot verify the token with the Kubernetes API: {0}")]
     Backend(String),
+    /// An enrolling token belongs to someone other than the agents' ServiceAccount.
+    #[error("{user} may not enroll an agent: only {expected} may")]
+    NotAnAgent {
+        /// Who the token belongs to.
+        user: String,
+        /// The agents' ServiceAccount user.
+        expected: String,
+    },
+    /// An enrolling token is not bound to a pod on a node.
+    #[error(
+        "the token of {user} names no node: mount a projected ServiceAccount token (bound to the pod) on Kubernetes 1.30 or newer, whose TokenReview reports authentication.kubernetes.io/node-name"
+    )]
+    NoNode {
+        /// Who the token belongs to.
+        user: String,
+    },
+    /// The node is in the revoked-agents file.
+    #[error("node {node} is revoked")]
+    Revoked {
+        /// The node.
+        node: String,
+    },
 }
 
 /// Every way a bearer token can be verified, tried in order: the tokens

@@ -1,11 +1,9 @@
 //! The one thing every operation is handed (kube-rs `controller-rs`
 //! style): the policy side, the quarantines and the observation side
 //! behind their locks,
-//! the live flow stream, the nodes' sync reports, the agents' sockets for
+//! the live flow stream, the nodes' sync reports, the agent directory for
 //! the quarantine fast path, the audit log, metrics, and the authenticator.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bulkhead_api::agent::v1::agent_client::AgentClient;
@@ -38,8 +36,8 @@ pub struct Context {
     pub stream_epoch: u64,
     /// What each node's sync task last found.
     pub nodes: SyncReport,
-    /// Each node's agent socket, for changes that cannot wait for a sync.
-    pub agents: BTreeMap<String, PathBuf>,
+    /// How each node's agent is reached: its socket, or the connection it dialed.
+    pub directory: Arc<crate::agents::Directory>,
     /// Every enforcement change and every refusal.
     pub audit: AuditLog,
     /// Metrics.
@@ -48,13 +46,11 @@ pub struct Context {
     pub auth: Authenticator,
     /// The baselines' learning window (what-if replays it).
     pub learning: LearningConfig,
-    /// Open channels to the agents, reused by the quarantine fast path.
-    pub channels: Mutex<BTreeMap<String, Channel>>,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("agents", &self.agents).field("auth", &self.auth).finish_non_exhaustive()
+        f.debug_struct("Context").field("agents", &self.directory).field("auth", &self.auth).finish_non_exhaustive()
     }
 }
 
@@ -109,28 +105,15 @@ impl Context {
         locked(self.observation.clone(), "flow pipeline", f).await
     }
 
-    /// A client of `node`'s agent over a channel kept open between calls.
+    /// A client of `node`'s agent, over the channel the directory holds.
     pub async fn agent(&self, node: &str) -> Result<AgentClient<Channel>, String> {
-        let cached = self.channels.lock().ok().and_then(|c| c.get(node).cloned());
-        let channel = match cached {
-            Some(c) => c,
-            None => {
-                let socket = self.agents.get(node).ok_or_else(|| format!("no agent is known for node {node}"))?;
-                let c = bulkhead_api::unix_channel(socket).await.map_err(|e| e.to_string())?;
-                if let Ok(mut m) = self.channels.lock() {
-                    m.insert(node.to_string(), c.clone());
-                }
-                c
-            }
-        };
+        let channel = self.directory.channel(node).await.map_err(|e| e.to_string())?;
         Ok(AgentClient::new(channel))
     }
 
     /// Drops the channel to `node`'s agent after a failure: the next call reconnects.
     pub fn forget_agent(&self, node: &str) {
-        if let Ok(mut m) = self.channels.lock() {
-            m.remove(node);
-        }
+        self.directory.forget(node);
     }
 
     /// The whole status: the policy side's, with the flow pipeline's counters.

@@ -69,6 +69,23 @@ pub enum ControllerError {
         /// Why it failed.
         message: String,
     },
+    /// A node's agent cannot be reached (not connected, or its socket fails).
+    #[error("the agent of node {node}: {reason}")]
+    AgentUnreachable {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// The revoked-agents file is unreadable or has a bad line; the last
+    /// good list stays in force.
+    #[error("revoked agents {path}: {message}")]
+    Revocations {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, with the line number.
+        message: String,
+    },
     /// Serving the API failed.
     #[error("serving {what}: {message}")]
     Serve {
@@ -92,6 +109,8 @@ impl ControllerError {
             Self::EndpointIdsExhausted(_) => "capacity",
             Self::Serve { .. } => "serve",
             Self::Pki { .. } => "pki",
+            Self::AgentUnreachable { .. } => "agent",
+            Self::Revocations { .. } => "revocations",
             Self::Watch { .. } => "watch",
         }
     }

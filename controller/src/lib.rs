@@ -6,6 +6,7 @@
 //! layer answers every operation, over gRPC (the CLI on the root-only
 //! socket) and HTTPS (`/api/v1`, authenticated, tenant-scoped, audited).
 
+pub mod agents;
 pub mod auth;
 pub mod context;
 pub mod error;

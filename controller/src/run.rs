@@ -1,5 +1,6 @@
-//! Wiring: the context, one sync task and one flow reader per agent, the
-//! Kubernetes watchers, metrics, the gRPC socket and the HTTP API.
+//! Wiring: the context, one sync task and one flow reader per agent (on
+//! this host's sockets, or registered on the agents port), the Kubernetes
+//! watchers, metrics, the gRPC socket and the HTTP API.
 
 use std::sync::{Arc, Mutex};
 
@@ -64,6 +65,41 @@ async fn follow_inventory(
     }
 }
 
+/// Starts each node's sync task and flow reader: at start for the agents
+/// on this host, and when a network agent registers for the first time.
+struct NodeTasks {
+    ctx: Arc<Context>,
+    queue: tokio::sync::mpsc::Sender<crate::observation::flows::collect::NodeBatch>,
+    collecting: crate::observation::flows::collect::CollectReport,
+}
+
+impl NodeTasks {
+    fn start(&self, node: String, rx: crate::policy::state::DesiredRx) {
+        let ctx = &self.ctx;
+        let agent = NodeAgent { node: node.clone(), directory: ctx.directory.clone() };
+        tokio::spawn(crate::policy::sync::run(agent, rx, ctx.nodes.clone(), ctx.metrics.clone()));
+        tokio::spawn(crate::observation::flows::collect::run(
+            node,
+            ctx.directory.clone(),
+            ctx.observation.clone(),
+            self.queue.clone(),
+            self.collecting.clone(),
+        ));
+    }
+
+    /// A node whose agent registered: its desired state, then its tasks.
+    async fn join(&self, node: String) {
+        let name = node.clone();
+        match self.ctx.with_policy(move |s| s.join(&name)).await {
+            Ok(rx) => {
+                tracing::info!(%node, "node joined: syncing and reading its flows");
+                self.start(node, rx);
+            }
+            Err(e) => tracing::error!(%node, error = %e, "a registered node's desired state"),
+        }
+    }
+}
+
 fn startup(message: impl std::fmt::Display) -> ControllerError {
     ControllerError::Serve { what: "startup", message: message.to_string() }
 }
@@ -74,7 +110,7 @@ fn startup(message: impl std::fmt::Display) -> ControllerError {
 pub fn open(
     cfg: Config,
 ) -> Result<(Arc<Context>, std::collections::BTreeMap<String, crate::policy::state::DesiredRx>), ControllerError> {
-    let agents = cfg.agents.clone();
+    let directory = Arc::new(crate::agents::Directory::with_sockets(&cfg.agents));
     let learning = cfg.learning;
     let tokens_path = cfg.api.as_ref().and_then(|a| a.tokens.clone());
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ControllerError::Io {
@@ -100,11 +136,10 @@ pub fn open(
         stream: pipeline.stream(),
         stream_epoch: crate::observation::flows::now_ns().max(1) as u64,
         observation: Arc::new(Mutex::new(pipeline)),
-        agents,
+        directory,
         audit,
         auth,
         learning,
-        channels: Mutex::new(Default::default()),
     };
     Ok((Arc::new(ctx), receivers))
 }
@@ -118,12 +153,15 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
     let metrics_addr = cfg.metrics_addr;
     let api_cfg = cfg.api.clone();
     let response = cfg.response.clone();
+    let agent_listen = cfg.agent_listen.clone();
     let (ctx, receivers) = tokio::task::spawn_blocking(move || open(cfg)).await.map_err(startup)??;
+    let mut kube_client = None;
     let ctx = if kubernetes {
         let client = kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
             kind: "API server",
             message: format!("no Kubernetes client configuration: {e}"),
         })?;
+        kube_client = Some(client.clone());
         tokio::spawn(watch_kubernetes(client.clone(), ctx.policy.clone()));
         let mut ctx = Arc::try_unwrap(ctx).map_err(|_| startup("context shared before start"))?;
         ctx.auth.kubernetes = Some(crate::auth::kubernetes::KubernetesAuth::new(client, Vec::new()));
@@ -131,14 +169,13 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
     } else {
         ctx
     };
-    let (policy, observation, report, metrics, agents) =
-        (ctx.policy.clone(), ctx.observation.clone(), ctx.nodes.clone(), ctx.metrics.clone(), ctx.agents.clone());
+    let policy = ctx.policy.clone();
     let mut models = policy.lock().map(|s| s.models()).map_err(|_| startup("controller state lock poisoned"))?;
     // Before any flow is read: buffered flows are enriched with it.
-    if let Ok(mut p) = observation.lock() {
+    if let Ok(mut p) = ctx.observation.lock() {
         p.update_inventory(&models.borrow_and_update());
     }
-    tokio::spawn(follow_inventory(models, observation.clone()));
+    tokio::spawn(follow_inventory(models, ctx.observation.clone()));
     if let Some(addr) = metrics_addr {
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -150,25 +187,45 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
 
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(crate::observation::flows::collect::worker(
-        observation.clone(),
+        ctx.observation.clone(),
         rx,
         std::time::Duration::from_secs(1),
     ));
-    let collecting = crate::observation::flows::collect::CollectReport::default();
+    let tasks = NodeTasks { ctx: ctx.clone(), queue: tx, collecting: Default::default() };
     for (node, rx) in receivers {
-        if let Some(sock) = agents.get(&node) {
-            let agent = NodeAgent { node: node.clone(), socket: sock.clone() };
-            tokio::spawn(crate::policy::sync::run(agent, rx, report.clone(), metrics.clone()));
-            tokio::spawn(crate::observation::flows::collect::run(
-                node,
-                sock.clone(),
-                observation.clone(),
-                tx.clone(),
-                collecting.clone(),
-            ));
-        }
+        tasks.start(node, rx);
     }
-    drop(tx);
+    if let Some(listen) = agent_listen {
+        let acceptor = crate::agents::listen::acceptor(&listen)?;
+        let revoked = listen.revoked.as_deref().map(crate::agents::revoked::RevocationFile::open).transpose()?;
+        let listener = tokio::net::TcpListener::bind(listen.addr).await.map_err(|source| ControllerError::Io {
+            action: "binding the agents port",
+            path: listen.addr.to_string().into(),
+            source,
+        })?;
+        tracing::info!(addr = %listen.addr, revoked = revoked.as_ref().map_or(0, |r| r.current().len()), "agents port listening");
+        let tasks = Arc::new(tasks);
+        let on_first: crate::agents::listen::OnFirst = Arc::new(move |node: String| {
+            let tasks = tasks.clone();
+            tokio::spawn(async move { tasks.join(node).await });
+        });
+        let enroller = match (&listen.enroll, &kube_client) {
+            (Some(cfg), Some(client)) => {
+                Some(Arc::new(crate::agents::enroll::Enroller::new(cfg.clone(), &listen.ca, client.clone())?))
+            }
+            (Some(_), None) => return Err(startup("agent enrollment needs the Kubernetes API (--kubernetes)")),
+            (None, _) => None,
+        };
+        let serving = crate::agents::listen::Serving {
+            acceptor,
+            revoked,
+            enroller,
+            directory: ctx.directory.clone(),
+            audit: ctx.audit.clone(),
+            on_first,
+        };
+        tokio::spawn(crate::agents::listen::serve(listener, serving));
+    }
     tokio::spawn(expire_blocks(ctx.clone()));
     let service = Service::new(ctx);
     let api_url = match (&api_cfg, &api) {

@@ -29,6 +29,7 @@ fn config(dir: &Path, tokens_file: PathBuf) -> bulkhead_controller::Config {
         socket: dir.join("api.sock"),
         mode: bulkhead_model::Mode::Enforce,
         agents: Default::default(),
+        agent_listen: None,
         manifests: vec![],
         kubernetes: false,
         metrics_addr: None,

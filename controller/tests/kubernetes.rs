@@ -61,6 +61,7 @@ fn state(dir: &Path) -> State {
         socket: dir.join("api.sock"),
         mode: bulkhead_model::Mode::Enforce,
         agents: Default::default(),
+        agent_listen: None,
         manifests: vec![],
         kubernetes: true,
         metrics_addr: None,

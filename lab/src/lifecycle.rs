@@ -102,6 +102,9 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
     }
     // The controller runs here: its metrics and its webhooks' loopback receivers need lo.
     run("ip", &["-n", &fabric, "link", "set", "lo", "up"])?;
+    // ...and its agents port, which every node's agent dials over the fabric.
+    let controller_ip = format!("{}/24", crate::api::CONTROLLER_IP);
+    run("ip", &["-n", &fabric, "addr", "replace", &controller_ip, "dev", "fab0"])?;
     build_outside(&opts.name, &fabric)?;
     let mut lab = LabState {
         name: opts.name.clone(),

@@ -77,11 +77,13 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The controller's side: its certificate, and client certificates of `ca` required.
-pub fn acceptor(ca: &Path, cert: &Path, key_file: &Path) -> Result<TlsAcceptor, TlsError> {
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
-        .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+/// The controller's side: its certificate, and client certificates of `ca`
+/// required, or, with `anonymous`, optional (a client without one may only
+/// enroll; a client with a bad one is still refused at the handshake).
+pub fn acceptor(ca: &Path, cert: &Path, key_file: &Path, anonymous: bool) -> Result<TlsAcceptor, TlsError> {
+    let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider());
+    let builder = if anonymous { builder.allow_unauthenticated() } else { builder };
+    let verifier = builder.build().map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -94,12 +96,37 @@ pub fn acceptor(ca: &Path, cert: &Path, key_file: &Path) -> Result<TlsAcceptor, 
 
 /// The agent's side: its certificate, and the controller's verified against `ca`.
 pub fn connector(ca: &Path, cert: &Path, key_file: &Path) -> Result<TlsConnector, TlsError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    client(ca, Some((certs(cert)?, key(key_file)?)))
+}
+
+/// [`connector`] with the certificate and key in memory (PEM), as enrollment returns them.
+pub fn connector_from_pem(ca: &Path, cert: &str, key_pem: &str) -> Result<TlsConnector, TlsError> {
+    let bad = |message: String| TlsError::Config(format!("the enrolled identity: {message}"));
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("reading the certificate: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad(format!("reading the key: {e}")))?;
+    client(ca, Some((chain, key)))
+}
+
+/// A connector without a client certificate: it can only enroll.
+pub fn anonymous_connector(ca: &Path) -> Result<TlsConnector, TlsError> {
+    client(ca, None)
+}
+
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn client(ca: &Path, identity: Option<Identity>) -> Result<TlsConnector, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots(ca)?)
-        .with_client_auth_cert(certs(cert)?, key(key_file)?)
-        .map_err(|e| TlsError::Config(format!("the certificate and key do not make a TLS identity: {e}")))?;
+        .with_root_certificates(roots(ca)?);
+    let mut config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| TlsError::Config(format!("the certificate and key do not make a TLS identity: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
 }
@@ -117,16 +144,24 @@ pub fn agent_node(cert: &[u8]) -> Option<String> {
     }
 }
 
-/// Completes the handshake of an accepted connection and says which node dialed.
-pub async fn accept(
-    acceptor: &TlsAcceptor,
-    tcp: TcpStream,
-) -> Result<(String, tokio_rustls::server::TlsStream<TcpStream>), TlsError> {
+/// A connection past its handshake.
+pub enum Accepted {
+    /// An agent, and the node its certificate names.
+    Agent(String, tokio_rustls::server::TlsStream<TcpStream>),
+    /// A client without a certificate (only when the acceptor allows it).
+    Anonymous(tokio_rustls::server::TlsStream<TcpStream>),
+}
+
+/// Completes the handshake of an accepted connection and says which node
+/// dialed, if any did.
+pub async fn accept(acceptor: &TlsAcceptor, tcp: TcpStream) -> Result<Accepted, TlsError> {
     let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "an unknown peer".into());
     let tls = acceptor.accept(tcp).await.map_err(|source| TlsError::Handshake { peer: peer.clone(), source })?;
-    let node = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| agent_node(c));
-    match node {
-        Some(node) => Ok((node, tls)),
+    let Some(leaf) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+        return Ok(Accepted::Anonymous(tls));
+    };
+    match agent_node(leaf) {
+        Some(node) => Ok(Accepted::Agent(node, tls)),
         None => Err(TlsError::NoNode { peer }),
     }
 }

@@ -128,6 +128,7 @@ pub async fn serve(dir: &Path, max_flows: u64, console: Option<PathBuf>) -> Serv
         socket: dir.join("controller.sock"),
         mode: bulkhead_model::Mode::Enforce,
         agents: Default::default(),
+        agent_listen: None,
         manifests: vec![],
         kubernetes: false,
         metrics_addr: None,

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bulkhead_model::Role;
-use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::{Api, PostParams};
 
@@ -113,27 +113,7 @@ impl KubernetesAuth {
     }
 
     async fn token_review(&self, token: &str) -> Result<Who, AuthError> {
-        let review = TokenReview {
-            spec: TokenReviewSpec {
-                token: Some(token.to_string()),
-                audiences: (!self.audiences.is_empty()).then(|| self.audiences.clone()),
-            },
-            ..Default::default()
-        };
-        let answer = Api::<TokenReview>::all(self.client.clone())
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(|e| AuthError::Backend(format!("TokenReview: {e}")))?;
-        let status = answer.status.unwrap_or_default();
-        // Anything but an explicit "authenticated: true" is a refusal.
-        if status.authenticated != Some(true) {
-            return Err(AuthError::Unknown);
-        }
-        let user = status.user.unwrap_or_default();
-        let name = user.username.unwrap_or_default();
-        if name.is_empty() {
-            return Err(AuthError::Unknown);
-        }
+        let (name, user) = token_review(&self.client, token, &self.audiences).await?;
         Ok(Who { user: name, uid: user.uid.unwrap_or_default(), groups: user.groups.unwrap_or_default() })
     }
 
@@ -159,5 +139,35 @@ impl KubernetesAuth {
             .await
             .map_err(|e| AuthError::Backend(format!("SubjectAccessReview: {e}")))?;
         Ok(answer.status.is_some_and(|s| s.allowed && s.denied != Some(true)))
+    }
+}
+
+/// Asks the API server who `token` belongs to (issued for `audiences`, or
+/// its default when empty): the user name and everything TokenReview said
+/// about them. Anything but an explicit "authenticated" with a name refuses.
+pub async fn token_review(
+    client: &kube::Client,
+    token: &str,
+    audiences: &[String],
+) -> Result<(String, UserInfo), AuthError> {
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(token.to_string()),
+            audiences: (!audiences.is_empty()).then(|| audiences.to_vec()),
+        },
+        ..Default::default()
+    };
+    let answer = Api::<TokenReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| AuthError::Backend(format!("TokenReview: {e}")))?;
+    let status = answer.status.unwrap_or_default();
+    if status.authenticated != Some(true) {
+        return Err(AuthError::Unknown);
+    }
+    let user = status.user.unwrap_or_default();
+    match user.username.clone() {
+        Some(name) if !name.is_empty() => Ok((name, user)),
+        _ => Err(AuthError::Unknown),
     }
 }

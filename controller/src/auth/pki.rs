@@ -1,13 +1,14 @@
 //! Bulkhead's own certificates: a CA, and the certificates it signs for the
-//! controller's API and (later) for agents. The lab and `bulkhead install
+//! controller's API and for agents. The lab and `bulkhead install
 //! --generate-secrets` make theirs here, so both trust the same shape of
 //! chain the controller verifies.
 
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
+    PublicKeyData, SanType,
 };
 
 use bulkhead_api::tunnel::tls::AGENT_DOMAIN;
@@ -25,11 +26,13 @@ pub struct Pem {
 
 /// A CA that can sign server and client certificates.
 pub struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
+    issuer: Issuer<'static, KeyPair>,
     /// The CA's own certificate and key.
     pub pem: Pem,
 }
+
+/// How far back an enrolled certificate's validity starts.
+const BACKDATE: Duration = Duration::from_secs(300);
 
 fn err(what: &'static str) -> impl Fn(rcgen::Error) -> ControllerError {
     move |e| ControllerError::Pki { what, message: e.to_string() }
@@ -46,7 +49,15 @@ impl Ca {
         let key = KeyPair::generate().map_err(err("the CA's key"))?;
         let cert = params.self_signed(&key).map_err(err("the CA"))?;
         let pem = Pem { cert: cert.pem(), key: key.serialize_pem() };
-        Ok(Self { params, key, pem })
+        Ok(Self { issuer: Issuer::new(params, key), pem })
+    }
+
+    /// A CA read back from its PEM certificate and key (the install Secret,
+    /// the lab's files), to sign more certificates: an agent per new node.
+    pub fn from_pem(pem: Pem) -> Result<Self, ControllerError> {
+        let key = KeyPair::from_pem(&pem.key).map_err(err("the CA's key"))?;
+        let issuer = Issuer::from_ca_cert_pem(&pem.cert, key).map_err(err("the CA"))?;
+        Ok(Self { issuer, pem })
     }
 
     /// A server certificate for `names` (DNS names) and `ips`.
@@ -67,6 +78,30 @@ impl Ca {
         self.sign(&format!("bulkhead-agent {node}"), params, "an agent certificate")
     }
 
+    /// An agent certificate for `node` on a key the agent made and keeps
+    /// (from its signing request), valid for `valid_for` from now (backdated
+    /// a few minutes, for clocks slightly behind). Returns the PEM and when
+    /// it expires, since the Unix epoch.
+    pub fn agent_for_key(
+        &self,
+        node: &str,
+        key: &impl PublicKeyData,
+        valid_for: Duration,
+    ) -> Result<(String, Duration), ControllerError> {
+        const WHAT: &str = "an enrolled agent certificate";
+        let mut params = CertificateParams::new(vec![format!("{node}.{AGENT_DOMAIN}")]).map_err(err(WHAT))?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.distinguished_name.push(DnType::CommonName, format!("bulkhead-agent {node}"));
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let until = now + valid_for;
+        let at = |since_epoch: Duration| rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+        params.not_before = at(now.saturating_sub(BACKDATE));
+        params.not_after = at(until);
+        let cert = params.signed_by(key, &self.issuer).map_err(err(WHAT))?;
+        Ok((cert.pem(), until))
+    }
+
     fn sign(
         &self,
         common_name: &str,
@@ -76,7 +111,7 @@ impl Ca {
         params.distinguished_name.push(DnType::CommonName, common_name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         let key = KeyPair::generate().map_err(err(what))?;
-        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key)).map_err(err(what))?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(err(what))?;
         Ok(Pem { cert: cert.pem(), key: key.serialize_pem() })
     }
 }

@@ -39,8 +39,10 @@ pub struct Config {
     pub socket: PathBuf,
     /// Mode of pods without a `bulkhead.dev/mode` annotation.
     pub mode: Mode,
-    /// Agent socket by node name.
+    /// Agent socket by node name (agents on this host).
     pub agents: BTreeMap<String, PathBuf>,
+    /// The agents port, where agents on the network register.
+    pub agent_listen: Option<crate::agents::listen::AgentListen>,
     /// Manifest files or directories read at start, over the stored objects.
     pub manifests: Vec<PathBuf>,
     /// Also watch the Kubernetes API (in-cluster config or KUBECONFIG).
@@ -117,6 +119,8 @@ pub struct State {
     ids: Ids,
     last_error: String,
     senders: BTreeMap<String, watch::Sender<Arc<agent_pb::DesiredState>>>,
+    /// The last reconcile's quarantine cut and generation, for nodes that join between reconciles.
+    last_turn: (BTreeSet<String>, u64),
     audit: AuditLog,
     desk: Desk,
     blocks: crate::policy::blocks::Book,
@@ -203,6 +207,7 @@ impl State {
             ids,
             last_error: String::new(),
             senders,
+            last_turn: Default::default(),
             audit,
             desk,
             blocks,
@@ -214,6 +219,37 @@ impl State {
         state.persist()?;
         state.reconcile()?;
         Ok((state, receivers))
+    }
+
+    /// The desired-state channel of `node`, made when an agent registers
+    /// for a node the controller pushed nothing to yet: filled at once with
+    /// the current generation, so joining costs the other nodes nothing.
+    pub fn join(&mut self, node: &str) -> Result<DesiredRx, ControllerError> {
+        if let Some(tx) = self.senders.get(node) {
+            return Ok(tx.subscribe());
+        }
+        let (cut, generation) = self.last_turn.clone();
+        let desired = crate::policy::desired::for_node(
+            node,
+            generation,
+            &self.compiled,
+            &self.model,
+            &mut self.ids,
+            self.cfg.mode,
+            &cut,
+        )?;
+        self.ids.save(&self.cfg.state_dir.join("ids.json"))?;
+        let desired = agent_pb::DesiredState { blocks: self.blocks.entries(), ..desired };
+        let (tx, rx) = watch::channel(Arc::new(desired));
+        self.senders.insert(node.to_string(), tx);
+        self.views.send_modify(|v| {
+            *v = Arc::new(View {
+                model: v.model.clone(),
+                endpoints: self.ids.endpoints.clone(),
+                generation: v.generation,
+            })
+        });
+        Ok(rx)
     }
 
     fn persist(&self) -> Result<(), ControllerError> {
@@ -243,6 +279,7 @@ impl State {
             )?;
             tx.send_replace(Arc::new(agent_pb::DesiredState { blocks: blocks.clone(), ..desired }));
         }
+        self.last_turn = (cut, generation);
         let uids: BTreeSet<String> = self.model.pods.values().map(|p| p.uid.clone()).collect();
         let rules: BTreeSet<String> =
             self.compiled.endpoints.values().flat_map(|e| e.entries.iter().map(|x| x.rule.clone())).collect();

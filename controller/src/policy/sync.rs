@@ -5,7 +5,6 @@
 //! again every two seconds, so one that restarted, lost its state or was
 //! unreachable is re-synced as soon as it answers.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,8 +74,8 @@ impl SyncError {
 pub struct NodeAgent {
     /// Node name.
     pub node: String,
-    /// The agent's socket.
-    pub socket: PathBuf,
+    /// How the agent is reached.
+    pub directory: Arc<crate::agents::Directory>,
 }
 
 fn unprotected(status: &agent_pb::AgentStatus, node: &str) -> Vec<UnprotectedPod> {
@@ -92,8 +91,11 @@ fn listed(pods: &[UnprotectedPod]) -> String {
     pods.iter().map(|p| format!("{}: {}", p.pod, p.reason)).collect::<Vec<_>>().join("; ")
 }
 
-async fn push(socket: &Path, desired: &agent_pb::DesiredState) -> Result<agent_pb::AgentStatus, SyncError> {
-    let mut client = bulkhead_api::connect_unix(socket).await.map_err(|e| SyncError::Connect(e.to_string()))?;
+async fn push(agent: &NodeAgent, desired: &agent_pb::DesiredState) -> Result<agent_pb::AgentStatus, SyncError> {
+    let channel = agent.directory.channel(&agent.node).await.map_err(|e| SyncError::Connect(e.to_string()))?;
+    let mut client = bulkhead_api::agent::v1::agent_client::AgentClient::new(channel)
+        .max_decoding_message_size(256 * 1024 * 1024)
+        .max_encoding_message_size(256 * 1024 * 1024);
     let status = |s: tonic::Status| SyncError::Status(s.message().to_string());
     let current = client.get_status(agent_pb::StatusRequest {}).await.map_err(status)?.into_inner();
     if current.generation == desired.generation {
@@ -115,10 +117,13 @@ pub async fn reconcile(
     desired: &agent_pb::DesiredState,
     report: &SyncReport,
 ) -> Result<Action, SyncError> {
-    let outcome = match tokio::time::timeout(TIMEOUT, push(&agent.socket, desired)).await {
+    let outcome = match tokio::time::timeout(TIMEOUT, push(agent, desired)).await {
         Ok(o) => o,
         Err(_) => Err(SyncError::Timeout(TIMEOUT)),
     };
+    if outcome.is_err() {
+        agent.directory.forget(&agent.node);
+    }
     let entry = match &outcome {
         Ok(st) => {
             let pods = unprotected(st, &agent.node);
@@ -162,6 +167,19 @@ pub fn backoff(failures: u32) -> Duration {
     RETRY_FIRST.saturating_mul(1u32 << failures.saturating_sub(1).min(10)).min(RETRY_MAX)
 }
 
+/// Resolves when the node's link changes; never, for a fixed socket.
+pub async fn relinked(link: &mut Option<watch::Receiver<u64>>) {
+    match link {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                *link = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
 /// Runs forever, keeping `agent` in sync with what `rx` holds.
 pub async fn run(
     agent: NodeAgent,
@@ -170,6 +188,8 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) {
     let mut failures = 0u32;
+    // Wakes the loop when the agent dials in again, so a rejoin waits for no backoff.
+    let mut link = agent.directory.watch(&agent.node);
     loop {
         let desired = rx.borrow_and_update().clone();
         let wait = match reconcile(&agent, &desired, &report).await {
@@ -188,6 +208,7 @@ pub async fn run(
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(wait) => {}
+            _ = relinked(&mut link) => {}
         }
     }
 }

@@ -77,7 +77,14 @@ pub(super) fn start_agent(lab: &LabState, node: &mut NodeState, exe: &Path) -> R
         "--prefilter-dev",
         "eth0",
     ];
+    // The agent dials the controller over the fabric with its node certificate.
+    let api = crate::api::prepare(&dir)?;
+    let files = crate::api::agent_files(&api, &node.name)?;
+    let controller = crate::api::agents_addr().to_string();
+    let (ca, cert, key) = (api.ca_file.to_string_lossy(), files.cert.to_string_lossy(), files.key.to_string_lossy());
+    let uplink = ["--controller", &controller, "--controller-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
     let mut args: Vec<&str> = args.to_vec();
+    args.extend(uplink);
     args.extend(lab.agent_args.iter().map(String::as_str));
     node.agent_pid = Some(spawn(exe, &args, None, &log)?);
     Ok(())
@@ -147,11 +154,17 @@ pub(super) fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path)
     .into_iter()
     .map(str::to_string)
     .collect();
-    for n in &lab.nodes {
-        args.push("--agent".into());
-        args.push(format!("{}={}", n.name, n.socket.display()));
-    }
     let api = api_for(lab, &dir)?;
+    // Agents register on the agents port; none is listed.
+    for (flag, value) in [
+        ("--agent-listen", crate::api::agents_addr().to_string()),
+        ("--agent-tls-ca", api.ca_file.to_string_lossy().into_owned()),
+        ("--agent-tls-cert", api.cert_file.to_string_lossy().into_owned()),
+        ("--agent-tls-key", api.key_file.to_string_lossy().into_owned()),
+        ("--revoked-agents", crate::api::revoked_file(&api).to_string_lossy().into_owned()),
+    ] {
+        args.extend([flag.to_string(), value]);
+    }
     let _ = std::fs::remove_file(&api.addr_file);
     let addr = api.url.trim_start_matches("https://").to_string();
     for (flag, value) in [

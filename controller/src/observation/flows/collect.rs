@@ -4,7 +4,6 @@
 //! is behind, reading waits, the agent buffers, and anything that leaves
 //! its buffer meanwhile is counted as lost there.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,16 +29,18 @@ fn report(r: &CollectReport, node: &str, status: String) {
 /// Reads `node`'s flows forever.
 pub async fn run(
     node: String,
-    socket: PathBuf,
+    directory: Arc<crate::agents::Directory>,
     pipeline: Arc<Mutex<Pipeline>>,
     tx: mpsc::Sender<NodeBatch>,
     status: CollectReport,
 ) {
     // The stored cursor; later ones are what this task handed on.
     let mut cursor = pipeline.lock().ok().and_then(|p| p.cursor(&node)).map(|c| (c.epoch, c.seq)).unwrap_or((0, 0));
+    let mut link = directory.watch(&node);
     loop {
         let result = async {
-            let mut client = bulkhead_api::connect_unix(&socket).await.map_err(|e| e.to_string())?;
+            let channel = directory.channel(&node).await.map_err(|e| e.to_string())?;
+            let mut client = pb::agent_client::AgentClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
             let filter = pb::FlowFilter { follow: true, after_seq: cursor.1, epoch: cursor.0 };
             let mut stream = client.stream_flows(filter).await.map_err(|s| s.message().to_string())?.into_inner();
             report(&status, &node, String::new());
@@ -62,9 +63,13 @@ pub async fn run(
             Err(e) => {
                 report(&status, &node, e.clone());
                 tracing::debug!(%node, error = %e, "flow stream (retrying)");
+                directory.forget(&node);
             }
         }
-        tokio::time::sleep(RETRY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY) => {}
+            _ = crate::policy::sync::relinked(&mut link) => {}
+        }
     }
 }
 
