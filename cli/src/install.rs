@@ -15,8 +15,12 @@ use bulkhead_model::Mode;
 use clap::Args;
 use serde_json::{Value, json};
 
-/// The controller's HTTPS port: API, console and (soon) agents.
+/// The controller's HTTPS port: API and console.
 pub const API_PORT: u16 = 8443;
+/// The controller's agents port (mTLS, and enrollment for agents without a certificate).
+pub const AGENTS_PORT: u16 = bulkhead_api::tunnel::AGENTS_PORT;
+/// The ConfigMap of revoked agents (not printed: created by the operator when needed).
+pub const REVOKED_CONFIG_MAP: &str = "bulkhead-revoked-agents";
 /// The controller's metrics and health port (plain HTTP, no data beyond counters).
 pub const CONTROLLER_METRICS_PORT: u16 = 9090;
 /// The agent's metrics and health port, on each node's address (host network).
@@ -51,8 +55,9 @@ pub struct InstallArgs {
     #[arg(long, default_value = "IfNotPresent", value_parser = ["Always", "IfNotPresent", "Never"])]
     pub image_pull_policy: String,
     /// Also print Secrets with a new CA, the controller's certificate and a
-    /// first admin token. Without it, create the Secret bulkhead-controller-tls
-    /// (kubernetes.io/tls) yourself, e.g. with cert-manager, and sign in with
+    /// first admin token. Without it, create the Secrets bulkhead-controller-tls
+    /// (kubernetes.io/tls, with ca.crt) and bulkhead-ca (ca.crt and ca.key, the
+    /// CA that signs agents) yourself, e.g. with cert-manager, and sign in with
     /// Kubernetes tokens bound to the bulkhead-admin ClusterRole.
     #[arg(long)]
     pub generate_secrets: bool,
@@ -177,9 +182,6 @@ pub fn install(a: &InstallArgs) -> Result<String> {
         out.push_str("---\n");
         out.push_str(&render::yaml(o, &agent::REASONS)?);
     }
-    eprintln!(
-        "bulkhead install: NOTE: agents do not connect to the controller over the network yet; installed\n  agents load and pin the dataplane but receive no policy, so a cluster is not protected by this\n  release (see Known limits in the README)."
-    );
     if a.generate_secrets {
         eprintln!(
             "bulkhead install: the first admin token is in Secret {ADMIN_TOKEN_SECRET}; read it with\n  kubectl -n {} get secret {ADMIN_TOKEN_SECRET} -o jsonpath='{{.data.token}}' | base64 -d",

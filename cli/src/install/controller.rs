@@ -1,10 +1,13 @@
 //! The controller: one Deployment (one writer of its state volume, so
-//! `Recreate`), its Services (API and agents; the console), its state
+//! `Recreate`), its Services (API, agents and metrics; the console), its state
 //! volume and a PodDisruptionBudget.
 
 use serde_json::{Value, json};
 
-use super::{API_PORT, CONTROLLER_METRICS_PORT, InstallArgs, TLS_SECRET, TOKENS_SECRET, meta, selector};
+use super::{
+    AGENTS_PORT, API_PORT, CA_SECRET, CONTROLLER_METRICS_PORT, InstallArgs, REVOKED_CONFIG_MAP, TLS_SECRET,
+    TOKENS_SECRET, meta, selector,
+};
 
 const STATE: &str = "bulkhead-controller-state";
 
@@ -21,6 +24,15 @@ fn args(a: &InstallArgs) -> Vec<String> {
         "--api-tls-key=/etc/bulkhead/tls/tls.key".into(),
         "--console-dir=/usr/share/bulkhead/console".into(),
         format!("--metrics-addr=0.0.0.0:{CONTROLLER_METRICS_PORT}"),
+        // Agents dial here with mTLS; one without a certificate may only
+        // enroll, with its pod's token, for the node the API server names.
+        format!("--agent-listen=0.0.0.0:{AGENTS_PORT}"),
+        "--agent-tls-ca=/etc/bulkhead/ca/ca.crt".into(),
+        "--agent-tls-cert=/etc/bulkhead/tls/tls.crt".into(),
+        "--agent-tls-key=/etc/bulkhead/tls/tls.key".into(),
+        "--agent-enroll-ca-key=/etc/bulkhead/ca/ca.key".into(),
+        format!("--agent-service-account={}:bulkhead-agent", a.namespace),
+        "--revoked-agents=/etc/bulkhead/revoked/revoked-agents".into(),
     ];
     if a.generate_secrets {
         v.push("--tokens-file=/etc/bulkhead/tokens/tokens.yaml".into());
@@ -39,12 +51,17 @@ fn volumes(a: &InstallArgs) -> (Value, Value) {
         json!({ "name": "run", "emptyDir": { "medium": "Memory", "sizeLimit": "16Mi" } }),
         json!({ "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }),
         json!({ "name": "tls", "secret": { "secretName": TLS_SECRET, "defaultMode": 0o440 } }),
+        json!({ "name": "ca", "secret": { "secretName": CA_SECRET, "defaultMode": 0o440 } }),
+        // Optional: until the operator creates it, nobody is revoked.
+        json!({ "name": "revoked", "configMap": { "name": REVOKED_CONFIG_MAP, "optional": true, "defaultMode": 0o444 } }),
     ];
     let mut mounts = vec![
         json!({ "name": "state", "mountPath": "/var/lib/bulkhead/controller" }),
         json!({ "name": "run", "mountPath": "/run/bulkhead" }),
         json!({ "name": "tmp", "mountPath": "/tmp" }),
         json!({ "name": "tls", "mountPath": "/etc/bulkhead/tls", "readOnly": true }),
+        json!({ "name": "ca", "mountPath": "/etc/bulkhead/ca", "readOnly": true }),
+        json!({ "name": "revoked", "mountPath": "/etc/bulkhead/revoked", "readOnly": true }),
     ];
     if a.generate_secrets {
         volumes.push(json!({ "name": "tokens", "secret": { "secretName": TOKENS_SECRET, "defaultMode": 0o440 } }));
@@ -92,6 +109,7 @@ fn deployment(a: &InstallArgs) -> Value {
                         "env": [{ "name": "RUST_LOG", "value": "info" }],
                         "ports": [
                             { "name": "https", "containerPort": API_PORT, "protocol": "TCP" },
+                            { "name": "agents", "containerPort": AGENTS_PORT, "protocol": "TCP" },
                             { "name": "metrics", "containerPort": CONTROLLER_METRICS_PORT, "protocol": "TCP" },
                         ],
                         "startupProbe": { "httpGet": { "path": "/healthz", "port": "metrics" }, "periodSeconds": 2, "failureThreshold": 150 },
@@ -144,6 +162,7 @@ pub fn objects(a: &InstallArgs) -> Vec<Value> {
             "selector": selector("controller"),
             "ports": [
                 { "name": "https", "port": API_PORT, "targetPort": "https", "protocol": "TCP" },
+                { "name": "agents", "port": AGENTS_PORT, "targetPort": "agents", "protocol": "TCP" },
                 { "name": "metrics", "port": CONTROLLER_METRICS_PORT, "targetPort": "metrics", "protocol": "TCP" },
             ],
         },

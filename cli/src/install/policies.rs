@@ -1,11 +1,11 @@
 //! NetworkPolicies for Bulkhead's own namespace: nothing in or out but the
-//! API (authenticated), metrics for the monitoring namespace, and the
+//! API (authenticated), the agents port (mTLS), metrics for the monitoring namespace, and the
 //! controller's calls to DNS, the API server and alert webhooks. The agents
 //! run in the host network, which NetworkPolicy does not govern.
 
 use serde_json::{Value, json};
 
-use super::{API_PORT, CONTROLLER_METRICS_PORT, InstallArgs, meta, selector};
+use super::{AGENTS_PORT, API_PORT, CONTROLLER_METRICS_PORT, InstallArgs, meta, selector};
 
 /// The namespace's policies.
 pub fn objects(a: &InstallArgs) -> Vec<Value> {
@@ -27,6 +27,8 @@ pub fn objects(a: &InstallArgs) -> Vec<Value> {
                 "ingress": [
                     // The API and console: every caller authenticates with a token.
                     { "ports": [{ "protocol": "TCP", "port": API_PORT }] },
+                    // Agents dial from their nodes' addresses (host network): mTLS decides.
+                    { "ports": [{ "protocol": "TCP", "port": AGENTS_PORT }] },
                     {
                         "from": [{ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": a.metrics_namespace } } }],
                         "ports": [{ "protocol": "TCP", "port": CONTROLLER_METRICS_PORT }],

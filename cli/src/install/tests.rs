@@ -164,3 +164,73 @@ fn the_node_cleanup_is_ready_only_after_its_init_container_cleaned() {
     assert_eq!(spec["initContainers"][0]["image"], "registry.example/bulkhead:1");
     assert!(spec["initContainers"][0]["securityContext"]["capabilities"]["add"].is_null());
 }
+
+/// The container's args as the binary would get them (Kubernetes expands `$(VAR)`).
+fn container_args(object: &Value, env: &[(&str, &str)]) -> Vec<String> {
+    let args = object["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap();
+    let mut out = vec!["bulkhead".to_string()];
+    for a in args {
+        let mut a = a.as_str().unwrap().to_string();
+        for (name, value) in env {
+            a = a.replace(&format!("$({name})"), value);
+        }
+        out.push(a);
+    }
+    out
+}
+
+#[test]
+fn agents_reach_the_controller_over_mtls_enrolling_with_a_token_bound_to_their_pod() {
+    use clap::Parser;
+    let mut a = args();
+    a.namespace = "bh-x".into();
+    let objects = objects(&a).unwrap();
+
+    // The agent's args, through the binary's own parser: it dials the
+    // controller's Service on the agents port and enrolls with its token.
+    let ds = find(&objects, "DaemonSet", "bulkhead-agent");
+    let argv = container_args(ds, &[("BULKHEAD_HOST_IP", "10.0.0.1")]);
+    let argv: Vec<String> = argv.into_iter().chain(["--node=node-1".to_string()]).collect();
+    let Ok(crate::Cli { command: crate::Command::Agent { uplink, .. }, .. }) = crate::Cli::try_parse_from(&argv) else {
+        panic!("the agent's args do not parse: {argv:?}");
+    };
+    let up = uplink.uplink().unwrap().unwrap();
+    assert_eq!(up.addr, format!("bulkhead-controller.bh-x.svc:{AGENTS_PORT}"));
+    assert_eq!(up.server_name, "bulkhead-controller.bh-x.svc");
+    assert!(secrets::dns_names("bh-x").contains(&up.server_name), "the generated certificate covers the name");
+    let bulkhead_agent::uplink::Identity::Enroll { token } = &up.identity else {
+        panic!("the agent does not enroll: {:?}", up.identity);
+    };
+    // The token is projected for the controller's audience, beside the CA only.
+    let spec = &ds["spec"]["template"]["spec"];
+    let identity = spec["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "identity").unwrap();
+    let sources = identity["projected"]["sources"].as_array().unwrap();
+    let projected = &sources[0]["serviceAccountToken"];
+    assert_eq!(projected["audience"], bulkhead_controller::agents::enroll::AUDIENCE);
+    assert_eq!(
+        token.strip_prefix(agent::IDENTITY_DIR).unwrap(),
+        std::path::Path::new(projected["path"].as_str().unwrap())
+    );
+    assert_eq!(sources[1]["secret"]["items"], serde_json::json!([{ "key": "ca.crt", "path": "ca.crt" }]));
+    assert_eq!(spec["automountServiceAccountToken"], false, "no API token beyond the projected one");
+
+    // The controller's args parse too: it serves the agents port, enrolls
+    // only the agents' ServiceAccount, and reads the optional revocations.
+    let controller = find(&objects, "Deployment", "bulkhead-controller");
+    let argv = container_args(controller, &[]);
+    let Ok(crate::Cli { command: crate::Command::Controller(_), .. }) = crate::Cli::try_parse_from(&argv) else {
+        panic!("the controller's args do not parse: {argv:?}");
+    };
+    assert!(argv.contains(&"--agent-service-account=bh-x:bulkhead-agent".to_string()), "{argv:?}");
+    assert!(argv.iter().any(|a| a.starts_with("--agent-enroll-ca-key=")), "{argv:?}");
+    let volumes = controller["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let revoked = volumes.iter().find(|v| v["name"] == "revoked").unwrap();
+    assert_eq!(revoked["configMap"]["optional"], true);
+    assert!(objects.iter().all(|o| o["metadata"]["name"] != REVOKED_CONFIG_MAP), "re-applying must not un-revoke");
+
+    // The Service and the namespace's policy let agents in on that port.
+    let service = find(&objects, "Service", "bulkhead-controller");
+    assert!(service["spec"]["ports"].as_array().unwrap().iter().any(|p| p["port"] == AGENTS_PORT));
+    let policy = find(&objects, "NetworkPolicy", "bulkhead-controller");
+    assert!(policy["spec"]["ingress"].to_string().contains(&format!("\"port\":{AGENTS_PORT}")));
+}
