@@ -45,6 +45,9 @@ pub struct AgentConfig {
     /// The controller to dial over the network (mTLS), besides serving the
     /// Unix socket; `None` waits for a controller on the socket only.
     pub controller: Option<crate::uplink::Uplink>,
+    /// Where pods' network namespace files are looked for, to find a pod
+    /// from its addresses (empty: `/var/run/netns`).
+    pub netns_dirs: Vec<PathBuf>,
 }
 
 impl AgentConfig {
@@ -66,6 +69,7 @@ impl AgentConfig {
             payload_samples: true,
             listener_scan: Some(std::time::Duration::from_secs(10)),
             controller: None,
+            netns_dirs: Vec::new(),
         }
     }
 }

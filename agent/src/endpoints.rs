@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
-use bulkhead_cni::{HostInterface, PodNetwork};
+use bulkhead_cni::{Discovered, NetnsIndex, PodNetwork};
 
 use crate::desired::EndpointSpec;
 
@@ -24,11 +25,36 @@ pub enum Attachment {
     },
 }
 
-/// Finds the host interface of `spec` through the CNI adapters.
-pub fn resolve(spec: &EndpointSpec) -> Result<HostInterface, String> {
-    let pod =
-        PodNetwork { netns: spec.netns.clone(), ip: spec.ips.first().copied(), pod_ifname: spec.pod_ifname.clone() };
-    bulkhead_cni::resolve_auto(&pod).map_err(|e| e.to_string())
+/// The node's pod namespaces, read on first need and at most once per apply:
+/// one apply finds many new pods, and each would otherwise read them all.
+pub struct Finder {
+    dirs: Vec<PathBuf>,
+    index: Option<Result<NetnsIndex, String>>,
+}
+
+impl Finder {
+    /// Looks in `dirs` (empty: the default directories).
+    pub fn new(dirs: &[PathBuf]) -> Self {
+        Self { dirs: bulkhead_cni::discover::netns_dirs(dirs), index: None }
+    }
+
+    /// Finds the host interface of `spec`: through the namespace file the
+    /// controller sent, if any (the `bulkhead.dev/netns` annotation), else
+    /// from its addresses alone, as on a real node.
+    pub fn resolve(&mut self, spec: &EndpointSpec) -> Result<Discovered, String> {
+        let pod = PodNetwork {
+            netns: spec.netns.clone(),
+            ip: spec.ips.first().copied(),
+            pod_ifname: spec.pod_ifname.clone(),
+        };
+        if spec.netns.is_some() {
+            return bulkhead_cni::discover(&pod, &spec.ips, &NetnsIndex::default()).map_err(|e| e.to_string());
+        }
+        let dirs = &self.dirs;
+        let index = self.index.get_or_insert_with(|| NetnsIndex::scan(dirs).map_err(|e| e.to_string()));
+        let index = index.as_ref().map_err(|e| format!("reading the node's pod namespaces: {e}"))?;
+        bulkhead_cni::discover(&pod, &spec.ips, index).map_err(|e| e.to_string())
+    }
 }
 
 /// Interfaces of the current network namespace, by index. An error is

@@ -49,6 +49,8 @@ pub struct Node {
     maps: Maps,
     desired: DesiredState,
     attachments: BTreeMap<u32, Attachment>,
+    /// The namespace files found for pods the controller sent without one.
+    found_netns: BTreeMap<u32, std::path::PathBuf>,
     quarantines: Arc<Quarantines>,
     audit: AuditLog,
     enricher: Arc<Enricher>,
@@ -173,6 +175,7 @@ impl Node {
             maps,
             desired,
             attachments,
+            found_netns: BTreeMap::new(),
             quarantines,
             audit,
             enricher,
@@ -217,7 +220,9 @@ impl Node {
             .endpoints
             .iter()
             .filter(|e| matches!(self.attachments.get(&e.endpoint_id), Some(Attachment::Attached { .. })))
-            .map(|e| (e.endpoint_id, e.netns.clone(), e.name()))
+            .map(|e| {
+                (e.endpoint_id, e.netns.clone().or_else(|| self.found_netns.get(&e.endpoint_id).cloned()), e.name())
+            })
             .collect()
     }
 
@@ -260,6 +265,8 @@ impl Node {
         let mut attachments = BTreeMap::new();
         let mut wanted = KernelState { table, ..Default::default() };
         let mut used_ifindex = BTreeSet::new();
+        let mut finder = endpoints::Finder::new(&self.cfg.netns_dirs);
+        let mut found_netns = BTreeMap::new();
         for spec in &new.endpoints {
             // Unchanged pod whose interface is still there: nothing to find or attach again.
             let known = self.desired.endpoints.iter().find(|e| e.endpoint_id == spec.endpoint_id);
@@ -274,8 +281,27 @@ impl Node {
                 _ => None,
             };
             let found = match reuse {
-                Some((ifindex, ifname)) => Ok((ifindex, ifname, false)),
-                None => endpoints::resolve(spec).map(|h| (h.ifindex, h.ifname, true)),
+                Some((ifindex, ifname)) => {
+                    // Its namespace, for reading its sockets: known from an
+                    // earlier apply, or found again once after a restart.
+                    let netns = match self.found_netns.get(&spec.endpoint_id) {
+                        Some(n) => Some(n.clone()),
+                        None if spec.netns.is_none() => {
+                            finder.resolve(spec).ok().filter(|d| d.iface.ifindex == ifindex).and_then(|d| d.netns)
+                        }
+                        None => None,
+                    };
+                    if let Some(n) = netns {
+                        found_netns.insert(spec.endpoint_id, n);
+                    }
+                    Ok((ifindex, ifname, false))
+                }
+                None => finder.resolve(spec).map(|d| {
+                    if let (None, Some(n)) = (&spec.netns, d.netns) {
+                        found_netns.insert(spec.endpoint_id, n);
+                    }
+                    (d.iface.ifindex, d.iface.ifname, true)
+                }),
             };
             let attachment = match found {
                 Ok((ifindex, ifname, _)) if !used_ifindex.insert(ifindex) => {
@@ -365,6 +391,7 @@ impl Node {
 
         self.desired = new;
         self.attachments = attachments;
+        self.found_netns = found_netns;
         self.refresh_xdp()?;
         self.enricher = Arc::new(Enricher::new(&self.cfg.node, &self.desired));
         self.save(&wire)?;

@@ -87,6 +87,11 @@ enum Command {
         /// ports from declared ones.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         listener_scan_interval: u64,
+        /// Where pods' network namespace files are (repeatable) [default:
+        /// /var/run/netns]. A pod the controller sends without one is found
+        /// from its addresses among the namespaces this node's veths lead to.
+        #[arg(long = "netns-dir", value_name = "DIR")]
+        netns_dirs: Vec<PathBuf>,
         #[command(flatten)]
         uplink: uplink::UplinkArgs,
     },
@@ -458,6 +463,7 @@ fn main() -> Result<()> {
             events_burst,
             no_payload_samples,
             listener_scan_interval,
+            netns_dirs,
             uplink,
         } => {
             if let Some(ns) = &netns {
@@ -478,6 +484,7 @@ fn main() -> Result<()> {
             cfg.listener_scan =
                 (listener_scan_interval > 0).then(|| std::time::Duration::from_secs(listener_scan_interval));
             cfg.controller = uplink.uplink()?;
+            cfg.netns_dirs = netns_dirs;
             runtime()?.block_on(bulkhead_agent::run(cfg))?;
             Ok(())
         }

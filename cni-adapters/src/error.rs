@@ -171,6 +171,30 @@ pub enum CniError {
         ifindex: u32,
     },
 
+    /// No namespace of this node holds the pod's addresses on a veth that
+    /// pairs with a node interface, and no host route leads to them.
+    #[error(
+        "pod with IPs {ips:?} not found on this node: none of the {scanned} pod network namespaces peered with its veths holds them, and no host route leads to them{}",
+        if tried.is_empty() { String::new() } else { format!(" ({})", tried.join("; ")) }
+    )]
+    NotDiscovered {
+        /// The pod's addresses.
+        ips: Vec<IpAddr>,
+        /// How many namespaces were read.
+        scanned: usize,
+        /// What each candidate said.
+        tried: Vec<String>,
+    },
+
+    /// Several namespaces of this node hold the pod's address on a veth.
+    #[error("pod IP {ip} is held by several network namespaces of this node: {}", netns.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    AmbiguousPod {
+        /// The address.
+        ip: IpAddr,
+        /// The namespaces that hold it.
+        netns: Vec<PathBuf>,
+    },
+
     /// No host route (/32 or /128) to the pod IP exists in the node netns.
     #[error("no host route (/32 or /128) to pod IP {ip} in the node netns")]
     NoHostRoute {

@@ -11,6 +11,7 @@
 
 mod bridge;
 mod detect;
+pub mod discover;
 mod error;
 mod netlink;
 pub mod netns;
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 
 pub use bridge::BridgeResolver;
 pub use detect::resolve_auto;
+pub use discover::{Discovered, NetnsIndex, discover};
 pub use error::{CniError, PeerMismatch};
 pub use netns::in_netns;
 pub use ptp::PtpResolver;

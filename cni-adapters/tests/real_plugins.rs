@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use bulkhead_cni::{
-    BridgeResolver, CniError, HostInterface, HostInterfaceKind, PeerMismatch, PodNetwork, PtpResolver, VethPeerResolver,
+    BridgeResolver, CniError, Discovered, HostInterface, HostInterfaceKind, NetnsIndex, PeerMismatch, PodNetwork,
+    PtpResolver, VethPeerResolver, discover,
 };
 use lab::{Lab, ip};
 
@@ -113,6 +114,12 @@ fn macvlan_plugin_is_unsupported() {
 
     let err = lab.resolve(&VethPeerResolver, &lab.by_netns()).unwrap_err();
     assert!(matches!(err, CniError::Unsupported { kind: "macvlan", .. }), "{err:?}");
+
+    // Found by its address alone, it is reported the same way.
+    let pod_ip = lab.pod_ip();
+    let err = discover_in(&lab, vec![PathBuf::from("/var/run/netns")], vec![pod_ip]).unwrap_err();
+    assert!(matches!(err, CniError::Unsupported { kind: "macvlan", .. }), "{err:?}");
+    assert!(err.to_string().contains(lab.pod()), "{err}");
 }
 
 #[test]
@@ -211,4 +218,77 @@ fn missing_or_bogus_netns_paths_are_clear_errors() {
     // Nothing to go on at all.
     let err = lab.auto(&PodNetwork::default()).unwrap_err();
     assert!(matches!(err, CniError::MissingPodInfo { .. }), "{err:?}");
+}
+
+/// Discovery, as the agent runs it inside the node netns.
+fn discover_in(lab: &Lab, dirs: Vec<PathBuf>, ips: Vec<IpAddr>) -> Result<(Discovered, usize), CniError> {
+    lab.in_node(move || {
+        let index = NetnsIndex::scan(&dirs)?;
+        let pod = PodNetwork { netns: None, ip: None, pod_ifname: "eth0".to_owned() };
+        discover(&pod, &ips, &index).map(|d| (d, index.scanned))
+    })
+}
+
+#[test]
+fn pods_are_found_from_their_addresses_alone_on_bridge_and_ptp() {
+    let run = PathBuf::from("/var/run/netns");
+    for (plugin, extra, kind) in [
+        ("bridge", r#""bridge":"bhbr1","isGateway":true,"#, HostInterfaceKind::VethOnBridge),
+        ("ptp", r#""ipMasq":false,"#, HostInterfaceKind::RoutedVeth),
+    ] {
+        let mut lab = Lab::new();
+        lab.cni_add(plugin, extra);
+        let (veth, veth_index) = lab.node_veth();
+        let pod_ip = lab.pod_ip();
+        // A namespace elsewhere with the same address (another node, another
+        // lab on this host) is never a candidate: no veth of this node leads there.
+        let twin = lab.add_netns("twin");
+        let elsewhere = lab.add_netns("elsewhere");
+        ip(&["-n", &elsewhere, "link", "add", "t0", "type", "veth", "peer", "name", "eth0", "netns", &twin]);
+        ip(&["-n", &twin, "addr", "add", &format!("{pod_ip}/24"), "dev", "eth0"]);
+        ip(&["-n", &twin, "link", "set", "eth0", "up"]);
+
+        let (found, scanned) = discover_in(&lab, vec![run.clone()], vec![pod_ip]).unwrap();
+        assert_eq!(scanned, 1, "{plugin}: only the node's own pod is read");
+        assert_eq!(
+            (found.iface.ifname.as_str(), found.iface.ifindex, found.iface.kind),
+            (veth.as_str(), veth_index, kind)
+        );
+        assert_eq!(found.netns, Some(lab.pod_netns_path()), "{plugin}");
+
+        // Without the namespace files, only a routed pod can still be found (by its host route).
+        let empty = PathBuf::from(format!("/tmp/{}-no-netns", lab.id));
+        std::fs::create_dir_all(&empty).unwrap();
+        let without = discover_in(&lab, vec![empty.clone()], vec![pod_ip]);
+        let _ = std::fs::remove_dir(&empty);
+        match plugin {
+            "ptp" => {
+                let (found, _) = without.unwrap();
+                assert_eq!((found.iface.ifindex, found.netns), (veth_index, None));
+            }
+            _ => {
+                let err = without.unwrap_err();
+                assert!(matches!(err, CniError::NotDiscovered { .. }), "{err:?}");
+                assert!(
+                    err.to_string().contains(&pod_ip.to_string()) && err.to_string().contains("no host route"),
+                    "{err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn two_pods_of_a_node_with_one_address_are_refused_not_guessed() {
+    let mut lab = Lab::new();
+    lab.cni_add("bridge", r#""bridge":"bhbr2","isGateway":true,"#);
+    let pod_ip = lab.pod_ip();
+    let clone = lab.add_netns("clone");
+    ip(&["-n", lab.node(), "link", "add", "c0", "type", "veth", "peer", "name", "eth0", "netns", &clone]);
+    ip(&["-n", &clone, "addr", "add", &format!("{pod_ip}/24"), "dev", "eth0"]);
+    ip(&["-n", &clone, "link", "set", "eth0", "up"]);
+    ip(&["-n", lab.node(), "link", "set", "c0", "up"]);
+    let err = discover_in(&lab, vec![PathBuf::from("/var/run/netns")], vec![pod_ip]).unwrap_err();
+    assert!(matches!(&err, CniError::AmbiguousPod { netns, .. } if netns.len() == 2), "{err:?}");
+    assert!(err.to_string().contains(&clone), "{err}");
 }

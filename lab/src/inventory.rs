@@ -1,7 +1,7 @@
 //! What the lab's controller reads: the lab as Kubernetes objects. Pods
-//! carry what the API server would know after scheduling (node name,
-//! addresses) plus the path of their network namespace for the agents;
-//! nodes carry their fabric address; policies pass through as written.
+//! carry only what the API server would know after scheduling (node name,
+//! addresses), so the agents find them from their addresses as on a real
+//! node; nodes carry their fabric address; policies pass through as written.
 
 use std::path::{Path, PathBuf};
 
@@ -9,9 +9,6 @@ use serde_json::{Value, json};
 
 use crate::error::LabError;
 use crate::state::LabState;
-
-/// Annotation with the pod's network namespace path (read by the controller).
-pub const NETNS_ANNOTATION: &str = "bulkhead.dev/netns";
 
 /// Cluster name the lab's identities carry.
 pub const CLUSTER: &str = "lab";
@@ -34,8 +31,7 @@ fn objects(lab: &LabState, policies: &[serde_yaml::Value]) -> Result<Vec<Value>,
     }
     for p in &lab.pods {
         let node = lab.nodes.iter().find(|n| n.index == p.node).map(|n| n.name.clone()).unwrap_or_default();
-        let mut annotations = p.annotations.clone();
-        annotations.insert(NETNS_ANNOTATION.into(), crate::netns::path(&p.netns).to_string_lossy().into_owned());
+        let annotations = p.annotations.clone();
         let owners = match p.owner.as_deref().and_then(|o| o.split_once('/')) {
             Some((kind, name)) => {
                 json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": format!("{}/{kind}/{name}", p.namespace), "controller": true}])

@@ -13,17 +13,19 @@ use crate::CniError;
 /// Link-local IPv6 and loopback addresses are skipped: no node route ever
 /// points at them, so they cannot tell routed wiring apart from plain veths.
 pub(crate) fn routable_on_link(sock: &mut RtSocket, index: u32) -> Result<Vec<IpAddr>, CniError> {
+    Ok(routable(sock)?.into_iter().filter(|(i, _)| *i == index).map(|(_, ip)| ip).collect())
+}
+
+/// Every routable address of the socket's namespace, with its link's ifindex.
+pub(crate) fn routable(sock: &mut RtSocket) -> Result<Vec<(u32, IpAddr)>, CniError> {
     let replies = sock
         .dump(&RouteNetlinkMessage::GetAddress(AddressMessage::default()))
-        .map_err(|err| sock.error(format!("dump addresses of ifindex {index}"), err))?;
+        .map_err(|err| sock.error("dump addresses", err))?;
     let mut addrs = Vec::new();
     for reply in replies {
         let RouteNetlinkMessage::NewAddress(msg) = reply else {
             continue;
         };
-        if msg.header.index != index {
-            continue;
-        }
         // IFA_LOCAL is the interface's own address on point-to-point links,
         // IFA_ADDRESS elsewhere; prefer the former when both are present.
         let local = msg.attributes.iter().find_map(|attr| match attr {
@@ -35,7 +37,7 @@ pub(crate) fn routable_on_link(sock: &mut RtSocket, index: u32) -> Result<Vec<Ip
             _ => None,
         });
         if let Some(ip) = local.or(address).filter(|ip| is_routable(*ip)) {
-            addrs.push(ip);
+            addrs.push((msg.header.index, ip));
         }
     }
     Ok(addrs)

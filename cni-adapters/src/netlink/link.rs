@@ -74,6 +74,20 @@ pub(crate) fn by_index(sock: &mut RtSocket, index: u32) -> Result<Option<Link>, 
     get_one(sock, msg, || format!("get link by ifindex {index}"))
 }
 
+/// Every link of the socket's namespace.
+pub(crate) fn all(sock: &mut RtSocket) -> Result<Vec<Link>, CniError> {
+    let replies = sock
+        .dump(&RouteNetlinkMessage::GetLink(LinkMessage::default()))
+        .map_err(|err| sock.error("dump links", err))?;
+    Ok(replies
+        .into_iter()
+        .filter_map(|reply| match reply {
+            RouteNetlinkMessage::NewLink(link) => Some(Link::from_message(link)),
+            _ => None,
+        })
+        .collect())
+}
+
 fn get_one(sock: &mut RtSocket, msg: LinkMessage, op: impl Fn() -> String) -> Result<Option<Link>, CniError> {
     match sock.get(RouteNetlinkMessage::GetLink(msg)) {
         Ok(replies) => Ok(replies.into_iter().find_map(|reply| match reply {

@@ -67,7 +67,9 @@ pub fn for_node(
             identity: ep.identity,
             namespace: pod.namespace.clone(),
             pod: pod.name.clone(),
-            netns: extras.netns.clone(),
+            // Never from the pod's own object: a pod that named another's
+            // namespace would take over its interface. The agent finds it.
+            netns: String::new(),
             ips: pod.ips.iter().map(|i| i.to_string()).collect(),
             ingress_mode: m,
             egress_mode: m,

@@ -19,17 +19,12 @@ use bulkhead_policy::routes::{ingress_backends, route_backends};
 /// stages a suggestion. The Kubernetes source drops it from NetworkPolicies;
 /// only the controller's root-only API sets it.
 pub const MODE_ANNOTATION: &str = "bulkhead.dev/mode";
-/// Annotation giving the path of a pod's network namespace, for agents that
-/// cannot find it on their own (the lab sets it).
-pub const NETNS_ANNOTATION: &str = "bulkhead.dev/netns";
 
 use bulkhead_model::Mode;
 
 /// What the controller knows about a pod beyond policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodExtras {
-    /// Path of the pod's network namespace, if given.
-    pub netns: String,
     /// The pod's or its namespace's mode, if annotated.
     pub mode: Option<Mode>,
     /// The pod's uid (or "namespace/name" when it has none): endpoint ids follow it.
@@ -233,9 +228,7 @@ impl Store {
                         m.inventory.host_network.insert(format!("{}/{}", h.namespace, h.name), h);
                     }
                     let Some(p) = Pod::from_object(pod, cluster)? else { continue };
-                    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
                     let extras = PodExtras {
-                        netns: annotations.get(NETNS_ANNOTATION).cloned().unwrap_or_default(),
                         mode: mode_of(&pod.metadata, "Pod", Some(&p.namespace))?,
                         uid: pod.metadata.uid.clone().unwrap_or_else(|| p.key()),
                         workload: owner_workload(&pod.metadata),
