@@ -68,6 +68,22 @@ pub struct ControllerArgs {
     /// ClusterNetworkPolicies.
     #[arg(long)]
     kubernetes: bool,
+    /// Run as one of several replicas: the holder of the Lease --ha-lease
+    /// leads (agents, changes); the others serve reads. Needs --kubernetes.
+    #[arg(long, requires = "kubernetes")]
+    ha: bool,
+    /// The namespace of the Lease and of the state ConfigMap (the controller's own).
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE", default_value = "bulkhead-system")]
+    ha_namespace: String,
+    /// This replica's identity in the Lease [default: the host name, a pod's name].
+    #[arg(long, value_name = "NAME", env = "POD_NAME")]
+    ha_identity: Option<String>,
+    /// The Lease the replicas compete for.
+    #[arg(long, value_name = "NAME", default_value = bulkhead_controller::ha::lease::DEFAULT_LEASE)]
+    ha_lease: String,
+    /// The ConfigMap the leader keeps its state in.
+    #[arg(long, value_name = "NAME", default_value = bulkhead_controller::ha::persist::DEFAULT_STATE)]
+    ha_state: String,
     /// Serve Prometheus metrics (`bulkhead_controller_*`) on this address.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
@@ -212,6 +228,23 @@ pub async fn controller(a: ControllerArgs, api: Option<std::net::TcpListener>) -
         }),
         _ => None,
     };
+    let ha = if a.ha {
+        let identity = match a.ha_identity.filter(|i| !i.is_empty()) {
+            Some(i) => i,
+            None => nix::unistd::gethostname()
+                .map_err(|e| anyhow::anyhow!("--ha-identity not given and no host name: {e}"))?
+                .to_string_lossy()
+                .into_owned(),
+        };
+        Some(bulkhead_controller::ha::HaConfig {
+            namespace: a.ha_namespace,
+            lease: a.ha_lease,
+            state: a.ha_state,
+            identity,
+        })
+    } else {
+        None
+    };
     let cfg = bulkhead_controller::Config {
         cluster: a.cluster,
         state_dir: a.state_dir,
@@ -219,6 +252,7 @@ pub async fn controller(a: ControllerArgs, api: Option<std::net::TcpListener>) -
         mode,
         agents,
         agent_listen,
+        ha,
         manifests: a.manifests,
         kubernetes: a.kubernetes,
         metrics_addr: a.metrics_addr,

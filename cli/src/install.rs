@@ -74,6 +74,11 @@ pub struct InstallArgs {
     /// The namespace whose pods may scrape the controller's metrics.
     #[arg(long, default_value = "monitoring")]
     pub metrics_namespace: String,
+    /// Two controller replicas (a StatefulSet, each with its own state
+    /// volume) and leader election on a Lease: the standby takes over
+    /// within about 15 s of the leader's last renewal.
+    #[arg(long)]
+    pub ha: bool,
 }
 
 /// `bulkhead uninstall` options.
@@ -161,6 +166,9 @@ pub fn objects(a: &InstallArgs) -> Result<Vec<Value>> {
     })];
     out.extend(rbac::crds()?);
     out.extend(rbac::objects(&a.namespace));
+    if a.ha {
+        out.extend(rbac::leader_election(&a.namespace));
+    }
     if a.generate_secrets {
         out.extend(secrets::objects(&a.namespace)?);
     }
@@ -218,13 +226,20 @@ pub fn uninstall(a: &UninstallArgs) -> Result<String> {
         storage_class: None,
         ephemeral_state: false,
         metrics_namespace: "monitoring".into(),
+        ha: false,
     };
     if a.image.is_empty() {
         bail!("--image: expected an image reference");
     }
-    let objects = objects(&full)?;
+    // Whichever way it was installed: one replica or two.
+    let mut objects = objects(&full)?;
+    for o in self::objects(&InstallArgs { ha: true, ..full })? {
+        if !objects.iter().any(|k| k["kind"] == o["kind"] && k["metadata"]["name"] == o["metadata"]["name"]) {
+            objects.push(o);
+        }
+    }
     let rank = |o: &Value| match o["kind"].as_str() {
-        Some("Deployment") => 0,
+        Some("Deployment" | "StatefulSet") => 0,
         Some("DaemonSet") => 1,
         Some("CustomResourceDefinition") => 3,
         Some("Namespace") => 4,

@@ -46,6 +46,8 @@ pub struct Context {
     pub auth: Authenticator,
     /// The baselines' learning window (what-if replays it).
     pub learning: LearningConfig,
+    /// Whether this replica leads (fixed for the process: a change exits it).
+    pub leadership: crate::ha::Leadership,
 }
 
 impl std::fmt::Debug for Context {

@@ -86,6 +86,12 @@ pub enum ControllerError {
         /// What is wrong, with the line number.
         message: String,
     },
+    /// The controller Lease or the cluster's copy of the state failed.
+    #[error("leader election: {message}")]
+    Leadership {
+        /// What failed.
+        message: String,
+    },
     /// Serving the API failed.
     #[error("serving {what}: {message}")]
     Serve {
@@ -111,6 +117,7 @@ impl ControllerError {
             Self::Pki { .. } => "pki",
             Self::AgentUnreachable { .. } => "agent",
             Self::Revocations { .. } => "revocations",
+            Self::Leadership { .. } => "leadership",
             Self::Watch { .. } => "watch",
         }
     }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod context;
 pub mod error;
 pub mod grpc;
+pub mod ha;
 pub mod http;
 pub mod metrics;
 pub mod observation;

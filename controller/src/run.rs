@@ -140,6 +140,7 @@ pub fn open(
         audit,
         auth,
         learning,
+        leadership: crate::ha::Leadership::Leader,
     };
     Ok((Arc::new(ctx), receivers))
 }
@@ -154,21 +155,31 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
     let api_cfg = cfg.api.clone();
     let response = cfg.response.clone();
     let agent_listen = cfg.agent_listen.clone();
-    let (ctx, receivers) = tokio::task::spawn_blocking(move || open(cfg)).await.map_err(startup)??;
-    let mut kube_client = None;
-    let ctx = if kubernetes {
-        let client = kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
+    let kube_client = match kubernetes {
+        true => Some(kube::Client::try_default().await.map_err(|e| ControllerError::Watch {
             kind: "API server",
             message: format!("no Kubernetes client configuration: {e}"),
-        })?;
-        kube_client = Some(client.clone());
+        })?),
+        false => None,
+    };
+    let ha = match (&cfg.ha, &kube_client) {
+        (Some(ha), Some(client)) => Some(lead_or_stand_by(ha, client, &cfg.state_dir).await?),
+        (Some(_), None) => return Err(startup("--ha needs the Kubernetes API (--kubernetes)")),
+        (None, _) => None,
+    };
+    let (ctx, receivers) = tokio::task::spawn_blocking(move || open(cfg)).await.map_err(startup)??;
+    let ctx = if let Some(client) = &kube_client {
         tokio::spawn(watch_kubernetes(client.clone(), ctx.policy.clone()));
         let mut ctx = Arc::try_unwrap(ctx).map_err(|_| startup("context shared before start"))?;
-        ctx.auth.kubernetes = Some(crate::auth::kubernetes::KubernetesAuth::new(client, Vec::new()));
+        ctx.auth.kubernetes = Some(crate::auth::kubernetes::KubernetesAuth::new(client.clone(), Vec::new()));
+        if let Some((_, leadership)) = &ha {
+            ctx.leadership = leadership.clone();
+        }
         Arc::new(ctx)
     } else {
         ctx
     };
+    let leader = ctx.leadership.is_leader();
     let policy = ctx.policy.clone();
     let mut models = policy.lock().map(|s| s.models()).map_err(|_| startup("controller state lock poisoned"))?;
     // Before any flow is read: buffered flows are enriched with it.
@@ -195,7 +206,7 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
     for (node, rx) in receivers {
         tasks.start(node, rx);
     }
-    if let Some(listen) = agent_listen {
+    if let Some(listen) = agent_listen.filter(|_| leader) {
         let acceptor = crate::agents::listen::acceptor(&listen)?;
         let revoked = listen.revoked.as_deref().map(crate::agents::revoked::RevocationFile::open).transpose()?;
         let listener = tokio::net::TcpListener::bind(listen.addr).await.map_err(|source| ControllerError::Io {
@@ -254,9 +265,24 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
         source: e.source,
     })?;
     tracing::info!(socket = %socket.display(), "controller serving");
-    let shutdown = async move {
-        bulkhead_api::listen::shutdown_signal().await;
-        tracing::info!("shutting down; agents keep the last state");
+    let (changed_tx, changed_rx) = tokio::sync::oneshot::channel();
+    if let Some((elector, leadership)) = ha {
+        tokio::spawn(async move {
+            let next = elector.until_changed(&leadership).await;
+            let _ = changed_tx.send((leadership, next));
+        });
+    }
+    let mut role_changed = None;
+    let shutdown = async {
+        tokio::select! {
+            () = bulkhead_api::listen::shutdown_signal() => {
+                tracing::info!("shutting down; agents keep the last state");
+            }
+            Ok((was, now)) = changed_rx => {
+                tracing::warn!(%was, %now, "leadership changed: exiting, so the restart starts from the cluster's state");
+                role_changed = Some((was, now));
+            }
+        }
         let _ = stop_tx.send(true);
     };
     tonic::transport::Server::builder()
@@ -267,7 +293,40 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
         )
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| ControllerError::Serve { what: "gRPC", message: e.to_string() })
+        .map_err(|e| ControllerError::Serve { what: "gRPC", message: e.to_string() })?;
+    match role_changed {
+        Some((was, now)) => Err(ControllerError::Leadership {
+            message: format!("this replica was the {was} and is now the {now}; it exits to restart in its new role"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Takes part in the election before anything opens: a leader first writes
+/// the cluster's copy of the state into its state directory, then keeps
+/// the copy current; a standby opens what it has, to serve reads.
+async fn lead_or_stand_by(
+    ha: &crate::ha::HaConfig,
+    client: &kube::Client,
+    state_dir: &std::path::Path,
+) -> Result<(crate::ha::Elector, crate::ha::Leadership), ControllerError> {
+    let elector = crate::ha::Elector::new(client.clone(), &ha.namespace, &ha.lease, &ha.identity);
+    let leadership = elector.first().await;
+    tracing::info!(identity = %ha.identity, lease = %ha.lease, %leadership, "controller role");
+    if leadership.is_leader() {
+        let state = crate::ha::ClusterState::new(client.clone(), &ha.namespace, &ha.state);
+        match state.load().await? {
+            Some(copy) => {
+                let n = crate::ha::persist::adopt(state_dir, &copy)?;
+                tracing::info!(files = n, configmap = %ha.state, "adopted the cluster's copy of the state");
+            }
+            None => {
+                tracing::info!(configmap = %ha.state, "no copy of the state in the cluster yet: starting from this replica's")
+            }
+        }
+        tokio::spawn(crate::ha::persist::follow(state, crate::ha::HaConfig::files(state_dir)));
+    }
+    Ok((elector, leadership))
 }
 
 /// Ends blocks whose time is up, once a second. The agents lift them on

@@ -31,6 +31,8 @@ pub use error::ServiceError;
 pub use flows::FlowSubscription;
 pub use ops::Op;
 
+use bulkhead_model::Role;
+
 use crate::auth::Principal;
 use crate::context::Context;
 use crate::observation::flows::now_ns;
@@ -74,6 +76,15 @@ impl Service {
 
     /// Checks that `who`'s role allows `op`.
     fn authorize(&self, who: &Principal, op: Op, target: &str) -> Result<(), ServiceError> {
+        // A standby changes nothing: the leader would not know of it.
+        if op.role() != Role::Viewer && !self.ctx.leadership.is_leader() {
+            let why = format!("this controller is the {}: send changes to the leader", self.ctx.leadership);
+            let event = Event { action: op.name(), target, detail: &why, ..Default::default() };
+            if let Err(e) = self.ctx.audit.event(&who.caller(), Outcome::Refused, event) {
+                tracing::error!(error = %e, "auditing a refusal");
+            }
+            return Err(ServiceError::Unavailable(why));
+        }
         if who.role.includes(op.role()) {
             return Ok(());
         }

@@ -30,6 +30,7 @@ fn config(dir: &Path, tokens_file: PathBuf) -> bulkhead_controller::Config {
         mode: bulkhead_model::Mode::Enforce,
         agents: Default::default(),
         agent_listen: None,
+        ha: None,
         manifests: vec![],
         kubernetes: false,
         metrics_addr: None,

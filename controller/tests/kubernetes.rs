@@ -62,6 +62,7 @@ fn state(dir: &Path) -> State {
         mode: bulkhead_model::Mode::Enforce,
         agents: Default::default(),
         agent_listen: None,
+        ha: None,
         manifests: vec![],
         kubernetes: true,
         metrics_addr: None,

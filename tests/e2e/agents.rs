@@ -102,12 +102,16 @@ fn strangers_are_refused_and_a_revoked_node_is_cut_off_until_readmitted() {
     std::fs::write(&rogue_key, &rogue.key).unwrap();
     assert!(!stranger_dials(&lab, &api.ca_file, &rogue_cert, &rogue_key), "another CA's agent was admitted");
     assert!(!stranger_dials(&lab, &api.ca_file, &api.cert_file, &api.key_file), "a server certificate was admitted");
-    let refused: Vec<_> = audit(&lab)
-        .into_iter()
-        .filter(|r| r["action"] == "agent-refused" && r["outcome"] == "refused")
-        .filter(|r| r["source"].as_str().unwrap().starts_with(&format!("{}:", bulkhead_lab::probe::OUTSIDE_IP)))
-        .collect();
-    assert_eq!(refused.len(), 2, "each stranger is audited: {refused:?}");
+    let refused = || -> Vec<serde_json::Value> {
+        audit(&lab)
+            .into_iter()
+            .filter(|r| r["action"] == "agent-refused" && r["outcome"] == "refused")
+            .filter(|r| r["source"].as_str().unwrap().starts_with(&format!("{}:", bulkhead_lab::probe::OUTSIDE_IP)))
+            .collect()
+    };
+    // The dialer sees the refusal before the controller has written it down.
+    wait("both strangers audited", Duration::from_secs(5), || refused().len() >= 2);
+    assert_eq!(refused().len(), 2, "each stranger is audited once: {:?}", refused());
     // A valid agent certificate of the lab's CA still gets in (a new node registering).
     let newcomer = bulkhead_lab::api::agent_files(&api, "newcomer").unwrap();
     assert!(stranger_dials(&lab, &api.ca_file, &newcomer.cert, &newcomer.key), "a node of the lab's CA was refused");

@@ -88,6 +88,8 @@ fn install_output_is_valid_for_kubernetes_1_37_in_strict_mode() {
             ],
         ),
         install(&dir.0, "ephemeral", &["--ephemeral-state", "--generate-secrets"]),
+        install(&dir.0, "ha", &["--ha", "--generate-secrets", "--storage-class=fast"]),
+        install(&dir.0, "ha-ephemeral", &["--ha", "--ephemeral-state"]),
     ];
     let cleanup = try_bulkhead(&["uninstall", "--node-cleanup"]);
     assert!(cleanup.status.success());
@@ -110,6 +112,7 @@ fn checkov_finds_only_the_justified_risks() {
     let dir = Scratch::new("checkov");
     let file = install(&dir.0, "secrets", &["--generate-secrets"]);
     let mut failed = checkov(&file);
+    failed.extend(checkov(&install(&dir.0, "ha", &["--ha", "--generate-secrets"])));
     let cleanup = try_bulkhead(&["uninstall", "--node-cleanup"]);
     assert!(cleanup.status.success());
     let cleanup_file = dir.0.join("cleanup.yaml");

@@ -129,6 +129,7 @@ pub async fn serve(dir: &Path, max_flows: u64, console: Option<PathBuf>) -> Serv
         mode: bulkhead_model::Mode::Enforce,
         agents: Default::default(),
         agent_listen: None,
+        ha: None,
         manifests: vec![],
         kubernetes: false,
         metrics_addr: None,

@@ -10,6 +10,8 @@ use super::{
 };
 
 const STATE: &str = "bulkhead-controller-state";
+/// With `--ha`, the headless Service that names each replica.
+const REPLICAS: &str = "bulkhead-controller-replicas";
 
 fn args(a: &InstallArgs) -> Vec<String> {
     let mut v = vec![
@@ -37,24 +39,28 @@ fn args(a: &InstallArgs) -> Vec<String> {
     if a.generate_secrets {
         v.push("--tokens-file=/etc/bulkhead/tokens/tokens.yaml".into());
     }
+    if a.ha {
+        v.push("--ha".into());
+    }
     v
 }
 
 fn volumes(a: &InstallArgs) -> (Value, Value) {
-    let state = if a.ephemeral_state {
-        json!({ "name": "state", "emptyDir": {} })
-    } else {
-        json!({ "name": "state", "persistentVolumeClaim": { "claimName": STATE } })
+    let state = match (a.ephemeral_state, a.ha) {
+        (true, _) => Some(json!({ "name": "state", "emptyDir": {} })),
+        // Each replica's own, from the StatefulSet's claim template.
+        (false, true) => None,
+        (false, false) => Some(json!({ "name": "state", "persistentVolumeClaim": { "claimName": STATE } })),
     };
-    let mut volumes = vec![
-        state,
+    let mut volumes: Vec<Value> = state.into_iter().collect();
+    volumes.extend([
         json!({ "name": "run", "emptyDir": { "medium": "Memory", "sizeLimit": "16Mi" } }),
         json!({ "name": "tmp", "emptyDir": { "sizeLimit": "256Mi" } }),
         json!({ "name": "tls", "secret": { "secretName": TLS_SECRET, "defaultMode": 0o440 } }),
         json!({ "name": "ca", "secret": { "secretName": CA_SECRET, "defaultMode": 0o440 } }),
         // Optional: until the operator creates it, nobody is revoked.
         json!({ "name": "revoked", "configMap": { "name": REVOKED_CONFIG_MAP, "optional": true, "defaultMode": 0o444 } }),
-    ];
+    ]);
     let mut mounts = vec![
         json!({ "name": "state", "mountPath": "/var/lib/bulkhead/controller" }),
         json!({ "name": "run", "mountPath": "/run/bulkhead" }),
@@ -70,7 +76,8 @@ fn volumes(a: &InstallArgs) -> (Value, Value) {
     (Value::Array(volumes), Value::Array(mounts))
 }
 
-fn deployment(a: &InstallArgs) -> Value {
+/// The controller's pod: the same for one replica and for two.
+fn template(a: &InstallArgs) -> Value {
     let (volumes, mounts) = volumes(a);
     let probe = |path: &str, period: u32| {
         json!({
@@ -80,6 +87,57 @@ fn deployment(a: &InstallArgs) -> Value {
             "failureThreshold": 3,
         })
     };
+    let mut env = vec![json!({ "name": "RUST_LOG", "value": "info" })];
+    if a.ha {
+        // The Lease names each replica by its pod.
+        env.push(json!({ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }));
+        env.push(
+            json!({ "name": "POD_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } }),
+        );
+    }
+    json!({
+    "metadata": { "labels": super::labels("controller") },
+    "spec": {
+        "serviceAccountName": "bulkhead-controller",
+        "automountServiceAccountToken": true,
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "seccompProfile": { "type": "RuntimeDefault" },
+        },
+        "containers": [{
+            "name": "controller",
+            "image": a.image,
+            "imagePullPolicy": a.image_pull_policy,
+            "args": args(a),
+            "env": env,
+            "ports": [
+                { "name": "https", "containerPort": API_PORT, "protocol": "TCP" },
+                { "name": "agents", "containerPort": AGENTS_PORT, "protocol": "TCP" },
+                { "name": "metrics", "containerPort": CONTROLLER_METRICS_PORT, "protocol": "TCP" },
+            ],
+            "startupProbe": { "httpGet": { "path": "/healthz", "port": "metrics" }, "periodSeconds": 2, "failureThreshold": 150 },
+            "livenessProbe": probe("/healthz", 10),
+            "readinessProbe": probe("/readyz", 5),
+            "resources": {
+                "requests": { "cpu": "200m", "memory": "512Mi" },
+                "limits": { "cpu": "2", "memory": "4Gi" },
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true,
+                "capabilities": { "drop": ["ALL"] },
+            },
+            "volumeMounts": mounts,
+        }],
+        "volumes": volumes,
+    },
+    })
+}
+
+fn deployment(a: &InstallArgs) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -89,47 +147,38 @@ fn deployment(a: &InstallArgs) -> Value {
             // One controller writes the state volume at a time.
             "strategy": { "type": "Recreate" },
             "selector": { "matchLabels": selector("controller") },
-            "template": {
-                "metadata": { "labels": super::labels("controller") },
-                "spec": {
-                    "serviceAccountName": "bulkhead-controller",
-                    "automountServiceAccountToken": true,
-                    "securityContext": {
-                        "runAsNonRoot": true,
-                        "runAsUser": 65532,
-                        "runAsGroup": 65532,
-                        "fsGroup": 65532,
-                        "seccompProfile": { "type": "RuntimeDefault" },
-                    },
-                    "containers": [{
-                        "name": "controller",
-                        "image": a.image,
-                        "imagePullPolicy": a.image_pull_policy,
-                        "args": args(a),
-                        "env": [{ "name": "RUST_LOG", "value": "info" }],
-                        "ports": [
-                            { "name": "https", "containerPort": API_PORT, "protocol": "TCP" },
-                            { "name": "agents", "containerPort": AGENTS_PORT, "protocol": "TCP" },
-                            { "name": "metrics", "containerPort": CONTROLLER_METRICS_PORT, "protocol": "TCP" },
-                        ],
-                        "startupProbe": { "httpGet": { "path": "/healthz", "port": "metrics" }, "periodSeconds": 2, "failureThreshold": 150 },
-                        "livenessProbe": probe("/healthz", 10),
-                        "readinessProbe": probe("/readyz", 5),
-                        "resources": {
-                            "requests": { "cpu": "200m", "memory": "512Mi" },
-                            "limits": { "cpu": "2", "memory": "4Gi" },
-                        },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": false,
-                            "readOnlyRootFilesystem": true,
-                            "capabilities": { "drop": ["ALL"] },
-                        },
-                        "volumeMounts": mounts,
-                    }],
-                    "volumes": volumes,
-                },
-            },
+            "template": template(a),
         },
+    })
+}
+
+/// With `--ha`: two replicas, each with its own state volume; the Lease
+/// decides which one leads, and only the leader is ready.
+fn stateful_set(a: &InstallArgs) -> Value {
+    let mut spec = json!({
+        "serviceName": REPLICAS,
+        "replicas": 2,
+        // Both start at once: the Lease, not the order, picks the leader.
+        "podManagementPolicy": "Parallel",
+        "updateStrategy": { "type": "RollingUpdate" },
+        "selector": { "matchLabels": selector("controller") },
+        "template": template(a),
+    });
+    if !a.ephemeral_state {
+        let mut pvc = json!({
+            "accessModes": ["ReadWriteOnce"],
+            "resources": { "requests": { "storage": a.state_size } },
+        });
+        if let Some(class) = &a.storage_class {
+            pvc["storageClassName"] = json!(class);
+        }
+        spec["volumeClaimTemplates"] = json!([{ "metadata": { "name": "state" }, "spec": pvc }]);
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": meta("bulkhead-controller", &a.namespace, "controller"),
+        "spec": spec,
     })
 }
 
@@ -137,7 +186,7 @@ fn deployment(a: &InstallArgs) -> Value {
 pub fn objects(a: &InstallArgs) -> Vec<Value> {
     let ns = &a.namespace;
     let mut out = Vec::new();
-    if !a.ephemeral_state {
+    if !a.ephemeral_state && !a.ha {
         let mut spec = json!({
             "accessModes": ["ReadWriteOnce"],
             "resources": { "requests": { "storage": a.state_size } },
@@ -152,7 +201,23 @@ pub fn objects(a: &InstallArgs) -> Vec<Value> {
             "spec": spec,
         }));
     }
-    out.push(deployment(a));
+    if a.ha {
+        out.push(stateful_set(a));
+        // The StatefulSet's governing Service: every replica by name, ready or not.
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta(REPLICAS, ns, "controller"),
+            "spec": {
+                "clusterIP": "None",
+                "publishNotReadyAddresses": true,
+                "selector": selector("controller"),
+                "ports": [{ "name": "https", "port": API_PORT, "targetPort": "https", "protocol": "TCP" }],
+            },
+        }));
+    } else {
+        out.push(deployment(a));
+    }
     out.push(json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -177,15 +242,18 @@ pub fn objects(a: &InstallArgs) -> Vec<Value> {
             "ports": [{ "name": "https", "port": 443, "targetPort": "https", "protocol": "TCP" }],
         },
     }));
+    let pdb = if a.ha {
+        // Two replicas: a drain takes one at a time, so a leader or a standby is always there.
+        json!({ "minAvailable": 1, "selector": { "matchLabels": selector("controller") } })
+    } else {
+        // One replica: a drain may move it (agents keep enforcing meanwhile).
+        json!({ "maxUnavailable": 1, "selector": { "matchLabels": selector("controller") } })
+    };
     out.push(json!({
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": meta("bulkhead-controller", ns, "controller"),
-        "spec": {
-            // One replica: a drain may move it (agents keep enforcing meanwhile), never two at once.
-            "maxUnavailable": 1,
-            "selector": { "matchLabels": selector("controller") },
-        },
+        "spec": pdb,
     }));
     out
 }

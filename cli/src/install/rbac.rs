@@ -87,3 +87,29 @@ pub fn objects(namespace: &str) -> Vec<Value> {
     }
     out
 }
+
+/// With `--ha`: the controller's Lease and state ConfigMap, in its own
+/// namespace only. `create` cannot name its object (RBAC has no name before
+/// it exists); reads and updates name exactly the two.
+pub fn leader_election(namespace: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": meta("bulkhead-controller-leader", namespace, "controller"),
+            "rules": [
+                { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"] },
+                { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [bulkhead_controller::ha::lease::DEFAULT_LEASE], "verbs": ["get", "update"] },
+                { "apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"] },
+                { "apiGroups": [""], "resources": ["configmaps"], "resourceNames": [bulkhead_controller::ha::persist::DEFAULT_STATE], "verbs": ["get", "update"] },
+            ],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta("bulkhead-controller-leader", namespace, "controller"),
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "bulkhead-controller-leader" },
+            "subjects": [{ "kind": "ServiceAccount", "name": "bulkhead-controller", "namespace": namespace }],
+        }),
+    ]
+}

@@ -139,8 +139,9 @@ fn uninstall_removes_the_controller_first_and_the_crds_and_namespace_last() {
     };
     let text = uninstall(&a).unwrap();
     let kinds: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
-    assert_eq!(kinds.first(), Some(&"Deployment"));
-    assert_eq!(kinds.get(1), Some(&"DaemonSet"));
+    // The controller, in either shape, before the agents.
+    assert_eq!(kinds[..2], ["Deployment", "StatefulSet"]);
+    assert_eq!(kinds.get(2), Some(&"DaemonSet"));
     assert_eq!(kinds.last(), Some(&"Namespace"));
     assert!(kinds.contains(&"Secret") && kinds.contains(&"ClusterRole"));
     assert!(!text.contains("BEGIN"), "references only, no key material");
@@ -233,4 +234,53 @@ fn agents_reach_the_controller_over_mtls_enrolling_with_a_token_bound_to_their_p
     assert!(service["spec"]["ports"].as_array().unwrap().iter().any(|p| p["port"] == AGENTS_PORT));
     let policy = find(&objects, "NetworkPolicy", "bulkhead-controller");
     assert!(policy["spec"]["ingress"].to_string().contains(&format!("\"port\":{AGENTS_PORT}")));
+}
+
+#[test]
+fn ha_runs_two_replicas_of_which_only_the_leader_is_ready_with_rights_to_its_lease_alone() {
+    use clap::Parser;
+    let mut a = args();
+    a.ha = true;
+    let objects = objects(&a).unwrap();
+    assert!(objects.iter().all(|o| o["kind"] != "Deployment"), "a StatefulSet replaces the Deployment");
+    assert!(objects.iter().all(|o| o["kind"] != "PersistentVolumeClaim"), "each replica claims its own");
+    let sts = find(&objects, "StatefulSet", "bulkhead-controller");
+    assert_eq!(sts["spec"]["replicas"], 2);
+    assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "state");
+    let headless = find(&objects, "Service", sts["spec"]["serviceName"].as_str().unwrap());
+    assert_eq!(
+        (headless["spec"]["clusterIP"].as_str(), headless["spec"]["publishNotReadyAddresses"].as_bool()),
+        (Some("None"), Some(true))
+    );
+    let env = sts["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(env.contains("POD_NAME") && env.contains("metadata.name"), "{env}");
+
+    // The binary's own parser takes the args, --ha among them.
+    let argv = container_args(sts, &[]);
+    assert!(argv.contains(&"--ha".to_string()), "{argv:?}");
+    let Ok(crate::Cli { command: crate::Command::Controller(_), .. }) = crate::Cli::try_parse_from(&argv) else {
+        panic!("the controller's args do not parse: {argv:?}");
+    };
+
+    // Its Role reads and updates exactly the Lease and the state ConfigMap, in its namespace.
+    let role = find(&objects, "Role", "bulkhead-controller-leader");
+    for rule in role["rules"].as_array().unwrap() {
+        let verbs = rule["verbs"].to_string();
+        assert!(verbs == r#"["create"]"# || rule["resourceNames"].as_array().is_some_and(|n| n.len() == 1), "{rule}");
+    }
+    assert!(role["rules"].to_string().contains(bulkhead_controller::ha::lease::DEFAULT_LEASE));
+    assert!(role["rules"].to_string().contains(bulkhead_controller::ha::persist::DEFAULT_STATE));
+    let binding = find(&objects, "RoleBinding", "bulkhead-controller-leader");
+    assert_eq!(binding["subjects"][0]["name"], "bulkhead-controller");
+    // A drain leaves one replica.
+    assert_eq!(find(&objects, "PodDisruptionBudget", "bulkhead-controller")["spec"]["minAvailable"], 1);
+    // Uninstall removes either shape.
+    let text = uninstall(&UninstallArgs {
+        namespace: a.namespace.clone(),
+        node_cleanup: false,
+        image: "bulkhead".into(),
+        image_pull_policy: "IfNotPresent".into(),
+    })
+    .unwrap();
+    assert!(text.contains("kind: StatefulSet") && text.contains("kind: Deployment"), "{text}");
 }

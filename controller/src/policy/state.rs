@@ -43,6 +43,8 @@ pub struct Config {
     pub agents: BTreeMap<String, PathBuf>,
     /// The agents port, where agents on the network register.
     pub agent_listen: Option<crate::agents::listen::AgentListen>,
+    /// Two replicas and a Lease (needs `kubernetes`); `None`: this one leads.
+    pub ha: Option<crate::ha::HaConfig>,
     /// Manifest files or directories read at start, over the stored objects.
     pub manifests: Vec<PathBuf>,
     /// Also watch the Kubernetes API (in-cluster config or KUBECONFIG).
