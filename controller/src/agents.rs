@@ -3,6 +3,7 @@
 //! agents port over mTLS. Agents on the network register by connecting;
 //! the node comes from their certificate, never from what they say.
 
+pub mod budget;
 pub mod directory;
 pub mod enroll;
 pub mod listen;

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Directory;
+use super::budget::{RefusalBudget, Verdict};
 use super::directory::Connection;
 use super::enroll::{EnrollConfig, EnrollService, Enroller};
 use super::revoked::RevocationFile;
@@ -65,6 +66,7 @@ struct Port {
     revoked: Option<Arc<std::sync::Mutex<RevocationFile>>>,
     enroller: Option<Arc<Enroller>>,
     on_first: OnFirst,
+    budget: RefusalBudget,
 }
 
 fn caller(node: Option<&str>, peer: &str) -> Caller {
@@ -126,6 +128,7 @@ pub async fn serve(listener: TcpListener, s: Serving) {
         revoked: revoked.clone(),
         enroller: s.enroller,
         on_first: s.on_first,
+        budget: RefusalBudget::default(),
     });
     if let Some(file) = revoked {
         tokio::spawn(follow_revocations(file, port.clone()));
@@ -172,11 +175,31 @@ async fn follow_revocations(file: Arc<std::sync::Mutex<RevocationFile>>, port: A
     }
 }
 
-async fn connection(port: Arc<Port>, tcp: TcpStream, peer: SocketAddr) {
-    let peer = peer.to_string();
+async fn connection(port: Arc<Port>, tcp: TcpStream, peer_addr: SocketAddr) {
+    let peer = peer_addr.to_string();
     let refuse = |node: Option<&str>, detail: String| {
         tracing::warn!(%peer, node = node.unwrap_or("?"), %detail, "agent refused");
         let target = node.map_or_else(|| "the agents port".to_string(), |n| format!("node {n}"));
+        // Who failed the handshake is known only by address: each gets a budget.
+        if node.is_none() {
+            let (verdict, forgotten) = port.budget.check(peer_addr.ip(), std::time::Instant::now());
+            for (ip, n) in forgotten {
+                let detail = format!("{n} more refused handshakes from {ip} were not written one by one");
+                audit(&port.audit, &caller(None, &ip.to_string()), Outcome::Refused, REFUSED, &target, &detail);
+            }
+            match verdict {
+                Verdict::Suppress => return,
+                Verdict::Write { suppressed_before: 0 } => {}
+                Verdict::Write { suppressed_before: n } => {
+                    let ip = peer_addr.ip();
+                    let detail = format!(
+                        "{n} more refused handshakes from {ip} in the {}s before were not written one by one",
+                        super::budget::WINDOW.as_secs()
+                    );
+                    audit(&port.audit, &caller(None, &ip.to_string()), Outcome::Refused, REFUSED, &target, &detail);
+                }
+            }
+        }
         audit(&port.audit, &caller(node, &peer), Outcome::Refused, REFUSED, &target, &detail);
     };
     let (node, mut io) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls::accept(&port.acceptor, tcp)).await {
