@@ -45,6 +45,10 @@ echo "bench: the console in headless Chromium (map at 500/5 000 and 5 000/50 000
 cargo build --release --quiet --example console_bench
 node ui/bench/console.mjs target/release/examples/console_bench 3 60 > bench/results/console.json
 
+echo "bench: finding pods from their addresses vs being told their namespaces (50 and 200 pods)" >&2
+cargo run --quiet --release -p bulkhead-cni --example discovery_cost -- 50 5 2>/dev/null > bench/results/discovery_50.json
+cargo run --quiet --release -p bulkhead-cni --example discovery_cost -- 200 5 2>/dev/null > bench/results/discovery_200.json
+
 # Last: tearing down its 1000 namespaces keeps the kernel busy (RTNL) for minutes.
 echo "bench: agent resident memory with 1000 endpoints" >&2
 cargo run --quiet --release --example agent_rss 2>/dev/null > bench/results/agent_rss.json
