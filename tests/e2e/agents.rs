@@ -116,6 +116,10 @@ fn strangers_are_refused_and_a_revoked_node_is_cut_off_until_readmitted() {
     let newcomer = bulkhead_lab::api::agent_files(&api, "newcomer").unwrap();
     assert!(stranger_dials(&lab, &api.ca_file, &newcomer.cert, &newcomer.key), "a node of the lab's CA was refused");
     assert!(nodes(&lab).iter().any(|n| n["in_sync"] == true && n["node"] == node1), "the real agent kept its place");
+    // Gone again, and named by no Node object: it leaves the status, not a stale "not in sync".
+    wait("the newcomer out of the status", Duration::from_secs(15), || {
+        nodes(&lab).iter().all(|n| n["node"] != "newcomer")
+    });
 
     // Revoke b's node: its connection is cut, and the change made meanwhile
     // reaches a's node only; b's pinned state keeps enforcing.

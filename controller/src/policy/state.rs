@@ -547,6 +547,17 @@ impl State {
     /// the flow pipeline, which the observation side adds).
     pub fn status(&self) -> Status {
         let reports: Vec<NodeReport> = self.sync.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        // A node no Node object names, no socket was given for, and whose
+        // agent is gone (it once dialed in) is no node of this cluster now.
+        let reports: Vec<NodeReport> = reports
+            .into_iter()
+            .filter(|r| {
+                let node = &r.sync.node;
+                self.model.inventory.nodes.contains_key(node)
+                    || self.cfg.agents.contains_key(node)
+                    || r.sync.error.is_empty()
+            })
+            .collect();
         Status {
             generation: self.ids.generation,
             pods: self.model.inventory.pods.len() as u32,
