@@ -163,6 +163,11 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
         false => None,
     };
     let ha = match (&cfg.ha, &kube_client) {
+        (Some(_), Some(_)) if !cfg.agents.is_empty() => {
+            return Err(startup(
+                "--ha takes agents on the agents port only: a standby must not push to --agent sockets",
+            ));
+        }
         (Some(ha), Some(client)) => Some(lead_or_stand_by(ha, client, &cfg.state_dir).await?),
         (Some(_), None) => return Err(startup("--ha needs the Kubernetes API (--kubernetes)")),
         (None, _) => None,
@@ -265,24 +270,19 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
         source: e.source,
     })?;
     tracing::info!(socket = %socket.display(), "controller serving");
-    let (changed_tx, changed_rx) = tokio::sync::oneshot::channel();
     if let Some((elector, leadership)) = ha {
         tokio::spawn(async move {
             let next = elector.until_changed(&leadership).await;
-            let _ = changed_tx.send((leadership, next));
+            // At once, not gracefully: an old leader must not push, accept
+            // agents or write the cluster's copy for one more moment. Every
+            // decision is already synced to disk; agents keep enforcing.
+            tracing::error!(was = %leadership, now = %next, "leadership changed: exiting, so the restart starts from the cluster's state");
+            std::process::exit(ROLE_CHANGED_EXIT);
         });
     }
-    let mut role_changed = None;
     let shutdown = async {
-        tokio::select! {
-            () = bulkhead_api::listen::shutdown_signal() => {
-                tracing::info!("shutting down; agents keep the last state");
-            }
-            Ok((was, now)) = changed_rx => {
-                tracing::warn!(%was, %now, "leadership changed: exiting, so the restart starts from the cluster's state");
-                role_changed = Some((was, now));
-            }
-        }
+        bulkhead_api::listen::shutdown_signal().await;
+        tracing::info!("shutting down; agents keep the last state");
         let _ = stop_tx.send(true);
     };
     tonic::transport::Server::builder()
@@ -293,14 +293,11 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
         )
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| ControllerError::Serve { what: "gRPC", message: e.to_string() })?;
-    match role_changed {
-        Some((was, now)) => Err(ControllerError::Leadership {
-            message: format!("this replica was the {was} and is now the {now}; it exits to restart in its new role"),
-        }),
-        None => Ok(()),
-    }
+        .map_err(|e| ControllerError::Serve { what: "gRPC", message: e.to_string() })
 }
+
+/// The exit status of a replica whose role changed (it restarts in the new one).
+pub const ROLE_CHANGED_EXIT: i32 = 75;
 
 /// Takes part in the election before anything opens: a leader first writes
 /// the cluster's copy of the state into its state directory, then keeps

@@ -56,7 +56,18 @@ async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response
                 a["status"]["user"]["extra"] = serde_json::json!({});
                 a
             }
-            "deployer-token" => recorded("tokenreview.serviceaccount.json"),
+            "deployer-token" => {
+                // Minted for our audience, but another ServiceAccount's.
+                let mut a = recorded("tokenreview.serviceaccount.json");
+                a["status"]["audiences"] = serde_json::json!(["bulkhead-agent"]);
+                a
+            }
+            "unaudienced-token" => {
+                // An authenticator that ignored the audience answers without it.
+                let mut a = recorded("tokenreview.agent.json");
+                a["status"]["audiences"] = serde_json::json!([]);
+                a
+            }
             _ => recorded("tokenreview.invalid.json"),
         };
         answer["spec"]["token"] = token.into();
@@ -198,6 +209,7 @@ async fn an_agent_enrolls_for_the_node_its_token_names_and_everyone_else_is_refu
         ("deployer-token", tonic::Code::PermissionDenied, "system:serviceaccount:shop:deployer may not enroll"),
         ("secret-token", tonic::Code::PermissionDenied, "names no node"),
         ("expired-token", tonic::Code::PermissionDenied, "the token is not valid"),
+        ("unaudienced-token", tonic::Code::PermissionDenied, "the token is not valid"),
     ] {
         let status = enroll_raw(&pki, &addr, token, &csr).await.unwrap_err();
         assert_eq!(status.code(), code, "{token}: {status:?}");

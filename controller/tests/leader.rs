@@ -44,6 +44,8 @@ struct Server {
     fail: AtomicBool,
     /// The next replace loses a race (409), as if another replica wrote first.
     race: AtomicBool,
+    /// Requests are taken and never answered (a blackholed connection).
+    hang: AtomicBool,
     /// Requests seen: (method, path).
     seen: Mutex<Vec<(Method, String)>>,
 }
@@ -112,7 +114,12 @@ impl Server {
 
 async fn serve(server: Arc<Server>, mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>) {
     use http_body_util::BodyExt;
+    let mut unanswered = Vec::new();
     while let Some((req, send)) = handle.next_request().await {
+        if server.hang.load(Ordering::SeqCst) {
+            unanswered.push(send);
+            continue;
+        }
         let (method, path) = (req.method().clone(), req.uri().path().to_string());
         let bytes = req.into_body().collect().await.unwrap().to_bytes();
         let sent = (!bytes.is_empty()).then(|| serde_json::from_slice::<Value>(&bytes).unwrap());
@@ -178,6 +185,16 @@ async fn the_lease_is_taken_only_once_it_expired_and_a_leader_that_cannot_renew_
     let took = started.elapsed();
     assert!(took >= lease::RENEW_DEADLINE && took < lease::LEASE_DURATION, "{took:?}");
     assert!(a.step().await.is_err(), "a failing API server is an error, not a role");
+
+    // An API server that never answers is no excuse to keep leading either.
+    server.fail.store(false, Ordering::SeqCst);
+    tokio::time::advance(lease::LEASE_DURATION).await;
+    assert_eq!(b.step().await.unwrap(), Leadership::Leader);
+    server.hang.store(true, Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    assert_eq!(b.until_changed(&Leadership::Leader).await, Leadership::Standby { leader: None });
+    let took = started.elapsed();
+    assert!(took >= lease::RENEW_DEADLINE && took < lease::LEASE_DURATION, "{took:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -267,7 +284,7 @@ async fn a_new_leader_started_from_the_clusters_copy_keeps_the_identities() {
     let copy = persist::read(&files).unwrap();
     assert!(copy.contains_key("ids.json"), "{:?}", copy.keys());
     state.save(&copy).await.unwrap();
-    state.save(&copy).await.unwrap(); // a replace, with the resourceVersion it read
+    state.save(&copy).await.unwrap(); // a replace, with the resourceVersion it wrote
 
     // A fresh replica meeting them all at once would number them otherwise…
     let fresh = dir("fresh");
@@ -280,6 +297,14 @@ async fn a_new_leader_started_from_the_clusters_copy_keeps_the_identities() {
     assert_eq!(persist::adopt(&new.0.join("state"), &loaded).unwrap(), copy.len());
     let after = numbering(&new.0, &["cache-0", "db-0", "web-0"]);
     assert_eq!(after, before);
+
+    // The new leader writes the copy from now on; the old one, still
+    // running for a moment, may not overwrite it.
+    let newer = ClusterState::new(client(&server), NS, STATE);
+    newer.load().await.unwrap();
+    newer.save(&copy).await.unwrap();
+    let err = state.save(&copy).await.unwrap_err().to_string();
+    assert!(err.contains("another replica wrote it"), "{err}");
 
     // A copy that names anything but the state files is refused whole.
     let mut bad = loaded.clone();

@@ -234,6 +234,13 @@ async fn connection(port: Arc<Port>, tcp: TcpStream, peer_addr: SocketAddr) {
         Ok(j) => j,
         Err(e) => return refuse(Some(&node), e.to_string()),
     };
+    // The list may have been re-read between the check and the join.
+    if let Some(file) = &port.revoked
+        && file.lock().map(|f| f.current().covers(&info)).unwrap_or(true)
+    {
+        port.directory.left(&node, joined.id);
+        return refuse(Some(&node), format!("{} was revoked while it joined", info.fingerprint));
+    }
     tracing::info!(%node, %peer, fingerprint = %info.fingerprint, "agent connected");
     audit(&port.audit, &caller(Some(&node), &peer), Outcome::Ok, CONNECTED, &format!("node {node}"), &info.fingerprint);
     if joined.first {

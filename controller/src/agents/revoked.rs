@@ -125,6 +125,13 @@ impl RevocationFile {
         if self.seen == Some(now) {
             return Ok(false);
         }
+        if now == Stamp::Absent && matches!(self.seen, Some(Stamp::At(..))) {
+            // A list that vanished (a ConfigMap deleted) re-admits nobody.
+            return Err(ControllerError::Revocations {
+                path: self.path.clone(),
+                message: "the file is gone; the last good list stays in force".into(),
+            });
+        }
         if now == Stamp::Absent {
             tracing::warn!(path = %self.path.display(), "no revoked-agents file: nobody is revoked");
             self.seen = Some(now);
@@ -195,6 +202,10 @@ mod tests {
         )
         .unwrap();
         assert!(file.reload().unwrap() && file.current().covers_node("n3"));
+        // Gone again: the last list stays.
+        std::fs::remove_file(&later).unwrap();
+        assert!(file.reload().is_err());
+        assert!(file.current().covers_node("n3"), "a vanished list re-admits nobody");
         let err = RevocationFile::open(&dir.0.join("no-such-dir/revoked")).unwrap_err().to_string();
         assert!(err.contains("no-such-dir"), "{err}");
     }

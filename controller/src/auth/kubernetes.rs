@@ -165,6 +165,12 @@ pub async fn token_review(
     if status.authenticated != Some(true) {
         return Err(AuthError::Unknown);
     }
+    // An authenticator that ignores audiences answers without them: the
+    // token must be confirmed for one of ours.
+    if !audiences.is_empty() && !status.audiences.as_ref().is_some_and(|got| got.iter().any(|a| audiences.contains(a)))
+    {
+        return Err(AuthError::Unknown);
+    }
     let user = status.user.unwrap_or_default();
     match user.username.clone() {
         Some(name) if !name.is_empty() => Ok((name, user)),

@@ -171,11 +171,19 @@ impl Elector {
         let mut last_ok = Instant::now();
         loop {
             tokio::time::sleep(RETRY).await;
-            match self.step().await {
-                Ok(l) if &l == current => last_ok = Instant::now(),
+            // Measured from when the attempt starts, and cut at the deadline:
+            // a hung API connection must not keep a leader past it.
+            let attempt = Instant::now();
+            let left = RENEW_DEADLINE.saturating_sub(last_ok.elapsed()).max(Duration::from_millis(1));
+            let stepped = match tokio::time::timeout(left, self.step()).await {
+                Ok(r) => r,
+                Err(_) => Err(ControllerError::Leadership { message: format!("no answer within {left:?}") }),
+            };
+            match stepped {
+                Ok(l) if &l == current => last_ok = attempt,
                 Ok(Leadership::Standby { leader }) if !current.is_leader() => {
                     // Still a standby; only the named leader changed.
-                    last_ok = Instant::now();
+                    last_ok = attempt;
                     tracing::debug!(?leader, "the controller lease changed hands");
                 }
                 Ok(l) => return l,

@@ -25,10 +25,13 @@ pub const EVERY: Duration = Duration::from_secs(1);
 /// A ConfigMap holds at most 1 MiB; this leaves room for its metadata.
 pub const MAX_BYTES: usize = 1_000_000;
 
-/// The ConfigMap that holds the copy.
+/// The ConfigMap that holds the copy. Each replica writes only over the
+/// version it last read or wrote: if another replica wrote since (a new
+/// leader), this one's write is refused, never silently last.
 pub struct ClusterState {
     api: Api<ConfigMap>,
     name: String,
+    version: tokio::sync::Mutex<Option<String>>,
 }
 
 fn state_err(what: &str, e: impl std::fmt::Display) -> ControllerError {
@@ -38,12 +41,13 @@ fn state_err(what: &str, e: impl std::fmt::Display) -> ControllerError {
 impl ClusterState {
     /// ConfigMap `name` in `namespace`.
     pub fn new(client: kube::Client, namespace: &str, name: &str) -> Self {
-        Self { api: Api::namespaced(client, namespace), name: name.to_string() }
+        Self { api: Api::namespaced(client, namespace), name: name.to_string(), version: Default::default() }
     }
 
     /// The copy's files, if there is a copy.
     pub async fn load(&self) -> Result<Option<BTreeMap<String, String>>, ControllerError> {
         let found = self.api.get_opt(&self.name).await.map_err(|e| state_err("reading", e))?;
+        *self.version.lock().await = found.as_ref().and_then(|cm| cm.metadata.resource_version.clone());
         Ok(found.map(|cm| cm.data.unwrap_or_default()))
     }
 
@@ -53,19 +57,27 @@ impl ClusterState {
         if size > MAX_BYTES {
             return Err(state_err("writing", format!("{size} bytes is over a ConfigMap's limit ({MAX_BYTES})")));
         }
-        let mut cm = match self.api.get_opt(&self.name).await.map_err(|e| state_err("reading", e))? {
-            Some(cm) => cm,
-            None => ConfigMap {
-                metadata: ObjectMeta { name: Some(self.name.clone()), ..Default::default() },
+        let mut version = self.version.lock().await;
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                resource_version: version.clone(),
                 ..Default::default()
             },
+            data: Some(files.clone()),
+            ..Default::default()
         };
-        cm.data = Some(files.clone());
-        if cm.metadata.resource_version.is_some() {
-            self.api.replace(&self.name, &PostParams::default(), &cm).await.map_err(|e| state_err("replacing", e))?;
-        } else {
-            self.api.create(&PostParams::default(), &cm).await.map_err(|e| state_err("creating", e))?;
-        }
+        let fenced = |e: kube::Error| match &e {
+            kube::Error::Api(s) if s.code == 409 => {
+                state_err("writing", "another replica wrote it since this one read it: this one no longer leads")
+            }
+            _ => state_err("writing", e),
+        };
+        let written = match version.as_ref() {
+            Some(_) => self.api.replace(&self.name, &PostParams::default(), &cm).await.map_err(fenced)?,
+            None => self.api.create(&PostParams::default(), &cm).await.map_err(fenced)?,
+        };
+        *version = written.metadata.resource_version;
         Ok(())
     }
 }
