@@ -26,7 +26,10 @@ pub const DEFAULT_NETNS_DIRS: [&str; 1] = ["/var/run/netns"];
 /// The node's pod namespaces, by the addresses found in them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct NetnsIndex {
-    by_ip: BTreeMap<IpAddr, Vec<PathBuf>>,
+    /// Address → the namespace files and interface names holding it, on
+    /// a veth whose peer is in the node's namespace (never `lo` or a dummy
+    /// a pod could put any address on).
+    by_ip: BTreeMap<IpAddr, Vec<(PathBuf, String)>>,
     /// Namespace files no veth of this node leads to: read only to explain
     /// a pod that was not found (a macvlan or ipvlan pod has no veth).
     unpeered: Vec<PathBuf>,
@@ -54,6 +57,8 @@ impl NetnsIndex {
         let peers: BTreeSet<i32> =
             link::all(&mut sock)?.into_iter().filter(|l| l.is_veth()).filter_map(|l| l.link_nsid).collect();
         let mut index = Self::default();
+        let node = std::fs::File::open("/proc/thread-self/ns/net")
+            .map_err(|source| CniError::NetnsOpen { netns: "/proc/thread-self/ns/net".into(), source })?;
         for dir in dirs {
             let entries = match std::fs::read_dir(dir) {
                 Ok(entries) => entries,
@@ -72,21 +77,32 @@ impl NetnsIndex {
                 }
                 let found = netns::run_in(&path, &file, || {
                     let mut pod = RtSocket::open(format!("pod netns {}", path.display()))?;
-                    addr::routable(&mut pod)
+                    let links = link::all(&mut pod)?;
+                    // Read after the links: reporting their peers' namespaces numbers them.
+                    let Some(node_id) = nsid::of_fd(&mut pod, node.as_fd())? else { return Ok(Vec::new()) };
+                    let to_node: BTreeMap<u32, String> = links
+                        .into_iter()
+                        .filter(|l| l.is_veth() && l.link_nsid == Some(node_id))
+                        .map(|l| (l.index, l.name))
+                        .collect();
+                    Ok(addr::routable(&mut pod)?
+                        .into_iter()
+                        .filter_map(|(i, ip)| to_node.get(&i).map(|name| (ip, name.clone())))
+                        .collect::<Vec<_>>())
                 });
                 let Ok(addrs) = found else { continue };
                 index.scanned += 1;
-                for (_, ip) in addrs {
-                    index.by_ip.entry(ip).or_default().push(path.clone());
+                for (ip, ifname) in addrs {
+                    index.by_ip.entry(ip).or_default().push((path.clone(), ifname));
                 }
             }
         }
         Ok(index)
     }
 
-    /// The namespace files that hold `ip`.
-    pub fn holding(&self, ip: IpAddr) -> &[PathBuf] {
-        self.by_ip.get(&ip).map_or(&[], Vec::as_slice)
+    /// The namespace files that hold `ip` on interface `ifname`.
+    pub fn holding(&self, ip: IpAddr, ifname: &str) -> Vec<&Path> {
+        self.by_ip.get(&ip).into_iter().flatten().filter(|(_, n)| n == ifname).map(|(p, _)| p.as_path()).collect()
     }
 }
 
@@ -97,23 +113,30 @@ pub fn discover(pod: &PodNetwork, ips: &[IpAddr], index: &NetnsIndex) -> Result<
         return Ok(Discovered { iface, netns: Some(netns.clone()) });
     }
     let mut tried: Vec<String> = Vec::new();
+    // Every address of the pod is looked up, and they must agree on one
+    // namespace: two pods of one node holding one address is a broken (or
+    // attacked) node, not a guess.
+    let mut found: Vec<(IpAddr, Discovered)> = Vec::new();
     for &ip in ips {
-        let mut found: Vec<Discovered> = Vec::new();
-        for path in index.holding(ip) {
-            let candidate = PodNetwork { netns: Some(path.clone()), ip: Some(ip), pod_ifname: pod.pod_ifname.clone() };
+        for path in index.holding(ip, &pod.pod_ifname) {
+            let candidate =
+                PodNetwork { netns: Some(path.to_path_buf()), ip: Some(ip), pod_ifname: pod.pod_ifname.clone() };
             match VethPeerResolver.resolve(&candidate) {
-                Ok(iface) => found.push(Discovered { iface, netns: Some(path.clone()) }),
+                Ok(iface) => {
+                    if !found.iter().any(|(_, d)| d.netns.as_deref() == Some(path)) {
+                        found.push((ip, Discovered { iface, netns: Some(path.to_path_buf()) }));
+                    }
+                }
                 Err(e) => tried.push(format!("{}: {e}", path.display())),
             }
         }
-        // Two pods of one node with one address: a broken node, not a guess.
-        match <[Discovered; 1]>::try_from(found) {
-            Ok([one]) => return Ok(one),
-            Err(many) if !many.is_empty() => {
-                let netns = many.into_iter().filter_map(|d| d.netns).collect();
-                return Err(CniError::AmbiguousPod { ip, netns });
-            }
-            Err(_) => {}
+    }
+    match found.len() {
+        0 => {}
+        1 => return Ok(found.swap_remove(0).1),
+        _ => {
+            let ip = found[0].0;
+            return Err(CniError::AmbiguousPod { ip, netns: found.into_iter().filter_map(|(_, d)| d.netns).collect() });
         }
     }
     for &ip in ips {

@@ -250,6 +250,16 @@ fn pods_are_found_from_their_addresses_alone_on_bridge_and_ptp() {
 
         let (found, scanned) = discover_in(&lab, vec![run.clone()], vec![pod_ip]).unwrap();
         assert_eq!(scanned, 1, "{plugin}: only the node's own pod is read");
+        assert_eq!(found.netns, Some(lab.pod_netns_path()), "{plugin}");
+
+        // A pod of this node that puts the address on its loopback (or any
+        // link but its veth to the node) is no candidate for it.
+        let impostor = lab.add_netns("impostor");
+        ip(&["-n", lab.node(), "link", "add", "i0", "type", "veth", "peer", "name", "eth0", "netns", &impostor]);
+        ip(&["-n", &impostor, "addr", "add", &format!("{pod_ip}/32"), "dev", "lo"]);
+        ip(&["-n", &impostor, "link", "set", "eth0", "up"]);
+        let (found, scanned) = discover_in(&lab, vec![run.clone()], vec![pod_ip]).unwrap();
+        assert_eq!(scanned, 2, "{plugin}: the impostor is read");
         assert_eq!(
             (found.iface.ifname.as_str(), found.iface.ifindex, found.iface.kind),
             (veth.as_str(), veth_index, kind)
