@@ -2,11 +2,13 @@
 //! Lease; the holder is the leader: it accepts agents, takes changes, and
 //! copies the state agents' numbers depend on (identities, endpoint ids,
 //! generations, quarantines, blocks, objects applied through the API) into
-//! a ConfigMap. The standby serves reads, refuses changes and agents, and
-//! watches the Lease. A replica whose role changes exits, so that its
+//! a ConfigMap, and labels its pod so that the Services send everyone to
+//! it. The standby serves reads, refuses changes and agents, and watches
+//! the Lease. A replica whose role changes exits, so that its
 //! restart starts from the cluster's copy: a new leader never runs on a
 //! half-adopted state, and an old one never pushes after losing the Lease.
 
+pub mod label;
 pub mod lease;
 pub mod persist;
 

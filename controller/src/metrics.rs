@@ -255,8 +255,8 @@ impl Metrics {
 
 /// Serves `/metrics`, and the probes `/healthz` and `/readyz` (the
 /// controller's state answers), on `addr` until the process ends. The
-/// probes answer no data. A standby is live but not ready, so that a
-/// Service of ready pods sends agents and callers to the leader alone.
+/// probes answer no data. A standby is ready too (drains and rolling
+/// updates need it); the Services follow the leader's pod label instead.
 pub async fn serve(addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result<(), std::io::Error> {
     let probe = ctx.clone();
     let probe = move || {
@@ -265,20 +265,6 @@ pub async fn serve(addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result<(), 
             match ctx.status().await {
                 Ok(_) => (axum::http::StatusCode::OK, "ok\n".to_string()),
                 Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
-            }
-        }
-    };
-    let ready = {
-        let probe = probe.clone();
-        let leadership = ctx.leadership.clone();
-        move || {
-            let probe = probe.clone();
-            let leadership = leadership.clone();
-            async move {
-                match leadership {
-                    crate::ha::Leadership::Leader => probe().await,
-                    standby => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{standby}\n")),
-                }
             }
         }
     };
@@ -297,7 +283,7 @@ pub async fn serve(addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result<(), 
             }),
         )
         .route("/healthz", axum::routing::get(probe.clone()))
-        .route("/readyz", axum::routing::get(ready));
+        .route("/readyz", axum::routing::get(probe));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }

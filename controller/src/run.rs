@@ -310,6 +310,7 @@ async fn lead_or_stand_by(
     let elector = crate::ha::Elector::new(client.clone(), &ha.namespace, &ha.lease, &ha.identity);
     let leadership = elector.first().await;
     tracing::info!(identity = %ha.identity, lease = %ha.lease, %leadership, "controller role");
+    crate::ha::label::mark(client, &ha.namespace, &ha.identity, leadership.is_leader()).await?;
     if leadership.is_leader() {
         let state = crate::ha::ClusterState::new(client.clone(), &ha.namespace, &ha.state);
         match state.load().await? {

@@ -61,6 +61,15 @@ impl Server {
             let status = json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"etcdserver: request timed out","reason":"InternalError","code":500});
             return answer(500, &status);
         }
+        if method == Method::PATCH && path.contains("/pods/") {
+            let mut objects = self.objects.lock().unwrap();
+            let Some(pod) = objects.get_mut(path) else { return answer(404, &recorded("notfound.lease.json")) };
+            let labels = sent.unwrap()["metadata"]["labels"].clone();
+            for (k, v) in labels.as_object().unwrap() {
+                pod["metadata"]["labels"][k] = v.clone();
+            }
+            return answer(200, pod);
+        }
         let (collection, kind) = if path.contains("/leases") {
             (format!("/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"), "Lease")
         } else {
@@ -349,4 +358,31 @@ async fn a_standby_serves_reads_and_refuses_changes_with_the_leader_named() {
     assert!(matches!(&err, ServiceError::Unavailable(m) if m.contains("standby (the leader is ctrl-a)")), "{err:?}");
     let audit = std::fs::read_to_string(d.0.join("state/audit.log")).unwrap();
     assert!(audit.lines().any(|l| l.contains("\"refused\"") && l.contains("standby")), "{audit}");
+}
+
+#[tokio::test]
+async fn the_leader_labels_its_pod_for_the_services_and_a_former_leader_clears_its_label() {
+    use bulkhead_controller::ha::label;
+    let server = Arc::new(Server::default());
+    for name in ["bulkhead-controller-0", "bulkhead-controller-1"] {
+        let pod = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": name, "namespace": NS, "labels": {"app.kubernetes.io/name": "bulkhead-controller"}}});
+        server.objects.lock().unwrap().insert(format!("/api/v1/namespaces/{NS}/pods/{name}"), pod);
+    }
+    let labels = |name: &str| {
+        server.objects.lock().unwrap()[&format!("/api/v1/namespaces/{NS}/pods/{name}")]["metadata"]["labels"].clone()
+    };
+    label::mark(&client(&server), NS, "bulkhead-controller-0", true).await.unwrap();
+    label::mark(&client(&server), NS, "bulkhead-controller-1", false).await.unwrap();
+    assert_eq!(labels("bulkhead-controller-0")[label::LABEL], "true");
+    assert_eq!(labels("bulkhead-controller-1")[label::LABEL], "false");
+    assert_eq!(
+        labels("bulkhead-controller-0")["app.kubernetes.io/name"],
+        "bulkhead-controller",
+        "a merge, not a replace"
+    );
+    // Restarted as the standby, the former leader's pod says so.
+    label::mark(&client(&server), NS, "bulkhead-controller-0", false).await.unwrap();
+    assert_eq!(labels("bulkhead-controller-0")[label::LABEL], "false");
+    // Outside a pod there is nothing to label, and that is no error.
+    label::mark(&client(&server), NS, "not-a-pod", true).await.unwrap();
 }

@@ -218,13 +218,18 @@ pub fn objects(a: &InstallArgs) -> Vec<Value> {
     } else {
         out.push(deployment(a));
     }
+    // With --ha, the leader's pod alone (it labels itself; both are ready).
+    let mut leading = selector("controller");
+    if a.ha {
+        leading[bulkhead_controller::ha::label::LABEL] = json!("true");
+    }
     out.push(json!({
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": meta("bulkhead-controller", ns, "controller"),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector("controller"),
+            "selector": leading.clone(),
             "ports": [
                 { "name": "https", "port": API_PORT, "targetPort": "https", "protocol": "TCP" },
                 { "name": "agents", "port": AGENTS_PORT, "targetPort": "agents", "protocol": "TCP" },
@@ -238,12 +243,12 @@ pub fn objects(a: &InstallArgs) -> Vec<Value> {
         "metadata": meta("bulkhead-console", ns, "controller"),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector("controller"),
+            "selector": leading,
             "ports": [{ "name": "https", "port": 443, "targetPort": "https", "protocol": "TCP" }],
         },
     }));
     let pdb = if a.ha {
-        // Two replicas: a drain takes one at a time, so a leader or a standby is always there.
+        // Two replicas, both ready: a drain takes one at a time, and the other takes the Lease.
         json!({ "minAvailable": 1, "selector": { "matchLabels": selector("controller") } })
     } else {
         // One replica: a drain may move it (agents keep enforcing meanwhile).

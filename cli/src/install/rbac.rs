@@ -88,8 +88,8 @@ pub fn objects(namespace: &str) -> Vec<Value> {
     out
 }
 
-/// With `--ha`: the controller's Lease and state ConfigMap, in its own
-/// namespace only. `create` cannot name its object (RBAC has no name before
+/// With `--ha`: the controller's Lease and state ConfigMap, and a label on
+/// its own two pods, in its own namespace only. `create` cannot name its object (RBAC has no name before
 /// it exists); reads and updates name exactly the two.
 pub fn leader_election(namespace: &str) -> Vec<Value> {
     vec![
@@ -102,6 +102,8 @@ pub fn leader_election(namespace: &str) -> Vec<Value> {
                 { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [bulkhead_controller::ha::lease::DEFAULT_LEASE], "verbs": ["get", "update"] },
                 { "apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"] },
                 { "apiGroups": [""], "resources": ["configmaps"], "resourceNames": [bulkhead_controller::ha::persist::DEFAULT_STATE], "verbs": ["get", "update"] },
+                // Each replica labels its own pod as the leader or not (the StatefulSet's two names).
+                { "apiGroups": [""], "resources": ["pods"], "resourceNames": ["bulkhead-controller-0", "bulkhead-controller-1"], "verbs": ["patch"] },
             ],
         }),
         json!({
