@@ -240,7 +240,7 @@ async fn an_agent_enrolls_for_the_node_its_token_names_and_everyone_else_is_refu
             revoked_now = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(revoked_now, "node-1 still enrolls after its revocation");
 
@@ -259,6 +259,29 @@ async fn an_agent_enrolls_for_the_node_its_token_names_and_everyone_else_is_refu
         assert!(refusals.iter().any(|d| d.contains(reason)), "no refusal for {reason:?} in {refusals:#?}");
     }
     assert!(entries.iter().any(|e| e.action == "agent-connected" && e.target == "node node-1"));
+
+    // One enrollment per connection, and a bounded number a minute per
+    // address: each costs the API server a TokenReview.
+    {
+        use bulkhead_api::agent::v1 as pb;
+        let connector = tunnel::tls::anonymous_connector(&pki.path("ca.pem")).unwrap();
+        let io = tunnel::tls::dial(&connector, &addr, "bulkhead-controller").await.unwrap();
+        let mut client = pb::enrollment_client::EnrollmentClient::new(tunnel::channel(io).await.unwrap());
+        let request = || pb::EnrollRequest { token: "expired-token".into(), csr_pem: csr.clone() };
+        assert_eq!(client.enroll(request()).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+        let again = client.enroll(request()).await.unwrap_err();
+        assert_eq!(again.code(), tonic::Code::ResourceExhausted, "{again:?}");
+    }
+    let mut exhausted = None;
+    for _ in 0..=bulkhead_controller::agents::enroll::ATTEMPTS_PER_MINUTE {
+        let status = enroll_raw(&pki, &addr, "expired-token", &csr).await.unwrap_err();
+        if status.code() == tonic::Code::ResourceExhausted {
+            exhausted = Some(status);
+            break;
+        }
+    }
+    let exhausted = exhausted.expect("an address may not enroll without end");
+    assert!(exhausted.message().contains("enrollments a minute"), "{exhausted:?}");
 }
 
 /// One enrollment call without the agent's checks.

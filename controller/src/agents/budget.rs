@@ -1,8 +1,9 @@
 //! How many failed handshakes one address may write to the audit log: a
 //! port scanner or a misconfigured node must not fill the disk with synced
 //! lines. Past the budget, refusals are counted, and the count is written
-//! as one line when the address's next window opens. Nothing goes
-//! unrecorded; only the detail of each refusal beyond the budget is lost.
+//! as one line when the window closes (a timer looks every few seconds).
+//! Nothing goes unrecorded; only the detail of each refusal beyond the
+//! budget is lost. IPv6 addresses count by their /64.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -37,15 +38,55 @@ pub enum Verdict {
 }
 
 /// Per-address windows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RefusalBudget {
+    per_window: u32,
     windows: Mutex<BTreeMap<IpAddr, Window>>,
 }
 
+impl Default for RefusalBudget {
+    fn default() -> Self {
+        Self::new(PER_WINDOW)
+    }
+}
+
+/// The key of an address: IPv6 by its /64, which one host can fill with
+/// addresses of its own.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(seg[0], seg[1], seg[2], seg[3], 0, 0, 0, 0))
+        }
+    }
+}
+
 impl RefusalBudget {
+    /// At most `per_window` per address per window.
+    pub fn new(per_window: u32) -> Self {
+        Self { per_window, windows: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// The counts of windows whose time is up, which are then closed: run
+    /// on a timer, so an address that went quiet is still written down.
+    pub fn expired(&self, now: Instant) -> Vec<(IpAddr, u32)> {
+        let Ok(mut windows) = self.windows.lock() else { return Vec::new() };
+        let mut out = Vec::new();
+        windows.retain(|a, w| {
+            let done = now.duration_since(w.started) >= WINDOW;
+            if done && w.suppressed > 0 {
+                out.push((*a, w.suppressed));
+            }
+            !done
+        });
+        out
+    }
+
     /// Decides for a refusal from `ip` at `now`; also returns counts of
     /// addresses forgotten to make room, which the caller writes down.
     pub fn check(&self, ip: IpAddr, now: Instant) -> (Verdict, Vec<(IpAddr, u32)>) {
+        let ip = key(ip);
         let Ok(mut windows) = self.windows.lock() else {
             // A poisoned budget writes everything: never lose a refusal.
             return (Verdict::Write { suppressed_before: 0 }, Vec::new());
@@ -74,7 +115,7 @@ impl RefusalBudget {
             suppressed_before = w.suppressed;
             *w = Window { started: now, written: 0, suppressed: 0 };
         }
-        if w.written < PER_WINDOW {
+        if w.written < self.per_window {
             w.written += 1;
             (Verdict::Write { suppressed_before }, forgotten)
         } else {
@@ -104,6 +145,22 @@ mod tests {
         // The next window opens with the count of what was left out.
         assert_eq!(budget.check(a, t0 + WINDOW).0, Verdict::Write { suppressed_before: 7 });
         assert_eq!(budget.check(a, t0 + WINDOW).0, Verdict::Write { suppressed_before: 0 });
+    }
+
+    #[test]
+    fn a_quiet_address_is_written_down_by_the_timer_and_ipv6_counts_by_its_64() {
+        let budget = RefusalBudget::new(1);
+        let t0 = Instant::now();
+        let (one, other): (IpAddr, IpAddr) = (
+            std::net::Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 1).into(),
+            std::net::Ipv6Addr::new(0xfd00, 0, 0, 1, 0xdead, 0, 0, 9).into(),
+        );
+        assert_eq!(budget.check(one, t0).0, Verdict::Write { suppressed_before: 0 });
+        assert_eq!(budget.check(other, t0).0, Verdict::Suppress, "the same /64");
+        assert!(budget.expired(t0).is_empty());
+        let net: IpAddr = std::net::Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 0).into();
+        assert_eq!(budget.expired(t0 + WINDOW), vec![(net, 1)]);
+        assert!(budget.expired(t0 + WINDOW).is_empty(), "written once");
     }
 
     #[test]

@@ -127,9 +127,38 @@ pub struct EnrollService {
     pub audit: AuditLog,
     /// The dialer's address.
     pub peer: String,
+    /// Enrollments each address may attempt per minute (each costs a TokenReview).
+    pub attempts: std::sync::Arc<super::budget::RefusalBudget>,
+    /// Refusals each address may write to the audit log one by one.
+    pub refusals: std::sync::Arc<super::budget::RefusalBudget>,
+    /// Whether this connection has enrolled already: one call per connection.
+    pub used: std::sync::atomic::AtomicBool,
 }
 
+/// Enrollments an address may attempt per minute.
+pub const ATTEMPTS_PER_MINUTE: u32 = 60;
+/// Refused enrollments an address may write one by one per minute.
+pub const REFUSALS_PER_MINUTE: u32 = 30;
+
 impl EnrollService {
+    /// Audits a refusal within the address's budget (the rest are counted
+    /// and written by the agents port's timer).
+    fn refused(&self, ip: std::net::IpAddr, user: Option<&str>, status: &tonic::Status) {
+        let (verdict, forgotten) = self.refusals.check(ip, std::time::Instant::now());
+        for (ip, n) in forgotten {
+            let detail = format!("{n} more refused enrollments from {ip} were not written one by one");
+            self.audit(None, Outcome::Refused, super::listen::REFUSED, "enrollment", &detail);
+        }
+        if let super::budget::Verdict::Write { suppressed_before } = verdict {
+            if suppressed_before > 0 {
+                let detail =
+                    format!("{suppressed_before} more refused enrollments from {ip} were not written one by one");
+                self.audit(None, Outcome::Refused, super::listen::REFUSED, "enrollment", &detail);
+            }
+            self.audit(user, Outcome::Refused, super::listen::REFUSED, "enrollment", status.message());
+        }
+    }
+
     fn audit(&self, user: Option<&str>, outcome: Outcome, action: &str, target: &str, detail: &str) {
         let who = Caller {
             actor: user.map_or_else(|| "unknown agent".to_string(), str::to_string),
@@ -151,6 +180,20 @@ impl pb::enrollment_server::Enrollment for EnrollService {
         &self,
         request: tonic::Request<pb::EnrollRequest>,
     ) -> Result<tonic::Response<pb::EnrollResponse>, tonic::Status> {
+        if self.used.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(tonic::Status::resource_exhausted("one enrollment per connection: dial again"));
+        }
+        let ip = self.peer.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok();
+        let now = std::time::Instant::now();
+        if let Some(ip) = ip
+            && self.attempts.check(ip, now).0 == super::budget::Verdict::Suppress
+        {
+            let status = tonic::Status::resource_exhausted(format!(
+                "more than {ATTEMPTS_PER_MINUTE} enrollments a minute from {ip}: wait"
+            ));
+            self.refused(ip, None, &status);
+            return Err(status);
+        }
         let req = request.into_inner();
         match self.enroller.sign(&req.token, &req.csr_pem, self.revoked.as_deref()).await {
             Ok((user, reply)) => {
@@ -161,7 +204,16 @@ impl pb::enrollment_server::Enrollment for EnrollService {
             }
             Err((user, status)) => {
                 tracing::warn!(peer = %self.peer, reason = %status.message(), "enrollment refused");
-                self.audit(user.as_deref(), Outcome::Refused, super::listen::REFUSED, "enrollment", status.message());
+                match ip {
+                    Some(ip) => self.refused(ip, user.as_deref(), &status),
+                    None => self.audit(
+                        user.as_deref(),
+                        Outcome::Refused,
+                        super::listen::REFUSED,
+                        "enrollment",
+                        status.message(),
+                    ),
+                }
                 Err(status)
             }
         }

@@ -66,8 +66,19 @@ struct Port {
     revoked: Option<Arc<std::sync::Mutex<RevocationFile>>>,
     enroller: Option<Arc<Enroller>>,
     on_first: OnFirst,
-    budget: RefusalBudget,
+    budget: Arc<RefusalBudget>,
+    /// Refused enrollments each address may write one by one.
+    enroll_refusals: Arc<RefusalBudget>,
+    /// Enrollments each address may attempt per minute.
+    enroll_attempts: Arc<RefusalBudget>,
+    /// Connections without a certificate open at once.
+    anonymous: Arc<tokio::sync::Semaphore>,
 }
+
+/// Connections without a certificate (enrolling agents) open at once.
+const MAX_ANONYMOUS: usize = 64;
+/// How often windows whose time is up are written down.
+const BUDGET_FLUSH: Duration = Duration::from_secs(5);
 
 fn caller(node: Option<&str>, peer: &str) -> Caller {
     Caller {
@@ -128,8 +139,12 @@ pub async fn serve(listener: TcpListener, s: Serving) {
         revoked: revoked.clone(),
         enroller: s.enroller,
         on_first: s.on_first,
-        budget: RefusalBudget::default(),
+        budget: Arc::new(RefusalBudget::default()),
+        enroll_refusals: Arc::new(RefusalBudget::new(super::enroll::REFUSALS_PER_MINUTE)),
+        enroll_attempts: Arc::new(RefusalBudget::new(super::enroll::ATTEMPTS_PER_MINUTE)),
+        anonymous: Arc::new(tokio::sync::Semaphore::new(MAX_ANONYMOUS)),
     });
+    tokio::spawn(flush_budgets(port.clone()));
     if let Some(file) = revoked {
         tokio::spawn(follow_revocations(file, port.clone()));
     }
@@ -144,6 +159,29 @@ pub async fn serve(listener: TcpListener, s: Serving) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Writes down what the budgets left out, once each window closes.
+async fn flush_budgets(port: Arc<Port>) {
+    let mut tick = tokio::time::interval(BUDGET_FLUSH);
+    loop {
+        tick.tick().await;
+        let now = std::time::Instant::now();
+        for (budget, what, target) in [
+            (&port.budget, "refused handshakes", "the agents port"),
+            (&port.enroll_refusals, "refused enrollments", "enrollment"),
+        ] {
+            for (ip, n) in budget.expired(now) {
+                let detail = format!(
+                    "{n} more {what} from {ip} in the last {}s were not written one by one",
+                    super::budget::WINDOW.as_secs()
+                );
+                audit(&port.audit, &caller(None, &ip.to_string()), Outcome::Refused, REFUSED, target, &detail);
+            }
+        }
+        // Attempt windows carry no refusals of their own to write.
+        let _ = port.enroll_attempts.expired(now);
     }
 }
 
@@ -263,8 +301,19 @@ async fn enrollment(port: &Arc<Port>, io: tokio_rustls::server::TlsStream<TcpStr
         tracing::error!(%peer, "an anonymous connection without enrollment; closed");
         return;
     };
-    let service =
-        EnrollService { enroller, revoked: port.revoked.clone(), audit: port.audit.clone(), peer: peer.clone() };
+    let Ok(_permit) = port.anonymous.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, "too many connections enrolling at once; closed");
+        return;
+    };
+    let service = EnrollService {
+        enroller,
+        revoked: port.revoked.clone(),
+        audit: port.audit.clone(),
+        peer: peer.clone(),
+        attempts: port.enroll_attempts.clone(),
+        refusals: port.enroll_refusals.clone(),
+        used: std::sync::atomic::AtomicBool::new(false),
+    };
     let routes =
         tonic::service::Routes::new(bulkhead_api::agent::v1::enrollment_server::EnrollmentServer::new(service));
     match tokio::time::timeout(ENROLL_TIMEOUT, tunnel::serve(io, routes, ())).await {
