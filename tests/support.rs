@@ -159,12 +159,23 @@ impl Lab {
         p.unwrap_or_else(|| panic!("no pod of {ns}/{app}")).key()
     }
 
-    /// Status of every node's agent.
+    /// Status of every node's agent; an agent that is starting (after a
+    /// restart, on a loaded machine) is asked again for up to 20 s.
     pub fn status(&self) -> Vec<pb::AgentStatus> {
         Self::rt().block_on(async {
             let mut out = Vec::new();
             for n in &self.state.nodes {
-                let mut c = bulkhead_api::connect_unix(&n.socket).await.unwrap();
+                let mut tries = 0;
+                let mut c = loop {
+                    match bulkhead_api::connect_unix(&n.socket).await {
+                        Ok(c) => break c,
+                        Err(_) if tries < 80 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                        }
+                        Err(e) => panic!("agent of {} does not answer on {}: {e}", n.name, n.socket.display()),
+                    }
+                };
                 out.push(c.get_status(pb::StatusRequest {}).await.unwrap().into_inner());
             }
             out
