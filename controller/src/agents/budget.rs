@@ -26,15 +26,13 @@ struct Window {
 }
 
 /// What to do with one refusal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Write it; first write the count of refusals suppressed earlier, if any.
-    Write {
-        /// Refusals from this address left out of the log in its last window.
-        suppressed_before: u32,
-    },
-    /// Count it only.
-    Suppress,
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Admit {
+    /// Whether to write this refusal one by one.
+    pub write: bool,
+    /// Counts of refusals left out earlier, by address, to write now (a
+    /// window that closed, or an address forgotten to make room).
+    pub unwritten: Vec<(IpAddr, u32)>,
 }
 
 /// Per-address windows.
@@ -71,58 +69,56 @@ impl RefusalBudget {
     /// The counts of windows whose time is up, which are then closed: run
     /// on a timer, so an address that went quiet is still written down.
     pub fn expired(&self, now: Instant) -> Vec<(IpAddr, u32)> {
-        let Ok(mut windows) = self.windows.lock() else { return Vec::new() };
-        let mut out = Vec::new();
-        windows.retain(|a, w| {
-            let done = now.duration_since(w.started) >= WINDOW;
-            if done && w.suppressed > 0 {
-                out.push((*a, w.suppressed));
-            }
-            !done
-        });
-        out
+        self.windows.lock().map(|mut w| close_expired(&mut w, now)).unwrap_or_default()
     }
 
-    /// Decides for a refusal from `ip` at `now`; also returns counts of
-    /// addresses forgotten to make room, which the caller writes down.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> (Verdict, Vec<(IpAddr, u32)>) {
+    /// Decides for a refusal from `ip` at `now`.
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Admit {
         let ip = key(ip);
         let Ok(mut windows) = self.windows.lock() else {
             // A poisoned budget writes everything: never lose a refusal.
-            return (Verdict::Write { suppressed_before: 0 }, Vec::new());
+            return Admit { write: true, unwritten: Vec::new() };
         };
-        let mut forgotten = Vec::new();
+        let mut unwritten = Vec::new();
+        if windows.get(&ip).is_some_and(|w| now.duration_since(w.started) >= WINDOW)
+            && let Some(w) = windows.remove(&ip)
+            && w.suppressed > 0
+        {
+            unwritten.push((ip, w.suppressed));
+        }
         if !windows.contains_key(&ip) && windows.len() >= MAX_ADDRESSES {
-            windows.retain(|a, w| {
-                let stale = now.duration_since(w.started) >= WINDOW;
-                if stale && w.suppressed > 0 {
-                    forgotten.push((*a, w.suppressed));
-                }
-                !stale
-            });
+            unwritten.extend(close_expired(&mut windows, now));
             if windows.len() >= MAX_ADDRESSES
                 && let Some((&oldest, w)) = windows.iter().min_by_key(|(_, w)| w.started)
             {
                 if w.suppressed > 0 {
-                    forgotten.push((oldest, w.suppressed));
+                    unwritten.push((oldest, w.suppressed));
                 }
                 windows.remove(&oldest);
             }
         }
         let w = windows.entry(ip).or_insert(Window { started: now, written: 0, suppressed: 0 });
-        let mut suppressed_before = 0;
-        if now.duration_since(w.started) >= WINDOW {
-            suppressed_before = w.suppressed;
-            *w = Window { started: now, written: 0, suppressed: 0 };
-        }
-        if w.written < self.per_window {
+        let write = w.written < self.per_window;
+        if write {
             w.written += 1;
-            (Verdict::Write { suppressed_before }, forgotten)
         } else {
             w.suppressed += 1;
-            (Verdict::Suppress, forgotten)
         }
+        Admit { write, unwritten }
     }
+}
+
+/// Closes the windows whose time is up and returns their suppressed counts.
+fn close_expired(windows: &mut BTreeMap<IpAddr, Window>, now: Instant) -> Vec<(IpAddr, u32)> {
+    let mut out = Vec::new();
+    windows.retain(|a, w| {
+        let done = now.duration_since(w.started) >= WINDOW;
+        if done && w.suppressed > 0 {
+            out.push((*a, w.suppressed));
+        }
+        !done
+    });
+    out
 }
 
 #[cfg(test)]
@@ -135,16 +131,16 @@ mod tests {
         let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
         let t0 = Instant::now();
         for _ in 0..PER_WINDOW {
-            assert_eq!(budget.check(a, t0).0, Verdict::Write { suppressed_before: 0 });
+            assert_eq!(budget.check(a, t0), Admit { write: true, unwritten: vec![] });
         }
         for _ in 0..7 {
-            assert_eq!(budget.check(a, t0).0, Verdict::Suppress);
+            assert_eq!(budget.check(a, t0), Admit { write: false, unwritten: vec![] });
         }
         // Another address has its own budget.
-        assert_eq!(budget.check(b, t0).0, Verdict::Write { suppressed_before: 0 });
+        assert_eq!(budget.check(b, t0), Admit { write: true, unwritten: vec![] });
         // The next window opens with the count of what was left out.
-        assert_eq!(budget.check(a, t0 + WINDOW).0, Verdict::Write { suppressed_before: 7 });
-        assert_eq!(budget.check(a, t0 + WINDOW).0, Verdict::Write { suppressed_before: 0 });
+        assert_eq!(budget.check(a, t0 + WINDOW), Admit { write: true, unwritten: vec![(a, 7)] });
+        assert_eq!(budget.check(a, t0 + WINDOW), Admit { write: true, unwritten: vec![] });
     }
 
     #[test]
@@ -155,8 +151,8 @@ mod tests {
             std::net::Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 1).into(),
             std::net::Ipv6Addr::new(0xfd00, 0, 0, 1, 0xdead, 0, 0, 9).into(),
         );
-        assert_eq!(budget.check(one, t0).0, Verdict::Write { suppressed_before: 0 });
-        assert_eq!(budget.check(other, t0).0, Verdict::Suppress, "the same /64");
+        assert_eq!(budget.check(one, t0), Admit { write: true, unwritten: vec![] });
+        assert_eq!(budget.check(other, t0), Admit { write: false, unwritten: vec![] }, "the same /64");
         assert!(budget.expired(t0).is_empty());
         let net: IpAddr = std::net::Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, 0, 0).into();
         assert_eq!(budget.expired(t0 + WINDOW), vec![(net, 1)]);
@@ -174,7 +170,7 @@ mod tests {
         let mut forgotten = Vec::new();
         for i in 1..=MAX_ADDRESSES as u32 {
             let ip = IpAddr::from((0x0a02_0000u32 + i).to_be_bytes());
-            forgotten.extend(budget.check(ip, t0 + Duration::from_millis(u64::from(i))).1);
+            forgotten.extend(budget.check(ip, t0 + Duration::from_millis(u64::from(i))).unwritten);
         }
         assert_eq!(forgotten, vec![(first, 3)]);
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bulkhead_api::agent::v1 as pb;
-use bulkhead_api::audit::{AuditLog, Caller, Event};
+use bulkhead_api::audit::{AuditLog, Caller};
 use bulkhead_api::v1::audit::Outcome;
 use rcgen::CertificateSigningRequestParams;
 
@@ -126,7 +126,7 @@ pub struct EnrollService {
     /// The audit log.
     pub audit: AuditLog,
     /// The dialer's address.
-    pub peer: String,
+    pub peer: std::net::SocketAddr,
     /// Enrollments each address may attempt per minute (each costs a TokenReview).
     pub attempts: std::sync::Arc<super::budget::RefusalBudget>,
     /// Refusals each address may write to the audit log one by one.
@@ -143,33 +143,16 @@ pub const REFUSALS_PER_MINUTE: u32 = 30;
 impl EnrollService {
     /// Audits a refusal within the address's budget (the rest are counted
     /// and written by the agents port's timer).
-    fn refused(&self, ip: std::net::IpAddr, user: Option<&str>, status: &tonic::Status) {
-        let (verdict, forgotten) = self.refusals.check(ip, std::time::Instant::now());
-        for (ip, n) in forgotten {
-            let detail = format!("{n} more refused enrollments from {ip} were not written one by one");
-            self.audit(None, Outcome::Refused, super::listen::REFUSED, "enrollment", &detail);
-        }
-        if let super::budget::Verdict::Write { suppressed_before } = verdict {
-            if suppressed_before > 0 {
-                let detail =
-                    format!("{suppressed_before} more refused enrollments from {ip} were not written one by one");
-                self.audit(None, Outcome::Refused, super::listen::REFUSED, "enrollment", &detail);
-            }
-            self.audit(user, Outcome::Refused, super::listen::REFUSED, "enrollment", status.message());
-        }
+    fn refused(&self, user: Option<&str>, status: &tonic::Status) {
+        use super::listen::{ENROLL_TARGET, ENROLLMENTS, audit_budgeted};
+        let who = self.who(user);
+        audit_budgeted(&self.audit, &self.refusals, self.peer.ip(), ENROLLMENTS, &who, ENROLL_TARGET, status.message());
     }
 
-    fn audit(&self, user: Option<&str>, outcome: Outcome, action: &str, target: &str, detail: &str) {
-        let who = Caller {
+    fn who(&self, user: Option<&str>) -> Caller {
+        Caller {
             actor: user.map_or_else(|| "unknown agent".to_string(), str::to_string),
-            role: None,
-            uid: None,
-            pid: None,
-            source: format!("{} (enrollment)", self.peer),
-            scope: None,
-        };
-        if let Err(e) = self.audit.event(&who, outcome, Event { action, target, detail, ..Default::default() }) {
-            tracing::error!(error = %e, action, "auditing an enrollment");
+            ..super::listen::caller(None, &format!("{} (enrollment)", self.peer))
         }
     }
 }
@@ -183,15 +166,12 @@ impl pb::enrollment_server::Enrollment for EnrollService {
         if self.used.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Err(tonic::Status::resource_exhausted("one enrollment per connection: dial again"));
         }
-        let ip = self.peer.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok();
-        let now = std::time::Instant::now();
-        if let Some(ip) = ip
-            && self.attempts.check(ip, now).0 == super::budget::Verdict::Suppress
-        {
+        let ip = self.peer.ip();
+        if !self.attempts.check(ip, std::time::Instant::now()).write {
             let status = tonic::Status::resource_exhausted(format!(
                 "more than {ATTEMPTS_PER_MINUTE} enrollments a minute from {ip}: wait"
             ));
-            self.refused(ip, None, &status);
+            self.refused(None, &status);
             return Err(status);
         }
         let req = request.into_inner();
@@ -199,21 +179,13 @@ impl pb::enrollment_server::Enrollment for EnrollService {
             Ok((user, reply)) => {
                 tracing::info!(node = %reply.node, peer = %self.peer, "agent enrolled");
                 let detail = format!("certificate valid until {} ms since the epoch", reply.not_after_unix_ms);
-                self.audit(Some(&user), Outcome::Ok, ENROLLED, &format!("node {}", reply.node), &detail);
+                let target = format!("node {}", reply.node);
+                super::listen::audit(&self.audit, &self.who(Some(&user)), Outcome::Ok, ENROLLED, &target, &detail);
                 Ok(tonic::Response::new(reply))
             }
             Err((user, status)) => {
                 tracing::warn!(peer = %self.peer, reason = %status.message(), "enrollment refused");
-                match ip {
-                    Some(ip) => self.refused(ip, user.as_deref(), &status),
-                    None => self.audit(
-                        user.as_deref(),
-                        Outcome::Refused,
-                        super::listen::REFUSED,
-                        "enrollment",
-                        status.message(),
-                    ),
-                }
+                self.refused(user.as_deref(), &status);
                 Err(status)
             }
         }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Directory;
-use super::budget::{RefusalBudget, Verdict};
+use super::budget::RefusalBudget;
 use super::directory::Connection;
 use super::enroll::{EnrollConfig, EnrollService, Enroller};
 use super::revoked::RevocationFile;
@@ -77,10 +77,18 @@ struct Port {
 
 /// Connections without a certificate (enrolling agents) open at once.
 const MAX_ANONYMOUS: usize = 64;
+/// What budgeted refusals count, and the target their lines name.
+const HANDSHAKES: &str = "refused handshakes";
+const PORT_TARGET: &str = "the agents port";
+/// See [`HANDSHAKES`].
+pub(super) const ENROLLMENTS: &str = "refused enrollments";
+/// See [`HANDSHAKES`].
+pub(super) const ENROLL_TARGET: &str = "enrollment";
 /// How often windows whose time is up are written down.
 const BUDGET_FLUSH: Duration = Duration::from_secs(5);
 
-fn caller(node: Option<&str>, peer: &str) -> Caller {
+/// Who an audit line of the agents port names: the node, or an unknown agent at `peer`.
+pub(super) fn caller(node: Option<&str>, peer: &str) -> Caller {
     Caller {
         actor: node.map_or_else(|| "unknown agent".to_string(), |n| format!("agent:{n}")),
         role: None,
@@ -91,9 +99,36 @@ fn caller(node: Option<&str>, peer: &str) -> Caller {
     }
 }
 
-fn audit(log: &AuditLog, who: &Caller, outcome: Outcome, action: &str, target: &str, detail: &str) {
+/// Writes one audit line; a failure to write is logged, never answered.
+pub(super) fn audit(log: &AuditLog, who: &Caller, outcome: Outcome, action: &str, target: &str, detail: &str) {
     if let Err(e) = log.event(who, outcome, Event { action, target, detail, ..Default::default() }) {
         tracing::error!(error = %e, action, "auditing an agent connection");
+    }
+}
+
+/// Audits a refusal of a peer known only by its address `ip`, within
+/// `budget`, after the counts of `what` the budget left out before.
+pub(super) fn audit_budgeted(
+    log: &AuditLog,
+    budget: &RefusalBudget,
+    ip: std::net::IpAddr,
+    what: &str,
+    who: &Caller,
+    target: &str,
+    detail: &str,
+) {
+    let admit = budget.check(ip, std::time::Instant::now());
+    audit_unwritten(log, what, target, &admit.unwritten);
+    if admit.write {
+        audit(log, who, Outcome::Refused, REFUSED, target, detail);
+    }
+}
+
+/// One line per address for refusals a budget did not write one by one.
+fn audit_unwritten(log: &AuditLog, what: &str, target: &str, counts: &[(std::net::IpAddr, u32)]) {
+    for (ip, n) in counts {
+        let detail = format!("{n} more {what} from {ip} were not written one by one");
+        audit(log, &caller(None, &ip.to_string()), Outcome::Refused, REFUSED, target, &detail);
     }
 }
 
@@ -168,18 +203,8 @@ async fn flush_budgets(port: Arc<Port>) {
     loop {
         tick.tick().await;
         let now = std::time::Instant::now();
-        for (budget, what, target) in [
-            (&port.budget, "refused handshakes", "the agents port"),
-            (&port.enroll_refusals, "refused enrollments", "enrollment"),
-        ] {
-            for (ip, n) in budget.expired(now) {
-                let detail = format!(
-                    "{n} more {what} from {ip} in the last {}s were not written one by one",
-                    super::budget::WINDOW.as_secs()
-                );
-                audit(&port.audit, &caller(None, &ip.to_string()), Outcome::Refused, REFUSED, target, &detail);
-            }
-        }
+        audit_unwritten(&port.audit, HANDSHAKES, PORT_TARGET, &port.budget.expired(now));
+        audit_unwritten(&port.audit, ENROLLMENTS, ENROLL_TARGET, &port.enroll_refusals.expired(now));
         // Attempt windows carry no refusals of their own to write.
         let _ = port.enroll_attempts.expired(now);
     }
@@ -217,32 +242,25 @@ async fn connection(port: Arc<Port>, tcp: TcpStream, peer_addr: SocketAddr) {
     let peer = peer_addr.to_string();
     let refuse = |node: Option<&str>, detail: String| {
         tracing::warn!(%peer, node = node.unwrap_or("?"), %detail, "agent refused");
-        let target = node.map_or_else(|| "the agents port".to_string(), |n| format!("node {n}"));
-        // Who failed the handshake is known only by address: each gets a budget.
-        if node.is_none() {
-            let (verdict, forgotten) = port.budget.check(peer_addr.ip(), std::time::Instant::now());
-            for (ip, n) in forgotten {
-                let detail = format!("{n} more refused handshakes from {ip} were not written one by one");
-                audit(&port.audit, &caller(None, &ip.to_string()), Outcome::Refused, REFUSED, &target, &detail);
-            }
-            match verdict {
-                Verdict::Suppress => return,
-                Verdict::Write { suppressed_before: 0 } => {}
-                Verdict::Write { suppressed_before: n } => {
-                    let ip = peer_addr.ip();
-                    let detail = format!(
-                        "{n} more refused handshakes from {ip} in the {}s before were not written one by one",
-                        super::budget::WINDOW.as_secs()
-                    );
-                    audit(&port.audit, &caller(None, &ip.to_string()), Outcome::Refused, REFUSED, &target, &detail);
-                }
+        match node {
+            // Who failed the handshake is known only by address: each gets a budget.
+            None => audit_budgeted(
+                &port.audit,
+                &port.budget,
+                peer_addr.ip(),
+                HANDSHAKES,
+                &caller(None, &peer),
+                PORT_TARGET,
+                &detail,
+            ),
+            Some(n) => {
+                audit(&port.audit, &caller(node, &peer), Outcome::Refused, REFUSED, &format!("node {n}"), &detail)
             }
         }
-        audit(&port.audit, &caller(node, &peer), Outcome::Refused, REFUSED, &target, &detail);
     };
     let (node, mut io) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls::accept(&port.acceptor, tcp)).await {
         Ok(Ok(tls::Accepted::Agent(node, io))) => (node, io),
-        Ok(Ok(tls::Accepted::Anonymous(io))) => return enrollment(&port, io, peer).await,
+        Ok(Ok(tls::Accepted::Anonymous(io))) => return enrollment(&port, io, peer_addr).await,
         Ok(Err(e)) => return refuse(None, e.to_string()),
         Err(_) => return refuse(None, format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}")),
     };
@@ -295,7 +313,8 @@ async fn connection(port: Arc<Port>, tcp: TcpStream, peer_addr: SocketAddr) {
 }
 
 /// Serves only enrollment to a client without a certificate, for a while.
-async fn enrollment(port: &Arc<Port>, io: tokio_rustls::server::TlsStream<TcpStream>, peer: String) {
+async fn enrollment(port: &Arc<Port>, io: tokio_rustls::server::TlsStream<TcpStream>, peer_addr: SocketAddr) {
+    let peer = peer_addr.to_string();
     let Some(enroller) = port.enroller.clone() else {
         // The acceptor admits no anonymous client without enrollment on.
         tracing::error!(%peer, "an anonymous connection without enrollment; closed");
@@ -309,7 +328,7 @@ async fn enrollment(port: &Arc<Port>, io: tokio_rustls::server::TlsStream<TcpStr
         enroller,
         revoked: port.revoked.clone(),
         audit: port.audit.clone(),
-        peer: peer.clone(),
+        peer: peer_addr,
         attempts: port.enroll_attempts.clone(),
         refusals: port.enroll_refusals.clone(),
         used: std::sync::atomic::AtomicBool::new(false),
