@@ -231,17 +231,8 @@ impl State {
             return Ok(tx.subscribe());
         }
         let (cut, generation) = self.last_turn.clone();
-        let desired = crate::policy::desired::for_node(
-            node,
-            generation,
-            &self.compiled,
-            &self.model,
-            &mut self.ids,
-            self.cfg.mode,
-            &cut,
-        )?;
+        let desired = self.desired_for(node, generation, &cut, self.blocks.entries())?;
         self.ids.save(&self.cfg.state_dir.join("ids.json"))?;
-        let desired = agent_pb::DesiredState { blocks: self.blocks.entries(), ..desired };
         let (tx, rx) = watch::channel(Arc::new(desired));
         self.senders.insert(node.to_string(), tx);
         self.views.send_modify(|v| {
@@ -252,6 +243,27 @@ impl State {
             })
         });
         Ok(rx)
+    }
+
+    /// `node`'s desired state at `generation`: its endpoints and entries,
+    /// the cut, and the block list every node enforces.
+    fn desired_for(
+        &mut self,
+        node: &str,
+        generation: u64,
+        cut: &BTreeSet<String>,
+        blocks: Vec<agent_pb::BlockEntry>,
+    ) -> Result<agent_pb::DesiredState, ControllerError> {
+        let desired = crate::policy::desired::for_node(
+            node,
+            generation,
+            &self.compiled,
+            &self.model,
+            &mut self.ids,
+            self.cfg.mode,
+            cut,
+        )?;
+        Ok(agent_pb::DesiredState { blocks, ..desired })
     }
 
     fn persist(&self) -> Result<(), ControllerError> {
@@ -269,17 +281,12 @@ impl State {
         let (cut, generation) = (turn.cut, turn.generation);
         tracing::Span::current().record("generation", generation);
         let blocks = self.blocks.entries();
-        for (node, tx) in &self.senders {
-            let desired = crate::policy::desired::for_node(
-                node,
-                generation,
-                &self.compiled,
-                &self.model,
-                &mut self.ids,
-                self.cfg.mode,
-                &cut,
-            )?;
-            tx.send_replace(Arc::new(agent_pb::DesiredState { blocks: blocks.clone(), ..desired }));
+        let nodes: Vec<String> = self.senders.keys().cloned().collect();
+        for node in nodes {
+            let desired = self.desired_for(&node, generation, &cut, blocks.clone())?;
+            if let Some(tx) = self.senders.get(&node) {
+                tx.send_replace(Arc::new(desired));
+            }
         }
         self.last_turn = (cut, generation);
         let uids: BTreeSet<String> = self.model.pods.values().map(|p| p.uid.clone()).collect();
