@@ -500,3 +500,17 @@ impl Api {
         })
     }
 }
+
+/// Two pods of namespace `x`, `a` serving 80 and `b` serving 80 and 81,
+/// and a policy letting `a` reach `b` on 80 only.
+pub fn two_pods_80_of_81() -> String {
+    [
+        pod("x", "a", "a", &["80"]),
+        pod("x", "b", "b", &["80", "81"]),
+        netpol("b-from-a", "b", "ingress", &["{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 80}]}"]),
+    ]
+    .concat()
+}
+
+/// A policy opening `b`'s 81 to `a` (beside [`two_pods_80_of_81`]).
+pub const OPEN_81_TO_B: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: b-81-from-a, namespace: x}\nspec:\n  podSelector: {matchLabels: {app: b}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 81}]}]\n";

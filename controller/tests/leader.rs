@@ -245,6 +245,26 @@ fn pod(name: &str, app: &str, ip: &str) -> String {
     )
 }
 
+/// A controller whose state and `cluster.yaml` are under `dir`.
+fn config(dir: &Path, agents: BTreeMap<String, PathBuf>) -> bulkhead_controller::Config {
+    bulkhead_controller::Config {
+        cluster: "c1".into(),
+        state_dir: dir.join("state"),
+        socket: dir.join("api.sock"),
+        mode: bulkhead_model::Mode::Enforce,
+        agents,
+        agent_listen: None,
+        ha: None,
+        manifests: vec![dir.join("cluster.yaml")],
+        kubernetes: false,
+        metrics_addr: None,
+        max_flows: 1000,
+        learning: Default::default(),
+        response: Default::default(),
+        api: None,
+    }
+}
+
 /// Opens a controller on `state` with the cluster's objects in `order`, and
 /// returns each pod's endpoint id and identity as node-1's agent gets them.
 fn numbering(state: &Path, order: &[&str]) -> BTreeMap<String, (u32, u32)> {
@@ -256,22 +276,7 @@ fn numbering(state: &Path, order: &[&str]) -> BTreeMap<String, (u32, u32)> {
     }
     let manifest = state.join("cluster.yaml");
     std::fs::write(&manifest, yaml).unwrap();
-    let cfg = bulkhead_controller::Config {
-        cluster: "c1".into(),
-        state_dir: state.join("state"),
-        socket: state.join("api.sock"),
-        mode: bulkhead_model::Mode::Enforce,
-        agents: [("node-1".to_string(), state.join("agent.sock"))].into(),
-        agent_listen: None,
-        ha: None,
-        manifests: vec![manifest],
-        kubernetes: false,
-        metrics_addr: None,
-        max_flows: 1000,
-        learning: Default::default(),
-        response: Default::default(),
-        api: None,
-    };
+    let cfg = config(state, [("node-1".to_string(), state.join("agent.sock"))].into());
     let (_ctx, rx) = bulkhead_controller::run::open(cfg).unwrap();
     let desired = rx["node-1"].borrow().clone();
     desired.endpoints.iter().map(|e| (e.pod.clone(), (e.endpoint_id, e.identity))).collect()
@@ -328,22 +333,7 @@ async fn a_standby_serves_reads_and_refuses_changes_with_the_leader_named() {
     use bulkhead_controller::service::{Service, ServiceError};
     let d = dir("standby");
     numbering(&d.0, &["web-0"]);
-    let cfg = bulkhead_controller::Config {
-        cluster: "c1".into(),
-        state_dir: d.0.join("state"),
-        socket: d.0.join("api.sock"),
-        mode: bulkhead_model::Mode::Enforce,
-        agents: Default::default(),
-        agent_listen: None,
-        ha: None,
-        manifests: vec![d.0.join("cluster.yaml")],
-        kubernetes: false,
-        metrics_addr: None,
-        max_flows: 1000,
-        learning: Default::default(),
-        response: Default::default(),
-        api: None,
-    };
+    let cfg = config(&d.0, Default::default());
     let (ctx, _rx) = bulkhead_controller::run::open(cfg).unwrap();
     let mut ctx = Arc::try_unwrap(ctx).unwrap();
     ctx.leadership = Leadership::Standby { leader: Some("ctrl-a".into()) };

@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 use bulkhead_api::tunnel::tls;
 use bulkhead_controller::auth::pki::Ca;
 
-use crate::support::{Lab, netpol, pod};
-
-fn pods() -> String {
-    [
-        pod("x", "a", "a", &["80"]),
-        pod("x", "b", "b", &["80", "81"]),
-        netpol("b-from-a", "b", "ingress", &["{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 80}]}"]),
-    ]
-    .concat()
-}
-
-const OPEN_81: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: b-81-from-a, namespace: x}\nspec:\n  podSelector: {matchLabels: {app: b}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 81}]}]\n";
+use crate::support::{Lab, OPEN_81_TO_B, two_pods_80_of_81};
 
 /// A directory of the test's own, removed on drop.
 struct Scratch(PathBuf);
@@ -80,7 +69,7 @@ fn stranger_dials(lab: &Lab, ca: &Path, cert: &Path, key: &Path) -> bool {
 
 #[test]
 fn strangers_are_refused_and_a_revoked_node_is_cut_off_until_readmitted() {
-    let lab = Lab::up("agt-tls", "bridge", 2, &pods());
+    let lab = Lab::up("agt-tls", "bridge", 2, &two_pods_80_of_81());
     let dir = bulkhead_lab::state::dir(&lab.name);
     let api = bulkhead_lab::api::prepare(&dir).unwrap();
     assert!(nodes(&lab).iter().all(|n| n["in_sync"] == true), "both agents registered over TCP: {:?}", nodes(&lab));
@@ -131,7 +120,7 @@ fn strangers_are_refused_and_a_revoked_node_is_cut_off_until_readmitted() {
         audit(&lab).iter().any(|r| r["action"] == "agent-revoked" && r["target"] == format!("node {b_node}"))
     });
     let path = scratch.0.join("open81.yaml");
-    std::fs::write(&path, OPEN_81).unwrap();
+    std::fs::write(&path, OPEN_81_TO_B).unwrap();
     lab.bulkhead(&["apply", "--lab", &lab.name, "--no-wait", "-f", &path.to_string_lossy()]);
     wait("only the revoked node behind", Duration::from_secs(10), || {
         let n = nodes(&lab);

@@ -6,18 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Killed, Lab, netpol, pod, try_bulkhead};
-
-fn pods() -> String {
-    [
-        pod("x", "a", "a", &["80"]),
-        pod("x", "b", "b", &["80", "81"]),
-        netpol("b-from-a", "b", "ingress", &["{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 80}]}"]),
-    ]
-    .concat()
-}
-
-const OPEN_81: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: b-81-from-a, namespace: x}\nspec:\n  podSelector: {matchLabels: {app: b}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}], ports: [{port: 81}]}]\n";
+use crate::support::{Killed, Lab, OPEN_81_TO_B, try_bulkhead, two_pods_80_of_81};
 
 fn status(lab: &Lab) -> serde_json::Value {
     serde_json::from_str(&lab.bulkhead(&["status", "--lab", &lab.name, "-o", "json"])).unwrap()
@@ -44,11 +33,11 @@ fn file(lab: &Lab, name: &str, text: &str) -> String {
 
 #[test]
 fn a_rejected_change_changes_nothing_and_is_audited() {
-    let lab = Lab::up("ctl-bad", "bridge", 1, &pods());
+    let lab = Lab::up("ctl-bad", "bridge", 1, &two_pods_80_of_81());
     assert!(lab.probe("x/a", "x/b", 80, false, false));
     assert!(!lab.probe("x/a", "x/b", 81, false, false));
     let bad = format!(
-        "{OPEN_81}---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: typo, namespace: x}}\nspec:\n  podSelector: {{}}\n  ingress: [{{from: [{{ipBlock: {{cidr: 10.0.0.0/8, except: [11.0.0.0/16]}}}}]}}]\n"
+        "{OPEN_81_TO_B}---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: typo, namespace: x}}\nspec:\n  podSelector: {{}}\n  ingress: [{{from: [{{ipBlock: {{cidr: 10.0.0.0/8, except: [11.0.0.0/16]}}}}]}}]\n"
     );
     let out = try_bulkhead(&["apply", "--lab", &lab.name, "-f", &file(&lab, "bad", &bad)]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -66,14 +55,14 @@ fn a_rejected_change_changes_nothing_and_is_audited() {
 
 #[test]
 fn a_returning_agent_is_resynced_and_a_restarted_controller_keeps_its_objects() {
-    let lab = Lab::up("ctl-sync", "bridge", 2, &pods());
+    let lab = Lab::up("ctl-sync", "bridge", 2, &two_pods_80_of_81());
     let dir = bulkhead_lab::state::dir(&lab.name);
     let b_node = lab.state.pod("x/b").unwrap().node;
     let agent_pid = lab.state.nodes[b_node - 1].agent_pid.unwrap();
     let agent = Killed::kill(agent_pid, dir.join(format!("agent-n{b_node}.log")));
 
     // A change while b's agent is down: accepted, pending on that node.
-    lab.bulkhead(&["apply", "--lab", &lab.name, "--no-wait", "-f", &file(&lab, "open81", OPEN_81)]);
+    lab.bulkhead(&["apply", "--lab", &lab.name, "--no-wait", "-f", &file(&lab, "open81", OPEN_81_TO_B)]);
     std::thread::sleep(Duration::from_millis(500));
     let s = status(&lab);
     let behind: Vec<&serde_json::Value> =
