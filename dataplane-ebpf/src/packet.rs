@@ -242,6 +242,30 @@ pub fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, flags: u8) -> Vec<u
     frame(src, dst, L4::Tcp { sport, dport, flags }, Frag::None, 0)
 }
 
+/// A plain SCTP frame: the common header (verification tag 0 for an INIT,
+/// 1 otherwise; the checksum left zero, which the dataplane never reads) and
+/// one chunk header of type `chunk` with no body.
+pub fn sctp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, chunk: u8) -> Vec<u8> {
+    let Ok(offset) = IpFragOffset::try_new(0) else {
+        return Vec::new();
+    };
+    let Some(ip) = ip_headers(src, dst, IpNumber::SCTP, Frag::None, offset) else {
+        return Vec::new();
+    };
+    let vtag: u32 = if chunk == 1 { 0 } else { 1 };
+    let mut data = Vec::with_capacity(16);
+    data.extend_from_slice(&sport.to_be_bytes());
+    data.extend_from_slice(&dport.to_be_bytes());
+    data.extend_from_slice(&vtag.to_be_bytes());
+    data.extend_from_slice(&[0; 4]);
+    data.extend_from_slice(&[chunk, 0, 0, 4]);
+    let mut f = Vec::new();
+    match PacketBuilder::ethernet2(SRC_MAC, DST_MAC).ip(ip).write_to_vec(&mut f, IpNumber::SCTP, &data) {
+        Ok(()) => f,
+        Err(_) => Vec::new(),
+    }
+}
+
 /// A plain UDP frame with `payload` bytes.
 pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: usize) -> Vec<u8> {
     frame(src, dst, L4::Udp { sport, dport }, Frag::None, payload)

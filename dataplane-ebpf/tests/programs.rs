@@ -343,6 +343,32 @@ fn close_events_carry_counters_both_ways() {
 }
 
 #[test]
+fn an_sctp_init_is_a_new_association_even_on_a_tracked_tuple() {
+    const INIT: u8 = 1;
+    const INIT_ACK: u8 = 2;
+    const DATA: u8 = 0;
+    let sctp_rule = rule(ID_PEER, Direction::Ingress, proto::SCTP, 9003, 0, Action::Allow, 8);
+    let mut bed = bed("sctp-init", Mode::Enforce, &[sctp_rule]);
+    let init = packet::sctp(v4(PEER), v4(POD), 40000, 9003, INIT);
+    assert_eq!(run(&mut bed, Hook::ToPod, &init), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::FromPod, &packet::sctp(v4(POD), v4(PEER), 9003, 40000, INIT_ACK)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::ToPod, &packet::sctp(v4(PEER), v4(POD), 40000, 9005, INIT)), TC_DROP);
+    // The policy stops allowing 9003; the association already up goes on
+    // (as TCP connections do), a new INIT on the very same tuple does not.
+    let ep = bed.maps.endpoints().unwrap().remove(0);
+    let mut new = KernelState::default();
+    new.endpoints.insert(TEST_IFINDEX, ep.clone());
+    let mut old = new.clone();
+    old.table = PolicyTable::build(&[sctp_rule]).unwrap();
+    new.table = PolicyTable::build(&[]).unwrap();
+    for op in transition::plan(&old, &new).unwrap() {
+        transition::apply(&mut bed.maps, &op).unwrap();
+    }
+    assert_eq!(run(&mut bed, Hook::ToPod, &packet::sctp(v4(PEER), v4(POD), 40000, 9003, DATA)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::ToPod, &init), TC_DROP, "a repeated INIT is decided again");
+}
+
+#[test]
 fn events_can_be_disabled_and_are_counted() {
     let mut bed = bed("events-off", Mode::Enforce, &[]);
     let mut cfg = bed.maps.config().unwrap();

@@ -67,6 +67,14 @@ static __always_inline void bh_ct_key_rev(struct bh_ct_key *k, const struct bh_p
 	k->protocol = p->proto;
 }
 
+/* An SCTP INIT (verification tag 0 on the wire) always asks for a new
+ * association, even on a tuple that had one: never an established packet. */
+#define BH_SCTP_CHUNK_INIT 1
+static __always_inline int bh_sctp_is_init(const struct bh_pkt *p)
+{
+	return p->proto == BH_IPPROTO_SCTP && p->sctp_chunk == BH_SCTP_CHUNK_INIT;
+}
+
 /* A TCP packet that may open a connection: SYN without ACK. */
 static __always_inline int bh_tcp_is_syn(const struct bh_pkt *p)
 {

@@ -48,7 +48,7 @@ struct bh_pkt {
 	__u8 tcp_flags;
 	__u8 frag; /* enum bh_frag_kind */
 	__u8 icmp_type;
-	__u8 _pad;
+	__u8 sctp_chunk; /* SCTP: the first chunk's type (1 = INIT) */
 	/* TCP and UDP: the L4 payload is [payload_off, payload_end) from the
 	 * frame's start, by the IP lengths (never trailing padding); empty else. */
 	__u16 payload_off;
@@ -108,6 +108,9 @@ static __always_inline int bh_parse_l4(struct bh_pkt *p, void *l4, void *end, __
 			return BH_PARSE_MALFORMED;
 		p->sport = bpf_ntohs(sh[0]);
 		p->dport = bpf_ntohs(sh[1]);
+		__u8 *chunk = (__u8 *)l4 + 12;
+		if ((void *)chunk + 1 <= end)
+			p->sctp_chunk = chunk[0];
 		return BH_PARSE_OK;
 	}
 	case BH_IPPROTO_ICMP:
