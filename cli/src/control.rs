@@ -18,7 +18,7 @@ pub struct ControllerArgs {
     #[arg(long, default_value = "default")]
     cluster: String,
     /// Manifest files or directories read at start (Namespace, Pod, Node,
-    /// Service, EndpointSlice, NetworkPolicy, ClusterNetworkPolicy).
+    /// Service, EndpointSlice, NetworkPolicy, ClusterNetworkPolicy, BulkheadClusterPolicy).
     #[arg(short = 'f', long = "manifests")]
     manifests: Vec<PathBuf>,
     /// An agent on this host: NODE=SOCKET (repeatable). Agents on the

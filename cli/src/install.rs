@@ -248,7 +248,7 @@ pub fn uninstall(a: &UninstallArgs) -> Result<String> {
     let mut ordered: Vec<&Value> = objects.iter().collect();
     ordered.sort_by_key(|o| rank(o));
     let mut out = String::from(
-        "# Removes Bulkhead: `bulkhead uninstall | kubectl delete --ignore-not-found -f -`.\n# Deleting the CRDs deletes every bulkhead.dev ClusterNetworkPolicy and Quarantine.\n",
+        "# Removes Bulkhead: `bulkhead uninstall | kubectl delete --ignore-not-found -f -`.\n# Deleting the CRDs deletes every BulkheadClusterPolicy and Quarantine (sig-network's ClusterNetworkPolicies stay).\n",
     );
     for o in ordered {
         let reference = json!({

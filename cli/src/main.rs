@@ -287,13 +287,23 @@ enum PolicyCommand {
         #[arg(short, long, value_enum, default_value = "human")]
         output: Output,
     },
+    /// Convert retired bulkhead.dev/v1alpha1 ClusterNetworkPolicies to
+    /// sig-network's policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy
+    /// (or bulkhead.dev/v1alpha2 BulkheadClusterPolicy where a peer needs it),
+    /// printing the whole stream with every other document unchanged.
+    /// Needs no controller.
+    Migrate {
+        /// A YAML file, or - for standard input.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum LabCommand {
     /// Create (or complete) the lab from Kubernetes manifests. Idempotent.
     Up {
-        /// Kubernetes YAML (Namespace, Pod, Deployment, Service, NetworkPolicy, ClusterNetworkPolicy). Repeat.
+        /// Kubernetes YAML (Namespace, Pod, Deployment, Service, NetworkPolicy, ClusterNetworkPolicy, BulkheadClusterPolicy). Repeat.
         #[arg(short = 'f', long = "file", required = true)]
         files: Vec<PathBuf>,
         /// The CNI plugin that wires pods: bridge or ptp.
@@ -395,6 +405,9 @@ enum LabCommand {
         tcp: Vec<u16>,
         #[arg(long, value_delimiter = ',')]
         udp: Vec<u16>,
+        /// SCTP ports, answered from a raw socket (see bulkhead_lab::sctp).
+        #[arg(long, value_delimiter = ',')]
+        sctp: Vec<u16>,
         #[arg(long)]
         name: String,
         /// Calls to make (the lab.bulkhead.dev/calls annotation).
@@ -429,7 +442,7 @@ fn main() -> Result<()> {
     match cli.command {
         // These two enter a namespace: they must run before any other thread exists.
         Command::Lab {
-            command: LabCommand::Serve { netns, tcp, udp, name, calls, namespace, call_interval, speak },
+            command: LabCommand::Serve { netns, tcp, udp, sctp, name, calls, namespace, call_interval, speak },
         } => {
             let plan = bulkhead_lab::server::CallPlan {
                 namespace,
@@ -438,7 +451,7 @@ fn main() -> Result<()> {
                     .map_err(|e| anyhow::anyhow!("--call-interval: {e}"))?,
             };
             let speak = bulkhead_lab::speak::parse_speaks(&speak).map_err(|e| anyhow::anyhow!("--speak: {e}"))?;
-            bulkhead_lab::server::serve(&netns, &tcp, &udp, &speak, &name, plan)?;
+            bulkhead_lab::server::serve(&netns, &bulkhead_lab::server::Ports { tcp, udp, sctp }, &speak, &name, plan)?;
             Ok(())
         }
         Command::Lab { command: LabCommand::Dns { netns, lab } } => {
@@ -530,6 +543,17 @@ fn main() -> Result<()> {
         Command::Delete { files, no_wait } => runtime()?.block_on(control::change(&cli.target, &files, true, !no_wait)),
         Command::Policy { command: PolicyCommand::Explain { from, to, output } } => {
             runtime()?.block_on(control::explain(&cli.target, &from, &to, output == Output::Json))
+        }
+        Command::Policy { command: PolicyCommand::Migrate { file } } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let (out, converted) = bulkhead_policy::objects::migrate_documents(&file.to_string_lossy(), &text)?;
+            print!("{out}");
+            eprintln!("{converted} retired ClusterNetworkPolicies converted");
+            Ok(())
         }
         Command::Status { output } => runtime()?.block_on(control::status(&cli.target, output == Output::Json)),
         Command::Quarantine { pod, workload, reason, output } => {

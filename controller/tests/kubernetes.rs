@@ -38,8 +38,11 @@ async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response
             ("/apis/discovery.k8s.io/v1/endpointslices", false) => Some(recorded("endpointslices.list.json")),
             ("/apis/networking.k8s.io/v1/networkpolicies", false) => Some(recorded("networkpolicies.list.json")),
             ("/apis/networking.k8s.io/v1/ingresses", false) => Some(recorded("ingresses.list.json")),
-            ("/apis/bulkhead.dev/v1alpha1/clusternetworkpolicies", false) => {
+            ("/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies", false) => {
                 Some(recorded("clusternetworkpolicies.list.json"))
+            }
+            ("/apis/bulkhead.dev/v1alpha2/bulkheadclusterpolicies", false) => {
+                Some(recorded("bulkheadclusterpolicies.list.json"))
             }
             ("/apis/bulkhead.dev/v1alpha1/quarantines", false) => Some(recorded("quarantines.list.json")),
             ("/api/v1/nodes", false) => {
@@ -97,8 +100,8 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     let client = kube::Client::new(service, "default");
     let mut stream = Box::pin(updates(client));
     let (mut relists, mut pod_events, mut batch) = (0, 0, Vec::new());
-    // 9 kinds listed, then the 7 pod events of the recorded watch (the bookmark is not an event).
-    while relists < 9 || pod_events < 7 {
+    // 10 kinds listed, then the 7 pod events of the recorded watch (the bookmark is not an event).
+    while relists < 10 || pod_events < 7 {
         let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
         let u = next.expect("the watchers stalled").expect("stream ended").unwrap();
         match &u {
@@ -115,7 +118,7 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     let st = s.status();
     // backend-0, frontend-abcde, coredns, and the new frontend-fghij once it has an
     // address; the pending batch pod never counted and is deleted anyway.
-    assert_eq!((st.pods, st.network_policies, st.cluster_policies), (4, 2, 1), "{st:?}");
+    assert_eq!((st.pods, st.network_policies, st.cluster_policies), (4, 2, 3), "{st:?}");
     // The Quarantine object quarantines its pod, recorded as made by the object.
     assert_eq!(st.quarantines_active, 1, "{st:?}");
     let q = s.desk().read(|b| b.all().next().cloned()).unwrap().unwrap();
@@ -139,6 +142,10 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     assert!(r.allowed && r.egress == "admin/no-shop-to-kube-system-except-dns#dns", "{}", r.egress);
     let r = explain(&s, frontend, "kube-system/coredns-5d78c9869d-xyz12", 53, "TCP");
     assert!(!r.allowed && r.egress == "admin/no-shop-to-kube-system-except-dns#rest", "{}", r.egress);
+    // The allowlist's domainNames peer cannot be enforced: its Accept rule
+    // matches nothing (fail closed), the Deny below it still holds.
+    let r = explain(&s, frontend, "203.0.113.9", 443, "TCP");
+    assert!(!r.allowed && r.egress == "admin/shop-egress-allowlist#documentation-net", "{}", r.egress);
     let r = explain(&s, frontend, "shop/backend", 80, "TCP");
     assert!(
         r.allowed && r.egress.starts_with("service shop/backend -> "),

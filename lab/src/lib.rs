@@ -13,6 +13,7 @@ pub mod listens;
 pub mod manifest;
 pub mod netns;
 pub mod probe;
+pub mod sctp;
 pub mod server;
 pub mod services;
 pub mod shell;

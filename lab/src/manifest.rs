@@ -1,5 +1,5 @@
 //! Reading ordinary Kubernetes YAML: Namespace, Pod and Deployment (with
-//! replicas) build the lab; NetworkPolicy and ClusterNetworkPolicy documents
+//! replicas) build the lab; NetworkPolicy, ClusterNetworkPolicy and BulkheadClusterPolicy documents
 //! go to the lab's controller as they are. Unknown kinds are skipped with a
 //! warning; malformed ones are errors naming file, document and field.
 
@@ -20,7 +20,7 @@ pub const ROLE_ANNOTATION: &str = "lab.bulkhead.dev/role";
 pub struct PortSpec {
     /// Port number.
     pub port: u16,
-    /// UDP when set, TCP otherwise (the lab serves no SCTP).
+    /// UDP when set, TCP otherwise (SCTP ports are `PodSpec::sctp_ports`).
     pub udp: bool,
 }
 
@@ -44,8 +44,10 @@ pub struct PodSpec {
     pub name: String,
     /// Pod labels.
     pub labels: BTreeMap<String, String>,
-    /// Container ports the pod serves.
+    /// TCP and UDP container ports the pod serves.
     pub ports: Vec<PortSpec>,
+    /// SCTP container ports the pod serves (see `sctp`).
+    pub sctp_ports: Vec<u16>,
     /// Address requested via `status.podIP`, which also picks the node; `None` for any.
     pub fixed_ip: Option<IpAddr>,
     /// Pod annotations.
@@ -133,8 +135,10 @@ fn labels_of(v: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
     Ok(out)
 }
 
-fn ports_of(doc: &Doc<'_>, containers: Option<&Value>, field: &str) -> Result<Vec<PortSpec>, LabError> {
+/// TCP and UDP ports, and SCTP ports, of the containers.
+fn ports_of(doc: &Doc<'_>, containers: Option<&Value>, field: &str) -> Result<(Vec<PortSpec>, Vec<u16>), LabError> {
     let mut out = Vec::new();
+    let mut sctp = Vec::new();
     for (ci, c) in containers.and_then(Value::as_sequence).into_iter().flatten().enumerate() {
         for (pi, p) in c.get("ports").and_then(Value::as_sequence).into_iter().flatten().enumerate() {
             let f = format!("{field}[{ci}].ports[{pi}]");
@@ -146,11 +150,12 @@ fn ports_of(doc: &Doc<'_>, containers: Option<&Value>, field: &str) -> Result<Ve
             let udp = match p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") {
                 "TCP" => false,
                 "UDP" => true,
+                "SCTP" => {
+                    sctp.push(port as u16);
+                    continue;
+                }
                 other => {
-                    return Err(doc.err(
-                        &format!("{f}.protocol"),
-                        format!("{other:?} is not TCP or UDP (SCTP pods are not supported by the lab)"),
-                    ));
+                    return Err(doc.err(&format!("{f}.protocol"), format!("{other:?} is not TCP, UDP or SCTP")));
                 }
             };
             out.push(PortSpec { port: port as u16, udp });
@@ -158,7 +163,9 @@ fn ports_of(doc: &Doc<'_>, containers: Option<&Value>, field: &str) -> Result<Ve
     }
     out.sort();
     out.dedup();
-    Ok(out)
+    sctp.sort_unstable();
+    sctp.dedup();
+    Ok((out, sctp))
 }
 
 /// Parses every file; all-or-nothing.
@@ -197,6 +204,7 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                         }
                         None => None,
                     };
+                    let (ports, sctp_ports) = ports_of(&doc, doc.get("spec.containers"), "spec.containers")?;
                     m.pods.push(PodSpec {
                         namespace: doc
                             .get("metadata.namespace")
@@ -205,7 +213,8 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                             .to_string(),
                         name: doc.str("metadata.name")?,
                         labels: doc.labels("metadata.labels")?,
-                        ports: ports_of(&doc, doc.get("spec.containers"), "spec.containers")?,
+                        ports,
+                        sctp_ports,
                         fixed_ip: ip,
                         annotations: {
                             let a = doc.annotations("metadata.annotations")?;
@@ -228,7 +237,7 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                         return Err(doc.err("spec.replicas", "at most 256 replicas in the lab"));
                     }
                     let labels = doc.labels("spec.template.metadata.labels")?;
-                    let ports =
+                    let (ports, sctp_ports) =
                         ports_of(&doc, doc.get("spec.template.spec.containers"), "spec.template.spec.containers")?;
                     let mut annotations = doc.annotations("spec.template.metadata.annotations")?;
                     // Traffic may be declared on the Deployment itself.
@@ -250,6 +259,7 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                             name: format!("{name}-{i}"),
                             labels: labels.clone(),
                             ports: ports.clone(),
+                            sctp_ports: sctp_ports.clone(),
                             fixed_ip: None,
                             annotations: annotations.clone(),
                             containers: containers.clone(),
@@ -257,7 +267,7 @@ pub fn load(files: &[PathBuf]) -> Result<Manifests, LabError> {
                         });
                     }
                 }
-                "NetworkPolicy" | "ClusterNetworkPolicy" => m.policies.push(v.clone()),
+                "NetworkPolicy" | "ClusterNetworkPolicy" | "BulkheadClusterPolicy" => m.policies.push(v.clone()),
                 "Service" => m.services.push(service_of(&doc)?),
                 other => {
                     tracing::warn!(file = %file.display(), document = index, kind = other, "kind not supported by the lab yet; skipped")
@@ -410,6 +420,7 @@ fn add_cluster_dns(m: &mut Manifests) {
         name: "coredns".into(),
         labels: labels.clone(),
         ports: vec![PortSpec { port: 53, udp: false }, PortSpec { port: 53, udp: true }],
+        sctp_ports: Vec::new(),
         fixed_ip: None,
         annotations: BTreeMap::from([(ROLE_ANNOTATION.to_string(), "dns".to_string())]),
         containers,

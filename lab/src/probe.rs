@@ -210,3 +210,30 @@ pub fn udp_flood(netns: &std::path::Path, target: IpAddr, flows: u64) -> Result<
     });
     sender.join().map_err(|_| LabError::Invalid("the flood thread panicked".into()))?
 }
+
+/// SCTP probes, `(source pod, address, port)` each: an INIT from inside the
+/// source pod, connected when the matching INIT ACK comes back within
+/// `timeout` (see `sctp`). Results come back in input order.
+pub fn run_sctp(lab: &LabState, probes: &[(String, IpAddr, u16)], timeout: Duration) -> Result<Vec<bool>, LabError> {
+    let mut by_source: BTreeMap<String, Vec<(usize, IpAddr, u16)>> = BTreeMap::new();
+    for (i, (from, ip, port)) in probes.iter().enumerate() {
+        by_source.entry(from.clone()).or_default().push((i, *ip, *port));
+    }
+    let mut handles = Vec::new();
+    for (from, list) in by_source {
+        let netns = crate::netns::path(&lab.pod(&from)?.netns);
+        handles.push(std::thread::spawn(move || -> Result<Vec<(usize, bool)>, LabError> {
+            crate::netns::enter(&netns)?;
+            let targets: Vec<(IpAddr, u16)> = list.iter().map(|(_, ip, port)| (*ip, *port)).collect();
+            let ok = crate::sctp::probe(&targets, timeout)?;
+            Ok(list.iter().map(|(i, _, _)| *i).zip(ok).collect())
+        }));
+    }
+    let mut out = vec![false; probes.len()];
+    for h in handles {
+        for (i, ok) in h.join().map_err(|_| LabError::Invalid("an SCTP probe thread panicked".into()))?? {
+            out[i] = ok;
+        }
+    }
+    Ok(out)
+}

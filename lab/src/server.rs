@@ -55,18 +55,39 @@ async fn connection(mut s: tokio::net::TcpStream, name: String, speaks: Option<A
     }
 }
 
+/// The ports a pod serves, by protocol.
+#[derive(Debug, Clone, Default)]
+pub struct Ports {
+    /// TCP ports.
+    pub tcp: Vec<u16>,
+    /// UDP ports.
+    pub udp: Vec<u16>,
+    /// SCTP ports (INIT answered with INIT ACK, see `sctp`).
+    pub sctp: Vec<u16>,
+}
+
 /// Enters `netns`, makes the declared calls and serves forever, each port
 /// speaking its protocol in `speak` (the rest answer a banner line). Call
 /// before any other thread exists.
 pub fn serve(
     netns: &Path,
-    tcp: &[u16],
-    udp: &[u16],
+    ports: &Ports,
     speak: &[(u16, AppProtocol)],
     name: &str,
     plan: CallPlan,
 ) -> Result<(), LabError> {
     let rt = crate::netns::runtime_in(netns)?;
+    let (tcp, udp) = (&ports.tcp, &ports.udp);
+    if !ports.sctp.is_empty() {
+        let sctp = ports.sctp.clone();
+        let netns = netns.to_path_buf();
+        // Its own thread, entered into the pod's namespace like this one.
+        std::thread::spawn(move || {
+            if let Err(e) = crate::netns::enter(&netns).and_then(|()| crate::sctp::respond(sctp)) {
+                eprintln!("sctp: {e}");
+            }
+        });
+    }
     rt.block_on(async move {
         let mut tasks = Vec::new();
         if !plan.calls.is_empty() {

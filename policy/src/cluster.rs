@@ -1,177 +1,33 @@
-//! `ClusterNetworkPolicy` (group `bulkhead.dev`): cluster-scoped rules in two
-//! tiers around NetworkPolicy, in the shape of sig-network's
-//! AdminNetworkPolicy and BaselineAdminNetworkPolicy. Admin rules are
-//! evaluated first and can Allow, Deny or Pass (hand the decision to
+//! Cluster-scoped policy in two tiers around NetworkPolicy, read from
+//! sig-network's `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy
+//! and from Bulkhead's `bulkhead.dev/v1alpha2` BulkheadClusterPolicy (the
+//! same fields plus the peers upstream cannot say). Admin rules are
+//! evaluated first and can Accept, Deny or Pass (hand the decision to
 //! NetworkPolicy); Baseline rules apply only where no NetworkPolicy isolates
-//! the pod.
+//! the pod, and a Baseline Pass leaves the traffic to the default (allowed).
 
-use std::collections::BTreeMap;
+mod convert;
+pub mod legacy;
+pub mod spec;
 
 use ipnetwork::IpNetwork;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::error::{Blame, PolicyError};
-use crate::netpol::parse_cidr;
-use crate::ports::{PortMatch, PortSel, Protocol, check_port_name, port_number};
+use crate::ports::PortMatch;
+
 use crate::selector::Selector;
 
-/// API group and version of the kind.
-pub const API_VERSION: &str = "bulkhead.dev/v1alpha1";
-/// The kind's name.
+pub use convert::{MAX_ITEMS, MAX_PRIORITY, MAX_RULE_NAME, fail_closed};
+pub use spec::{BulkheadClusterPolicy, ClusterNetworkPolicy, ServiceRef};
+
+/// API group and version of sig-network's kind.
+pub const API_VERSION: &str = "policy.networking.k8s.io/v1alpha2";
+/// sig-network's kind.
 pub const KIND: &str = "ClusterNetworkPolicy";
-/// Highest Admin priority; lower numbers are evaluated first.
-pub const MAX_PRIORITY: i32 = 1000;
-
-/// Desired behaviour of a ClusterNetworkPolicy. The derive also defines the
-/// cluster-scoped `ClusterNetworkPolicy` object and its CRD (see `crd()`).
-#[derive(kube_derive::CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "bulkhead.dev",
-    version = "v1alpha1",
-    kind = "ClusterNetworkPolicy",
-    plural = "clusternetworkpolicies",
-    shortname = "cnp",
-    doc = "Cluster-scoped network policy in two tiers around NetworkPolicy (Admin before, Baseline after).",
-    derive = "PartialEq",
-    printcolumn = r#"{"name":"Tier","type":"string","jsonPath":".spec.tier"}"#,
-    printcolumn = r#"{"name":"Priority","type":"integer","jsonPath":".spec.priority"}"#,
-    crates(
-        kube_core = "::kube_core",
-        k8s_openapi = "::k8s_openapi",
-        schemars = "::schemars",
-        serde = "::serde",
-        serde_json = "::serde_json"
-    )
-)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ClusterNetworkPolicySpec {
-    /// `Admin` (before NetworkPolicy) or `Baseline` (after it).
-    pub tier: String,
-    /// Order within the tier, 0 to 1000, lowest first. Ties are broken by name.
-    #[serde(default)]
-    pub priority: i32,
-    /// The pods the policy applies to.
-    pub subject: SubjectSpec,
-    /// Rules for traffic arriving at the subject pods, first match wins.
-    #[serde(default)]
-    pub ingress: Vec<RuleSpec>,
-    /// Rules for traffic leaving the subject pods, first match wins.
-    #[serde(default)]
-    pub egress: Vec<RuleSpec>,
-}
-
-/// Which pods a policy applies to: exactly one of the fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SubjectSpec {
-    /// Every pod in the matching namespaces.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespaces: Option<meta::LabelSelector>,
-    /// Matching pods in matching namespaces.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pods: Option<PodsSpec>,
-}
-
-/// Pods by namespace and pod labels.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PodsSpec {
-    /// Namespaces of the pods.
-    pub namespace_selector: meta::LabelSelector,
-    /// Labels of the pods.
-    pub pod_selector: meta::LabelSelector,
-}
-
-/// One rule of a tier.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RuleSpec {
-    /// Name shown in flows and in `policy explain`.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// `Allow`, `Deny` or (Admin only) `Pass`.
-    pub action: String,
-    /// Peers of an ingress rule.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Vec<PeerSpec>>,
-    /// Peers of an egress rule.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Vec<PeerSpec>>,
-    /// Ports; absent means all traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ports: Option<Vec<PortSpec>>,
-}
-
-/// A peer: exactly one of the fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PeerSpec {
-    /// Every pod in the matching namespaces.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespaces: Option<meta::LabelSelector>,
-    /// Matching pods in matching namespaces.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pods: Option<PodsSpec>,
-    /// The pods behind these services (and, for egress, their ClusterIPs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub services: Option<Vec<ServiceRef>>,
-    /// Addresses in these CIDRs, pod addresses included.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub networks: Option<Vec<String>>,
-    /// Every pod of these clusters (by cluster name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clusters: Option<Vec<String>>,
-}
-
-/// A service by namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-pub struct ServiceRef {
-    /// Namespace of the service.
-    pub namespace: String,
-    /// Name of the service.
-    pub name: String,
-}
-
-/// A port match: exactly one of the fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PortSpec {
-    /// One port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port_number: Option<PortNumberSpec>,
-    /// A range of ports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port_range: Option<PortRangeSpec>,
-    /// A container port name of the destination pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub named_port: Option<String>,
-}
-
-/// One port of a protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PortNumberSpec {
-    /// TCP (default), UDP or SCTP.
-    #[serde(default)]
-    pub protocol: Option<String>,
-    /// The port.
-    pub port: i32,
-}
-
-/// An inclusive range of ports of a protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PortRangeSpec {
-    /// TCP (default), UDP or SCTP.
-    #[serde(default)]
-    pub protocol: Option<String>,
-    /// First port.
-    pub start: i32,
-    /// Last port, inclusive.
-    pub end: i32,
-}
+/// API group and version of Bulkhead's extension.
+pub const BULKHEAD_API_VERSION: &str = "bulkhead.dev/v1alpha2";
+/// Bulkhead's extension kind.
+pub const BULKHEAD_KIND: &str = "BulkheadClusterPolicy";
 
 /// The tier a policy belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -185,18 +41,20 @@ pub enum Tier {
 /// What a matching tier rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum TierAction {
-    /// Allow, skipping every later tier.
+    /// Accept (the wire's `Accept`), skipping every later tier.
     Allow,
     /// Deny, skipping every later tier.
     Deny,
-    /// Stop evaluating Admin rules and let NetworkPolicy decide.
+    /// Skip the rest of the tier: an Admin Pass lets NetworkPolicy decide,
+    /// a Baseline Pass leaves the traffic to the default (allowed).
     Pass,
 }
 
 /// A validated ClusterNetworkPolicy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClusterPolicy {
-    /// Object name.
+    /// Object name; a BulkheadClusterPolicy's is prefixed with its kind
+    /// (`BulkheadClusterPolicy/name`), so the two kinds never collide.
     pub name: String,
     /// Admin or Baseline.
     pub tier: Tier,
@@ -239,11 +97,21 @@ pub enum TierPeer {
     Service(ServiceRef),
     /// Addresses in a CIDR.
     Network(IpNetwork),
+    /// The addresses of the nodes whose labels match.
+    Nodes(Selector),
     /// Every pod of a cluster.
     Cluster(String),
 }
 
 impl ClusterPolicy {
+    /// The kind and bare name of the object the policy came from.
+    pub fn object(&self) -> (&'static str, &str) {
+        match self.name.strip_prefix(BULKHEAD_KIND).and_then(|r| r.strip_prefix('/')) {
+            Some(n) => (BULKHEAD_KIND, n),
+            None => (KIND, &self.name),
+        }
+    }
+
     /// Whether the policy applies to a pod with `pod_labels` in a namespace
     /// with `namespace_labels`.
     pub fn selects(&self, namespace_labels: &crate::selector::Labels, pod_labels: &crate::selector::Labels) -> bool {
@@ -259,223 +127,205 @@ impl ClusterPolicy {
     }
 }
 
-fn pods(p: &PodsSpec, blame: &Blame, field: &str) -> Result<(Selector, Selector), PolicyError> {
-    Ok((
-        Selector::parse(&p.namespace_selector, blame, &format!("{field}.namespaceSelector"))?,
-        Selector::parse(&p.pod_selector, blame, &format!("{field}.podSelector"))?,
-    ))
-}
-
-fn peer(p: &PeerSpec, blame: &Blame, field: &str) -> Result<Vec<TierPeer>, PolicyError> {
-    let set =
-        [p.namespaces.is_some(), p.pods.is_some(), p.services.is_some(), p.networks.is_some(), p.clusters.is_some()];
-    if set.iter().filter(|s| **s).count() != 1 {
-        return Err(blame.err(field, "a peer needs exactly one of namespaces, pods, services, networks or clusters"));
-    }
-    if let Some(ns) = &p.namespaces {
-        let namespaces = Selector::parse(ns, blame, &format!("{field}.namespaces"))?;
-        return Ok(vec![TierPeer::Pods { namespaces, pods: Selector::everything() }]);
-    }
-    if let Some(ps) = &p.pods {
-        let (namespaces, pods) = pods(ps, blame, &format!("{field}.pods"))?;
-        return Ok(vec![TierPeer::Pods { namespaces, pods }]);
-    }
-    let mut out = Vec::new();
-    for (i, s) in p.services.iter().flatten().enumerate() {
-        if s.namespace.is_empty() || s.name.is_empty() {
-            return Err(blame.err(format!("{field}.services[{i}]"), "namespace and name are required"));
-        }
-        out.push(TierPeer::Service(s.clone()));
-    }
-    for (i, n) in p.networks.iter().flatten().enumerate() {
-        out.push(TierPeer::Network(parse_cidr(n, blame, &format!("{field}.networks[{i}]"))?));
-    }
-    for (i, c) in p.clusters.iter().flatten().enumerate() {
-        crate::selector::check_value(c).map_err(|m| blame.err(format!("{field}.clusters[{i}]"), m))?;
-        out.push(TierPeer::Cluster(c.clone()));
-    }
-    if out.is_empty() {
-        return Err(blame.err(field, "the peer's list is empty"));
-    }
-    Ok(out)
-}
-
-/// A port entry's matches: a named port matches whatever protocol the
-/// destination's container port of that name has.
-fn port(p: &PortSpec, blame: &Blame, field: &str) -> Result<Vec<PortMatch>, PolicyError> {
-    match (&p.port_number, &p.port_range, &p.named_port) {
-        (Some(n), None, None) => {
-            let f = format!("{field}.portNumber");
-            let protocol = Protocol::parse(n.protocol.as_deref(), blame, &format!("{f}.protocol"))?;
-            let port = port_number(n.port).map_err(|m| blame.err(format!("{f}.port"), m))?;
-            Ok(vec![PortMatch { protocol, ports: PortSel::Range(port, port) }])
-        }
-        (None, Some(r), None) => {
-            let f = format!("{field}.portRange");
-            let protocol = Protocol::parse(r.protocol.as_deref(), blame, &format!("{f}.protocol"))?;
-            let lo = port_number(r.start).map_err(|m| blame.err(format!("{f}.start"), m))?;
-            let hi = port_number(r.end).map_err(|m| blame.err(format!("{f}.end"), m))?;
-            if hi < lo {
-                return Err(blame.err(format!("{f}.end"), format!("end {hi} is smaller than start {lo}")));
-            }
-            Ok(vec![PortMatch { protocol, ports: PortSel::Range(lo, hi) }])
-        }
-        (None, None, Some(name)) => {
-            check_port_name(name).map_err(|m| blame.err(format!("{field}.namedPort"), m))?;
-            Ok(Protocol::ALL.iter().map(|p| PortMatch { protocol: *p, ports: PortSel::Named(name.clone()) }).collect())
-        }
-        _ => Err(blame.err(field, "a port needs exactly one of portNumber, portRange or namedPort")),
-    }
-}
-
-fn rules(specs: &[RuleSpec], tier: Tier, egress: bool, blame: &Blame) -> Result<Vec<TierRule>, PolicyError> {
-    let dir = if egress { "egress" } else { "ingress" };
-    let mut names = BTreeMap::new();
-    let mut out = Vec::new();
-    for (i, r) in specs.iter().enumerate() {
-        let f = format!("spec.{dir}[{i}]");
-        let action = match (r.action.as_str(), tier) {
-            ("Allow", _) => TierAction::Allow,
-            ("Deny", _) => TierAction::Deny,
-            ("Pass", Tier::Admin) => TierAction::Pass,
-            ("Pass", Tier::Baseline) => {
-                return Err(blame.err(format!("{f}.action"), "Pass is only valid in the Admin tier"));
-            }
-            (other, _) => {
-                return Err(
-                    blame.err(format!("{f}.action"), format!("unknown action {other:?}; expected Allow, Deny or Pass"))
-                );
-            }
-        };
-        let (peers_field, peers, wrong) = if egress { ("to", &r.to, &r.from) } else { ("from", &r.from, &r.to) };
-        if wrong.is_some() {
-            let other = if egress { "from" } else { "to" };
-            return Err(blame.err(format!("{f}.{other}"), format!("{dir} rules take `{peers_field}`, not `{other}`")));
-        }
-        let Some(peers) = peers.as_ref().filter(|p| !p.is_empty()) else {
-            return Err(blame.err(format!("{f}.{peers_field}"), "at least one peer is required"));
-        };
-        let mut all = Vec::new();
-        for (j, p) in peers.iter().enumerate() {
-            all.extend(peer(p, blame, &format!("{f}.{peers_field}[{j}]"))?);
-        }
-        let ports = match r.ports.as_ref().filter(|p| !p.is_empty()) {
-            None => None,
-            Some(ps) => Some(
-                ps.iter()
-                    .enumerate()
-                    .map(|(j, p)| port(p, blame, &format!("{f}.ports[{j}]")))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-            ),
-        };
-        let name = r.name.clone().unwrap_or_else(|| format!("{dir}[{i}]"));
-        if let Some(prev) = names.insert(name.clone(), i) {
-            return Err(blame.err(format!("{f}.name"), format!("name {name:?} is already used by rule {prev}")));
-        }
-        out.push(TierRule { name, action, peers: all, ports });
-    }
-    Ok(out)
-}
-
-impl TryFrom<&ClusterNetworkPolicy> for ClusterPolicy {
-    type Error = PolicyError;
-
-    fn try_from(o: &ClusterNetworkPolicy) -> Result<Self, PolicyError> {
-        let name = o.metadata.name.clone().unwrap_or_default();
-        let blame = Blame::new(KIND, None, &name);
-        if name.is_empty() {
-            return Err(blame.err("metadata.name", "a name is required"));
-        }
-        let s = &o.spec;
-        let tier = match s.tier.as_str() {
-            "Admin" => Tier::Admin,
-            "Baseline" => Tier::Baseline,
-            other => return Err(blame.err("spec.tier", format!("unknown tier {other:?}; expected Admin or Baseline"))),
-        };
-        if !(0..=MAX_PRIORITY).contains(&s.priority) {
-            return Err(blame.err("spec.priority", format!("{} is outside 0-{MAX_PRIORITY}", s.priority)));
-        }
-        let (subject_namespaces, subject_pods) = match (&s.subject.namespaces, &s.subject.pods) {
-            (Some(ns), None) => (Selector::parse(ns, &blame, "spec.subject.namespaces")?, Selector::everything()),
-            (None, Some(p)) => pods(p, &blame, "spec.subject.pods")?,
-            _ => return Err(blame.err("spec.subject", "exactly one of namespaces or pods is required")),
-        };
-        Ok(Self {
-            name,
-            tier,
-            priority: s.priority,
-            subject_namespaces,
-            subject_pods,
-            ingress: rules(&s.ingress, tier, false, &blame)?,
-            egress: rules(&s.egress, tier, true, &blame)?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::PolicyError;
 
-    fn parse(spec: &str) -> Result<ClusterPolicy, PolicyError> {
-        let yaml = format!(
-            "apiVersion: bulkhead.dev/v1alpha1\nkind: ClusterNetworkPolicy\nmetadata: {{name: c}}\nspec: {spec}"
-        );
-        let o: ClusterNetworkPolicy = serde_yaml::from_str(&yaml).unwrap();
-        ClusterPolicy::try_from(&o)
+    fn parse(kind: &str, spec: &str) -> Result<ClusterPolicy, PolicyError> {
+        let head = |v: &str, k: &str| format!("apiVersion: {v}\nkind: {k}\nmetadata: {{name: c}}\nspec: {spec}");
+        if kind == KIND {
+            let o: ClusterNetworkPolicy = serde_yaml::from_str(&head(API_VERSION, KIND)).unwrap();
+            ClusterPolicy::try_from(&o)
+        } else {
+            let o: BulkheadClusterPolicy = serde_yaml::from_str(&head(BULKHEAD_API_VERSION, BULKHEAD_KIND)).unwrap();
+            ClusterPolicy::try_from(&o)
+        }
     }
 
     #[test]
-    fn parses_every_peer_kind() {
+    fn parses_every_peer_and_protocol_kind() {
         let p = parse(
-            "{tier: Admin, priority: 10, subject: {namespaces: {}}, egress: [{name: out, action: Pass, to: [
+            KIND,
+            "{tier: Baseline, priority: 10, subject: {namespaces: {}}, egress: [{name: out, action: Pass, to: [
               {namespaces: {matchLabels: {a: b}}}, {pods: {namespaceSelector: {}, podSelector: {}}},
-              {services: [{namespace: x, name: s}]}, {networks: [10.0.0.1/8]}, {clusters: [east]}],
-              ports: [{portNumber: {port: 80}}, {portRange: {protocol: UDP, start: 1, end: 9}}, {namedPort: dns}]}]}",
+              {nodes: {matchLabels: {kubernetes.io/os: linux}}}, {networks: [10.0.0.1/8, '::/0']}],
+              protocols: [{tcp: {destinationPort: {number: 80}}}, {udp: {destinationPort: {range: {start: 1, end: 9}}}},
+                          {sctp: {destinationPort: {number: 9003}}}]}]}",
         )
         .unwrap();
+        assert_eq!(p.tier, Tier::Baseline);
+        assert_eq!(p.egress[0].action, TierAction::Pass);
         assert_eq!(p.egress[0].peers.len(), 5);
         assert_eq!(p.egress[0].peers[3], TierPeer::Network("10.0.0.0/8".parse().unwrap()));
-        assert_eq!(p.egress[0].action, TierAction::Pass);
+        let ports = p.egress[0].ports.as_ref().unwrap();
+        assert_eq!(ports.len(), 3);
+        assert_eq!(ports[2].protocol, crate::ports::Protocol::Sctp);
+        let b = parse(
+            BULKHEAD_KIND,
+            "{tier: Admin, priority: 1, subject: {namespaces: {}}, ingress: [{action: Accept, from: [
+              {services: [{namespace: x, name: s}]}, {clusters: [east]}, {networks: [10.1.0.0/16]}],
+              protocols: [{destinationNamedPort: dns}]}]}",
+        )
+        .unwrap();
+        assert_eq!(b.name, "BulkheadClusterPolicy/c");
+        assert_eq!(b.ingress[0].name, "ingress[0]");
+        assert_eq!(b.ingress[0].peers.len(), 3);
     }
 
     #[test]
     fn invalid_fields_are_named() {
         let cases = [
-            ("{tier: Middle, subject: {namespaces: {}}}", "spec.tier"),
-            ("{tier: Admin, priority: 1001, subject: {namespaces: {}}}", "spec.priority"),
-            ("{tier: Admin, subject: {}}", "spec.subject"),
+            (KIND, "{tier: Middle, priority: 1, subject: {namespaces: {}}}", "spec.tier"),
+            (KIND, "{tier: Admin, priority: 1001, subject: {namespaces: {}}}", "spec.priority"),
+            (KIND, "{tier: Admin, priority: 1, subject: {}}", "spec.subject"),
             (
-                "{tier: Baseline, subject: {namespaces: {}}, ingress: [{action: Pass, from: [{namespaces: {}}]}]}",
-                "Pass is only valid",
-            ),
-            ("{tier: Admin, subject: {namespaces: {}}, ingress: [{action: Allow}]}", "spec.ingress[0].from"),
-            (
-                "{tier: Admin, subject: {namespaces: {}}, ingress: [{action: Allow, to: [{namespaces: {}}]}]}",
-                "take `from`",
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, ingress: [{action: Allow, from: [{namespaces: {}}]}]}",
+                "spelled \"Accept\"",
             ),
             (
-                "{tier: Admin, subject: {namespaces: {}}, egress: [{action: Deny, to: [{networks: [300.1.1.1/8]}]}]}",
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, ingress: [{action: Accept, from: []}]}",
+                "spec.ingress[0].from",
+            ),
+            (
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Deny, to: [{networks: [300.1.1.1/8]}]}]}",
                 "spec.egress[0].to[0].networks[0]",
             ),
             (
-                "{tier: Admin, subject: {namespaces: {}}, egress: [{action: Deny, to: [{namespaces: {}, clusters: [a]}]}]}",
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Deny, to: [{namespaces: {}, networks: [10.0.0.0/8]}]}]}",
                 "exactly one of",
             ),
             (
-                "{tier: Admin, subject: {namespaces: {}}, egress: [{action: Deny, to: [{namespaces: {}}], ports: [{portRange: {start: 9, end: 1}}]}]}",
-                "end 1 is smaller",
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Deny, to: [{services: [{namespace: a, name: b}]}]}]}",
+                "write this policy as kind BulkheadClusterPolicy",
             ),
             (
-                "{tier: Admin, subject: {namespaces: {}}, egress: [{action: Deny, to: [{namespaces: {}}], ports: [{portNumber: {protocol: ICMP, port: 1}}]}]}",
-                "unknown protocol",
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, ingress: [{action: Deny, from: [{networks: [10.0.0.0/8]}]}]}",
+                "an ingress networks peer is a Bulkhead extension",
+            ),
+            (
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Accept, to: [{domainNames: [a.example.com]}]}]}",
+                "not DNS names",
+            ),
+            (
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Accept, to: [{fqdn: a}]}]}",
+                "spec.egress[0].to[0].fqdn: unknown peer field",
+            ),
+            (
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Deny, to: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {range: {start: 9, end: 9}}}}]}]}",
+                "start 9 must be below end 9",
+            ),
+            (
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Deny, to: [{namespaces: {}}], protocols: [{tcp: {}}]}]}",
+                "range {start: 1, end: 65535}",
+            ),
+            (
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Deny, to: [{namespaces: {}}], protocols: []}]}",
+                "protocols must not be empty",
+            ),
+            (
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, egress: [{action: Accept, to: [{networks: [10.0.0.0/8]}], protocols: [{destinationNamedPort: web}]}]}",
+                "cannot be used with networks or nodes",
+            ),
+            (
+                KIND,
+                "{tier: Admin, priority: 1, subject: {namespaces: {}}, ingress: [{action: Accept, from: [{nodes: {}}]}]}",
+                "egress rules only",
             ),
         ];
-        for (spec, want) in cases {
-            let e = parse(spec).unwrap_err().to_string();
+        for (kind, spec, want) in cases {
+            let e = parse(kind, spec).unwrap_err().to_string();
             assert!(e.starts_with("ClusterNetworkPolicy c: ") && e.contains(want), "{spec}: {e}");
         }
+        let rules: Vec<String> =
+            (0..26).map(|i| format!("{{name: r{i}, action: Deny, from: [{{namespaces: {{}}}}]}}")).collect();
+        let e = parse(
+            KIND,
+            &format!("{{tier: Admin, priority: 1, subject: {{namespaces: {{}}}}, ingress: [{}]}}", rules.join(",")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("26 rules; at most 25"), "{e}");
+        let missing = serde_yaml::from_str::<ClusterNetworkPolicy>(
+            "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: c}\nspec: {tier: Admin, subject: {namespaces: {}}}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(missing.contains("priority"), "{missing}");
+    }
+
+    #[test]
+    fn unknown_peers_fail_closed_from_the_api() {
+        let mut o: ClusterNetworkPolicy = serde_yaml::from_str(
+            "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: c}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {}}
+  ingress:
+    - {name: keep, action: Accept, from: [{namespaces: {}}]}
+  egress:
+    - {name: a, action: Accept, to: [{domainNames: [x.example.com]}]}
+    - {name: b, action: Accept, to: [{futurePeer: {}}, {namespaces: {}}]}
+    - {name: d, action: Pass, to: [{futurePeer: {}}], protocols: [{tcp: {destinationPort: {number: 1}}}]}",
+        )
+        .unwrap();
+        let warnings = fail_closed(&mut o);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings[2].contains("spec.egress[2]: futurePeer") && warnings[2].contains("denies all"),
+            "{warnings:?}"
+        );
+        let p = ClusterPolicy::try_from(&o).unwrap();
+        assert_eq!(p.ingress.len(), 1);
+        let names: Vec<&str> = p.egress.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["b", "d"]);
+        assert_eq!(p.egress[0].peers.len(), 1);
+        assert_eq!(p.egress[1].action, TierAction::Deny);
+        assert_eq!(p.egress[1].ports, None);
+        assert!(p.egress[1].peers.contains(&TierPeer::Network("0.0.0.0/0".parse().unwrap())));
+        assert!(p.egress[1].peers.contains(&TierPeer::Network("::/0".parse().unwrap())));
+    }
+
+    #[test]
+    fn the_retired_kind_migrates_to_the_kind_that_can_say_it() {
+        let old = |spec: &str| -> legacy::LegacyClusterNetworkPolicy {
+            serde_yaml::from_str(&format!("metadata: {{name: m}}\nspec: {spec}")).unwrap()
+        };
+        let plain = old(
+            "{tier: Admin, priority: 5, subject: {namespaces: {}}, egress: [{action: Allow, to: [{namespaces: {}}],
+              ports: [{portNumber: {port: 80}}, {portRange: {protocol: UDP, start: 53, end: 53}},
+                      {portRange: {protocol: SCTP, start: 1, end: 9}}, {namedPort: web}]}]}",
+        );
+        let legacy::Migrated::Upstream(u) = legacy::migrate(&plain).unwrap() else { panic!("expected upstream") };
+        let p = ClusterPolicy::try_from(u.as_ref()).unwrap();
+        assert_eq!(p.egress[0].action, TierAction::Allow);
+        let yaml = serde_yaml::to_string(u.as_ref()).unwrap();
+        assert!(
+            yaml.starts_with("apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("action: Accept")
+                && yaml.contains("number: 53")
+                && yaml.contains("destinationNamedPort: web"),
+            "{yaml}"
+        );
+        let ext =
+            old("{tier: Baseline, subject: {namespaces: {}}, ingress: [{action: Deny, from: [{clusters: [east]}]}]}");
+        let legacy::Migrated::Bulkhead(b) = legacy::migrate(&ext).unwrap() else { panic!("expected extension") };
+        assert_eq!(ClusterPolicy::try_from(b.as_ref()).unwrap().priority, 0);
     }
 }

@@ -1,5 +1,7 @@
 //! Data-driven policy cases: a step sets labels and the policies in force,
-//! then truth tables say which pod reaches which on a port. The same cases
+//! then truth tables say which pod reaches which on a port, or single checks
+//! name one client, server, protocol and port each (the upstream
+//! ClusterNetworkPolicy suite probes pairs, not matrices). The same cases
 //! run against the evaluator, the compiled entries and, in the lab, real
 //! traffic. Tables use the upstream NetworkPolicy e2e notation: rows are
 //! clients, columns servers, `.` connected, `X` blocked.
@@ -20,8 +22,76 @@ pub struct Case {
     /// Title of the upstream test the facts come from.
     #[serde(default)]
     pub upstream: String,
+    /// The namespaces and pods the case runs on.
+    #[serde(default)]
+    pub model: Model,
     /// Phases, in order.
     pub steps: Vec<Step>,
+}
+
+/// The fixtures cases run on, each a file of Namespaces and Pods in
+/// tests/conformance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// The NetworkPolicy e2e model: namespaces x, y, z with pods a, b, c.
+    #[default]
+    Xyz,
+    /// The ClusterNetworkPolicy conformance model: four houses, two pods each.
+    Houses,
+}
+
+impl Model {
+    /// The fixture's file name in tests/conformance.
+    pub fn file(self) -> &'static str {
+        match self {
+            Model::Xyz => "model.yaml",
+            Model::Houses => "houses.yaml",
+        }
+    }
+}
+
+/// One probe and its expected outcome, written
+/// `CLIENT SERVER PROTOCOL/PORT EXPECT` (`.` connects, `X` is blocked).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Check {
+    /// Client pod, "namespace/name".
+    pub from: String,
+    /// Server pod, "namespace/name".
+    pub to: String,
+    /// Protocol probed.
+    pub protocol: Protocol,
+    /// Destination port.
+    pub port: u16,
+    /// Whether the connection must succeed.
+    pub connected: bool,
+}
+
+impl TryFrom<String> for Check {
+    type Error = String;
+
+    fn try_from(line: String) -> Result<Self, String> {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [from, to, target, expect] = parts[..] else {
+            return Err(format!("check {line:?}: expected CLIENT SERVER PROTOCOL/PORT EXPECT"));
+        };
+        let (proto, port) =
+            target.split_once('/').ok_or_else(|| format!("check {line:?}: {target:?} is not PROTOCOL/PORT"))?;
+        let protocol = match proto {
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            "SCTP" => Protocol::Sctp,
+            other => return Err(format!("check {line:?}: unknown protocol {other:?}")),
+        };
+        let port = port.parse().map_err(|e| format!("check {line:?}: port {port:?}: {e}"))?;
+        let connected = match expect {
+            "." => true,
+            "X" => false,
+            other => return Err(format!("check {line:?}: expectation {other:?} is neither . nor X")),
+        };
+        Ok(Self { from: from.into(), to: to.into(), protocol, port, connected })
+    }
 }
 
 /// Label changes relative to the model; `None` removes a label.
@@ -42,8 +112,12 @@ pub struct Step {
     /// IPv4 address.
     #[serde(default)]
     pub policies: Vec<serde_yaml::Value>,
-    /// What to probe and what to expect.
+    /// Truth tables: what to probe and what to expect.
+    #[serde(default)]
     pub probes: Vec<ProbeSpec>,
+    /// Single probes and what to expect.
+    #[serde(default)]
+    pub checks: Vec<Check>,
 }
 
 /// One probe matrix.
@@ -61,7 +135,11 @@ pub struct ProbeSpec {
 impl Case {
     /// Parses a case file.
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_yaml::from_str(text).map_err(|e| e.to_string())
+        let case: Self = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(i) = case.steps.iter().position(|s| s.probes.is_empty() && s.checks.is_empty()) {
+            return Err(format!("step {i} has neither probes nor checks"));
+        }
+        Ok(case)
     }
 }
 
@@ -205,6 +283,16 @@ mod tests {
         assert!(t.diff(&t.clone()).is_none());
         assert!(Table::parse("- a b\na . ?\nb . .").is_err());
         assert!(Table::parse("- a b\nb . .\na . .").is_err());
+    }
+
+    #[test]
+    fn checks_parse_and_bad_ones_are_named() {
+        let c = Check::try_from("a/p-0 b/q-1 SCTP/9003 X".to_string()).unwrap();
+        assert_eq!((c.protocol, c.port, c.connected), (Protocol::Sctp, 9003, false));
+        for bad in ["a/p b/q TCP/80", "a/p b/q ICMP/1 .", "a/p b/q TCP/x .", "a/p b/q TCP/80 ?"] {
+            assert!(Check::try_from(bad.to_string()).unwrap_err().starts_with("check "), "{bad}");
+        }
+        assert!(Case::parse("name: n\nsteps: [{policies: []}]").unwrap_err().contains("neither probes nor checks"));
     }
 
     #[test]

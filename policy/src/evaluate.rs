@@ -9,7 +9,8 @@
 //!      skips the rest of the Admin tier.
 //!   2. NetworkPolicy: if any policy isolates the pod in this direction, the
 //!      traffic is allowed when any of their rules matches, else denied.
-//!   3. Baseline-tier ClusterNetworkPolicies, like the Admin tier (no Pass).
+//!   3. Baseline-tier ClusterNetworkPolicies, like the Admin tier; a Pass
+//!      skips the rest of the Baseline tier, to the default.
 //!   4. Otherwise the traffic is allowed.
 //!
 //! A connection is allowed when the source's egress and the destination's
@@ -297,7 +298,7 @@ impl<'a> Evaluator<'a> {
             for r in p.rules(dir) {
                 if ports_match(&r.ports) && r.peers.iter().any(|peer| self.tier_peer_matches(peer, remote)) {
                     let by = Decider::Tier { tier: Tier::Baseline, policy: p.name.clone(), rule: r.name.clone() };
-                    return Decision { allowed: r.action == TierAction::Allow, by };
+                    return Decision { allowed: r.action != TierAction::Deny, by };
                 }
             }
         }
@@ -397,6 +398,9 @@ impl<'a> Evaluator<'a> {
                 .get(&format!("{}/{}", r.namespace, r.name))
                 .is_some_and(|svc| self.inventory.backends(svc).any(|b| b.key() == p.key())),
             (TierPeer::Cluster(c), Remote::Pod(p, _)) => &p.cluster == c,
+            (TierPeer::Nodes(sel), Remote::Host(a)) => self.inventory.nodes.iter().any(|(node, ips)| {
+                ips.contains(a) && self.inventory.node_labels.get(node).is_some_and(|l| sel.matches(l))
+            }),
             _ => false,
         }
     }

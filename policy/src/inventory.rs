@@ -195,6 +195,8 @@ pub struct Inventory {
     pub services: BTreeMap<String, Service>,
     /// Node addresses by node name.
     pub nodes: BTreeMap<String, Vec<IpAddr>>,
+    /// Node labels by node name, for ClusterNetworkPolicy `nodes` peers.
+    pub node_labels: BTreeMap<String, Labels>,
     /// Pods on the host network, by "namespace/name".
     pub host_network: BTreeMap<String, HostNetworkPod>,
     /// Services Ingresses and Gateway routes send outside traffic to.

@@ -6,7 +6,7 @@ use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::api::networking::v1 as net;
 use serde::de::DeserializeOwned;
 
-use crate::cluster::{self, ClusterNetworkPolicy};
+use crate::cluster::{self, BulkheadClusterPolicy, ClusterNetworkPolicy, legacy};
 use crate::error::PolicyError;
 use crate::quarantine::{self, Quarantine};
 use crate::routes::{GATEWAY_API_VERSION, GatewayRoute, ROUTE_KINDS};
@@ -26,8 +26,10 @@ pub enum Object {
     EndpointSlice(discovery::EndpointSlice),
     /// A NetworkPolicy.
     NetworkPolicy(net::NetworkPolicy),
-    /// A Bulkhead ClusterNetworkPolicy.
+    /// sig-network's ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2).
     ClusterNetworkPolicy(Box<ClusterNetworkPolicy>),
+    /// Bulkhead's extension of it.
+    BulkheadClusterPolicy(Box<BulkheadClusterPolicy>),
     /// A Bulkhead Quarantine.
     Quarantine(Box<Quarantine>),
     /// An Ingress (its backends are internet-facing).
@@ -83,6 +85,7 @@ impl Object {
             Object::EndpointSlice(o) => meta_ref("EndpointSlice", &o.metadata, true),
             Object::NetworkPolicy(o) => meta_ref("NetworkPolicy", &o.metadata, true),
             Object::ClusterNetworkPolicy(o) => meta_ref(cluster::KIND, &o.metadata, false),
+            Object::BulkheadClusterPolicy(o) => meta_ref(cluster::BULKHEAD_KIND, &o.metadata, false),
             Object::Quarantine(o) => meta_ref(quarantine::KIND, &o.metadata, true),
             Object::Ingress(o) => meta_ref("Ingress", &o.metadata, true),
             Object::Route(o) => meta_ref(&o.kind, &o.metadata, true),
@@ -149,8 +152,19 @@ fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> 
             return Err(doc_err(format!("NetworkPolicy must be networking.k8s.io/v1, not {api_version}")));
         }
         (cluster::API_VERSION, cluster::KIND) => Object::ClusterNetworkPolicy(Box::new(decode(v, source, i, &kind)?)),
+        (legacy::API_VERSION, cluster::KIND) => return Err(doc_err(legacy::MIGRATION.into())),
         (_, cluster::KIND) => {
             return Err(doc_err(format!("{} must be {}, not {api_version}", cluster::KIND, cluster::API_VERSION)));
+        }
+        (cluster::BULKHEAD_API_VERSION, cluster::BULKHEAD_KIND) => {
+            Object::BulkheadClusterPolicy(Box::new(decode(v, source, i, &kind)?))
+        }
+        (_, cluster::BULKHEAD_KIND) => {
+            return Err(doc_err(format!(
+                "{} must be {}, not {api_version}",
+                cluster::BULKHEAD_KIND,
+                cluster::BULKHEAD_API_VERSION
+            )));
         }
         (quarantine::API_VERSION, quarantine::KIND) => Object::Quarantine(Box::new(decode(v, source, i, &kind)?)),
         (_, quarantine::KIND) => {
@@ -168,6 +182,66 @@ fn push(out: &mut Vec<Object>, v: serde_yaml::Value, source: &str, i: usize) -> 
     Ok(())
 }
 
+/// Rewrites a YAML stream for `bulkhead policy migrate`: every retired
+/// `bulkhead.dev/v1alpha1` ClusterNetworkPolicy (also inside a `List`, as
+/// `kubectl get -o yaml` prints them) becomes the kind that can say it,
+/// validated as new input is; every other document is kept as it was.
+/// Returns the new stream and how many policies were converted.
+pub fn migrate_documents(source: &str, text: &str) -> Result<(String, usize), PolicyError> {
+    let mut out = String::new();
+    let mut converted = 0;
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let doc_err = |message: String| PolicyError::Document { source_name: source.to_string(), document: i, message };
+        let v = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| doc_err(e.to_string()))?;
+        if v.is_null() {
+            continue;
+        }
+        let mut docs = Vec::new();
+        migrate_value(v, source, i, &mut docs, &mut converted)?;
+        for d in docs {
+            out.push_str("---\n");
+            out.push_str(&d);
+        }
+    }
+    Ok((out, converted))
+}
+
+fn migrate_value(
+    v: serde_yaml::Value,
+    source: &str,
+    i: usize,
+    out: &mut Vec<String>,
+    converted: &mut usize,
+) -> Result<(), PolicyError> {
+    let doc_err = |message: String| PolicyError::Document { source_name: source.to_string(), document: i, message };
+    let is = |k: &str, want: &str| v.get(k).and_then(serde_yaml::Value::as_str) == Some(want);
+    if is("apiVersion", "v1") && is("kind", "List") {
+        let items = v.get("items").and_then(serde_yaml::Value::as_sequence).cloned().unwrap_or_default();
+        for item in items {
+            migrate_value(item, source, i, out, converted)?;
+        }
+        return Ok(());
+    }
+    if !(is("apiVersion", legacy::API_VERSION) && is("kind", cluster::KIND)) {
+        out.push(serde_yaml::to_string(&v).map_err(|e| doc_err(e.to_string()))?);
+        return Ok(());
+    }
+    let old: legacy::LegacyClusterNetworkPolicy = decode(v, source, i, cluster::KIND)?;
+    let obj = match legacy::migrate(&old)? {
+        legacy::Migrated::Upstream(o) => {
+            crate::cluster::ClusterPolicy::try_from(o.as_ref())?;
+            Object::ClusterNetworkPolicy(o)
+        }
+        legacy::Migrated::Bulkhead(o) => {
+            crate::cluster::ClusterPolicy::try_from(o.as_ref())?;
+            Object::BulkheadClusterPolicy(o)
+        }
+    };
+    *converted += 1;
+    out.push(obj.to_yaml()?);
+    Ok(())
+}
+
 impl Object {
     /// The object as YAML, for persisting and echoing back.
     pub fn to_yaml(&self) -> Result<String, PolicyError> {
@@ -179,6 +253,7 @@ impl Object {
             Object::EndpointSlice(o) => serde_yaml::to_string(o),
             Object::NetworkPolicy(o) => serde_yaml::to_string(o),
             Object::ClusterNetworkPolicy(o) => serde_yaml::to_string(o),
+            Object::BulkheadClusterPolicy(o) => serde_yaml::to_string(o),
             Object::Quarantine(o) => serde_yaml::to_string(o),
             Object::Ingress(o) => serde_yaml::to_string(o),
             Object::Route(o) => serde_yaml::to_string(o),
@@ -214,5 +289,37 @@ mod tests {
         assert!(e.starts_with("t.yaml document 0: NetworkPolicy:"), "{e}");
         let e = parse_documents("t.yaml", "a: [").unwrap_err().to_string();
         assert!(e.starts_with("t.yaml document 0"), "{e}");
+        let old = "apiVersion: bulkhead.dev/v1alpha1\nkind: ClusterNetworkPolicy\nmetadata: {name: c}\nspec: {tier: Admin, subject: {namespaces: {}}}\n";
+        let e = parse_documents("t.yaml", old).unwrap_err().to_string();
+        assert!(e.contains("bulkhead policy migrate"), "{e}");
+    }
+
+    #[test]
+    fn migrate_converts_retired_policies_in_lists_and_keeps_the_rest() {
+        let text = "apiVersion: v1\nkind: List\nitems:
+- apiVersion: bulkhead.dev/v1alpha1
+  kind: ClusterNetworkPolicy
+  metadata: {name: a, resourceVersion: '7'}
+  spec: {tier: Admin, priority: 3, subject: {namespaces: {}}, ingress: [{action: Allow, from: [{namespaces: {}}], ports: [{portNumber: {port: 80}}]}]}
+- apiVersion: bulkhead.dev/v1alpha1
+  kind: ClusterNetworkPolicy
+  metadata: {name: b}
+  spec: {tier: Baseline, subject: {namespaces: {}}, egress: [{action: Deny, to: [{services: [{namespace: s, name: db}]}]}]}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: x}
+";
+        let (out, n) = migrate_documents("t.yaml", text).unwrap();
+        assert_eq!(n, 2);
+        let objs = parse_documents("out.yaml", &out).unwrap();
+        assert_eq!(objs.len(), 3, "{out}");
+        assert!(
+            matches!(&objs[0], Object::ClusterNetworkPolicy(o) if o.spec.priority == 3 && o.metadata.resource_version.is_none())
+        );
+        assert!(matches!(&objs[1], Object::BulkheadClusterPolicy(_)), "{out}");
+        assert!(matches!(&objs[2], Object::Namespace(_)));
+        let bad = "apiVersion: bulkhead.dev/v1alpha1\nkind: ClusterNetworkPolicy\nmetadata: {name: c}\nspec: {tier: Odd, subject: {namespaces: {}}}\n";
+        assert!(migrate_documents("t.yaml", bad).unwrap_err().to_string().contains("spec.tier"));
     }
 }

@@ -1,4 +1,4 @@
-//! The CRDs in `deploy/crds/` (ClusterNetworkPolicy, Quarantine) are
+//! The CRDs in `deploy/crds/` (BulkheadClusterPolicy, Quarantine) are
 //! generated from the Rust types. This test fails when they drift apart;
 //! regenerate with
 //! `BULKHEAD_UPDATE_CRDS=1 cargo test -p bulkhead-policy --test crd`.
@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use bulkhead_policy::cluster::ClusterNetworkPolicy;
+use bulkhead_policy::cluster::BulkheadClusterPolicy;
 use bulkhead_policy::quarantine::Quarantine;
 use kube_core::CustomResourceExt;
 
@@ -31,8 +31,8 @@ fn matches_on_disk(
 
 #[test]
 fn the_crd_manifests_match_the_rust_types() {
-    let crd = ClusterNetworkPolicy::crd();
-    matches_on_disk("clusternetworkpolicies.bulkhead.dev.yaml", "policy/src/cluster.rs", &crd);
+    let crd = BulkheadClusterPolicy::crd();
+    matches_on_disk("bulkheadclusterpolicies.bulkhead.dev.yaml", "policy/src/cluster/spec.rs", &crd);
     assert_eq!(crd.spec.scope, "Cluster");
     assert_eq!(crd.spec.group, "bulkhead.dev");
     let crd = Quarantine::crd();

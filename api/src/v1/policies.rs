@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 /// A policy in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyInForce {
-    /// `NetworkPolicy` or `ClusterNetworkPolicy`.
+    /// `NetworkPolicy`, `ClusterNetworkPolicy` or `BulkheadClusterPolicy`.
     pub kind: String,
     /// Namespace of a NetworkPolicy; absent for cluster-wide policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +47,7 @@ pub struct PolicyQuery {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChangeRequest {
     /// Kubernetes objects as YAML (or JSON), one or more documents: NetworkPolicy,
-    /// ClusterNetworkPolicy, Quarantine, Namespace, Pod, Node, Service, EndpointSlice.
+    /// ClusterNetworkPolicy, BulkheadClusterPolicy, Quarantine, Namespace, Pod, Node, Service, EndpointSlice.
     pub yaml: String,
     /// Where the YAML came from (a file name), for error messages.
     #[serde(default)]

@@ -6,16 +6,17 @@
 use anyhow::{Context, Result};
 use bulkhead_controller::auth::kubernetes::{GROUP, RESOURCE};
 use bulkhead_model::Role;
-use bulkhead_policy::cluster::ClusterNetworkPolicy;
+use bulkhead_policy::cluster::BulkheadClusterPolicy;
 use bulkhead_policy::quarantine::Quarantine;
 use kube_core::CustomResourceExt;
 use serde_json::{Value, json};
 
 use super::{labels, meta};
 
-/// The CRDs, generated from the Rust types (as `deploy/crds/` is).
+/// Bulkhead's CRDs, generated from the Rust types (as `deploy/crds/` is).
+/// sig-network's ClusterNetworkPolicy CRD is upstream's, not printed here.
 pub fn crds() -> Result<Vec<Value>> {
-    [ClusterNetworkPolicy::crd(), Quarantine::crd()]
+    [BulkheadClusterPolicy::crd(), Quarantine::crd()]
         .into_iter()
         .map(|crd| {
             let mut v = serde_json::to_value(crd).context("rendering a CRD")?;
@@ -31,7 +32,9 @@ fn controller_rules() -> Value {
         { "apiGroups": [""], "resources": ["namespaces", "nodes", "pods", "services"], "verbs": ["list", "watch"] },
         { "apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"] },
         { "apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"], "verbs": ["list", "watch"] },
-        { "apiGroups": [GROUP], "resources": ["clusternetworkpolicies", "quarantines"], "verbs": ["list", "watch"] },
+        { "apiGroups": [GROUP], "resources": ["bulkheadclusterpolicies", "quarantines"], "verbs": ["list", "watch"] },
+        // sig-network's ClusterNetworkPolicy, when its CRD is installed.
+        { "apiGroups": ["policy.networking.k8s.io"], "resources": ["clusternetworkpolicies"], "verbs": ["list", "watch"] },
         // Who an API caller is, and which Bulkhead role they hold.
         { "apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"] },
         { "apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"] },

@@ -1,12 +1,13 @@
 //! The Kubernetes API as an inventory source: one kube-rs watcher per kind
-//! (Namespaces, Nodes, Pods, Services, EndpointSlices, Ingresses, NetworkPolicies and
-//! Bulkhead's ClusterNetworkPolicies and Quarantines), turned into store updates. A full
+//! (Namespaces, Nodes, Pods, Services, EndpointSlices, Ingresses, NetworkPolicies,
+//! sig-network's ClusterNetworkPolicies, and Bulkhead's BulkheadClusterPolicies and
+//! Quarantines), turned into store updates. A full
 //! (re)list replaces every object of its kind, so deletions missed while
 //! disconnected are caught up.
 
 use std::fmt::Debug;
 
-use bulkhead_policy::cluster::{self, ClusterNetworkPolicy};
+use bulkhead_policy::cluster::{self, BulkheadClusterPolicy, ClusterNetworkPolicy};
 use bulkhead_policy::objects::Object;
 use bulkhead_policy::quarantine::{self, Quarantine};
 use futures::{Stream, StreamExt};
@@ -48,7 +49,7 @@ where
     let mut listing: Vec<Object> = Vec::new();
     watcher::watcher(api, watcher::Config::default()).default_backoff().filter_map(move |ev| {
         let out = match ev {
-            Err(e) => Some(Err(ControllerError::Watch { kind, message: e.to_string() })),
+            Err(e) => Some(Err(ControllerError::Watch { kind, message: watch_error(kind, &e) })),
             Ok(Event::Init) => {
                 listing.clear();
                 None
@@ -66,6 +67,23 @@ where
         };
         futures::future::ready(out)
     })
+}
+
+/// The watcher's error, with what to do when a kind's CRD is missing (the
+/// upstream ClusterNetworkPolicy CRD is the user's to install).
+fn watch_error(kind: &str, e: &watcher::Error) -> String {
+    let text = e.to_string();
+    let missing = matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(r)) | watcher::Error::WatchFailed(kube::Error::Api(r)) if r.code == 404);
+    if !missing {
+        return text;
+    }
+    match kind {
+        cluster::KIND => format!(
+            "{text}: the policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy CRD is not installed \
+             (install it from kubernetes-sigs/network-policy-api v0.2.0 to use it; Bulkhead keeps asking)"
+        ),
+        _ => format!("{text}: the CRD of {kind} is not installed (run `bulkhead install | kubectl apply -f -`)"),
+    }
 }
 
 /// Every change of every kind policy depends on, merged into one stream.
@@ -89,8 +107,17 @@ pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerEr
         })
         .boxed(),
         events(Api::<net::Ingress>::all(client.clone()), "Ingress", |o| Ok(Object::Ingress(Box::new(o)))).boxed(),
-        events(Api::<ClusterNetworkPolicy>::all(client.clone()), cluster::KIND, |o| {
+        events(Api::<ClusterNetworkPolicy>::all(client.clone()), cluster::KIND, |mut o| {
+            // The API server's CRD may be newer than Bulkhead: what cannot
+            // be enforced as written fails closed, as upstream asks.
+            for w in cluster::fail_closed(&mut o) {
+                tracing::warn!(warning = %w, "ClusterNetworkPolicy from the Kubernetes API");
+            }
             Ok(Object::ClusterNetworkPolicy(Box::new(o)))
+        })
+        .boxed(),
+        events(Api::<BulkheadClusterPolicy>::all(client.clone()), cluster::BULKHEAD_KIND, |o| {
+            Ok(Object::BulkheadClusterPolicy(Box::new(o)))
         })
         .boxed(),
         events(Api::<Quarantine>::all(client.clone()), quarantine::KIND, |o| Ok(Object::Quarantine(Box::new(o))))

@@ -172,6 +172,7 @@ impl Store {
             Object::EndpointSlice(s) => endpoint_slice_addresses(s).map(|_| ()),
             Object::NetworkPolicy(np) => NetworkPolicy::try_from(np).map(|_| ()),
             Object::ClusterNetworkPolicy(cp) => ClusterPolicy::try_from(cp.as_ref()).map(|_| ()),
+            Object::BulkheadClusterPolicy(cp) => ClusterPolicy::try_from(cp.as_ref()).map(|_| ()),
             Object::Quarantine(q) => <(Target, String)>::try_from(q.as_ref()).map(|_| ()),
             Object::Ingress(i) => ingress_backends(i).map(|_| ()),
             Object::Route(r) => route_backends(r).map(|_| ()),
@@ -221,7 +222,9 @@ impl Store {
                 }
                 Object::Node(node) => {
                     let ips = node_ips(node)?;
-                    m.inventory.nodes.insert(node.metadata.name.clone().unwrap_or_default(), ips);
+                    let name = node.metadata.name.clone().unwrap_or_default();
+                    m.inventory.node_labels.insert(name.clone(), node.metadata.labels.clone().unwrap_or_default());
+                    m.inventory.nodes.insert(name, ips);
                 }
                 Object::Pod(pod) => {
                     if let Some(h) = HostNetworkPod::from_object(pod)? {
@@ -252,6 +255,7 @@ impl Store {
                     m.policies.put_network(p);
                 }
                 Object::ClusterNetworkPolicy(cp) => m.policies.put_cluster(ClusterPolicy::try_from(cp.as_ref())?),
+                Object::BulkheadClusterPolicy(cp) => m.policies.put_cluster(ClusterPolicy::try_from(cp.as_ref())?),
                 Object::Quarantine(q) => {
                     let (target, reason) = <(Target, String)>::try_from(q.as_ref())?;
                     m.quarantines.push((o.reference(), target, reason));

@@ -72,15 +72,13 @@ fn in_force(s: &State, scope: &Scope, namespace: Option<&str>) -> Vec<PolicyInFo
         if namespace.is_some() && selects.is_empty() {
             continue;
         }
-        let oref = bulkhead_policy::objects::ObjectRef {
-            kind: bulkhead_policy::cluster::KIND.into(),
-            namespace: String::new(),
-            name: cp.name.clone(),
-        };
+        let (kind, name) = cp.object();
+        let oref =
+            bulkhead_policy::objects::ObjectRef { kind: kind.into(), namespace: String::new(), name: name.into() };
         out.push(PolicyInForce {
-            kind: bulkhead_policy::cluster::KIND.into(),
+            kind: kind.into(),
             namespace: None,
-            name: cp.name.clone(),
+            name: name.into(),
             tier: Some(format!("{:?}", cp.tier)),
             priority: u32::try_from(cp.priority).ok(),
             mode: None,

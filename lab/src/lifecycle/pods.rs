@@ -73,12 +73,13 @@ pub(super) fn build_pod(
     let mut server_pid = None;
     let calls = spec.annotations.get(crate::calls::CALLS_ANNOTATION).cloned();
     let served = crate::listens::served(spec).map_err(LabError::Invalid)?;
-    if !served.is_empty() || calls.is_some() {
+    if !served.is_empty() || !spec.sctp_ports.is_empty() || calls.is_some() {
         let tcp: Vec<String> = served.iter().filter(|p| !p.udp).map(|p| p.port.to_string()).collect();
         let udp: Vec<String> = served.iter().filter(|p| p.udp).map(|p| p.port.to_string()).collect();
         let ns_path = crate::netns::path(&netns).to_string_lossy().into_owned();
         let log = state::dir(lab).join(format!("pod-{}-{}.log", spec.namespace, spec.name));
         let (t, u) = (tcp.join(","), udp.join(","));
+        let sctp = spec.sctp_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
         let speak = crate::speak::for_pod(spec).map_err(LabError::Invalid)?;
         let mut args = vec!["lab", "serve", "--netns", &ns_path, "--name", &key];
         if spec.annotations.get(manifest::ROLE_ANNOTATION).map(String::as_str) == Some("dns") {
@@ -89,6 +90,9 @@ pub(super) fn build_pod(
             }
             if !u.is_empty() {
                 args.extend(["--udp", &u]);
+            }
+            if !sctp.is_empty() {
+                args.extend(["--sctp", &sctp]);
             }
             if !speak.is_empty() {
                 args.extend(["--speak", &speak]);

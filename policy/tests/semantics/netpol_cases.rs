@@ -1,32 +1,27 @@
-//! The transcribed upstream NetworkPolicy cases and our cluster-tier cases,
-//! checked without a kernel: every truth table against the evaluator and
-//! against the compiled entries.
+//! The transcribed upstream NetworkPolicy and ClusterNetworkPolicy cases and
+//! our cluster-tier cases, checked without a kernel: every truth table and
+//! every check against the evaluator and against the compiled entries.
 //! The lab runs the same cases on real traffic (tests/e2e/conformance.rs).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use bulkhead_policy::compile::Compiler;
-use bulkhead_policy::conformance::{Table, patch_labels};
+use bulkhead_policy::conformance::{Model, Table, patch_labels};
 use bulkhead_policy::evaluate::{Evaluator, PolicySet};
 use bulkhead_policy::inventory::{Inventory, Namespace, Pod};
 use bulkhead_policy::netpol::NetworkPolicy;
 use bulkhead_policy::objects::{Object, parse_documents};
 
 use super::dataplane::Simulated;
-use crate::suite::cases;
+use crate::suite::{cases, model_text};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The model with addresses: pods alternate between two nodes, dual-stack.
-pub fn model() -> Inventory {
-    let text = std::fs::read_to_string(repo().join("tests/conformance/model.yaml")).unwrap();
+/// A model with addresses: pods alternate between two nodes, dual-stack.
+pub fn model(which: Model) -> Inventory {
+    let text = model_text(which);
     let mut inv = Inventory::new("lab");
     let mut i = 0u8;
-    for obj in parse_documents("model.yaml", &text).unwrap() {
+    for obj in parse_documents(which.file(), &text).unwrap() {
         match obj {
             Object::Namespace(ns) => inv.put_namespace(Namespace::try_from(&ns).unwrap()),
             Object::Pod(mut pod) => {
@@ -49,19 +44,21 @@ pub fn model() -> Inventory {
 }
 
 #[test]
-fn upstream_netpol_cases_hold_in_the_evaluator_and_the_compiled_entries() {
-    let base = model();
-    let ips: BTreeMap<String, IpAddr> = base.pods.values().map(|p| (p.key(), p.ips[0])).collect();
-    let all_ips: BTreeMap<String, Vec<IpAddr>> = base.pods.values().map(|p| (p.key(), p.ips.clone())).collect();
-    let pods: Vec<String> = ips.keys().cloned().collect();
+fn upstream_netpol_and_cnp_cases_hold_in_the_evaluator_and_the_compiled_entries() {
+    let bases: BTreeMap<Model, Inventory> = [Model::Xyz, Model::Houses].into_iter().map(|m| (m, model(m))).collect();
     let all = cases();
-    assert!(all.len() >= 50, "only {} cases found", all.len());
+    assert!(all.len() >= 70, "only {} cases found", all.len());
     let mut failures = Vec::new();
-    let mut tables = 0;
+    let (mut tables, mut checks) = (0, 0);
     let mut compiler = Compiler::new();
     for (file, case) in &all {
-        let mut inv = base.clone();
+        let base = &bases[&case.model];
+        let ips: BTreeMap<String, IpAddr> = base.pods.values().map(|p| (p.key(), p.ips[0])).collect();
+        let all_ips: BTreeMap<String, Vec<IpAddr>> = base.pods.values().map(|p| (p.key(), p.ips.clone())).collect();
+        let pods: Vec<String> = ips.keys().cloned().collect();
         for (si, step) in case.steps.iter().enumerate() {
+            // Labels are relative to the model, step by step.
+            let mut inv = base.clone();
             for (name, ns) in inv.namespaces.iter_mut() {
                 patch_labels(&mut ns.labels, step.namespace_labels.get(name));
             }
@@ -73,6 +70,7 @@ fn upstream_netpol_cases_hold_in_the_evaluator_and_the_compiled_entries() {
                 match obj {
                     Object::NetworkPolicy(np) => set.put_network(NetworkPolicy::try_from(&np).unwrap()),
                     Object::ClusterNetworkPolicy(cp) => set.put_cluster(cp.as_ref().try_into().unwrap()),
+                    Object::BulkheadClusterPolicy(cp) => set.put_cluster(cp.as_ref().try_into().unwrap()),
                     other => panic!("{file}: unexpected {other:?}"),
                 }
             }
@@ -96,8 +94,22 @@ fn upstream_netpol_cases_hold_in_the_evaluator_and_the_compiled_entries() {
                     ));
                 }
             }
+            for c in &step.checks {
+                checks += 1;
+                let (Some(a), Some(b)) = (ips.get(&c.from), ips.get(&c.to)) else {
+                    panic!("{file} step {si}: {} or {} is not in the {:?} model", c.from, c.to, case.model);
+                };
+                let d = eval.connection(*a, *b, Some(c.protocol), c.port);
+                let by_dp = sim.allows(*a, *b, Some(c.protocol), c.port);
+                if d.allowed != c.connected || by_dp != c.connected {
+                    failures.push(format!(
+                        "{file} step {si} {} -> {} {}/{}: expected {}, evaluator {} ({:?}), compiled {}",
+                        c.from, c.to, c.protocol, c.port, c.connected, d.allowed, d, by_dp
+                    ));
+                }
+            }
         }
     }
-    assert!(failures.is_empty(), "{} failing tables:\n{}", failures.len(), failures.join("\n"));
-    assert!(tables >= 60, "only {tables} tables checked");
+    assert!(failures.is_empty(), "{} failing tables or checks:\n{}", failures.len(), failures.join("\n"));
+    assert!(tables >= 60 && checks >= 250, "only {tables} tables and {checks} checks");
 }

@@ -768,7 +768,7 @@ export interface components {
             source?: string;
             /**
              * @description Kubernetes objects as YAML (or JSON), one or more documents: NetworkPolicy,
-             *     ClusterNetworkPolicy, Quarantine, Namespace, Pod, Node, Service, EndpointSlice.
+             *     ClusterNetworkPolicy, BulkheadClusterPolicy, Quarantine, Namespace, Pod, Node, Service, EndpointSlice.
              */
             yaml: string;
         };
@@ -1646,7 +1646,7 @@ export interface components {
              * @description Ingress rules.
              */
             ingress_rules: number;
-            /** @description `NetworkPolicy` or `ClusterNetworkPolicy`. */
+            /** @description `NetworkPolicy`, `ClusterNetworkPolicy` or `BulkheadClusterPolicy`. */
             kind: string;
             mode?: null | components["schemas"]["Mode"];
             /** @description Name. */
