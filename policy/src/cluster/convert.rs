@@ -359,31 +359,31 @@ pub fn fail_closed(o: &mut ClusterNetworkPolicy) -> Vec<String> {
         ));
         Some(accept && peers.is_empty())
     };
-    let mut keep_ingress = Vec::new();
-    for (i, mut r) in std::mem::take(&mut o.spec.ingress).into_iter().enumerate() {
-        match fix("ingress", i, &r.action, &mut r.from) {
-            Some(true) => continue,
-            Some(false) if r.action != "Accept" => {
-                r.action = "Deny".into();
-                r.protocols = None;
+    // Whether to keep a rule, rewriting it in place when it must deny all.
+    let mut rewrite = |dir: &str,
+                       i: usize,
+                       action: &mut String,
+                       peers: &mut Vec<PeerSpec>,
+                       protocols: &mut Option<Vec<ProtocolSpec>>| {
+        match fix(dir, i, action, peers) {
+            Some(true) => false,
+            Some(false) if action != "Accept" => {
+                *action = "Deny".into();
+                *protocols = None;
+                true
             }
-            _ => {}
+            _ => true,
         }
-        keep_ingress.push(r);
-    }
-    o.spec.ingress = keep_ingress;
-    let mut keep_egress = Vec::new();
-    for (i, mut r) in std::mem::take(&mut o.spec.egress).into_iter().enumerate() {
-        match fix("egress", i, &r.action, &mut r.to) {
-            Some(true) => continue,
-            Some(false) if r.action != "Accept" => {
-                r.action = "Deny".into();
-                r.protocols = None;
-            }
-            _ => {}
-        }
-        keep_egress.push(r);
-    }
-    o.spec.egress = keep_egress;
+    };
+    let mut i = 0;
+    o.spec.ingress.retain_mut(|r| {
+        i += 1;
+        rewrite("ingress", i - 1, &mut r.action, &mut r.from, &mut r.protocols)
+    });
+    let mut i = 0;
+    o.spec.egress.retain_mut(|r| {
+        i += 1;
+        rewrite("egress", i - 1, &mut r.action, &mut r.to, &mut r.protocols)
+    });
     warnings
 }
