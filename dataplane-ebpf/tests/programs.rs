@@ -348,18 +348,28 @@ fn an_sctp_init_is_a_new_association_even_on_a_tracked_tuple() {
     const INIT_ACK: u8 = 2;
     const DATA: u8 = 0;
     let sctp_rule = rule(ID_PEER, Direction::Ingress, proto::SCTP, 9003, 0, Action::Allow, 8);
-    let mut bed = bed("sctp-init", Mode::Enforce, &[sctp_rule]);
+    let out_rule = rule(ID_PEER, Direction::Egress, proto::SCTP, 7000, 0, Action::Allow, 9);
+    let mut bed = bed("sctp-init", Mode::Enforce, &[sctp_rule, out_rule]);
     let init = packet::sctp(v4(PEER), v4(POD), 40000, 9003, INIT);
     assert_eq!(run(&mut bed, Hook::ToPod, &init), TC_PASS);
     assert_eq!(run(&mut bed, Hook::FromPod, &packet::sctp(v4(POD), v4(PEER), 9003, 40000, INIT_ACK)), TC_PASS);
     assert_eq!(run(&mut bed, Hook::ToPod, &packet::sctp(v4(PEER), v4(POD), 40000, 9005, INIT)), TC_DROP);
+    // An INIT the other way on a tuple the pod opened is no reply but a new
+    // association towards the pod: its ingress policy decides it.
+    assert_eq!(run(&mut bed, Hook::FromPod, &packet::sctp(v4(POD), v4(PEER), 5000, 7000, INIT)), TC_PASS);
+    assert_eq!(run(&mut bed, Hook::ToPod, &packet::sctp(v4(PEER), v4(POD), 7000, 5000, INIT_ACK)), TC_PASS);
+    assert_eq!(
+        run(&mut bed, Hook::ToPod, &packet::sctp(v4(PEER), v4(POD), 7000, 5000, INIT)),
+        TC_DROP,
+        "a reverse INIT is decided, not let through as a reply"
+    );
     // The policy stops allowing 9003; the association already up goes on
     // (as TCP connections do), a new INIT on the very same tuple does not.
     let ep = bed.maps.endpoints().unwrap().remove(0);
     let mut new = KernelState::default();
     new.endpoints.insert(TEST_IFINDEX, ep.clone());
     let mut old = new.clone();
-    old.table = PolicyTable::build(&[sctp_rule]).unwrap();
+    old.table = PolicyTable::build(&[sctp_rule, out_rule]).unwrap();
     new.table = PolicyTable::build(&[]).unwrap();
     for op in transition::plan(&old, &new).unwrap() {
         transition::apply(&mut bed.maps, &op).unwrap();

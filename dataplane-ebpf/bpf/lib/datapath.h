@@ -277,10 +277,11 @@ static __always_inline int bh_handle(struct __sk_buff *skb, __u8 dir)
 		}
 		/*
 		 * A stale entry, a fresh SYN on a closed tuple, or an SCTP INIT on
-		 * any tuple is a new connection: decide again.
+		 * any tuple, either way (an INIT is never a reply), is a new
+		 * connection: decide again, in the packet's own direction.
 		 */
 		if (ct && !bh_ct_expired(ct, p.proto, now) &&
-		    !(!reply && (((ct->state & BH_CT_F_CLOSED) && bh_tcp_is_syn(&p)) || bh_sctp_is_init(&p)))) {
+		    !((!reply && (ct->state & BH_CT_F_CLOSED) && bh_tcp_is_syn(&p)) || bh_sctp_is_init(&p))) {
 			/*
 			 * Admitted in learn or audit mode, and the endpoint enforces now:
 			 * decide the connection again, as its first packet would be.
