@@ -299,18 +299,21 @@ impl Compiler {
                 let mut entries = Vec::new();
                 let mut isolated = [false, false];
                 let own = node_ids.get(pod.node.as_str()).cloned().unwrap_or_default();
+                let none = BTreeSet::new();
                 for (i, key) in per_dir.iter().enumerate() {
                     if let Some(Some(enc)) = encoded.get(key) {
                         isolated[i] = enc.isolated;
-                        // The pod's own node is always allowed: drop what the
-                        // class says about it and allow it outright.
+                        // Ingress from the pod's own node is always allowed:
+                        // drop what the class says about it and allow it
+                        // outright. Egress to it is the policies' to decide.
+                        let exempt = if key.direction == Direction::Ingress { &own } else { &none };
                         entries.extend(
                             enc.entries
                                 .iter()
-                                .filter(|e| !own.contains(&e.identity))
+                                .filter(|e| !exempt.contains(&e.identity))
                                 .map(|e| Entry { direction: key.direction, ..e.clone() }),
                         );
-                        entries.extend(own.iter().map(|id| Entry {
+                        entries.extend(exempt.iter().map(|id| Entry {
                             identity: *id,
                             direction: key.direction,
                             protocol: 0,

@@ -98,7 +98,7 @@ pub enum Decider {
     },
     /// No policy applies: traffic is allowed.
     Open,
-    /// Traffic between a pod and its own node, always allowed.
+    /// Traffic from a pod's own node, always allowed.
     OwnNode,
     /// Traffic to a ClusterIP, decided as traffic to a backend on its target port.
     Service {
@@ -117,7 +117,7 @@ impl Decider {
             Decider::NetworkPolicy { policy, rule } => format!("{policy}#{rule}"),
             Decider::Isolated { policies } => format!("default deny (isolated by {})", policies.join(", ")),
             Decider::Open => "default allow (not isolated)".to_string(),
-            Decider::OwnNode => "the pod's own node (always allowed)".to_string(),
+            Decider::OwnNode => "from the pod's own node (always allowed)".to_string(),
             Decider::Service { service, backend } => format!("service {service} -> {}", backend.name()),
         }
     }
@@ -204,8 +204,10 @@ impl<'a> Evaluator<'a> {
 
     /// One direction of `pod`'s policy for traffic with `remote`. For
     /// ingress, `port` is the pod's own port; for egress, the remote's.
-    /// Traffic between a pod and its own node is always allowed, as
-    /// Kubernetes specifies (kubelet probes), whatever the policies say.
+    /// Traffic from a pod's own node is always allowed, as Kubernetes
+    /// specifies (kubelet probes), whatever the policies say. Traffic from
+    /// the pod to its node is decided by policy, so an egress Deny to nodes
+    /// keeps a pod away from its own kubelet too.
     pub fn decide(
         &self,
         pod: &Pod,
@@ -215,6 +217,7 @@ impl<'a> Evaluator<'a> {
         port: u16,
     ) -> Decision {
         if let Remote::Host(addr) = remote
+            && dir == Direction::Ingress
             && self.inventory.nodes.get(&pod.node).is_some_and(|ips| ips.contains(addr))
         {
             return Decision { allowed: true, by: Decider::OwnNode };

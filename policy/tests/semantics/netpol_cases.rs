@@ -113,3 +113,59 @@ fn upstream_netpol_and_cnp_cases_hold_in_the_evaluator_and_the_compiled_entries(
     assert!(failures.is_empty(), "{} failing tables or checks:\n{}", failures.len(), failures.join("\n"));
     assert!(tables >= 60 && checks >= 250, "only {tables} tables and {checks} checks");
 }
+
+/// A pod's own node always reaches it (kubelet probes), but what the pod may
+/// send its node is the policies' to decide: an egress Deny to `nodes` keeps
+/// it off its own kubelet too. Evaluator and compiled entries agree.
+#[test]
+fn the_own_node_exemption_is_for_traffic_from_the_node_only() {
+    use bulkhead_policy::ports::Protocol::Tcp;
+    let mut inv = model(Model::Houses);
+    for n in ["n1", "n2"] {
+        inv.node_labels.insert(n.into(), Default::default());
+    }
+    let pod = inv.pods.values().next().unwrap().clone();
+    let own = inv.nodes[&pod.node][0];
+    let other = inv.nodes.iter().find(|(n, _)| **n != pod.node).map(|(_, ips)| ips[0]).unwrap();
+    let yaml = format!(
+        "apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {{name: no-kubelet}}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {{namespaces: {{}}}}
+  egress:
+  - {{action: Deny, to: [{{nodes: {{}}}}], protocols: [{{tcp: {{destinationPort: {{number: 10250}}}}}}]}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: deny-ingress, namespace: {}}}
+spec: {{podSelector: {{}}, policyTypes: [Ingress]}}
+",
+        pod.namespace
+    );
+    let mut set = PolicySet::default();
+    for obj in parse_documents("t", &yaml).unwrap() {
+        match obj {
+            Object::NetworkPolicy(np) => set.put_network(NetworkPolicy::try_from(&np).unwrap()),
+            Object::ClusterNetworkPolicy(cp) => set.put_cluster(cp.as_ref().try_into().unwrap()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let eval = Evaluator::new(&inv, &set);
+    let compiled = Compiler::new().compile(&inv, &set).unwrap();
+    let all_ips: BTreeMap<String, Vec<IpAddr>> = inv.pods.values().map(|p| (p.key(), p.ips.clone())).collect();
+    let sim = Simulated::new(&compiled, &all_ips);
+    let both = |from: IpAddr, to: IpAddr, port: u16| {
+        let (e, s) = (eval.connection(from, to, Some(Tcp), port).allowed, sim.allows(from, to, Some(Tcp), port));
+        assert_eq!(e, s, "{from} -> {to}:{port}: evaluator {e}, compiled {s}");
+        e
+    };
+    let ip = pod.ips[0];
+    assert!(!both(ip, own, 10250), "the pod's own kubelet is denied");
+    assert!(!both(ip, other, 10250), "another node's kubelet is denied");
+    assert!(both(ip, own, 22), "other ports of its node are not");
+    assert!(both(own, ip, 8080), "its own node reaches it under an ingress default deny");
+    assert!(!both(other, ip, 8080), "another node does not");
+}
