@@ -124,8 +124,11 @@ pub fn respond(ports: Vec<u16>) -> Result<(), LabError> {
     let sock = raw_socket()?;
     let mut buf = [0u8; 2048];
     loop {
-        let (n, _) = socket::recvfrom::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&sock), &mut buf)
-            .map_err(|e| io("receiving", e))?;
+        let n = match socket::recvfrom::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&sock), &mut buf) {
+            Ok((n, _)) => n,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(io("receiving", e)),
+        };
         let Some(r) = buf.get(..n).and_then(parse) else { continue };
         if r.chunk != CHUNK_INIT || r.vtag != 0 || !ports.contains(&r.dst_port) {
             continue;
@@ -141,7 +144,8 @@ pub fn respond(ports: Vec<u16>) -> Result<(), LabError> {
 
 /// Sends INIT to each `(address, port)` from the calling thread's network
 /// namespace and reports which answered with a matching INIT ACK within
-/// `timeout`. IPv6 targets are reported as not connected.
+/// `timeout`. The lab's SCTP is IPv4 only: an IPv6 target is an error, not
+/// a blocked probe.
 pub fn probe(targets: &[(IpAddr, u16)], timeout: Duration) -> Result<Vec<bool>, LabError> {
     let sock = raw_socket()?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
@@ -149,7 +153,9 @@ pub fn probe(targets: &[(IpAddr, u16)], timeout: Duration) -> Result<Vec<bool>, 
     socket::setsockopt(&sock, sockopt::ReceiveTimeout, &tick).map_err(|e| io("setting a timeout", e))?;
     let mut pending = Vec::new();
     for (i, (ip, port)) in targets.iter().enumerate() {
-        let IpAddr::V4(v4) = ip else { continue };
+        let IpAddr::V4(v4) = ip else {
+            return Err(LabError::Invalid(format!("SCTP probe to {ip} port {port}: the lab's SCTP is IPv4 only")));
+        };
         let index = u16::try_from(i).unwrap_or(u16::MAX);
         let src = 40_000u16.wrapping_add(index);
         let tag = fresh_tag(u32::from(index) << 16 | u32::from(*port));

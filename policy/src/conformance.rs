@@ -78,12 +78,8 @@ impl TryFrom<String> for Check {
         };
         let (proto, port) =
             target.split_once('/').ok_or_else(|| format!("check {line:?}: {target:?} is not PROTOCOL/PORT"))?;
-        let protocol = match proto {
-            "TCP" => Protocol::Tcp,
-            "UDP" => Protocol::Udp,
-            "SCTP" => Protocol::Sctp,
-            other => return Err(format!("check {line:?}: unknown protocol {other:?}")),
-        };
+        let protocol =
+            Protocol::from_name(proto).ok_or_else(|| format!("check {line:?}: unknown protocol {proto:?}"))?;
         let port = port.parse().map_err(|e| format!("check {line:?}: port {port:?}: {e}"))?;
         let connected = match expect {
             "." => true,

@@ -37,14 +37,16 @@ impl Protocol {
         Self::ALL.into_iter().find(|p| p.number() == n)
     }
 
-    /// Parses the Kubernetes spelling ("TCP", "UDP", "SCTP"); `None` means TCP.
+    /// The protocol of its Kubernetes spelling ("TCP", "UDP", "SCTP").
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Parses the Kubernetes spelling; `None` means TCP.
     pub(crate) fn parse(s: Option<&str>, blame: &Blame, field: &str) -> Result<Self, PolicyError> {
-        match s {
-            None | Some("TCP") => Ok(Protocol::Tcp),
-            Some("UDP") => Ok(Protocol::Udp),
-            Some("SCTP") => Ok(Protocol::Sctp),
-            Some(other) => Err(blame.err(field, format!("unknown protocol {other:?}; expected TCP, UDP or SCTP"))),
-        }
+        Self::from_name(s.unwrap_or("TCP")).ok_or_else(|| {
+            blame.err(field, format!("unknown protocol {:?}; expected TCP, UDP or SCTP", s.unwrap_or_default()))
+        })
     }
 
     /// The Kubernetes spelling.
