@@ -423,6 +423,9 @@ pub async fn status(target: &Target, json: bool) -> Result<()> {
         s.policy_entries,
         s.quarantines_active
     );
+    for w in &s.policy_warnings {
+        println!("policy warning: {w}");
+    }
     if !s.last_error.is_empty() {
         println!("last rejected change: {}", s.last_error);
     }

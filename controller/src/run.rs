@@ -45,6 +45,25 @@ pub async fn watch_kubernetes(client: kube::Client, state: Arc<Mutex<State>>) {
     }
 }
 
+/// Looks for retired `bulkhead.dev/v1alpha1` ClusterNetworkPolicies every
+/// five minutes, so the status names each until it is migrated.
+pub async fn watch_retired(client: kube::Client, state: Arc<Mutex<State>>) {
+    loop {
+        match crate::policy::kubernetes::retired_policies(client.clone()).await {
+            Ok(names) => {
+                for n in &names {
+                    tracing::error!("{}", crate::policy::kubernetes::retired_warning(n));
+                }
+                if let Ok(mut s) = state.lock() {
+                    s.set_retired(names);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "looking for retired ClusterNetworkPolicies"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+    }
+}
+
 /// Keeps the flow pipeline's inventory history at the committed model.
 async fn follow_inventory(
     mut models: tokio::sync::watch::Receiver<Arc<crate::policy::store::Model>>,
@@ -175,6 +194,7 @@ pub async fn run(cfg: Config, api: Option<std::net::TcpListener>) -> Result<(), 
     let (ctx, receivers) = tokio::task::spawn_blocking(move || open(cfg)).await.map_err(startup)??;
     let ctx = if let Some(client) = &kube_client {
         tokio::spawn(watch_kubernetes(client.clone(), ctx.policy.clone()));
+        tokio::spawn(watch_retired(client.clone(), ctx.policy.clone()));
         let mut ctx = Arc::try_unwrap(ctx).map_err(|_| startup("context shared before start"))?;
         ctx.auth.kubernetes = Some(crate::auth::kubernetes::KubernetesAuth::new(client.clone(), Vec::new()));
         if let Some((_, leadership)) = &ha {

@@ -45,6 +45,9 @@ async fn api_server(mut handle: tower_test::mock::Handle<Request<Body>, Response
                 Some(recorded("bulkheadclusterpolicies.list.json"))
             }
             ("/apis/bulkhead.dev/v1alpha1/quarantines", false) => Some(recorded("quarantines.list.json")),
+            ("/apis/bulkhead.dev/v1alpha1/clusternetworkpolicies", false) => {
+                Some(recorded("retired.clusternetworkpolicies.list.json"))
+            }
             ("/api/v1/nodes", false) => {
                 Some(r#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"1000"},"items":[]}"#.into())
             }
@@ -99,17 +102,39 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     tokio::spawn(api_server(handle));
     let client = kube::Client::new(service, "default");
     let mut stream = Box::pin(updates(client));
-    let (mut relists, mut pod_events, mut batch) = (0, 0, Vec::new());
+    let (mut relists, mut pod_events, mut batch, mut errors) = (0, 0, Vec::new(), Vec::new());
     // 10 kinds listed, then the 7 pod events of the recorded watch (the bookmark is not an event).
     while relists < 10 || pod_events < 7 {
         let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
-        let u = next.expect("the watchers stalled").expect("stream ended").unwrap();
+        let u = match next.expect("the watchers stalled").expect("stream ended") {
+            Ok(u) => u,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
         match &u {
             Update::Relist { .. } => relists += 1,
             Update::Apply(_) | Update::Delete(_) => pod_events += 1,
         }
         batch.push(u);
     }
+
+    // One object of a list that cannot be read is reported; the rest of
+    // its list is read.
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("ClusterNetworkPolicy priority-as-text cannot be read, so it is not enforced"),
+        "{errors:?}"
+    );
+    let cnps = batch.iter().find_map(|u| match u {
+        Update::Relist { kind: "ClusterNetworkPolicy", objects, unreadable } => {
+            Some((objects.len(), unreadable.clone()))
+        }
+        _ => None,
+    });
+    let (read, unreadable) = cnps.expect("the ClusterNetworkPolicy relist");
+    assert_eq!((read, unreadable.len(), unreadable[0].name.as_str()), (3, 1, "priority-as-text"));
 
     let dir = std::env::temp_dir().join(format!("bulkhead-kube-source-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -118,7 +143,19 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
     let st = s.status();
     // backend-0, frontend-abcde, coredns, and the new frontend-fghij once it has an
     // address; the pending batch pod never counted and is deleted anyway.
-    assert_eq!((st.pods, st.network_policies, st.cluster_policies), (4, 2, 3), "{st:?}");
+    assert_eq!((st.pods, st.network_policies, st.cluster_policies), (4, 2, 4), "{st:?}");
+    // A Deny rule with a peer of a newer CRD denies all traffic, pods and
+    // addresses alike, and the status says so.
+    let future = &s.model().policies.cluster["default-from-future-peers"];
+    let rule = &future.ingress[0];
+    assert_eq!((rule.name.as_str(), rule.action), ("from-dmz", bulkhead_policy::cluster::TierAction::Deny));
+    assert!(
+        rule.peers.contains(&bulkhead_policy::cluster::TierPeer::Network("0.0.0.0/0".parse().unwrap())),
+        "{rule:?}"
+    );
+    let warned = |what: &str| st.policy_warnings.iter().any(|w| w.contains(what));
+    assert!(warned("default-from-future-peers: spec.ingress[0].from[0].futureSources"), "{:?}", st.policy_warnings);
+    assert!(warned("shop-egress-allowlist: spec.egress[0].to[0].domainNames"), "{:?}", st.policy_warnings);
     // The Quarantine object quarantines its pod, recorded as made by the object.
     assert_eq!(st.quarantines_active, 1, "{st:?}");
     let q = s.desk().read(|b| b.all().next().cloned()).unwrap().unwrap();
@@ -181,7 +218,7 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
 
     // A relist is the whole truth of its kind: pods missing from it are gone.
     let only_backend = recorded_pod("backend-0");
-    s.ingest(vec![Update::Relist { kind: "Pod", objects: vec![only_backend] }]).unwrap();
+    s.ingest(vec![Update::Relist { kind: "Pod", objects: vec![only_backend], unreadable: vec![] }]).unwrap();
     assert_eq!(s.status().pods, 1);
 
     // A relist whose version of a stored policy is invalid keeps the stored one.
@@ -191,7 +228,8 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
             Some([("bad key!".to_string(), "x".to_string())].into());
     }
     let default_deny = recorded_policy("default-deny");
-    s.ingest(vec![Update::Relist { kind: "NetworkPolicy", objects: vec![broken, default_deny] }]).unwrap();
+    s.ingest(vec![Update::Relist { kind: "NetworkPolicy", objects: vec![broken, default_deny], unreadable: vec![] }])
+        .unwrap();
     assert_eq!(s.status().network_policies, 2, "the stored backend-from-frontend stays");
     assert!(s.status().last_error.contains("shop/backend-from-frontend"), "{:?}", s.status());
     let _ = std::fs::remove_dir_all(&dir);
@@ -209,4 +247,28 @@ fn recorded_pod(name: &str) -> bulkhead_policy::objects::Object {
     let list: serde_json::Value = serde_json::from_str(&recorded("pods.list.json")).unwrap();
     let item = list["items"].as_array().unwrap().iter().find(|p| p["metadata"]["name"] == name).unwrap();
     bulkhead_policy::objects::Object::Pod(Box::new(serde_json::from_value(item.clone()).unwrap()))
+}
+
+/// Retired `bulkhead.dev/v1alpha1` ClusterNetworkPolicies are found and
+/// named; a cluster without their CRD (404) has none.
+#[tokio::test]
+async fn retired_cluster_policies_are_found_until_their_crd_is_gone() {
+    use bulkhead_controller::policy::kubernetes::{retired_policies, retired_warning};
+    for (crd_installed, want) in [(true, vec!["legacy-deny".to_string()]), (false, vec![])] {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        tokio::spawn(async move {
+            let (req, send) = handle.next_request().await.unwrap();
+            assert_eq!(req.uri().path(), "/apis/bulkhead.dev/v1alpha1/clusternetworkpolicies");
+            let (status, body) = if crd_installed {
+                (200, recorded("retired.clusternetworkpolicies.list.json"))
+            } else {
+                (404, r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404}"#.into())
+            };
+            send.send_response(Response::builder().status(status).body(Body::from(body.into_bytes())).unwrap());
+        });
+        let names = retired_policies(kube::Client::new(service, "default")).await.unwrap();
+        assert_eq!(names, want);
+    }
+    let w = retired_warning("legacy-deny");
+    assert!(w.contains("NOT enforced") && w.contains("bulkhead policy migrate -f -"), "{w}");
 }

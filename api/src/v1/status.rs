@@ -32,6 +32,9 @@ pub struct Status {
     pub flows: FlowPipeline,
     /// Quarantines in force.
     pub quarantines_active: u32,
+    /// Policies enforced other than as written (rules failed closed) and
+    /// retired objects not enforced, one line each saying what to do.
+    pub policy_warnings: Vec<String>,
 }
 
 /// One node's sync state.

@@ -35,6 +35,9 @@ fn controller_rules() -> Value {
         { "apiGroups": [GROUP], "resources": ["bulkheadclusterpolicies", "quarantines"], "verbs": ["list", "watch"] },
         // sig-network's ClusterNetworkPolicy, when its CRD is installed.
         { "apiGroups": ["policy.networking.k8s.io"], "resources": ["clusternetworkpolicies"], "verbs": ["list", "watch"] },
+        // Retired bulkhead.dev/v1alpha1 ClusterNetworkPolicies left after an
+        // upgrade, reported in the status until they are migrated.
+        { "apiGroups": [GROUP], "resources": ["clusternetworkpolicies"], "verbs": ["list"] },
         // Who an API caller is, and which Bulkhead role they hold.
         { "apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"] },
         { "apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"] },

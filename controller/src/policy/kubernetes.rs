@@ -8,12 +8,13 @@
 use std::fmt::Debug;
 
 use bulkhead_policy::cluster::{self, BulkheadClusterPolicy, ClusterNetworkPolicy};
-use bulkhead_policy::objects::Object;
+use bulkhead_policy::objects::{Object, ObjectRef};
 use bulkhead_policy::quarantine::{self, Quarantine};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::api::networking::v1 as net;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
@@ -32,8 +33,10 @@ pub enum Update {
     Relist {
         /// The kind listed.
         kind: &'static str,
-        /// Every object of the kind.
+        /// Every object of the kind that could be read.
         objects: Vec<Object>,
+        /// Objects listed that could not be read: their stored versions stay.
+        unreadable: Vec<ObjectRef>,
     },
 }
 
@@ -46,26 +49,60 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     F: Fn(K) -> Result<Object, ControllerError> + Send + Sync + 'static,
 {
-    let mut listing: Vec<Object> = Vec::new();
+    let (mut listing, mut unreadable): (Vec<Object>, Vec<ObjectRef>) = Default::default();
     watcher::watcher(api, watcher::Config::default()).default_backoff().filter_map(move |ev| {
         let out = match ev {
             Err(e) => Some(Err(ControllerError::Watch { kind, message: watch_error(kind, &e) })),
             Ok(Event::Init) => {
                 listing.clear();
+                unreadable.clear();
                 None
             }
-            Ok(Event::InitApply(k)) => match convert(k) {
-                Ok(o) => {
-                    listing.push(o);
-                    None
+            Ok(Event::InitApply(k)) => {
+                let r = ObjectRef {
+                    kind: kind.to_string(),
+                    namespace: k.meta().namespace.clone().unwrap_or_default(),
+                    name: k.meta().name.clone().unwrap_or_default(),
+                };
+                match convert(k) {
+                    Ok(o) => {
+                        listing.push(o);
+                        None
+                    }
+                    Err(e) => {
+                        unreadable.push(r);
+                        Some(Err(e))
+                    }
                 }
-                Err(e) => Some(Err(e)),
-            },
-            Ok(Event::InitDone) => Some(Ok(Update::Relist { kind, objects: std::mem::take(&mut listing) })),
+            }
+            Ok(Event::InitDone) => Some(Ok(Update::Relist {
+                kind,
+                objects: std::mem::take(&mut listing),
+                unreadable: std::mem::take(&mut unreadable),
+            })),
             Ok(Event::Apply(k)) => Some(convert(k).map(Update::Apply)),
             Ok(Event::Delete(k)) => Some(convert(k).map(Update::Delete)),
         };
         futures::future::ready(out)
+    })
+}
+
+/// One object read as its own type, its apiVersion and kind filled in when
+/// the list left them out.
+fn typed<K>(kind: &'static str, mut d: DynamicObject) -> Result<K, ControllerError>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    let name = d.metadata.name.clone().unwrap_or_default();
+    if d.types.is_none() {
+        d.types = Some(kube::api::TypeMeta {
+            api_version: K::api_version(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+        });
+    }
+    serde_json::to_value(&d).and_then(serde_json::from_value).map_err(|e| ControllerError::Watch {
+        kind,
+        message: format!("{kind} {name} cannot be read, so it is not enforced: {e}"),
     })
 }
 
@@ -83,6 +120,34 @@ fn watch_error(kind: &str, e: &watcher::Error) -> String {
              (install it from kubernetes-sigs/network-policy-api v0.2.0 to use it; Bulkhead keeps asking)"
         ),
         _ => format!("{text}: the CRD of {kind} is not installed (run `bulkhead install | kubectl apply -f -`)"),
+    }
+}
+
+/// What a retired `bulkhead.dev/v1alpha1` ClusterNetworkPolicy left in the
+/// cluster after an upgrade is told: it is not enforced until migrated.
+pub fn retired_warning(name: &str) -> String {
+    format!(
+        "bulkhead.dev/v1alpha1 ClusterNetworkPolicy {name} is retired and NOT enforced: \
+         kubectl get clusternetworkpolicies.bulkhead.dev {name} -o yaml | bulkhead policy migrate -f - | kubectl apply -f -, \
+         then kubectl delete clusternetworkpolicies.bulkhead.dev {name}"
+    )
+}
+
+/// Names of the retired `bulkhead.dev/v1alpha1` ClusterNetworkPolicies
+/// still stored in the cluster (none when their CRD is gone).
+pub async fn retired_policies(client: Client) -> Result<Vec<String>, ControllerError> {
+    let kind = "ClusterNetworkPolicy (bulkhead.dev/v1alpha1)";
+    let resource = ApiResource {
+        group: "bulkhead.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: cluster::legacy::API_VERSION.into(),
+        kind: cluster::KIND.into(),
+        plural: "clusternetworkpolicies".into(),
+    };
+    match Api::<DynamicObject>::all_with(client, &resource).list(&Default::default()).await {
+        Ok(list) => Ok(list.items.into_iter().filter_map(|o| o.metadata.name).collect()),
+        Err(kube::Error::Api(r)) if r.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(ControllerError::Watch { kind, message: e.to_string() }),
     }
 }
 
@@ -107,16 +172,26 @@ pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerEr
         })
         .boxed(),
         events(Api::<net::Ingress>::all(client.clone()), "Ingress", |o| Ok(Object::Ingress(Box::new(o)))).boxed(),
-        events(Api::<ClusterNetworkPolicy>::all(client.clone()), cluster::KIND, |mut o| {
-            // The API server's CRD may be newer than Bulkhead: what cannot
-            // be enforced as written fails closed, as upstream asks.
-            for w in cluster::fail_closed(&mut o) {
-                tracing::warn!(warning = %w, "ClusterNetworkPolicy from the Kubernetes API");
-            }
-            Ok(Object::ClusterNetworkPolicy(Box::new(o)))
-        })
+        // The upstream CRD is not ours and may be newer than Bulkhead: its
+        // objects are read one by one, so one that cannot be read never
+        // fails the list, and what cannot be enforced as written fails
+        // closed, as upstream asks.
+        events(
+            Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<ClusterNetworkPolicy>(&())),
+            cluster::KIND,
+            |d| {
+                let mut o: ClusterNetworkPolicy = typed(cluster::KIND, d)?;
+                for w in cluster::fail_closed(&mut o) {
+                    tracing::warn!(warning = %w, "ClusterNetworkPolicy from the Kubernetes API");
+                }
+                Ok(Object::ClusterNetworkPolicy(Box::new(o)))
+            },
+        )
         .boxed(),
-        events(Api::<BulkheadClusterPolicy>::all(client.clone()), cluster::BULKHEAD_KIND, |o| {
+        events(Api::<BulkheadClusterPolicy>::all(client.clone()), cluster::BULKHEAD_KIND, |mut o| {
+            for w in cluster::fail_closed_extension(&mut o) {
+                tracing::warn!(warning = %w, "BulkheadClusterPolicy from the Kubernetes API");
+            }
             Ok(Object::BulkheadClusterPolicy(Box::new(o)))
         })
         .boxed(),

@@ -120,6 +120,8 @@ pub struct State {
     compiled: Compiled,
     ids: Ids,
     last_error: String,
+    /// Retired ClusterNetworkPolicies the cluster still stores.
+    retired: Vec<String>,
     senders: BTreeMap<String, watch::Sender<Arc<agent_pb::DesiredState>>>,
     /// The last reconcile's quarantine cut and generation, for nodes that join between reconciles.
     last_turn: (BTreeSet<String>, u64),
@@ -208,6 +210,7 @@ impl State {
             compiled,
             ids,
             last_error: String::new(),
+            retired: Vec::new(),
             senders,
             last_turn: Default::default(),
             audit,
@@ -441,8 +444,12 @@ impl State {
                 Update::Apply(o) if keep(o) => candidate.applied(vec![o.clone()]),
                 Update::Apply(_) => continue,
                 Update::Delete(o) => candidate.deleted(vec![o.clone()]),
-                Update::Relist { kind, objects } => {
-                    let listed = objects.iter().map(bulkhead_policy::objects::Object::reference).collect();
+                Update::Relist { kind, objects, unreadable } => {
+                    let listed = objects
+                        .iter()
+                        .map(bulkhead_policy::objects::Object::reference)
+                        .chain(unreadable.iter().cloned())
+                        .collect();
                     let valid: Vec<_> = objects.iter().filter(|o| keep(o)).cloned().collect();
                     candidate.relisted(kind, valid, &listed)
                 }
@@ -583,7 +590,18 @@ impl State {
             unprotected: reports.into_iter().flat_map(|r| r.unprotected).collect(),
             flows: Default::default(),
             quarantines_active: self.desk.read(|b| b.active()).unwrap_or(0) as u32,
+            policy_warnings: self
+                .store
+                .failed_closed()
+                .into_iter()
+                .chain(self.retired.iter().map(|n| crate::policy::kubernetes::retired_warning(n)))
+                .collect(),
         }
+    }
+
+    /// Records the retired ClusterNetworkPolicies still in the cluster.
+    pub fn set_retired(&mut self, names: Vec<String>) {
+        self.retired = names;
     }
 
     /// The mode of pods that do not say.

@@ -180,6 +180,23 @@ impl Store {
         }
     }
 
+    /// What `fail_closed` rewrote in the stored cluster policies, one line
+    /// per rule, from their annotation.
+    pub fn failed_closed(&self) -> Vec<String> {
+        let note = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            m.annotations.as_ref().and_then(|a| a.get(bulkhead_policy::cluster::FAIL_CLOSED_ANNOTATION)).cloned()
+        };
+        self.objects
+            .values()
+            .filter_map(|o| match o {
+                Object::ClusterNetworkPolicy(cp) => note(&cp.metadata),
+                Object::BulkheadClusterPolicy(cp) => note(&cp.metadata),
+                _ => None,
+            })
+            .flat_map(|n| n.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    }
+
     /// Number of objects.
     pub fn len(&self) -> usize {
         self.objects.len()

@@ -10,7 +10,7 @@ use crate::selector::Selector;
 
 use super::spec::{
     BulkheadClusterPolicy, ClusterNetworkPolicy, EgressRuleSpec, IngressRuleSpec, PeerSpec, PodsSpec, ProtocolSpec,
-    SpecView,
+    SpecView, Unknown,
 };
 use super::{ClusterPolicy, Tier, TierAction, TierPeer, TierRule};
 
@@ -24,12 +24,26 @@ pub const MAX_PRIORITY: i32 = 1000;
 
 /// Which kind is being read: the extension peers are Bulkhead's only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dialect {
+pub(super) enum Dialect {
+    /// sig-network's kind as written.
     Upstream,
+    /// sig-network's kind after `fail_closed`, whose deny-all rules name
+    /// every address for ingress too.
+    UpstreamFailedClosed,
+    /// BulkheadClusterPolicy.
     Bulkhead,
 }
 
+/// Refuses the first field this version does not know.
+pub(super) fn known(unknown: &Unknown, blame: &Blame, field: &str) -> Result<(), PolicyError> {
+    match unknown.keys().next() {
+        Some(k) => Err(blame.err(format!("{field}.{k}"), "unknown field")),
+        None => Ok(()),
+    }
+}
+
 fn pods(p: &PodsSpec, blame: &Blame, field: &str) -> Result<(Selector, Selector), PolicyError> {
+    known(&p.unknown, blame, field)?;
     Ok((
         Selector::parse(&p.namespace_selector, blame, &format!("{field}.namespaceSelector"))?,
         Selector::parse(&p.pod_selector, blame, &format!("{field}.podSelector"))?,
@@ -39,7 +53,7 @@ fn pods(p: &PodsSpec, blame: &Blame, field: &str) -> Result<(Selector, Selector)
 fn extension(dialect: Dialect, blame: &Blame, field: &str, what: &str) -> Result<(), PolicyError> {
     match dialect {
         Dialect::Bulkhead => Ok(()),
-        Dialect::Upstream => Err(blame.err(
+        Dialect::Upstream | Dialect::UpstreamFailedClosed => Err(blame.err(
             field,
             format!(
                 "{what} is a Bulkhead extension that policy.networking.k8s.io/v1alpha2 cannot say: \
@@ -57,7 +71,8 @@ fn list_len(n: usize, blame: &Blame, field: &str, what: &str) -> Result<(), Poli
     }
 }
 
-fn peer(
+/// One peer's matches.
+pub(super) fn peer(
     p: &PeerSpec,
     egress: bool,
     dialect: Dialect,
@@ -104,7 +119,7 @@ fn peer(
     }
     let mut out = Vec::new();
     if let Some(nets) = &p.networks {
-        if !egress {
+        if !egress && dialect != Dialect::UpstreamFailedClosed {
             extension(dialect, blame, &format!("{field}.networks"), "an ingress networks peer")?;
         }
         list_len(nets.len(), blame, &format!("{field}.networks"), "networks")?;
@@ -135,7 +150,8 @@ fn peer(
 
 /// One protocols entry's matches: a named port matches whatever protocol
 /// the destination's container port of that name has.
-fn protocol(p: &ProtocolSpec, blame: &Blame, field: &str) -> Result<Vec<PortMatch>, PolicyError> {
+pub(super) fn protocol(p: &ProtocolSpec, blame: &Blame, field: &str) -> Result<Vec<PortMatch>, PolicyError> {
+    known(&p.unknown, blame, field)?;
     let by_protocol =
         [(Protocol::Tcp, &p.tcp, "tcp"), (Protocol::Udp, &p.udp, "udp"), (Protocol::Sctp, &p.sctp, "sctp")];
     let set =
@@ -153,16 +169,19 @@ fn protocol(p: &ProtocolSpec, blame: &Blame, field: &str) -> Result<Vec<PortMatc
     let Some((proto, Some(spec), key)) = by_protocol.into_iter().find(|(_, s, _)| s.is_some()) else {
         return Err(blame.err(field, "a protocols entry needs exactly one of tcp, udp, sctp or destinationNamedPort"));
     };
+    known(&spec.unknown, blame, &format!("{field}.{key}"))?;
     let f = format!("{field}.{key}.destinationPort");
     let Some(port) = &spec.destination_port else {
         return Err(blame.err(f, "required; write range {start: 1, end: 65535} for every port"));
     };
+    known(&port.unknown, blame, &f)?;
     let ports = match (port.number, &port.range) {
         (Some(n), None) => {
             let n = port_number(n).map_err(|m| blame.err(format!("{f}.number"), m))?;
             PortSel::Range(n, n)
         }
         (None, Some(r)) => {
+            known(&r.unknown, blame, &format!("{f}.range"))?;
             let lo = port_number(r.start).map_err(|m| blame.err(format!("{f}.range.start"), m))?;
             let hi = port_number(r.end).map_err(|m| blame.err(format!("{f}.range.end"), m))?;
             if lo >= hi {
@@ -179,22 +198,23 @@ fn protocol(p: &ProtocolSpec, blame: &Blame, field: &str) -> Result<Vec<PortMatc
 }
 
 /// One rule, either direction.
-struct RuleView<'a> {
-    name: &'a Option<String>,
-    action: &'a str,
-    peers: &'a [PeerSpec],
-    protocols: &'a Option<Vec<ProtocolSpec>>,
+pub(super) struct RuleView<'a> {
+    pub name: &'a Option<String>,
+    pub action: &'a str,
+    pub peers: &'a [PeerSpec],
+    pub protocols: &'a Option<Vec<ProtocolSpec>>,
+    pub unknown: &'a Unknown,
 }
 
 impl<'a> From<&'a IngressRuleSpec> for RuleView<'a> {
     fn from(r: &'a IngressRuleSpec) -> Self {
-        Self { name: &r.name, action: &r.action, peers: &r.from, protocols: &r.protocols }
+        Self { name: &r.name, action: &r.action, peers: &r.from, protocols: &r.protocols, unknown: &r.unknown }
     }
 }
 
 impl<'a> From<&'a EgressRuleSpec> for RuleView<'a> {
     fn from(r: &'a EgressRuleSpec) -> Self {
-        Self { name: &r.name, action: &r.action, peers: &r.to, protocols: &r.protocols }
+        Self { name: &r.name, action: &r.action, peers: &r.to, protocols: &r.protocols, unknown: &r.unknown }
     }
 }
 
@@ -208,64 +228,76 @@ pub(crate) fn parse_action(s: &str) -> Option<TierAction> {
     }
 }
 
+/// The field path of a direction's rules and of a rule's peers.
+pub(super) fn direction(egress: bool) -> (&'static str, &'static str) {
+    if egress { ("egress", "to") } else { ("ingress", "from") }
+}
+
+/// The `i`th rule of a direction.
+pub(super) fn rule(
+    r: &RuleView<'_>,
+    i: usize,
+    egress: bool,
+    dialect: Dialect,
+    blame: &Blame,
+) -> Result<TierRule, PolicyError> {
+    let (dir, peers_field) = direction(egress);
+    let f = format!("spec.{dir}[{i}]");
+    known(r.unknown, blame, &f)?;
+    let action = match parse_action(r.action) {
+        Some(a) => a,
+        None if r.action == "Allow" => {
+            return Err(blame.err(format!("{f}.action"), "\"Allow\" is spelled \"Accept\" in v1alpha2"));
+        }
+        None => {
+            return Err(blame
+                .err(format!("{f}.action"), format!("unknown action {:?}; expected Accept, Deny or Pass", r.action)));
+        }
+    };
+    list_len(r.peers.len(), blame, &format!("{f}.{peers_field}"), "peers")?;
+    let mut all = Vec::new();
+    for (j, p) in r.peers.iter().enumerate() {
+        all.extend(peer(p, egress, dialect, blame, &format!("{f}.{peers_field}[{j}]"))?);
+    }
+    let ports = match r.protocols {
+        None => None,
+        Some(ps) => {
+            list_len(ps.len(), blame, &format!("{f}.protocols"), "protocols")?;
+            let mut matches = Vec::new();
+            for (j, p) in ps.iter().enumerate() {
+                matches.extend(protocol(p, blame, &format!("{f}.protocols[{j}]"))?);
+            }
+            Some(matches)
+        }
+    };
+    let named = ports.iter().flatten().any(|m| matches!(m.ports, PortSel::Named(_)));
+    if egress && named && all.iter().any(|p| matches!(p, TierPeer::Network(_) | TierPeer::Nodes(_))) {
+        return Err(blame.err(
+            format!("{f}.protocols"),
+            "an egress destinationNamedPort cannot be used with networks or nodes peers: addresses have no named ports",
+        ));
+    }
+    let name = match r.name {
+        Some(n) if n.chars().count() > MAX_RULE_NAME => {
+            return Err(blame.err(format!("{f}.name"), format!("longer than {MAX_RULE_NAME} characters")));
+        }
+        Some(n) => n.clone(),
+        None => format!("{dir}[{i}]"),
+    };
+    Ok(TierRule { name, action, peers: all, ports })
+}
+
 fn rules<'a>(
     specs: impl ExactSizeIterator<Item = RuleView<'a>>,
     egress: bool,
     dialect: Dialect,
     blame: &Blame,
 ) -> Result<Vec<TierRule>, PolicyError> {
-    let (dir, peers_field) = if egress { ("egress", "to") } else { ("ingress", "from") };
+    let (dir, _) = direction(egress);
     if specs.len() > MAX_ITEMS {
         return Err(blame.err(format!("spec.{dir}"), format!("{} rules; at most {MAX_ITEMS} are allowed", specs.len())));
     }
-    let mut out = Vec::new();
-    for (i, r) in specs.enumerate() {
-        let f = format!("spec.{dir}[{i}]");
-        let action = match parse_action(r.action) {
-            Some(a) => a,
-            None if r.action == "Allow" => {
-                return Err(blame.err(format!("{f}.action"), "\"Allow\" is spelled \"Accept\" in v1alpha2"));
-            }
-            None => {
-                return Err(blame.err(
-                    format!("{f}.action"),
-                    format!("unknown action {:?}; expected Accept, Deny or Pass", r.action),
-                ));
-            }
-        };
-        list_len(r.peers.len(), blame, &format!("{f}.{peers_field}"), "peers")?;
-        let mut all = Vec::new();
-        for (j, p) in r.peers.iter().enumerate() {
-            all.extend(peer(p, egress, dialect, blame, &format!("{f}.{peers_field}[{j}]"))?);
-        }
-        let ports = match r.protocols {
-            None => None,
-            Some(ps) => {
-                list_len(ps.len(), blame, &format!("{f}.protocols"), "protocols")?;
-                let mut matches = Vec::new();
-                for (j, p) in ps.iter().enumerate() {
-                    matches.extend(protocol(p, blame, &format!("{f}.protocols[{j}]"))?);
-                }
-                Some(matches)
-            }
-        };
-        let named = ports.iter().flatten().any(|m| matches!(m.ports, PortSel::Named(_)));
-        if egress && named && all.iter().any(|p| matches!(p, TierPeer::Network(_) | TierPeer::Nodes(_))) {
-            return Err(blame.err(
-                format!("{f}.protocols"),
-                "an egress destinationNamedPort cannot be used with networks or nodes peers: addresses have no named ports",
-            ));
-        }
-        let name = match r.name {
-            Some(n) if n.chars().count() > MAX_RULE_NAME => {
-                return Err(blame.err(format!("{f}.name"), format!("longer than {MAX_RULE_NAME} characters")));
-            }
-            Some(n) => n.clone(),
-            None => format!("{dir}[{i}]"),
-        };
-        out.push(TierRule { name, action, peers: all, ports });
-    }
-    Ok(out)
+    specs.enumerate().map(|(i, r)| rule(&r, i, egress, dialect, blame)).collect()
 }
 
 fn validate(name: String, s: SpecView<'_>, dialect: Dialect, blame: &Blame) -> Result<ClusterPolicy, PolicyError> {
@@ -274,6 +306,8 @@ fn validate(name: String, s: SpecView<'_>, dialect: Dialect, blame: &Blame) -> R
         "Baseline" => Tier::Baseline,
         other => return Err(blame.err("spec.tier", format!("unknown tier {other:?}; expected Admin or Baseline"))),
     };
+    known(s.unknown, blame, "spec")?;
+    known(&s.subject.unknown, blame, "spec.subject")?;
     if !(0..=MAX_PRIORITY).contains(&s.priority) {
         return Err(blame.err("spec.priority", format!("{} is outside 0-{MAX_PRIORITY}", s.priority)));
     }
@@ -309,7 +343,9 @@ impl TryFrom<&ClusterNetworkPolicy> for ClusterPolicy {
     fn try_from(o: &ClusterNetworkPolicy) -> Result<Self, PolicyError> {
         let blame = Blame::new(super::KIND, None, o.metadata.name.as_deref().unwrap_or_default());
         let name = object_name(&o.metadata, &blame)?;
-        validate(name, SpecView::from(&o.spec), Dialect::Upstream, &blame)
+        let failed_closed = o.metadata.annotations.iter().flatten().any(|(k, _)| k == super::FAIL_CLOSED_ANNOTATION);
+        let dialect = if failed_closed { Dialect::UpstreamFailedClosed } else { Dialect::Upstream };
+        validate(name, SpecView::from(&o.spec), dialect, &blame)
     }
 }
 
@@ -323,67 +359,4 @@ impl TryFrom<&BulkheadClusterPolicy> for ClusterPolicy {
         // coincide, their policies may not.
         validate(format!("{}/{name}", super::BULKHEAD_KIND), SpecView::from(&o.spec), Dialect::Bulkhead, &blame)
     }
-}
-
-/// Whether Bulkhead cannot enforce a peer as written: a field from a newer
-/// CRD, or DNS names.
-fn unenforceable(p: &PeerSpec) -> Option<String> {
-    p.unknown.keys().next().cloned().or_else(|| p.domain_names.as_ref().map(|_| "domainNames".to_string()))
-}
-
-/// Rewrites the peers Bulkhead cannot enforce the way upstream asks of an
-/// implementation that meets a peer it does not know: an Accept rule stops
-/// matching them, a Deny or Pass rule denies all traffic. For objects from
-/// the Kubernetes API, where the CRD (possibly newer than Bulkhead) already
-/// accepted them; manifests and API requests are refused instead. Returns
-/// one warning per rewritten rule.
-pub fn fail_closed(o: &mut ClusterNetworkPolicy) -> Vec<String> {
-    let name = o.metadata.name.clone().unwrap_or_default();
-    let mut warnings = Vec::new();
-    let mut fix = |dir: &str, i: usize, action: &str, peers: &mut Vec<PeerSpec>| -> Option<bool> {
-        let bad = peers.iter().find_map(unenforceable)?;
-        let accept = action == "Accept";
-        if accept {
-            peers.retain(|p| unenforceable(p).is_none());
-        } else {
-            *peers = vec![PeerSpec { namespaces: Some(Default::default()), ..Default::default() }];
-            if dir == "egress" {
-                let everywhere = vec!["0.0.0.0/0".to_string(), "::/0".to_string()];
-                peers.push(PeerSpec { networks: Some(everywhere), ..Default::default() });
-            }
-        }
-        let now = if accept { "matches only its other peers" } else { "denies all traffic" };
-        warnings.push(format!(
-            "{} {name}: spec.{dir}[{i}]: {bad} is not enforceable by Bulkhead; the rule {now} (fail closed)",
-            super::KIND
-        ));
-        Some(accept && peers.is_empty())
-    };
-    // Whether to keep a rule, rewriting it in place when it must deny all.
-    let mut rewrite = |dir: &str,
-                       i: usize,
-                       action: &mut String,
-                       peers: &mut Vec<PeerSpec>,
-                       protocols: &mut Option<Vec<ProtocolSpec>>| {
-        match fix(dir, i, action, peers) {
-            Some(true) => false,
-            Some(false) if action != "Accept" => {
-                *action = "Deny".into();
-                *protocols = None;
-                true
-            }
-            _ => true,
-        }
-    };
-    let mut i = 0;
-    o.spec.ingress.retain_mut(|r| {
-        i += 1;
-        rewrite("ingress", i - 1, &mut r.action, &mut r.from, &mut r.protocols)
-    });
-    let mut i = 0;
-    o.spec.egress.retain_mut(|r| {
-        i += 1;
-        rewrite("egress", i - 1, &mut r.action, &mut r.to, &mut r.protocols)
-    });
-    warnings
 }

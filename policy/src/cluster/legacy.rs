@@ -12,6 +12,7 @@ use super::spec::{
     IngressRuleSpec, PeerSpec, PodsSpec, PortSpec, ProtocolPortSpec, ProtocolSpec, RangeSpec, ServiceRef, SubjectSpec,
 };
 use crate::error::{Blame, PolicyError};
+use crate::ports::Protocol;
 
 /// API group and version of the retired kind.
 pub const API_VERSION: &str = "bulkhead.dev/v1alpha1";
@@ -119,13 +120,16 @@ fn protocols(ports: &[LegacyPort], blame: &Blame, field: &str) -> Result<Vec<Pro
     for (i, p) in ports.iter().enumerate() {
         let f = format!("{field}[{i}]");
         let (proto, port) = match (&p.port_number, &p.port_range, &p.named_port) {
-            (Some(n), None, None) => (n.protocol.as_deref(), PortSpec { number: Some(n.port), range: None }),
+            (Some(n), None, None) => (n.protocol.as_deref(), PortSpec { number: Some(n.port), ..Default::default() }),
             (None, Some(r), None) if r.start == r.end => {
-                (r.protocol.as_deref(), PortSpec { number: Some(r.start), range: None })
+                (r.protocol.as_deref(), PortSpec { number: Some(r.start), ..Default::default() })
             }
             (None, Some(r), None) => (
                 r.protocol.as_deref(),
-                PortSpec { number: None, range: Some(RangeSpec { start: r.start, end: r.end }) },
+                PortSpec {
+                    range: Some(RangeSpec { start: r.start, end: r.end, unknown: Default::default() }),
+                    ..Default::default()
+                },
             ),
             (None, None, Some(name)) => {
                 out.push(ProtocolSpec { destination_named_port: Some(name.clone()), ..Default::default() });
@@ -133,12 +137,11 @@ fn protocols(ports: &[LegacyPort], blame: &Blame, field: &str) -> Result<Vec<Pro
             }
             _ => return Err(blame.err(f, "a port needs exactly one of portNumber, portRange or namedPort")),
         };
-        let spec = Some(ProtocolPortSpec { destination_port: Some(port) });
-        out.push(match proto.unwrap_or("TCP") {
-            "TCP" => ProtocolSpec { tcp: spec, ..Default::default() },
-            "UDP" => ProtocolSpec { udp: spec, ..Default::default() },
-            "SCTP" => ProtocolSpec { sctp: spec, ..Default::default() },
-            other => return Err(blame.err(f, format!("unknown protocol {other:?}"))),
+        let spec = Some(ProtocolPortSpec { destination_port: Some(port), ..Default::default() });
+        out.push(match Protocol::parse(proto, blame, &f)? {
+            Protocol::Tcp => ProtocolSpec { tcp: spec, ..Default::default() },
+            Protocol::Udp => ProtocolSpec { udp: spec, ..Default::default() },
+            Protocol::Sctp => ProtocolSpec { sctp: spec, ..Default::default() },
         });
     }
     Ok(out)
@@ -164,6 +167,15 @@ fn action(a: &str) -> String {
     if a == "Allow" { "Accept".into() } else { a.to_string() }
 }
 
+/// A retired rule's ports: absent and empty both mean every port, as they
+/// did in the retired kind.
+fn ports(r: &LegacyRule, blame: &Blame, field: &str) -> Result<Option<Vec<ProtocolSpec>>, PolicyError> {
+    match r.ports.as_deref() {
+        None | Some([]) => Ok(None),
+        Some(p) => protocols(p, blame, &format!("{field}.ports")).map(Some),
+    }
+}
+
 /// Converts one retired policy. The result is validated by the caller, as
 /// any new object is, so a policy the old kind rejected stays rejected.
 pub fn migrate(o: &LegacyClusterNetworkPolicy) -> Result<Migrated, PolicyError> {
@@ -173,16 +185,18 @@ pub fn migrate(o: &LegacyClusterNetworkPolicy) -> Result<Migrated, PolicyError> 
     let mut ingress = Vec::new();
     for (i, r) in o.spec.ingress.iter().enumerate() {
         let f = format!("spec.ingress[{i}]");
-        let ps = r.ports.as_deref().map(|p| protocols(p, &blame, &format!("{f}.ports"))).transpose()?;
+        let ps = ports(r, &blame, &f)?;
         let from = peers(r.from.as_deref().unwrap_or_default(), &mut extended, true);
-        ingress.push(IngressRuleSpec { name: r.name.clone(), action: action(&r.action), from, protocols: ps });
+        let (name, action, unknown) = (r.name.clone(), action(&r.action), Default::default());
+        ingress.push(IngressRuleSpec { name, action, from, protocols: ps, unknown });
     }
     let mut egress = Vec::new();
     for (i, r) in o.spec.egress.iter().enumerate() {
         let f = format!("spec.egress[{i}]");
-        let ps = r.ports.as_deref().map(|p| protocols(p, &blame, &format!("{f}.ports"))).transpose()?;
+        let ps = ports(r, &blame, &f)?;
         let to = peers(r.to.as_deref().unwrap_or_default(), &mut extended, false);
-        egress.push(EgressRuleSpec { name: r.name.clone(), action: action(&r.action), to, protocols: ps });
+        let (name, action, unknown) = (r.name.clone(), action(&r.action), Default::default());
+        egress.push(EgressRuleSpec { name, action, to, protocols: ps, unknown });
     }
     let s = &o.spec;
     let mut metadata = o.metadata.clone();
@@ -190,6 +204,14 @@ pub fn migrate(o: &LegacyClusterNetworkPolicy) -> Result<Migrated, PolicyError> 
     metadata.uid = None;
     metadata.managed_fields = None;
     metadata.creation_timestamp = None;
+    // The new object is created, not moved: the old one's finalizers and
+    // owners are the old one's (a finalizer nobody serves would block its
+    // deletion forever).
+    metadata.finalizers = None;
+    metadata.owner_references = None;
+    metadata.generation = None;
+    metadata.deletion_timestamp = None;
+    metadata.deletion_grace_period_seconds = None;
     Ok(if extended {
         let spec = BulkheadClusterPolicySpec {
             tier: s.tier.clone(),
@@ -197,6 +219,7 @@ pub fn migrate(o: &LegacyClusterNetworkPolicy) -> Result<Migrated, PolicyError> 
             subject: s.subject.clone(),
             ingress,
             egress,
+            unknown: Default::default(),
         };
         let mut out = BulkheadClusterPolicy::new(&name, spec);
         out.metadata = metadata;
@@ -208,6 +231,7 @@ pub fn migrate(o: &LegacyClusterNetworkPolicy) -> Result<Migrated, PolicyError> 
             subject: s.subject.clone(),
             ingress,
             egress,
+            unknown: Default::default(),
         };
         let mut out = ClusterNetworkPolicy::new(&name, spec);
         out.metadata = metadata;

@@ -2037,6 +2037,11 @@ export interface components {
              */
             policy_entries: number;
             /**
+             * @description Policies enforced other than as written (rules failed closed) and
+             *     retired objects not enforced, one line each saying what to do.
+             */
+            policy_warnings: string[];
+            /**
              * Format: int32
              * @description Quarantines in force.
              */

@@ -43,6 +43,16 @@ export function StatusView() {
               </div>
             </section>
             {s.last_error && <p className="banner warn">Last rejected change: {s.last_error}</p>}
+            {s.policy_warnings.length > 0 && (
+              <section className="banner warn" aria-label="Policy warnings">
+                <p>Enforced other than as written, or not enforced:</p>
+                <ul>
+                  {s.policy_warnings.map((w) => (
+                    <li key={w}>{w}</li>
+                  ))}
+                </ul>
+              </section>
+            )}
             <h3>Nodes</h3>
             <table className="compact">
               <thead>

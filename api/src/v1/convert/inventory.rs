@@ -135,6 +135,7 @@ impl From<Status> for pb::Status {
             unprotected: to_pb(s.unprotected),
             flows: Some(s.flows.into()),
             quarantines_active: s.quarantines_active,
+            policy_warnings: s.policy_warnings,
         }
     }
 }
@@ -154,6 +155,7 @@ impl TryFrom<pb::Status> for Status {
             unprotected: list(s.unprotected, "unprotected")?,
             flows: required(s.flows, "flows")?,
             quarantines_active: s.quarantines_active,
+            policy_warnings: s.policy_warnings,
         })
     }
 }
@@ -325,6 +327,9 @@ mod tests {
                 storage_error: String::new(),
             },
             quarantines_active: 2,
+            policy_warnings: vec![
+                "ClusterNetworkPolicy c: spec.egress[0]: …; the rule is left out (fail closed)".into(),
+            ],
         };
         assert_eq!(Status::try_from(pb::Status::from(status.clone()))?, status);
         let mut missing = pb::Status::from(status);
