@@ -19,6 +19,7 @@ mod e2e {
     mod exposure;
     mod flood;
     mod fuzz;
+    mod hub;
     mod image;
     mod install;
     mod lifecycle;

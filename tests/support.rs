@@ -370,6 +370,8 @@ pub fn exec(lab: &Lab, pod: &str, cmd: &[&str]) -> Output {
 /// (`bulkhead lab status -o json`), trusting the lab's CA.
 pub struct Api {
     pub url: String,
+    /// The CA the API's certificate chains to.
+    pub ca_file: PathBuf,
     dir: PathBuf,
     client: reqwest::Client,
     rt: tokio::runtime::Runtime,
@@ -399,9 +401,19 @@ impl Api {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
-        let dir = PathBuf::from(api["ca_file"].as_str().unwrap()).parent().unwrap().to_path_buf();
+        let ca_file = PathBuf::from(api["ca_file"].as_str().unwrap());
+        let dir = ca_file.parent().unwrap().to_path_buf();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        Api { url, dir, client, rt }
+        Api { url, ca_file, dir, client, rt }
+    }
+
+    /// An API served as plain HTTP on loopback (the hub in its tests);
+    /// `dir` holds its files.
+    pub fn plain(url: &str, dir: &std::path::Path) -> Api {
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Api { url: url.to_string(), ca_file: PathBuf::new(), dir: dir.to_path_buf(), client, rt }
     }
 
     /// The token of the lab's "admin" or "viewer" file.

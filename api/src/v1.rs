@@ -11,6 +11,7 @@ pub mod convert;
 pub mod exposure;
 pub mod flows;
 pub mod graph;
+pub mod hub;
 pub mod inventory;
 pub mod policies;
 pub mod quarantine;

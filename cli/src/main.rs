@@ -6,6 +6,7 @@ mod closed_loop;
 mod control;
 mod exposure;
 mod flows;
+mod hub;
 mod inspect;
 mod install;
 mod quarantine;
@@ -192,6 +193,10 @@ enum Command {
     },
     /// Run the controller: compile inventory and policies, keep every agent in sync.
     Controller(Box<control::ControllerArgs>),
+    /// Serve one authenticated view across clusters: every member
+    /// controller's status, graph, flows, exposure and quarantines, and
+    /// quarantines sent to the member that executes them.
+    Hub(Box<hub::HubArgs>),
     /// Add or replace objects (policies, pods, namespaces…) through the controller. All or nothing.
     Apply {
         /// YAML files ("-" for stdin).
@@ -538,6 +543,12 @@ fn main() -> Result<()> {
                 bulkhead_cni::netns::enter(ns)?;
             }
             runtime()?.block_on(control::controller(*args, api))
+        }
+        Command::Hub(args) => {
+            let cfg = args.config()?;
+            let listener = bulkhead_controller::http::bind(&cfg.api)?;
+            runtime()?.block_on(bulkhead_controller::hub::run(cfg, listener))?;
+            Ok(())
         }
         Command::Apply { files, no_wait } => runtime()?.block_on(control::change(&cli.target, &files, false, !no_wait)),
         Command::Delete { files, no_wait } => runtime()?.block_on(control::change(&cli.target, &files, true, !no_wait)),

@@ -26,7 +26,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use extract::{ApiError, Peer};
+pub use extract::{ApiError, J, Peer, Q};
 
 use crate::error::ControllerError;
 use crate::service::{Op, Service, ServiceError};
@@ -176,7 +176,13 @@ pub fn router(service: Service, console: Option<PathBuf>) -> (axum::Router, utoi
                     .into_response(),
                 }
             }
-        })
+        });
+    (harden(router), doc)
+}
+
+/// The limits and security headers every API of Bulkhead answers with.
+pub fn harden(router: axum::Router) -> axum::Router {
+    router
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(read_body))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -197,8 +203,7 @@ pub fn router(service: Service, console: Option<PathBuf>) -> (axum::Router, utoi
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("cross-origin-resource-policy"),
             HeaderValue::from_static("same-origin"),
-        ));
-    (router, doc)
+        ))
 }
 
 /// Reads the whole request body (up to the limit) before anything answers:
@@ -244,6 +249,18 @@ pub async fn serve(
     service: Service,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ControllerError> {
+    let (router, _) = router(service, cfg.console.clone());
+    serve_router(&cfg, listener, router, shutdown).await
+}
+
+/// Serves `router` on `listener` with `cfg`'s TLS until `shutdown`
+/// resolves: the controller's API and the hub's share the transport.
+pub async fn serve_router(
+    cfg: &ApiConfig,
+    listener: std::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ControllerError> {
     let serve_err = |message: String| ControllerError::Serve { what: "HTTP API", message };
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| serve_err(e.to_string()))?;
     let local = listener.local_addr().map_err(|e| serve_err(e.to_string()))?;
@@ -256,7 +273,6 @@ pub async fn serve(
         crate::policy::files::write_atomic(f, format!("{scheme}://{local}\n").as_bytes())?;
     }
     tracing::info!(url = %format!("{scheme}://{local}"), "HTTP API serving");
-    let (router, _) = router(service, cfg.console.clone());
     let hsts = acceptor.is_some();
     tokio::pin!(shutdown);
     loop {

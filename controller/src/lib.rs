@@ -13,6 +13,7 @@ pub mod error;
 pub mod grpc;
 pub mod ha;
 pub mod http;
+pub mod hub;
 pub mod metrics;
 pub mod observation;
 pub mod policy;

@@ -149,7 +149,7 @@ pub(crate) fn check_key(key: &str) -> Result<(), String> {
 }
 
 /// Checks a label value: empty, or a name of at most 63 characters.
-pub(crate) fn check_value(value: &str) -> Result<(), String> {
+pub fn check_value(value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Ok(());
     }
