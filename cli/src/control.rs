@@ -129,6 +129,7 @@ pub struct ControllerArgs {
     /// The console's address for the alerts' links (default: the API's URL).
     #[arg(long, value_name = "URL")]
     alert_external_url: Option<String>,
+
     /// Run in this network namespace (the lab's fabric); entered before anything
     /// starts, after the API's address is bound (so it stays on the host).
     #[arg(long)]

@@ -41,6 +41,11 @@ pub struct HubArgs {
     /// The hub's audit log is written here (`audit.log`).
     #[arg(long, default_value = "/var/lib/bulkhead-hub")]
     state_dir: PathBuf,
+    /// Give every member the other members' pods every few seconds, so a
+    /// `clusters:` peer matches traffic from them (the member tokens must
+    /// then be admins').
+    #[arg(long)]
+    share_pods: bool,
 }
 
 impl HubArgs {
@@ -59,6 +64,7 @@ impl HubArgs {
                 console: None,
             },
             state_dir: self.state_dir.clone(),
+            share_pods: self.share_pods,
         })
     }
 }

@@ -154,6 +154,7 @@ pub fn router(service: Service, console: Option<PathBuf>) -> (axum::Router, utoi
         .routes(routes!(read::quarantine, write::release))
         .routes(routes!(read::blocks, write::block))
         .routes(routes!(write::unblock))
+        .routes(routes!(write::remote_pods))
         .routes(routes!(read::trail))
         .routes(routes!(read::trail_csv))
         .routes(routes!(read::audit))

@@ -2,11 +2,13 @@
 //! keeps its own controller; the hub holds a token for each member's API
 //! and answers reads (status, graph, flows, exposure, quarantines) with
 //! every member's answer under its cluster name, and sends a quarantine to
-//! the member that executes it. It keeps no state of its own but its audit
+//! the member that executes it. With `--share-pods` it also gives each
+//! member the others' pods, so identities carry the cluster they are of. It keeps no state of its own but its audit
 //! log, so it can be restarted or run twice at will.
 
 mod members;
 mod routes;
+mod share;
 
 use std::path::PathBuf;
 
@@ -27,6 +29,8 @@ pub struct HubConfig {
     pub api: ApiConfig,
     /// Where its audit log goes.
     pub state_dir: PathBuf,
+    /// Give every member the other members' pods (needs admin tokens).
+    pub share_pods: bool,
 }
 
 /// Serves the hub on `listener` (bound by [`crate::http::bind`]) until the
@@ -46,6 +50,9 @@ pub async fn run(cfg: HubConfig, listener: std::net::TcpListener) -> Result<(), 
     let members = Members::new(cfg.members)?;
     for m in members.list() {
         tracing::info!(cluster = %m.name, url = %m.url, "hub member");
+    }
+    if cfg.share_pods {
+        tokio::spawn(share::run(members.clone()));
     }
     let router = routes::router(routes::Hub { name: cfg.name, members, tokens, audit });
     crate::http::serve_router(&cfg.api, listener, router, std::future::pending()).await

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod kubernetes;
 pub mod listening;
 pub mod quarantine;
+pub mod remote;
 pub mod state;
 pub mod store;
 pub mod sync;

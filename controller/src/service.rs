@@ -17,6 +17,7 @@ mod inventory;
 mod ops;
 mod policies;
 mod quarantine;
+mod remote;
 mod review;
 mod trail;
 mod view;

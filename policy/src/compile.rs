@@ -178,14 +178,7 @@ impl Compiler {
         let mut pod_ids: BTreeMap<String, u32> = BTreeMap::new();
         for pod in inv.pods.values() {
             for ip in &pod.ips {
-                let key = IdentityKey::Pod {
-                    cluster: pod.cluster.clone(),
-                    namespace: pod.namespace.clone(),
-                    labels: pod.labels.clone(),
-                    ports: sorted(&pod.ports),
-                    cidr: cidrs.most_specific(*ip),
-                    services: listed_in(inv, pod),
-                };
+                let key = pod_identity(pod, cidrs.most_specific(*ip), listed_in(inv, pod));
                 let id = self.allocator.get(&key)?;
                 pod_ids.entry(pod.key()).or_insert(id);
                 members.entry(key).or_insert(Member { id, remote: Remote::Pod(pod, *ip) });
@@ -198,6 +191,25 @@ impl Compiler {
                 let id = self.allocator.get(&key)?;
                 members.entry(key).or_insert(Member { id, remote: Remote::Service(svc, *ip) });
                 out.ipcache.push(IpcacheEntry { net: host_net(*ip), identity: id, owner: svc.key() });
+            }
+        }
+        // Pods of other clusters: identities of their own (their cluster is
+        // in the key), on addresses no pod or service of this cluster holds.
+        let local: BTreeSet<IpAddr> = inv
+            .pods
+            .values()
+            .flat_map(|p| p.ips.iter())
+            .chain(inv.services.values().flat_map(|s| s.cluster_ips.iter()))
+            .chain(inv.nodes.values().flatten())
+            .copied()
+            .collect();
+        for pod in inv.remote_pods.iter().filter(|p| p.cluster != inv.cluster) {
+            for ip in pod.ips.iter().filter(|ip| !local.contains(ip)) {
+                let key = pod_identity(pod, cidrs.most_specific(*ip), Vec::new());
+                let id = self.allocator.get(&key)?;
+                members.entry(key).or_insert(Member { id, remote: Remote::Pod(pod, *ip) });
+                let owner = format!("{}/{}", pod.cluster, pod.key());
+                out.ipcache.push(IpcacheEntry { net: host_net(*ip), identity: id, owner });
             }
         }
         let mut node_ids: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
@@ -345,6 +357,18 @@ impl Compiler {
 }
 
 /// Services whose EndpointSlices list one of the pod's addresses.
+/// A pod's identity key at one of its addresses.
+fn pod_identity(pod: &Pod, cidr: Option<IpNetwork>, services: Vec<String>) -> IdentityKey {
+    IdentityKey::Pod {
+        cluster: pod.cluster.clone(),
+        namespace: pod.namespace.clone(),
+        labels: pod.labels.clone(),
+        ports: sorted(&pod.ports),
+        cidr,
+        services,
+    }
+}
+
 fn listed_in(inv: &Inventory, pod: &Pod) -> Vec<String> {
     inv.services
         .values()

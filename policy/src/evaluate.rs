@@ -182,6 +182,9 @@ impl<'a> Evaluator<'a> {
         if self.inventory.nodes.values().any(|ips| ips.contains(&addr)) {
             return Remote::Host(addr);
         }
+        if let Some(p) = self.inventory.remote_pod(addr) {
+            return Remote::Pod(p, addr);
+        }
         Remote::World(addr)
     }
 
@@ -190,12 +193,13 @@ impl<'a> Evaluator<'a> {
     pub fn connection(&self, src: IpAddr, dst: IpAddr, protocol: Option<Protocol>, port: u16) -> Verdict {
         let from = self.classify(src);
         let to = self.classify(dst);
+        let ours = |p: &Pod| p.cluster == self.inventory.cluster;
         let egress = match from {
-            Remote::Pod(p, _) => Some(self.decide(p, Direction::Egress, &to, protocol, port)),
+            Remote::Pod(p, _) if ours(p) => Some(self.decide(p, Direction::Egress, &to, protocol, port)),
             _ => None,
         };
         let ingress = match to {
-            Remote::Pod(p, _) => Some(self.decide(p, Direction::Ingress, &from, protocol, port)),
+            Remote::Pod(p, _) if ours(p) => Some(self.decide(p, Direction::Ingress, &from, protocol, port)),
             _ => None,
         };
         let allowed = egress.as_ref().is_none_or(|d| d.allowed) && ingress.as_ref().is_none_or(|d| d.allowed);

@@ -201,6 +201,12 @@ pub struct Inventory {
     pub host_network: BTreeMap<String, HostNetworkPod>,
     /// Services Ingresses and Gateway routes send outside traffic to.
     pub routes: Vec<crate::routes::RouteBackend>,
+    /// Pods of other clusters (their `cluster` is theirs), as their
+    /// controllers report them: peers only, matched by `clusters` peers and
+    /// by address, never by this cluster's pod or namespace selectors, and
+    /// never enforced here. An address a pod, service or node of this
+    /// cluster holds stays theirs.
+    pub remote_pods: Vec<Pod>,
 }
 
 impl Inventory {
@@ -227,6 +233,11 @@ impl Inventory {
                     (None, None) => false,
                 }
         })
+    }
+
+    /// The pod of another cluster at `addr`, unless this cluster holds it.
+    pub fn remote_pod(&self, addr: IpAddr) -> Option<&Pod> {
+        self.remote_pods.iter().find(|p| p.ips.contains(&addr))
     }
 
     /// Adds or replaces a namespace.

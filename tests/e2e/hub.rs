@@ -30,6 +30,33 @@ impl Drop for Hub {
     }
 }
 
+/// Starts `bulkhead hub` on loopback over `members` (their tokens in
+/// `dir/NAME.token`, the hub's callers in `dir/tokens.yaml`) and returns it
+/// with its URL once it listens.
+fn start_hub(dir: &std::path::Path, members: &[(&str, &Api)], extra: &[&str]) -> (Hub, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("hub").args(extra);
+    for (name, api) in members {
+        let token = dir.join(format!("{name}.token"));
+        cmd.arg("--member").arg(format!("{name}={},@{},{}", api.url, token.display(), api.ca_file.display()));
+    }
+    let child = cmd
+        .args(["--listen", "127.0.0.1:0", "--plaintext", "--addr-file"])
+        .arg(dir.join("addr"))
+        .arg("--tokens-file")
+        .arg(dir.join("tokens.yaml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("hub.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let hub = Hub { child, dir: dir.to_path_buf() };
+    wait_for("the hub's address", Duration::from_secs(20), || dir.join("addr").is_file());
+    let url = std::fs::read_to_string(dir.join("addr")).unwrap().trim().to_string();
+    (hub, url)
+}
+
 fn shop() -> String {
     [deployment("shop", "web", 80, "api:8080"), deployment("shop", "api", 8080, "")].concat()
 }
@@ -63,24 +90,7 @@ fn one_view_of_two_clusters_and_a_quarantine_executed_by_its_member() {
         entry("tina", Role::Admin, Some(&["shop"]), &tina),
     ];
     std::fs::write(dir.join("tokens.yaml"), tokens::TokenFile::to_yaml(&holders).unwrap()).unwrap();
-    let member = |name: &str, api: &Api| {
-        format!("{name}={},@{},{}", api.url, dir.join(format!("{name}.token")).display(), api.ca_file.display())
-    };
-    let child = Command::new(BIN)
-        .args(["hub", "--name", "ops-hub", "--member", &member("east", &ea), "--member", &member("west", &wa)])
-        .args(["--listen", "127.0.0.1:0", "--plaintext", "--addr-file"])
-        .arg(dir.join("addr"))
-        .arg("--tokens-file")
-        .arg(dir.join("tokens.yaml"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("hub.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let hub_proc = Hub { child, dir: dir.clone() };
-    wait_for("the hub's address", Duration::from_secs(20), || dir.join("addr").is_file());
-    let url = std::fs::read_to_string(dir.join("addr")).unwrap().trim().to_string();
+    let (hub_proc, url) = start_hub(&dir, &[("east", &ea), ("west", &wa)], &["--name", "ops-hub"]);
     let hub = Api::plain(&url, &dir);
 
     // Nobody unauthenticated, and no tenant: the hub's view is cluster-wide.
@@ -178,4 +188,136 @@ fn one_view_of_two_clusters_and_a_quarantine_executed_by_its_member() {
     assert!(down.contains("cluster west at https://127.0.0.1:"), "{status}");
     drop(dead);
     drop(hub_proc);
+}
+
+/// A router namespace this test made between two labs' fabrics, routing
+/// each lab's pod CIDR to the other's node; removed (with its links) on drop.
+struct Link {
+    netns: String,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Routes `a`'s pod CIDR and `b`'s to each other through a router on both
+/// fabrics (each lab has one node; the fabrics' addresses overlap, so the
+/// router names the interface of each route).
+fn link(a: (&Lab, &str), b: (&Lab, &str)) -> Link {
+    let netns = format!("bh_mc{}_gw", std::process::id() % 100_000);
+    let guard = Link { netns: netns.clone() };
+    ip(&["netns", "add", &netns]);
+    ip(&["-n", &netns, "link", "set", "lo", "up"]);
+    let fwd = Command::new("ip").args(["netns", "exec", &netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).status();
+    assert!(fwd.unwrap().success());
+    for ((lab, cidr), (_, other), side) in [(a, b, "gwa"), (b, a, "gwb")] {
+        let fabric = format!("bh_{}_fab", lab.name);
+        let peer = format!("mcgw{side}");
+        ip(&["-n", &fabric, "link", "add", &peer, "type", "veth", "peer", "name", side, "netns", &netns]);
+        ip(&["-n", &fabric, "link", "set", "dev", &peer, "master", "fab0", "up"]);
+        ip(&["-n", &netns, "addr", "add", "172.30.0.249/24", "dev", side]);
+        ip(&["-n", &netns, "link", "set", "dev", side, "up"]);
+        ip(&["-n", &netns, "route", "add", cidr, "via", "172.30.0.1", "dev", side]);
+        ip(&["-n", &lab.state.nodes[0].netns, "route", "replace", other, "via", "172.30.0.249"]);
+    }
+    guard
+}
+
+/// Waits until every node of `api`'s cluster enforces its latest generation.
+fn synced(api: &Api, token: &str) {
+    wait_for("every node in sync", Duration::from_secs(20), || {
+        let st = api.get("/api/v1/status", token);
+        st["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["in_sync"] == true))
+    });
+}
+
+/// Two clusters with routed pod networks: a pod of east calls a service of
+/// west (at its pod's address: each lab has its own ClusterIP range), and a
+/// BulkheadClusterPolicy by cluster at west allows exactly that. Before the
+/// hub shares east's pods, west sees east's pod as an unknown address and
+/// denies it; once shared, its identity carries "east" and the policy
+/// matches it, while west's own pods stay denied by the NetworkPolicy.
+#[test]
+fn a_policy_by_cluster_allows_exactly_the_other_clusters_pods() {
+    let (east_cidr, west_cidr) = ("10.245.0.0/16", "10.246.0.0/16");
+    let east = Lab::up_with("mce", "bridge", 1, &deployment("shop", "client", 80, ""), &["--pod-cidr", east_cidr]);
+    let west_pods = [deployment("shop", "api", 8080, ""), deployment("shop", "local", 80, "")].concat();
+    let west = Lab::up_with("mcw", "bridge", 1, &west_pods, &["--pod-cidr", west_cidr]);
+    let _link = link((&east, east_cidr), (&west, west_cidr));
+    let (client, api, local) =
+        (east.pod_of("shop", "client"), west.pod_of("shop", "api"), west.pod_of("shop", "local"));
+    let api_ip = west.ip(&api, false).to_string();
+    assert!(east.probe(&client, &api_ip, 8080, false, false), "the pod networks are routed to each other");
+
+    let wa = Api::of(&west);
+    let admin = wa.lab_token("admin");
+    let policy = "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api-closed, namespace: shop}
+spec: {podSelector: {matchLabels: {app: api}}, policyTypes: [Ingress]}
+---
+apiVersion: bulkhead.dev/v1alpha2
+kind: BulkheadClusterPolicy
+metadata: {name: api-from-east}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {pods: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}}, podSelector: {matchLabels: {app: api}}}}
+  ingress:
+  - {name: east, action: Accept, from: [{clusters: [east]}], protocols: [{tcp: {destinationPort: {number: 8080}}}]}
+";
+    let applied = wa.call("POST", "/api/v1/policies", Some(&admin), Some(json!({"yaml": policy, "source": "e2e"})));
+    assert!((200..300).contains(&applied.status), "{}", applied.text);
+    synced(&wa, &admin);
+    assert!(!east.probe(&client, &api_ip, 8080, false, false), "east's pod is only an address to west so far");
+    assert!(!west.probe(&local, &api, 8080, false, false), "west's own pods are not east");
+
+    // Another cluster's pods change what `clusters:` matches: admins only,
+    // and bad input changes nothing.
+    let put = |token: &str, cluster: &str, body: serde_json::Value| {
+        wa.call("PUT", &format!("/api/v1/remote-clusters/{cluster}/pods"), Some(token), Some(body))
+    };
+    assert_eq!(put(&wa.lab_token("viewer"), "east", json!({"pods": []})).status, 403);
+    let pod = json!({"namespace": "shop", "name": "x", "node": "n1", "ips": ["10.245.0.300"], "labels": {},
+        "workload": {"kind": "Pod", "name": "x", "namespace": "shop"}, "mode": "enforce", "quarantined": false});
+    let bad = put(&admin, "east", json!({"pods": [pod]}));
+    assert!(bad.status == 400 && bad.text.contains("pods[0].ips[0]"), "{}", bad.text);
+    let own = put(&admin, "lab", json!({"pods": []}));
+    assert!(own.status == 400 && own.text.contains("is not another cluster"), "{}", own.text);
+
+    // The hub shares each member's pods with the other.
+    let ea = Api::of(&east);
+    let dir = std::env::temp_dir().join(format!("bulkhead-hub-mc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, api) in [("east", &ea), ("west", &wa)] {
+        let t = api.add_tokens(&[("hub", Role::Admin, None)]).remove(0);
+        std::fs::write(dir.join(format!("{name}.token")), t).unwrap();
+    }
+    let viewer = tokens::generate().unwrap();
+    std::fs::write(
+        dir.join("tokens.yaml"),
+        tokens::TokenFile::to_yaml(&[entry("v", Role::Viewer, None, &viewer)]).unwrap(),
+    )
+    .unwrap();
+    let _hub = start_hub(&dir, &[("east", &ea), ("west", &wa)], &["--share-pods"]);
+    wait_for("west to know east's pods", Duration::from_secs(30), || east.probe(&client, &api_ip, 8080, false, false));
+    assert!(!east.probe(&client, &api_ip, 80, false, false), "only the port the policy names");
+    assert!(!west.probe(&local, &api, 8080, false, false), "west's own pods are still not east");
+    let explained = wa.get(&format!("/api/v1/explain?from={}&to={api}&port=8080", east.ip(&client, false)), &admin);
+    assert!(
+        explained["allowed"] == true && explained["ingress"]["decided_by"].as_str().unwrap().contains("api-from-east"),
+        "{explained}"
+    );
+    // Audited on west as the hub's change, once.
+    let audit = wa.get("/api/v1/audit?action=set-remote-pods&limit=10", &admin);
+    let rec = &audit["items"][0];
+    assert!(rec["user"] == "hub" && rec["target"] == "cluster east", "{audit}");
 }

@@ -33,3 +33,25 @@ pub struct MemberInfo {
     /// Its controller's API.
     pub url: String,
 }
+
+/// `PUT /api/v1/remote-clusters/{cluster}/pods`: every pod another cluster
+/// runs now, as its controller lists them (the hub shares them), so that
+/// this cluster's identities for their addresses carry that cluster's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RemotePods {
+    /// The other cluster's pods; an empty list forgets them.
+    pub pods: Vec<crate::v1::inventory::Pod>,
+}
+
+/// What a controller did with another cluster's pods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RemotePodsTaken {
+    /// The other cluster.
+    pub cluster: String,
+    /// Its pods now known here.
+    pub pods: u32,
+    /// Whether they differed from what was known, so policy was recompiled.
+    pub changed: bool,
+    /// The desired state's generation after it.
+    pub generation: u64,
+}

@@ -10,6 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bulkhead_api::v1::blocks::{Block, BlockRequest};
 use bulkhead_api::v1::flows::{FlowQuery, StreamEvent};
+use bulkhead_api::v1::hub::{RemotePods, RemotePodsTaken};
 use bulkhead_api::v1::policies::{ChangeRequest, ChangeResult};
 use bulkhead_api::v1::quarantine::{Quarantine, QuarantineRequest, ReleaseQuery};
 use bulkhead_api::v1::review::{ApplyRequest, DecisionRequest, ExportQuery, PolicyList, ReviewRecord, SuggestRequest};
@@ -148,6 +149,21 @@ pub async fn quarantine(
 ) -> Result<(StatusCode, Json<Quarantine>), ApiError> {
     let r = s.quarantine(&who, req).await;
     done(&s, Op::Quarantine, r).map(|j| (StatusCode::CREATED, j))
+}
+
+/// Takes another cluster's pods as peers (the hub shares them), so this
+/// cluster's identities for their addresses carry that cluster's name.
+#[utoipa::path(put, path = "/api/v1/remote-clusters/{cluster}/pods", tag = "hub", request_body = RemotePods,
+    params(("cluster" = String, Path, description = "The other cluster's name")),
+    responses((status = 200, body = RemotePodsTaken), Problems))]
+pub async fn remote_pods(
+    State(s): State<Service>,
+    Who(who): Who,
+    axum::extract::Path(cluster): axum::extract::Path<String>,
+    J(req): J<RemotePods>,
+) -> Result<Json<RemotePodsTaken>, ApiError> {
+    let r = s.set_remote_pods(&who, &cluster, req).await;
+    done(&s, Op::SetRemotePods, r)
 }
 
 /// Releases a quarantine.

@@ -122,6 +122,8 @@ pub struct State {
     last_error: String,
     /// Retired ClusterNetworkPolicies the cluster still stores.
     retired: Vec<String>,
+    /// Pods of other clusters, by cluster, as their controllers report them.
+    remote: BTreeMap<String, Vec<bulkhead_policy::inventory::Pod>>,
     senders: BTreeMap<String, watch::Sender<Arc<agent_pb::DesiredState>>>,
     /// The last reconcile's quarantine cut and generation, for nodes that join between reconciles.
     last_turn: (BTreeSet<String>, u64),
@@ -211,6 +213,7 @@ impl State {
             ids,
             last_error: String::new(),
             retired: Vec::new(),
+            remote: BTreeMap::new(),
             senders,
             last_turn: Default::default(),
             audit,
@@ -357,7 +360,8 @@ impl State {
     /// Validates and compiles a candidate store; only then makes it current,
     /// persists it and pushes the result.
     fn commit(&mut self, candidate: Store) -> Result<u64, ControllerError> {
-        let model = candidate.model(&self.cfg.cluster)?;
+        let mut model = candidate.model(&self.cfg.cluster)?;
+        model.inventory.remote_pods = self.remote.values().flatten().cloned().collect();
         let mut compiler = self.compiler.clone();
         let compiled = compiler.compile(&model.inventory, &model.policies)?;
         self.store = candidate;
@@ -599,9 +603,37 @@ impl State {
         }
     }
 
+    /// Takes the pods another cluster reports, as peers, and recompiles
+    /// when they changed; says whether they did, and the generation.
+    pub fn set_remote(
+        &mut self,
+        cluster: &str,
+        pods: Vec<bulkhead_policy::inventory::Pod>,
+    ) -> Result<(bool, u64), ControllerError> {
+        if self.remote.get(cluster) == Some(&pods) {
+            return Ok((false, self.ids.generation));
+        }
+        let before = self.remote.insert(cluster.to_string(), pods);
+        match self.commit(self.store.clone()) {
+            Ok(g) => Ok((true, g)),
+            Err(e) => {
+                match before {
+                    Some(b) => self.remote.insert(cluster.to_string(), b),
+                    None => self.remote.remove(cluster),
+                };
+                Err(e)
+            }
+        }
+    }
+
     /// Records the retired ClusterNetworkPolicies still in the cluster.
     pub fn set_retired(&mut self, names: Vec<String>) {
         self.retired = names;
+    }
+
+    /// This cluster's name.
+    pub fn cluster(&self) -> &str {
+        &self.cfg.cluster
     }
 
     /// The mode of pods that do not say.

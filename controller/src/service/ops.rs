@@ -35,6 +35,8 @@ macro_rules! ops {
 ops! {
     /// Who the caller is.
     WhoAmI => "whoami", Viewer, "ask who they are";
+    /// Take another cluster's pods as peers (the hub shares them).
+    SetRemotePods => "set-remote-pods", Admin, "set another cluster's pods";
     /// The controller's status.
     Status => "status", Viewer, "read the status";
     /// Namespaces.

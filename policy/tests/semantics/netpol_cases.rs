@@ -114,6 +114,24 @@ fn upstream_netpol_and_cnp_cases_hold_in_the_evaluator_and_the_compiled_entries(
     assert!(tables >= 60 && checks >= 250, "only {tables} tables and {checks} checks");
 }
 
+/// The policies of a YAML stream.
+fn policy_set(yaml: &str) -> PolicySet {
+    let mut set = PolicySet::default();
+    for obj in parse_documents("t", yaml).unwrap() {
+        match obj {
+            Object::NetworkPolicy(np) => set.put_network(NetworkPolicy::try_from(&np).unwrap()),
+            Object::ClusterNetworkPolicy(cp) => set.put_cluster(cp.as_ref().try_into().unwrap()),
+            Object::BulkheadClusterPolicy(cp) => set.put_cluster(cp.as_ref().try_into().unwrap()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    set
+}
+
+fn pod_ips(inv: &Inventory) -> BTreeMap<String, Vec<IpAddr>> {
+    inv.pods.values().map(|p| (p.key(), p.ips.clone())).collect()
+}
+
 /// A pod's own node always reaches it (kubelet probes), but what the pod may
 /// send its node is the policies' to decide: an egress Deny to `nodes` keeps
 /// it off its own kubelet too. Evaluator and compiled entries agree.
@@ -145,18 +163,10 @@ spec: {{podSelector: {{}}, policyTypes: [Ingress]}}
 ",
         pod.namespace
     );
-    let mut set = PolicySet::default();
-    for obj in parse_documents("t", &yaml).unwrap() {
-        match obj {
-            Object::NetworkPolicy(np) => set.put_network(NetworkPolicy::try_from(&np).unwrap()),
-            Object::ClusterNetworkPolicy(cp) => set.put_cluster(cp.as_ref().try_into().unwrap()),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let set = policy_set(&yaml);
     let eval = Evaluator::new(&inv, &set);
     let compiled = Compiler::new().compile(&inv, &set).unwrap();
-    let all_ips: BTreeMap<String, Vec<IpAddr>> = inv.pods.values().map(|p| (p.key(), p.ips.clone())).collect();
-    let sim = Simulated::new(&compiled, &all_ips);
+    let sim = Simulated::new(&compiled, &pod_ips(&inv));
     let both = |from: IpAddr, to: IpAddr, port: u16| {
         let (e, s) = (eval.connection(from, to, Some(Tcp), port).allowed, sim.allows(from, to, Some(Tcp), port));
         assert_eq!(e, s, "{from} -> {to}:{port}: evaluator {e}, compiled {s}");
@@ -168,4 +178,71 @@ spec: {{podSelector: {{}}, policyTypes: [Ingress]}}
     assert!(both(ip, own, 22), "other ports of its node are not");
     assert!(both(own, ip, 8080), "its own node reaches it under an ingress default deny");
     assert!(!both(other, ip, 8080), "another node does not");
+}
+
+/// Pods of other clusters are peers by their cluster: a `clusters` peer
+/// matches them, this cluster's pod and namespace selectors never do (even
+/// with the same namespace and labels), and an address this cluster holds
+/// stays its own. Evaluator and compiled entries agree.
+#[test]
+fn pods_of_other_clusters_match_by_cluster_only() {
+    use bulkhead_policy::inventory::Pod as InvPod;
+    use bulkhead_policy::ports::Protocol::Tcp;
+    let mut inv = model(Model::Xyz);
+    let target = inv.pods.values().next().unwrap().clone();
+    let neighbour =
+        inv.pods.values().find(|p| p.namespace == target.namespace && p.key() != target.key()).unwrap().clone();
+    let remote = |cluster: &str, ip: IpAddr| InvPod {
+        cluster: cluster.into(),
+        name: "caller".into(),
+        node: format!("{cluster}/n1"),
+        ips: vec![ip],
+        ports: vec![],
+        declared: vec![],
+        host_ports: vec![],
+        ..target.clone()
+    };
+    let (east, west): (IpAddr, IpAddr) = ("10.245.0.5".parse().unwrap(), "10.246.0.5".parse().unwrap());
+    inv.remote_pods = vec![remote("east", east), remote("west", west), remote("east", target.ips[0])];
+    let yaml = format!(
+        "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: same-namespace, namespace: {ns}}}
+spec: {{podSelector: {{}}, ingress: [{{from: [{{podSelector: {{}}}}]}}]}}
+---
+apiVersion: bulkhead.dev/v1alpha2
+kind: BulkheadClusterPolicy
+metadata: {{name: from-east}}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {{pods: {{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}, podSelector: {{}}}}}}
+  ingress:
+  - {{action: Accept, from: [{{clusters: [east]}}], protocols: [{{tcp: {{destinationPort: {{number: 81}}}}}}]}}
+",
+        ns = target.namespace
+    );
+    let set = policy_set(&yaml);
+    let eval = Evaluator::new(&inv, &set);
+    let compiled = Compiler::new().compile(&inv, &set).unwrap();
+    let sim = Simulated::new(&compiled, &pod_ips(&inv));
+    let to = target.ips[0];
+    let both = |from: IpAddr, port: u16| {
+        let (e, s) = (eval.connection(from, to, Some(Tcp), port).allowed, sim.allows(from, to, Some(Tcp), port));
+        assert_eq!(e, s, "{from} -> {to}:{port}: evaluator {e}, compiled {s}");
+        e
+    };
+    assert!(both(east, 81), "a pod of east, by its cluster");
+    assert!(!both(east, 80), "not a pod of this namespace, whatever its labels");
+    assert!(!both(west, 81), "another cluster is not east");
+    assert!(both(neighbour.ips[0], 80), "this cluster's neighbour by the NetworkPolicy");
+    let owners: Vec<&str> = compiled.ipcache.iter().filter(|e| e.net.ip() == to).map(|e| e.owner.as_str()).collect();
+    assert_eq!(owners, [target.key()], "the address stays the local pod's");
+    assert!(
+        compiled
+            .ipcache
+            .iter()
+            .any(|e| e.net.ip() == east && e.owner == "east/".to_string() + &target.namespace + "/caller")
+    );
+    assert!(!compiled.endpoints.keys().any(|k| k.contains("caller")), "pods of other clusters are not enforced here");
 }

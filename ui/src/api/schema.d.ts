@@ -341,6 +341,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/remote-clusters/{cluster}/pods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Takes another cluster's pods as peers (the hub shares them), so this
+         *     cluster's identities for their addresses carry that cluster's name.
+         */
+        put: operations["remote_pods"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/services": {
         parameters: {
             query?: never;
@@ -1803,6 +1823,32 @@ export interface components {
          * @enum {string}
          */
         Reason: "none" | "policy_deny" | "default_deny" | "quarantine" | "malformed" | "frag_unknown" | "unsupported_l3" | "spoofed_source" | "frag_denied" | "blocked" | "allowed_by_rule" | "not_isolated" | "established" | "learn_mode" | "neighbor_discovery" | "frag_follows_first";
+        /**
+         * @description `PUT /api/v1/remote-clusters/{cluster}/pods`: every pod another cluster
+         *     runs now, as its controller lists them (the hub shares them), so that
+         *     this cluster's identities for their addresses carry that cluster's name.
+         */
+        RemotePods: {
+            /** @description The other cluster's pods; an empty list forgets them. */
+            pods: components["schemas"]["Pod"][];
+        };
+        /** @description What a controller did with another cluster's pods. */
+        RemotePodsTaken: {
+            /** @description Whether they differed from what was known, so policy was recompiled. */
+            changed: boolean;
+            /** @description The other cluster. */
+            cluster: string;
+            /**
+             * Format: int64
+             * @description The desired state's generation after it.
+             */
+            generation: number;
+            /**
+             * Format: int32
+             * @description Its pods now known here.
+             */
+            pods: number;
+        };
         /** @description One step of a suggestion's history. */
         ReviewAction: {
             /** @description suggest, approve, reject, apply-audit, apply-enforce. */
@@ -4466,6 +4512,104 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Quarantine"];
+                };
+            };
+            /** @description The request is invalid: the problem names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or namespaces do not allow it. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description What the request names does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The object is not in a state that allows it. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than the limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The controller failed. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Something the controller needs is unavailable now; retry. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    remote_pods: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The other cluster's name */
+                cluster: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RemotePods"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemotePodsTaken"];
                 };
             };
             /** @description The request is invalid: the problem names the field. */

@@ -1,0 +1,69 @@
+//! Pods of other clusters, as the hub shares them (`bulkhead hub
+//! --share-pods` reads each member's pods every [`POLL`] and gives them to
+//! every other member): they become peers whose identities carry their
+//! cluster's name, so a `clusters:` peer matches traffic from them. A
+//! cluster the hub cannot read keeps its last pods on the others (they do
+//! not turn into unknown addresses while a link flaps).
+
+use std::time::Duration;
+
+use bulkhead_api::v1::Page;
+use bulkhead_api::v1::inventory::Pod as PodDoc;
+use bulkhead_policy::inventory::Pod;
+
+use crate::hub::Members;
+use crate::service::ServiceError;
+
+/// How often the hub reads and shares each member's pods.
+pub const POLL: Duration = Duration::from_secs(5);
+/// The most pages of pods taken from one cluster in one poll.
+const MAX_PAGES: usize = 1000;
+
+/// A remote cluster's pods as peers of this one; the first address that
+/// does not parse refuses them all, naming the pod.
+pub fn peers(cluster: &str, docs: Vec<PodDoc>) -> Result<Vec<Pod>, ServiceError> {
+    docs.into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut ips = Vec::new();
+            for (j, ip) in d.ips.iter().enumerate() {
+                ips.push(ip.parse().map_err(|e| {
+                    ServiceError::bad(
+                        &format!("pods[{i}].ips[{j}]"),
+                        format!("pod {}/{}: {ip:?}: {e}", d.namespace, d.name),
+                    )
+                })?);
+            }
+            Ok(Pod {
+                cluster: cluster.to_string(),
+                namespace: d.namespace,
+                name: d.name,
+                labels: d.labels,
+                node: format!("{cluster}/{}", d.node),
+                ips,
+                ports: Vec::new(),
+                declared: Vec::new(),
+                host_ports: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// Every pod the member named `cluster` reports, page by page.
+pub async fn pods_of(members: &Members, cluster: &str) -> Result<Vec<PodDoc>, ServiceError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/pods?limit=1000&cursor={c}"),
+            None => "/api/v1/pods?limit=1000".to_string(),
+        };
+        let page: Page<PodDoc> = members.send(cluster, reqwest::Method::GET, &path, None::<&()>).await?;
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) if !c.is_empty() => cursor = Some(c),
+            _ => return Ok(out),
+        }
+    }
+    Err(ServiceError::Unavailable(format!("cluster {cluster}: more than {MAX_PAGES} pages of pods")))
+}
