@@ -8,7 +8,7 @@ use bulkhead_controller::http::ApiConfig;
 use bulkhead_controller::hub::{HubConfig, Member};
 
 /// `bulkhead hub`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct HubArgs {
     /// A member cluster, `NAME=URL,TOKEN[,CA_FILE]`: its controller's API,
     /// a token of that API (responder or above, cluster-wide, to quarantine
@@ -46,6 +46,18 @@ pub struct HubArgs {
     /// then be admins').
     #[arg(long)]
     share_pods: bool,
+}
+
+impl std::fmt::Debug for HubArgs {
+    /// The member specs may hold tokens: only their names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.members.iter().map(|m| m.split('=').next().unwrap_or_default()).collect();
+        f.debug_struct("HubArgs")
+            .field("members", &names)
+            .field("name", &self.name)
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 impl HubArgs {

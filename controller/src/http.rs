@@ -26,7 +26,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use extract::{ApiError, J, Peer, Q};
+pub use extract::{ApiError, J, Peer, Problems, Q};
 
 use crate::error::ControllerError;
 use crate::service::{Op, Service, ServiceError};

@@ -54,6 +54,6 @@ pub async fn run(cfg: HubConfig, listener: std::net::TcpListener) -> Result<(), 
     if cfg.share_pods {
         tokio::spawn(share::run(members.clone()));
     }
-    let router = routes::router(routes::Hub { name: cfg.name, members, tokens, audit });
+    let (router, _) = routes::router(routes::Hub { name: cfg.name, members, tokens, audit });
     crate::http::serve_router(&cfg.api, listener, router, std::future::pending()).await
 }

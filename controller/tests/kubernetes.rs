@@ -115,7 +115,7 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
         };
         match &u {
             Update::Relist { .. } => relists += 1,
-            Update::Apply(_) | Update::Delete(_) => pod_events += 1,
+            Update::Apply(_) | Update::Delete(_) | Update::Forget(_) => pod_events += 1,
         }
         batch.push(u);
     }
@@ -232,6 +232,16 @@ async fn recorded_lists_and_watch_events_become_the_enforced_model() {
         .unwrap();
     assert_eq!(s.status().network_policies, 2, "the stored backend-from-frontend stays");
     assert!(s.status().last_error.contains("shop/backend-from-frontend"), "{:?}", s.status());
+
+    // A deleted object that cannot be read goes by its name alone.
+    let before = s.status().cluster_policies;
+    let gone = bulkhead_policy::objects::ObjectRef {
+        kind: "ClusterNetworkPolicy".into(),
+        namespace: String::new(),
+        name: "default-from-future-peers".into(),
+    };
+    s.ingest(vec![Update::Forget(gone)]).unwrap();
+    assert_eq!(s.status().cluster_policies, before - 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

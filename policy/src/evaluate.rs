@@ -399,11 +399,14 @@ impl<'a> Evaluator<'a> {
             (TierPeer::Pods { namespaces, pods }, Remote::Pod(p, _)) => {
                 p.cluster == self.inventory.cluster && self.pod_in(p, namespaces, pods)
             }
-            (TierPeer::Service(r), Remote::Pod(p, _)) => self
-                .inventory
-                .services
-                .get(&format!("{}/{}", r.namespace, r.name))
-                .is_some_and(|svc| self.inventory.backends(svc).any(|b| b.key() == p.key())),
+            (TierPeer::Service(r), Remote::Pod(p, _)) => {
+                p.cluster == self.inventory.cluster
+                    && self
+                        .inventory
+                        .services
+                        .get(&format!("{}/{}", r.namespace, r.name))
+                        .is_some_and(|svc| self.inventory.backends(svc).any(|b| b.key() == p.key()))
+            }
             (TierPeer::Cluster(c), Remote::Pod(p, _)) => &p.cluster == c,
             (TierPeer::Nodes(sel), Remote::Host(a)) => self.inventory.nodes.iter().any(|(node, ips)| {
                 ips.contains(a) && self.inventory.node_labels.get(node).is_some_and(|l| sel.matches(l))

@@ -243,6 +243,20 @@ fn migrate_value(
 }
 
 impl Object {
+    /// Removes what only the controller may write (the mark of a rule
+    /// failed closed, which also lets a rewritten ClusterNetworkPolicy name
+    /// addresses for ingress): objects from users carry none.
+    pub fn strip_internal(&mut self) {
+        let meta = match self {
+            Object::ClusterNetworkPolicy(o) => &mut o.metadata,
+            Object::BulkheadClusterPolicy(o) => &mut o.metadata,
+            _ => return,
+        };
+        if let Some(a) = meta.annotations.as_mut() {
+            a.remove(cluster::FAIL_CLOSED_ANNOTATION);
+        }
+    }
+
     /// The object as YAML, for persisting and echoing back.
     pub fn to_yaml(&self) -> Result<String, PolicyError> {
         let r = match self {

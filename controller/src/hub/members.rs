@@ -57,9 +57,21 @@ impl std::str::FromStr for Member {
         if parts.next().is_some() {
             return Err(bad(&shown, "too many fields"));
         }
-        let loopback = ["http://127.", "http://[::1]", "http://localhost"].iter().any(|p| url.starts_with(p));
-        if !url.starts_with("https://") && !loopback {
-            return Err(bad(&shown, format!("{url:?}: a member is reached over https (plain http on loopback only)")));
+        let parsed = reqwest::Url::parse(&url).map_err(|e| bad(&shown, format!("{url:?}: {e}")))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(bad(&shown, "no user or password in the URL: the token is the credential"));
+        }
+        let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        match parsed.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => {
+                return Err(bad(
+                    &shown,
+                    format!("{url:?}: a member is reached over https (plain http on loopback only)"),
+                ));
+            }
         }
         let token = match token.strip_prefix('@') {
             Some(path) => std::fs::read_to_string(path)
@@ -105,7 +117,12 @@ impl Members {
             if out.iter().any(|(o, _): &(Member, _)| o.name == m.name) {
                 return Err(ControllerError::BadRequest(format!("--member {}: named twice", m.name)));
             }
-            let mut b = reqwest::Client::builder().use_rustls_tls().timeout(MEMBER_TIMEOUT);
+            // A member answers itself: a redirect is not followed (the
+            // token would go wherever it points).
+            let mut b = reqwest::Client::builder()
+                .use_rustls_tls()
+                .timeout(MEMBER_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none());
             if let Some(ca) = &m.ca {
                 let pem = std::fs::read(ca).map_err(|source| ControllerError::Io {
                     action: "reading a member's CA",
@@ -202,6 +219,10 @@ mod tests {
             ("east", "no NAME="),
             ("east=https://e", "no TOKEN"),
             ("east=http://e.example,t", "over https"),
+            ("east=http://127.0.0.1.evil.example,t", "over https"),
+            ("east=http://localhost.evil.example,t", "over https"),
+            ("east=http://localhost@evil.example,t", "no user or password"),
+            ("east=ftp://e.example,t", "over https"),
             ("Bad Name=https://e,t", "cluster name"),
             ("=https://e,t", "cluster name"),
             ("east=https://e,", "token is empty"),

@@ -10,21 +10,21 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::routing::{delete, get};
+use axum::routing::get;
 use bulkhead_api::audit::{AuditLog, Caller, Event};
 use bulkhead_api::v1::audit::Outcome;
-use bulkhead_api::v1::exposure::Exposure;
-use bulkhead_api::v1::flows::Flow;
-use bulkhead_api::v1::graph::Graph;
+use bulkhead_api::v1::exposure::{Exposure, ExposureQuery};
+use bulkhead_api::v1::flows::{Flow, FlowQuery};
+use bulkhead_api::v1::graph::{Graph, GraphQuery};
 use bulkhead_api::v1::hub::{MemberInfo, Members as Answers};
-use bulkhead_api::v1::quarantine::{Quarantine, QuarantineRequest};
+use bulkhead_api::v1::quarantine::{Quarantine, QuarantineQuery, QuarantineRequest, ReleaseQuery};
 use bulkhead_api::v1::status::Status;
 use bulkhead_api::v1::{Page, WhoAmI};
 use bulkhead_model::Role;
 
 use super::members::Members;
 use crate::auth::tokens::TokenSource;
-use crate::http::{ApiError, J, Peer, Q};
+use crate::http::{ApiError, J, Peer, Problems, Q};
 use crate::service::ServiceError;
 
 /// What every handler shares.
@@ -118,30 +118,44 @@ fn with_query(path: &str, q: Option<String>) -> String {
     }
 }
 
+/// Who the caller is, as the hub sees it.
+#[utoipa::path(get, path = "/api/v1/hub/whoami", tag = "hub", responses((status = 200, body = WhoAmI), Problems))]
 async fn whoami(who: HubCaller) -> Json<WhoAmI> {
     Json(WhoAmI { user: who.0.actor, role: who.1, namespaces: None, via: "token".into() })
 }
 
+/// The member clusters.
+#[utoipa::path(get, path = "/api/v1/hub/clusters", tag = "hub", responses((status = 200, body = Vec<MemberInfo>), Problems))]
 async fn clusters(State(hub): State<Shared>, _who: HubCaller) -> Json<Vec<MemberInfo>> {
     Json(hub.members.list().map(|m| MemberInfo { name: m.name.clone(), url: m.url.clone() }).collect())
 }
 
+/// Every member's status.
+#[utoipa::path(get, path = "/api/v1/hub/status", tag = "hub", responses((status = 200, body = Answers<Status>), Problems))]
 async fn status(State(hub): State<Shared>, _who: HubCaller) -> Json<Answers<Status>> {
     Json(Answers { clusters: hub.members.read_all("/api/v1/status").await })
 }
 
+/// Every member's graph; the query is each member's `GET /api/v1/graph` query.
+#[utoipa::path(get, path = "/api/v1/hub/graph", tag = "hub", params(GraphQuery), responses((status = 200, body = Answers<Graph>), Problems))]
 async fn graph(State(hub): State<Shared>, _who: HubCaller, RawQuery(q): RawQuery) -> Json<Answers<Graph>> {
     Json(Answers { clusters: hub.members.read_all(&with_query("/api/v1/graph", q)).await })
 }
 
+/// Every member's flows; the query is each member's `GET /api/v1/flows` query.
+#[utoipa::path(get, path = "/api/v1/hub/flows", tag = "hub", params(FlowQuery), responses((status = 200, body = Answers<Page<Flow>>), Problems))]
 async fn flows(State(hub): State<Shared>, _who: HubCaller, RawQuery(q): RawQuery) -> Json<Answers<Page<Flow>>> {
     Json(Answers { clusters: hub.members.read_all(&with_query("/api/v1/flows", q)).await })
 }
 
+/// Every member's exposure report; the query is each member's.
+#[utoipa::path(get, path = "/api/v1/hub/exposure", tag = "hub", params(ExposureQuery), responses((status = 200, body = Answers<Exposure>), Problems))]
 async fn exposure(State(hub): State<Shared>, _who: HubCaller, RawQuery(q): RawQuery) -> Json<Answers<Exposure>> {
     Json(Answers { clusters: hub.members.read_all(&with_query("/api/v1/exposure", q)).await })
 }
 
+/// Every member's quarantines; the query is each member's.
+#[utoipa::path(get, path = "/api/v1/hub/quarantines", tag = "hub", params(QuarantineQuery), responses((status = 200, body = Answers<Page<Quarantine>>), Problems))]
 async fn quarantines(
     State(hub): State<Shared>,
     _who: HubCaller,
@@ -167,6 +181,9 @@ fn forwarded(hub: &Hub, who: &Caller, reason: &str) -> String {
     format!("{reason} [via hub {} by {}]", hub.name, who.actor)
 }
 
+/// Quarantines on one member, which executes and audits it.
+#[utoipa::path(post, path = "/api/v1/hub/clusters/{cluster}/quarantines", tag = "hub", request_body = QuarantineRequest,
+    params(("cluster" = String, Path, description = "The member cluster")), responses((status = 201, body = Quarantine), Problems))]
 async fn quarantine(
     State(hub): State<Shared>,
     who: HubCaller,
@@ -198,18 +215,15 @@ async fn quarantine(
     }
 }
 
-/// `DELETE …?reason=`: the reason is required, as on the member.
-#[derive(Debug, serde::Deserialize)]
-struct Release {
-    #[serde(default)]
-    reason: String,
-}
-
+/// Releases a quarantine on one member.
+#[utoipa::path(delete, path = "/api/v1/hub/clusters/{cluster}/quarantines/{id}", tag = "hub",
+    params(("cluster" = String, Path, description = "The member cluster"), ("id" = u64, Path, description = "The quarantine on that member"), ReleaseQuery),
+    responses((status = 200, body = Quarantine), Problems))]
 async fn release(
     State(hub): State<Shared>,
     who: HubCaller,
     Path((cluster, id)): Path<(String, u64)>,
-    Q(q): Q<Release>,
+    Q(q): Q<ReleaseQuery>,
 ) -> Result<Json<Quarantine>, ApiError> {
     let target = format!("cluster {cluster}: quarantine {id}");
     hub.authorize(&who, Role::Responder, "release", &target)?;
@@ -222,7 +236,8 @@ async fn release(
             Ok(Json(done))
         }
         Err(e) => {
-            hub.audit(&who.0, Outcome::Failed, "release", &target, &e.to_string());
+            let outcome = if matches!(e, ServiceError::Forbidden { .. }) { Outcome::Refused } else { Outcome::Failed };
+            hub.audit(&who.0, outcome, "release", &target, &e.to_string());
             Err(ApiError(e))
         }
     }
@@ -238,32 +253,130 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// The hub's routes, hardened as the controller's API is.
-pub fn router(hub: Hub) -> axum::Router {
-    let router = axum::Router::new()
-        .route("/api/v1/hub/whoami", get(whoami))
-        .route("/api/v1/hub/clusters", get(clusters))
-        .route("/api/v1/hub/status", get(status))
-        .route("/api/v1/hub/graph", get(graph))
-        .route("/api/v1/hub/flows", get(flows))
-        .route("/api/v1/hub/exposure", get(exposure))
-        .route("/api/v1/hub/quarantines", get(quarantines))
-        .route("/api/v1/hub/clusters/{cluster}/quarantines", axum::routing::post(quarantine))
-        .route("/api/v1/hub/clusters/{cluster}/quarantines/{id}", delete(release))
+/// The hub's API description; paths come from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Bulkhead hub API",
+        version = "v1",
+        description = "One view across Bulkhead clusters: every member controller's answer under its cluster name, and quarantines sent to the member that executes them. Authenticate with `Authorization: Bearer <token>` (the hub's tokens file, cluster-wide holders)."
+    ),
+    components(schemas(bulkhead_api::v1::Problem))
+)]
+struct HubDoc;
+
+/// The hub's routes and their OpenAPI document (served at
+/// `/api/v1/hub/openapi.json`), hardened as the controller's API is.
+pub fn router(hub: Hub) -> (axum::Router, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::routes;
+    let (api, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(HubDoc::openapi())
+        .routes(routes!(whoami))
+        .routes(routes!(clusters))
+        .routes(routes!(status))
+        .routes(routes!(graph))
+        .routes(routes!(flows))
+        .routes(routes!(exposure))
+        .routes(routes!(quarantines))
+        .routes(routes!(quarantine))
+        .routes(routes!(release))
+        .with_state(Arc::new(hub))
+        .split_for_parts();
+    let served = doc.clone();
+    let router = api
+        .route("/api/v1/hub/openapi.json", get(move || async move { Json(served) }))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async {
             ApiError(ServiceError::NotFound {
                 object: "path".into(),
-                detail: "no such path on the hub; see the README's hub API".into(),
+                detail: "no such path on the hub; see /api/v1/hub/openapi.json".into(),
             })
-        })
-        .with_state(Arc::new(hub));
-    crate::http::harden(router)
+        });
+    (crate::http::harden(router), doc)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower::ServiceExt as _;
+
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    async fn call(router: &axum::Router, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req =
+            req.header("content-type", "application/json").body(axum::body::Body::from(body.to_string())).unwrap();
+        let r = router.clone().oneshot(req).await.unwrap();
+        let status = r.status().as_u16();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Every documented path is routed and refuses without a token; a
+    /// tenant and a viewer's quarantine are refused and audited; a member
+    /// that cannot be reached is that member's error.
+    #[tokio::test]
+    async fn every_path_is_authenticated_and_refusals_are_audited() {
+        use crate::auth::tokens::{TokenEntry, TokenFile, generate, hash};
+        let dir = Dir(std::env::temp_dir().join(format!("bulkhead-hub-routes-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let (viewer, tenant) = (generate().unwrap(), generate().unwrap());
+        let entries = [
+            TokenEntry { user: "v".into(), role: Role::Viewer, namespaces: None, sha256: hash(&viewer) },
+            TokenEntry {
+                user: "t".into(),
+                role: Role::Admin,
+                namespaces: Some(vec!["shop".into()]),
+                sha256: hash(&tenant),
+            },
+        ];
+        std::fs::write(dir.0.join("tokens.yaml"), TokenFile::to_yaml(&entries).unwrap()).unwrap();
+        // Nothing listens on port 9 of loopback: the member is down.
+        let members = Members::new(vec!["down=http://127.0.0.1:9,x".parse().unwrap()]).unwrap();
+        let hub = Hub {
+            name: "h".into(),
+            members,
+            tokens: TokenSource::load(&dir.0.join("tokens.yaml")).unwrap(),
+            audit: AuditLog::new(&dir.0.join("audit.log")),
+        };
+        let (router, doc) = router(hub);
+        let doc = serde_json::to_value(&doc).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), 9, "{:?}", paths.keys());
+        for (path, item) in paths {
+            for method in item.as_object().unwrap().keys() {
+                let concrete = path.replace("{cluster}", "down").replace("{id}", "1");
+                let (status, body) = call(&router, &method.to_uppercase(), &concrete, None, "{}").await;
+                assert_eq!(status, 401, "{method} {path}: {body}");
+            }
+        }
+        let (status, body) = call(&router, "GET", "/api/v1/hub/status", Some(&tenant), "").await;
+        assert!(status == 403 && body.contains("cluster-wide tokens only"), "{body}");
+        let q = r#"{"pod": "shop/a", "reason": "r"}"#;
+        let (status, body) = call(&router, "POST", "/api/v1/hub/clusters/down/quarantines", Some(&viewer), q).await;
+        assert!(status == 403 && body.contains("needs responder"), "{body}");
+        let (status, body) = call(&router, "GET", "/api/v1/hub/status", Some(&viewer), "").await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["clusters"][0]["error"].as_str().unwrap().starts_with("cluster down at http://127.0.0.1:9"), "{v}");
+        assert!(!body.contains("\"x\""), "the member token is never answered");
+        let (status, _) = call(&router, "GET", "/api/v1/hub/openapi.json", None, "").await;
+        assert_eq!(status, 200, "the description is public, as the controller's");
+        let log = std::fs::read_to_string(dir.0.join("audit.log")).unwrap();
+        assert!(
+            log.contains("\"actor\":\"t\"") && log.contains("\"actor\":\"v\"") && log.contains("anonymous"),
+            "{log}"
+        );
+    }
 
     #[test]
     fn reasons_are_encoded_for_the_query() {

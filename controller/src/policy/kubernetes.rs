@@ -29,6 +29,8 @@ pub enum Update {
     Apply(Object),
     /// An object was deleted.
     Delete(Object),
+    /// An object that cannot be read was deleted: its stored version goes.
+    Forget(ObjectRef),
     /// A complete listing of one kind: everything else of that kind is gone.
     Relist {
         /// The kind listed.
@@ -59,11 +61,7 @@ where
                 None
             }
             Ok(Event::InitApply(k)) => {
-                let r = ObjectRef {
-                    kind: kind.to_string(),
-                    namespace: k.meta().namespace.clone().unwrap_or_default(),
-                    name: k.meta().name.clone().unwrap_or_default(),
-                };
+                let r = reference(kind, &k);
                 match convert(k) {
                     Ok(o) => {
                         listing.push(o);
@@ -81,10 +79,22 @@ where
                 unreadable: std::mem::take(&mut unreadable),
             })),
             Ok(Event::Apply(k)) => Some(convert(k).map(Update::Apply)),
-            Ok(Event::Delete(k)) => Some(convert(k).map(Update::Delete)),
+            Ok(Event::Delete(k)) => {
+                let r = reference(kind, &k);
+                Some(Ok(convert(k).map_or(Update::Forget(r), Update::Delete)))
+            }
         };
         futures::future::ready(out)
     })
+}
+
+/// Kind, namespace and name of an object as the watcher delivered it.
+fn reference<K: Resource>(kind: &str, k: &K) -> ObjectRef {
+    ObjectRef {
+        kind: kind.to_string(),
+        namespace: k.meta().namespace.clone().unwrap_or_default(),
+        name: k.meta().name.clone().unwrap_or_default(),
+    }
 }
 
 /// One object read as its own type, its apiVersion and kind filled in when
@@ -188,12 +198,18 @@ pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerEr
             },
         )
         .boxed(),
-        events(Api::<BulkheadClusterPolicy>::all(client.clone()), cluster::BULKHEAD_KIND, |mut o| {
-            for w in cluster::fail_closed_extension(&mut o) {
-                tracing::warn!(warning = %w, "BulkheadClusterPolicy from the Kubernetes API");
-            }
-            Ok(Object::BulkheadClusterPolicy(Box::new(o)))
-        })
+        // Another Bulkhead version's CRD may be newer: read one by one too.
+        events(
+            Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<BulkheadClusterPolicy>(&())),
+            cluster::BULKHEAD_KIND,
+            |d| {
+                let mut o: BulkheadClusterPolicy = typed(cluster::BULKHEAD_KIND, d)?;
+                for w in cluster::fail_closed_extension(&mut o) {
+                    tracing::warn!(warning = %w, "BulkheadClusterPolicy from the Kubernetes API");
+                }
+                Ok(Object::BulkheadClusterPolicy(Box::new(o)))
+            },
+        )
         .boxed(),
         events(Api::<Quarantine>::all(client.clone()), quarantine::KIND, |o| Ok(Object::Quarantine(Box::new(o))))
             .boxed(),

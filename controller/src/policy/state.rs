@@ -172,6 +172,9 @@ fn read_manifests(paths: &[PathBuf]) -> Result<Vec<bulkhead_policy::objects::Obj
         })?;
         out.extend(parse_documents(&f.display().to_string(), &text)?);
     }
+    for o in &mut out {
+        o.strip_internal();
+    }
     Ok(out)
 }
 
@@ -334,8 +337,11 @@ impl State {
         &mut self,
         kind: ChangeKind,
         source: &str,
-        objs: Vec<Object>,
+        mut objs: Vec<Object>,
     ) -> Result<(Changes, Vec<ObjectChange>, u64), ControllerError> {
+        for o in &mut objs {
+            o.strip_internal();
+        }
         if objs.is_empty() {
             return Err(ControllerError::Field { field: "yaml", message: format!("{source}: no objects") });
         }
@@ -448,6 +454,7 @@ impl State {
                 Update::Apply(o) if keep(o) => candidate.applied(vec![o.clone()]),
                 Update::Apply(_) => continue,
                 Update::Delete(o) => candidate.deleted(vec![o.clone()]),
+                Update::Forget(r) => candidate.forgotten(std::slice::from_ref(r)),
                 Update::Relist { kind, objects, unreadable } => {
                     let listed = objects
                         .iter()
@@ -612,6 +619,17 @@ impl State {
     ) -> Result<(bool, u64), ControllerError> {
         if self.remote.get(cluster) == Some(&pods) {
             return Ok((false, self.ids.generation));
+        }
+        // One address is one cluster's: a second claim is refused whole.
+        for (other, theirs) in self.remote.iter().filter(|(c, _)| c.as_str() != cluster) {
+            let held: BTreeSet<IpAddr> = theirs.iter().flat_map(|p| p.ips.iter().copied()).collect();
+            let clash = pods.iter().find_map(|p| p.ips.iter().find(|ip| held.contains(ip)).map(|ip| (p, ip)));
+            if let Some((p, ip)) = clash {
+                return Err(ControllerError::BadRequest(format!(
+                    "cluster {cluster}: pod {}: address {ip} is a pod of cluster {other} already",
+                    p.key()
+                )));
+            }
         }
         let before = self.remote.insert(cluster.to_string(), pods);
         match self.commit(self.store.clone()) {

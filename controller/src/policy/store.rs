@@ -119,6 +119,19 @@ impl Store {
     }
 
     /// A copy without the objects named.
+    pub fn forgotten(&self, refs: &[ObjectRef]) -> (Store, Changes) {
+        let mut next = self.clone();
+        let mut changes = Changes::default();
+        for r in refs {
+            match next.objects.remove(r) {
+                Some(_) => changes.changed.push(r.to_string()),
+                None => changes.unchanged.push(r.to_string()),
+            }
+        }
+        (next, changes)
+    }
+
+    /// A copy with the objects removed.
     pub fn deleted(&self, objs: Vec<Object>) -> (Store, Changes) {
         let mut next = self.clone();
         let mut changes = Changes::default();

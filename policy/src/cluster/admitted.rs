@@ -173,7 +173,9 @@ fn rewrite(
 /// rewritten. What cannot be rewritten rule by rule (the tier, the priority,
 /// the subject, a field of the spec itself) still refuses the object.
 pub fn fail_closed(o: &mut ClusterNetworkPolicy) -> Vec<String> {
-    rewrite(KIND, &mut o.metadata, Dialect::UpstreamFailedClosed, &mut o.spec.ingress, &mut o.spec.egress)
+    // Judged as upstream wrote it: an ingress networks peer is not
+    // upstream's, so only the deny-all rules made here may name addresses.
+    rewrite(KIND, &mut o.metadata, Dialect::Upstream, &mut o.spec.ingress, &mut o.spec.egress)
 }
 
 /// [`fail_closed`] for a BulkheadClusterPolicy from the Kubernetes API
@@ -283,6 +285,29 @@ spec:\n  tier: Admin\n  priority: 1\n  subject: {{namespaces: {{}}}}\n{rules}"
         assert!(fail_closed(&mut o).is_empty());
         let e = ClusterPolicy::try_from(&o).unwrap_err().to_string();
         assert!(e.contains("spec.futureField: unknown field"), "{e}");
+    }
+
+    #[test]
+    fn an_ingress_networks_peer_is_no_upstream_peer_and_users_cannot_mark_objects() {
+        let mut o = upstream(
+            "  ingress:
+    - {name: nets, action: Deny, from: [{networks: [10.0.0.0/8]}]}
+    - {name: open, action: Accept, from: [{networks: [10.1.0.0/16]}, {namespaces: {}}]}",
+        );
+        let w = fail_closed(&mut o);
+        assert_eq!(w.len(), 2, "{w:?}");
+        let p = ClusterPolicy::try_from(&o).unwrap();
+        assert!(everywhere().iter().all(|n| p.ingress[0].peers.contains(n)), "the Deny denies all: {:?}", p.ingress[0]);
+        assert_eq!(p.ingress[1].peers.len(), 1, "the Accept loses its address peer: {:?}", p.ingress[1]);
+        assert!(!p.ingress[1].peers.iter().any(|p| matches!(p, TierPeer::Network(_))));
+        // A user's copy of the mark is removed before anything reads it.
+        let yaml = serde_yaml::to_string(&o).unwrap();
+        let mut objs = crate::objects::parse_documents("user.yaml", &yaml).unwrap();
+        objs[0].strip_internal();
+        let crate::objects::Object::ClusterNetworkPolicy(stripped) = &objs[0] else { panic!("{objs:?}") };
+        assert!(stripped.metadata.annotations.as_ref().is_none_or(|a| !a.contains_key(FAIL_CLOSED_ANNOTATION)));
+        let e = ClusterPolicy::try_from(stripped.as_ref()).unwrap_err().to_string();
+        assert!(e.contains("ingress networks peer is a Bulkhead extension"), "{e}");
     }
 
     #[test]

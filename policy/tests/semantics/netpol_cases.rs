@@ -203,7 +203,20 @@ fn pods_of_other_clusters_match_by_cluster_only() {
         ..target.clone()
     };
     let (east, west): (IpAddr, IpAddr) = ("10.245.0.5".parse().unwrap(), "10.246.0.5".parse().unwrap());
-    inv.remote_pods = vec![remote("east", east), remote("west", west), remote("east", target.ips[0])];
+    // A service whose backend is `neighbour`, and a pod of east with the
+    // very same namespace and name: a services peer is this cluster's.
+    let twin: IpAddr = "10.245.0.6".parse().unwrap();
+    inv.put_service(bulkhead_policy::inventory::Service {
+        namespace: target.namespace.clone(),
+        name: "svc".into(),
+        selector: None,
+        cluster_ips: vec![],
+        ports: vec![],
+        endpoints: Some(neighbour.ips.clone()),
+        exposure: Default::default(),
+    });
+    let twin_pod = InvPod { name: neighbour.name.clone(), ..remote("east", twin) };
+    inv.remote_pods = vec![remote("east", east), remote("west", west), remote("east", target.ips[0]), twin_pod];
     let yaml = format!(
         "apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -219,6 +232,7 @@ spec:
   subject: {{pods: {{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}, podSelector: {{}}}}}}
   ingress:
   - {{action: Accept, from: [{{clusters: [east]}}], protocols: [{{tcp: {{destinationPort: {{number: 81}}}}}}]}}
+  - {{action: Accept, from: [{{services: [{{namespace: {ns}, name: svc}}]}}], protocols: [{{tcp: {{destinationPort: {{number: 82}}}}}}]}}
 ",
         ns = target.namespace
     );
@@ -236,6 +250,8 @@ spec:
     assert!(!both(east, 80), "not a pod of this namespace, whatever its labels");
     assert!(!both(west, 81), "another cluster is not east");
     assert!(both(neighbour.ips[0], 80), "this cluster's neighbour by the NetworkPolicy");
+    assert!(both(neighbour.ips[0], 82), "the service's backend by the services peer");
+    assert!(!both(twin, 82), "a pod of east named like the backend is not the service's");
     let owners: Vec<&str> = compiled.ipcache.iter().filter(|e| e.net.ip() == to).map(|e| e.owner.as_str()).collect();
     assert_eq!(owners, [target.key()], "the address stays the local pod's");
     assert!(
