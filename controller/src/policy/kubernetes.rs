@@ -7,7 +7,7 @@
 
 use std::fmt::Debug;
 
-use bulkhead_policy::cluster::{self, BulkheadClusterPolicy, ClusterNetworkPolicy};
+use bulkhead_policy::cluster;
 use bulkhead_policy::objects::{Object, ObjectRef};
 use bulkhead_policy::quarantine::{self, Quarantine};
 use futures::{Stream, StreamExt};
@@ -161,6 +161,27 @@ pub async fn retired_policies(client: Client) -> Result<Vec<String>, ControllerE
     }
 }
 
+/// The watcher of a cluster-tier kind, read object by object and failed closed.
+fn cluster_tier<K>(
+    client: &Client,
+    kind: &'static str,
+    fix: fn(&mut K) -> Vec<String>,
+    wrap: fn(K) -> Object,
+) -> futures::stream::BoxStream<'static, Result<Update, ControllerError>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Send + 'static,
+{
+    let api = Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<K>(&()));
+    events(api, kind, move |d| {
+        let mut o: K = typed(kind, d)?;
+        for w in fix(&mut o) {
+            tracing::warn!(warning = %w, kind, "object from the Kubernetes API failed closed");
+        }
+        Ok(wrap(o))
+    })
+    .boxed()
+}
+
 /// Every change of every kind policy depends on, merged into one stream.
 /// Watch errors are yielded and retried with kube-rs's default backoff, never fatal.
 pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerError>> + Send + 'static {
@@ -182,35 +203,14 @@ pub fn updates(client: Client) -> impl Stream<Item = Result<Update, ControllerEr
         })
         .boxed(),
         events(Api::<net::Ingress>::all(client.clone()), "Ingress", |o| Ok(Object::Ingress(Box::new(o)))).boxed(),
-        // The upstream CRD is not ours and may be newer than Bulkhead: its
-        // objects are read one by one, so one that cannot be read never
-        // fails the list, and what cannot be enforced as written fails
-        // closed, as upstream asks.
-        events(
-            Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<ClusterNetworkPolicy>(&())),
-            cluster::KIND,
-            |d| {
-                let mut o: ClusterNetworkPolicy = typed(cluster::KIND, d)?;
-                for w in cluster::fail_closed(&mut o) {
-                    tracing::warn!(warning = %w, "ClusterNetworkPolicy from the Kubernetes API");
-                }
-                Ok(Object::ClusterNetworkPolicy(Box::new(o)))
-            },
-        )
-        .boxed(),
-        // Another Bulkhead version's CRD may be newer: read one by one too.
-        events(
-            Api::<DynamicObject>::all_with(client.clone(), &ApiResource::erase::<BulkheadClusterPolicy>(&())),
-            cluster::BULKHEAD_KIND,
-            |d| {
-                let mut o: BulkheadClusterPolicy = typed(cluster::BULKHEAD_KIND, d)?;
-                for w in cluster::fail_closed_extension(&mut o) {
-                    tracing::warn!(warning = %w, "BulkheadClusterPolicy from the Kubernetes API");
-                }
-                Ok(Object::BulkheadClusterPolicy(Box::new(o)))
-            },
-        )
-        .boxed(),
+        // The upstream CRD is not ours and may be newer than Bulkhead (and
+        // another Bulkhead version's may be newer too): their objects are
+        // read one by one, so one that cannot be read never fails the list,
+        // and what cannot be enforced as written fails closed, as upstream asks.
+        cluster_tier(&client, cluster::KIND, cluster::fail_closed, |o| Object::ClusterNetworkPolicy(Box::new(o))),
+        cluster_tier(&client, cluster::BULKHEAD_KIND, cluster::fail_closed_extension, |o| {
+            Object::BulkheadClusterPolicy(Box::new(o))
+        }),
         events(Api::<Quarantine>::all(client.clone()), quarantine::KIND, |o| Ok(Object::Quarantine(Box::new(o))))
             .boxed(),
     ])
