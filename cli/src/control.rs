@@ -415,7 +415,8 @@ pub async fn status(target: &Target, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "generation {}: {} pods, {} NetworkPolicies, {} ClusterNetworkPolicies, {} identities, {} entries, {} quarantines",
+        "cluster {}, generation {}: {} pods, {} NetworkPolicies, {} ClusterNetworkPolicies, {} identities, {} entries, {} quarantines",
+        s.cluster,
         s.generation,
         s.pods,
         s.network_policies,

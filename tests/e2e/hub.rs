@@ -105,7 +105,7 @@ fn one_view_of_two_clusters_and_a_quarantine_executed_by_its_member() {
         entry("tina", Role::Admin, Some(&["shop"]), &tina),
     ];
     std::fs::write(dir.join("tokens.yaml"), tokens::TokenFile::to_yaml(&holders).unwrap()).unwrap();
-    let (hub_proc, url) = start_hub(&dir, &[("east", &ea), ("west", &wa)], &["--name", "ops-hub"]);
+    let (hub_proc, url) = start_hub(&dir, &[("east", &ea), ("west", &wa)], &["--name", "ops-hub", "--share-pods"]);
     let hub = Api::plain(&url, &dir);
 
     // Nobody unauthenticated, and no tenant: the hub's view is cluster-wide.
@@ -194,6 +194,14 @@ fn one_view_of_two_clusters_and_a_quarantine_executed_by_its_member() {
         east.probe(&web_pod, &api_pod, 8080, false, false)
     });
 
+    // Both labs call themselves "lab": the hub names them east and west, so
+    // it shares neither's pods (their identities would name another cluster).
+    wait_for("the hub to refuse sharing misnamed members", Duration::from_secs(20), || {
+        std::fs::read_to_string(dir.join("hub.log")).is_ok_and(|l| l.contains("is not its --member name"))
+    });
+    let remote = ea.get("/api/v1/audit?action=set-remote-pods&limit=10", &admin);
+    assert_eq!(remote["items"].as_array().map(Vec::len), Some(0), "{remote}");
+
     // A member down: its entry says so, the other still answers.
     let dead =
         Killed::kill(west.state.controller_pid.unwrap(), bulkhead_lab::state::dir(&west.name).join("controller.log"));
@@ -262,9 +270,16 @@ fn synced(api: &Api, token: &str) {
 #[test]
 fn a_policy_by_cluster_allows_exactly_the_other_clusters_pods() {
     let (east_cidr, west_cidr) = ("10.245.0.0/16", "10.246.0.0/16");
-    let east = Lab::up_with("mce", "bridge", 1, &deployment("shop", "client", 80, ""), &["--pod-cidr", east_cidr]);
+    let east = Lab::up_with(
+        "mce",
+        "bridge",
+        1,
+        &deployment("shop", "client", 80, ""),
+        &["--pod-cidr", east_cidr, "--controller-arg=--cluster=east"],
+    );
     let west_pods = [pod("shop", "api-0", "api", &["8080", "81"]), deployment("shop", "local", 80, "")].concat();
-    let west = Lab::up_with("mcw", "bridge", 1, &west_pods, &["--pod-cidr", west_cidr]);
+    let west =
+        Lab::up_with("mcw", "bridge", 1, &west_pods, &["--pod-cidr", west_cidr, "--controller-arg=--cluster=west"]);
     let _link = link((&east, east_cidr), (&west, west_cidr));
     let (client, api, local) =
         (east.pod_of("shop", "client"), west.pod_of("shop", "api"), west.pod_of("shop", "local"));
@@ -304,7 +319,7 @@ spec:
         "workload": {"kind": "Pod", "name": "x", "namespace": "shop"}, "mode": "enforce", "quarantined": false});
     let bad = put(&admin, "east", json!({"pods": [pod]}));
     assert!(bad.status == 400 && bad.text.contains("pods[0].ips[0]"), "{}", bad.text);
-    let own = put(&admin, "lab", json!({"pods": []}));
+    let own = put(&admin, "west", json!({"pods": []}));
     assert!(own.status == 400 && own.text.contains("is not another cluster"), "{}", own.text);
 
     // The hub shares each member's pods with the other.

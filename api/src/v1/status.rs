@@ -35,6 +35,8 @@ pub struct Status {
     /// Policies enforced other than as written (rules failed closed) and
     /// retired objects not enforced, one line each saying what to do.
     pub policy_warnings: Vec<String>,
+    /// This controller's cluster name, which its pods' identities carry.
+    pub cluster: String,
 }
 
 /// One node's sync state.

@@ -4,6 +4,7 @@
 //! member the hub cannot read keeps its last pods on the others.
 
 use bulkhead_api::v1::hub::{RemotePods, RemotePodsTaken};
+use bulkhead_api::v1::status::Status;
 
 use super::Members;
 use crate::policy::remote::{POLL, pods_of};
@@ -13,6 +14,20 @@ pub async fn run(members: Members) {
     let names: Vec<String> = members.list().map(|m| m.name.clone()).collect();
     loop {
         for from in &names {
+            // The name the hub gives a member is the one its pods carry
+            // elsewhere: it must be the member's own, or `clusters:` peers
+            // would name one cluster and match another.
+            match members.send::<Status>(from, reqwest::Method::GET, "/api/v1/status", None::<&()>).await {
+                Ok(st) if st.cluster == *from => {}
+                Ok(st) => {
+                    tracing::error!(member = %from, cluster = %st.cluster, "the member's --cluster is not its --member name: its pods are not shared");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(cluster = %from, error = %e, "reading a member's status (the others keep its last pods)");
+                    continue;
+                }
+            }
             let pods = match pods_of(&members, from).await {
                 Ok(p) => RemotePods { pods: p },
                 Err(e) => {

@@ -607,6 +607,7 @@ impl State {
                 .into_iter()
                 .chain(self.retired.iter().map(|n| crate::policy::kubernetes::retired_warning(n)))
                 .collect(),
+            cluster: self.cfg.cluster.clone(),
         }
     }
 

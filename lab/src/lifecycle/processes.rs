@@ -138,8 +138,6 @@ pub(super) fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path)
         "controller",
         "--netns",
         &fabric,
-        "--cluster",
-        crate::inventory::CLUSTER,
         "--manifests",
         &inventory.to_string_lossy(),
         "--mode",
@@ -182,6 +180,10 @@ pub(super) fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path)
     }
     if lab.learn.1 > 0 {
         args.extend(["--learn-quiet".into(), lab.learn.1.to_string()]);
+    }
+    // The cluster is "lab" unless a --controller-arg names it.
+    if !lab.controller_args.iter().any(|a| a == "--cluster" || a.starts_with("--cluster=")) {
+        args.extend(["--cluster".to_string(), crate::inventory::CLUSTER.to_string()]);
     }
     args.extend(lab.controller_args.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -2046,6 +2046,8 @@ export interface components {
         };
         /** @description What `GET /api/v1/status` answers. */
         Status: {
+            /** @description This controller's cluster name, which its pods' identities carry. */
+            cluster: string;
             /**
              * Format: int32
              * @description ClusterNetworkPolicies in force.

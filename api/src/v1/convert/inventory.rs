@@ -136,6 +136,7 @@ impl From<Status> for pb::Status {
             flows: Some(s.flows.into()),
             quarantines_active: s.quarantines_active,
             policy_warnings: s.policy_warnings,
+            cluster: s.cluster,
         }
     }
 }
@@ -156,6 +157,7 @@ impl TryFrom<pb::Status> for Status {
             flows: required(s.flows, "flows")?,
             quarantines_active: s.quarantines_active,
             policy_warnings: s.policy_warnings,
+            cluster: s.cluster,
         })
     }
 }
@@ -330,6 +332,7 @@ mod tests {
             policy_warnings: vec![
                 "ClusterNetworkPolicy c: spec.egress[0]: …; the rule is left out (fail closed)".into(),
             ],
+            cluster: "prod".into(),
         };
         assert_eq!(Status::try_from(pb::Status::from(status.clone()))?, status);
         let mut missing = pb::Status::from(status);
