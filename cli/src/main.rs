@@ -346,6 +346,15 @@ enum LabCommand {
         #[arg(long, default_value = "lab")]
         name: String,
     },
+    /// Route this lab's pod network and another's to each other (two
+    /// clusters; their pod CIDRs must differ, see `up --pod-cidr`).
+    Link {
+        #[arg(long, default_value = "lab")]
+        name: String,
+        /// The other lab.
+        #[arg(long)]
+        to: String,
+    },
     /// Probe connectivity: FROM TO:PORT[/PROTO] (FROM: ns/pod, or `outside` for an address outside
     /// the cluster; TO: ns/pod, ns/svc or an IP), or --matrix.
     Probe {
@@ -668,6 +677,12 @@ async fn lab(command: LabCommand) -> Result<()> {
                     api.tokens.viewer.display()
                 );
             }
+            Ok(())
+        }
+        LabCommand::Link { name, to } => {
+            let (a, b) = (LabState::load(&name)?, LabState::load(&to)?);
+            bulkhead_lab::link::link(&a, &b)?;
+            println!("lab {name} and lab {to}: pod networks {} and {} routed to each other", a.pod_cidr, b.pod_cidr);
             Ok(())
         }
         LabCommand::Down { name } => {

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod error;
 pub mod inventory;
 pub mod lifecycle;
+pub mod link;
 pub mod listens;
 pub mod manifest;
 pub mod netns;

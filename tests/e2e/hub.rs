@@ -213,46 +213,6 @@ fn one_view_of_two_clusters_and_a_quarantine_executed_by_its_member() {
     drop(hub_proc);
 }
 
-/// A router namespace this test made between two labs' fabrics, routing
-/// each lab's pod CIDR to the other's node; removed (with its links) on drop.
-struct Link {
-    netns: String,
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
-/// Routes `a`'s pod CIDR and `b`'s to each other through a router on both
-/// fabrics (each lab has one node; the fabrics' addresses overlap, so the
-/// router names the interface of each route).
-fn link(a: (&Lab, &str), b: (&Lab, &str)) -> Link {
-    let netns = format!("bh_mc{}_gw", std::process::id() % 100_000);
-    let guard = Link { netns: netns.clone() };
-    ip(&["netns", "add", &netns]);
-    ip(&["-n", &netns, "link", "set", "lo", "up"]);
-    let fwd = Command::new("ip").args(["netns", "exec", &netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]).status();
-    assert!(fwd.unwrap().success());
-    for ((lab, cidr), (_, other), side) in [(a, b, "gwa"), (b, a, "gwb")] {
-        let fabric = format!("bh_{}_fab", lab.name);
-        let peer = format!("mcgw{side}");
-        ip(&["-n", &fabric, "link", "add", &peer, "type", "veth", "peer", "name", side, "netns", &netns]);
-        ip(&["-n", &fabric, "link", "set", "dev", &peer, "master", "fab0", "up"]);
-        ip(&["-n", &netns, "addr", "add", "172.30.0.249/24", "dev", side]);
-        ip(&["-n", &netns, "link", "set", "dev", side, "up"]);
-        ip(&["-n", &netns, "route", "add", cidr, "via", "172.30.0.1", "dev", side]);
-        ip(&["-n", &lab.state.nodes[0].netns, "route", "replace", other, "via", "172.30.0.249"]);
-    }
-    guard
-}
-
 /// Waits until every node of `api`'s cluster enforces its latest generation.
 fn synced(api: &Api, token: &str) {
     wait_for("every node in sync", Duration::from_secs(20), || {
@@ -280,7 +240,11 @@ fn a_policy_by_cluster_allows_exactly_the_other_clusters_pods() {
     let west_pods = [pod("shop", "api-0", "api", &["8080", "81"]), deployment("shop", "local", 80, "")].concat();
     let west =
         Lab::up_with("mcw", "bridge", 1, &west_pods, &["--pod-cidr", west_cidr, "--controller-arg=--cluster=west"]);
-    let _link = link((&east, east_cidr), (&west, west_cidr));
+    // A router between the fabrics; east's `lab down` removes it.
+    let out = east.bulkhead(&["lab", "link", "--name", &east.name, "--to", &west.name]);
+    assert!(out.contains("routed to each other"), "{out}");
+    let again = crate::support::try_bulkhead(&["lab", "link", "--name", &west.name, "--to", &east.name]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is linked already"), "{again:?}");
     let (client, api, local) =
         (east.pod_of("shop", "client"), west.pod_of("shop", "api"), west.pod_of("shop", "local"));
     let api_ip = west.ip(&api, false).to_string();
