@@ -41,6 +41,9 @@ echo "bench: quarantine through the API, call to drop on the wire (100 and 1000 
 cargo run --quiet --release --example quarantine_latency -- 100 40 2>/dev/null > bench/results/quarantine_100.json
 cargo run --quiet --release --example quarantine_latency -- 1000 40 2>/dev/null > bench/results/quarantine_1000.json
 
+echo "bench: what the hub adds to a quarantine and a read (100 pods)" >&2
+cargo run --quiet --release --example hub_latency -- 100 20 2>/dev/null > bench/results/hub_latency.json
+
 echo "bench: the console in headless Chromium (map at 500/5 000 and 5 000/50 000 workloads/edges, 1 000 flows/s for 60 s)" >&2
 cargo build --release --quiet --example console_bench
 node ui/bench/console.mjs target/release/examples/console_bench 3 60 > bench/results/console.json

@@ -28,26 +28,6 @@ use bulkhead_lab::probe;
 #[path = "support/mod.rs"]
 mod support;
 
-fn manifests(pods: usize) -> String {
-    let mut out = "apiVersion: v1\nkind: Pod\nmetadata: {name: srv, namespace: qlat, labels: {app: srv}}\nspec: {containers: [{name: c, ports: [{containerPort: 8000}]}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: cli, namespace: qlat, labels: {app: cli}}\nspec: {containers: [{name: c}]}\n".to_string();
-    out.push_str(&support::bystanders("qlat", pods.saturating_sub(2)));
-    out
-}
-
-fn quantiles(mut v: Vec<f64>) -> serde_json::Value {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
-    serde_json::json!({"p50": at(0.5), "p99": at(0.99), "max": v[v.len() - 1]})
-}
-
-/// Whether the client connects to the server now (5 ms timeout).
-async fn connects(lab: &bulkhead_lab::state::LabState, p: &probe::Probe) -> bool {
-    let (state, probe) = (lab.clone(), p.clone());
-    tokio::task::spawn_blocking(move || probe::run(&state, &[probe], Duration::from_millis(5))).await.unwrap().unwrap()
-        [0]
-    .connected
-}
-
 /// The pause between echoes: the resolution of the wire figure.
 const PACE: Duration = Duration::from_micros(250);
 
@@ -85,20 +65,14 @@ async fn main() {
     let rounds: usize = args.get(2).map(|a| a.parse().unwrap()).unwrap_or(50);
     let name = format!("qlat{pods}");
     let started = Instant::now();
-    let (_guard, lab) = support::up(&name, &manifests(pods), pods).await;
+    let (_guard, lab) = support::up(&name, &support::server_and_client("qlat", pods), pods).await;
     eprintln!("quarantine_latency: lab of {} pods up in {:.0} s", lab.pods.len(), started.elapsed().as_secs_f64());
     let api = lab.api.clone().expect("the lab serves its API");
     let token = std::fs::read_to_string(&api.tokens.admin).unwrap().trim().to_string();
-    let ca = std::fs::read(&api.ca_file).unwrap();
-    let http = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let http = support::https_client(&api.ca_file);
     let p = probe::probe_for(&lab, "qlat/cli", "qlat/srv", 8000, false, false).unwrap();
     // Without a policy the client reaches the server.
-    assert!(connects(&lab, &p).await, "the client must reach the server before any quarantine");
+    assert!(support::connects(&lab, &p).await, "the client must reach the server before any quarantine");
 
     let netns = bulkhead_lab::netns::path(&lab.pod("qlat/cli").unwrap().netns);
     let server = SocketAddr::new(lab.pod("qlat/srv").unwrap().ips[0], 8000);
@@ -133,7 +107,10 @@ async fn main() {
         enforced.push(body["enforced_micros"].as_f64().unwrap() / 1000.0);
         agent.push(body["pods"][0]["agent_micros"].as_f64().unwrap() / 1000.0);
         // Answered means enforced: the very next connection attempt fails.
-        assert!(!connects(&lab, &p).await, "round {i}: the server is reachable after the quarantine was answered");
+        assert!(
+            !support::connects(&lab, &p).await,
+            "round {i}: the server is reachable after the quarantine was answered"
+        );
 
         let id = body["id"].as_u64().unwrap();
         let t = Instant::now();
@@ -145,7 +122,7 @@ async fn main() {
             .unwrap();
         assert!(r.status().is_success(), "release: {}", r.status());
         r.bytes().await.unwrap();
-        while !connects(&lab, &p).await {
+        while !support::connects(&lab, &p).await {
             assert!(t.elapsed() < Duration::from_secs(30), "round {i}: release never reached the wire");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -165,12 +142,12 @@ async fn main() {
         "benchmark": "quarantine_latency",
         "pods": lab.pods.len(),
         "rounds": rounds,
-        "api_to_wire_ms": quantiles(wire),
-        "quarantine_answered_ms": quantiles(quarantine),
-        "controller_enforced_ms": quantiles(enforced),
-        "agent_ms": quantiles(agent),
-        "release_to_wire_ms": quantiles(release),
-        "baseline_whoami_ms": quantiles(noop),
+        "api_to_wire_ms": support::quantiles(wire),
+        "quarantine_answered_ms": support::quantiles(quarantine),
+        "controller_enforced_ms": support::quantiles(enforced),
+        "agent_ms": support::quantiles(agent),
+        "release_to_wire_ms": support::quantiles(release),
+        "baseline_whoami_ms": support::quantiles(noop),
         "wire_over_whoami_p50": wire_ratio,
         "answered_over_whoami_p50": answer_ratio,
     });

@@ -62,3 +62,38 @@ pub async fn up(name: &str, manifests: &str, pods: usize) -> (Down, bulkhead_lab
     };
     (guard, bulkhead_lab::up(&opts).await.unwrap())
 }
+
+/// A server (`srv`, port 8000) and a client (`cli`) in `namespace`, and
+/// bystanders up to `pods` pods in all.
+pub fn server_and_client(namespace: &str, pods: usize) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: srv, namespace: {namespace}, labels: {{app: srv}}}}\nspec: {{containers: [{{name: c, ports: [{{containerPort: 8000}}]}}]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: cli, namespace: {namespace}, labels: {{app: cli}}}}\nspec: {{containers: [{{name: c}}]}}\n"
+    );
+    out.push_str(&bystanders(namespace, pods.saturating_sub(2)));
+    out
+}
+
+/// p50, p99 and max of `v`, as JSON.
+pub fn quantiles(mut v: Vec<f64>) -> serde_json::Value {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    serde_json::json!({"p50": at(0.5), "p99": at(0.99), "max": v[v.len() - 1]})
+}
+
+/// Whether the probe connects now (5 ms timeout).
+pub async fn connects(lab: &bulkhead_lab::state::LabState, p: &bulkhead_lab::probe::Probe) -> bool {
+    let (state, probe) = (lab.clone(), p.clone());
+    let run = move || bulkhead_lab::probe::run(&state, &[probe], std::time::Duration::from_millis(5));
+    tokio::task::spawn_blocking(run).await.unwrap().unwrap()[0].connected
+}
+
+/// An HTTPS client trusting the lab API's CA.
+pub fn https_client(ca_file: &std::path::Path) -> reqwest::Client {
+    let ca = std::fs::read(ca_file).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
