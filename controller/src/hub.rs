@@ -3,8 +3,9 @@
 //! and answers reads (status, graph, flows, exposure, quarantines) with
 //! every member's answer under its cluster name, and sends a quarantine to
 //! the member that executes it. With `--share-pods` it also gives each
-//! member the others' pods, so identities carry the cluster they are of. It keeps no state of its own but its audit
-//! log, so it can be restarted or run twice at will.
+//! member the others' pods, so identities carry the cluster they are of.
+//! It keeps no state of its own but its audit log, so it can be restarted
+//! or run twice at will.
 
 mod members;
 mod routes;
@@ -36,10 +37,9 @@ pub struct HubConfig {
 /// Serves the hub on `listener` (bound by [`crate::http::bind`]) until the
 /// process is stopped.
 pub async fn run(cfg: HubConfig, listener: std::net::TcpListener) -> Result<(), ControllerError> {
-    let tokens_path =
-        cfg.api.tokens.clone().ok_or_else(|| {
-            ControllerError::BadRequest("the hub needs --tokens: every caller is authenticated".into())
-        })?;
+    let tokens_path = cfg.api.tokens.clone().ok_or_else(|| {
+        ControllerError::BadRequest("the hub needs --tokens-file: every caller is authenticated".into())
+    })?;
     let tokens = TokenSource::load(&tokens_path).map_err(|e| ControllerError::BadRequest(e.to_string()))?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| ControllerError::Io {
         action: "creating the hub's state dir",
@@ -54,6 +54,7 @@ pub async fn run(cfg: HubConfig, listener: std::net::TcpListener) -> Result<(), 
     if cfg.share_pods {
         tokio::spawn(share::run(members.clone()));
     }
-    let (router, _) = routes::router(routes::Hub { name: cfg.name, members, tokens, audit });
+    let auth = crate::auth::Authenticator { tokens: Some(tokens), kubernetes: None };
+    let (router, _) = routes::router(routes::Hub { name: cfg.name, members, auth, audit });
     crate::http::serve_router(&cfg.api, listener, router, std::future::pending()).await
 }

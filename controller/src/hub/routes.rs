@@ -23,7 +23,7 @@ use bulkhead_api::v1::{Page, WhoAmI};
 use bulkhead_model::Role;
 
 use super::members::Members;
-use crate::auth::tokens::TokenSource;
+use crate::auth::{Authenticator, Principal};
 use crate::http::{ApiError, J, Peer, Problems, Q};
 use crate::service::ServiceError;
 
@@ -34,8 +34,8 @@ pub struct Hub {
     pub name: String,
     /// Its members.
     pub members: Members,
-    /// Who may call it.
-    pub tokens: TokenSource,
+    /// Who may call it: the tokens file only.
+    pub auth: Authenticator,
     /// Its own audit log.
     pub audit: AuditLog,
 }
@@ -44,7 +44,7 @@ type Shared = Arc<Hub>;
 
 /// An authenticated hub caller, cluster-wide (a tenant's token is refused:
 /// the hub's member tokens are cluster-wide, so it cannot scope answers).
-struct HubCaller(Caller, Role);
+struct HubCaller(Principal);
 
 impl Hub {
     fn audit(&self, caller: &Caller, outcome: Outcome, action: &str, target: &str, detail: &str) {
@@ -54,13 +54,38 @@ impl Hub {
         }
     }
 
+    /// Sends `who`'s change to the member `cluster` and audits it here: done
+    /// (with `detail` of the answer), refused by the member, or failed.
+    async fn forward<T: serde::de::DeserializeOwned>(
+        &self,
+        who: &HubCaller,
+        (action, target): (&str, &str),
+        (cluster, method, path): (&str, reqwest::Method, &str),
+        body: Option<&QuarantineRequest>,
+        detail: impl FnOnce(&T) -> String,
+    ) -> Result<T, ApiError> {
+        let caller = who.0.caller();
+        match self.members.send::<T>(cluster, method, path, body).await {
+            Ok(answer) => {
+                self.audit(&caller, Outcome::Ok, action, target, &detail(&answer));
+                Ok(answer)
+            }
+            Err(e) => {
+                let outcome =
+                    if matches!(e, ServiceError::Forbidden { .. }) { Outcome::Refused } else { Outcome::Failed };
+                self.audit(&caller, outcome, action, target, &e.to_string());
+                Err(ApiError(e))
+            }
+        }
+    }
+
     /// Refuses, and audits, a caller whose role is below `need`.
     fn authorize(&self, who: &HubCaller, need: Role, action: &str, target: &str) -> Result<(), ApiError> {
-        if who.1 >= need {
+        if who.0.role >= need {
             return Ok(());
         }
-        let why = format!("{} holds role {}; {action} needs {}", who.0.actor, who.1.as_str(), need.as_str());
-        self.audit(&who.0, Outcome::Refused, action, target, &why);
+        let why = format!("{} holds role {}; {action} needs {}", who.0.user, who.0.role.as_str(), need.as_str());
+        self.audit(&who.0.caller(), Outcome::Refused, action, target, &why);
         Err(ApiError(ServiceError::Forbidden { detail: why }))
     }
 }
@@ -71,41 +96,22 @@ impl FromRequestParts<Shared> for HubCaller {
     async fn from_request_parts(parts: &mut Parts, hub: &Shared) -> Result<Self, ApiError> {
         let source = parts.extensions.get::<Peer>().map_or_else(|| "unknown".to_string(), |p| p.0.to_string());
         let target = format!("{} {}", parts.method, parts.uri.path());
-        let anonymous = Caller { actor: "anonymous".into(), role: None, uid: None, pid: None, source, scope: None };
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let refuse = |why: &str, error: ServiceError| {
-            hub.audit(&anonymous, Outcome::Refused, "authenticate", &target, why);
-            Err(ApiError(error))
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let who = match hub.auth.authenticate(header, &source, Vec::new).await {
+            Ok(p) => p,
+            Err(e) => {
+                let anonymous =
+                    Caller { actor: "anonymous".into(), role: None, uid: None, pid: None, source, scope: None };
+                hub.audit(&anonymous, Outcome::Refused, "authenticate", &target, &e.to_string());
+                return Err(ApiError(ServiceError::Unauthenticated(e.to_string())));
+            }
         };
-        let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return refuse(
-                "no bearer token",
-                ServiceError::Unauthenticated("Authorization: Bearer <token> is required".into()),
-            );
-        };
-        let Some(entry) = hub.tokens.verify(token) else {
-            return refuse(
-                "unknown token",
-                ServiceError::Unauthenticated("the token is not valid for this hub".into()),
-            );
-        };
-        let caller = Caller {
-            actor: entry.user.clone(),
-            role: Some(entry.role),
-            scope: entry.scope().namespaces(),
-            ..anonymous.clone()
-        };
-        if entry.scope().is_tenant() {
-            let why = format!("{} is a tenant of some namespaces; the hub serves cluster-wide tokens only", entry.user);
-            hub.audit(&caller, Outcome::Refused, "authenticate", &target, &why);
+        if who.scope.is_tenant() {
+            let why = format!("{} is a tenant of some namespaces; the hub serves cluster-wide tokens only", who.user);
+            hub.audit(&who.caller(), Outcome::Refused, "authenticate", &target, &why);
             return Err(ApiError(ServiceError::Forbidden { detail: why }));
         }
-        Ok(HubCaller(Caller { scope: None, ..caller }, entry.role))
+        Ok(HubCaller(who))
     }
 }
 
@@ -121,7 +127,7 @@ fn with_query(path: &str, q: Option<String>) -> String {
 /// Who the caller is, as the hub sees it.
 #[utoipa::path(get, path = "/api/v1/hub/whoami", tag = "hub", responses((status = 200, body = WhoAmI), Problems))]
 async fn whoami(who: HubCaller) -> Json<WhoAmI> {
-    Json(WhoAmI { user: who.0.actor, role: who.1, namespaces: None, via: "token".into() })
+    Json(WhoAmI { user: who.0.user, role: who.0.role, namespaces: None, via: who.0.via.as_str().into() })
 }
 
 /// The member clusters.
@@ -177,8 +183,8 @@ fn require_reason(reason: &str) -> Result<(), ApiError> {
 }
 
 /// The reason the member records: the caller's, and who asked at the hub.
-fn forwarded(hub: &Hub, who: &Caller, reason: &str) -> String {
-    format!("{reason} [via hub {} by {}]", hub.name, who.actor)
+fn forwarded(hub: &Hub, who: &HubCaller, reason: &str) -> String {
+    format!("{reason} [via hub {} by {}]", hub.name, who.0.user)
 }
 
 /// Quarantines on one member, which executes and audits it.
@@ -195,24 +201,11 @@ async fn quarantine(
     hub.authorize(&who, Role::Responder, "quarantine", &target)?;
     require_reason(&req.reason)?;
     let reason = req.reason.clone();
-    req.reason = forwarded(&hub, &who.0, &reason);
-    match hub.members.send::<Quarantine>(&cluster, reqwest::Method::POST, "/api/v1/quarantines", Some(&req)).await {
-        Ok(q) => {
-            hub.audit(
-                &who.0,
-                Outcome::Ok,
-                "quarantine",
-                &target,
-                &format!("quarantine {} on {cluster}: {reason}", q.id),
-            );
-            Ok((StatusCode::CREATED, Json(q)))
-        }
-        Err(e) => {
-            let outcome = if matches!(e, ServiceError::Forbidden { .. }) { Outcome::Refused } else { Outcome::Failed };
-            hub.audit(&who.0, outcome, "quarantine", &target, &e.to_string());
-            Err(ApiError(e))
-        }
-    }
+    req.reason = forwarded(&hub, &who, &reason);
+    let to = (cluster.as_str(), reqwest::Method::POST, "/api/v1/quarantines");
+    let detail = |q: &Quarantine| format!("quarantine {} on {cluster}: {reason}", q.id);
+    let q = hub.forward(&who, ("quarantine", &target), to, Some(&req), detail).await?;
+    Ok((StatusCode::CREATED, Json(q)))
 }
 
 /// Releases a quarantine on one member.
@@ -228,19 +221,10 @@ async fn release(
     let target = format!("cluster {cluster}: quarantine {id}");
     hub.authorize(&who, Role::Responder, "release", &target)?;
     require_reason(&q.reason)?;
-    let reason = forwarded(&hub, &who.0, &q.reason);
-    let path = format!("/api/v1/quarantines/{id}?reason={}", encode(&reason));
-    match hub.members.send::<Quarantine>(&cluster, reqwest::Method::DELETE, &path, None::<&()>).await {
-        Ok(done) => {
-            hub.audit(&who.0, Outcome::Ok, "release", &target, &q.reason);
-            Ok(Json(done))
-        }
-        Err(e) => {
-            let outcome = if matches!(e, ServiceError::Forbidden { .. }) { Outcome::Refused } else { Outcome::Failed };
-            hub.audit(&who.0, outcome, "release", &target, &e.to_string());
-            Err(ApiError(e))
-        }
-    }
+    let path = format!("/api/v1/quarantines/{id}?reason={}", encode(&forwarded(&hub, &who, &q.reason)));
+    let to = (cluster.as_str(), reqwest::Method::DELETE, path.as_str());
+    let done = hub.forward(&who, ("release", &target), to, None, |_: &Quarantine| q.reason.clone()).await?;
+    Ok(Json(done))
 }
 
 /// Percent-encodes a query value.
@@ -326,7 +310,7 @@ mod tests {
     /// that cannot be reached is that member's error.
     #[tokio::test]
     async fn every_path_is_authenticated_and_refusals_are_audited() {
-        use crate::auth::tokens::{TokenEntry, TokenFile, generate, hash};
+        use crate::auth::tokens::{TokenEntry, TokenFile, TokenSource, generate, hash};
         let dir = Dir(std::env::temp_dir().join(format!("bulkhead-hub-routes-{}", std::process::id())));
         std::fs::create_dir_all(&dir.0).unwrap();
         let (viewer, tenant) = (generate().unwrap(), generate().unwrap());
@@ -345,7 +329,10 @@ mod tests {
         let hub = Hub {
             name: "h".into(),
             members,
-            tokens: TokenSource::load(&dir.0.join("tokens.yaml")).unwrap(),
+            auth: Authenticator {
+                tokens: Some(TokenSource::load(&dir.0.join("tokens.yaml")).unwrap()),
+                kubernetes: None,
+            },
             audit: AuditLog::new(&dir.0.join("audit.log")),
         };
         let (router, doc) = router(hub);
