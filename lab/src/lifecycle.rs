@@ -15,7 +15,9 @@ mod nodes;
 mod pods;
 mod processes;
 
-use nodes::{build_node, build_outside, check_tools, ns_prefix};
+pub use nodes::fabric_netns;
+pub(crate) use nodes::ns_prefix;
+use nodes::{build_node, build_outside, check_tools};
 use pods::{build_pod, remove_pod};
 pub use processes::{agent_for, process_alive, wait_api, wait_synced};
 use processes::{alive, kill_lab_process, kill_netns_processes, start_agent, start_controller};
@@ -94,7 +96,7 @@ pub async fn up(opts: &UpOptions) -> Result<LabState, LabError> {
         source,
     })?;
 
-    let fabric = format!("{}fab", ns_prefix(&opts.name));
+    let fabric = fabric_netns(&opts.name);
     if !crate::netns::exists(&fabric) {
         run("ip", &["netns", "add", &fabric])?;
         run("ip", &["-n", &fabric, "link", "add", "fab0", "type", "bridge"])?;

@@ -6,6 +6,7 @@
 //! either removes it or cuts it off.
 
 use crate::error::LabError;
+use crate::lifecycle::{fabric_netns, ns_prefix};
 use crate::shell::{in_ns, run};
 use crate::state::LabState;
 
@@ -15,7 +16,7 @@ const ROUTER_IP: &str = "172.30.0.249";
 
 /// The router namespace of `lab`'s link.
 pub fn router_netns(lab: &str) -> String {
-    format!("bh_{lab}_link")
+    format!("{}link", ns_prefix(lab))
 }
 
 fn cidr(s: &LabState) -> Result<ipnetwork::Ipv4Network, LabError> {
@@ -36,7 +37,7 @@ pub fn link(a: &LabState, b: &LabState) -> Result<(), LabError> {
         )));
     }
     for l in [a, b] {
-        let fabric = format!("bh_{}_fab", l.name);
+        let fabric = fabric_netns(&l.name);
         if run("ip", &["-n", &fabric, "link", "show", "dev", "bhlink"]).is_ok() {
             return Err(LabError::Invalid(format!("lab {} is linked already (a lab links to one other lab)", l.name)));
         }
@@ -61,7 +62,7 @@ fn build(
     run("ip", &["-n", router, "link", "set", "dev", "lo", "up"])?;
     in_ns(router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
     for (l, leg, other) in [(a, "lega", cb), (b, "legb", ca)] {
-        let fabric = format!("bh_{}_fab", l.name);
+        let fabric = fabric_netns(&l.name);
         run("ip", &["-n", &fabric, "link", "add", "bhlink", "type", "veth", "peer", "name", leg, "netns", router])?;
         run("ip", &["-n", &fabric, "link", "set", "dev", "bhlink", "master", "fab0", "up"])?;
         run("ip", &["-n", router, "addr", "add", &format!("{ROUTER_IP}/24"), "dev", leg])?;

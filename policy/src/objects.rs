@@ -257,6 +257,17 @@ impl Object {
         }
     }
 
+    /// What `fail_closed` rewrote in a cluster policy from the Kubernetes
+    /// API, one line per rule; `None` for anything else.
+    pub fn failed_closed(&self) -> Option<&str> {
+        let meta = match self {
+            Object::ClusterNetworkPolicy(o) => &o.metadata,
+            Object::BulkheadClusterPolicy(o) => &o.metadata,
+            _ => return None,
+        };
+        meta.annotations.as_ref()?.get(cluster::FAIL_CLOSED_ANNOTATION).map(String::as_str)
+    }
+
     /// The object as YAML, for persisting and echoing back.
     pub fn to_yaml(&self) -> Result<String, PolicyError> {
         let r = match self {

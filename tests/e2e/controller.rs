@@ -12,7 +12,8 @@ fn status(lab: &Lab) -> serde_json::Value {
     serde_json::from_str(&lab.bulkhead(&["status", "--lab", &lab.name, "-o", "json"])).unwrap()
 }
 
-fn wait_in_sync(lab: &Lab) {
+/// Waits until every node of `lab` enforces the latest generation.
+pub fn wait_in_sync(lab: &Lab) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let s = status(lab);

@@ -14,6 +14,7 @@ use bulkhead_model::Role;
 use serde_json::json;
 
 use crate::e2e::api::wait_for;
+use crate::e2e::controller::wait_in_sync;
 use crate::support::{Api, BIN, Killed, Lab, deployment, pod};
 
 /// A hub process this test started, stopped by its id.
@@ -213,14 +214,6 @@ fn one_view_of_two_clusters_and_a_quarantine_executed_by_its_member() {
     drop(hub_proc);
 }
 
-/// Waits until every node of `api`'s cluster enforces its latest generation.
-fn synced(api: &Api, token: &str) {
-    wait_for("every node in sync", Duration::from_secs(20), || {
-        let st = api.get("/api/v1/status", token);
-        st["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["in_sync"] == true))
-    });
-}
-
 /// Two clusters with routed pod networks: a pod of east calls a service of
 /// west (at its pod's address: each lab has its own ClusterIP range), and a
 /// BulkheadClusterPolicy by cluster at west allows exactly that. Before the
@@ -269,7 +262,7 @@ spec:
 ";
     let applied = wa.call("POST", "/api/v1/policies", Some(&admin), Some(json!({"yaml": policy, "source": "e2e"})));
     assert!((200..300).contains(&applied.status), "{}", applied.text);
-    synced(&wa, &admin);
+    wait_in_sync(&west);
     assert!(!east.probe(&client, &api_ip, 8080, false, false), "east's pod is only an address to west so far");
     assert!(!west.probe(&local, &api, 8080, false, false), "west's own pods are not east");
 

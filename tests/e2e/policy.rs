@@ -95,7 +95,7 @@ struct External {
 impl External {
     fn attach(lab: &Lab, last_octet: u8) -> External {
         let netns = format!("bh_{}_ext{last_octet}", lab.name);
-        let fabric = format!("bh_{}_fab", lab.name);
+        let fabric = bulkhead_lab::lifecycle::fabric_netns(&lab.name);
         let ext = External { netns: netns.clone() };
         let ip = |args: &[&str]| {
             let out = std::process::Command::new("ip").args(args).output().unwrap();
@@ -187,7 +187,7 @@ fn metrics_are_served_on_each_node() {
     assert!(text.contains("bulkhead_endpoints{") && text.trim_end().ends_with("# EOF"), "{text}");
     // The probes a DaemonSet's kubelet asks: the agent and the controller
     // (in the fabric) are alive and ready, and say nothing more.
-    let fabric = format!("bh_{}_fab", lab.name);
+    let fabric = bulkhead_lab::lifecycle::fabric_netns(&lab.name);
     for (ns, url) in [(node, "http://127.0.0.1:9965"), (&fabric, "http://127.0.0.1:9966")] {
         for (path, want) in [("/healthz", "ok"), ("/readyz", "")] {
             let out = std::process::Command::new("ip")

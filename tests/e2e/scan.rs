@@ -93,7 +93,7 @@ fn manifests() -> String {
 }
 
 fn metric(lab: &Lab, line_start: &str) -> Option<f64> {
-    let fabric = format!("bh_{}_fab", lab.name);
+    let fabric = bulkhead_lab::lifecycle::fabric_netns(&lab.name);
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", &fabric, "curl", "-sf", "http://127.0.0.1:9966/metrics"])
         .output()
@@ -125,7 +125,7 @@ fn a_port_scan_is_one_anomaly_the_rule_quarantines_the_scanner_and_the_webhook_h
     let api = Api::of(&lab);
     let admin = api.lab_token("admin");
     let (web, app, db) = (lab.pod_of("shop", "web"), lab.pod_of("shop", "api"), lab.pod_of("shop", "db"));
-    let receiver = Receiver::start(&format!("bh_{}_fab", lab.name));
+    let receiver = Receiver::start(&bulkhead_lab::lifecycle::fabric_netns(&lab.name));
 
     // The baseline: web calls db and api, api calls db; everything stable.
     for (from, to, port) in [(&web, &db, 5432), (&web, &app, 8080), (&app, &db, 5432), (&web, &db, 5432)] {

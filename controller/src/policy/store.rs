@@ -133,18 +133,15 @@ impl Store {
 
     /// A copy with the objects removed.
     pub fn deleted(&self, objs: Vec<Object>) -> (Store, Changes) {
-        let mut next = self.clone();
-        let mut changes = Changes::default();
+        let (mut refs, mut skipped) = (Vec::new(), Vec::new());
         for obj in objs {
-            let r = obj.reference();
-            if let Object::Other { api_version, kind } = &obj {
-                changes.skipped.push(format!("{api_version} {kind}"));
-            } else if next.objects.remove(&r).is_some() {
-                changes.changed.push(r.to_string());
-            } else {
-                changes.unchanged.push(r.to_string());
+            match &obj {
+                Object::Other { api_version, kind } => skipped.push(format!("{api_version} {kind}")),
+                _ => refs.push(obj.reference()),
             }
         }
+        let (next, mut changes) = self.forgotten(&refs);
+        changes.skipped = skipped;
         (next, changes)
     }
 
@@ -196,18 +193,7 @@ impl Store {
     /// What `fail_closed` rewrote in the stored cluster policies, one line
     /// per rule, from their annotation.
     pub fn failed_closed(&self) -> Vec<String> {
-        let note = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            m.annotations.as_ref().and_then(|a| a.get(bulkhead_policy::cluster::FAIL_CLOSED_ANNOTATION)).cloned()
-        };
-        self.objects
-            .values()
-            .filter_map(|o| match o {
-                Object::ClusterNetworkPolicy(cp) => note(&cp.metadata),
-                Object::BulkheadClusterPolicy(cp) => note(&cp.metadata),
-                _ => None,
-            })
-            .flat_map(|n| n.lines().map(str::to_string).collect::<Vec<_>>())
-            .collect()
+        self.objects.values().filter_map(Object::failed_closed).flat_map(str::lines).map(str::to_string).collect()
     }
 
     /// Number of objects.

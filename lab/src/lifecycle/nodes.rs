@@ -9,8 +9,14 @@ use crate::state::{self, NodeState};
 
 pub(super) const CNI_DIR: &str = "/usr/lib/cni";
 
-pub(super) fn ns_prefix(lab: &str) -> String {
+pub(crate) fn ns_prefix(lab: &str) -> String {
     format!("bh_{lab}_")
+}
+
+/// The network namespace of `lab`'s fabric (its nodes' L2 segment, where the
+/// controller and the outside sit too).
+pub fn fabric_netns(lab: &str) -> String {
+    format!("{}fab", ns_prefix(lab))
 }
 
 pub(super) fn node_ip(i: usize) -> IpAddr {

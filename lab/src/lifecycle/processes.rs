@@ -11,8 +11,6 @@ use crate::error::LabError;
 use crate::shell::run;
 use crate::state::{self, LabState, NodeState};
 
-use super::nodes::ns_prefix;
-
 pub(super) fn spawn(exe: &Path, args: &[&str], netns: Option<&str>, log: &Path) -> Result<i32, LabError> {
     let file = std::fs::File::create(log).map_err(|source| LabError::Io {
         action: "creating log",
@@ -116,7 +114,7 @@ pub(super) fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path)
     }
     // A controller restarted by hand (not the recorded pid) runs in the
     // fabric namespace too, holding the API's port: stop it and wait.
-    let fabric_ns = format!("{}fab", ns_prefix(&lab.name));
+    let fabric_ns = super::fabric_netns(&lab.name);
     let stale: Vec<i32> = run("ip", &["netns", "pids", &fabric_ns])
         .map(|out| out.split_whitespace().filter_map(|p| p.parse().ok()).collect())
         .unwrap_or_default();
@@ -133,7 +131,7 @@ pub(super) fn start_controller(lab: &mut LabState, inventory: &Path, exe: &Path)
     let _ = std::fs::remove_file(state_dir.join("objects.yaml"));
     let socket = lab.controller_socket();
     let _ = std::fs::remove_file(&socket);
-    let fabric = crate::netns::path(&format!("{}fab", ns_prefix(&lab.name))).to_string_lossy().into_owned();
+    let fabric = crate::netns::path(&super::fabric_netns(&lab.name)).to_string_lossy().into_owned();
     let mut args: Vec<String> = [
         "controller",
         "--netns",
